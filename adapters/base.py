@@ -1,0 +1,308 @@
+"""Protocols for RMM and PSA adapters and the normalized records they exchange.
+
+The service core only ever talks to vendors through these types, so every adapter maps its vendor's
+shapes onto them and nothing vendor-specific leaks into the core. Records read from vendors are
+lenient (extra fields ignored); records the core hands to adapters for writing are strict.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Role(enum.StrEnum):
+    RMM = "rmm"
+    PSA = "psa"
+
+
+class ProblemKind(enum.StrEnum):
+    """Conditions on an endpoint that need a technician."""
+
+    NOT_PROTECTED = "not_protected"
+    PROTECTION_DISABLED = "protection_disabled"
+    DEFINITIONS_OUTDATED = "definitions_outdated"
+    THREAT_DETECTED = "threat_detected"
+    SCAN_OVERDUE = "scan_overdue"
+    AGENT_OFFLINE = "agent_offline"
+
+
+class ActionKind(enum.StrEnum):
+    SCAN = "scan"
+    UPDATE_DEFINITIONS = "update_definitions"
+    DEPLOY_AGENT = "deploy_agent"
+
+
+class _Record(BaseModel):
+    """A value read from a vendor: unknown fields are ignored, the record is immutable."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _Command(BaseModel):
+    """A value the core asks an adapter to write: strict, so a typo is an error, not a no-op."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# Records read from RMMs
+# ---------------------------------------------------------------------------------------------
+
+
+class RmmClient(_Record):
+    id: str
+    name: str
+
+
+class EndpointStatus(_Record):
+    """One endpoint's security status as observed in an RMM, normalized across vendors.
+
+    `None` means "the RMM does not report this", which is different from "off" or "zero".
+    """
+
+    endpoint_id: str
+    client_id: str
+    client_name: str | None = None
+    site_id: str | None = None
+    hostname: str
+    serial_number: str | None = None
+    os_name: str | None = None
+    device_type: str | None = None
+    product: str | None = None
+    protection_enabled: bool | None = None
+    definitions_date: datetime | None = None
+    last_scan_at: datetime | None = None
+    active_threats: int | None = None
+    online: bool | None = None
+    last_seen_at: datetime | None = None
+
+
+class AlertEvent(_Record):
+    """A problem becoming active or clearing on an endpoint, as reported by an RMM alert."""
+
+    event_id: str
+    client_id: str
+    endpoint_id: str
+    hostname: str | None = None
+    problem: ProblemKind
+    state: Literal["active", "cleared"]
+    message: str = ""
+    occurred_at: datetime
+
+
+class ActionResult(_Record):
+    accepted: bool
+    vendor_reference: str | None = None
+    message: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Records read from PSAs
+# ---------------------------------------------------------------------------------------------
+
+
+class PsaCompany(_Record):
+    id: str
+    name: str
+    identifier: str | None = None
+
+
+class PsaAgreement(_Record):
+    id: str
+    company_id: str
+    name: str
+    type_name: str | None = None
+    type_id: str | None = None
+    active: bool = True
+
+
+class PsaOption(_Record):
+    """A pick-list value (board, status, priority, type, queue) with its parent where it has one."""
+
+    id: str
+    name: str
+    parent_id: str | None = None
+    closed: bool = False
+
+
+class TicketRef(_Record):
+    id: str
+    number: str | None = None
+    url: str | None = None
+    closed: bool = False
+
+
+class BillingLineResult(_Record):
+    action: Literal["created", "updated", "unchanged"]
+    line_id: str
+    previous_quantity: Decimal | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands the core sends to PSAs
+# ---------------------------------------------------------------------------------------------
+
+
+class TicketSpec(_Command):
+    """A ticket to open. `marker` is stable per problem so the ticket can be found after a crash."""
+
+    marker: str
+    company_id: str
+    board_id: str
+    summary: str
+    description: str
+    priority_id: str | None = None
+    type_id: str | None = None
+    status_id: str | None = None
+
+
+class ConfigurationUpdate(_Command):
+    """Security status to write onto the PSA's configuration record for an endpoint."""
+
+    company_id: str
+    device_name: str
+    serial_number: str | None = None
+    create_if_missing: bool = False
+    type_id: str | None = None
+    fields: Mapping[str, str] = Field(default_factory=dict)
+
+
+class BillingLine(_Command):
+    """Desired state of one billed product line on a company's agreement for a period."""
+
+    marker: str
+    company_id: str
+    agreement_id: str
+    product_id: str
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    unit_cost: Decimal
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocols
+# ---------------------------------------------------------------------------------------------
+
+
+class WebhookRequest(_Record):
+    """What an adapter sees of a received webhook: raw body (signatures are over bytes), headers
+    (lower-cased names) and query parameters."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str] = Field(default_factory=dict)
+    received_at: datetime
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    async def test_connection(self) -> None:
+        """Make one cheap authenticated call; raise an AdapterError describing what is wrong."""
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RmmAdapter(Adapter, Protocol):
+    def list_clients(self) -> AsyncIterator[RmmClient]: ...
+
+    def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[list[EndpointStatus]]:
+        """Endpoints changed since the cursor (all when None), a vendor page at a time."""
+        ...
+
+    def verify_webhook(self, request: WebhookRequest, secret: str) -> bool | None:
+        """True/False for the vendor's own signature scheme; None when the vendor has none, so the
+        core applies its generic HMAC-header / token check."""
+        ...
+
+    def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
+        """Vendor-native alert body → events. Raise WebhookParseError naming what is wrong."""
+        ...
+
+    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
+        """Alerts for vendors without push; an empty list for vendors that push."""
+        ...
+
+    async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult: ...
+
+
+@runtime_checkable
+class PsaAdapter(Adapter, Protocol):
+    def list_companies(self) -> AsyncIterator[PsaCompany]: ...
+
+    async def list_agreements(self, company_id: str) -> list[PsaAgreement]: ...
+
+    async def list_ticket_options(self) -> dict[str, list[PsaOption]]:
+        """Boards/queues, statuses, priorities and types, keyed by those names."""
+        ...
+
+    async def find_ticket(self, marker: str, company_id: str) -> TicketRef | None: ...
+
+    async def create_ticket(self, spec: TicketSpec) -> TicketRef: ...
+
+    async def add_note(self, ticket_id: str, text: str) -> None: ...
+
+    async def close_ticket(self, ticket_id: str, status_id: str | None, resolution: str) -> None: ...
+
+    async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
+        """Write status onto the configuration record; its id, or None when missing and not created."""
+        ...
+
+    async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Adapter declaration
+# ---------------------------------------------------------------------------------------------
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
+"""Given a base URL, the transport to use (None = the default network transport). The core uses it
+to apply its outbound address policy; tests use it to route to the stateful fakes."""
+
+
+@dataclass(frozen=True)
+class ConnectionContext:
+    """Everything an adapter is constructed from: one fresh adapter object per connection."""
+
+    connection_id: str
+    base_url: str
+    credentials: BaseModel
+    options: BaseModel
+    transport_factory: TransportFactory = field(default=lambda _url: None)
+    sleep: Callable[[float], Awaitable[None]] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """What an adapter package exports under the `connector.adapters` entry-point group."""
+
+    kind: str
+    role: Role
+    title: str
+    credentials_model: type[BaseModel]
+    factory: Callable[[ConnectionContext], Adapter]
+    options_model: type[BaseModel] = NoOptions
+    webhook_scheme: str = "generic"
+    """How deliveries are authenticated: 'generic' = X-Connector-Signature HMAC or token."""
+    default_base_url: str | None = None
+
+    def credentials_schema(self) -> dict[str, Any]:
+        return self.credentials_model.model_json_schema()
+
+    def options_schema(self) -> dict[str, Any]:
+        return self.options_model.model_json_schema()

@@ -1,0 +1,88 @@
+"""Suggest RMM client ↔ PSA company pairs by name similarity.
+
+Names are normalized (case, punctuation, legal suffixes such as "Inc" or "GmbH") and compared with a
+ratio; each client gets its best company above a threshold, and a company is proposed only once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+LEGAL_SUFFIXES = {
+    "inc",
+    "incorporated",
+    "llc",
+    "ltd",
+    "limited",
+    "gmbh",
+    "ag",
+    "co",
+    "corp",
+    "corporation",
+    "company",
+    "plc",
+    "bv",
+    "sa",
+    "sarl",
+    "pty",
+    "srl",
+    "the",
+}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    client_id: str
+    client_name: str
+    company_id: str
+    company_name: str
+    score: float
+
+
+def normalize(name: str) -> str:
+    words = re.sub(r"[^a-z0-9 ]+", " ", name.lower().replace("&", " and ")).split()
+    return " ".join(w for w in words if w not in LEGAL_SUFFIXES)
+
+
+def similarity(a: str, b: str) -> float:
+    na, nb = normalize(a), normalize(b)
+    if not na or not nb:
+        return 0.0
+    if na == nb:
+        return 1.0
+    return SequenceMatcher(None, na, nb).ratio()
+
+
+def suggest(
+    clients: list[tuple[str, str]],
+    companies: list[tuple[str, str]],
+    *,
+    threshold: float = 0.75,
+) -> list[Suggestion]:
+    """Greedy best-first assignment of (id, name) clients to (id, name) companies."""
+    candidates: list[Suggestion] = []
+    by_normal: dict[str, list[tuple[str, str]]] = {}
+    for company_id, company_name in companies:
+        by_normal.setdefault(normalize(company_name), []).append((company_id, company_name))
+    for client_id, client_name in clients:
+        exact = by_normal.get(normalize(client_name))
+        pool = exact if exact else companies
+        for company_id, company_name in pool:
+            score = 1.0 if exact else similarity(client_name, company_name)
+            if score >= threshold:
+                candidates.append(
+                    Suggestion(client_id, client_name, company_id, company_name, round(score, 3))
+                )
+    candidates.sort(key=lambda s: (-s.score, s.client_name))
+    used_clients: set[str] = set()
+    used_companies: set[str] = set()
+    chosen: list[Suggestion] = []
+    for candidate in candidates:
+        if candidate.client_id in used_clients or candidate.company_id in used_companies:
+            continue
+        used_clients.add(candidate.client_id)
+        used_companies.add(candidate.company_id)
+        chosen.append(candidate)
+    return sorted(chosen, key=lambda s: s.client_name.lower())

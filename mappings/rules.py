@@ -1,0 +1,112 @@
+"""The mapping rules engineers configure, as strict pydantic models.
+
+These validate everything that can be checked without the database; the service layer adds the
+checks that need it (connection exists in this tenant, has the right role, no duplicate).
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from adapters.base import ActionKind, ProblemKind
+
+SUMMARY_FIELDS = frozenset({"problem", "problem_title", "hostname", "client", "message", "endpoint_id"})
+PROBLEM_TITLES: dict[ProblemKind, str] = {
+    ProblemKind.NOT_PROTECTED: "No endpoint protection",
+    ProblemKind.PROTECTION_DISABLED: "Real-time protection disabled",
+    ProblemKind.DEFINITIONS_OUTDATED: "Antivirus definitions outdated",
+    ProblemKind.THREAT_DETECTED: "Threat detected",
+    ProblemKind.SCAN_OVERDUE: "Full scan overdue",
+    ProblemKind.AGENT_OFFLINE: "Agent offline",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ClientMappingIn(_Strict):
+    rmm_connection_id: str = Field(min_length=1, max_length=32)
+    rmm_client_id: str = Field(min_length=1, max_length=100)
+    rmm_client_name: str | None = Field(default=None, max_length=300)
+    psa_connection_id: str = Field(min_length=1, max_length=32)
+    psa_company_id: str = Field(min_length=1, max_length=100)
+    psa_company_name: str | None = Field(default=None, max_length=300)
+
+
+class TicketRuleIn(_Strict):
+    psa_connection_id: str = Field(min_length=1, max_length=32)
+    problem: ProblemKind | None = None
+    """None = the default rule for every problem without a rule of its own."""
+    board_id: str = Field(min_length=1, max_length=100)
+    type_id: str | None = Field(default=None, max_length=100)
+    priority_id: str | None = Field(default=None, max_length=100)
+    status_new_id: str | None = Field(default=None, max_length=100)
+    status_closed_id: str | None = Field(default=None, max_length=100)
+    summary_template: str = Field(default="{problem_title} on {hostname}", min_length=1, max_length=300)
+    note_interval_minutes: int = Field(default=60, ge=0, le=10_080)
+    auto_action: ActionKind | None = None
+    update_configurations: bool = True
+    create_configurations: bool = False
+    enabled: bool = True
+
+    @field_validator("summary_template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"invalid template: {exc}") from exc
+        unknown = names - SUMMARY_FIELDS
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(SUMMARY_FIELDS)}")
+        return value
+
+
+class CostTier(_Strict):
+    """From `min_seats` (inclusive) upward, every seat costs `unit_cost` (aggregated pricing)."""
+
+    min_seats: int = Field(ge=1)
+    unit_cost: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+
+
+class BillingRuleIn(_Strict):
+    psa_connection_id: str = Field(min_length=1, max_length=32)
+    product: str = Field(min_length=1, max_length=200)
+    """Security product name as reported by the RMM (case-insensitive substring match)."""
+    count_scope: Literal["protected", "installed"] = "protected"
+    count_method: Literal["peak", "average", "end_of_period"] = "peak"
+    agreement_type: str | None = Field(default=None, max_length=200)
+    agreement_id: str | None = Field(default=None, max_length=100)
+    psa_product_id: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=300)
+    unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
+    cost_tiers: list[CostTier] = Field(default_factory=list)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _target_and_tiers(self) -> BillingRuleIn:
+        if not self.agreement_type and not self.agreement_id:
+            raise ValueError("agreement_type or agreement_id is required")
+        if self.cost_tiers:
+            mins = [tier.min_seats for tier in self.cost_tiers]
+            if mins[0] != 1:
+                raise ValueError("cost_tiers must start at min_seats 1")
+            if any(b <= a for a, b in itertools.pairwise(mins)):
+                raise ValueError("cost_tiers must have strictly increasing min_seats")
+        return self
+
+
+__all__ = [
+    "PROBLEM_TITLES",
+    "SUMMARY_FIELDS",
+    "BillingRuleIn",
+    "ClientMappingIn",
+    "CostTier",
+    "TicketRuleIn",
+]
