@@ -1,0 +1,152 @@
+"""`/api/v1/connections` and `/api/v1/adapters`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+
+from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
+from connector import connections as svc
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.api.schemas import (
+    AdapterOut,
+    ConnectionCreated,
+    ConnectionIn,
+    ConnectionOut,
+    ConnectionPatch,
+    ConnectionTestOut,
+    WebhookSecretOut,
+)
+from connector.models import Connection
+from connector.services import Services
+
+router = APIRouter(prefix="/api/v1", tags=["connections"])
+TEST_TIMEOUT_SECONDS = 30.0
+
+
+def webhook_url(services: Services, row: Connection) -> str | None:
+    if row.role != "rmm":
+        return None
+    return f"{services.settings.resolved_public_url()}/webhooks/{row.id}"
+
+
+def to_out(services: Services, row: Connection) -> ConnectionOut:
+    return ConnectionOut(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        role=row.role,
+        base_url=row.base_url,
+        options=row.options,
+        enabled=row.enabled,
+        credentials_set=svc.credentials_set(services, row),
+        webhook_url=webhook_url(services, row),
+        webhook_secret_set=row.webhook_secret_encrypted is not None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+@router.get("/adapters", response_model=list[AdapterOut])
+async def list_adapters(services: ServicesDep, _: Viewer) -> list[AdapterOut]:
+    return [
+        AdapterOut(
+            kind=spec.kind,
+            role=spec.role.value,
+            title=spec.title,
+            webhook_scheme=spec.webhook_scheme,
+            default_base_url=spec.default_base_url,
+            credentials_schema=spec.credentials_schema(),
+            options_schema=spec.options_schema(),
+        )
+        for spec in services.registry.all()
+    ]
+
+
+@router.get("/connections", response_model=list[ConnectionOut])
+async def list_connections(services: ServicesDep, session: Session, who: Viewer) -> list[ConnectionOut]:
+    rows = await session.scalars(
+        select(Connection).where(Connection.tenant_id == who.tenant_id).order_by(Connection.name)
+    )
+    return [to_out(services, row) for row in rows]
+
+
+@router.post("/connections", response_model=ConnectionCreated, status_code=201)
+async def create_connection(
+    body: ConnectionIn, services: ServicesDep, session: Session, who: Engineer
+) -> ConnectionCreated:
+    row, secret = await svc.create_connection(
+        services,
+        session,
+        who.tenant_id,
+        name=body.name,
+        kind=body.kind,
+        base_url=body.base_url,
+        credentials=body.credentials,
+        options=body.options,
+        enabled=body.enabled,
+    )
+    await session.refresh(row)
+    return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
+
+
+@router.get("/connections/{connection_id}", response_model=ConnectionOut)
+async def get_connection(
+    connection_id: str, services: ServicesDep, session: Session, who: Viewer
+) -> ConnectionOut:
+    return to_out(services, await svc.get_connection(session, who.tenant_id, connection_id))
+
+
+@router.patch("/connections/{connection_id}", response_model=ConnectionOut)
+async def patch_connection(
+    connection_id: str, body: ConnectionPatch, services: ServicesDep, session: Session, who: Engineer
+) -> ConnectionOut:
+    row = await svc.get_connection(session, who.tenant_id, connection_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    await svc.update_connection(services, session, row, changes)
+    services.webhook_targets.invalidate(row.id)
+    await session.refresh(row)
+    return to_out(services, row)
+
+
+@router.delete("/connections/{connection_id}", status_code=204)
+async def delete_connection(
+    connection_id: str, services: ServicesDep, session: Session, who: Engineer
+) -> Response:
+    await session.delete(await svc.get_connection(session, who.tenant_id, connection_id))
+    services.webhook_targets.invalidate(connection_id)
+    return Response(status_code=204)
+
+
+@router.post("/connections/{connection_id}/webhook-secret", response_model=WebhookSecretOut)
+async def rotate_webhook_secret(
+    connection_id: str, services: ServicesDep, session: Session, who: Engineer
+) -> WebhookSecretOut:
+    row = await svc.get_connection(session, who.tenant_id, connection_id)
+    secret = await svc.rotate_webhook_secret(services, row)
+    services.webhook_targets.invalidate(row.id)
+    return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
+
+
+@router.post("/connections/{connection_id}/test", response_model=ConnectionTestOut)
+async def test_connection(
+    connection_id: str, services: ServicesDep, session: Session, who: Engineer
+) -> ConnectionTestOut:
+    """Checks the stored credentials live against the vendor; the answer says what is wrong."""
+    row = await svc.get_connection(session, who.tenant_id, connection_id)
+    adapter = svc.build_adapter(services, row)
+    try:
+        await asyncio.wait_for(adapter.test_connection(), TEST_TIMEOUT_SECONDS)
+    except CredentialsError as exc:
+        return ConnectionTestOut(ok=False, error_kind="credentials", message=str(exc))
+    except ConfigurationError as exc:
+        return ConnectionTestOut(ok=False, error_kind="configuration", message=str(exc))
+    except (TransientVendorError, TimeoutError) as exc:
+        return ConnectionTestOut(ok=False, error_kind="unreachable", message=str(exc) or "timed out")
+    except AdapterError as exc:
+        return ConnectionTestOut(ok=False, error_kind="vendor", message=str(exc))
+    finally:
+        await adapter.aclose()
+    return ConnectionTestOut(ok=True)

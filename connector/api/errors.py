@@ -1,0 +1,65 @@
+"""JSON error bodies. Validation errors name the field and never echo the submitted input
+(FastAPI's default 422 body would return posted passwords)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connector.errors import Conflict, FieldError, NotFound
+
+_STRIP = {"body", "query", "path", "header"}
+
+
+def _field(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _STRIP:
+        parts = parts[1:] if parts[0] == "body" or len(parts) > 1 else parts
+    return ".".join(parts) or "body"
+
+
+def validation_body(errors: list[dict[str, str]]) -> dict[str, object]:
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return {"error": "validation_error", "message": summary, "errors": errors}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            message = str(err.get("msg", "invalid"))
+            if err.get("type") == "json_invalid":
+                message = "body is not valid JSON"
+            errors.append({"field": _field(tuple(err.get("loc", ()))), "message": message})
+        return JSONResponse(validation_body(errors), status_code=422)
+
+    @app.exception_handler(FieldError)
+    async def _field_error(_request: Request, exc: FieldError) -> JSONResponse:
+        return JSONResponse(validation_body(exc.errors), status_code=422)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"error": "not_found", "message": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"error": "conflict", "message": str(exc)}, status_code=409)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+            413: "payload_too_large",
+        }
+        return JSONResponse(
+            {"error": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )

@@ -1,0 +1,40 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from connector import db
+from connector.api.deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready when the database answers and its schema is at the migrations' head."""
+    try:
+        async with services.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current = await db.current_revisions(services.engine)
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+    heads = db.head_revisions()
+    if current != heads:
+        return JSONResponse(
+            {"status": "unavailable", "schema": sorted(current), "expected": sorted(heads)}, status_code=503
+        )
+    return JSONResponse({"status": "ready", "schema": sorted(current)})
+
+
+@router.get("/metrics")
+async def metrics(services: ServicesDep) -> Response:
+    await services.refresh_gauges()
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,76 @@
+"""The FastAPI application factory. The lifespan owns the database engine and background tasks;
+nothing is created at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from connector import db
+from connector.api import admin, alerts, connections, health, rules, webhooks
+from connector.api.errors import install_error_handlers
+from connector.logging import get_logger
+from connector.metrics import Metrics
+from connector.middleware import BodyLimitMiddleware, MetricsMiddleware
+from connector.services import Services, build_services
+from connector.settings import Settings
+
+log = get_logger("connector.app")
+
+BackgroundStarter = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
+"""Starts a background component (worker, scheduler) and returns its stop function."""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    migrate: bool = True,
+    background: list[BackgroundStarter] | None = None,
+) -> FastAPI:
+    settings = settings or (services.settings if services else Settings())
+    metrics = services.metrics if services is not None else Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        current = services or build_services(settings, metrics=metrics)
+        app.state.services = current
+        if migrate:
+            await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+        stops = [await start(current) for start in (background or [])]
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                await stop()
+            if owned:
+                await current.aclose()
+
+    app = FastAPI(
+        title="connector",
+        version="0.1.0",
+        description="RMM endpoint security status, alerts and billing into the PSA.",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    for router in (
+        health.router,
+        admin.router,
+        connections.router,
+        rules.router,
+        alerts.router,
+        webhooks.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        webhook_max_bytes=settings.webhook_max_body_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

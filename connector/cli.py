@@ -1,0 +1,167 @@
+"""The `connector` command line: serve, worker, migrate, sync, apikey, secrets, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.registry import AdapterRegistry
+from connector import db
+from connector.logging import configure_logging, get_logger
+from connector.models import Connection
+from connector.security.apikeys import ApiRole
+from connector.security.crypto import generate_key
+from connector.services import Services, build_services
+from connector.settings import Settings
+from connector.tenants import DEFAULT_TENANT, create_api_key, get_or_create_tenant, has_active_admin_key
+
+log = get_logger("connector.cli")
+
+
+async def bootstrap(services: Services, *, out: Callable[[str], Any] = print) -> None:
+    """Migrate, ensure the default tenant, and on first start print an admin key once."""
+    await db.migrate(services.settings.resolved_database_url(), schema=services.settings.database_schema)
+    async with db.transaction(services.sessions) as session:
+        if await has_active_admin_key(session):
+            return
+        tenant = await get_or_create_tenant(session, DEFAULT_TENANT)
+        _, plaintext = await create_api_key(session, tenant, ApiRole.ADMIN, "initial admin")
+    out(
+        "\n  No API key existed, so an admin key was created. It is shown only this once:\n\n"
+        f"    {plaintext}\n\n"
+        "  Use it as 'Authorization: Bearer <key>'. Create more with 'connector apikey create'.\n",
+    )
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from connector.app import create_app
+    from connector.runtime import background_components
+
+    services = build_services(settings, registry=AdapterRegistry())
+    asyncio.run(bootstrap(services))
+    asyncio.run(services.engine.dispose())
+    app = create_app(
+        settings,
+        background=background_components(
+            settings, worker=not args.no_worker, scheduler=not args.no_scheduler
+        ),
+    )
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    url = settings.resolved_database_url()
+    if args.downgrade:
+        asyncio.run(db.downgrade(url, args.revision, schema=settings.database_schema))
+    else:
+        asyncio.run(db.migrate(url, args.revision, schema=settings.database_schema))
+    print(f"database at {args.revision}")
+    return 0
+
+
+def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> str:
+        services = build_services(settings)
+        try:
+            await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+            async with db.transaction(services.sessions) as session:
+                tenant = await get_or_create_tenant(session, args.tenant)
+                _, plaintext = await create_api_key(session, tenant, ApiRole(args.role), args.name)
+            return plaintext
+        finally:
+            await services.aclose()
+
+    key = asyncio.run(run())
+    print(key)
+    print(
+        f"# {args.role} key for tenant {args.tenant!r}; shown once, only its hash is stored", file=sys.stderr
+    )
+    return 0
+
+
+def cmd_secrets_rotate(settings: Settings, _args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret with the first key of CONNECTOR_SECRET_KEY."""
+
+    async def run() -> int:
+        services = build_services(settings)
+        try:
+            async with db.transaction(services.sessions) as session:
+                rows = list(await session.scalars(select(Connection)))
+                for row in rows:
+                    row.credentials_encrypted = services.cipher.rotate(row.credentials_encrypted)
+                    if row.webhook_secret_encrypted is not None:
+                        row.webhook_secret_encrypted = services.cipher.rotate(row.webhook_secret_encrypted)
+            return len(rows)
+        finally:
+            await services.aclose()
+
+    count = asyncio.run(run())
+    print(f"re-encrypted secrets of {count} connection(s) with the primary key")
+    return 0
+
+
+def cmd_secrets_generate(_settings: Settings, _args: argparse.Namespace) -> int:
+    print(generate_key())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connector", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="API, worker and scheduler in one process")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-worker", action="store_true", help="do not run the job worker in-process")
+    serve.add_argument("--no-scheduler", action="store_true", help="do not run scheduled syncs in-process")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.add_argument("--downgrade", action="store_true", help="downgrade to the revision instead")
+    migrate.set_defaults(func=cmd_migrate)
+
+    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="apikey", required=True)
+    create = apikey.add_parser("create", help="create an API key (printed once)")
+    create.add_argument("--role", choices=[r.value for r in ApiRole], required=True)
+    create.add_argument("--tenant", default=DEFAULT_TENANT, help="tenant name (created if new)")
+    create.add_argument("--name", default="cli")
+    create.set_defaults(func=cmd_apikey_create)
+
+    secrets_cmd = sub.add_parser("secrets", help="credential encryption keys").add_subparsers(
+        dest="secrets", required=True
+    )
+    secrets_cmd.add_parser("rotate", help="re-encrypt stored secrets with the primary key").set_defaults(
+        func=cmd_secrets_rotate
+    )
+    secrets_cmd.add_parser("generate-key", help="print a new key for CONNECTOR_SECRET_KEY").set_defaults(
+        func=cmd_secrets_generate
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    code: int = args.func(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Connections: validated against their adapter's declared models, credentials encrypted at rest,
+and turned into one fresh adapter object per use."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import Adapter, AdapterSpec, ConnectionContext, PsaAdapter, RmmAdapter, Role
+from connector.errors import FieldError, NotFound
+from connector.models import Connection
+from connector.security.urls import UrlPolicyError
+from connector.services import Services
+
+
+def validation_errors(prefix: str, exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors → [{field, message}] without echoing the submitted values."""
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in err["loc"])
+        field = f"{prefix}.{loc}" if prefix and loc else (loc or prefix or "body")
+        out.append({"field": field, "message": err["msg"]})
+    return out
+
+
+def plain_values(model: BaseModel) -> dict[str, Any]:
+    """A credentials model as JSON-able plain values (SecretStr unwrapped) for encryption."""
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return out
+
+
+def spec_for(services: Services, kind: str) -> AdapterSpec:
+    spec = services.registry.get(kind)
+    if spec is None:
+        installed = ", ".join(services.registry.kinds()) or "none"
+        raise FieldError("kind", f"unknown adapter kind {kind!r}; installed: {installed}")
+    return spec
+
+
+def check_base_url(services: Services, url: str) -> str:
+    try:
+        return services.url_policy.check_url(url)
+    except UrlPolicyError as exc:
+        raise FieldError("base_url", str(exc)) from exc
+
+
+def validate_credentials(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+    try:
+        return spec.credentials_model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise FieldError.many(validation_errors("credentials", exc)) from exc
+
+
+def validate_options(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+    try:
+        return spec.options_model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise FieldError.many(validation_errors("options", exc)) from exc
+
+
+def credentials_set(services: Services, connection: Connection) -> dict[str, bool]:
+    """Which credential fields hold a value — never the values."""
+    spec = services.registry.get(connection.kind)
+    stored = services.cipher.decrypt_json(connection.credentials_encrypted)
+    names = list(spec.credentials_model.model_fields) if spec else list(stored)
+    return {name: stored.get(name) not in (None, "") for name in names}
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def get_connection(session: AsyncSession, tenant_id: str, connection_id: str) -> Connection:
+    row = await session.scalar(
+        select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
+    )
+    if row is None:
+        raise NotFound("connection")
+    return row
+
+
+async def connection_of_role(
+    session: AsyncSession, tenant_id: str, connection_id: str, role: Role, field: str
+) -> Connection:
+    """A referenced connection must exist in this tenant and have the expected role (else 422)."""
+    row = await session.scalar(
+        select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
+    )
+    if row is None:
+        raise FieldError(field, "no such connection")
+    if row.role != role.value:
+        raise FieldError(field, f"connection {row.name!r} is a {row.role} connection; expected {role.value}")
+    return row
+
+
+async def create_connection(
+    services: Services,
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    name: str,
+    kind: str,
+    base_url: str | None,
+    credentials: Mapping[str, Any],
+    options: Mapping[str, Any],
+    enabled: bool,
+) -> tuple[Connection, str | None]:
+    """Returns the row and, for RMM connections, the webhook secret in plain text (shown once)."""
+    spec = spec_for(services, kind)
+    url = base_url or spec.default_base_url
+    if not url:
+        raise FieldError("base_url", "required for this kind")
+    url = check_base_url(services, url)
+    creds = validate_credentials(spec, credentials)
+    opts = validate_options(spec, options)
+    secret = new_webhook_secret() if spec.role is Role.RMM else None
+    row = Connection(
+        tenant_id=tenant_id,
+        name=name,
+        kind=kind,
+        role=spec.role.value,
+        base_url=url,
+        credentials_encrypted=services.cipher.encrypt_json(plain_values(creds)),
+        options=opts.model_dump(mode="json"),
+        webhook_secret_encrypted=services.cipher.encrypt_text(secret) if secret else None,
+        enabled=enabled,
+    )
+    session.add(row)
+    await _flush_unique_name(session)
+    return row, secret
+
+
+async def update_connection(
+    services: Services,
+    session: AsyncSession,
+    row: Connection,
+    changes: Mapping[str, Any],
+) -> Connection:
+    spec = spec_for(services, row.kind)
+    if "name" in changes:
+        row.name = changes["name"]
+    if "base_url" in changes:
+        row.base_url = check_base_url(services, changes["base_url"])
+    if "credentials" in changes:
+        merged = services.cipher.decrypt_json(row.credentials_encrypted) | dict(changes["credentials"])
+        creds = validate_credentials(spec, merged)
+        row.credentials_encrypted = services.cipher.encrypt_json(plain_values(creds))
+    if "options" in changes:
+        row.options = validate_options(spec, changes["options"]).model_dump(mode="json")
+    if "enabled" in changes:
+        row.enabled = bool(changes["enabled"])
+    await _flush_unique_name(session)
+    return row
+
+
+async def rotate_webhook_secret(services: Services, row: Connection) -> str:
+    if row.role != Role.RMM.value:
+        raise FieldError("id", "only RMM connections receive webhooks")
+    secret = new_webhook_secret()
+    row.webhook_secret_encrypted = services.cipher.encrypt_text(secret)
+    return secret
+
+
+async def _flush_unique_name(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise FieldError("name", "a connection with this name already exists") from exc
+
+
+def build_adapter(services: Services, row: Connection) -> Adapter:
+    """One fresh adapter object for this connection, with decrypted credentials."""
+    spec = services.registry.get(row.kind)
+    if spec is None:
+        raise FieldError("kind", f"adapter kind {row.kind!r} is no longer installed")
+    context = ConnectionContext(
+        connection_id=row.id,
+        base_url=row.base_url,
+        credentials=spec.credentials_model.model_validate(
+            services.cipher.decrypt_json(row.credentials_encrypted)
+        ),
+        options=spec.options_model.model_validate(row.options),
+        transport_factory=services.transport_factory,
+        sleep=services.adapter_sleep,
+    )
+    return spec.factory(context)
+
+
+def build_rmm(services: Services, row: Connection) -> RmmAdapter:
+    adapter = build_adapter(services, row)
+    if not isinstance(adapter, RmmAdapter):
+        raise FieldError("kind", f"{row.kind} is not an RMM adapter")
+    return adapter
+
+
+def build_psa(services: Services, row: Connection) -> PsaAdapter:
+    adapter = build_adapter(services, row)
+    if not isinstance(adapter, PsaAdapter):
+        raise FieldError("kind", f"{row.kind} is not a PSA adapter")
+    return adapter

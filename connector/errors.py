@@ -1,0 +1,29 @@
+"""Errors the service layer raises and the API turns into JSON bodies naming the field."""
+
+from __future__ import annotations
+
+
+class FieldError(Exception):
+    """Input that cannot be accepted (HTTP 422), naming the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.errors = [{"field": field, "message": message}]
+
+    @classmethod
+    def many(cls, errors: list[dict[str, str]]) -> FieldError:
+        error = cls(errors[0]["field"], errors[0]["message"])
+        error.errors = errors
+        return error
+
+
+class NotFound(Exception):
+    """The id does not exist for this tenant (another tenant's ids look exactly like missing ones)."""
+
+    def __init__(self, entity: str) -> None:
+        super().__init__(f"{entity} not found")
+        self.entity = entity
+
+
+class Conflict(Exception):
+    """The request conflicts with work in progress (HTTP 409)."""

@@ -1,0 +1,46 @@
+"""Service settings from the environment (prefix `CONNECTOR_`), read once per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONNECTOR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    """Default: a SQLite file in `data_dir`. PostgreSQL: postgresql+asyncpg://user@host/db."""
+    database_schema: str = Field(default="", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
+    """PostgreSQL only: keep all tables in this schema (for a database shared with other apps)."""
+    secret_key: SecretStr | None = None
+    """Comma-separated Fernet keys; the first encrypts, all decrypt (rotation). Default: a key file
+    generated in `data_dir` on first start."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+    """Base URL the RMMs reach this service on; used to show webhook URLs. Default: http://host:port."""
+    sync_interval_seconds: int = 3600
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+    max_body_bytes: int = 1_048_576
+    webhook_max_body_bytes: int = 262_144
+    allow_private_networks: bool = False
+    """Allow connections to private-range hosts (on-premises PSAs/RMMs)."""
+    allow_insecure_loopback: bool = False
+    """Allow plain http:// base URLs to loopback addresses (tests, local fakes)."""
+    run_worker: bool = True
+    run_scheduler: bool = True
+    db_pool_size: int = Field(default=10, ge=1)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'connector.db').resolve()}"
+
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
