@@ -1,0 +1,165 @@
+"""Problems × ticket links → the next ticket action. Pure: no I/O, no clock of its own.
+
+One decision per call; the caller applies it, records the result, and asks again until the answer
+is `Nothing` or `NoteLater`. That keeps every step individually recordable, so a crash between two
+steps resumes at the right one.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from adapters.base import ProblemKind
+from mappings.rules import PROBLEM_TITLES
+
+
+@dataclass(frozen=True)
+class ProblemView:
+    kind: ProblemKind
+    state: Literal["open", "cleared"]
+    hostname: str
+    endpoint_id: str
+    client: str
+    message: str
+    occurrences: int
+    noted_occurrences: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    clear_message: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    state: Literal["pending", "open", "closed"]
+    last_note_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RuleView:
+    note_interval: timedelta
+    summary_template: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where the problem's ticket goes; None fields say why it cannot go anywhere."""
+
+    company_id: str | None
+    rule: RuleView | None
+
+
+@dataclass(frozen=True)
+class Nothing:
+    pass
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    reason: Literal["unmapped", "no_rule"]
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    summary: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ResumeCreate:
+    """A create was started but not recorded: look the marker up; create only if absent and the
+    problem is still open."""
+
+    summary: str
+    description: str
+    create_if_missing: bool
+
+
+@dataclass(frozen=True)
+class AddNote:
+    text: str
+    covers_occurrences: int
+
+
+@dataclass(frozen=True)
+class NoteLater:
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CloseTicket:
+    resolution: str
+
+
+Action = Nothing | Unroutable | OpenTicket | ResumeCreate | AddNote | NoteLater | CloseTicket
+
+
+def decide(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
+    if problem.state == "open":
+        return _while_open(problem, link, routing, now)
+    if link is None or link.state == "closed":
+        return Nothing()
+    if link.state == "pending":
+        rule = routing.rule or RuleView(timedelta(0), "{problem_title} on {hostname}")
+        return ResumeCreate(render_summary(rule.summary_template, problem), describe(problem), False)
+    return CloseTicket(resolution_note(problem))
+
+
+def _while_open(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
+    if link is None or link.state == "closed":
+        if link is not None:
+            return Nothing()  # closed by a technician while the problem lasts: never reopen behind them
+        if routing.company_id is None:
+            return Unroutable("unmapped")
+        if routing.rule is None:
+            return Unroutable("no_rule")
+        return OpenTicket(render_summary(routing.rule.summary_template, problem), describe(problem))
+    if link.state == "pending":
+        template = routing.rule.summary_template if routing.rule else "{problem_title} on {hostname}"
+        return ResumeCreate(render_summary(template, problem), describe(problem), True)
+    unreported = problem.occurrences - problem.noted_occurrences
+    if unreported <= 0:
+        return Nothing()
+    interval = routing.rule.note_interval if routing.rule else timedelta(0)
+    if link.last_note_at is not None and now - link.last_note_at < interval:
+        return NoteLater(link.last_note_at + interval)
+    return AddNote(repeat_note(problem, unreported), unreported)
+
+
+def render_summary(template: str, problem: ProblemView) -> str:
+    fields = {
+        "problem": problem.kind.value,
+        "problem_title": PROBLEM_TITLES[problem.kind],
+        "hostname": problem.hostname,
+        "client": problem.client,
+        "message": problem.message,
+        "endpoint_id": problem.endpoint_id,
+    }
+    return " ".join(string.Formatter().vformat(template, (), fields).split())
+
+
+def describe(problem: ProblemView) -> str:
+    lines = [
+        f"{PROBLEM_TITLES[problem.kind]} on {problem.hostname} ({problem.client}).",
+        "",
+        f"Endpoint: {problem.hostname} (RMM id {problem.endpoint_id})",
+        f"Problem: {problem.kind.value}",
+        f"First seen: {problem.first_seen_at.isoformat(timespec='seconds')}",
+    ]
+    if problem.message:
+        lines += ["", problem.message]
+    lines += ["", "This ticket is managed by connector and closes itself when the problem clears."]
+    return "\n".join(lines)
+
+
+def repeat_note(problem: ProblemView, unreported: int) -> str:
+    times = "once more" if unreported == 1 else f"{unreported} more times"
+    text = f"Still active: reported {times}, last at {problem.last_seen_at.isoformat(timespec='seconds')}."
+    return f"{text}\n{problem.message}" if problem.message else text
+
+
+def resolution_note(problem: ProblemView) -> str:
+    cleared = problem.clear_message or "the condition is no longer reported"
+    return f"Resolved: {PROBLEM_TITLES[problem.kind].lower()} on {problem.hostname} cleared ({cleared})."

@@ -1,0 +1,225 @@
+"""A durable job queue in the database, the same code on SQLite and PostgreSQL.
+
+Claiming: candidates are read (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so concurrent workers
+pass over each other's rows) and each is taken with a conditional UPDATE that only succeeds while the
+job is still claimable — on SQLite, where row locks do not exist, that condition alone makes claims
+exclusive. A claim is a lease: a worker that dies stops renewing it and the job is claimed again
+once it expires. Completion and failure check the lease *and* the attempt they hold, so a worker
+presumed dead that finishes late cannot overwrite its successor's outcome.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connector.models import Delivery, Job
+
+UNIQUE_WHERE = text("status = 'queued' AND unique_key IS NOT NULL")
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    tenant_id: str
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    delivery_id: str | None
+    owner: str
+
+
+class LeaseLost(Exception):
+    """The job's lease was taken over by another worker; this worker's outcome is discarded."""
+
+
+def backoff_delay(attempt: int, *, base: float = 2.0, cap: float = 600.0) -> float:
+    """Exponential backoff with jitter for the next try after `attempt` failed tries."""
+    ceiling = min(cap, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    unique_key: str | None = None,
+    delivery_id: str | None = None,
+    run_after: datetime | None = None,
+    max_attempts: int = 8,
+) -> None:
+    """Add a job in the caller's transaction. With `unique_key`, a job already queued under the same
+    key absorbs this one (it keeps the earlier of the two run times)."""
+    values = {
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "payload": payload or {},
+        "status": "queued",
+        "unique_key": unique_key,
+        "delivery_id": delivery_id,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "run_after": run_after or datetime.now(UTC),
+        "created_at": datetime.now(UTC),
+    }
+    if unique_key is None:
+        session.add(Job(**values))
+        return
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert(Job) if dialect == "postgresql" else sqlite.insert(Job)
+    statement = insert.values(**values).on_conflict_do_update(
+        index_elements=["unique_key"],
+        index_where=UNIQUE_WHERE,
+        set_={
+            "run_after": func.min(Job.run_after, insert.excluded.run_after)
+            if dialect == "sqlite"
+            else func.least(Job.run_after, insert.excluded.run_after),
+            "delivery_id": func.coalesce(insert.excluded.delivery_id, Job.delivery_id),
+        },
+    )
+    await session.execute(statement)
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession],
+    owner: str,
+    *,
+    limit: int,
+    lease: timedelta,
+    kinds: list[str] | None = None,
+) -> list[ClaimedJob]:
+    now = datetime.now(UTC)
+    claimable = or_(
+        and_(Job.status == "queued", Job.run_after <= now),
+        and_(Job.status == "running", Job.lease_expires_at < now),
+    )
+    conditions = [claimable] + ([Job.kind.in_(kinds)] if kinds else [])
+    claimed: list[ClaimedJob] = []
+    async with sessions() as session, session.begin():
+        candidates = (
+            await session.execute(
+                select(Job.id, Job.attempts)
+                .where(*conditions)
+                .order_by(Job.run_after, Job.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for job_id, attempts in candidates:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.attempts == attempts, claimable)
+                .values(
+                    status="running",
+                    attempts=attempts + 1,
+                    lease_owner=owner,
+                    lease_expires_at=now + lease,
+                )
+                .returning(Job.tenant_id, Job.kind, Job.payload, Job.max_attempts, Job.delivery_id)
+            )
+            row = result.first()
+            if row is None:
+                continue
+            claimed.append(
+                ClaimedJob(
+                    job_id,
+                    row.tenant_id,
+                    row.kind,
+                    dict(row.payload),
+                    attempts + 1,
+                    row.max_attempts,
+                    row.delivery_id,
+                    owner,
+                )
+            )
+    return claimed
+
+
+def _held(job: ClaimedJob) -> Any:
+    return and_(
+        Job.id == job.id, Job.status == "running", Job.lease_owner == job.owner, Job.attempts == job.attempt
+    )
+
+
+async def complete(session: AsyncSession, job: ClaimedJob) -> None:
+    """Mark done inside the caller's transaction; raises LeaseLost (roll back!) if no longer held."""
+    result = await session.execute(
+        update(Job).where(_held(job)).values(status="done", finished_at=datetime.now(UTC), lease_owner=None)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job.id} attempt {job.attempt}")
+
+
+async def renew(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, lease: timedelta) -> bool:
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            update(Job).where(_held(job)).values(lease_expires_at=datetime.now(UTC) + lease)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def postpone(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, until: datetime) -> bool:
+    """Put the job back without counting the attempt (it could not start, e.g. its problem is busy)."""
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            update(Job)
+            .where(_held(job))
+            .values(
+                status="queued",
+                run_after=until,
+                attempts=job.attempt - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def fail(
+    sessions: async_sessionmaker[AsyncSession],
+    job: ClaimedJob,
+    error: str,
+    *,
+    retry_at: datetime | None = None,
+) -> str:
+    """Record a failed attempt: requeue with backoff, or dead-letter after the last attempt.
+    Returns the new status ('queued', 'dead', or 'lost' when the lease was no longer held)."""
+    now = datetime.now(UTC)
+    dead = job.attempt >= job.max_attempts
+    when = retry_at or now + timedelta(seconds=backoff_delay(job.attempt))
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            update(Job)
+            .where(_held(job))
+            .values(
+                status="dead" if dead else "queued",
+                run_after=when,
+                last_error=error[:4000],
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=now if dead else None,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return "lost"
+        if job.delivery_id is not None:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == job.delivery_id)
+                .values(status="dead" if dead else "failed", error=error[:4000])
+            )
+    return "dead" if dead else "queued"
+
+
+async def counts(session: AsyncSession) -> list[tuple[str, str, int]]:
+    rows = await session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status))
+    return [(kind, status, int(n)) for kind, status, n in rows.all()]

@@ -1,0 +1,177 @@
+"""The job worker: claims jobs, runs their handlers, renews leases while they run, and applies the
+retry policy (backoff, vendor `Retry-After`, dead-letter after the last attempt)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.errors import AdapterError, RateLimitedError
+from connector.jobs import queue
+from connector.jobs.queue import ClaimedJob, LeaseLost
+from connector.logging import get_logger
+from connector.services import Services
+
+log = get_logger("connector.jobs")
+
+
+class RetryLater(Exception):
+    """Raised by a handler that cannot start now (e.g. its problem is locked): requeue, no attempt."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(at.isoformat())
+        self.at = at
+
+
+@dataclass
+class JobContext:
+    services: Services
+    job: ClaimedJob
+    completed: bool = False
+
+    async def complete(self, session: AsyncSession) -> None:
+        """Mark the job done inside the handler's own transaction (atomic with its writes)."""
+        await queue.complete(session, self.job)
+        self.completed = True
+
+
+Handler = Callable[[JobContext], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        HANDLERS[kind] = func
+        return func
+
+    return register
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        concurrency: int = 4,
+        lease: timedelta = timedelta(seconds=60),
+        poll_interval: float = 1.0,
+        handlers: dict[str, Handler] | None = None,
+    ) -> None:
+        self.services = services
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.handlers = handlers if handlers is not None else HANDLERS
+        self.owner = worker_id()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until `stop()`: claim whatever is runnable, sleep until woken or the poll interval."""
+        while not self._stopping.is_set():
+            started = await self._claim_and_start()
+            if not started:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def run_until_idle(self, *, max_rounds: int = 10_000) -> int:
+        """Run jobs until none is runnable now (for `connector sync` and tests); returns jobs run."""
+        total = 0
+        for _ in range(max_rounds):
+            jobs = await queue.claim(
+                self.services.sessions,
+                self.owner,
+                limit=self.concurrency,
+                lease=self.lease,
+                kinds=list(self.handlers),
+            )
+            if not jobs:
+                break
+            await asyncio.gather(*(self._execute(job) for job in jobs))
+            total += len(jobs)
+        return total
+
+    async def _claim_and_start(self) -> bool:
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+            return True
+        try:
+            jobs = await queue.claim(
+                self.services.sessions, self.owner, limit=free, lease=self.lease, kinds=list(self.handlers)
+            )
+        except Exception as exc:  # database briefly unavailable: keep the worker alive
+            log.warning("job claim failed", error=str(exc))
+            return False
+        for job in jobs:
+            task = asyncio.create_task(self._execute(job))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return bool(jobs)
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        context = JobContext(self.services, job)
+        renewer = asyncio.create_task(self._renew(job))
+        try:
+            await self.handlers[job.kind](context)
+            if not context.completed:
+                async with self.services.sessions() as session, session.begin():
+                    await queue.complete(session, job)
+        except LeaseLost:
+            log.warning("job lease lost; outcome discarded", job=job.id, kind=job.kind)
+        except RetryLater as later:
+            await queue.postpone(self.services.sessions, job, later.at)
+        except Exception as exc:
+            await self._failed(job, exc)
+        finally:
+            renewer.cancel()
+
+    async def _failed(self, job: ClaimedJob, exc: Exception) -> None:
+        retry_at = None
+        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+            retry_at = datetime.now(UTC) + timedelta(seconds=max(exc.retry_after, 1.0))
+        if isinstance(exc, AdapterError):
+            message = f"{type(exc).__name__}: {exc}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+            log.exception("job failed", job=job.id, kind=job.kind)
+        status = await queue.fail(self.services.sessions, job, message, retry_at=retry_at)
+        log.warning(
+            "job attempt failed",
+            job=job.id,
+            kind=job.kind,
+            attempt=job.attempt,
+            outcome=status,
+            error=message,
+        )
+
+    async def _renew(self, job: ClaimedJob) -> None:
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await queue.renew(self.services.sessions, job, self.lease):
+                return

@@ -1,0 +1,319 @@
+"""Typed SQLAlchemy models. Every row outside `tenants` carries a `tenant_id`; queries go through
+`connector.repo` helpers that always filter by it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Money = Numeric(14, 4, asdecimal=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Tenant(Timestamped, Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(Timestamped, Base):
+    """An API key: only a SHA-256 of the secret part is stored. Keys are 256-bit random, so a
+    fast hash is enough (no password stretching needed) and lookups stay O(1) by prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Connection(Timestamped, Base):
+    __tablename__ = "connections"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(8))
+    base_url: Mapped[str] = mapped_column(String(500))
+    credentials_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ClientMapping(Timestamped, Base):
+    """RMM client (in one RMM connection) → PSA company (in one PSA connection)."""
+
+    __tablename__ = "client_mappings"
+    __table_args__ = (UniqueConstraint("tenant_id", "rmm_connection_id", "rmm_client_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    rmm_client_id: Mapped[str] = mapped_column(String(100))
+    rmm_client_name: Mapped[str | None] = mapped_column(String(300))
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    psa_company_id: Mapped[str] = mapped_column(String(100))
+    psa_company_name: Mapped[str | None] = mapped_column(String(300))
+
+
+class TicketRule(Timestamped, Base):
+    """Where a problem's ticket goes in one PSA. `problem` NULL = the default for all problems."""
+
+    __tablename__ = "ticket_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "psa_connection_id", "problem"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    problem: Mapped[str | None] = mapped_column(String(40))
+    board_id: Mapped[str] = mapped_column(String(100))
+    type_id: Mapped[str | None] = mapped_column(String(100))
+    priority_id: Mapped[str | None] = mapped_column(String(100))
+    status_new_id: Mapped[str | None] = mapped_column(String(100))
+    status_closed_id: Mapped[str | None] = mapped_column(String(100))
+    summary_template: Mapped[str] = mapped_column(String(300))
+    note_interval_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    auto_action: Mapped[str | None] = mapped_column(String(40))
+    update_configurations: Mapped[bool] = mapped_column(Boolean, default=True)
+    create_configurations: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class BillingRule(Timestamped, Base):
+    """What one security product bills as in one PSA."""
+
+    __tablename__ = "billing_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "psa_connection_id", "product"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    product: Mapped[str] = mapped_column(String(200))
+    count_scope: Mapped[str] = mapped_column(String(20))
+    count_method: Mapped[str] = mapped_column(String(20))
+    agreement_type: Mapped[str | None] = mapped_column(String(200))
+    agreement_id: Mapped[str | None] = mapped_column(String(100))
+    psa_product_id: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(300))
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    cost_tiers: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Delivery(Base):
+    """One received webhook: accepted ones are stored (body included) before the 202; rejected ones
+    keep their metadata only, so engineers can see what is being refused."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "dedupe_key"),
+        Index("ix_deliveries_tenant_received", "tenant_id", "received_at"),
+        Index("ix_deliveries_tenant_status", "tenant_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16))
+    """queued | processed | failed | dead | rejected"""
+    dedupe_key: Mapped[str | None] = mapped_column(String(120))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(120))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    rejection: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[datetime | None]
+
+
+class Job(Base):
+    """A durable unit of background work. Claimed with a lease; a worker that dies loses its lease
+    and another worker takes the job over. `unique_key` coalesces queued duplicates."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "run_after"),
+        Index(
+            "uq_jobs_queued_unique_key",
+            "unique_key",
+            unique=True,
+            sqlite_where=text("status = 'queued' AND unique_key IS NOT NULL"),
+            postgresql_where=text("status = 'queued' AND unique_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    """queued | running | done | dead"""
+    unique_key: Mapped[str | None] = mapped_column(String(200))
+    delivery_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class AppliedEvent(Base):
+    """Alert events already applied to problems, so a replayed or retried delivery changes nothing."""
+
+    __tablename__ = "applied_events"
+
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Problem(Base):
+    """One episode of a condition on an endpoint: opened, repeated, cleared. A problem that comes
+    back after clearing is a new episode (and a new ticket)."""
+
+    __tablename__ = "problems"
+    __table_args__ = (
+        Index(
+            "uq_problems_open",
+            "rmm_connection_id",
+            "endpoint_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+        Index("ix_problems_tenant_state", "tenant_id", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[str] = mapped_column(String(100))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(16))
+    """alert | status"""
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    """open | cleared"""
+    routing: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending | ticketed | unmapped | no_rule — why a ticket does or does not exist"""
+    message: Mapped[str] = mapped_column(Text, default="")
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    noted_occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    """Occurrences already reported on the ticket (the ticket itself reports the first)."""
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None]
+    clear_message: Mapped[str | None] = mapped_column(Text)
+    lock_owner: Mapped[str | None] = mapped_column(String(64))
+    lock_expires_at: Mapped[datetime | None]
+
+
+class TicketLink(Base):
+    """A problem's PSA ticket. Written as `pending` with its marker before the PSA create, so a
+    crash between create and record is repaired by looking the marker up, never by creating again."""
+
+    __tablename__ = "ticket_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"), unique=True)
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(String(100))
+    marker: Mapped[str] = mapped_column(String(40), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending | open | closed"""
+    ticket_id: Mapped[str | None] = mapped_column(String(100))
+    ticket_number: Mapped[str | None] = mapped_column(String(100))
+    ticket_url: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_note_at: Mapped[datetime | None]
+    notes_added: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None]

@@ -1,0 +1,112 @@
+"""The process-wide services the app, CLI and workers share, created by the app lifespan or CLI."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from adapters.base import TransportFactory
+from adapters.registry import AdapterRegistry, discover
+from connector import db
+from connector.metrics import Metrics
+from connector.security.crypto import CredentialCipher, load_or_create_key_file
+from connector.security.urls import GuardedTransport, UrlPolicy
+from connector.settings import Settings
+
+if TYPE_CHECKING:
+    from connector.adapter_cache import AdapterCache
+    from connector.webhooks import DeliveryWriter, TargetCache
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: CredentialCipher
+    registry: AdapterRegistry
+    url_policy: UrlPolicy
+    transport_factory: TransportFactory
+    metrics: Metrics = field(default_factory=Metrics)
+    adapter_sleep: Callable[[float], Awaitable[None]] | None = None
+    """How adapters wait between retries (None = asyncio.sleep); tests make it instant."""
+    gauge_refreshers: list[Callable[[Services], Awaitable[None]]] = field(default_factory=list)
+
+    wake_listeners: list[Callable[[], None]] = field(default_factory=list)
+    """In-process workers register here to start on new jobs without waiting for their poll."""
+
+    @functools.cached_property
+    def adapters(self) -> AdapterCache:
+        from connector.adapter_cache import AdapterCache
+
+        return AdapterCache(self)
+
+    @functools.cached_property
+    def webhook_targets(self) -> TargetCache:
+        from connector.webhooks import TargetCache
+
+        return TargetCache(self)
+
+    @functools.cached_property
+    def delivery_writer(self) -> DeliveryWriter:
+        from connector.webhooks import DeliveryWriter
+
+        return DeliveryWriter(self)
+
+    def wake_workers(self) -> None:
+        for wake in self.wake_listeners:
+            wake()
+
+    async def refresh_gauges(self) -> None:
+        """Recompute database-derived gauges (job and delivery counts) at scrape time."""
+        for refresh in self.gauge_refreshers:
+            await refresh(self)
+
+    async def aclose(self) -> None:
+        if "delivery_writer" in self.__dict__:
+            await self.delivery_writer.stop()
+        if "adapters" in self.__dict__:
+            await self.adapters.aclose()
+        await self.engine.dispose()
+
+
+def build_cipher(settings: Settings) -> CredentialCipher:
+    if settings.secret_key is not None and settings.secret_key.get_secret_value().strip():
+        return CredentialCipher.from_setting(settings.secret_key.get_secret_value())
+    return CredentialCipher.from_setting(load_or_create_key_file(Path(settings.data_dir) / "secret.key"))
+
+
+def build_services(
+    settings: Settings,
+    *,
+    registry: AdapterRegistry | None = None,
+    transport_factory: TransportFactory | None = None,
+    metrics: Metrics | None = None,
+) -> Services:
+    policy = UrlPolicy(
+        allow_private_networks=settings.allow_private_networks,
+        allow_insecure_loopback=settings.allow_insecure_loopback,
+    )
+
+    def guarded(_url: str) -> httpx.AsyncBaseTransport:
+        return GuardedTransport(policy)
+
+    engine = db.create_engine(
+        settings.resolved_database_url(), pool_size=settings.db_pool_size, schema=settings.database_schema
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=db.session_factory(engine),
+        cipher=build_cipher(settings),
+        registry=registry if registry is not None else discover(),
+        url_policy=policy,
+        transport_factory=transport_factory or guarded,
+        metrics=metrics or Metrics(),
+    )

@@ -1,0 +1,284 @@
+"""Ticket reconciliation for one problem: decide (pure, `domain.tickets`), apply through the PSA
+adapter, record — one step at a time, each recorded before the next.
+
+Exactly-once tickets rest on three things: a per-problem lock (two workers never reconcile the same
+problem at once), a `pending` ticket link carrying the marker written *before* the PSA create, and
+the adapter's `find_ticket(marker)` on the way back in after a crash or an ambiguous failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import ProblemKind, TicketRef, TicketSpec
+from connector import db
+from connector.domain import tickets as domain
+from connector.jobs.worker import RetryLater
+from connector.models import ClientMapping, Connection, Problem, TicketLink, TicketRule
+from connector.problems import enqueue_reconciles
+from connector.services import Services
+
+LOCK_TTL = timedelta(minutes=5)
+MAX_STEPS = 6
+
+
+@dataclass
+class Loaded:
+    problem: Problem
+    link: TicketLink | None
+    mapping: ClientMapping | None
+    rule: TicketRule | None
+    psa: Connection | None
+
+
+def marker_for(problem_id: str) -> str:
+    return f"CN-{problem_id[:12]}"
+
+
+async def _lock(services: Services, problem_id: str, owner: str) -> bool:
+    now = datetime.now(UTC)
+    async with db.transaction(services.sessions) as session:
+        result = await session.execute(
+            update(Problem)
+            .where(
+                Problem.id == problem_id,
+                or_(Problem.lock_owner.is_(None), Problem.lock_owner == owner, Problem.lock_expires_at < now),
+            )
+            .values(lock_owner=owner, lock_expires_at=now + LOCK_TTL)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _unlock(services: Services, problem_id: str, owner: str) -> None:
+    async with db.transaction(services.sessions) as session:
+        await session.execute(
+            update(Problem)
+            .where(Problem.id == problem_id, Problem.lock_owner == owner)
+            .values(lock_owner=None, lock_expires_at=None)
+        )
+
+
+async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
+    problem = await session.get(Problem, problem_id)
+    if problem is None:
+        return None
+    link = await session.scalar(select(TicketLink).where(TicketLink.problem_id == problem_id))
+    mapping = await session.scalar(
+        select(ClientMapping).where(
+            ClientMapping.tenant_id == problem.tenant_id,
+            ClientMapping.rmm_connection_id == problem.rmm_connection_id,
+            ClientMapping.rmm_client_id == problem.client_id,
+        )
+    )
+    psa_connection_id = (
+        link.psa_connection_id if link is not None else (mapping.psa_connection_id if mapping else None)
+    )
+    rule = None
+    psa = None
+    if psa_connection_id is not None:
+        psa = await session.get(Connection, psa_connection_id)
+        candidates = list(
+            await session.scalars(
+                select(TicketRule).where(
+                    TicketRule.tenant_id == problem.tenant_id,
+                    TicketRule.psa_connection_id == psa_connection_id,
+                    TicketRule.enabled.is_(True),
+                    or_(TicketRule.problem == problem.kind, TicketRule.problem.is_(None)),
+                )
+            )
+        )
+        rule = next((r for r in candidates if r.problem == problem.kind), None) or next(
+            (r for r in candidates if r.problem is None), None
+        )
+    return Loaded(problem, link, mapping, rule, psa)
+
+
+def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, domain.Routing]:
+    p = loaded.problem
+    problem = domain.ProblemView(
+        kind=ProblemKind(p.kind),
+        state="open" if p.state == "open" else "cleared",
+        hostname=p.hostname or p.endpoint_id,
+        endpoint_id=p.endpoint_id,
+        client=(loaded.mapping.psa_company_name or loaded.mapping.rmm_client_name or p.client_id)
+        if loaded.mapping
+        else p.client_id,
+        message=p.message,
+        occurrences=p.occurrences,
+        noted_occurrences=p.noted_occurrences,
+        first_seen_at=p.first_seen_at,
+        last_seen_at=p.last_seen_at,
+        clear_message=p.clear_message,
+    )
+    link = None
+    if loaded.link is not None:
+        state = loaded.link.state
+        link = domain.LinkView(
+            state="pending" if state == "pending" else ("open" if state == "open" else "closed"),
+            last_note_at=loaded.link.last_note_at,
+        )
+    rule = None
+    if loaded.rule is not None:
+        rule = domain.RuleView(
+            note_interval=timedelta(minutes=loaded.rule.note_interval_minutes),
+            summary_template=loaded.rule.summary_template,
+        )
+    usable_psa = loaded.psa is not None and loaded.psa.enabled
+    company = loaded.mapping.psa_company_id if loaded.mapping and usable_psa else None
+    if loaded.link is not None:
+        company = loaded.link.company_id
+    return problem, link, domain.Routing(company_id=company, rule=rule)
+
+
+async def reconcile_problem(services: Services, problem_id: str, *, owner: str) -> list[str]:
+    """Bring the problem's ticket in line with the problem. Returns the steps taken (for logs/tests)."""
+    if not await _lock(services, problem_id, owner):
+        raise RetryLater(datetime.now(UTC) + timedelta(seconds=2))
+    steps: list[str] = []
+    try:
+        for _ in range(MAX_STEPS):
+            step = await _step(services, problem_id)
+            if step is None:
+                break
+            steps.append(step)
+    finally:
+        await _unlock(services, problem_id, owner)
+    return steps
+
+
+async def _step(services: Services, problem_id: str) -> str | None:
+    now = datetime.now(UTC)
+    async with services.sessions() as session:
+        loaded = await _load(session, problem_id)
+    if loaded is None:
+        return None
+    problem_view, link_view, routing = _views(loaded)
+    action = domain.decide(problem_view, link_view, routing, now)
+    match action:
+        case domain.Nothing():
+            return None
+        case domain.Unroutable(reason=reason):
+            await _set_routing(services, problem_id, reason)
+            return None
+        case domain.NoteLater(at=at):
+            async with db.transaction(services.sessions) as session:
+                await enqueue_reconciles(session, loaded.problem.tenant_id, [problem_id], run_after=at)
+            return None
+        case domain.OpenTicket(summary=summary, description=description):
+            await _open(services, loaded, summary, description)
+            return "created"
+        case domain.ResumeCreate(summary=summary, description=description, create_if_missing=create):
+            return await _resume(services, loaded, summary, description, create)
+        case domain.AddNote(text=text, covers_occurrences=covered):
+            assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
+            psa = await services.adapters.psa(loaded.psa)
+            await psa.add_note(loaded.link.ticket_id, text)
+            async with db.transaction(services.sessions) as session:
+                await session.execute(
+                    update(TicketLink)
+                    .where(TicketLink.id == loaded.link.id)
+                    .values(last_note_at=now, notes_added=TicketLink.notes_added + 1)
+                )
+                await session.execute(
+                    update(Problem)
+                    .where(Problem.id == problem_id)
+                    .values(noted_occurrences=Problem.noted_occurrences + covered)
+                )
+            return "noted"
+        case domain.CloseTicket(resolution=resolution):
+            assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
+            psa = await services.adapters.psa(loaded.psa)
+            status = loaded.rule.status_closed_id if loaded.rule else None
+            await psa.close_ticket(loaded.link.ticket_id, status, resolution)
+            async with db.transaction(services.sessions) as session:
+                await session.execute(
+                    update(TicketLink)
+                    .where(TicketLink.id == loaded.link.id)
+                    .values(state="closed", closed_at=now)
+                )
+            return "closed"
+    return None  # pragma: no cover - the match is exhaustive
+
+
+async def _set_routing(services: Services, problem_id: str, routing: str) -> None:
+    async with db.transaction(services.sessions) as session:
+        await session.execute(update(Problem).where(Problem.id == problem_id).values(routing=routing))
+
+
+def _spec(loaded: Loaded, marker: str, summary: str, description: str) -> TicketSpec:
+    assert loaded.rule is not None and loaded.link is not None
+    rule = loaded.rule
+    return TicketSpec(
+        marker=marker,
+        company_id=loaded.link.company_id,
+        board_id=rule.board_id,
+        summary=summary,
+        description=description,
+        priority_id=rule.priority_id,
+        type_id=rule.type_id,
+        status_id=rule.status_new_id,
+    )
+
+
+async def _open(services: Services, loaded: Loaded, summary: str, description: str) -> None:
+    """Record the intent (pending link with marker) first, then create, then record the ticket."""
+    assert loaded.mapping is not None and loaded.psa is not None
+    problem = loaded.problem
+    link = TicketLink(
+        tenant_id=problem.tenant_id,
+        problem_id=problem.id,
+        psa_connection_id=loaded.psa.id,
+        company_id=loaded.mapping.psa_company_id,
+        marker=marker_for(problem.id),
+        state="pending",
+    )
+    async with db.transaction(services.sessions) as session:
+        session.add(link)
+    loaded.link = link
+    psa = await services.adapters.psa(loaded.psa)
+    ref = await psa.create_ticket(_spec(loaded, link.marker, summary, description))
+    await _record_open(services, loaded, ref)
+
+
+async def _resume(services: Services, loaded: Loaded, summary: str, description: str, create: bool) -> str:
+    assert loaded.link is not None and loaded.psa is not None
+    psa = await services.adapters.psa(loaded.psa)
+    ref = await psa.find_ticket(loaded.link.marker, loaded.link.company_id)
+    if ref is not None:
+        await _record_open(services, loaded, ref)
+        return "recovered"
+    if not create or loaded.rule is None:
+        async with db.transaction(services.sessions) as session:
+            await session.execute(
+                update(TicketLink)
+                .where(TicketLink.id == loaded.link.id)
+                .values(state="closed", closed_at=datetime.now(UTC))
+            )
+        return "abandoned"
+    ref = await psa.create_ticket(_spec(loaded, loaded.link.marker, summary, description))
+    await _record_open(services, loaded, ref)
+    return "created"
+
+
+async def _record_open(services: Services, loaded: Loaded, ref: TicketRef) -> None:
+    assert loaded.link is not None
+    now = datetime.now(UTC)
+    async with db.transaction(services.sessions) as session:
+        await session.execute(
+            update(TicketLink)
+            .where(TicketLink.id == loaded.link.id)
+            .values(
+                state="closed" if ref.closed else "open",
+                ticket_id=ref.id,
+                ticket_number=ref.number,
+                ticket_url=ref.url,
+                last_note_at=now,
+            )
+        )
+        await session.execute(
+            update(Problem).where(Problem.id == loaded.problem.id).values(routing="ticketed")
+        )

@@ -1,0 +1,240 @@
+"""Receiving webhooks: verify, parse, store durably (group commit), answer 202.
+
+Every accepted delivery is committed before its request is answered. Requests arriving while a
+commit is in flight wait for the next one and share it, so the database sees one transaction per
+batch rather than per request — on SQLite with `synchronous=FULL` that is the difference between
+~15 % and most of a bare endpoint's throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
+from adapters.errors import WebhookParseError
+from connector.domain.canonical import load_json, looks_canonical, parse_canonical
+from connector.logging import get_logger
+from connector.models import Connection, Delivery, Job
+from connector.security.webhooks import verify_generic
+from connector.services import Services
+
+log = get_logger("connector.webhooks")
+TARGET_TTL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    connection_id: str
+    tenant_id: str
+    kind: str
+    secret: str
+    adapter: RmmAdapter
+
+
+class TargetCache:
+    """Connection id → what verifying and parsing need, cached briefly so the hot path does not
+    decrypt a secret per request. Updates through the API invalidate it at once; other replicas
+    see a change within the TTL."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._entries: dict[str, tuple[float, WebhookTarget | None]] = {}
+
+    def invalidate(self, connection_id: str) -> None:
+        self._entries.pop(connection_id, None)
+
+    async def get(self, connection_id: str) -> WebhookTarget | None:
+        now = time.monotonic()
+        cached = self._entries.get(connection_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._services.sessions() as session:
+            row = await session.get(Connection, connection_id)
+        target = None
+        if row is not None and row.role == "rmm" and row.enabled and row.webhook_secret_encrypted is not None:
+            target = WebhookTarget(
+                connection_id=row.id,
+                tenant_id=row.tenant_id,
+                kind=row.kind,
+                secret=self._services.cipher.decrypt_text(row.webhook_secret_encrypted),
+                adapter=await self._services.adapters.rmm(row),
+            )
+        if len(connection_id) <= 64:
+            self._entries[connection_id] = (now + TARGET_TTL_SECONDS, target)
+        return target
+
+
+def parse_delivery(adapter: RmmAdapter, request: WebhookRequest) -> list[AlertEvent]:
+    """The canonical alert if the body is one, else the vendor's native format."""
+    document: Any = None
+    with contextlib.suppress(WebhookParseError):
+        document = load_json(request.body)
+    if document is not None and looks_canonical(document):
+        return parse_canonical(document)
+    events = adapter.parse_webhook(request)
+    if not events and document is None:
+        load_json(request.body)  # raises the JSON error, the most useful message left
+    return events
+
+
+def dedupe_key(events: list[AlertEvent], body_sha256: str) -> str:
+    """The vendor's event id identifies a redelivery; several events → all their ids together."""
+    if len(events) == 1:
+        return f"e:{events[0].event_id}"[:120]
+    if events:
+        joined = "\n".join(sorted(e.event_id for e in events))
+        return "E:" + hashlib.sha256(joined.encode()).hexdigest()
+    return "b:" + body_sha256
+
+
+@dataclass
+class _Pending:
+    values: dict[str, Any]
+    future: asyncio.Future[tuple[str, bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class DeliveryWriter:
+    """Single writer task that commits queued deliveries (and their jobs) in shared transactions."""
+
+    def __init__(self, services: Services, *, max_batch: int = 512) -> None:
+        self._services = services
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="delivery-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
+        """Stores the delivery; returns (delivery id, whether it was a redelivery)."""
+        self.start()
+        pending = _Pending(values)
+        await self._queue.put(pending)
+        return await pending.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._write(batch)
+            except Exception as exc:  # nothing was committed: every request in the batch gets a 5xx
+                log.exception("delivery batch failed", size=len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+            if any(not duplicate for _, duplicate in results):
+                self._services.wake_workers()
+
+    async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
+        keys = {(p.values["connection_id"], p.values["dedupe_key"]) for p in batch if p.values["dedupe_key"]}
+        async with self._services.sessions() as session, session.begin():
+            known: dict[tuple[str, str], str] = {}
+            if keys:
+                rows = await session.execute(
+                    select(Delivery.connection_id, Delivery.dedupe_key, Delivery.id).where(
+                        Delivery.connection_id.in_({c for c, _ in keys}),
+                        Delivery.dedupe_key.in_({k for _, k in keys}),
+                    )
+                )
+                known = {(c, k): i for c, k, i in rows.all() if k is not None}
+            results: list[tuple[str, bool]] = []
+            deliveries: list[dict[str, Any]] = []
+            jobs: list[dict[str, Any]] = []
+            now = datetime.now(UTC)
+            for pending in batch:
+                values = pending.values
+                key = (values["connection_id"], values["dedupe_key"])
+                if values["dedupe_key"] and key in known:
+                    results.append((known[key], True))
+                    continue
+                deliveries.append(values)
+                if values["dedupe_key"]:
+                    known[key] = values["id"]
+                results.append((values["id"], False))
+                if values["status"] == "queued":
+                    jobs.append(
+                        {
+                            "tenant_id": values["tenant_id"],
+                            "kind": "delivery",
+                            "payload": {"delivery_id": values["id"]},
+                            "status": "queued",
+                            "unique_key": None,
+                            "delivery_id": values["id"],
+                            "attempts": 0,
+                            "max_attempts": 8,
+                            "run_after": now,
+                            "created_at": now,
+                        }
+                    )
+            if deliveries:
+                await session.execute(insert(Delivery), deliveries)
+            if jobs:
+                await session.execute(insert(Job), jobs)
+        return results
+
+
+def delivery_values(
+    target_or_connection: tuple[str, str],
+    request: WebhookRequest,
+    *,
+    status: str,
+    source_ip: str | None,
+    events: list[AlertEvent] | None = None,
+    rejection: str | None = None,
+) -> dict[str, Any]:
+    from connector.models import new_id
+
+    connection_id, tenant_id = target_or_connection
+    digest = hashlib.sha256(request.body).hexdigest()
+    accepted = status == "queued"
+    return {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "connection_id": connection_id,
+        "received_at": request.received_at,
+        "status": status,
+        "dedupe_key": dedupe_key(events or [], digest) if accepted else None,
+        "event_count": len(events or []),
+        "body": request.body if accepted else None,
+        "body_sha256": digest,
+        "size": len(request.body),
+        "content_type": (request.headers.get("content-type") or "")[:120] or None,
+        "source_ip": source_ip,
+        "user_agent": (request.headers.get("user-agent") or "")[:200] or None,
+        "rejection": rejection[:300] if rejection else None,
+        "error": None,
+        "attempts": 0,
+        "processed_at": None,
+    }
+
+
+def verify(target: WebhookTarget, request: WebhookRequest) -> tuple[bool, str]:
+    native = target.adapter.verify_webhook(request, target.secret)
+    if native is not None:
+        return native, "" if native else "bad vendor signature"
+    verdict = verify_generic(target.secret, request.body, request.headers, request.query, now=time.time())
+    return verdict.ok, verdict.reason
