@@ -1,0 +1,238 @@
+"""Every /api/v1 route: a key is required, roles are enforced, and another tenant's ids are 404.
+
+The route table below is checked against the app's real routes, so a route added without an
+entry here fails `test_every_route_is_in_the_matrix`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.api.world import (
+    World,
+    billing_rule_body,
+    build_world,
+    mapping_body,
+    psa_body,
+    rmm_body,
+    ticket_rule_body,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str
+    role: str
+    body: Callable[[World], dict[str, Any]] | None = None
+    query: Callable[[World], dict[str, str]] | None = None
+    """Which of the world's ids fill `{id}` placeholders."""
+    id_source: Callable[[World], str] | None = None
+
+    def path(self, world: World) -> str:
+        if "{" not in self.template:
+            return self.template
+        assert self.id_source is not None
+        prefix = self.template.split("{", 1)[0]
+        suffix = self.template.split("}", 1)[1]
+        return f"{prefix}{self.id_source(world)}{suffix}"
+
+
+def _conn(w: World) -> str:
+    return str(w.rmm["id"])
+
+
+ROUTES = [
+    Route("GET", "/api/v1/adapters", "viewer"),
+    Route("GET", "/api/v1/api-keys", "admin"),
+    Route("POST", "/api/v1/api-keys", "admin", body=lambda w: {"name": "x", "role": "viewer"}),
+    Route("DELETE", "/api/v1/api-keys/{key_id}", "admin", id_source=lambda w: w.ids["key_id"]),
+    Route("GET", "/api/v1/connections", "viewer"),
+    Route("POST", "/api/v1/connections", "engineer", body=lambda w: rmm_body("Another RMM")),
+    Route("GET", "/api/v1/connections/{connection_id}", "viewer", id_source=_conn),
+    Route(
+        "PATCH",
+        "/api/v1/connections/{connection_id}",
+        "engineer",
+        body=lambda w: {"name": "Renamed"},
+        id_source=_conn,
+    ),
+    Route("DELETE", "/api/v1/connections/{connection_id}", "engineer", id_source=_conn),
+    Route("POST", "/api/v1/connections/{connection_id}/test", "engineer", id_source=_conn),
+    Route("POST", "/api/v1/connections/{connection_id}/webhook-secret", "engineer", id_source=_conn),
+    Route("GET", "/api/v1/deliveries", "viewer"),
+    Route("GET", "/api/v1/deliveries/{delivery_id}", "viewer", id_source=lambda w: w.ids["delivery_id"]),
+    Route(
+        "POST",
+        "/api/v1/deliveries/{delivery_id}/replay",
+        "engineer",
+        id_source=lambda w: w.ids["delivery_id"],
+    ),
+    Route("GET", "/api/v1/problems", "viewer"),
+    Route(
+        "GET",
+        "/api/v1/client-mappings/suggestions",
+        "viewer",
+        query=lambda w: {"rmm_connection_id": w.rmm["id"], "psa_connection_id": w.psa["id"]},
+    ),
+]
+for _path, _attr, _body, _patch in (
+    (
+        "/api/v1/client-mappings",
+        "mapping",
+        lambda w: mapping_body(w.rmm["id"], w.psa["id"], "c-99"),
+        {"psa_company_name": "Renamed"},
+    ),
+    (
+        "/api/v1/ticket-rules",
+        "ticket_rule",
+        lambda w: ticket_rule_body(w.psa["id"], "agent_offline"),
+        {"enabled": False},
+    ),
+    (
+        "/api/v1/billing-rules",
+        "billing_rule",
+        lambda w: billing_rule_body(w.psa["id"], "Other AV"),
+        {"enabled": False},
+    ),
+):
+    _ident: Callable[[World], str] = lambda w, a=_attr: str(getattr(w, a)["id"])  # noqa: E731
+    ROUTES += [
+        Route("GET", _path, "viewer"),
+        Route("POST", _path, "engineer", body=_body),
+        Route("GET", _path + "/{item_id}", "viewer", id_source=_ident),
+        Route("PATCH", _path + "/{item_id}", "engineer", body=lambda w, p=_patch: dict(p), id_source=_ident),
+        Route("DELETE", _path + "/{item_id}", "engineer", id_source=_ident),
+    ]
+
+ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
+ROUTE_IDS = [f"{r.method} {r.template}" for r in ROUTES]
+
+
+async def _call(client: Any, route: Route, world: World, headers: dict[str, str]) -> Any:
+    return await client.request(
+        route.method,
+        route.path(world),
+        json=route.body(world) if route.body else None,
+        params=route.query(world) if route.query else None,
+        headers=headers,
+    )
+
+
+@pytest.fixture
+async def acme(client: Any, make_key: Any) -> World:
+    return await build_world(client, await make_key("admin", tenant="acme"))
+
+
+def test_every_route_is_in_the_matrix(app: Any) -> None:
+    actual = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method in operations
+    }
+    assert actual == {(r.method, r.template) for r in ROUTES}
+
+
+async def test_every_route_rejects_missing_and_bad_keys(client: Any, acme: World) -> None:
+    for route in ROUTES:
+        for headers in ({}, {"Authorization": "Bearer ck_000000000000_nope"}, {"Authorization": "Basic x"}):
+            response = await _call(client, route, acme, headers)
+            assert response.status_code == 401, (route, headers, response.text)
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+async def test_roles_below_the_required_one_get_403(
+    client: Any, make_key: Any, acme: World, route: Route
+) -> None:
+    for role, rank in ROLE_RANK.items():
+        if rank >= ROLE_RANK[route.role]:
+            continue
+        response = await _call(client, route, acme, await make_key(role, tenant="acme"))
+        assert response.status_code == 403, (role, response.text)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+async def test_the_required_role_is_enough(client: Any, make_key: Any, acme: World, route: Route) -> None:
+    response = await _call(client, route, acme, await make_key(route.role, tenant="acme"))
+    assert response.status_code in (200, 201, 202, 204), response.text
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in ROUTES if "{" in r.template], ids=lambda r: f"{r.method} {r.template}"
+)
+async def test_another_tenants_ids_are_404(client: Any, make_key: Any, acme: World, route: Route) -> None:
+    globex = await make_key("admin", tenant="globex")
+    response = await _call(client, route, acme, globex)
+    assert response.status_code == 404, response.text
+    # and nothing of acme's changed
+    for path in (f"/api/v1/connections/{acme.rmm['id']}", f"/api/v1/client-mappings/{acme.mapping['id']}"):
+        still = await client.get(path, headers=acme.headers)
+        assert still.status_code == 200
+    assert (await client.get(f"/api/v1/connections/{acme.rmm['id']}", headers=acme.headers)).json()[
+        "name"
+    ] == ("Automate")
+
+
+async def test_lists_show_only_the_callers_tenant(client: Any, make_key: Any, acme: World) -> None:
+    globex = await make_key("admin", tenant="globex")
+    for path in (
+        "/api/v1/connections",
+        "/api/v1/client-mappings",
+        "/api/v1/ticket-rules",
+        "/api/v1/billing-rules",
+    ):
+        assert (await client.get(path, headers=globex)).json() == []
+        assert len((await client.get(path, headers=acme.headers)).json()) >= 1
+    globex_keys = (await client.get("/api/v1/api-keys", headers=globex)).json()
+    assert {k["id"] for k in globex_keys}.isdisjoint({acme.ids["key_id"]})
+
+
+async def test_references_to_another_tenants_connections_are_refused(
+    client: Any, make_key: Any, acme: World
+) -> None:
+    globex = await make_key("admin", tenant="globex")
+    own_psa = (await client.post("/api/v1/connections", json=psa_body(), headers=globex)).json()
+    cases = [
+        ("/api/v1/client-mappings", mapping_body(acme.rmm["id"], own_psa["id"]), "rmm_connection_id"),
+        ("/api/v1/ticket-rules", ticket_rule_body(acme.psa["id"]), "psa_connection_id"),
+        ("/api/v1/billing-rules", billing_rule_body(acme.psa["id"]), "psa_connection_id"),
+    ]
+    for path, body, field in cases:
+        response = await client.post(path, json=body, headers=globex)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0] == {"field": field, "message": "no such connection"}
+    suggestions = await client.get(
+        "/api/v1/client-mappings/suggestions",
+        params={"rmm_connection_id": acme.rmm["id"], "psa_connection_id": own_psa["id"]},
+        headers=globex,
+    )
+    assert suggestions.status_code == 422
+
+
+async def test_revoked_key_stops_working(client: Any, make_key: Any, acme: World) -> None:
+    viewer = await make_key("viewer", tenant="acme")
+    assert (await client.get("/api/v1/connections", headers=viewer)).status_code == 200
+    keys = (await client.get("/api/v1/api-keys", headers=acme.headers)).json()
+    viewer_id = next(k["id"] for k in keys if k["role"] == "viewer")
+    assert (await client.delete(f"/api/v1/api-keys/{viewer_id}", headers=acme.headers)).status_code == 204
+    assert (await client.get("/api/v1/connections", headers=viewer)).status_code == 401
+
+
+async def test_created_key_is_shown_once_and_works(client: Any, acme: World) -> None:
+    created = await client.post(
+        "/api/v1/api-keys", json={"name": "ops", "role": "engineer"}, headers=acme.headers
+    )
+    assert created.status_code == 201
+    key = created.json()["key"]
+    listed = (await client.get("/api/v1/api-keys", headers=acme.headers)).json()
+    assert all("key" not in k and "key_hash" not in k for k in listed)
+    engineer = {"Authorization": f"Bearer {key}"}
+    assert (
+        await client.post("/api/v1/connections", json=psa_body("P2"), headers=engineer)
+    ).status_code == 201
+    assert (await client.get("/api/v1/api-keys", headers=engineer)).status_code == 403

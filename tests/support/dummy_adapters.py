@@ -1,0 +1,135 @@
+"""Minimal adapters for exercising the configuration API without a vendor: an RMM and a PSA whose
+`test_connection` calls `GET {base_url}/ping` with a bearer token (mocked with respx in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from adapters.base import (
+    ActionKind,
+    ActionResult,
+    AdapterSpec,
+    AlertEvent,
+    BillingLine,
+    BillingLineResult,
+    ConfigurationUpdate,
+    ConnectionContext,
+    EndpointStatus,
+    PsaAgreement,
+    PsaCompany,
+    PsaOption,
+    RmmClient,
+    Role,
+    TicketRef,
+    TicketSpec,
+    WebhookRequest,
+)
+from adapters.http import VendorHttpClient
+
+
+class DummyCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1)
+    api_secret: SecretStr = Field(min_length=1)
+
+
+class DummyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+
+class _Base:
+    def __init__(self, ctx: ConnectionContext) -> None:
+        creds = ctx.credentials
+        assert isinstance(creds, DummyCredentials)
+        token = creds.api_secret.get_secret_value()
+        self.http = VendorHttpClient(
+            ctx.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            transport=ctx.transport_factory(ctx.base_url),
+            sleep=ctx.sleep,
+        )
+
+    async def test_connection(self) -> None:
+        await self.http.request("GET", "/ping")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+class DummyRmm(_Base):
+    clients: list[RmmClient] = []
+
+    async def list_clients(self) -> AsyncIterator[RmmClient]:
+        for client in self.clients:
+            yield client
+
+    async def iter_endpoint_pages(
+        self, changed_since: datetime | None
+    ) -> AsyncIterator[list[EndpointStatus]]:
+        if False:
+            yield []
+
+    def verify_webhook(self, request: WebhookRequest, secret: str) -> bool | None:
+        return None
+
+    def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
+        return []
+
+    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
+        return []
+
+    async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
+        return ActionResult(accepted=True)
+
+
+class DummyPsa(_Base):
+    companies: list[PsaCompany] = []
+
+    async def list_companies(self) -> AsyncIterator[PsaCompany]:
+        for company in self.companies:
+            yield company
+
+    async def list_agreements(self, company_id: str) -> list[PsaAgreement]:
+        return []
+
+    async def list_ticket_options(self) -> dict[str, list[PsaOption]]:
+        return {}
+
+    async def find_ticket(self, marker: str, company_id: str) -> TicketRef | None:
+        return None
+
+    async def create_ticket(self, spec: TicketSpec) -> TicketRef:
+        return TicketRef(id="1")
+
+    async def add_note(self, ticket_id: str, text: str) -> None:
+        return None
+
+    async def close_ticket(self, ticket_id: str, status_id: str | None, resolution: str) -> None:
+        return None
+
+    async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
+        return None
+
+    async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult:
+        return BillingLineResult(action="created", line_id="1")
+
+
+DUMMY_RMM = AdapterSpec(
+    kind="dummy_rmm",
+    role=Role.RMM,
+    title="Dummy RMM",
+    credentials_model=DummyCredentials,
+    options_model=DummyOptions,
+    factory=DummyRmm,
+)
+DUMMY_PSA = AdapterSpec(
+    kind="dummy_psa",
+    role=Role.PSA,
+    title="Dummy PSA",
+    credentials_model=DummyCredentials,
+    factory=DummyPsa,
+)

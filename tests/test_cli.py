@@ -1,0 +1,150 @@
+"""The command line as an operator uses it: real subprocesses on a temporary data directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+KEY = re.compile(r"ck_[0-9a-f]{12}_[A-Za-z0-9_-]+")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    env["CONNECTOR_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector.cli", *args],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(tmp_path: Path, port: int) -> tuple[str, int]:
+    """Starts `connector serve`, waits until ready, stops it; returns its output and readiness status."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "serve", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    status = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=20)
+    return output, status
+
+
+def test_first_serve_prints_an_admin_key_once_and_it_works(tmp_path: Path) -> None:
+    port = _free_port()
+    first, status = _serve(tmp_path, port)
+    assert status == 200, first
+    keys = KEY.findall(first)
+    assert len(keys) == 1, first
+    assert (tmp_path / "data" / "connector.db").exists()
+    assert oct((tmp_path / "data" / "secret.key").stat().st_mode)[-3:] == "600"
+
+    second, status = _serve(tmp_path, port)
+    assert status == 200
+    assert KEY.findall(second) == []  # never shown again
+
+    created = _cli(tmp_path, "apikey", "create", "--role", "viewer", "--tenant", "acme")
+    assert created.returncode == 0, created.stderr
+    viewer_key = created.stdout.strip()
+    assert KEY.fullmatch(viewer_key)
+    assert "shown once" in created.stderr
+
+
+def test_migrate_up_and_down(tmp_path: Path) -> None:
+    assert _cli(tmp_path, "migrate").returncode == 0
+    down = _cli(tmp_path, "migrate", "base", "--downgrade")
+    assert down.returncode == 0, down.stderr
+    assert _cli(tmp_path, "migrate").returncode == 0
+
+
+def test_secrets_generate_key_prints_a_fernet_key(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "secrets", "generate-key")
+    assert result.returncode == 0
+    assert len(result.stdout.strip()) == 44
+
+
+def test_secret_key_rotation_reencrypts_every_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select
+
+    from connector import cli, db
+    from connector.models import Connection, Tenant
+    from connector.security.crypto import CredentialCipher
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'rot.db'}"
+    monkeypatch.setenv("CONNECTOR_DATABASE_URL", url)
+
+    async def seed() -> None:
+        await db.migrate(url)
+        engine = db.create_engine(url)
+        cipher = CredentialCipher([old])
+        async with db.transaction(db.session_factory(engine)) as session:
+            tenant = Tenant(name="t", settings={})
+            session.add(tenant)
+            await session.flush()
+            session.add(
+                Connection(
+                    tenant_id=tenant.id,
+                    name="c",
+                    kind="dummy_psa",
+                    role="psa",
+                    base_url="https://x.example",
+                    credentials_encrypted=cipher.encrypt_json({"api_secret": "s3cr3t"}),
+                    webhook_secret_encrypted=cipher.encrypt_text("hook"),
+                    options={},
+                )
+            )
+        await engine.dispose()
+
+    async def read() -> tuple[bytes, bytes]:
+        engine = db.create_engine(url)
+        async with db.session_factory(engine)() as session:
+            row = (await session.scalars(select(Connection))).one()
+        await engine.dispose()
+        return row.credentials_encrypted, row.webhook_secret_encrypted or b""
+
+    asyncio.run(seed())
+    monkeypatch.setenv("CONNECTOR_SECRET_KEY", f"{new},{old}")
+    assert cli.main(["secrets", "rotate"]) == 0
+    credentials, hook = asyncio.run(read())
+    only_new = CredentialCipher([new])
+    assert only_new.decrypt_json(credentials) == {"api_secret": "s3cr3t"}
+    assert only_new.decrypt_text(hook) == "hook"
