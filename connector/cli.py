@@ -64,6 +64,38 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Job workers only, sharing the database with any number of `serve` replicas (scale-out)."""
+    import signal
+
+    from connector.jobs.worker import Worker
+
+    async def run() -> int:
+        services = build_services(settings)
+        try:
+            await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+            worker = Worker(services, concurrency=args.concurrency, poll_interval=args.poll_interval)
+            if args.once:
+                ran = await worker.run_until_idle()
+                print(f"ran {ran} job(s); none runnable now")
+                return 0
+            loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopping.set)
+            task = asyncio.create_task(worker.run(), name="job-worker")
+            log.info("worker started", owner=worker.owner, concurrency=args.concurrency)
+            await stopping.wait()
+            log.info("worker stopping: finishing running jobs")
+            await worker.stop()
+            await task
+            return 0
+        finally:
+            await services.aclose()
+
+    return asyncio.run(run())
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_database_url()
     if args.downgrade:
@@ -130,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-worker", action="store_true", help="do not run the job worker in-process")
     serve.add_argument("--no-scheduler", action="store_true", help="do not run scheduled syncs in-process")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run job workers only (scale-out next to `serve`)")
+    worker.add_argument("--concurrency", type=int, default=4, help="jobs run at once (default 4)")
+    worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds between idle polls")
+    worker.add_argument("--once", action="store_true", help="run what is runnable now, then exit")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AlertEvent, ProblemKind
@@ -35,6 +36,9 @@ async def open_problem(
             Problem.kind == kind.value,
             Problem.state == "open",
         )
+        # Row-locked (PostgreSQL) and re-read, so concurrent deliveries never lose a repeat count.
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
@@ -68,11 +72,7 @@ async def observe_active(
     """Open a problem or count a repeat. Returns None for an alert older than the last clear."""
     current = await open_problem(session, connection.id, endpoint_id, kind)
     if current is not None:
-        current.occurrences += 1
-        current.last_seen_at = max(current.last_seen_at, at)
-        current.message = message or current.message
-        current.hostname = hostname or current.hostname
-        return current
+        return _repeat(current, hostname=hostname, message=message, at=at)
     previous = await latest_problem(session, connection.id, endpoint_id, kind)
     if previous is not None and previous.cleared_at is not None and at <= previous.cleared_at:
         return None  # arrived out of order: the problem already cleared after this alert
@@ -92,9 +92,25 @@ async def observe_active(
         first_seen_at=at,
         last_seen_at=at,
     )
-    session.add(problem)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(problem)
+    except IntegrityError:
+        # Another worker opened the same problem concurrently (unique open problem per endpoint and
+        # kind); its row is committed and visible now, so this alert is a repeat of it.
+        current = await open_problem(session, connection.id, endpoint_id, kind)
+        if current is None:
+            raise
+        return _repeat(current, hostname=hostname, message=message, at=at)
     return problem
+
+
+def _repeat(current: Problem, *, hostname: str | None, message: str, at: datetime) -> Problem:
+    current.occurrences += 1
+    current.last_seen_at = max(current.last_seen_at, at)
+    current.message = message or current.message
+    current.hostname = hostname or current.hostname
+    return current
 
 
 async def observe_cleared(

@@ -82,6 +82,12 @@ def parse_delivery(adapter: RmmAdapter, request: WebhookRequest) -> list[AlertEv
     events = adapter.parse_webhook(request)
     if not events and document is None:
         load_json(request.body)  # raises the JSON error, the most useful message left
+    if not events:
+        raise WebhookParseError(
+            "no alert in body: expected the canonical alert (event_id, client_id, endpoint_id, problem, "
+            "state, occurred_at) or this RMM's own alert format",
+            field="body",
+        )
     return events
 
 

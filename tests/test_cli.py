@@ -148,3 +148,32 @@ def test_secret_key_rotation_reencrypts_every_connection(
     only_new = CredentialCipher([new])
     assert only_new.decrypt_json(credentials) == {"api_secret": "s3cr3t"}
     assert only_new.decrypt_text(hook) == "hook"
+
+
+def test_worker_once_runs_what_is_runnable_and_exits(tmp_path: Path) -> None:
+    done = _cli(tmp_path, "worker", "--once")
+    assert done.returncode == 0, done.stderr
+    assert "ran 0 job(s)" in done.stdout
+
+
+def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "worker", "--poll-interval", "0.2"],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if "worker started" in line or not line:
+            break
+    proc.terminate()
+    output, _ = proc.communicate(timeout=20)
+    assert any("worker started" in line for line in seen), "".join(seen) + output
+    assert proc.returncode == 0, output
+    assert "worker stopping" in output

@@ -41,9 +41,17 @@ class CanonicalAlert(BaseModel):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+CANONICAL_FIELDS = frozenset(CanonicalAlert.model_fields)
+
+
 def looks_canonical(document: Any) -> bool:
+    """Meant as canonical alerts: every item is an object carrying `problem` and at least one other
+    canonical field, so a canonical alert with a field missing is refused naming that field rather
+    than handed to the vendor parser."""
     items = _items(document)
-    return bool(items) and all(isinstance(i, dict) and "problem" in i and "endpoint_id" in i for i in items)
+    return bool(items) and all(
+        isinstance(i, dict) and "problem" in i and len(CANONICAL_FIELDS.intersection(i)) >= 2 for i in items
+    )
 
 
 def _items(document: Any) -> list[Any]:

@@ -102,6 +102,8 @@ async def claim(
         and_(Job.status == "queued", Job.run_after <= now),
         and_(Job.status == "running", Job.lease_expires_at < now),
     )
+    if kinds is not None and not kinds:
+        return []
     conditions = [claimable] + ([Job.kind.in_(kinds)] if kinds else [])
     claimed: list[ClaimedJob] = []
     async with sessions() as session, session.begin():

@@ -73,6 +73,8 @@ class Worker:
         self.concurrency = concurrency
         self.lease = lease
         self.poll_interval = poll_interval
+        if handlers is None:
+            import connector.jobs.handlers  # noqa: F401 - registers the built-in handlers
         self.handlers = handlers if handlers is not None else HANDLERS
         self.owner = worker_id()
         self._wake = asyncio.Event()
