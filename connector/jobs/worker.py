@@ -100,21 +100,36 @@ class Worker:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def run_until_idle(self, *, max_rounds: int = 10_000) -> int:
-        """Run jobs until none is runnable now (for `connector sync` and tests); returns jobs run."""
+    async def run_until_idle(self, *, max_jobs: int = 1_000_000) -> int:
+        """Run jobs until none is runnable now and none is running (for `connector sync`, `worker
+        --once` and tests); returns the number of jobs run. Pipelined like `run()`: a free slot is
+        refilled as soon as a job ends, not after a whole batch."""
         total = 0
-        for _ in range(max_rounds):
-            jobs = await queue.claim(
-                self.services.sessions,
-                self.owner,
-                limit=self.concurrency,
-                lease=self.lease,
-                kinds=list(self.handlers),
-            )
-            if not jobs:
-                break
-            await asyncio.gather(*(self._execute(job) for job in jobs))
-            total += len(jobs)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while total < max_jobs:
+                free = self.concurrency - len(running)
+                jobs = []
+                if free > 0:
+                    jobs = await queue.claim(
+                        self.services.sessions,
+                        self.owner,
+                        limit=min(free, max_jobs - total),
+                        lease=self.lease,
+                        kinds=list(self.handlers),
+                    )
+                for job in jobs:
+                    running.add(asyncio.create_task(self._execute(job)))
+                total += len(jobs)
+                if not running:
+                    break
+                if not jobs or len(running) >= self.concurrency:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # re-raise what escaped a job (a crash stands for process death)
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
         return total
 
     async def _claim_and_start(self) -> bool:

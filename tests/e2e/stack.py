@@ -100,6 +100,8 @@ async def build_stack(
     headers: dict[str, str],
     *,
     rmm_kind: str = "dummy_rmm",
+    rmm_credentials: dict[str, Any] | None = None,
+    rmm_base_url: str = "https://rmm.example.com",
     note_interval_minutes: int = 60,
     map_clients: tuple[str, ...] = ("c-1",),
     manage: ManageFake | None = None,
@@ -120,8 +122,8 @@ async def build_stack(
         {
             "name": "RMM",
             "kind": rmm_kind,
-            "base_url": "https://rmm.example.com",
-            "credentials": {"username": "svc", "api_secret": "rmm-secret"},
+            "base_url": rmm_base_url,
+            "credentials": rmm_credentials or {"username": "svc", "api_secret": "rmm-secret"},
         },
     )
     psa = await post(
