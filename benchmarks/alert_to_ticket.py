@@ -108,14 +108,18 @@ async def main(args: argparse.Namespace) -> None:
     print(f"alerts accepted (202) in          {ingested:7.2f} s")
     print(f"last ticket exists after          {elapsed:7.2f} s   ({jobs} jobs run)")
     print(f"distinct problems                 {len(problems):7d}")
-    print(f"tickets created                   {tickets:7d}   {'OK' if tickets == len(problems) else 'MISMATCH'}")
+    print(
+        f"tickets created                   {tickets:7d}   {'OK' if tickets == len(problems) else 'MISMATCH'}"
+    )
     print(f"PSA calls                         {sum(calls.values()):7d}   " + ", ".join(
         f"{k}: {v}" for k, v in sorted(calls.items())
     ))  # fmt: skip
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--alerts", type=int, default=1000)
     parser.add_argument("--endpoints", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.05)

@@ -35,7 +35,8 @@ class Result:
     def line(self, label: str) -> str:
         return (
             f"{label:<34} {self.rps:8.0f} req/s   p50 {self.percentile(50):6.1f} ms   "
-            f"p99 {self.percentile(99):6.1f} ms   mean {statistics.fmean(self.latencies_ms or [0]):6.1f} ms   "
+            f"p99 {self.percentile(99):6.1f} ms   "
+            f"mean {statistics.fmean(self.latencies_ms or [0]):6.1f} ms   "
             f"statuses {dict(self.statuses)}"
         )
 

@@ -112,7 +112,12 @@ def create_rmm_connection(base: str, headers: dict[str, str]) -> tuple[str, str]
     created = httpx.post(
         f"{base}/api/v1/connections",
         headers=headers,
-        json={"name": "bench", "kind": rmm["kind"], "base_url": "https://rmm.example.com", "credentials": credentials},
+        json={
+            "name": "bench",
+            "kind": rmm["kind"],
+            "base_url": "https://rmm.example.com",
+            "credentials": credentials,
+        },
     )
     created.raise_for_status()
     body = created.json()
@@ -184,7 +189,9 @@ def load(port: int, path: str, args: argparse.Namespace) -> Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=1_000)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -192,7 +199,10 @@ def main() -> None:
     parser.add_argument("--with-worker", action="store_true", help="run the job worker inside serve too")
     args = parser.parse_args()
 
-    print(f"{args.requests} requests of ~1 KB, {args.concurrency} concurrent keep-alive clients, 1 server process")
+    print(
+        f"{args.requests} requests of ~1 KB, {args.concurrency} concurrent keep-alive clients, "
+        "1 server process"
+    )
     bare = bench_bare(args)
     print(bare.line("bare FastAPI (parse, no storage)"))
     for backend in args.backends.split(","):

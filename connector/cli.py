@@ -96,6 +96,79 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a status sync of every enabled RMM connection (or one) in the foreground, then the ticket
+    work it produced; print a summary; exit 1 if any connection failed, 2 if one was already running."""
+    import connector.jobs.handlers  # noqa: F401 - registers the handlers used below
+    from connector.jobs.worker import HANDLERS, Handler, Worker
+    from connector.models import SyncRun
+    from connector.sync import SyncConflict, execute_run, rmm_connections, start_run
+
+    tty = sys.stdout.isatty()
+
+    def progress(name: str) -> Callable[[SyncRun], None]:
+        def show(run: SyncRun) -> None:
+            line = (
+                f"{name}: {run.pages} page(s), {run.endpoints_seen} endpoint(s), "
+                f"{run.endpoints_changed} changed"
+            )
+            if tty:
+                print(f"\r\x1b[2K{SPINNER[run.pages % len(SPINNER)]} {line}", end="", flush=True)
+            else:
+                print(line, flush=True)
+
+        return show
+
+    async def run() -> int:
+        services = build_services(settings)
+        code = 0
+        try:
+            await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+            async with services.sessions() as session:
+                connections = await rmm_connections(session)
+            if args.connection:
+                connections = [c for c in connections if c.id == args.connection]
+                if not connections:
+                    print(f"no enabled RMM connection with id {args.connection}", file=sys.stderr)
+                    return 2
+            if not connections:
+                print("no enabled RMM connections to sync")
+                return 0
+            for connection in connections:
+                try:
+                    async with db.transaction(services.sessions) as session:
+                        started = await start_run(session, connection, "cli")
+                except SyncConflict as conflict:
+                    print(f"{connection.name}: a sync is already running (run {conflict.run_id}); skipped")
+                    code = max(code, 2)
+                    continue
+                done = await execute_run(services, started.id, progress=progress(connection.name))
+                if tty:
+                    print()
+                print(
+                    f"{connection.name}: {done.status} - {'full' if done.full else 'incremental'} pass, "
+                    f"{done.pages} page(s), {done.endpoints_seen} seen, {done.endpoints_changed} changed, "
+                    f"{done.endpoints_retired} retired, "
+                    f"problems +{done.problems_opened}/-{done.problems_closed}, "
+                    f"{done.psa_calls} PSA configuration write(s)"
+                )
+                for error in done.errors:
+                    print(f"  error: {error.get('message')}", file=sys.stderr)
+                if done.status != "succeeded":
+                    code = max(code, 1)
+            handlers: dict[str, Handler] = {k: HANDLERS[k] for k in ("reconcile", "action")}
+            tickets = await Worker(services, concurrency=8, handlers=handlers).run_until_idle()
+            print(f"ticket work: {tickets} job(s) run")
+            return code
+        finally:
+            await services.aclose()
+
+    return asyncio.run(run())
+
+
+SPINNER = "|/-\\"
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_database_url()
     if args.downgrade:
@@ -168,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--poll-interval", type=float, default=1.0, help="seconds between idle polls")
     worker.add_argument("--once", action="store_true", help="run what is runnable now, then exit")
     worker.set_defaults(func=cmd_worker)
+
+    sync = sub.add_parser("sync", help="run a status sync once in the foreground (for cron)")
+    sync.add_argument("--connection", help="only this RMM connection id")
+    sync.set_defaults(func=cmd_sync)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -317,3 +317,127 @@ class TicketLink(Base):
     last_note_at: Mapped[datetime | None]
     notes_added: Mapped[int] = mapped_column(Integer, default=0)
     closed_at: Mapped[datetime | None]
+
+
+class Endpoint(Base):
+    """The last observed security status of one RMM endpoint. Never deleted: an endpoint gone from
+    the RMM is `retired` (it stops counting for billing, its history stays)."""
+
+    __tablename__ = "endpoints"
+    __table_args__ = (
+        UniqueConstraint("rmm_connection_id", "endpoint_id", name="uq_endpoints_connection_endpoint"),
+        Index("ix_endpoints_tenant_client", "tenant_id", "client_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[str] = mapped_column(String(100))
+    client_name: Mapped[str | None] = mapped_column(String(255))
+    hostname: Mapped[str] = mapped_column(String(255))
+    serial_number: Mapped[str | None] = mapped_column(String(100))
+    os_name: Mapped[str | None] = mapped_column(String(255))
+    product: Mapped[str | None] = mapped_column(String(255))
+    protection_enabled: Mapped[bool | None]
+    definitions_date: Mapped[datetime | None]
+    last_scan_at: Mapped[datetime | None]
+    active_threats: Mapped[int | None]
+    online: Mapped[bool | None]
+    last_seen_at: Mapped[datetime | None]
+    health: Mapped[str] = mapped_column(String(16), default="unprotected")
+    fingerprint: Mapped[str] = mapped_column(String(32), default="")
+    pushed_fields_fingerprint: Mapped[str | None] = mapped_column(String(32))
+    """Fingerprint of the status fields last written to the PSA configuration (None = never)."""
+    seen_in_run_id: Mapped[str | None] = mapped_column(String(32))
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None]
+
+
+class SyncRun(Base):
+    """One pass over an RMM connection's fleet. At most one `running` per connection (partial unique
+    index): a second trigger is refused, and a run whose heartbeat stopped is taken over."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        Index(
+            "uq_sync_runs_running",
+            "connection_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    """schedule | api | cli"""
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    """running | succeeded | failed | interrupted"""
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    changed_since: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    endpoints_seen: Mapped[int] = mapped_column(Integer, default=0)
+    endpoints_changed: Mapped[int] = mapped_column(Integer, default=0)
+    endpoints_retired: Mapped[int] = mapped_column(Integer, default=0)
+    problems_opened: Mapped[int] = mapped_column(Integer, default=0)
+    problems_closed: Mapped[int] = mapped_column(Integer, default=0)
+    psa_calls: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class SyncCursor(Base):
+    """Where the next incremental sync of a connection starts."""
+
+    __tablename__ = "sync_cursors"
+
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    changed_since: Mapped[datetime | None]
+    last_full_at: Mapped[datetime | None]
+
+
+class UsageDaily(Base):
+    """Billable endpoints per client and product per day: `peak` over the day and the `last` count."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        UniqueConstraint("rmm_connection_id", "client_id", "product", "day", name="uq_usage_daily_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(100))
+    product: Mapped[str] = mapped_column(String(255))
+    day: Mapped[str] = mapped_column(String(10))
+    """YYYY-MM-DD (UTC)"""
+    peak: Mapped[int] = mapped_column(Integer, default=0)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EndpointAction(Base):
+    """A remote action requested on an endpoint and what the RMM answered."""
+
+    __tablename__ = "endpoint_actions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    endpoint_row_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    problem_id: Mapped[str | None] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(32))
+    """api | rule"""
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    """queued | accepted | failed"""
+    vendor_reference: Mapped[str | None] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

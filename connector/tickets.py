@@ -14,11 +14,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ProblemKind, TicketRef, TicketSpec
+from adapters.base import ActionKind, ProblemKind, TicketRef, TicketSpec
 from connector import db
+from connector.actions import accepted_action_for, request_action
 from connector.domain import tickets as domain
 from connector.jobs.worker import RetryLater
-from connector.models import ClientMapping, Connection, Problem, TicketLink, TicketRule
+from connector.models import (
+    ClientMapping,
+    Connection,
+    Endpoint,
+    EndpointAction,
+    Problem,
+    TicketLink,
+    TicketRule,
+)
 from connector.problems import enqueue_reconciles
 from connector.services import Services
 
@@ -170,6 +179,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
             return None
         case domain.OpenTicket(summary=summary, description=description):
             await _open(services, loaded, summary, description)
+            await _auto_action(services, loaded)
             return "created"
         case domain.ResumeCreate(summary=summary, description=description, create_if_missing=create):
             return await _resume(services, loaded, summary, description, create)
@@ -193,6 +203,14 @@ async def _step(services: Services, problem_id: str) -> str | None:
             assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
             psa = await services.adapters.psa(loaded.psa)
             status = loaded.rule.status_closed_id if loaded.rule else None
+            async with services.sessions() as session:
+                ran = await accepted_action_for(session, problem_id)
+            if ran is not None:
+                resolution += (
+                    f" Closed after the '{ran.action}' action requested "
+                    f"{ran.requested_at.isoformat(timespec='minutes')}"
+                    + (f" (RMM reference {ran.vendor_reference})." if ran.vendor_reference else ".")
+                )
             await psa.close_ticket(loaded.link.ticket_id, status, resolution)
             async with db.transaction(services.sessions) as session:
                 await session.execute(
@@ -202,6 +220,28 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 )
             return "closed"
     return None  # pragma: no cover - the match is exhaustive
+
+
+async def _auto_action(services: Services, loaded: Loaded) -> None:
+    """The rule's automatic action for a newly opened problem, at most once per problem."""
+    rule, problem = loaded.rule, loaded.problem
+    if rule is None or rule.auto_action is None:
+        return
+    async with db.transaction(services.sessions) as session:
+        if await session.scalar(select(EndpointAction.id).where(EndpointAction.problem_id == problem.id)):
+            return
+        endpoint = await session.scalar(
+            select(Endpoint).where(
+                Endpoint.rmm_connection_id == problem.rmm_connection_id,
+                Endpoint.endpoint_id == problem.endpoint_id,
+            )
+        )
+        if endpoint is None:
+            return
+        await request_action(
+            session, endpoint, ActionKind(rule.auto_action), requested_by="rule", problem_id=problem.id
+        )
+    services.wake_workers()
 
 
 async def _set_routing(services: Services, problem_id: str, routing: str) -> None:

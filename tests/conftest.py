@@ -26,6 +26,7 @@ from connector.services import Services, build_services
 from connector.settings import Settings
 from connector.tenants import create_api_key, get_or_create_tenant
 from tests.support.dummy_adapters import DUMMY_PSA, DUMMY_RMM
+from tests.support.fleet_rmm import FLEET_RMM
 from tests.support.vendors import VendorRouter
 
 PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -111,6 +112,7 @@ def test_registry() -> AdapterRegistry:
     registry = discover()
     registry.add(DUMMY_RMM)
     registry.add(DUMMY_PSA)
+    registry.add(FLEET_RMM)
     return registry
 
 

@@ -56,3 +56,24 @@ async def reconcile(context: JobContext) -> None:
                 .where(Delivery.id == context.job.delivery_id, Delivery.status.in_(("failed", "dead")))
                 .values(status="processed", error=None)
             )
+
+
+@handler("sync")
+async def run_sync(context: JobContext) -> None:
+    """Execute a sync run that is still the connection's running one (a replaced run is skipped)."""
+    from connector.models import SyncRun
+    from connector.sync import execute_run
+
+    run_id = context.job.payload["run_id"]
+    async with context.services.sessions() as session:
+        run = await session.get(SyncRun, run_id)
+    if run is None or run.status != "running":
+        return
+    await execute_run(context.services, run_id)
+
+
+@handler("action")
+async def run_endpoint_action(context: JobContext) -> None:
+    from connector.actions import run_action
+
+    await run_action(context.services, context.job.payload["action_id"])

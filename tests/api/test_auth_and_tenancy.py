@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from connector import db
+from connector.models import Connection, Endpoint
+from connector.services import Services
 from tests.api.world import (
     World,
     billing_rule_body,
@@ -72,6 +75,25 @@ ROUTES = [
         id_source=lambda w: w.ids["delivery_id"],
     ),
     Route("GET", "/api/v1/problems", "viewer"),
+    Route("GET", "/api/v1/sync-runs", "viewer"),
+    Route("POST", "/api/v1/sync-runs", "engineer", body=lambda w: {}),
+    Route("GET", "/api/v1/sync-runs/{run_id}", "viewer", id_source=lambda w: w.ids["run_id"]),
+    Route("GET", "/api/v1/endpoints", "viewer"),
+    Route("GET", "/api/v1/endpoints/{endpoint_id}", "viewer", id_source=lambda w: w.ids["endpoint_id"]),
+    Route(
+        "POST",
+        "/api/v1/endpoints/{endpoint_id}/actions",
+        "engineer",
+        body=lambda w: {"action": "scan"},
+        id_source=lambda w: w.ids["endpoint_id"],
+    ),
+    Route("GET", "/api/v1/settings/thresholds", "viewer"),
+    Route(
+        "PUT",
+        "/api/v1/settings/thresholds",
+        "engineer",
+        body=lambda w: {"definitions_max_age_days": 5, "scan_max_age_days": 30, "offline_after_days": 14},
+    ),
     Route(
         "GET",
         "/api/v1/client-mappings/suggestions",
@@ -123,8 +145,29 @@ async def _call(client: Any, route: Route, world: World, headers: dict[str, str]
 
 
 @pytest.fixture
-async def acme(client: Any, make_key: Any) -> World:
-    return await build_world(client, await make_key("admin", tenant="acme"))
+async def acme(client: Any, make_key: Any, services: Services) -> World:
+    world = await build_world(client, await make_key("admin", tenant="acme"))
+    run = await client.post(
+        "/api/v1/sync-runs", json={"connection_id": world.rmm["id"]}, headers=world.headers
+    )
+    assert run.status_code == 202, run.text
+    world.ids["run_id"] = run.json()[0]["id"]
+    async with db.transaction(services.sessions) as session:
+        connection = await session.get(Connection, world.rmm["id"])
+        assert connection is not None
+        endpoint = Endpoint(
+            tenant_id=connection.tenant_id,
+            rmm_connection_id=connection.id,
+            endpoint_id="ep-1",
+            client_id="c-1",
+            hostname="EP-1-PC",
+            health="protected",
+            fingerprint="x",
+        )
+        session.add(endpoint)
+        await session.flush()
+        world.ids["endpoint_id"] = endpoint.id
+    return world
 
 
 def test_every_route_is_in_the_matrix(app: Any) -> None:

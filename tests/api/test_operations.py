@@ -18,10 +18,15 @@ async def test_healthz_and_readyz(client: Any) -> None:
 
 async def test_readyz_fails_when_schema_is_behind(client: Any, services: Any) -> None:
     async with services.engine.begin() as conn:
+        head = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
         await conn.execute(text("UPDATE alembic_version SET version_num = 'old'"))
-    response = await client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["schema"] == ["old"]
+    try:
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["schema"] == ["old"]
+    finally:  # the PostgreSQL schema is shared by the session's tests
+        async with services.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
 
 
 async def test_metrics_count_requests_by_route_template(client: Any, make_key: Any) -> None:

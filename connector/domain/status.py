@@ -1,0 +1,152 @@
+"""Endpoint security status → problems, health class and fingerprints. Pure: no I/O, the clock is an
+argument.
+
+Each check answers True (the problem is present), False (it is absent: an open problem may clear) or
+None (the RMM does not report what the check needs: leave any open problem alone). An unknown is never
+read as "fine", and never as "broken".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.base import EndpointStatus, ProblemKind
+
+Health = Literal["protected", "at_risk", "unprotected", "offline"]
+
+
+class Thresholds(BaseModel):
+    """Per-tenant limits for the time-based checks (settable over the API)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definitions_max_age_days: int = Field(default=3, ge=1, le=365)
+    scan_max_age_days: int = Field(default=14, ge=1, le=365)
+    offline_after_days: int = Field(default=7, ge=1, le=365)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: ProblemKind
+    present: bool | None
+    message: str = ""
+
+
+def _age_days(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else (now - moment) / timedelta(days=1)
+
+
+def findings(status: EndpointStatus, limits: Thresholds, now: datetime) -> list[Finding]:
+    installed = status.product is not None
+    out = [
+        Finding(
+            ProblemKind.NOT_PROTECTED,
+            not installed if status.product is not None or status.protection_enabled is not None else None,
+            "no endpoint protection product reported",
+        )
+    ]
+    if not installed:
+        # Without a product, the product-level checks have nothing to say.
+        out += [Finding(kind, None) for kind in _PRODUCT_CHECKS]
+    else:
+        defs_age = _age_days(status.definitions_date, now)
+        scan_age = _age_days(status.last_scan_at, now)
+        out += [
+            Finding(
+                ProblemKind.PROTECTION_DISABLED,
+                None if status.protection_enabled is None else not status.protection_enabled,
+                f"real-time protection of {status.product} is off",
+            ),
+            Finding(
+                ProblemKind.DEFINITIONS_OUTDATED,
+                None if defs_age is None else defs_age > limits.definitions_max_age_days,
+                f"definitions are {defs_age:.0f} days old (limit {limits.definitions_max_age_days})"
+                if defs_age is not None
+                else "",
+            ),
+            Finding(
+                ProblemKind.SCAN_OVERDUE,
+                None if scan_age is None else scan_age > limits.scan_max_age_days,
+                f"last full scan {scan_age:.0f} days ago (limit {limits.scan_max_age_days})"
+                if scan_age is not None
+                else "",
+            ),
+            Finding(
+                ProblemKind.THREAT_DETECTED,
+                None if status.active_threats is None else status.active_threats > 0,
+                f"{status.active_threats} active threat(s) reported by {status.product}",
+            ),
+        ]
+    seen_age = _age_days(status.last_seen_at, now)
+    out.append(
+        Finding(
+            ProblemKind.AGENT_OFFLINE,
+            None if seen_age is None else seen_age > limits.offline_after_days,
+            f"agent not seen for {seen_age:.0f} days (limit {limits.offline_after_days})"
+            if seen_age is not None
+            else "",
+        )
+    )
+    return out
+
+
+_PRODUCT_CHECKS = (
+    ProblemKind.PROTECTION_DISABLED,
+    ProblemKind.DEFINITIONS_OUTDATED,
+    ProblemKind.SCAN_OVERDUE,
+    ProblemKind.THREAT_DETECTED,
+)
+
+
+def health(status: EndpointStatus, limits: Thresholds, now: datetime) -> Health:
+    """The dashboard class: offline beats everything (its status is stale), then no product, then
+    any present problem."""
+    present = {f.kind for f in findings(status, limits, now) if f.present}
+    if ProblemKind.AGENT_OFFLINE in present or status.online is False:
+        return "offline"
+    if status.product is None or ProblemKind.NOT_PROTECTED in present:
+        return "unprotected"
+    return "at_risk" if present else "protected"
+
+
+def fingerprint(status: EndpointStatus) -> str:
+    """Changes exactly when something the service stores or pushes changes (not `last_seen_at`, which
+    moves on every check-in and would make every sync rewrite every endpoint)."""
+    data = status.model_dump(mode="json", exclude={"last_seen_at", "online"})
+    data["offline_day"] = status.last_seen_at.date().isoformat() if status.last_seen_at else None
+    return _digest(data)
+
+
+def configuration_fields(status: EndpointStatus, health_class: Health) -> dict[str, str]:
+    """What goes onto the PSA configuration record: short, human-readable values."""
+
+    def when(moment: datetime | None) -> str:
+        return moment.strftime("%Y-%m-%d") if moment else "unknown"
+
+    return {
+        "Security status": health_class,
+        "AV product": status.product or "none",
+        "Real-time protection": {True: "on", False: "off", None: "unknown"}[status.protection_enabled],
+        "Definitions date": when(status.definitions_date),
+        "Last scan": when(status.last_scan_at),
+        "Active threats": "unknown" if status.active_threats is None else str(status.active_threats),
+    }
+
+
+def fields_fingerprint(fields: dict[str, str]) -> str:
+    return _digest(fields)
+
+
+def billable(status: EndpointStatus) -> bool:
+    """Counts for usage: a protection product is installed (the seat exists whether or not it is on)."""
+    return status.product is not None
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]

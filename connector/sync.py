@@ -1,0 +1,557 @@
+"""Security status sync of one RMM connection: page through endpoints changed since the cursor (a
+full pass when there is none, or when the last full pass is older than a day), store what changed,
+derive problems (the second observer next to alerts, feeding the same reconciliation), retire
+endpoints gone from the RMM on full passes, record daily usage, and push changed status onto the
+PSA's configuration records.
+
+A run is resumable: the cursor only advances when a run succeeds, every step compares fingerprints
+before writing, so re-running an interrupted or finished run repeats reads but no PSA writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import ConfigurationUpdate, EndpointStatus, ProblemKind
+from adapters.errors import AdapterError
+from connector import db
+from connector.domain import status as domain
+from connector.jobs import queue
+from connector.logging import get_logger
+from connector.models import (
+    ClientMapping,
+    Connection,
+    Endpoint,
+    Problem,
+    SyncCursor,
+    SyncRun,
+    Tenant,
+    TicketRule,
+    UsageDaily,
+)
+from connector.problems import enqueue_reconciles, observe_active, observe_cleared
+from connector.services import Services
+
+log = get_logger("connector.sync")
+
+LOOKBACK = timedelta(minutes=10)
+"""Incremental reads start this much before the last successful run started (clock skew, late
+writes on the vendor side)."""
+FULL_PASS_EVERY = timedelta(hours=24)
+HEARTBEAT_STALE = timedelta(minutes=10)
+RETIRE_GUARD_SHARE = 0.5
+"""A full pass that would retire more than this share of a fleet (of more than 20) retires nothing
+and reports an error instead: an RMM answering with a partial list must not wipe billing."""
+EVALUATE_CHUNK = 1000
+PSA_CONCURRENCY = 8
+
+STATUS_FIELDS = (
+    "client_id",
+    "client_name",
+    "hostname",
+    "serial_number",
+    "os_name",
+    "product",
+    "protection_enabled",
+    "definitions_date",
+    "last_scan_at",
+    "active_threats",
+    "online",
+    "last_seen_at",
+)
+
+Progress = Callable[[SyncRun], None]
+
+
+class SyncConflict(Exception):
+    """A run of this connection is already going."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def thresholds_of(tenant: Tenant) -> domain.Thresholds:
+    return domain.Thresholds.model_validate((tenant.settings or {}).get("thresholds", {}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting runs
+# ---------------------------------------------------------------------------------------------
+
+
+async def start_run(session: AsyncSession, connection: Connection, trigger: str) -> SyncRun:
+    """Create the connection's running run in the caller's transaction (so the run and the job that
+    executes it commit together), or raise SyncConflict naming the run already going. A run whose
+    heartbeat stopped (its process died) is marked interrupted and replaced."""
+    now = datetime.now(UTC)
+    current = await session.scalar(
+        select(SyncRun).where(SyncRun.connection_id == connection.id, SyncRun.status == "running")
+    )
+    if current is not None:
+        if now - current.heartbeat_at < HEARTBEAT_STALE:
+            raise SyncConflict(current.id)
+        current.status = "interrupted"
+        current.finished_at = now
+        await session.flush()
+    cursor = await session.get(SyncCursor, connection.id)
+    full = (
+        cursor is None
+        or cursor.changed_since is None
+        or cursor.last_full_at is None
+        or now - cursor.last_full_at >= FULL_PASS_EVERY
+    )
+    run = SyncRun(
+        tenant_id=connection.tenant_id,
+        connection_id=connection.id,
+        trigger=trigger,
+        status="running",
+        full=full,
+        changed_since=None
+        if full or cursor is None or cursor.changed_since is None
+        else cursor.changed_since - LOOKBACK,
+        started_at=now,
+        heartbeat_at=now,
+        errors=[],
+    )
+    try:
+        async with session.begin_nested():
+            session.add(run)
+    except IntegrityError:  # another trigger won the race for this connection
+        other = await session.scalar(
+            select(SyncRun.id).where(SyncRun.connection_id == connection.id, SyncRun.status == "running")
+        )
+        raise SyncConflict(other or "unknown") from None
+    return run
+
+
+async def enqueue_run(session: AsyncSession, run: SyncRun) -> None:
+    await queue.enqueue(
+        session,
+        tenant_id=run.tenant_id,
+        kind="sync",
+        payload={"run_id": run.id},
+        unique_key=f"sync:{run.id}",
+        max_attempts=3,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing a run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Counters:
+    pages: int = 0
+    seen: int = 0
+    changed: int = 0
+    retired: int = 0
+    opened: int = 0
+    closed: int = 0
+    psa_calls: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    touched: dict[str, None] = field(default_factory=dict)
+
+
+async def execute_run(services: Services, run_id: str, *, progress: Progress | None = None) -> SyncRun:
+    async with services.sessions() as session:
+        run = await session.get(SyncRun, run_id)
+        assert run is not None, run_id
+        connection = await session.get(Connection, run.connection_id)
+        tenant = await session.get(Tenant, run.tenant_id)
+    assert connection is not None and tenant is not None
+    limits = thresholds_of(tenant)
+    counters = _Counters()
+    failed = False
+    try:
+        adapter = await services.adapters.rmm(connection)
+        async for page in adapter.iter_endpoint_pages(run.changed_since):
+            await _store_page(services, run, connection, page, counters)
+            await _heartbeat(services, run, counters)
+            if progress is not None:
+                progress(_snapshot(run, counters))
+        if run.full:
+            await _retire_missing(services, run, connection, counters)
+        await _evaluate(services, run, connection, limits, counters)
+        await _record_usage(services, connection)
+        await _push_configurations(services, connection, limits, counters)
+    except AdapterError as exc:
+        failed = True
+        counters.errors.append({"stage": "rmm", "type": type(exc).__name__, "message": str(exc)})
+        log.warning("sync failed", connection=connection.id, run=run.id, error=str(exc))
+    except Exception as exc:
+        failed = True
+        counters.errors.append({"stage": "internal", "type": type(exc).__name__, "message": str(exc)})
+        log.exception("sync failed", connection=connection.id, run=run.id)
+    return await _finish(services, run, counters, failed)
+
+
+def _snapshot(run: SyncRun, counters: _Counters) -> SyncRun:
+    run.pages, run.endpoints_seen, run.endpoints_changed = counters.pages, counters.seen, counters.changed
+    return run
+
+
+async def _heartbeat(services: Services, run: SyncRun, counters: _Counters) -> None:
+    async with db.transaction(services.sessions) as session:
+        await session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run.id)
+            .values(
+                heartbeat_at=datetime.now(UTC),
+                pages=counters.pages,
+                endpoints_seen=counters.seen,
+                endpoints_changed=counters.changed,
+            )
+        )
+
+
+async def _store_page(
+    services: Services, run: SyncRun, connection: Connection, page: Sequence[EndpointStatus], c: _Counters
+) -> None:
+    c.pages += 1
+    if not page:
+        return
+    now = datetime.now(UTC)
+    async with db.transaction(services.sessions) as session:
+        existing = {
+            row.endpoint_id: row
+            for row in await session.scalars(
+                select(Endpoint).where(
+                    Endpoint.rmm_connection_id == connection.id,
+                    Endpoint.endpoint_id.in_({s.endpoint_id for s in page}),
+                )
+            )
+        }
+        for status in page:
+            c.seen += 1
+            fingerprint = domain.fingerprint(status)
+            row = existing.get(status.endpoint_id)
+            if row is None:
+                row = Endpoint(
+                    tenant_id=connection.tenant_id,
+                    rmm_connection_id=connection.id,
+                    endpoint_id=status.endpoint_id,
+                    first_seen_at=now,
+                )
+                session.add(row)
+                existing[status.endpoint_id] = row
+            elif row.fingerprint == fingerprint and row.retired_at is None:
+                row.seen_in_run_id = run.id
+                row.online, row.last_seen_at = status.online, status.last_seen_at
+                continue
+            c.changed += 1
+            for name in STATUS_FIELDS:
+                setattr(row, name, getattr(status, name))
+            row.fingerprint = fingerprint
+            row.retired_at = None
+            row.updated_at = now
+            row.seen_in_run_id = run.id
+
+
+async def _retire_missing(services: Services, run: SyncRun, connection: Connection, c: _Counters) -> None:
+    now = datetime.now(UTC)
+    async with db.transaction(services.sessions) as session:
+        active = Endpoint.rmm_connection_id == connection.id, Endpoint.retired_at.is_(None)
+        fleet = int(await session.scalar(select(func.count()).select_from(Endpoint).where(*active)) or 0)
+        missing = [
+            row
+            for row in await session.scalars(
+                select(Endpoint).where(
+                    *active,
+                    (Endpoint.seen_in_run_id != run.id) | Endpoint.seen_in_run_id.is_(None),
+                )
+            )
+        ]
+        if not missing:
+            return
+        if fleet > 20 and len(missing) > fleet * RETIRE_GUARD_SHARE:
+            c.errors.append(
+                {
+                    "stage": "retire",
+                    "type": "RetireGuard",
+                    "message": f"the RMM listed {fleet - len(missing)} of {fleet} known endpoints; "
+                    f"refusing to retire {len(missing)} at once (check the RMM connection's scope)",
+                }
+            )
+            return
+        for row in missing:
+            row.retired_at = now
+            c.retired += 1
+            for problem in await session.scalars(
+                select(Problem).where(
+                    Problem.rmm_connection_id == connection.id,
+                    Problem.endpoint_id == row.endpoint_id,
+                    Problem.state == "open",
+                )
+            ):
+                problem.state, problem.cleared_at = "cleared", now
+                problem.clear_message = "the endpoint is no longer in the RMM (retired)"
+                c.closed += 1
+                c.touched[problem.id] = None
+
+
+async def _evaluate(
+    services: Services, run: SyncRun, connection: Connection, limits: domain.Thresholds, c: _Counters
+) -> None:
+    """Derive problems for every active endpoint (not only the changed ones: time-based checks
+    cross their threshold without the endpoint changing), a chunk at a time."""
+    now = datetime.now(UTC)
+    last_id = ""
+    while True:
+        async with db.transaction(services.sessions) as session:
+            rows = list(
+                await session.scalars(
+                    select(Endpoint)
+                    .where(
+                        Endpoint.rmm_connection_id == connection.id,
+                        Endpoint.retired_at.is_(None),
+                        Endpoint.id > last_id,
+                    )
+                    .order_by(Endpoint.id)
+                    .limit(EVALUATE_CHUNK)
+                )
+            )
+            if not rows:
+                return
+            last_id = rows[-1].id
+            open_problems: dict[tuple[str, str], Problem] = {
+                (p.endpoint_id, p.kind): p
+                for p in await session.scalars(
+                    select(Problem).where(
+                        Problem.rmm_connection_id == connection.id,
+                        Problem.endpoint_id.in_([r.endpoint_id for r in rows]),
+                        Problem.state == "open",
+                    )
+                )
+            }
+            for row in rows:
+                status = to_status(row)
+                row.health = domain.health(status, limits, now)
+                for finding in domain.findings(status, limits, now):
+                    current = open_problems.get((row.endpoint_id, finding.kind.value))
+                    if finding.present and current is None:
+                        problem = await observe_active(
+                            session,
+                            connection,
+                            endpoint_id=row.endpoint_id,
+                            client_id=row.client_id,
+                            hostname=row.hostname,
+                            kind=finding.kind,
+                            message=finding.message,
+                            at=now,
+                            source="status",
+                        )
+                        if problem is not None:
+                            c.opened += 1
+                            c.touched[problem.id] = None
+                    elif finding.present is False and current is not None:
+                        cleared = await observe_cleared(
+                            session,
+                            connection,
+                            endpoint_id=row.endpoint_id,
+                            kind=finding.kind,
+                            message=_clear_message(finding.kind, status),
+                            at=now,
+                        )
+                        if cleared is not None:
+                            c.closed += 1
+                            c.touched[cleared.id] = None
+
+
+def _clear_message(kind: ProblemKind, status: EndpointStatus) -> str:
+    return {
+        ProblemKind.NOT_PROTECTED: f"{status.product} is installed",
+        ProblemKind.PROTECTION_DISABLED: "real-time protection is on again",
+        ProblemKind.DEFINITIONS_OUTDATED: "definitions are current",
+        ProblemKind.SCAN_OVERDUE: "a full scan ran",
+        ProblemKind.THREAT_DETECTED: "no active threats reported",
+        ProblemKind.AGENT_OFFLINE: "the agent checked in",
+    }[kind]
+
+
+def to_status(row: Endpoint) -> EndpointStatus:
+    return EndpointStatus(endpoint_id=row.endpoint_id, **{name: getattr(row, name) for name in STATUS_FIELDS})
+
+
+async def _record_usage(services: Services, connection: Connection) -> None:
+    """Today's billable endpoints per client and product: `last` is overwritten, `peak` only grows."""
+    day = datetime.now(UTC).date().isoformat()
+    async with db.transaction(services.sessions) as session:
+        counts = (
+            await session.execute(
+                select(Endpoint.client_id, Endpoint.product, func.count())
+                .where(
+                    Endpoint.rmm_connection_id == connection.id,
+                    Endpoint.retired_at.is_(None),
+                    Endpoint.product.is_not(None),
+                )
+                .group_by(Endpoint.client_id, Endpoint.product)
+            )
+        ).all()
+        existing = {
+            (u.client_id, u.product): u
+            for u in await session.scalars(
+                select(UsageDaily).where(UsageDaily.rmm_connection_id == connection.id, UsageDaily.day == day)
+            )
+        }
+        seen = set()
+        for client_id, product, count in counts:
+            key = (client_id, str(product))
+            seen.add(key)
+            row = existing.get(key)
+            if row is None:
+                session.add(
+                    UsageDaily(
+                        tenant_id=connection.tenant_id,
+                        rmm_connection_id=connection.id,
+                        client_id=client_id,
+                        product=product,
+                        day=day,
+                        peak=count,
+                        last=count,
+                    )
+                )
+            else:
+                row.last, row.peak = count, max(row.peak, count)
+        for key, row in existing.items():
+            if key not in seen:
+                row.last = 0
+
+
+async def _push_configurations(
+    services: Services, connection: Connection, limits: domain.Thresholds, c: _Counters
+) -> None:
+    """Write each mapped endpoint's status onto its PSA configuration, only where it changed."""
+    now = datetime.now(UTC)
+    async with services.sessions() as session:
+        mappings = {
+            m.rmm_client_id: m
+            for m in await session.scalars(
+                select(ClientMapping).where(ClientMapping.rmm_connection_id == connection.id)
+            )
+        }
+        if not mappings:
+            return
+        psa_rows = {
+            row.id: row
+            for row in await session.scalars(
+                select(Connection).where(
+                    Connection.id.in_({m.psa_connection_id for m in mappings.values()}),
+                    Connection.enabled.is_(True),
+                )
+            )
+        }
+        rules = {
+            r.psa_connection_id: r
+            for r in await session.scalars(
+                select(TicketRule).where(
+                    TicketRule.psa_connection_id.in_(list(psa_rows)),
+                    TicketRule.problem.is_(None),
+                    TicketRule.enabled.is_(True),
+                )
+            )
+        }
+        rows = list(
+            await session.scalars(
+                select(Endpoint).where(
+                    Endpoint.rmm_connection_id == connection.id,
+                    Endpoint.retired_at.is_(None),
+                    Endpoint.client_id.in_(list(mappings)),
+                )
+            )
+        )
+    work: list[tuple[Endpoint, ConfigurationUpdate, str]] = []
+    for row in rows:
+        mapping = mappings[row.client_id]
+        psa = psa_rows.get(mapping.psa_connection_id)
+        rule = rules.get(mapping.psa_connection_id)
+        if psa is None or (rule is not None and not rule.update_configurations):
+            continue
+        fields = domain.configuration_fields(to_status(row), domain.health(to_status(row), limits, now))
+        fingerprint = domain.fields_fingerprint(fields)
+        if fingerprint == row.pushed_fields_fingerprint:
+            continue
+        update_ = ConfigurationUpdate(
+            company_id=mapping.psa_company_id,
+            device_name=row.hostname,
+            serial_number=row.serial_number,
+            create_if_missing=bool(rule and rule.create_configurations),
+            fields=fields,
+        )
+        work.append((row, update_, fingerprint))
+    if not work:
+        return
+    slots = asyncio.Semaphore(PSA_CONCURRENCY)
+    pushed: list[tuple[str, str]] = []
+
+    async def push(row: Endpoint, update_: ConfigurationUpdate, fingerprint: str) -> None:
+        psa = psa_rows[mappings[row.client_id].psa_connection_id]
+        async with slots:
+            adapter = await services.adapters.psa(psa)
+            c.psa_calls += 1
+            try:
+                await adapter.upsert_configuration(update_)
+            except AdapterError as exc:
+                if len(c.errors) < 50:
+                    c.errors.append(
+                        {"stage": "psa_configuration", "endpoint": row.hostname, "message": str(exc)}
+                    )
+                return
+        pushed.append((row.id, fingerprint))
+
+    await asyncio.gather(*(push(*item) for item in work))
+    by_fingerprint: dict[str, list[str]] = defaultdict(list)
+    for row_id, fingerprint in pushed:
+        by_fingerprint[fingerprint].append(row_id)
+    async with db.transaction(services.sessions) as session:
+        for fingerprint, ids in by_fingerprint.items():
+            await session.execute(
+                update(Endpoint).where(Endpoint.id.in_(ids)).values(pushed_fields_fingerprint=fingerprint)
+            )
+
+
+async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) -> SyncRun:
+    now = datetime.now(UTC)
+    async with db.transaction(services.sessions) as session:
+        if c.touched:
+            await enqueue_reconciles(session, run.tenant_id, list(c.touched))
+        row = await session.get(SyncRun, run.id)
+        assert row is not None
+        row.status = "failed" if failed else "succeeded"
+        row.finished_at = now
+        row.heartbeat_at = now
+        row.pages, row.endpoints_seen, row.endpoints_changed = c.pages, c.seen, c.changed
+        row.endpoints_retired, row.problems_opened, row.problems_closed = c.retired, c.opened, c.closed
+        row.psa_calls, row.errors = c.psa_calls, c.errors
+        if not failed:
+            cursor = await session.get(SyncCursor, run.connection_id)
+            if cursor is None:
+                cursor = SyncCursor(connection_id=run.connection_id)
+                session.add(cursor)
+            cursor.changed_since = run.started_at
+            if run.full:
+                cursor.last_full_at = run.started_at
+    services.wake_workers()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for triggers
+# ---------------------------------------------------------------------------------------------
+
+
+async def rmm_connections(session: AsyncSession, tenant_id: str | None = None) -> list[Connection]:
+    query = select(Connection).where(and_(Connection.role == "rmm", Connection.enabled.is_(True)))
+    if tenant_id is not None:
+        query = query.where(Connection.tenant_id == tenant_id)
+    return list(await session.scalars(query.order_by(Connection.created_at)))

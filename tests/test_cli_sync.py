@@ -1,0 +1,124 @@
+"""`connector sync`: runs once in the foreground, prints a summary, exit code says what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text, update
+
+from adapters.errors import CredentialsError
+from connector import cli, db
+from connector.app import create_app
+from connector.models import Base, SyncRun
+from connector.security.apikeys import ApiRole
+from connector.services import Services, build_services
+from connector.settings import Settings
+from connector.tenants import create_api_key, get_or_create_tenant
+from tests.conftest import no_wait, test_registry
+from tests.support.fleet_rmm import FLEETS, FleetFake
+
+
+@pytest.fixture
+def fleet() -> Iterator[tuple[str, FleetFake]]:
+    fake = FleetFake(page_size=25)
+    fake.seed(2, 30)
+    host = f"fleet-{uuid.uuid4().hex[:8]}.example.com"
+    FLEETS[host] = fake
+    yield host, fake
+    FLEETS.pop(host, None)
+
+
+def _services(settings: Settings) -> Services:
+    built = build_services(settings, registry=test_registry())
+    built.adapter_sleep = no_wait
+    return built
+
+
+def _connection(settings: Settings, host: str) -> str:
+    async def create() -> str:
+        services = _services(settings)
+        app = create_app(services=services, migrate=False)
+        if settings.database_schema:  # the PostgreSQL schema is shared by the session's tests
+            async with services.engine.begin() as conn:
+                tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+                await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        try:
+            async with db.transaction(services.sessions) as session:
+                tenant = await get_or_create_tenant(session, "default")
+                _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "t")
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as client:
+                response = await client.post(
+                    "/api/v1/connections",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={
+                        "name": "Fleet",
+                        "kind": "fleet_rmm",
+                        "base_url": f"https://{host}",
+                        "credentials": {"token": "t"},
+                    },
+                )
+                assert response.status_code == 201, response.text
+                return str(response.json()["id"])
+        finally:
+            await services.aclose()
+
+    return asyncio.run(create())
+
+
+def run_sync(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr(cli, "build_services", lambda s, **_: _services(s))
+    parsed = cli.build_parser().parse_args(["sync", *args])
+    return int(parsed.func(settings, parsed))
+
+
+def test_sync_succeeds_and_prints_a_summary(
+    settings: Settings, fleet: tuple[str, FleetFake], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    _connection(settings, fleet[0])
+    assert run_sync(settings, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "Fleet: succeeded - full pass, 3 page(s), 60 seen, 60 changed" in out
+    assert "Fleet: 1 page(s), 25 endpoint(s)" in out  # plain progress lines when not a terminal
+
+
+def test_sync_exits_1_and_names_the_error_when_a_connection_fails(
+    settings: Settings, fleet: tuple[str, FleetFake], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    _connection(settings, fleet[0])
+    fleet[1].fail_on_page, fleet[1].failure = 1, CredentialsError("API key revoked", status=401)
+    assert run_sync(settings, monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert "Fleet: failed" in captured.out
+    assert "API key revoked" in captured.err
+
+
+def test_sync_exits_2_when_the_connection_is_already_syncing(
+    settings: Settings, fleet: tuple[str, FleetFake], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    connection_id = _connection(settings, fleet[0])
+    assert run_sync(settings, monkeypatch, "--connection", connection_id) == 0
+
+    async def pretend_running() -> None:
+        services = _services(settings)
+        try:
+            async with db.transaction(services.sessions) as session:
+                await session.execute(
+                    update(SyncRun).values(
+                        status="running", heartbeat_at=datetime.now(UTC) - timedelta(seconds=5)
+                    )
+                )
+        finally:
+            await services.aclose()
+
+    asyncio.run(pretend_running())
+    assert run_sync(settings, monkeypatch, "--connection", connection_id) == 2
+    assert "already running" in capsys.readouterr().out
+    assert run_sync(settings, monkeypatch, "--connection", "nope") == 2
