@@ -74,4 +74,7 @@ def create_app(
         webhook_max_bytes=settings.webhook_max_body_bytes,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        webhooks.WebhookFastPath, max_bytes=settings.webhook_max_body_bytes, metrics=metrics
+    )  # outermost: the webhook hot path skips the API's middleware, router and dependencies
     return app

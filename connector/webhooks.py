@@ -14,9 +14,10 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.errors import WebhookParseError
@@ -47,15 +48,27 @@ class TargetCache:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._entries: dict[str, tuple[float, WebhookTarget | None]] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
 
     def invalidate(self, connection_id: str) -> None:
         self._entries.pop(connection_id, None)
 
     async def get(self, connection_id: str) -> WebhookTarget | None:
-        now = time.monotonic()
         cached = self._entries.get(connection_id)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # One load per connection at a time: a burst arriving as the entry expires waits for it.
+        lock = self._loading.setdefault(connection_id, asyncio.Lock())
+        async with lock:
+            cached = self._entries.get(connection_id)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+            target = await self._load(connection_id)
+        self._loading.pop(connection_id, None)
+        return target
+
+    async def _load(self, connection_id: str) -> WebhookTarget | None:
+        now = time.monotonic()
         async with self._services.sessions() as session:
             row = await session.get(Connection, connection_id)
         target = None
@@ -156,51 +169,63 @@ class DeliveryWriter:
                 self._services.wake_workers()
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
-        keys = {(p.values["connection_id"], p.values["dedupe_key"]) for p in batch if p.values["dedupe_key"]}
-        async with self._services.sessions() as session, session.begin():
+        """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
+        is already stored (`ON CONFLICT DO NOTHING ... RETURNING` tells which went in), look up the
+        ids of the redeliveries, and queue a job per stored delivery."""
+        fresh: dict[tuple[str, str | None], dict[str, Any]] = {}
+        for pending in batch:
+            values = pending.values
+            key = (values["connection_id"], values["dedupe_key"] or values["id"])
+            fresh.setdefault(key, values)  # a redelivery inside the batch collapses onto the first
+        dialect = self._services.engine.dialect.name
+        dialect_insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DELIVERIES)
+        statement = dialect_insert.on_conflict_do_nothing(
+            index_elements=["connection_id", "dedupe_key"]
+        ).returning(DELIVERIES.c.id)
+        async with self._services.engine.begin() as conn:
+            inserted = set((await conn.execute(statement, list(fresh.values()))).scalars())
+            missing = [v for v in fresh.values() if v["id"] not in inserted and v["dedupe_key"]]
             known: dict[tuple[str, str], str] = {}
-            if keys:
-                rows = await session.execute(
-                    select(Delivery.connection_id, Delivery.dedupe_key, Delivery.id).where(
-                        Delivery.connection_id.in_({c for c, _ in keys}),
-                        Delivery.dedupe_key.in_({k for _, k in keys}),
+            if missing:
+                rows = await conn.execute(
+                    select(DELIVERIES.c.connection_id, DELIVERIES.c.dedupe_key, DELIVERIES.c.id).where(
+                        DELIVERIES.c.connection_id.in_({v["connection_id"] for v in missing}),
+                        DELIVERIES.c.dedupe_key.in_({v["dedupe_key"] for v in missing}),
                     )
                 )
                 known = {(c, k): i for c, k, i in rows.all() if k is not None}
-            results: list[tuple[str, bool]] = []
-            deliveries: list[dict[str, Any]] = []
-            jobs: list[dict[str, Any]] = []
             now = datetime.now(UTC)
-            for pending in batch:
-                values = pending.values
-                key = (values["connection_id"], values["dedupe_key"])
-                if values["dedupe_key"] and key in known:
-                    results.append((known[key], True))
-                    continue
-                deliveries.append(values)
-                if values["dedupe_key"]:
-                    known[key] = values["id"]
-                results.append((values["id"], False))
-                if values["status"] == "queued":
-                    jobs.append(
-                        {
-                            "tenant_id": values["tenant_id"],
-                            "kind": "delivery",
-                            "payload": {"delivery_id": values["id"]},
-                            "status": "queued",
-                            "unique_key": None,
-                            "delivery_id": values["id"],
-                            "attempts": 0,
-                            "max_attempts": 8,
-                            "run_after": now,
-                            "created_at": now,
-                        }
-                    )
-            if deliveries:
-                await session.execute(insert(Delivery), deliveries)
+            jobs = [
+                {
+                    "tenant_id": v["tenant_id"],
+                    "kind": "delivery",
+                    "payload": {"delivery_id": v["id"]},
+                    "status": "queued",
+                    "unique_key": None,
+                    "delivery_id": v["id"],
+                    "attempts": 0,
+                    "max_attempts": 8,
+                    "run_after": now,
+                    "created_at": now,
+                }
+                for v in fresh.values()
+                if v["id"] in inserted and v["status"] == "queued"
+            ]
             if jobs:
-                await session.execute(insert(Job), jobs)
+                await conn.execute(insert(JOBS), jobs)
+        results: list[tuple[str, bool]] = []
+        for pending in batch:
+            values = pending.values
+            first = fresh[(values["connection_id"], values["dedupe_key"] or values["id"])]
+            if first["id"] in inserted:
+                results.append((first["id"], first is not values))
+            else:
+                results.append((known[(values["connection_id"], values["dedupe_key"])], True))
         return results
+
+
+DELIVERIES = cast(Table, Delivery.__table__)
+JOBS = cast(Table, Job.__table__)
 
 
 def delivery_values(

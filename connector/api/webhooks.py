@@ -1,34 +1,44 @@
-"""`POST /webhooks/{connection_id}`: authenticated by the connection's webhook secret, not an API key."""
+"""`POST /webhooks/{connection_id}`: authenticated by the connection's webhook secret, not an API key.
+
+The handling lives in `receive()`; `WebhookFastPath` serves it straight from the ASGI layer (no
+routing over every API route, no dependency resolution), which is the hot path under alert storms,
+and the FastAPI route below documents the same handler in the OpenAPI description.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
-from connector.api.deps import ServicesDep
+from connector.metrics import Metrics
+from connector.services import Services
 from connector.webhooks import delivery_values, parse_delivery, verify
 
 router = APIRouter(tags=["webhooks"])
 
+TEMPLATE = "/webhooks/{connection_id}"
+PATH = re.compile(r"^/webhooks/([^/]{1,64})$")
 
-@router.post("/webhooks/{connection_id}", status_code=202)
-async def receive_webhook(connection_id: str, request: Request, services: ServicesDep) -> JSONResponse:
+
+async def receive(
+    services: Services,
+    connection_id: str,
+    incoming: WebhookRequest,
+    source_ip: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """Verify, parse and durably store one delivery; returns the status and JSON body to answer."""
     target = await services.webhook_targets.get(connection_id)
     if target is None:
-        return JSONResponse(
-            {"error": "not_found", "message": "no RMM connection with this id"}, status_code=404
-        )
-    incoming = WebhookRequest(
-        body=await request.body(),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query_params),
-        received_at=datetime.now(UTC),
-    )
-    source_ip = request.client.host if request.client else None
+        return 404, {"error": "not_found", "message": "no RMM connection with this id"}
     owner = (target.connection_id, target.tenant_id)
     ok, reason = verify(target, incoming)
     if not ok:
@@ -37,7 +47,7 @@ async def receive_webhook(connection_id: str, request: Request, services: Servic
                 owner, incoming, status="rejected", source_ip=source_ip, rejection=f"401 {reason}"
             )
         )
-        return JSONResponse({"error": "unauthorized", "message": reason}, status_code=401)
+        return 401, {"error": "unauthorized", "message": reason}
     try:
         events = parse_delivery(target.adapter, incoming)
     except WebhookParseError as exc:
@@ -47,15 +57,99 @@ async def receive_webhook(connection_id: str, request: Request, services: Servic
                 owner, incoming, status="rejected", source_ip=source_ip, rejection=f"400 {message}"
             )
         )
-        return JSONResponse(
-            {
-                "error": "bad_request",
-                "message": message,
-                "errors": [{"field": exc.field or "body", "message": exc.message}],
-            },
-            status_code=400,
-        )
+        return 400, {
+            "error": "bad_request",
+            "message": message,
+            "errors": [{"field": exc.field or "body", "message": exc.message}],
+        }
     delivery_id, duplicate = await services.delivery_writer.submit(
         delivery_values(owner, incoming, status="queued", source_ip=source_ip, events=events)
     )
-    return JSONResponse({"delivery_id": delivery_id, "duplicate": duplicate}, status_code=202)
+    return 202, {"delivery_id": delivery_id, "duplicate": duplicate}
+
+
+@router.post("/webhooks/{connection_id}", status_code=202)
+async def receive_webhook(connection_id: str, request: Request) -> JSONResponse:
+    """Receive a vendor alert (or the canonical alert). `202 {"delivery_id", "duplicate"}` once stored;
+    401 bad or stale signature/token; 400 unparseable body naming the problem; 413 too large."""
+    incoming = WebhookRequest(
+        body=await request.body(),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        received_at=datetime.now(UTC),
+    )
+    status, body = await receive(
+        request.app.state.services, connection_id, incoming, request.client.host if request.client else None
+    )
+    return JSONResponse(body, status_code=status)
+
+
+class WebhookFastPath:
+    """Serves `POST /webhooks/{id}` before the API's middleware and router, with its own body
+    limit and metrics; everything else passes through."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
+        match = PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if match is None:
+            await self.app(scope, receive_, send)
+            return
+        started = time.perf_counter()
+        status, body = await self._handle(scope, receive_, match.group(1))
+        payload = json.dumps(body).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        self.metrics.requests.labels("POST", TEMPLATE, str(status)).inc()
+        self.metrics.latency.labels("POST", TEMPLATE).observe(time.perf_counter() - started)
+
+    async def _handle(
+        self, scope: Scope, receive_: Receive, connection_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        too_large = (
+            413,
+            {"error": "payload_too_large", "message": f"request body exceeds {self.max_bytes} bytes"},
+        )
+        try:
+            if int(headers.get("content-length", "0")) > self.max_bytes:
+                return too_large
+        except ValueError:
+            return 400, {"error": "bad_request", "message": "invalid Content-Length"}
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message: Message = await receive_()
+            if message["type"] == "http.disconnect":
+                return 400, {"error": "bad_request", "message": "client disconnected"}
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        query: dict[str, str] = {}
+        if scope.get("query_string"):
+            from urllib.parse import parse_qsl
+
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        client = scope.get("client")
+        incoming = WebhookRequest(
+            body=b"".join(chunks), headers=headers, query=query, received_at=datetime.now(UTC)
+        )
+        return await receive(
+            scope["app"].state.services, connection_id, incoming, client[0] if client else None
+        )

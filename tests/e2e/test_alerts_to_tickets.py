@@ -3,6 +3,7 @@ against its stateful fake, tickets out — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -280,3 +281,14 @@ async def test_dead_lettered_delivery_is_replayed(stack: Stack) -> None:
     assert replay.status_code == 202
     await stack.work()
     assert len(stack.tickets()) == 1
+
+
+async def test_concurrent_redeliveries_collapse_onto_one_delivery(stack: Stack) -> None:
+    responses = await asyncio.gather(*(stack.post_alert(canonical_alert("evt-same")) for _ in range(6)))
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.json()["delivery_id"] for r in responses}) == 1
+    assert sum(not r.json()["duplicate"] for r in responses) == 1
+    await stack.work()
+    assert len(stack.tickets()) == 1
+    assert await _count(stack.services, Delivery) == 1
+    assert await _count(stack.services, Job, Job.kind == "delivery") == 1
