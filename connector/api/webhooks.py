@@ -147,7 +147,8 @@ class WebhookFastPath:
 
             query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         client = scope.get("client")
-        incoming = WebhookRequest(
+        # Built from values this function made itself: construct without re-validating them.
+        incoming = WebhookRequest.model_construct(
             body=b"".join(chunks), headers=headers, query=query, received_at=datetime.now(UTC)
         )
         return await receive(
