@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from connector import db
-from connector.api import admin, alerts, connections, fleet, health, rules, webhooks
+from connector.api import admin, alerts, billing, connections, fleet, health, rules, webhooks
 from connector.api.errors import install_error_handlers
 from connector.logging import get_logger
 from connector.metrics import Metrics
@@ -65,6 +65,7 @@ def create_app(
         rules.router,
         alerts.router,
         fleet.router,
+        billing.router,
         webhooks.router,
     ):
         app.include_router(router)

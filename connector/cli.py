@@ -104,6 +104,8 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     from connector.models import SyncRun
     from connector.sync import SyncConflict, execute_run, rmm_connections, start_run
 
+    if args.billing:
+        return cmd_billing(settings, args)
     tty = sys.stdout.isatty()
 
     def progress(name: str) -> Callable[[SyncRun], None]:
@@ -159,6 +161,63 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
             handlers: dict[str, Handler] = {k: HANDLERS[k] for k in ("reconcile", "action")}
             tickets = await Worker(services, concurrency=8, handlers=handlers).run_until_idle()
             print(f"ticket work: {tickets} job(s) run")
+            return code
+        finally:
+            await services.aclose()
+
+    return asyncio.run(run())
+
+
+def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
+    """Push (or with --dry-run, plan) every tenant's billing lines for the period; exit 1 on any
+    error line, 2 if the period is closed and --override was not given."""
+    from connector.billing import PeriodClosed, push
+    from connector.domain.billing import parse_period
+    from connector.models import BillingRule, Tenant
+
+    if not args.period:
+        print("--billing needs --period YYYY-MM", file=sys.stderr)
+        return 2
+    try:
+        parse_period(args.period)
+    except ValueError as exc:
+        print(f"--period: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        services = build_services(settings)
+        code = 0
+        try:
+            await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+            async with services.sessions() as session:
+                tenants = list(
+                    await session.scalars(
+                        select(Tenant)
+                        .where(Tenant.id.in_(select(BillingRule.tenant_id)))
+                        .order_by(Tenant.name)
+                    )
+                )
+            for tenant in tenants:
+                try:
+                    _, results = await push(
+                        services, tenant.id, args.period, dry_run=args.dry_run, override=args.override
+                    )
+                except PeriodClosed:
+                    print(f"{tenant.name}: period {args.period} is closed (use --override to push it)")
+                    code = max(code, 2)
+                    continue
+                for r in results:
+                    detail = f" - {r.error}" if r.error else ""
+                    print(
+                        f"{tenant.name}: company {r.company_id} {r.product} x{r.quantity}: {r.action}{detail}"
+                    )
+                    if r.action == "error":
+                        code = max(code, 1)
+                summary: dict[str, int] = {}
+                for r in results:
+                    summary[r.action] = summary.get(r.action, 0) + 1
+                mode = " (dry run: nothing written)" if args.dry_run else ""
+                print(f"{tenant.name}: {args.period} {summary or 'no lines'}{mode}")
             return code
         finally:
             await services.aclose()
@@ -244,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="run a status sync once in the foreground (for cron)")
     sync.add_argument("--connection", help="only this RMM connection id")
+    sync.add_argument("--billing", action="store_true", help="push billing lines instead of a status sync")
+    sync.add_argument("--period", help="billing month, YYYY-MM (with --billing)")
+    sync.add_argument("--dry-run", action="store_true", help="with --billing: report, write nothing")
+    sync.add_argument("--override", action="store_true", help="with --billing: push a closed period")
     sync.set_defaults(func=cmd_sync)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -413,22 +413,58 @@ class SyncCursor(Base):
 
 
 class UsageDaily(Base):
-    """Billable endpoints per client and product per day: `peak` over the day and the `last` count."""
+    """Billable endpoints per client and product per day, for both billing scopes (`installed`:
+    the product is on the endpoint; `protected`: and real-time protection is on). `peak_*` only grows
+    during the day, `last_*` is the latest sync's count."""
 
     __tablename__ = "usage_daily"
     __table_args__ = (
         UniqueConstraint("rmm_connection_id", "client_id", "product", "day", name="uq_usage_daily_key"),
+        Index("ix_usage_daily_tenant_day", "tenant_id", "day"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     client_id: Mapped[str] = mapped_column(String(100))
     product: Mapped[str] = mapped_column(String(255))
     day: Mapped[str] = mapped_column(String(10))
     """YYYY-MM-DD (UTC)"""
-    peak: Mapped[int] = mapped_column(Integer, default=0)
-    last: Mapped[int] = mapped_column(Integer, default=0)
+    peak_installed: Mapped[int] = mapped_column(Integer, default=0)
+    last_installed: Mapped[int] = mapped_column(Integer, default=0)
+    peak_protected: Mapped[int] = mapped_column(Integer, default=0)
+    last_protected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BillingLineState(Base):
+    """What was last written to the PSA for one billing rule × PSA company: the PSA line it lives
+    in, and the quantity and prices it holds. Written after every PSA write, so a push compares
+    against it and skips unchanged lines without calling the PSA."""
+
+    __tablename__ = "billing_line_states"
+    __table_args__ = (UniqueConstraint("rule_id", "company_id", name="uq_billing_line_states_rule_company"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("billing_rules.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(String(100))
+    agreement_id: Mapped[str | None] = mapped_column(String(100))
+    line_id: Mapped[str | None] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(7))
+    quantity: Mapped[int] = mapped_column(Integer, default=0)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    unit_cost: Mapped[Decimal] = mapped_column(Money)
+    pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BillingPeriod(Base):
+    """A billing month an engineer closed: pushing it again needs an explicit override."""
+
+    __tablename__ = "billing_periods"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EndpointAction(Base):

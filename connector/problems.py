@@ -30,7 +30,8 @@ async def open_problem(
     session: AsyncSession, connection_id: str, endpoint_id: str, kind: ProblemKind
 ) -> Problem | None:
     return await session.scalar(
-        select(Problem).where(
+        select(Problem)
+        .where(
             Problem.rmm_connection_id == connection_id,
             Problem.endpoint_id == endpoint_id,
             Problem.kind == kind.value,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -384,12 +384,14 @@ def to_status(row: Endpoint) -> EndpointStatus:
 
 
 async def _record_usage(services: Services, connection: Connection) -> None:
-    """Today's billable endpoints per client and product: `last` is overwritten, `peak` only grows."""
+    """Today's billable endpoints per client and product, for both scopes: `last_*` is overwritten,
+    `peak_*` only grows."""
     day = datetime.now(UTC).date().isoformat()
+    protected = func.sum(case((Endpoint.protection_enabled.is_(True), 1), else_=0))
     async with db.transaction(services.sessions) as session:
         counts = (
             await session.execute(
-                select(Endpoint.client_id, Endpoint.product, func.count())
+                select(Endpoint.client_id, Endpoint.product, func.count(), protected)
                 .where(
                     Endpoint.rmm_connection_id == connection.id,
                     Endpoint.retired_at.is_(None),
@@ -405,9 +407,10 @@ async def _record_usage(services: Services, connection: Connection) -> None:
             )
         }
         seen = set()
-        for client_id, product, count in counts:
+        for client_id, product, installed, on in counts:
             key = (client_id, str(product))
             seen.add(key)
+            on = int(on or 0)
             row = existing.get(key)
             if row is None:
                 session.add(
@@ -415,17 +418,20 @@ async def _record_usage(services: Services, connection: Connection) -> None:
                         tenant_id=connection.tenant_id,
                         rmm_connection_id=connection.id,
                         client_id=client_id,
-                        product=product,
+                        product=str(product),
                         day=day,
-                        peak=count,
-                        last=count,
+                        peak_installed=installed,
+                        last_installed=installed,
+                        peak_protected=on,
+                        last_protected=on,
                     )
                 )
             else:
-                row.last, row.peak = count, max(row.peak, count)
+                row.last_installed, row.peak_installed = installed, max(row.peak_installed, installed)
+                row.last_protected, row.peak_protected = on, max(row.peak_protected, on)
         for key, row in existing.items():
             if key not in seen:
-                row.last = 0
+                row.last_installed = row.last_protected = 0
 
 
 async def _push_configurations(

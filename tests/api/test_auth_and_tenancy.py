@@ -34,6 +34,8 @@ class Route:
     query: Callable[[World], dict[str, str]] | None = None
     """Which of the world's ids fill `{id}` placeholders."""
     id_source: Callable[[World], str] | None = None
+    owned_id: bool = True
+    """False where the path parameter names something every tenant has (a billing period)."""
 
     def path(self, world: World) -> str:
         if "{" not in self.template:
@@ -88,6 +90,15 @@ ROUTES = [
         id_source=lambda w: w.ids["endpoint_id"],
     ),
     Route("GET", "/api/v1/settings/thresholds", "viewer"),
+    Route("GET", "/api/v1/billing/preview", "viewer", query=lambda w: {"period": "2026-10"}),
+    Route("POST", "/api/v1/billing/push", "engineer", body=lambda w: {"period": "2026-10", "dry_run": True}),
+    Route(
+        "POST",
+        "/api/v1/billing/periods/{period}/close",
+        "engineer",
+        id_source=lambda w: "2026-09",
+        owned_id=False,
+    ),
     Route(
         "PUT",
         "/api/v1/settings/thresholds",
@@ -206,7 +217,7 @@ async def test_the_required_role_is_enough(client: Any, make_key: Any, acme: Wor
 
 
 @pytest.mark.parametrize(
-    "route", [r for r in ROUTES if "{" in r.template], ids=lambda r: f"{r.method} {r.template}"
+    "route", [r for r in ROUTES if "{" in r.template and r.owned_id], ids=lambda r: f"{r.method} {r.template}"
 )
 async def test_another_tenants_ids_are_404(client: Any, make_key: Any, acme: World, route: Route) -> None:
     globex = await make_key("admin", tenant="globex")

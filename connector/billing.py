@@ -1,0 +1,312 @@
+"""Billing for a period: daily usage → lines per PSA company × billing rule (`domain.billing`), the
+preview engineers check, and the push that reconciles the lines into the PSA.
+
+A push writes only lines whose quantity or prices differ from what was last written (kept in
+`billing_line_states`, updated right after each PSA write). A crash between the PSA write and that
+update is repaired by the adapter, which finds its line by marker and updates it in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import BillingLine
+from adapters.errors import AdapterError
+from connector import db
+from connector.domain import billing as domain
+from connector.models import (
+    BillingLineState,
+    BillingPeriod,
+    BillingRule,
+    ClientMapping,
+    Connection,
+    UsageDaily,
+)
+from connector.services import Services
+
+PSA_CONCURRENCY = 4
+
+
+class PeriodClosed(Exception):
+    """The period was closed; pushing it needs `override`."""
+
+
+@dataclass
+class PreviewLine:
+    line: domain.Line
+    rule: BillingRule
+    pushed: domain.Pushed | None
+    pushed_period: str | None
+    action: domain.Action
+    clients: list[str]
+
+
+@dataclass
+class Preview:
+    period: str
+    closed: bool
+    lines: list[PreviewLine]
+    unmapped_clients: list[dict[str, Any]] = field(default_factory=list)
+
+
+def marker_for(rule_id: str, company_id: str) -> str:
+    """Stable across periods: the same PSA line carries the product month after month."""
+    return f"CNB-{rule_id[:8]}-{company_id}"[:40]
+
+
+async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> Preview:
+    first, last = domain.parse_period(period)
+    rules = list(
+        await session.scalars(
+            select(BillingRule)
+            .where(BillingRule.tenant_id == tenant_id, BillingRule.enabled.is_(True))
+            .order_by(BillingRule.product)
+        )
+    )
+    usage = (
+        await session.execute(
+            select(
+                UsageDaily.rmm_connection_id,
+                UsageDaily.client_id,
+                UsageDaily.product,
+                UsageDaily.day,
+                UsageDaily.peak_installed,
+                UsageDaily.last_installed,
+                UsageDaily.peak_protected,
+                UsageDaily.last_protected,
+            ).where(
+                UsageDaily.tenant_id == tenant_id,
+                UsageDaily.day >= first.isoformat(),
+                UsageDaily.day <= last.isoformat(),
+            )
+        )
+    ).all()
+    mappings = {
+        (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
+        for m in await session.scalars(select(ClientMapping).where(ClientMapping.tenant_id == tenant_id))
+    }
+    states = {
+        (s.rule_id, s.company_id): s
+        for s in await session.scalars(
+            select(BillingLineState).where(BillingLineState.tenant_id == tenant_id)
+        )
+    }
+    closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
+
+    # Per product name (lower-cased) and RMM client: the daily counts, summed over product names a
+    # rule matches (a rule's `product` is a case-insensitive substring of the RMM's product name).
+    by_product: dict[str, list[tuple[str, str, str, int, int, int, int]]] = defaultdict(list)
+    for conn_id, client_id, product, day, pi, li, pp, lp in usage:
+        by_product[product.lower()].append((conn_id, client_id, day, pi, li, pp, lp))
+
+    preview = Preview(period=period, closed=closed, lines=[])
+    unmapped: dict[tuple[str, str], dict[str, Any]] = {}
+    for rule in rules:
+        needle = rule.product.lower()
+        protected = rule.count_scope == "protected"
+        per_client_day: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
+        for name, rows in by_product.items():
+            if needle not in name:
+                continue
+            for conn_id, client_id, day, pi, li, pp, lp in rows:
+                peak, last_count = (pp, lp) if protected else (pi, li)
+                slot = per_client_day[(conn_id, client_id)].setdefault(day, [0, 0])
+                slot[0] += peak
+                slot[1] += last_count
+        per_company: dict[str, tuple[str | None, int, list[str]]] = {}
+        for (conn_id, client_id), days in per_client_day.items():
+            mapping = mappings.get((conn_id, client_id, rule.psa_connection_id))
+            seats = domain.count_for_period(
+                [domain.DayCount(datetime.fromisoformat(d).date(), p, lc) for d, (p, lc) in days.items()],
+                rule.count_method,  # type: ignore[arg-type]
+            )
+            if mapping is None:
+                if seats:
+                    unmapped[(conn_id, client_id)] = {
+                        "rmm_connection_id": conn_id,
+                        "client_id": client_id,
+                        "seats": seats,
+                        "product": rule.product,
+                    }
+                continue
+            company_name, total, clients = per_company.get(
+                mapping.psa_company_id, (mapping.psa_company_name, 0, [])
+            )
+            per_company[mapping.psa_company_id] = (company_name, total + seats, [*clients, client_id])
+        tiers = [domain.Tier(int(t["min_seats"]), Decimal(str(t["unit_cost"]))) for t in rule.cost_tiers]
+        lines = domain.priced_lines(
+            rule.id,
+            rule.product,
+            Decimal(rule.unit_price),
+            tiers,
+            ((cid, name, qty) for cid, (name, qty, _) in sorted(per_company.items())),
+        )
+        for line in lines:
+            state = states.get((rule.id, line.company_id))
+            pushed = (
+                domain.Pushed(
+                    state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id
+                )
+                if state is not None
+                else None
+            )
+            preview.lines.append(
+                PreviewLine(
+                    line,
+                    rule,
+                    pushed,
+                    state.period if state else None,
+                    domain.plan(line, pushed),
+                    per_company[line.company_id][2],
+                )
+            )
+    preview.unmapped_clients = list(unmapped.values())
+    return preview
+
+
+@dataclass
+class PushResult:
+    company_id: str
+    product: str
+    quantity: int
+    action: Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+    line_id: str | None = None
+    error: str | None = None
+
+
+async def push(
+    services: Services, tenant_id: str, period: str, *, dry_run: bool = False, override: bool = False
+) -> tuple[Preview, list[PushResult]]:
+    async with services.sessions() as session:
+        preview = await build_preview(session, tenant_id, period)
+        connections = {
+            c.id: c
+            for c in await session.scalars(
+                select(Connection).where(Connection.tenant_id == tenant_id, Connection.role == "psa")
+            )
+        }
+    if preview.closed and not override and not dry_run:
+        raise PeriodClosed(period)
+    if dry_run:
+        return preview, [
+            PushResult(
+                p.line.company_id,
+                p.line.product,
+                p.line.quantity,
+                "unchanged"
+                if p.action == "unchanged"
+                else ("would_create" if p.action == "create" else "would_update"),
+                p.pushed.line_id if p.pushed else None,
+            )
+            for p in preview.lines
+        ]
+    agreements: dict[tuple[str, str], list[Any]] = {}
+    slots = asyncio.Semaphore(PSA_CONCURRENCY)
+
+    async def one(item: PreviewLine) -> PushResult:
+        line, rule = item.line, item.rule
+        if item.action == "unchanged":
+            await _record(services, tenant_id, item, period, None, None, touch_only=True)
+            return PushResult(
+                line.company_id,
+                line.product,
+                line.quantity,
+                "unchanged",
+                item.pushed.line_id if item.pushed else None,
+            )
+        connection = connections.get(rule.psa_connection_id)
+        if connection is None or not connection.enabled:
+            return PushResult(
+                line.company_id, line.product, line.quantity, "error", error="PSA connection disabled"
+            )
+        async with slots:
+            try:
+                adapter = await services.adapters.psa(connection)
+                agreement_id = rule.agreement_id or await _agreement_for(
+                    adapter, agreements, rule, line.company_id
+                )
+                if agreement_id is None:
+                    return PushResult(
+                        line.company_id,
+                        line.product,
+                        line.quantity,
+                        "error",
+                        error=f"no active agreement of type '{rule.agreement_type}' for this company",
+                    )
+                result = await adapter.upsert_billing_line(
+                    BillingLine(
+                        marker=marker_for(rule.id, line.company_id),
+                        company_id=line.company_id,
+                        agreement_id=agreement_id,
+                        product_id=rule.psa_product_id,
+                        description=rule.description or rule.product,
+                        quantity=Decimal(line.quantity),
+                        unit_price=line.unit_price,
+                        unit_cost=line.unit_cost,
+                    )
+                )
+            except AdapterError as exc:
+                return PushResult(line.company_id, line.product, line.quantity, "error", error=str(exc))
+        await _record(services, tenant_id, item, period, agreement_id, result.line_id)
+        return PushResult(line.company_id, line.product, line.quantity, result.action, result.line_id)
+
+    results = list(await asyncio.gather(*(one(item) for item in preview.lines)))
+    return preview, results
+
+
+async def _agreement_for(
+    adapter: Any, cache: dict[tuple[str, str], list[Any]], rule: BillingRule, company_id: str
+) -> str | None:
+    key = (rule.psa_connection_id, company_id)
+    if key not in cache:
+        cache[key] = await adapter.list_agreements(company_id)
+    wanted = (rule.agreement_type or "").lower()
+    for agreement in cache[key]:
+        if agreement.active and wanted in ((agreement.type_name or "").lower(), agreement.name.lower()):
+            return str(agreement.id)
+    return None
+
+
+async def _record(
+    services: Services,
+    tenant_id: str,
+    item: PreviewLine,
+    period: str,
+    agreement_id: str | None,
+    line_id: str | None,
+    *,
+    touch_only: bool = False,
+) -> None:
+    line = item.line
+    async with db.transaction(services.sessions) as session:
+        state = await session.scalar(
+            select(BillingLineState).where(
+                BillingLineState.rule_id == line.rule_id, BillingLineState.company_id == line.company_id
+            )
+        )
+        if state is None:
+            state = BillingLineState(tenant_id=tenant_id, rule_id=line.rule_id, company_id=line.company_id)
+            session.add(state)
+        state.period = period
+        state.pushed_at = datetime.now(UTC)
+        if touch_only:
+            return
+        state.agreement_id, state.line_id = agreement_id, line_id
+        state.quantity, state.unit_price, state.unit_cost = line.quantity, line.unit_price, line.unit_cost
+
+
+async def close_period(session: AsyncSession, tenant_id: str, period: str) -> BillingPeriod:
+    domain.parse_period(period)
+    row = await session.get(BillingPeriod, (tenant_id, period))
+    if row is None:
+        row = BillingPeriod(tenant_id=tenant_id, period=period)
+        session.add(row)
+    return row

@@ -1,0 +1,253 @@
+"""Billing end to end: daily usage → preview → push into ConnectWise Manage agreement additions (the
+stateful fake), over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from connector import billing, db
+from connector.models import Connection, UsageDaily
+from connector.services import Services
+from tests.e2e.stack import Stack, build_stack
+from tests.support.vendors import VendorRouter
+
+PERIOD = "2026-10"
+
+
+@pytest.fixture
+async def stack(
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[dict[str, str]]],
+) -> Stack:
+    built = await build_stack(client, services, vendors, await make_key("engineer"), map_clients=())
+    await built.map_client("c-0", built.seed.company_ids[0])
+    await built.map_client("c-1", built.seed.company_ids[1])
+    await built.map_client("c-1b", built.seed.company_ids[1])  # a second RMM client of the same company
+    rule = await client.post(
+        "/api/v1/billing-rules",
+        json={
+            "psa_connection_id": built.psa["id"],
+            "product": "acme edr",
+            "count_scope": "installed",
+            "count_method": "peak",
+            "agreement_type": "Managed Services",
+            "psa_product_id": "EDR-SEAT",
+            "unit_price": "4.50",
+            "cost_tiers": [
+                {"min_seats": 1, "unit_cost": "2.10"},
+                {"min_seats": 101, "unit_cost": "1.85"},
+            ],
+        },
+        headers=built.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    return built
+
+
+async def record_usage(stack: Stack, client_id: str, counts: list[int], product: str = "Acme EDR 12") -> None:
+    async with db.transaction(stack.services.sessions) as session:
+        connection = await session.get(Connection, stack.rmm["id"])
+        assert connection is not None
+        tenant_id = connection.tenant_id
+        for day, count in enumerate(counts, start=1):
+            existing = await session.scalar(
+                select(UsageDaily).where(
+                    UsageDaily.rmm_connection_id == stack.rmm["id"],
+                    UsageDaily.client_id == client_id,
+                    UsageDaily.product == product,
+                    UsageDaily.day == f"{PERIOD}-{day:02d}",
+                )
+            )
+            if existing is not None:
+                existing.peak_installed = existing.last_installed = count
+                continue
+            session.add(
+                UsageDaily(
+                    tenant_id=tenant_id,
+                    rmm_connection_id=stack.rmm["id"],
+                    client_id=client_id,
+                    product=product,
+                    day=f"{PERIOD}-{day:02d}",
+                    peak_installed=count,
+                    last_installed=count,
+                    peak_protected=count,
+                    last_protected=count,
+                )
+            )
+
+
+async def preview(stack: Stack) -> dict[str, Any]:
+    response = await stack.client.get(
+        "/api/v1/billing/preview", params={"period": PERIOD}, headers=stack.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def push(stack: Stack, **options: Any) -> tuple[int, dict[str, Any]]:
+    response = await stack.client.post(
+        "/api/v1/billing/push", json={"period": PERIOD, **options}, headers=stack.headers
+    )
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+def additions(stack: Stack, company_index: int) -> list[dict[str, Any]]:
+    agreement_id = stack.seed.agreement_ids[stack.seed.company_ids[company_index]]
+    return stack.manage.additions_for(agreement_id)
+
+
+def psa_writes(stack: Stack) -> int:
+    return stack.manage.call_count("POST", "/finance/agreements/{id}/additions") + stack.manage.call_count(
+        "PATCH"
+    )
+
+
+async def test_preview_lines_totals_and_csv(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [40, 60, 55])
+    await record_usage(stack, "c-1", [30, 30, 30])
+    await record_usage(stack, "c-1b", [5, 12, 3])
+    await record_usage(stack, "c-unmapped", [7])
+    body = await preview(stack)
+    lines = {line["company_id"]: line for line in body["lines"]}
+    first, second = (str(stack.seed.company_ids[i]) for i in (0, 1))
+    assert lines[first]["quantity"] == 60
+    assert lines[second]["quantity"] == 42  # peak of c-1 (30) + peak of c-1b (12)
+    # 102 seats in all reach the second tier: every seat costs 1.85.
+    assert {line["unit_cost"] for line in body["lines"]} == {"1.85"}
+    assert lines[first]["total"] == "270.00" and lines[first]["margin"] == "159.00"
+    assert body["total"] == "459.00" and body["cost"] == "188.70" and body["margin"] == "270.30"
+    assert body["products"] == [
+        {"product": "acme edr", "quantity": 102, "total": "459.00", "cost": "188.70", "margin": "270.30"}
+    ]
+    assert body["unmapped_clients"][0]["client_id"] == "c-unmapped"
+    assert {line["action"] for line in body["lines"]} == {"create"}
+
+    as_csv = await stack.client.get(
+        "/api/v1/billing/preview", params={"period": PERIOD}, headers={**stack.headers, "Accept": "text/csv"}
+    )
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert rows[-1]["company_name"] == "TOTAL" and rows[-1]["total"] == "459.00"
+    assert {r["quantity"] for r in rows[:-1]} == {"60", "42"}
+
+
+async def test_push_twice_makes_one_addition_per_company_and_product(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [10, 12])
+    await record_usage(stack, "c-1", [8])
+    status, first = await push(stack)
+    assert status == 200, first
+    assert first["summary"] == {"created": 2}
+    [addition] = additions(stack, 0)
+    assert addition["quantity"] == 12 and Decimal(str(addition["unitPrice"])) == Decimal("4.50")
+    assert Decimal(str(addition["unitCost"])) == Decimal("2.10")
+    writes = psa_writes(stack)
+    calls = stack.manage.call_count()
+
+    status, second = await push(stack)
+    assert second["summary"] == {"unchanged": 2}
+    assert psa_writes(stack) == writes
+    assert stack.manage.call_count() == calls  # unchanged lines are not even read
+    assert len(additions(stack, 0)) == 1 and len(additions(stack, 1)) == 1
+    assert (await preview(stack))["lines"][0]["pushed"]["quantity"] in (12, 8)
+
+
+async def test_changed_usage_updates_the_quantity_in_place(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [10])
+    await record_usage(stack, "c-1", [8])
+    await push(stack)
+    await record_usage(stack, "c-0", [10, 15])
+    writes = psa_writes(stack)
+    _status, body = await push(stack)
+    assert body["summary"] == {"updated": 1, "unchanged": 1}
+    [addition] = additions(stack, 0)
+    assert addition["quantity"] == 15
+    assert psa_writes(stack) - writes == 1
+
+
+async def test_crash_after_the_psa_write_is_repaired_by_update_never_a_second_line(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await record_usage(stack, "c-0", [10])
+    real_record = billing._record
+    crashes = {"left": 1}
+
+    async def crash_once(*args: Any, **kwargs: Any) -> None:
+        if crashes["left"] and not kwargs.get("touch_only"):
+            crashes["left"] -= 1
+            raise RuntimeError("process died after the PSA write")
+        await real_record(*args, **kwargs)
+
+    monkeypatch.setattr(billing, "_record", crash_once)
+    with pytest.raises(RuntimeError):
+        await billing.push(stack.services, await _tenant(stack), PERIOD)
+    assert len(additions(stack, 0)) == 1
+
+    await record_usage(stack, "c-0", [10, 11])
+    _, results = await billing.push(stack.services, await _tenant(stack), PERIOD)
+    assert [r.action for r in results] == ["updated"]
+    [addition] = additions(stack, 0)
+    assert addition["quantity"] == 11
+
+
+async def _tenant(stack: Stack) -> str:
+    async with stack.services.sessions() as session:
+        row = await session.get(Connection, stack.rmm["id"])
+        assert row is not None
+        return row.tenant_id
+
+
+async def test_dry_run_writes_nothing(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [10])
+    calls = stack.manage.call_count()
+    status, body = await push(stack, dry_run=True)
+    assert status == 200
+    assert body["summary"] == {"would_create": 1}
+    assert stack.manage.call_count() == calls
+    assert additions(stack, 0) == []
+
+
+async def test_company_without_an_agreement_of_the_type_is_an_error_line(stack: Stack) -> None:
+    await stack.map_client("c-2", stack.seed.company_ids[2])
+    cancelled = stack.manage.agreements.get(stack.seed.agreement_ids[stack.seed.company_ids[2]])
+    assert cancelled is not None
+    cancelled["cancelledFlag"], cancelled["agreementStatus"] = True, "Cancelled"
+    await record_usage(stack, "c-2", [5])
+    await record_usage(stack, "c-0", [5])
+    _, body = await push(stack)
+    errors = [line for line in body["lines"] if line["action"] == "error"]
+    assert [e["company_id"] for e in errors] == [str(stack.seed.company_ids[2])]
+    assert "Managed Services" in errors[0]["error"]
+    assert body["summary"] == {"created": 1, "error": 1}
+
+
+async def test_closed_period_needs_an_override(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [10])
+    closed = await stack.client.post(f"/api/v1/billing/periods/{PERIOD}/close", headers=stack.headers)
+    assert closed.status_code == 200
+    status, body = await push(stack)
+    assert status == 409 and body["errors"][0]["field"] == "period"
+    assert additions(stack, 0) == []
+    status, body = await push(stack, override=True)
+    assert status == 200 and body["summary"] == {"created": 1}
+
+
+async def test_bad_period_is_a_422_naming_it(stack: Stack) -> None:
+    response = await stack.client.get(
+        "/api/v1/billing/preview", params={"period": "2026-13"}, headers=stack.headers
+    )
+    assert response.status_code == 422
+    assert "period" in response.text
+    status, _body = await push(stack, period="October")
+    assert status == 422
