@@ -158,9 +158,9 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"  error: {error.get('message')}", file=sys.stderr)
                 if done.status != "succeeded":
                     code = max(code, 1)
-            handlers: dict[str, Handler] = {k: HANDLERS[k] for k in ("reconcile", "action")}
+            handlers: dict[str, Handler] = {k: HANDLERS[k] for k in ("reconcile", "action", "configurations")}
             tickets = await Worker(services, concurrency=8, handlers=handlers).run_until_idle()
-            print(f"ticket work: {tickets} job(s) run")
+            print(f"ticket and configuration work: {tickets} job(s) run")
             return code
         finally:
             await services.aclose()

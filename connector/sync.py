@@ -10,8 +10,6 @@ before writing, so re-running an interrupted or finished run repeats reads but n
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,21 +19,20 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ConfigurationUpdate, EndpointStatus, ProblemKind
+from adapters.base import EndpointStatus, ProblemKind
 from adapters.errors import AdapterError
 from connector import db
+from connector.configurations import enqueue_configuration_pushes
 from connector.domain import status as domain
 from connector.jobs import queue
 from connector.logging import get_logger
 from connector.models import (
-    ClientMapping,
     Connection,
     Endpoint,
     Problem,
     SyncCursor,
     SyncRun,
     Tenant,
-    TicketRule,
     UsageDaily,
 )
 from connector.problems import enqueue_reconciles, observe_active, observe_cleared
@@ -161,6 +158,8 @@ class _Counters:
     psa_calls: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, None] = field(default_factory=dict)
+    dirty_clients: set[str] = field(default_factory=set)
+    """Clients whose endpoints' PSA configuration fields may have changed in this run."""
 
 
 async def execute_run(services: Services, run_id: str, *, progress: Progress | None = None) -> SyncRun:
@@ -184,7 +183,6 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
             await _retire_missing(services, run, connection, counters)
         await _evaluate(services, run, connection, limits, counters)
         await _record_usage(services, connection)
-        await _push_configurations(services, connection, limits, counters)
     except AdapterError as exc:
         failed = True
         counters.errors.append({"stage": "rmm", "type": type(exc).__name__, "message": str(exc)})
@@ -250,6 +248,7 @@ async def _store_page(
                 row.online, row.last_seen_at = status.online, status.last_seen_at
                 continue
             c.changed += 1
+            c.dirty_clients.add(status.client_id)
             for name in STATUS_FIELDS:
                 setattr(row, name, getattr(status, name))
             row.fingerprint = fingerprint
@@ -336,7 +335,10 @@ async def _evaluate(
             }
             for row in rows:
                 status = to_status(row)
-                row.health = domain.health(status, limits, now)
+                health = domain.health(status, limits, now)
+                if health != row.health:
+                    row.health = health
+                    c.dirty_clients.add(row.client_id)
                 for finding in domain.findings(status, limits, now):
                     current = open_problems.get((row.endpoint_id, finding.kind.value))
                     if finding.present and current is None:
@@ -434,103 +436,13 @@ async def _record_usage(services: Services, connection: Connection) -> None:
                 row.last_installed = row.last_protected = 0
 
 
-async def _push_configurations(
-    services: Services, connection: Connection, limits: domain.Thresholds, c: _Counters
-) -> None:
-    """Write each mapped endpoint's status onto its PSA configuration, only where it changed."""
-    now = datetime.now(UTC)
-    async with services.sessions() as session:
-        mappings = {
-            m.rmm_client_id: m
-            for m in await session.scalars(
-                select(ClientMapping).where(ClientMapping.rmm_connection_id == connection.id)
-            )
-        }
-        if not mappings:
-            return
-        psa_rows = {
-            row.id: row
-            for row in await session.scalars(
-                select(Connection).where(
-                    Connection.id.in_({m.psa_connection_id for m in mappings.values()}),
-                    Connection.enabled.is_(True),
-                )
-            )
-        }
-        rules = {
-            r.psa_connection_id: r
-            for r in await session.scalars(
-                select(TicketRule).where(
-                    TicketRule.psa_connection_id.in_(list(psa_rows)),
-                    TicketRule.problem.is_(None),
-                    TicketRule.enabled.is_(True),
-                )
-            )
-        }
-        rows = list(
-            await session.scalars(
-                select(Endpoint).where(
-                    Endpoint.rmm_connection_id == connection.id,
-                    Endpoint.retired_at.is_(None),
-                    Endpoint.client_id.in_(list(mappings)),
-                )
-            )
-        )
-    work: list[tuple[Endpoint, ConfigurationUpdate, str]] = []
-    for row in rows:
-        mapping = mappings[row.client_id]
-        psa = psa_rows.get(mapping.psa_connection_id)
-        rule = rules.get(mapping.psa_connection_id)
-        if psa is None or (rule is not None and not rule.update_configurations):
-            continue
-        fields = domain.configuration_fields(to_status(row), domain.health(to_status(row), limits, now))
-        fingerprint = domain.fields_fingerprint(fields)
-        if fingerprint == row.pushed_fields_fingerprint:
-            continue
-        update_ = ConfigurationUpdate(
-            company_id=mapping.psa_company_id,
-            device_name=row.hostname,
-            serial_number=row.serial_number,
-            create_if_missing=bool(rule and rule.create_configurations),
-            fields=fields,
-        )
-        work.append((row, update_, fingerprint))
-    if not work:
-        return
-    slots = asyncio.Semaphore(PSA_CONCURRENCY)
-    pushed: list[tuple[str, str]] = []
-
-    async def push(row: Endpoint, update_: ConfigurationUpdate, fingerprint: str) -> None:
-        psa = psa_rows[mappings[row.client_id].psa_connection_id]
-        async with slots:
-            adapter = await services.adapters.psa(psa)
-            c.psa_calls += 1
-            try:
-                await adapter.upsert_configuration(update_)
-            except AdapterError as exc:
-                if len(c.errors) < 50:
-                    c.errors.append(
-                        {"stage": "psa_configuration", "endpoint": row.hostname, "message": str(exc)}
-                    )
-                return
-        pushed.append((row.id, fingerprint))
-
-    await asyncio.gather(*(push(*item) for item in work))
-    by_fingerprint: dict[str, list[str]] = defaultdict(list)
-    for row_id, fingerprint in pushed:
-        by_fingerprint[fingerprint].append(row_id)
-    async with db.transaction(services.sessions) as session:
-        for fingerprint, ids in by_fingerprint.items():
-            await session.execute(
-                update(Endpoint).where(Endpoint.id.in_(ids)).values(pushed_fields_fingerprint=fingerprint)
-            )
-
-
 async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) -> SyncRun:
     now = datetime.now(UTC)
     async with db.transaction(services.sessions) as session:
         if c.touched:
             await enqueue_reconciles(session, run.tenant_id, list(c.touched))
+        if not failed:
+            await enqueue_configuration_pushes(session, run, c.dirty_clients)
         row = await session.get(SyncRun, run.id)
         assert row is not None
         row.status = "failed" if failed else "succeeded"

@@ -77,3 +77,11 @@ async def run_endpoint_action(context: JobContext) -> None:
     from connector.actions import run_action
 
     await run_action(context.services, context.job.payload["action_id"])
+
+
+@handler("configurations")
+async def push_configurations(context: JobContext) -> None:
+    from connector.configurations import push_client
+
+    payload = context.job.payload
+    await push_client(context.services, payload["connection_id"], payload["client_id"], payload.get("run_id"))

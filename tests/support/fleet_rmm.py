@@ -4,6 +4,7 @@ have their own fakes; this one keeps the core's tests about the core."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ class FleetFake:
     fail_on_page: int | None = None
     failure: AdapterError | None = None
     actions: list[tuple[str, ActionKind]] = field(default_factory=list)
+    latency: float = 0.0
 
     def seed(self, clients: int, per_client: int) -> None:
         for c in range(clients):
@@ -106,6 +108,8 @@ class FleetRmm:
         )
         for number, start in enumerate(range(0, max(len(ids), 1), self.fake.page_size), start=1):
             self.fake.page_requests += 1
+            if self.fake.latency:
+                await asyncio.sleep(self.fake.latency)
             if self.fake.fail_on_page == number and self.fake.failure is not None:
                 raise self.fake.failure
             yield [self.fake.endpoints[i] for i in ids[start : start + self.fake.page_size]]

@@ -1,0 +1,146 @@
+"""Status sync at fleet scale: N endpoints in N/100 clients against an RMM answering each page after
+50 ms and the ConnectWise Manage fake answering each call after 50 ms. For each fleet size, prints
+wall time, peak RSS, RMM and PSA requests for: the first full sync, a second sync with nothing
+changed, and a sync with 1 % of the endpoints changed.
+
+    .venv/bin/python -m benchmarks.status_sync [--sizes 5000,50000] [--latency 0.05] [--map-share 0.1]
+        [--backend sqlite|postgresql]
+
+`--map-share` is the share of clients mapped to a PSA company (their endpoints' configurations are
+written to the PSA); the rest are synced and evaluated but have no PSA side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+
+from adapters.connectwise_manage.fake import ManageFake
+from adapters.registry import discover
+from connector import db
+from connector.app import create_app
+from connector.jobs.worker import Worker
+from connector.models import Connection
+from connector.security.apikeys import ApiRole
+from connector.services import build_services
+from connector.settings import Settings
+from connector.sync import execute_run, start_run
+from connector.tenants import create_api_key, get_or_create_tenant
+from tests.e2e.stack import build_stack
+from tests.support.fleet_rmm import FLEET_RMM, FLEETS, FleetFake
+
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def one_size(size: int, args: argparse.Namespace) -> None:
+    clients = max(1, size // 100)
+    fleet = FleetFake(page_size=1000, latency=args.latency)
+    fleet.seed(clients, size // clients)
+    host = f"fleet-{uuid.uuid4().hex[:8]}.example.com"
+    FLEETS[host] = fleet
+    with tempfile.TemporaryDirectory() as tmp:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        common = {"data_dir": Path(tmp), "secret_key": Fernet.generate_key().decode(), "run_worker": False}
+        settings = (
+            Settings(database_url=PG_URL, database_schema=schema, **common)
+            if args.backend == "postgresql"
+            else Settings(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", **common)
+        )
+        await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+        from tests.support.vendors import VendorRouter
+
+        vendors = VendorRouter()
+        registry = discover()
+        registry.add(FLEET_RMM)
+        services = build_services(settings, registry=registry, transport_factory=vendors.factory)
+        app = create_app(services=services, migrate=False)
+        manage = ManageFake(is_cloud=True)
+        try:
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client,
+            ):
+                async with db.transaction(services.sessions) as session:
+                    tenant = await get_or_create_tenant(session, "default")
+                    _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
+                stack = await build_stack(
+                    client, services, vendors, {"Authorization": f"Bearer {key}"}, rmm_kind="fleet_rmm",
+                    rmm_credentials={"token": "t"}, rmm_base_url=f"https://{host}", map_clients=(), manage=manage,
+                )  # fmt: skip
+                mapped = max(1, int(clients * args.map_share))
+                for c in range(mapped):
+                    company = manage.add_company(f"Bench client {c}")["id"]
+                    await stack.map_client(f"c-{c}", company)
+                    for e in range(size // clients):
+                        manage.add_configuration(
+                            company, f"WS-{c:02d}-{e:03d}", serial_number=f"SN{c:02d}{e:04d}"
+                        )
+                manage.set_latency(args.latency)
+                async with services.sessions() as session:
+                    connection = await session.get(Connection, stack.rmm["id"])
+                assert connection is not None
+
+                async def run(label: str) -> None:
+                    manage.reset_calls()
+                    fleet.page_requests = 0
+                    started = time.perf_counter()
+                    async with db.transaction(services.sessions) as session:
+                        row = await start_run(session, connection, "cli")
+                    done = await execute_run(services, row.id)
+                    synced = time.perf_counter() - started
+                    jobs = await Worker(services, concurrency=8).run_until_idle()
+                    elapsed = time.perf_counter() - started
+                    writes = manage.call_count("PATCH") + manage.call_count("POST")
+                    print(
+                        f"{size:>7} {label:<22} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
+                        f"peak RSS {rss_mb():6.0f} MB   RMM requests {fleet.page_requests:5d}   "
+                        f"PSA requests {manage.call_count():6d} (writes {writes:5d})   "
+                        f"changed {done.endpoints_changed:6d}   problems +{done.problems_opened} ({jobs} jobs)"
+                    )
+
+                await run("first full sync")
+                await run("nothing changed")
+                ids = sorted(fleet.endpoints)
+                for endpoint_id in ids[::100]:
+                    fleet.change(endpoint_id, last_scan_at=datetime.now(UTC))
+                await run("1% changed")
+        finally:
+            await services.aclose()
+            FLEETS.pop(host, None)
+            if args.backend == "postgresql":
+                engine = db.create_engine(PG_URL)
+                async with engine.begin() as conn:
+                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                await engine.dispose()
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"RMM page size 1000, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
+          f"{args.map_share:.0%} of clients mapped to the PSA, {args.backend}")  # fmt: skip
+    for size in (int(s) for s in args.sizes.split(",")):
+        await one_size(size, args)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="5000,50000")
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--map-share", type=float, default=0.1)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    asyncio.run(main(parser.parse_args()))
