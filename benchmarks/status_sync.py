@@ -79,7 +79,8 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
                     _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
                 stack = await build_stack(
                     client, services, vendors, {"Authorization": f"Bearer {key}"}, rmm_kind="fleet_rmm",
-                    rmm_credentials={"token": "t"}, rmm_base_url=f"https://{host}", map_clients=(), manage=manage,
+                    rmm_credentials={"token": "t"}, rmm_base_url=f"https://{host}", map_clients=(),
+                    manage=manage,
                 )  # fmt: skip
                 mapped = max(1, int(clients * args.map_share))
                 for c in range(mapped):
@@ -109,7 +110,8 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
                         f"{size:>7} {label:<22} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
                         f"peak RSS {rss_mb():6.0f} MB   RMM requests {fleet.page_requests:5d}   "
                         f"PSA requests {manage.call_count():6d} (writes {writes:5d})   "
-                        f"changed {done.endpoints_changed:6d}   problems +{done.problems_opened} ({jobs} jobs)"
+                        f"changed {done.endpoints_changed:6d}   "
+                        f"problems +{done.problems_opened} ({jobs} jobs)"
                     )
 
                 await run("first full sync")
