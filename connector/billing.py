@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import BillingLine
@@ -47,6 +47,8 @@ class PreviewLine:
     pushed_period: str | None
     action: domain.Action
     clients: list[str]
+    agreement_id: str | None = None
+    """The agreement the line was last written to (saves a PSA lookup)."""
 
 
 @dataclass
@@ -166,6 +168,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
                     state.period if state else None,
                     domain.plan(line, pushed),
                     per_company[line.company_id][2],
+                    state.agreement_id if state else None,
                 )
             )
     preview.unmapped_clients = list(unmapped.values())
@@ -214,7 +217,6 @@ async def push(
     async def one(item: PreviewLine) -> PushResult:
         line, rule = item.line, item.rule
         if item.action == "unchanged":
-            await _record(services, tenant_id, item, period, None, None, touch_only=True)
             return PushResult(
                 line.company_id,
                 line.product,
@@ -230,8 +232,10 @@ async def push(
         async with slots:
             try:
                 adapter = await services.adapters.psa(connection)
-                agreement_id = rule.agreement_id or await _agreement_for(
-                    adapter, agreements, rule, line.company_id
+                agreement_id = (
+                    rule.agreement_id
+                    or item.agreement_id
+                    or await _agreement_for(adapter, agreements, rule, line.company_id)
                 )
                 if agreement_id is None:
                     return PushResult(
@@ -259,6 +263,18 @@ async def push(
         return PushResult(line.company_id, line.product, line.quantity, result.action, result.line_id)
 
     results = list(await asyncio.gather(*(one(item) for item in preview.lines)))
+    unchanged = [(p.line.rule_id, p.line.company_id) for p in preview.lines if p.action == "unchanged"]
+    if unchanged:  # one statement per rule: these lines are current for this period too
+        async with db.transaction(services.sessions) as session:
+            for rule_id in {rule_id for rule_id, _ in unchanged}:
+                await session.execute(
+                    update(BillingLineState)
+                    .where(
+                        BillingLineState.rule_id == rule_id,
+                        BillingLineState.company_id.in_([c for r, c in unchanged if r == rule_id]),
+                    )
+                    .values(period=period)
+                )
     return preview, results
 
 
@@ -282,8 +298,6 @@ async def _record(
     period: str,
     agreement_id: str | None,
     line_id: str | None,
-    *,
-    touch_only: bool = False,
 ) -> None:
     line = item.line
     async with db.transaction(services.sessions) as session:
@@ -297,8 +311,6 @@ async def _record(
             session.add(state)
         state.period = period
         state.pushed_at = datetime.now(UTC)
-        if touch_only:
-            return
         state.agreement_id, state.line_id = agreement_id, line_id
         state.quantity, state.unit_price, state.unit_cost = line.quantity, line.unit_price, line.unit_cost
 

@@ -184,7 +184,7 @@ async def test_crash_after_the_psa_write_is_repaired_by_update_never_a_second_li
     crashes = {"left": 1}
 
     async def crash_once(*args: Any, **kwargs: Any) -> None:
-        if crashes["left"] and not kwargs.get("touch_only"):
+        if crashes["left"]:
             crashes["left"] -= 1
             raise RuntimeError("process died after the PSA write")
         await real_record(*args, **kwargs)
