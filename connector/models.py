@@ -436,6 +436,27 @@ class UsageDaily(Base):
     last_protected: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class HealthDaily(Base):
+    """Endpoints per health class per RMM connection and client per day (the latest sync's counts),
+    the history behind the dashboard's trend."""
+
+    __tablename__ = "health_daily"
+    __table_args__ = (
+        UniqueConstraint("rmm_connection_id", "client_id", "day", name="uq_health_daily_key"),
+        Index("ix_health_daily_tenant_day", "tenant_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(100))
+    day: Mapped[str] = mapped_column(String(10))
+    protected: Mapped[int] = mapped_column(Integer, default=0)
+    at_risk: Mapped[int] = mapped_column(Integer, default=0)
+    unprotected: Mapped[int] = mapped_column(Integer, default=0)
+    offline: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class BillingLineState(Base):
     """What was last written to the PSA for one billing rule × PSA company: the PSA line it lives
     in, and the quantity and prices it holds. Written after every PSA write, so a push compares

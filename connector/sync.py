@@ -10,6 +10,7 @@ before writing, so re-running an interrupted or finished run repeats reads but n
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from connector.logging import get_logger
 from connector.models import (
     Connection,
     Endpoint,
+    HealthDaily,
     Problem,
     SyncCursor,
     SyncRun,
@@ -183,6 +185,7 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
             await _retire_missing(services, run, connection, counters)
         await _evaluate(services, run, connection, limits, counters)
         await _record_usage(services, connection)
+        await _record_health(services, connection)
     except AdapterError as exc:
         failed = True
         counters.errors.append({"stage": "rmm", "type": type(exc).__name__, "message": str(exc)})
@@ -383,6 +386,43 @@ def _clear_message(kind: ProblemKind, status: EndpointStatus) -> str:
 
 def to_status(row: Endpoint) -> EndpointStatus:
     return EndpointStatus(endpoint_id=row.endpoint_id, **{name: getattr(row, name) for name in STATUS_FIELDS})
+
+
+async def _record_health(services: Services, connection: Connection) -> None:
+    """Today's endpoints per health class and client (overwritten by each sync of the day)."""
+    day = datetime.now(UTC).date().isoformat()
+    async with db.transaction(services.sessions) as session:
+        counts = (
+            await session.execute(
+                select(Endpoint.client_id, Endpoint.health, func.count())
+                .where(Endpoint.rmm_connection_id == connection.id, Endpoint.retired_at.is_(None))
+                .group_by(Endpoint.client_id, Endpoint.health)
+            )
+        ).all()
+        per_client: dict[str, dict[str, int]] = defaultdict(dict)
+        for client_id, health, count in counts:
+            per_client[client_id][health] = count
+        existing = {
+            h.client_id: h
+            for h in await session.scalars(
+                select(HealthDaily).where(
+                    HealthDaily.rmm_connection_id == connection.id, HealthDaily.day == day
+                )
+            )
+        }
+        for client_id in set(per_client) | set(existing):
+            row = existing.get(client_id)
+            if row is None:
+                row = HealthDaily(
+                    tenant_id=connection.tenant_id,
+                    rmm_connection_id=connection.id,
+                    client_id=client_id,
+                    day=day,
+                )
+                session.add(row)
+            values = per_client.get(client_id, {})
+            row.protected, row.at_risk = values.get("protected", 0), values.get("at_risk", 0)
+            row.unprotected, row.offline = values.get("unprotected", 0), values.get("offline", 0)
 
 
 async def _record_usage(services: Services, connection: Connection) -> None:

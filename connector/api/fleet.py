@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from adapters.base import ActionKind
+from connector import fleet_stats
 from connector.actions import request_action
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.domain.status import Thresholds
@@ -289,6 +290,34 @@ async def post_action(
             raise FieldError("problem_id", "no such problem on this endpoint")
     action = await request_action(session, row, body.action, requested_by="api", problem_id=body.problem_id)
     return ActionOut.model_validate(action, from_attributes=True)
+
+
+# -- fleet summary --------------------------------------------------------------------------------
+
+
+@router.get("/fleet/summary")
+async def fleet_summary(session: Session, who: Viewer, days: int = Query(30, ge=1, le=366)) -> dict[str, Any]:
+    """Endpoints per health class overall and per RMM client, and the daily protected-share trend."""
+    overall, clients = await fleet_stats.summary(session, who.tenant_id)
+    points = await fleet_stats.trend(session, who.tenant_id, days)
+
+    def counts(c: fleet_stats.Counts) -> dict[str, int]:
+        return {**{h: getattr(c, h) for h in fleet_stats.HEALTH_CLASSES}, "total": c.total}
+
+    return {
+        "overall": counts(overall),
+        "clients": [
+            {
+                "rmm_connection_id": c.rmm_connection_id,
+                "client_id": c.client_id,
+                "client_name": c.client_name,
+                "psa_company": c.mapped_company,
+                **counts(c.counts),
+            }
+            for c in clients
+        ],
+        "trend": [{"day": p.day, "protected": p.protected, "total": p.total} for p in points],
+    }
 
 
 # -- thresholds -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Down revision: '0002'
-Create Date: 2026-11-23 00:25:17.904560
+Create Date: 2026-11-23 00:33:50.258970
 """
 
 from collections.abc import Sequence
@@ -57,6 +57,24 @@ def upgrade() -> None:
     with op.batch_alter_table('endpoints', schema=None) as batch_op:
         batch_op.create_index('ix_endpoints_tenant_client', ['tenant_id', 'client_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_endpoints_tenant_id'), ['tenant_id'], unique=False)
+
+    op.create_table('health_daily',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('tenant_id', sa.String(length=32), nullable=False),
+    sa.Column('rmm_connection_id', sa.String(length=32), nullable=False),
+    sa.Column('client_id', sa.String(length=100), nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('protected', sa.Integer(), nullable=False),
+    sa.Column('at_risk', sa.Integer(), nullable=False),
+    sa.Column('unprotected', sa.Integer(), nullable=False),
+    sa.Column('offline', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['rmm_connection_id'], ['connections.id'], name=op.f('fk_health_daily_rmm_connection_id_connections'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_health_daily_tenant_id_tenants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_health_daily')),
+    sa.UniqueConstraint('rmm_connection_id', 'client_id', 'day', name='uq_health_daily_key')
+    )
+    with op.batch_alter_table('health_daily', schema=None) as batch_op:
+        batch_op.create_index('ix_health_daily_tenant_day', ['tenant_id', 'day'], unique=False)
 
     op.create_table('sync_cursors',
     sa.Column('connection_id', sa.String(length=32), nullable=False),
@@ -177,6 +195,10 @@ def downgrade() -> None:
 
     op.drop_table('sync_runs')
     op.drop_table('sync_cursors')
+    with op.batch_alter_table('health_daily', schema=None) as batch_op:
+        batch_op.drop_index('ix_health_daily_tenant_day')
+
+    op.drop_table('health_daily')
     with op.batch_alter_table('endpoints', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_endpoints_tenant_id'))
         batch_op.drop_index('ix_endpoints_tenant_client')

@@ -90,6 +90,7 @@ ROUTES = [
         id_source=lambda w: w.ids["endpoint_id"],
     ),
     Route("GET", "/api/v1/settings/thresholds", "viewer"),
+    Route("GET", "/api/v1/fleet/summary", "viewer"),
     Route("GET", "/api/v1/billing/preview", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("POST", "/api/v1/billing/push", "engineer", body=lambda w: {"period": "2026-10", "dry_run": True}),
     Route(

@@ -350,3 +350,21 @@ async def test_rule_runs_its_automatic_action_once_per_problem(stack: Stack, fle
     await sync(stack)
     await sync(stack)
     assert fleet.actions == [("ep-1-4", "update_definitions")]
+
+
+async def test_fleet_summary_counts_and_trend(stack: Stack, fleet: FleetFake) -> None:
+    fleet.change("ep-0-1", protection_enabled=False)
+    fleet.change("ep-1-1", last_seen_at=datetime.now(UTC) - timedelta(days=30))
+    await sync(stack)
+    body = (await stack.client.get("/api/v1/fleet/summary", headers=stack.headers)).json()
+    assert body["overall"] == {
+        "protected": CLIENTS * PER_CLIENT - 2,
+        "at_risk": 1,
+        "unprotected": 0,
+        "offline": 1,
+        "total": CLIENTS * PER_CLIENT,
+    }
+    first = next(c for c in body["clients"] if c["client_id"] == "c-0")
+    assert first["at_risk"] == 1 and first["psa_company"] == "Company 1"
+    [today] = body["trend"]
+    assert today == {"day": datetime.now(UTC).date().isoformat(), "protected": 148, "total": 150}
