@@ -169,6 +169,42 @@ async def apply_events(
     return list(touched)
 
 
+async def apply_polled(
+    session: AsyncSession, connection: Connection, events: Iterable[AlertEvent]
+) -> list[str]:
+    """Alerts read by polling (RMMs without webhooks) report *current* state on every poll, so they
+    are observations, not occurrences: an active one opens a problem only when none is open, and a
+    repeat of an open one counts nothing (no note storm)."""
+    touched: dict[str, None] = {}
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        if event.state == "active":
+            if await open_problem(session, connection.id, event.endpoint_id, event.problem) is not None:
+                continue
+            problem = await observe_active(
+                session,
+                connection,
+                endpoint_id=event.endpoint_id,
+                client_id=event.client_id,
+                hostname=event.hostname,
+                kind=event.problem,
+                message=event.message,
+                at=event.occurred_at,
+                source="poll",
+            )
+        else:
+            problem = await observe_cleared(
+                session,
+                connection,
+                endpoint_id=event.endpoint_id,
+                kind=event.problem,
+                message=event.message,
+                at=event.occurred_at,
+            )
+        if problem is not None:
+            touched[problem.id] = None
+    return list(touched)
+
+
 async def enqueue_reconciles(
     session: AsyncSession,
     tenant_id: str,

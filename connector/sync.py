@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import EndpointStatus, ProblemKind
+from adapters.base import EndpointStatus, ProblemKind, RmmAdapter
 from adapters.errors import AdapterError
 from connector import db
 from connector.configurations import enqueue_configuration_pushes
@@ -37,7 +37,7 @@ from connector.models import (
     Tenant,
     UsageDaily,
 )
-from connector.problems import enqueue_reconciles, observe_active, observe_cleared
+from connector.problems import apply_polled, enqueue_reconciles, observe_active, observe_cleared
 from connector.services import Services
 
 log = get_logger("connector.sync")
@@ -181,6 +181,7 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
             await _heartbeat(services, run, counters)
             if progress is not None:
                 progress(_snapshot(run, counters))
+        await _poll_alerts(services, run, connection, adapter, counters)
         if run.full:
             await _retire_missing(services, run, connection, counters)
         await _evaluate(services, run, connection, limits, counters)
@@ -258,6 +259,23 @@ async def _store_page(
             row.retired_at = None
             row.updated_at = now
             row.seen_in_run_id = run.id
+
+
+async def _poll_alerts(
+    services: Services, run: SyncRun, connection: Connection, adapter: RmmAdapter, c: _Counters
+) -> None:
+    """RMMs without webhooks report alerts by polling; a failed poll is an error of the run, not a
+    reason to drop the status it already read."""
+    try:
+        events = await adapter.poll_alerts(run.changed_since)
+    except AdapterError as exc:
+        c.errors.append({"stage": "alerts", "type": type(exc).__name__, "message": str(exc)})
+        return
+    if not events:
+        return
+    async with db.transaction(services.sessions) as session:
+        for problem_id in await apply_polled(session, connection, events):
+            c.touched[problem_id] = None
 
 
 async def _retire_missing(services: Services, run: SyncRun, connection: Connection, c: _Counters) -> None:

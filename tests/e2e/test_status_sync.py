@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from adapters.base import AlertEvent, ProblemKind
 from adapters.errors import CredentialsError, TransientVendorError
 from connector import db
 from connector.models import SyncCursor, SyncRun
@@ -368,3 +369,31 @@ async def test_fleet_summary_counts_and_trend(stack: Stack, fleet: FleetFake) ->
     assert first["at_risk"] == 1 and first["psa_company"] == "Company 1"
     [today] = body["trend"]
     assert today == {"day": datetime.now(UTC).date().isoformat(), "protected": 148, "total": 150}
+
+
+async def test_polled_alerts_open_once_and_close_like_webhook_alerts(stack: Stack, fleet: FleetFake) -> None:
+    def alert(state: str, minutes: int) -> AlertEvent:
+        return AlertEvent(
+            event_id="chk-1",
+            client_id="c-0",
+            endpoint_id="ep-0-9",
+            hostname="WS-00-009",
+            problem=ProblemKind.THREAT_DETECTED,
+            state=state,  # type: ignore[arg-type]
+            message="Managed AV: 1 threat found",
+            occurred_at=datetime.now(UTC) + timedelta(minutes=minutes),
+        )
+
+    fleet.change("ep-0-9", active_threats=None)  # like N-sight: threats come only as failing checks
+    fleet.alerts = [alert("active", 0)]
+    await sync(stack)
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    fleet.alerts = [alert("active", 1)]  # still failing on the next poll: an observation, not a repeat
+    await sync(stack)
+    [problem] = await stack.problems(state="open")
+    assert problem["source"] == "poll" and problem["occurrences"] == 1
+    assert len(stack.tickets(stack.seed.company_ids[0])) == 1
+    fleet.alerts = [alert("cleared", 2)]
+    await sync(stack)
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    assert ticket["status"]["id"] == stack.seed.closed_status_id

@@ -42,6 +42,8 @@ class FleetFake:
     failure: AdapterError | None = None
     actions: list[tuple[str, ActionKind]] = field(default_factory=list)
     latency: float = 0.0
+    alerts: list[AlertEvent] = field(default_factory=list)
+    """What `poll_alerts` reports: the RMM's currently known alert states."""
 
     def seed(self, clients: int, per_client: int) -> None:
         for c in range(clients):
@@ -121,7 +123,7 @@ class FleetRmm:
         return []
 
     async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
-        return []
+        return list(self.fake.alerts)
 
     async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
         if action not in self.supported_actions:
