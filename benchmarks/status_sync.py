@@ -43,7 +43,34 @@ PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 def rss_mb() -> float:
+    """Current resident set size (the fakes' data lives in this process too: see `baseline`)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class PeakRss:
+    """Samples RSS every 50 ms while a run goes on (ru_maxrss is process-lifetime, not per run)."""
+
+    def __init__(self) -> None:
+        self.peak = rss_mb()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb())
+            await asyncio.sleep(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self._task = asyncio.get_running_loop().create_task(self._sample())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        self.peak = max(self.peak, rss_mb())
 
 
 async def one_size(size: int, args: argparse.Namespace) -> None:
@@ -95,20 +122,28 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
                     connection = await session.get(Connection, stack.rmm["id"])
                 assert connection is not None
 
+                import gc
+
+                gc.collect()
+                baseline = rss_mb()
+                print(f"{size:>7} RSS with the fakes seeded (baseline): {baseline:.0f} MB")
+
                 async def run(label: str) -> None:
                     manage.reset_calls()
                     fleet.page_requests = 0
                     started = time.perf_counter()
-                    async with db.transaction(services.sessions) as session:
-                        row = await start_run(session, connection, "cli")
-                    done = await execute_run(services, row.id)
-                    synced = time.perf_counter() - started
-                    jobs = await Worker(services, concurrency=8).run_until_idle()
-                    elapsed = time.perf_counter() - started
+                    with PeakRss() as peak:
+                        async with db.transaction(services.sessions) as session:
+                            row = await start_run(session, connection, "cli")
+                        done = await execute_run(services, row.id)
+                        synced = time.perf_counter() - started
+                        jobs = await Worker(services, concurrency=8).run_until_idle()
+                        elapsed = time.perf_counter() - started
                     writes = manage.call_count("PATCH") + manage.call_count("POST")
                     print(
                         f"{size:>7} {label:<22} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
-                        f"peak RSS {rss_mb():6.0f} MB   RMM requests {fleet.page_requests:5d}   "
+                        f"peak RSS {peak.peak:5.0f} MB (+{peak.peak - baseline:4.0f} over baseline)   "
+                        f"RMM requests {fleet.page_requests:5d}   "
                         f"PSA requests {manage.call_count():6d} (writes {writes:5d})   "
                         f"changed {done.endpoints_changed:6d}   "
                         f"problems +{done.problems_opened} ({jobs} jobs)"
