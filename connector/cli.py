@@ -228,6 +228,12 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
 SPINNER = "|/-\\"
 
 
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from connector import demo
+
+    return demo.run(settings, host=args.host or settings.host, port=args.port or settings.port)
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_database_url()
     if args.downgrade:
@@ -308,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="with --billing: report, write nothing")
     sync.add_argument("--override", action="store_true", help="with --billing: push a closed period")
     sync.set_defaults(func=cmd_sync)
+
+    demo_cmd = sub.add_parser("demo", help="the service with simulated vendor systems and sample data")
+    demo_cmd.add_argument("--host")
+    demo_cmd.add_argument("--port", type=int)
+    demo_cmd.set_defaults(func=cmd_demo)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("revision", nargs="?", default="head")

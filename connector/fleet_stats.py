@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.models import ClientMapping, Endpoint, HealthDaily
 
-HEALTH_CLASSES = ("protected", "at_risk", "unprotected", "offline")
+HEALTH_CLASSES = ("protected", "at_risk", "unprotected", "offline", "unknown")
 
 
 @dataclass
@@ -20,10 +20,11 @@ class Counts:
     at_risk: int = 0
     unprotected: int = 0
     offline: int = 0
+    unknown: int = 0
 
     @property
     def total(self) -> int:
-        return self.protected + self.at_risk + self.unprotected + self.offline
+        return self.protected + self.at_risk + self.unprotected + self.offline + self.unknown
 
     @property
     def protected_share(self) -> float:

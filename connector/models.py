@@ -455,6 +455,7 @@ class HealthDaily(Base):
     at_risk: Mapped[int] = mapped_column(Integer, default=0)
     unprotected: Mapped[int] = mapped_column(Integer, default=0)
     offline: Mapped[int] = mapped_column(Integer, default=0)
+    unknown: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class BillingLineState(Base):

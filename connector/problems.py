@@ -171,11 +171,12 @@ async def apply_events(
 
 async def apply_polled(
     session: AsyncSession, connection: Connection, events: Iterable[AlertEvent]
-) -> list[str]:
+) -> tuple[list[str], int, int]:
     """Alerts read by polling (RMMs without webhooks) report *current* state on every poll, so they
     are observations, not occurrences: an active one opens a problem only when none is open, and a
-    repeat of an open one counts nothing (no note storm)."""
+    repeat of an open one counts nothing (no note storm). Returns (touched problem ids, opened, closed)."""
     touched: dict[str, None] = {}
+    opened = closed = 0
     for event in sorted(events, key=lambda e: e.occurred_at):
         if event.state == "active":
             if await open_problem(session, connection.id, event.endpoint_id, event.problem) is not None:
@@ -191,6 +192,7 @@ async def apply_polled(
                 at=event.occurred_at,
                 source="poll",
             )
+            opened += problem is not None
         else:
             problem = await observe_cleared(
                 session,
@@ -200,9 +202,10 @@ async def apply_polled(
                 message=event.message,
                 at=event.occurred_at,
             )
+            closed += problem is not None
         if problem is not None:
             touched[problem.id] = None
-    return list(touched)
+    return list(touched), opened, closed
 
 
 async def enqueue_reconciles(

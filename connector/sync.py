@@ -274,8 +274,9 @@ async def _poll_alerts(
     if not events:
         return
     async with db.transaction(services.sessions) as session:
-        for problem_id in await apply_polled(session, connection, events):
-            c.touched[problem_id] = None
+        touched, opened, closed = await apply_polled(session, connection, events)
+    c.touched.update(dict.fromkeys(touched))
+    c.opened, c.closed = c.opened + opened, c.closed + closed
 
 
 async def _retire_missing(services: Services, run: SyncRun, connection: Connection, c: _Counters) -> None:
@@ -441,6 +442,7 @@ async def _record_health(services: Services, connection: Connection) -> None:
             values = per_client.get(client_id, {})
             row.protected, row.at_risk = values.get("protected", 0), values.get("at_risk", 0)
             row.unprotected, row.offline = values.get("unprotected", 0), values.get("offline", 0)
+            row.unknown = values.get("unknown", 0)
 
 
 async def _record_usage(services: Services, connection: Connection) -> None:

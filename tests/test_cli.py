@@ -177,3 +177,37 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert any("worker started" in line for line in seen), "".join(seen) + output
     assert proc.returncode == 0, output
     assert "worker stopping" in output
+
+
+def test_demo_starts_a_seeded_msp_and_prints_how_to_sign_in(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "demo", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Admin API key" in line:
+                break
+        output = "".join(lines)
+        [key] = KEY.findall(output.split("Admin API key", 1)[1])
+        assert f"Dashboard: http://127.0.0.1:{port}/" in output
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+        assert api.get("/fleet/summary").json()["overall"]["total"] >= 1000
+        assert any(p["ticket_id"] for p in api.get("/problems").json())
+        assert len(api.get("/client-mappings").json()) >= 20
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)

@@ -184,7 +184,7 @@ async def list_endpoints(
     who: Viewer,
     client_id: str | None = None,
     connection_id: str | None = None,
-    status: str | None = Query(None, pattern="^(protected|at_risk|unprotected|offline|retired)$"),
+    status: str | None = Query(None, pattern="^(protected|at_risk|unprotected|offline|unknown|retired)$"),
     problem: str | None = Query(None, description="only endpoints with an open problem of this kind"),
     limit: int = Query(200, ge=1, le=5000),
     offset: int = Query(0, ge=0),

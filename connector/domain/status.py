@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import EndpointStatus, ProblemKind
 
-Health = Literal["protected", "at_risk", "unprotected", "offline"]
+Health = Literal["protected", "at_risk", "unprotected", "offline", "unknown"]
+"""`unknown`: the RMM reports no antivirus state for the endpoint at all (e.g. N-sight, whose
+antivirus status arrives only as failing checks) — shown as such rather than guessed."""
 
 
 class Thresholds(BaseModel):
@@ -110,6 +112,8 @@ def health(status: EndpointStatus, limits: Thresholds, now: datetime) -> Health:
     present = {f.kind for f in findings(status, limits, now) if f.present}
     if ProblemKind.AGENT_OFFLINE in present or status.online is False:
         return "offline"
+    if status.product is None and status.protection_enabled is None:
+        return "unknown"
     if status.product is None or ProblemKind.NOT_PROTECTED in present:
         return "unprotected"
     return "at_risk" if present else "protected"

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Down revision: '0002'
-Create Date: 2026-11-23 00:33:50.258970
+Create Date: 2026-11-23 00:36:55.293984
 """
 
 from collections.abc import Sequence
@@ -68,6 +68,7 @@ def upgrade() -> None:
     sa.Column('at_risk', sa.Integer(), nullable=False),
     sa.Column('unprotected', sa.Integer(), nullable=False),
     sa.Column('offline', sa.Integer(), nullable=False),
+    sa.Column('unknown', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['rmm_connection_id'], ['connections.id'], name=op.f('fk_health_daily_rmm_connection_id_connections'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_health_daily_tenant_id_tenants'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_health_daily')),

@@ -363,6 +363,7 @@ async def test_fleet_summary_counts_and_trend(stack: Stack, fleet: FleetFake) ->
         "at_risk": 1,
         "unprotected": 0,
         "offline": 1,
+        "unknown": 0,
         "total": CLIENTS * PER_CLIENT,
     }
     first = next(c for c in body["clients"] if c["client_id"] == "c-0")
