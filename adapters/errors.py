@@ -54,17 +54,19 @@ class TransientVendorError(AdapterError):
         field: str | None = None,
         status: int | None = None,
         maybe_applied: bool = True,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, field=field, status=status)
         self.maybe_applied = maybe_applied
+        self.retry_after = retry_after
+        """Seconds the vendor asked to wait (`Retry-After` on a 503 or 429), if it said."""
 
 
 class RateLimitedError(TransientVendorError):
     """429 or a vendor threshold response; `retry_after` is the vendor's requested wait in seconds."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = 429) -> None:
-        super().__init__(message, status=status, maybe_applied=False)
-        self.retry_after = retry_after
+        super().__init__(message, status=status, maybe_applied=False, retry_after=retry_after)
 
 
 class WebhookParseError(AdapterError):

@@ -173,7 +173,7 @@ class VendorHttpClient:
     def _wait(self, state: RetryCallState) -> float:
         backoff = self.retry.backoff(state.attempt_number)
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+        if isinstance(exc, TransientVendorError) and exc.retry_after is not None:
             return max(min(exc.retry_after, self.retry.retry_after_max), backoff)
         return backoff
 
@@ -228,6 +228,13 @@ class VendorHttpClient:
         if error_class is RateLimitedError:
             raise RateLimitedError(
                 message, retry_after=parse_retry_after(response.headers.get("retry-after"))
+            )
+        if error_class is TransientVendorError:
+            raise TransientVendorError(
+                message,
+                field=field,
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         raise error_class(message, field=field, status=response.status_code)
 

@@ -58,6 +58,10 @@ def discover() -> AdapterRegistry:
     registry = AdapterRegistry()
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         spec = _load(entry_point)
-        if spec is not None:
+        if spec is None:
+            continue
+        try:
             registry.add(spec)
+        except ValueError as exc:  # two installed packages claim one kind: keep the first
+            log.error("adapter entry point %s skipped: %s", entry_point.name, exc)
     return registry

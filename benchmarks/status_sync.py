@@ -18,6 +18,7 @@ import resource
 import tempfile
 import time
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,6 +97,7 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
         services = build_services(settings, registry=registry, transport_factory=vendors.factory)
         app = create_app(services=services, migrate=False)
         manage = ManageFake(is_cloud=True)
+        manage.requests = deque(maxlen=100)  # the fake's request log would otherwise grow with the fleet
         try:
             async with (
                 app.router.lifespan_context(app),

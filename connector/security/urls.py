@@ -39,7 +39,9 @@ class UrlPolicy:
             raise UrlPolicyError(f"address {address} is loopback")
         if ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
             raise UrlPolicyError(f"address {address} is link-local, reserved or metadata")
-        if ip.is_private and not self.allow_private_networks:
+        if not ip.is_global and not self.allow_private_networks:
+            # Private ranges, and also shared address space (100.64.0.0/10, where some clouds serve
+            # instance metadata) and other special-purpose ranges that are not `is_private`.
             raise UrlPolicyError(
                 f"address {address} is private; set CONNECTOR_ALLOW_PRIVATE_NETWORKS for on-premises systems"
             )

@@ -137,5 +137,5 @@ FLEET_RMM = AdapterSpec(
     role=Role.RMM,
     title="In-memory fleet (tests)",
     credentials_model=FleetCredentials,
-    factory=FleetRmm,  # type: ignore[arg-type]
+    factory=FleetRmm,
 )
