@@ -49,6 +49,9 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_after_max: float = 120.0
+    rate_limited_wait: float | None = None
+    """Wait after a 429 that names no `Retry-After` (vendors whose limit windows are long, e.g.
+    Autotask's hourly threshold); None = the jittered backoff."""
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for the given 1-based attempt number."""
@@ -175,6 +178,8 @@ class VendorHttpClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientVendorError) and exc.retry_after is not None:
             return max(min(exc.retry_after, self.retry.retry_after_max), backoff)
+        if isinstance(exc, RateLimitedError) and self.retry.rate_limited_wait is not None:
+            return max(min(self.retry.rate_limited_wait, self.retry.retry_after_max), backoff)
         return backoff
 
     async def _send_once(

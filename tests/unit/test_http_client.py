@@ -372,3 +372,25 @@ async def test_connections_do_not_share_a_limit(sleep: RecordingSleep) -> None:
     await first.aclose()
     await second.aclose()
     assert vendor.peak == 4
+
+
+@respx.mock
+async def test_rate_limited_wait_applies_when_429_names_no_retry_after() -> None:
+    route = respx.get("https://vendor.example/x").mock(
+        side_effect=[httpx.Response(429), httpx.Response(200, json={"ok": True})]
+    )
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = VendorHttpClient(
+        "https://vendor.example", sleep=record, retry=RetryPolicy(rate_limited_wait=60.0)
+    )
+    try:
+        response = await client.request("GET", "/x")
+    finally:
+        await client.aclose()
+    assert response.json() == {"ok": True}
+    assert route.call_count == 2
+    assert waits == [60.0]

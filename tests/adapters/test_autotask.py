@@ -1,0 +1,621 @@
+"""Contract tests: the Autotask adapter against the stateful fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.autotask import SPEC, AutotaskAdapter
+from adapters.autotask.adapter import marker_token
+from adapters.autotask.fake import AutotaskFake, DemoSeed
+from adapters.autotask.models import AutotaskCredentials, AutotaskOptions
+from adapters.base import BillingLine, ConfigurationUpdate, ConnectionContext, PsaAdapter, TicketSpec
+from adapters.errors import (
+    ConfigurationError,
+    CredentialsError,
+    RateLimitedError,
+    TransientVendorError,
+    VendorRequestError,
+)
+from adapters.registry import discover
+
+DISCOVERY = "https://webservices.autotask.net/ATServicesRest"
+NOW = datetime(2025, 3, 14, 10, 30, tzinfo=UTC)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_adapter(
+    fake: AutotaskFake,
+    *,
+    options: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+    sleep: Sleeps | None = None,
+    clock: Clock | None = None,
+    urls: list[str] | None = None,
+) -> AutotaskAdapter:
+    def transport(url: str) -> httpx.AsyncBaseTransport:
+        if urls is not None:
+            urls.append(url)
+        return httpx.ASGITransport(app=fake.app)
+
+    extra: dict[str, Any] = {"now": lambda: NOW}
+    if clock is not None:
+        extra["clock"] = clock
+    ctx = ConnectionContext(
+        connection_id="at-1",
+        base_url=DISCOVERY,
+        credentials=AutotaskCredentials(**(credentials or fake.credentials())),
+        options=AutotaskOptions(**(options or {})),
+        transport_factory=transport,
+        sleep=sleep or Sleeps(),
+        extra=extra,
+    )
+    adapter = SPEC.factory(ctx)
+    assert isinstance(adapter, AutotaskAdapter)
+    return adapter
+
+
+@pytest.fixture
+def fake() -> AutotaskFake:
+    return AutotaskFake(now=lambda: NOW)
+
+
+@pytest.fixture
+def seed(fake: AutotaskFake) -> DemoSeed:
+    return fake.seed_demo(companies=3, configuration_items_per_company=2, seats=5)
+
+
+@pytest.fixture
+async def adapter(fake: AutotaskFake, seed: DemoSeed) -> AsyncIterator[AutotaskAdapter]:
+    instance = make_adapter(fake, options={"configuration_product_id": seed.product_id})
+    yield instance
+    await instance.aclose()
+
+
+def spec_for(seed: DemoSeed, marker: str = "cn:ep-1:not_protected", **extra: Any) -> TicketSpec:
+    values: dict[str, Any] = {
+        "marker": marker,
+        "company_id": str(seed.company_ids[0]),
+        "board_id": str(seed.queue_ids["Security Operations"]),
+        "summary": "WS-001: antivirus protection is off",
+        "description": "Defender reports real-time protection disabled since 09:14.",
+        "priority_id": str(seed.priority_ids["High"]),
+        "type_id": str(seed.issue_type_ids["Security"]),
+        "status_id": str(seed.new_status_id),
+    }
+    values.update(extra)
+    return TicketSpec(**values)
+
+
+def line_for(seed: DemoSeed, quantity: str = "8", company: int = 0, **extra: Any) -> BillingLine:
+    cid = seed.company_ids[company]
+    values: dict[str, Any] = {
+        "marker": f"bill:{cid}:EDR",
+        "company_id": str(cid),
+        "agreement_id": str(seed.contract_ids[cid]),
+        "product_id": str(seed.service_ids["EDR"]),
+        "description": "Managed EDR, per endpoint",
+        "quantity": Decimal(quantity),
+        "unit_price": Decimal("6.00"),
+        "unit_cost": Decimal("2.50"),
+    }
+    values.update(extra)
+    return BillingLine(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Declaration, discovery, auth
+# ---------------------------------------------------------------------------------------------
+
+
+def test_spec_declares_the_adapter_and_is_discovered() -> None:
+    assert SPEC.kind == "autotask"
+    assert SPEC.role == "psa"
+    schema = SPEC.credentials_schema()
+    assert set(schema["properties"]) == {
+        "username",
+        "secret",
+        "integration_code",
+        "impersonation_resource_id",
+    }
+    assert schema["properties"]["secret"]["format"] == "password"
+    assert schema["properties"]["integration_code"]["format"] == "password"
+    assert discover().get("autotask") is SPEC
+
+
+async def test_adapter_satisfies_protocol(adapter: AutotaskAdapter) -> None:
+    assert isinstance(adapter, PsaAdapter)
+
+
+async def test_zone_discovery_then_calls_go_to_the_zone(fake: AutotaskFake, seed: DemoSeed) -> None:
+    urls: list[str] = []
+    adapter = make_adapter(fake, urls=urls)
+    await adapter.test_connection()
+    await adapter.aclose()
+    assert urls == [DISCOVERY, "https://webservices14.autotask.net/ATServicesRest/V1.0"]
+    zone, threshold = fake.requests
+    assert zone.url == f"{DISCOVERY}/V1.0/ZoneInformation?user=connector%40acme.example"
+    assert threshold.url == "https://webservices14.autotask.net/ATServicesRest/V1.0/ThresholdInformation"
+    for recorded in fake.requests:
+        assert recorded.headers["apiintegrationcode"] == fake.integration_code
+        assert recorded.headers["username"] == fake.username
+        assert recorded.headers["secret"] == fake.secret
+    assert adapter.guard.usage is not None
+
+
+async def test_zone_url_option_skips_discovery(fake: AutotaskFake, seed: DemoSeed) -> None:
+    adapter = make_adapter(fake, options={"zone_url": "https://webservices2.autotask.net/ATServicesRest"})
+    await adapter.test_connection()
+    await adapter.aclose()
+    assert [r.template for r in fake.requests] == ["/ThresholdInformation"]
+    assert fake.requests[0].url.startswith("https://webservices2.autotask.net/ATServicesRest/V1.0/")
+
+
+async def test_wrong_secret_is_a_credentials_error(fake: AutotaskFake, seed: DemoSeed) -> None:
+    adapter = make_adapter(fake, credentials={**fake.credentials(), "secret": "wrong"})
+    with pytest.raises(CredentialsError):
+        await adapter.test_connection()
+    await adapter.aclose()
+    assert fake.call_count("GET", "/ThresholdInformation") == 1  # 401 is never retried
+
+
+async def test_unknown_user_is_a_credentials_error_naming_username(
+    fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    adapter = make_adapter(fake, credentials={**fake.credentials(), "username": "nobody@x.example"})
+    with pytest.raises(CredentialsError) as caught:
+        await adapter.test_connection()
+    await adapter.aclose()
+    assert caught.value.field == "username"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_list_companies_follows_next_page_url_with_post_and_same_body(fake: AutotaskFake) -> None:
+    fake.seed_demo(companies=1203)
+    fake.add_company("Dormant Ltd", active=False)
+    adapter = make_adapter(fake)
+    companies = [c async for c in adapter.list_companies()]
+    await adapter.aclose()
+    assert len(companies) == 1203
+    assert companies[0].name == "Customer 001" and companies[0].identifier == "C0001"
+    assert len({c.id for c in companies}) == 1203
+    queries = [r for r in fake.requests if r.template.startswith("/Companies")]
+    assert [r.template for r in queries] == [
+        "/Companies/query",
+        "/Companies/query/next",
+        "/Companies/query/next",
+    ]
+    assert all(r.method == "POST" and r.body == queries[0].body for r in queries)
+    assert queries[0].body["maxRecords"] == 500
+    assert queries[1].query["paging"]
+
+
+async def test_list_agreements_reads_contracts_with_type_names(
+    adapter: AutotaskAdapter, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[1]
+    agreements = await adapter.list_agreements(str(cid))
+    assert [(a.id, a.name, a.type_name, a.active) for a in agreements] == [
+        (str(seed.contract_ids[cid]), "Managed Services 002", "Recurring Service", True)
+    ]
+
+
+async def test_list_ticket_options_reads_picklists(adapter: AutotaskAdapter, seed: DemoSeed) -> None:
+    options = await adapter.list_ticket_options()
+    assert {o.name for o in options["boards"]} == set(seed.queue_ids)
+    closed = [o for o in options["statuses"] if o.closed]
+    assert [(o.id, o.name) for o in closed] == [("5", "Complete")]
+    assert [o.name for o in options["priorities"]] == ["Critical", "High", "Medium", "Low"]
+    assert {o.name for o in options["types"]} == {"Security", "Hardware", "Software"}
+    assert {(o.name, o.parent_id) for o in options["subtypes"]} >= {("Antivirus", "10")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tickets
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_create_note_close_ticket(adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed) -> None:
+    ref = await adapter.create_ticket(spec_for(seed))
+    ticket = fake.data["Tickets"][int(ref.id)]
+    assert ticket["companyID"] == seed.company_ids[0]
+    assert ticket["queueID"] == seed.queue_ids["Security Operations"]
+    assert (ticket["status"], ticket["priority"], ticket["issueType"]) == (1, 1, 10)
+    assert ticket["externalID"] == "cn:ep-1:not_protected"
+    assert ref.number == ticket["ticketNumber"] and not ref.closed
+    assert ref.url == (
+        "https://ww14.autotask.net/Autotask/AutotaskExtend/ExecuteCommand.aspx"
+        f"?Code=OpenTicketDetail&TicketID={ref.id}"
+    )
+
+    await adapter.add_note(ref.id, "Still unprotected at 11:00.\nSecond line.")
+    notes = fake.notes_for(int(ref.id))
+    assert [(n["title"], n["noteType"], n["publish"]) for n in notes] == [
+        ("Still unprotected at 11:00.", 1, 1)
+    ]
+
+    await adapter.close_ticket(ref.id, None, "Protection re-enabled by policy.")
+    assert ticket["status"] == 5 and ticket["completedDate"]
+    assert ticket["resolution"] == "Protection re-enabled by policy."
+    assert [n["title"] for n in fake.notes_for(int(ref.id))] == ["Still unprotected at 11:00.", "Resolution"]
+
+    found = await adapter.find_ticket("cn:ep-1:not_protected", str(seed.company_ids[0]))
+    assert found is not None and found.id == ref.id and found.closed
+
+    # Closing again changes nothing and adds no second resolution note.
+    fake.reset_calls()
+    await adapter.close_ticket(ref.id, "5", "Protection re-enabled by policy.")
+    assert len(fake.notes_for(int(ref.id))) == 2
+    assert fake.call_count("PATCH") == 0
+
+
+async def test_find_ticket_is_scoped_to_the_company(adapter: AutotaskAdapter, seed: DemoSeed) -> None:
+    ref = await adapter.create_ticket(spec_for(seed))
+    assert await adapter.find_ticket("cn:ep-1:not_protected", str(seed.company_ids[1])) is None
+    assert await adapter.find_ticket("cn:ep-2:not_protected", str(seed.company_ids[0])) is None
+    found = await adapter.find_ticket("cn:ep-1:not_protected", str(seed.company_ids[0]))
+    assert found is not None and found.id == ref.id
+
+
+async def test_create_after_timeout_finds_the_ticket_instead_of_duplicating(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    fake.timeout_next(method="POST", path="/Tickets")
+    ref = await adapter.create_ticket(spec_for(seed))
+    assert len(fake.tickets_for(seed.company_ids[0])) == 1
+    assert ref.id == str(fake.tickets_for(seed.company_ids[0])[0]["id"])
+    assert fake.call_count("POST", "/Tickets") == 1
+
+    # A second attempt (e.g. after a crash) finds the marker first and posts nothing.
+    again = await adapter.create_ticket(spec_for(seed))
+    assert again.id == ref.id
+    assert fake.call_count("POST", "/Tickets") == 1
+
+
+async def test_create_after_500_not_applied_raises_without_reposting(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    fake.fail_next(status=500, method="POST", path="/Tickets")
+    with pytest.raises(TransientVendorError):
+        await adapter.create_ticket(spec_for(seed))
+    assert fake.call_count("POST", "/Tickets") == 1
+    assert fake.tickets_for(seed.company_ids[0]) == []
+    ref = await adapter.create_ticket(spec_for(seed))  # the next run creates it once
+    assert len(fake.tickets_for(seed.company_ids[0])) == 1 and ref.id
+
+
+async def test_long_marker_is_hashed_into_external_id(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    marker = "cn:" + "x" * 80
+    ref = await adapter.create_ticket(spec_for(seed, marker=marker))
+    assert fake.data["Tickets"][int(ref.id)]["externalID"] == marker_token(marker)
+    assert len(marker_token(marker)) <= 50
+    assert (await adapter.find_ticket(marker, str(seed.company_ids[0]))) is not None
+
+
+async def test_vendor_validation_error_names_the_field(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    with pytest.raises(VendorRequestError) as caught:
+        await adapter.create_ticket(spec_for(seed, board_id="424242"))
+    assert caught.value.field == "queueID"
+    assert "existing entity for queueID" in caught.value.message
+    assert fake.call_count("POST", "/Tickets") == 1  # a refused write is never retried
+
+
+async def test_note_after_timeout_is_not_posted_twice(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    ref = await adapter.create_ticket(spec_for(seed))
+    fake.timeout_next(method="POST", path="/Tickets/{id}/Notes")
+    await adapter.add_note(ref.id, "Threat quarantined.")
+    assert len(fake.notes_for(int(ref.id))) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration items
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_upsert_configuration_writes_changed_udfs_only(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[0]
+    item_id = seed.configuration_item_ids[cid][0]
+    update = ConfigurationUpdate(
+        company_id=str(cid),
+        device_name="c001-ws01",
+        fields={"Antivirus Status": "Protected", "Threats": "0"},
+    )
+    assert await adapter.upsert_configuration(update) == str(item_id)
+    udfs = {u["name"]: u["value"] for u in fake.data["ConfigurationItems"][item_id]["userDefinedFields"]}
+    assert udfs["Antivirus Status"] == "Protected" and udfs["Threats"] == "0"
+    patches = [r for r in fake.requests if r.method == "PATCH"]
+    assert patches[-1].body == {
+        "id": item_id,
+        "userDefinedFields": [
+            {"name": "Antivirus Status", "value": "Protected"},
+            {"name": "Threats", "value": "0"},
+        ],
+    }
+    fake.reset_calls()
+    assert await adapter.upsert_configuration(update) == str(item_id)
+    assert fake.call_count("PATCH") == 0
+
+
+async def test_upsert_configuration_matches_by_serial(adapter: AutotaskAdapter, seed: DemoSeed) -> None:
+    cid = seed.company_ids[1]
+    update = ConfigurationUpdate(company_id=str(cid), device_name="renamed-pc", serial_number="SN002002")
+    assert await adapter.upsert_configuration(update) == str(seed.configuration_item_ids[cid][1])
+
+
+async def test_upsert_configuration_missing_creates_only_when_asked(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[2]
+    update = ConfigurationUpdate(company_id=str(cid), device_name="NEW-LAPTOP", fields={"Threats": "2"})
+    assert await adapter.upsert_configuration(update) is None
+    created = await adapter.upsert_configuration(
+        update.model_copy(update={"create_if_missing": True, "type_id": "1"})
+    )
+    assert created is not None
+    item = fake.data["ConfigurationItems"][int(created)]
+    assert (item["companyID"], item["productID"], item["referenceTitle"]) == (
+        cid,
+        seed.product_id,
+        "NEW-LAPTOP",
+    )
+    assert {"name": "Threats", "value": "2"} in item["userDefinedFields"]
+
+
+async def test_create_configuration_needs_a_product(fake: AutotaskFake, seed: DemoSeed) -> None:
+    adapter = make_adapter(fake)
+    update = ConfigurationUpdate(
+        company_id=str(seed.company_ids[0]), device_name="NEW", create_if_missing=True
+    )
+    with pytest.raises(ConfigurationError):
+        await adapter.upsert_configuration(update)
+    await adapter.aclose()
+
+
+async def test_unknown_udf_is_reported_with_its_name(adapter: AutotaskAdapter, seed: DemoSeed) -> None:
+    cid = seed.company_ids[0]
+    update = ConfigurationUpdate(company_id=str(cid), device_name="C001-WS01", fields={"Colour": "blue"})
+    with pytest.raises(VendorRequestError) as caught:
+        await adapter.upsert_configuration(update)
+    assert caught.value.field == "Colour"
+
+
+# ---------------------------------------------------------------------------------------------
+# Billing: seat adjustments are deltas
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_upsert_billing_line_posts_the_difference_once(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[0]
+    service_line = seed.contract_service_ids[cid]
+    result = await adapter.upsert_billing_line(line_for(seed, "8"))
+    assert (result.action, result.line_id, result.previous_quantity) == (
+        "updated",
+        str(service_line),
+        Decimal(5),
+    )
+    assert fake.current_units(service_line) == 8
+    assert [a["unitChange"] for a in fake.adjustments] == [3]
+    assert fake.adjustments[0]["effectiveDate"] == "2025-03-14T00:00:00"
+
+    again = await adapter.upsert_billing_line(line_for(seed, "8"))
+    assert again.action == "unchanged"
+    assert len(fake.adjustments) == 1 and fake.current_units(service_line) == 8
+
+    down = await adapter.upsert_billing_line(line_for(seed, "6"))
+    assert down.action == "updated" and down.previous_quantity == Decimal(8)
+    assert [a["unitChange"] for a in fake.adjustments] == [3, -2]
+    assert fake.current_units(service_line) == 6
+    # The adjustment split March at the 14th; the first row keeps the seeded count.
+    rows = fake.units_for(service_line)
+    assert [(r["startDate"][:10], r["endDate"][:10], r["units"]) for r in rows] == [
+        ("2025-03-01", "2025-03-13", 5),
+        ("2025-03-14", "2025-03-31", 6),
+    ]
+
+
+async def test_billing_retry_after_timeout_never_doubles(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[0]
+    fake.timeout_next(method="POST", path="/ContractServiceAdjustments")
+    result = await adapter.upsert_billing_line(line_for(seed, "9"))
+    assert result.action == "updated"
+    assert fake.current_units(seed.contract_service_ids[cid]) == 9
+    retry = await adapter.upsert_billing_line(line_for(seed, "9"))
+    assert retry.action == "unchanged"
+    assert [a["unitChange"] for a in fake.adjustments] == [4]
+    assert fake.call_count("POST", "/ContractServiceAdjustments") == 1
+
+
+async def test_billing_500_is_not_reposted_blindly(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[0]
+    fake.fail_next(status=500, method="POST", path="/ContractServiceAdjustments", after_apply=True)
+    result = await adapter.upsert_billing_line(line_for(seed, "7"))  # applied, then answered 500
+    assert result.action == "updated"
+    assert fake.call_count("POST", "/ContractServiceAdjustments") == 1
+    assert fake.current_units(seed.contract_service_ids[cid]) == 7
+
+
+async def test_billing_ledger_blocks_a_second_post_the_units_do_not_show_yet(
+    fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    clock = Clock()
+    adapter = make_adapter(fake, clock=clock)
+    cid = seed.company_ids[0]
+    # The first POST is lost before Autotask acts on it, but the client cannot know that.
+    fake.fail_next(status=500, method="POST", path="/ContractServiceAdjustments")
+    with pytest.raises(TransientVendorError):
+        await adapter.upsert_billing_line(line_for(seed, "9"))
+    with pytest.raises(TransientVendorError) as caught:
+        await adapter.upsert_billing_line(line_for(seed, "9"))
+    assert caught.value.field == "quantity"
+    assert fake.call_count("POST", "/ContractServiceAdjustments") == 1
+    clock.now += 901  # the ledger entry expires: the count is re-read and the change posted once
+    result = await adapter.upsert_billing_line(line_for(seed, "9"))
+    assert result.action == "updated"
+    assert fake.current_units(seed.contract_service_ids[cid]) == 9
+    await adapter.aclose()
+
+
+async def test_billing_creates_missing_contract_service_and_updates_prices(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    cid = seed.company_ids[1]
+    av = line_for(seed, "4", company=1, product_id=str(seed.service_ids["AV"]), unit_price=Decimal("3.50"))
+    created = await adapter.upsert_billing_line(av)
+    assert created.action == "created" and created.previous_quantity is None
+    service = fake.data["ContractServices"][int(created.line_id)]
+    assert (service["contractID"], service["serviceID"]) == (seed.contract_ids[cid], seed.service_ids["AV"])
+    assert fake.current_units(service["id"]) == 4
+
+    priced = await adapter.upsert_billing_line(av.model_copy(update={"unit_price": Decimal("3.75")}))
+    assert priced.action == "updated" and service["unitPrice"] == 3.75
+    assert len(fake.adjustments) == 1
+
+
+async def test_fractional_seats_are_refused(adapter: AutotaskAdapter, seed: DemoSeed) -> None:
+    with pytest.raises(VendorRequestError) as caught:
+        await adapter.upsert_billing_line(line_for(seed, "2.5"))
+    assert caught.value.field == "quantity"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rate limits, errors, thresholds
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_recovers_from_429_with_retry_after(fake: AutotaskFake, seed: DemoSeed) -> None:
+    sleeps = Sleeps()
+    adapter = make_adapter(fake, sleep=sleeps)
+    fake.rate_limit(times=2, retry_after=7, path="/Companies/query")
+    companies = [c async for c in adapter.list_companies()]
+    await adapter.aclose()
+    assert len(companies) == 3
+    assert sleeps.calls[:2] == [7.0, 7.0]
+    assert fake.call_count("POST", "/Companies/query") == 3
+
+
+async def test_recovers_from_500_on_reads(fake: AutotaskFake, seed: DemoSeed) -> None:
+    sleeps = Sleeps()
+    adapter = make_adapter(fake, sleep=sleeps)
+    fake.fail_next(times=2, status=500, path="/Contracts/query")
+    agreements = await adapter.list_agreements(str(seed.company_ids[0]))
+    await adapter.aclose()
+    assert len(agreements) == 1
+    assert fake.call_count("POST", "/Contracts/query") == 3
+    assert len(sleeps.calls) == 2
+
+
+async def test_persistent_500_gives_up(fake: AutotaskFake, seed: DemoSeed) -> None:
+    adapter = make_adapter(fake)
+    fake.fail_next(times=None, status=500, path="/Contracts/query")
+    with pytest.raises(TransientVendorError):
+        await adapter.list_agreements(str(seed.company_ids[0]))
+    await adapter.aclose()
+    assert fake.call_count("POST", "/Contracts/query") == 5
+
+
+async def test_threshold_back_off_slows_then_refuses(fake: AutotaskFake, seed: DemoSeed) -> None:
+    sleeps = Sleeps()
+    clock = Clock()
+    adapter = make_adapter(
+        fake,
+        sleep=sleeps,
+        clock=clock,
+        options={"threshold_check_every": 2, "threshold_slow_delay": 0.75},
+    )
+    fake.other_usage = 5_500  # other integrations already used 55% of the hour
+    await adapter.list_agreements(str(seed.company_ids[0]))
+    assert 0.55 <= (adapter.guard.usage or 0) < 0.8
+    assert 0.75 in sleeps.calls
+
+    fake.other_usage = 8_500
+    fake.reset_calls()
+    with pytest.raises(RateLimitedError) as caught:
+        await adapter.list_agreements(str(seed.company_ids[0]))
+        await adapter.list_agreements(str(seed.company_ids[0]))
+    assert caught.value.retry_after == 300
+    refused_at = len(fake.requests)
+    with pytest.raises(RateLimitedError):  # refused without spending a request
+        await adapter.list_agreements(str(seed.company_ids[0]))
+    assert len(fake.requests) == refused_at
+
+    fake.other_usage = 0
+    clock.now += 301
+    assert len(await adapter.list_agreements(str(seed.company_ids[0]))) == 1
+    await adapter.aclose()
+
+
+async def test_vendor_threshold_429_forces_a_threshold_read(fake: AutotaskFake, seed: DemoSeed) -> None:
+    adapter = make_adapter(fake, options={"threshold_check_every": 1000})
+    await adapter.list_agreements(str(seed.company_ids[0]))
+    fake.reset_calls()
+    fake.rate_limit(times=5, retry_after=None, path="/Contracts/query")
+    with pytest.raises(RateLimitedError):
+        await adapter.list_agreements(str(seed.company_ids[0]))
+    await adapter.list_agreements(str(seed.company_ids[0]))
+    await adapter.aclose()
+    assert fake.call_count("GET", "/ThresholdInformation") == 1
+
+
+async def test_concurrency_is_capped_at_three(fake: AutotaskFake, seed: DemoSeed) -> None:
+    import asyncio
+
+    fake.set_latency(0.01)
+    adapter = make_adapter(fake)
+    await adapter.test_connection()
+    active = 0
+    peak = 0
+    original = fake.app
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        try:
+            await original(scope, receive, send)
+        finally:
+            active -= 1
+
+    fake.app = counting  # type: ignore[assignment]
+    assert adapter._client is not None
+    adapter._client._client._transport = httpx.ASGITransport(app=counting)
+    await asyncio.gather(*(adapter.list_agreements(str(cid)) for cid in seed.company_ids * 3))
+    await adapter.aclose()
+    assert peak == 3
