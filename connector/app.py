@@ -16,6 +16,7 @@ from connector.metrics import Metrics
 from connector.middleware import BodyLimitMiddleware, MetricsMiddleware
 from connector.services import Services, build_services
 from connector.settings import Settings
+from connector.web.routes import install as install_dashboard
 
 log = get_logger("connector.app")
 
@@ -69,6 +70,7 @@ def create_app(
         webhooks.router,
     ):
         app.include_router(router)
+    install_dashboard(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

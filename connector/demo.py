@@ -97,7 +97,47 @@ def seed_nsight(clients: list[str], per_client: int, rng: random.Random) -> Demo
     return demo
 
 
-SEEDERS: dict[str, Seeder] = {"nsight": seed_nsight}
+def seed_automate(clients: list[str], per_client: int, rng: random.Random) -> DemoRmm:
+    from datetime import timedelta
+
+    from adapters.connectwise_automate.fake import AutomateFake
+
+    fake = AutomateFake(now=datetime.now(UTC))
+    demo = DemoRmm(
+        "connectwise_automate",
+        "ConnectWise Automate",
+        "https://automate.demo.invalid",
+        fake.credentials(),
+        fake.transport(),
+        ["automate.demo.invalid"],
+    )
+    products = ["Microsoft Defender Antivirus", "SentinelOne Agent", "Sophos Endpoint"]
+    for name in clients:
+        client = fake.add_client(name)
+        location = fake.add_location(client.id)
+        product = products[rng.randrange(len(products))]
+        for n in range(per_client):
+            roll = rng.random()
+            demo.endpoints += 1
+            if roll < 0.02:
+                fake.add_computer(location.id, f"{name.split()[0].upper()[:6]}-AU{n + 1:03d}", product=None)
+                demo.in_trouble += 1
+            elif roll < 0.05:
+                fake.add_computer(
+                    location.id,
+                    f"{name.split()[0].upper()[:6]}-AU{n + 1:03d}",
+                    product=product,
+                    definitions_age=timedelta(days=rng.randint(5, 20)),
+                )
+                demo.in_trouble += 1
+            else:
+                fake.add_computer(
+                    location.id, f"{name.split()[0].upper()[:6]}-AU{n + 1:03d}", product=product
+                )
+    return demo
+
+
+SEEDERS: dict[str, Seeder] = {"connectwise_automate": seed_automate, "nsight": seed_nsight}
 """Demo RMMs by kind; each seeds its own fake with a share of the clients."""
 
 
@@ -149,19 +189,25 @@ async def seed(
             "summary_template": "{problem_title} on {hostname} ({client})",
         },
     )
-    await post(
-        "/api/v1/billing-rules",
-        {
-            "psa_connection_id": psa["id"],
-            "product": "antivirus",
-            "count_scope": "installed",
-            "count_method": "peak",
-            "agreement_type": "Managed Services",
-            "psa_product_id": "EDR-SEAT",
-            "unit_price": "6.00",
-            "cost_tiers": [{"min_seats": 1, "unit_cost": "2.50"}, {"min_seats": 1000, "unit_cost": "2.10"}],
-        },
-    )
+    for product, psa_product, price, tiers in (
+        ("SentinelOne", "EDR-SEAT", "6.00", [("1", "2.50"), ("500", "2.10")]),
+        ("Defender", "AV-SEAT", "3.00", [("1", "1.10")]),
+        ("Sophos", "AV-SEAT", "3.50", [("1", "1.40"), ("250", "1.20")]),
+    ):
+        await post(
+            "/api/v1/billing-rules",
+            {
+                "psa_connection_id": psa["id"],
+                "product": product,
+                "count_scope": "installed",
+                "count_method": "peak",
+                "agreement_type": "Managed Services",
+                "psa_product_id": psa_product,
+                "description": f"{product} endpoint security (per endpoint)",
+                "unit_price": price,
+                "cost_tiers": [{"min_seats": int(m), "unit_cost": c} for m, c in tiers],
+            },
+        )
     kinds = [
         k
         for k in SEEDERS
