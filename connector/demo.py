@@ -305,6 +305,7 @@ def run(
             world = await seed(client, headers, router, per_client=per_client)
             await _wait_for_syncs(client, headers)
             await _replay_alerts(client, headers)
+        await _sample_history(services)
         endpoints = sum(r.endpoints for r in world.rmms)
         out(
             "\n  connector demo is running with simulated vendor systems:\n"
@@ -329,6 +330,37 @@ async def _wait_for_syncs(client: httpx.AsyncClient, headers: dict[str, str], li
         if runs and all(r["status"] != "running" for r in runs):
             return
         await asyncio.sleep(0.5)
+
+
+async def _sample_history(services: Any, days: int = 29) -> None:
+    """Sample daily health for the past `days` days, drifting toward today's real counts, so the
+    dashboard's trend has a shape on first start (demo data only)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from connector.models import HealthDaily
+
+    rng = random.Random(7)  # noqa: S311 - reproducible demo data
+    today = datetime.now(UTC).date()
+    async with db.transaction(services.sessions) as session:
+        rows = list(await session.scalars(select(HealthDaily).where(HealthDaily.day == today.isoformat())))
+        for row in rows:
+            for back in range(1, days + 1):
+                slipped = min(row.protected, int(row.protected * rng.uniform(0, 0.004 * back)))
+                session.add(
+                    HealthDaily(
+                        tenant_id=row.tenant_id,
+                        rmm_connection_id=row.rmm_connection_id,
+                        client_id=row.client_id,
+                        day=(today - timedelta(days=back)).isoformat(),
+                        protected=row.protected - slipped,
+                        at_risk=row.at_risk + slipped,
+                        unprotected=row.unprotected,
+                        offline=row.offline,
+                        unknown=row.unknown,
+                    )
+                )
 
 
 async def _replay_alerts(client: httpx.AsyncClient, headers: dict[str, str]) -> None:

@@ -27,8 +27,13 @@ class Counts:
         return self.protected + self.at_risk + self.unprotected + self.offline + self.unknown
 
     @property
+    def known(self) -> int:
+        """Endpoints whose RMM reports an antivirus state (the base of the protected share)."""
+        return self.total - self.unknown
+
+    @property
     def protected_share(self) -> float:
-        return self.protected / self.total if self.total else 0.0
+        return self.protected / self.known if self.known else 0.0
 
     def add(self, health: str, count: int) -> None:
         setattr(self, health, getattr(self, health) + count)
@@ -86,6 +91,8 @@ async def summary(session: AsyncSession, tenant_id: str) -> tuple[Counts, list[C
 
 
 async def trend(session: AsyncSession, tenant_id: str, days: int = 30) -> list[TrendPoint]:
+    """Per day: protected endpoints and endpoints with a known status (`unknown` ones are left out
+    of the share, as in `Counts.protected_share`)."""
     since = (datetime.now(UTC).date() - timedelta(days=days - 1)).isoformat()
     rows = (
         await session.execute(

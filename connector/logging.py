@@ -52,6 +52,8 @@ class _RedactingFilter(logging.Filter):
     """Applies the same redaction to records from stdlib loggers (uvicorn, httpx, alembic)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, dict):  # a structlog event: `redact_event` already ran on it
+            return True
         if record.args:
             record.msg = record.getMessage()
             record.args = None

@@ -156,7 +156,7 @@ async def overview(request: Request, session: Session, user: User) -> Response:
         classes=fleet_stats.HEALTH_CLASSES,
         overall={h: getattr(overall, h) for h in fleet_stats.HEALTH_CLASSES},
         total=overall.total,
-        share=overall.protected_share if overall.total else None,
+        share=overall.protected_share if overall.known else None,
         clients=clients,
         unmapped=[c for c in clients if c.mapped_company is None],
         connections=connections,
