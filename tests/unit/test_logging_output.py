@@ -14,7 +14,7 @@ def test_structlog_and_stdlib_records_render_redacted(fmt: str, capsys: pytest.C
     configure_logging("INFO", fmt)
     try:
         get_logger("connector.test").info("worker started", owner="w1", api_key="ck_0123456789ab_secret")
-        logging.getLogger("uvicorn.access").info('"POST /webhooks/abc?token=%s HTTP/1.1" 202', "s3cr3t-token")
+        logging.getLogger("tests.stdlib").info('"POST /webhooks/abc?token=%s HTTP/1.1" 202', "s3cr3t-token")
         err = capsys.readouterr().err
     finally:
         logging.getLogger().handlers[:] = []
