@@ -98,6 +98,16 @@ class AlertEvent(_Record):
     occurred_at: datetime
 
 
+class SkippedEndpoint(_Record):
+    """An endpoint an RMM listed but the adapter could not read into an `EndpointStatus` (a field
+    missing or malformed). Adapters that can skip endpoints expose the last listing's in
+    `skipped_endpoints`; the sync reports them and does not retire them."""
+
+    endpoint_id: str
+    field: str
+    message: str
+
+
 class ActionResult(_Record):
     accepted: bool
     vendor_reference: str | None = None

@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import EndpointStatus, ProblemKind, RmmAdapter
+from adapters.base import EndpointStatus, ProblemKind, RmmAdapter, SkippedEndpoint
 from adapters.errors import AdapterError
 from connector import db
 from connector.configurations import enqueue_configuration_pushes
@@ -181,6 +181,7 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
             await _heartbeat(services, run, counters)
             if progress is not None:
                 progress(_snapshot(run, counters))
+        await _note_skipped(services, run, connection, adapter, counters)
         await _poll_alerts(services, run, connection, adapter, counters)
         if run.full:
             await _retire_missing(services, run, connection, counters)
@@ -259,6 +260,29 @@ async def _store_page(
             row.retired_at = None
             row.updated_at = now
             row.seen_in_run_id = run.id
+
+
+async def _note_skipped(
+    services: Services, run: SyncRun, connection: Connection, adapter: RmmAdapter, c: _Counters
+) -> None:
+    """Endpoints the adapter could not read: reported by name and field, and kept from retirement
+    (an unreadable device is not a deleted one)."""
+    skipped: list[SkippedEndpoint] = list(getattr(adapter, "skipped_endpoints", []) or [])
+    if not skipped:
+        return
+    for item in skipped[:50]:
+        c.errors.append(
+            {"stage": "endpoint", "endpoint": item.endpoint_id, "field": item.field, "message": item.message}
+        )
+    async with db.transaction(services.sessions) as session:
+        await session.execute(
+            update(Endpoint)
+            .where(
+                Endpoint.rmm_connection_id == connection.id,
+                Endpoint.endpoint_id.in_([item.endpoint_id for item in skipped]),
+            )
+            .values(seen_in_run_id=run.id)
+        )
 
 
 async def _poll_alerts(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from adapters.base import AlertEvent, ProblemKind
+from adapters.base import AlertEvent, ProblemKind, SkippedEndpoint
 from adapters.errors import CredentialsError, TransientVendorError
 from connector import db
 from connector.models import SyncCursor, SyncRun
@@ -398,3 +398,21 @@ async def test_polled_alerts_open_once_and_close_like_webhook_alerts(stack: Stac
     await sync(stack)
     [ticket] = stack.tickets(stack.seed.company_ids[0])
     assert ticket["status"]["id"] == stack.seed.closed_status_id
+
+
+async def test_unreadable_endpoints_are_reported_and_not_retired(stack: Stack, fleet: FleetFake) -> None:
+    await sync(stack)
+    fleet.skipped = [
+        SkippedEndpoint(endpoint_id="ep-1-7", field="deviceId", message="missing in the listing")
+    ]
+    await _force_full_pass(stack)
+    run = await sync(stack)
+    assert run["status"] == "succeeded"
+    assert run["endpoints_retired"] == 0
+    assert {
+        "stage": "endpoint",
+        "endpoint": "ep-1-7",
+        "field": "deviceId",
+        "message": "missing in the listing",
+    } in run["errors"]
+    assert await endpoints(stack, status="retired") == []

@@ -20,6 +20,7 @@ from adapters.base import (
     EndpointStatus,
     RmmClient,
     Role,
+    SkippedEndpoint,
     WebhookRequest,
 )
 from adapters.errors import AdapterError, UnsupportedActionError
@@ -43,6 +44,8 @@ class FleetFake:
     actions: list[tuple[str, ActionKind]] = field(default_factory=list)
     latency: float = 0.0
     alerts: list[AlertEvent] = field(default_factory=list)
+    skipped: list[SkippedEndpoint] = field(default_factory=list)
+    """Endpoints the RMM lists but the adapter cannot read (left out of the pages)."""
     """What `poll_alerts` reports: the RMM's currently known alert states."""
 
     def seed(self, clients: int, per_client: int) -> None:
@@ -105,8 +108,11 @@ class FleetRmm:
     async def iter_endpoint_pages(
         self, changed_since: datetime | None
     ) -> AsyncIterator[list[EndpointStatus]]:
+        unreadable = {s.endpoint_id for s in self.fake.skipped}
         ids = sorted(
-            i for i in self.fake.endpoints if changed_since is None or self.fake.modified[i] >= changed_since
+            i
+            for i in self.fake.endpoints
+            if (changed_since is None or self.fake.modified[i] >= changed_since) and i not in unreadable
         )
         for number, start in enumerate(range(0, max(len(ids), 1), self.fake.page_size), start=1):
             self.fake.page_requests += 1
@@ -121,6 +127,10 @@ class FleetRmm:
 
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
         return []
+
+    @property
+    def skipped_endpoints(self) -> list[SkippedEndpoint]:
+        return list(self.fake.skipped)
 
     async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
         return list(self.fake.alerts)

@@ -1,0 +1,286 @@
+"""N-central HTTP-XML notifications and the canonical alert JSON → alert events.
+
+The format (vendor-notes/rmm.md §2.2; N-able docs "Notification acknowledgment using XML",
+…/API_Integration_NotifReg.html, and "XML notifications schema", …/API_Integration_XMLNotifSchema.html):
+an N-central *HTTP-XML notification method* POSTs one `<notification>` document per notification, whose
+children are the notification keywords of the template (all optional; only keywords listed in the
+template are filled), e.g. `ActiveNotificationTriggerID, DeviceID, DeviceName, CustomerName,
+AffectedService, TaskIdent, QualitativeOldState, QualitativeNewState (Normal/Warning/Failed/...),
+QuantitativeNewState, TimeOfStateChange ("2025-05-29 22:05:10", server-local, no offset)`. Samples in
+public code: an alert-router's default sample XML and synthetic generators (no licence; not copied).
+N-central signs nothing: the core's `?token=` / `X-Connector-Token` check applies (put the token in
+the notification method's URL).
+
+What the template must contain (and what happens otherwise, each a `WebhookParseError` naming the
+keyword): `ActiveNotificationTriggerID`, `DeviceID`, `AffectedService`, `QualitativeNewState`. The
+schema has no customer-id keyword (its keywords are listed alphabetically: `ConfigurationParameters,
+CustomerName, DeviceDescription, DeviceID, …`), so the client id comes from `resolve_client`: the
+adapter answers from the devices and customers it has listed (device id first, then the customer
+name); an unknown device is reported as a `CustomerName` error until a sync has listed it.
+
+Mapping: `QualitativeNewState` Failed/Warning → `active`, Normal → `cleared`; other states (Stale,
+No Data, Disconnected, Misconfigured) are not problems and are refused with a clear message. The
+problem kind is read from `AffectedService`: agent status → agent_offline; threat words → threat_detected;
+definitions/signatures/update → definitions_outdated; scan → scan_overdue; other antivirus/security
+services → protection_disabled; non-security services are refused (narrow the notification profile).
+Active and cleared notifications share `ActiveNotificationTriggerID`, so the event id adds the new
+state and the time of the change: `ncentral:{trigger}:{state}:{time}`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+from pydantic import ValidationError
+
+from adapters.base import AlertEvent, ProblemKind, WebhookRequest
+from adapters.errors import WebhookParseError
+
+ClientResolver = Callable[[str, str | None], str | None]
+"""(device id, customer name) → customer id, or None when unknown."""
+
+ACTIVE_STATES = frozenset({"failed", "warning"})
+CLEARED_STATES = frozenset({"normal"})
+
+_AGENT = re.compile(r"agent (status|check-?in)", re.I)
+_THREAT = re.compile(r"threat|infect|quarantin|malware (found|detected)|virus(es)? (found|detected)", re.I)
+_DEFINITIONS = re.compile(r"definition|signature|\bupdate", re.I)
+_SCAN = re.compile(r"\bscan", re.I)
+_SECURITY = re.compile(
+    r"\bav\b|anti-?virus|anti-?malware|defender|security manager|endpoint (security|protection)|"
+    r"\bedr\b|bitdefender|sentinel|webroot|sophos|malware|virus",
+    re.I,
+)
+
+
+def problem_for(service: str, detail: str = "") -> ProblemKind | None:
+    """The problem an N-central monitored service reports, or None for a non-security service."""
+    if _AGENT.search(service):
+        return ProblemKind.AGENT_OFFLINE
+    if not _SECURITY.search(service) and not _THREAT.search(service):
+        return None
+    if _THREAT.search(service) or _THREAT.search(detail):
+        return ProblemKind.THREAT_DETECTED
+    if _DEFINITIONS.search(service):
+        return ProblemKind.DEFINITIONS_OUTDATED
+    if _SCAN.search(service):
+        return ProblemKind.SCAN_OVERDUE
+    return ProblemKind.PROTECTION_DISABLED
+
+
+def parse_local_time(value: str | None, tz: tzinfo) -> datetime | None:
+    """N-central timestamps → aware UTC. Accepts ISO-8601, `2024-02-28 15:25:05.939 -0500`,
+    a trailing `[Zone/Name]`, and offset-less server-local times (read in `tz`)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    text = re.sub(r"\[[^\]]*\]$", "", text)
+    text = re.sub(r"\s+([+-]\d{2}):?(\d{2})$", r"\1:\2", text)
+    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text) if re.search(r"T.*[+-]\d{4}$", text) else text
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.year < 1971:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# XML notifications
+# ---------------------------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _fields(node: Element) -> dict[str, str]:
+    """Keyword → text; case-insensitive lookup keys, first occurrence wins."""
+    out: dict[str, str] = {}
+    for child in node:
+        name = _local(str(child.tag)).lower()
+        if name not in out:
+            out[name] = (child.text or "").strip()
+    return out
+
+
+def load_notifications(body: bytes) -> list[Element]:
+    """`<notification>` elements of a delivery: the document root, or its children when a wrapper
+    holds several. XML with a DTD or entity declarations is refused."""
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise WebhookParseError(f"XML refused: {type(exc).__name__}", field="body") from None
+    except SafeET.ParseError as exc:
+        raise WebhookParseError(f"not well-formed XML: {exc}", field="body") from None
+    if _local(str(root.tag)).lower() == "notification":
+        return [root]
+    items = [child for child in root if _local(str(child.tag)).lower() == "notification"]
+    if not items:
+        raise WebhookParseError(
+            f"expected a <notification> document, got <{_local(str(root.tag))}>", field="notification"
+        )
+    return items
+
+
+def notification_event(
+    node: Element,
+    *,
+    tz: tzinfo,
+    received_at: datetime,
+    resolve_client: ClientResolver,
+    prefix: str = "",
+) -> AlertEvent:
+    fields = _fields(node)
+
+    def required(name: str, hint: str) -> str:
+        value = fields.get(name.lower(), "")
+        if not value:
+            raise WebhookParseError(f"missing; {hint}", field=f"{prefix}{name}")
+        return value
+
+    template_hint = "add this keyword to the HTTP-XML notification template"
+    trigger = required("ActiveNotificationTriggerID", template_hint)
+    device = required("DeviceID", template_hint)
+    if not device.isdigit():
+        raise WebhookParseError(f"not an N-central device id: {device!r}", field=f"{prefix}DeviceID")
+    service = required("AffectedService", template_hint)
+    new_state = required("QualitativeNewState", template_hint)
+    state_key = new_state.lower()
+    if state_key in ACTIVE_STATES:
+        state = "active"
+    elif state_key in CLEARED_STATES:
+        state = "cleared"
+    else:
+        raise WebhookParseError(
+            f"state {new_state!r} is neither a problem (Failed, Warning) nor a recovery (Normal)",
+            field=f"{prefix}QualitativeNewState",
+        )
+    detail = fields.get("quantitativenewstate", "")
+    problem = problem_for(service, detail if state == "active" else "")
+    if problem is None:
+        raise WebhookParseError(
+            f"{service!r} is not an antivirus, security or agent service; limit the notification "
+            "profile to those services",
+            field=f"{prefix}AffectedService",
+        )
+    customer_name = fields.get("customername") or None
+    client = resolve_client(device, customer_name)
+    if client is None:
+        raise WebhookParseError(
+            f"device {device} ({customer_name or 'no CustomerName'}) is not known yet: N-central "
+            "notifications carry no customer id, so it is taken from the listed devices; run a sync",
+            field=f"{prefix}CustomerName",
+        )
+    raw_time = fields.get("timeofstatechange", "")
+    occurred = parse_local_time(raw_time, tz) if raw_time else received_at
+    if occurred is None:
+        raise WebhookParseError(f"not a time: {raw_time!r}", field=f"{prefix}TimeOfStateChange")
+    if occurred.tzinfo is None:
+        occurred = occurred.replace(tzinfo=UTC)
+    task = fields.get("taskident", "")
+    old_state = fields.get("qualitativeoldstate", "")
+    what = f"{service} ({task})" if task else service
+    change = f"{old_state} -> {new_state}" if old_state else new_state
+    message = f"{what}: {change}" + (f". {detail}" if detail else "")
+    return AlertEvent(
+        event_id=f"ncentral:{trigger}:{state}:{occurred.strftime('%Y%m%dT%H%M%SZ')}",
+        client_id=client,
+        endpoint_id=device,
+        hostname=fields.get("devicename") or None,
+        problem=problem,
+        state=state,
+        message=message[:1000],
+        occurred_at=occurred,
+    )
+
+
+def parse_notifications(
+    body: bytes, *, tz: tzinfo, received_at: datetime, resolve_client: ClientResolver
+) -> list[AlertEvent]:
+    nodes = load_notifications(body)
+    several = len(nodes) > 1
+    return [
+        notification_event(
+            node,
+            tz=tz,
+            received_at=received_at,
+            resolve_client=resolve_client,
+            prefix=f"notification[{i}]." if several else "",
+        )
+        for i, node in enumerate(nodes)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical alert JSON (DESIGN.md, "Public contract")
+# ---------------------------------------------------------------------------------------------
+
+CANONICAL_FIELDS = ("event_id", "client_id", "endpoint_id", "problem", "state", "occurred_at")
+_ID_FIELDS = frozenset({"event_id", "client_id", "endpoint_id"})
+
+
+def parse_canonical(body: bytes) -> list[AlertEvent]:
+    """One canonical alert object, or a JSON array of them → events."""
+    try:
+        document: Any = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WebhookParseError(f"body is neither XML nor JSON: {exc}", field="body") from None
+    items = document if isinstance(document, list) else [document]
+    events: list[AlertEvent] = []
+    for index, item in enumerate(items):
+        prefix = f"[{index}]." if isinstance(document, list) else ""
+        if not isinstance(item, dict):
+            raise WebhookParseError("expected a JSON object", field=prefix.rstrip(".") or "body")
+        for name in CANONICAL_FIELDS:
+            if item.get(name) in (None, ""):
+                raise WebhookParseError("required field is missing", field=f"{prefix}{name}")
+        item = {k: str(v) if k in _ID_FIELDS and isinstance(v, int) else v for k, v in item.items()}
+        try:
+            event = AlertEvent.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise WebhookParseError(first["msg"], field=f"{prefix}{where}") from None
+        if event.occurred_at.tzinfo is None:
+            event = event.model_copy(update={"occurred_at": event.occurred_at.replace(tzinfo=UTC)})
+        events.append(event)
+    return events
+
+
+def parse_body(request: WebhookRequest, *, tz: tzinfo, resolve_client: ClientResolver) -> list[AlertEvent]:
+    """XML (N-central's HTTP-XML notification) or JSON (the canonical alert), by the first byte."""
+    text = request.body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        raise WebhookParseError("empty body", field="body")
+    if text.startswith(b"<"):
+        return parse_notifications(
+            text, tz=tz, received_at=request.received_at, resolve_client=resolve_client
+        )
+    return parse_canonical(text)
+
+
+__all__ = [
+    "ClientResolver",
+    "load_notifications",
+    "notification_event",
+    "parse_body",
+    "parse_canonical",
+    "parse_local_time",
+    "parse_notifications",
+    "problem_for",
+]
