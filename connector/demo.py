@@ -137,7 +137,37 @@ def seed_automate(clients: list[str], per_client: int, rng: random.Random) -> De
     return demo
 
 
-SEEDERS: dict[str, Seeder] = {"connectwise_automate": seed_automate, "nsight": seed_nsight}
+def seed_ncentral(clients: list[str], per_client: int, rng: random.Random) -> DemoRmm:
+    from adapters.ncentral.fake import THREAT_SERVICE, NcentralFake
+
+    fake = NcentralFake(now=datetime.now(UTC))
+    demo = DemoRmm(
+        "ncentral", "N-central", "https://ncentral.demo.invalid", fake.credentials(), fake.transport(),
+        ["ncentral.demo.invalid"],
+    )  # fmt: skip
+    for name in clients:
+        customer = fake.add_customer(name)
+        site = fake.add_site(customer.id)
+        for n in range(per_client):
+            device = fake.add_device(
+                customer.id, f"{name.split()[0].upper()[:6]}-NC{n + 1:03d}", site_id=site.id
+            )
+            demo.endpoints += 1
+            roll = rng.random()
+            if roll < 0.02:
+                fake.set_service(device.id, THREAT_SERVICE, "Failed")
+                demo.in_trouble += 1
+            elif roll < 0.04:
+                fake.set_service(device.id, "AV Defender Status", "Failed")
+                demo.in_trouble += 1
+    return demo
+
+
+SEEDERS: dict[str, Seeder] = {
+    "connectwise_automate": seed_automate,
+    "ncentral": seed_ncentral,
+    "nsight": seed_nsight,
+}
 """Demo RMMs by kind; each seeds its own fake with a share of the clients."""
 
 

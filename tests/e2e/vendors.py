@@ -310,7 +310,42 @@ def nsight(vendors: VendorRouter) -> RmmDriver:
     )
 
 
+def ncentral(vendors: VendorRouter) -> RmmDriver:
+    from adapters.ncentral.fake import THREAT_SERVICE, NcentralFake
+
+    fake = NcentralFake(now=datetime.now(UTC))
+    client_ids, devices = [], []
+    for name in CLIENT_NAMES:
+        customer = fake.add_customer(name)
+        client_ids.append(str(customer.id))
+        site = fake.add_site(customer.id)
+        for n in range(20):
+            devices.append(fake.add_device(customer.id, f"{name[:4].upper()}-{n:02d}", site_id=site.id))
+    vendors.add("ncentral.example.com", fake.transport())
+
+    def trouble() -> tuple[str, str]:
+        fake.set_service(devices[3].id, THREAT_SERVICE, "Failed")
+        fake.touch(devices[3].id)
+        return str(devices[3].id), "threat_detected"
+
+    return RmmDriver(
+        kind="ncentral",
+        connection={
+            "name": "N-central",
+            "kind": "ncentral",
+            "base_url": "https://ncentral.example.com",
+            "credentials": fake.credentials(),
+        },
+        client_ids=client_ids,
+        endpoints=60,
+        trouble=trouble,
+        reports_products=True,
+        fake=fake,
+    )
+
+
 RMMS: dict[str, Callable[[VendorRouter], RmmDriver]] = {
     "connectwise_automate": connectwise_automate,
+    "ncentral": ncentral,
     "nsight": nsight,
 }
