@@ -123,24 +123,31 @@ class _Pending:
 
 
 class DeliveryWriter:
-    """Single writer task that commits queued deliveries (and their jobs) in shared transactions."""
+    """Writer tasks that commit queued deliveries (and their jobs) in shared transactions.
 
-    def __init__(self, services: Services, *, max_batch: int = 512) -> None:
+    SQLite takes one writer at a time, so it gets one task (a second would only wait in SQLite's busy
+    handler); PostgreSQL gets several, so one batch's commit round trip overlaps the next batch."""
+
+    def __init__(self, services: Services, *, max_batch: int = 512, writers: int | None = None) -> None:
         self._services = services
         self._max_batch = max_batch
+        self._writers = writers or (1 if services.engine.dialect.name == "sqlite" else 3)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="delivery-writer")
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._run(), name=f"delivery-writer-{n}") for n in range(self._writers)
+            ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
         """Stores the delivery; returns (delivery id, whether it was a redelivery)."""
@@ -171,7 +178,7 @@ class DeliveryWriter:
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
         """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
         is already stored (`ON CONFLICT DO NOTHING ... RETURNING` tells which went in), look up the
-        ids of the redeliveries, and queue a job per stored delivery."""
+        ids of the redeliveries, and queue one job per tenant for the stored deliveries."""
         fresh: dict[tuple[str, str | None], dict[str, Any]] = {}
         for pending in batch:
             values = pending.values
@@ -195,21 +202,24 @@ class DeliveryWriter:
                 )
                 known = {(c, k): i for c, k, i in rows.all() if k is not None}
             now = datetime.now(UTC)
+            stored: dict[str, list[str]] = {}
+            for v in fresh.values():
+                if v["id"] in inserted and v["status"] == "queued":
+                    stored.setdefault(v["tenant_id"], []).append(v["id"])
             jobs = [
                 {
-                    "tenant_id": v["tenant_id"],
-                    "kind": "delivery",
-                    "payload": {"delivery_id": v["id"]},
+                    "tenant_id": tenant_id,
+                    "kind": "deliveries",
+                    "payload": {"delivery_ids": ids},
                     "status": "queued",
                     "unique_key": None,
-                    "delivery_id": v["id"],
+                    "delivery_id": None,
                     "attempts": 0,
                     "max_attempts": 8,
                     "run_after": now,
                     "created_at": now,
                 }
-                for v in fresh.values()
-                if v["id"] in inserted and v["status"] == "queued"
+                for tenant_id, ids in stored.items()
             ]
             if jobs:
                 await conn.execute(insert(JOBS), jobs)

@@ -2,48 +2,86 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import WebhookRequest
+from connector.jobs import queue
 from connector.jobs.worker import JobContext, handler
+from connector.logging import get_logger
 from connector.models import Connection, Delivery
 from connector.problems import apply_events, enqueue_reconciles
+from connector.services import Services
 from connector.tickets import reconcile_problem
 from connector.webhooks import parse_delivery
+
+log = get_logger("connector.jobs")
 
 
 @handler("delivery")
 async def process_delivery(context: JobContext) -> None:
-    """Parse and apply the delivery's events and queue reconciliations — one transaction, so a
-    retry after a failure part-way repeats nothing."""
-    services = context.services
-    delivery_id = context.job.payload["delivery_id"]
-    async with services.sessions() as session, session.begin():
-        delivery = await session.get(Delivery, delivery_id)
-        if delivery is None or delivery.body is None:
-            await context.complete(session)
-            return
-        connection = await session.get(Connection, delivery.connection_id)
-        if connection is None:
-            await context.complete(session)
-            return
-        adapter = await services.adapters.rmm(connection)
-        request = WebhookRequest(
-            body=delivery.body,
-            headers={"content-type": delivery.content_type or ""},
-            received_at=delivery.received_at,
-        )
-        events = parse_delivery(adapter, request)
-        problem_ids = await apply_events(session, connection, events)
-        await enqueue_reconciles(session, delivery.tenant_id, problem_ids, delivery_id=delivery.id)
-        delivery.status = "processed"
-        delivery.processed_at = datetime.now(UTC)
-        delivery.attempts = context.job.attempt
-        delivery.error = None
+    """One delivery (a retry, or a replay): parse and apply its events and queue reconciliations in
+    one transaction with the job's completion, so a retry after a failure part-way repeats nothing."""
+    async with context.services.sessions() as session, session.begin():
+        delivery_id = context.job.payload["delivery_id"]
+        await _apply_delivery(context.services, session, delivery_id, context.job.attempt)
         await context.complete(session)
+    context.services.wake_workers()
+
+
+@handler("deliveries")
+async def process_deliveries(context: JobContext) -> None:
+    """A group of deliveries committed together by the webhook writer (one job per group keeps the
+    hot path to one job row). Each delivery is applied in its own transaction; one that fails gets a
+    job of its own, with backoff, retries and dead-lettering, and does not hold up the others. A rerun
+    after a crash skips the deliveries already processed."""
+    services = context.services
+    for delivery_id in context.job.payload["delivery_ids"]:
+        try:
+            async with services.sessions() as session, session.begin():
+                await _apply_delivery(services, session, delivery_id, 1)
+        except Exception as exc:
+            log.warning("delivery failed; retried on its own", delivery=delivery_id, error=str(exc))
+            async with services.sessions() as session, session.begin():
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id)
+                    .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], attempts=1)
+                )
+                await queue.enqueue(
+                    session,
+                    tenant_id=context.job.tenant_id,
+                    kind="delivery",
+                    payload={"delivery_id": delivery_id},
+                    unique_key=f"delivery:{delivery_id}",
+                    delivery_id=delivery_id,
+                    run_after=datetime.now(UTC) + timedelta(seconds=queue.backoff_delay(1)),
+                )
     services.wake_workers()
+
+
+async def _apply_delivery(services: Services, session: AsyncSession, delivery_id: str, attempt: int) -> None:
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None or delivery.body is None or delivery.status == "processed":
+        return
+    connection = await session.get(Connection, delivery.connection_id)
+    if connection is None:
+        return
+    adapter = await services.adapters.rmm(connection)
+    request = WebhookRequest(
+        body=delivery.body,
+        headers={"content-type": delivery.content_type or ""},
+        received_at=delivery.received_at,
+    )
+    events = parse_delivery(adapter, request)
+    problem_ids = await apply_events(session, connection, events)
+    await enqueue_reconciles(session, delivery.tenant_id, problem_ids, delivery_id=delivery.id)
+    delivery.status = "processed"
+    delivery.processed_at = datetime.now(UTC)
+    delivery.attempts = attempt
+    delivery.error = None
 
 
 @handler("reconcile")

@@ -291,4 +291,36 @@ async def test_concurrent_redeliveries_collapse_onto_one_delivery(stack: Stack) 
     await stack.work()
     assert len(stack.tickets()) == 1
     assert await _count(stack.services, Delivery) == 1
-    assert await _count(stack.services, Job, Job.kind == "delivery") == 1
+    assert await _count(stack.services, Job, Job.kind == "deliveries") == 1
+
+
+async def test_a_failing_delivery_is_retried_alone_and_the_others_go_through(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.jobs import handlers
+
+    real_apply = handlers.apply_events
+    failures = {"left": 1}
+
+    async def flaky(session: Any, connection: Any, events: Any) -> list[str]:
+        if failures["left"] and any(e.endpoint_id == "ep-bad" for e in events):
+            failures["left"] -= 1
+            raise RuntimeError("database hiccup")
+        return await real_apply(session, connection, events)
+
+    monkeypatch.setattr(handlers, "apply_events", flaky)
+    responses = await asyncio.gather(
+        stack.post_alert(canonical_alert("evt-ok", endpoint_id="ep-ok")),
+        stack.post_alert(canonical_alert("evt-bad", endpoint_id="ep-bad")),
+    )
+    await stack.work()
+    assert len(stack.tickets()) == 1
+    bad = responses[1].json()["delivery_id"]
+    failed = (await stack.client.get(f"/api/v1/deliveries/{bad}", headers=stack.headers)).json()
+    assert failed["status"] == "failed" and "database hiccup" in failed["error"]
+
+    await stack.pass_time(600)
+    await stack.work()
+    assert len(stack.tickets()) == 2
+    retried = (await stack.client.get(f"/api/v1/deliveries/{bad}", headers=stack.headers)).json()
+    assert retried["status"] == "processed"
