@@ -92,6 +92,9 @@ class WebhookFastPath:
         self.app = app
         self.max_bytes = max_bytes
         self.metrics = metrics
+        # Labelled children looked up once, not per request.
+        self._counters: dict[int, Any] = {}
+        self._latency = metrics.latency.labels("POST", TEMPLATE)
 
     async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
         match = PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -112,8 +115,11 @@ class WebhookFastPath:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        self.metrics.requests.labels("POST", TEMPLATE, str(status)).inc()
-        self.metrics.latency.labels("POST", TEMPLATE).observe(time.perf_counter() - started)
+        counter = self._counters.get(status)
+        if counter is None:
+            counter = self._counters[status] = self.metrics.requests.labels("POST", TEMPLATE, str(status))
+        counter.inc()
+        self._latency.observe(time.perf_counter() - started)
 
     async def _handle(
         self, scope: Scope, receive_: Receive, connection_id: str

@@ -76,7 +76,8 @@ def parse_canonical(document: Any) -> list[AlertEvent]:
             field = prefix + ".".join(str(p) for p in first["loc"])
             raise WebhookParseError(first["msg"], field=field or "body") from exc
         events.append(
-            AlertEvent(
+            # Every field was validated just above by `CanonicalAlert`: construct without a second pass.
+            AlertEvent.model_construct(
                 event_id=alert.event_id,
                 client_id=alert.client_id,
                 endpoint_id=alert.endpoint_id,
