@@ -39,11 +39,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from adapters.fakes import AsgiFake, ScriptedFault, TimeoutHooks, decode_body, first_fault, lowered_headers
 
 Row = dict[str, Any]
 
@@ -225,43 +226,19 @@ def no_reference(field_name: str) -> AutotaskApiError:
 
 
 @dataclass
-class Fault:
+class Fault(ScriptedFault):
     """A scripted failure on requests matching `method` and API path template (`/Tickets`,
-    `/Tickets/{id}/Notes`, `/Companies/query`; None = any). `after_apply` performs the request
-    first; `timeout` raises `httpx.ReadTimeout` instead of answering."""
-
-    status: int
-    times: int | None = 1
-    method: str | None = None
-    path: str | None = None
-    retry_after: float | None = None
-    after_apply: bool = False
-    timeout: bool = False
-    fired: int = 0
-
-    def matches(self, method: str, template: str) -> bool:
-        if self.times is not None and self.fired >= self.times:
-            return False
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path is None or self.path.lower() == template.lower()
+    `/Tickets/{id}/Notes`, `/Companies/query`; None = any), answered with Autotask's error body."""
 
     def fire(self) -> Response:
-        self.fired += 1
-        if self.timeout:
-            raise httpx.ReadTimeout("injected timeout")
-        headers: dict[str, str] = {}
-        if self.retry_after is not None:
-            headers["Retry-After"] = (
-                str(int(self.retry_after)) if float(self.retry_after).is_integer() else str(self.retry_after)
-            )
+        self.claim()
         if self.status == 429:
             message = "API request threshold exceeded; retry later."
         elif self.status >= 500:
             message = "An unexpected error has occurred."
         else:
             message = f"injected {self.status}"
-        return JSONResponse({"errors": [message]}, self.status, headers=headers)
+        return JSONResponse({"errors": [message]}, self.status, headers=self.retry_headers())
 
 
 @dataclass(frozen=True)
@@ -332,8 +309,10 @@ def _coerce(value: Any, kind: str) -> Any:
     return str(value)
 
 
-class AutotaskFake:
+class AutotaskFake(AsgiFake, TimeoutHooks[Fault]):
     """One fake Autotask tenant (one database). Construct, seed, then point an adapter at `app`."""
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -377,12 +356,6 @@ class AutotaskFake:
         )
 
     # -- wiring helpers ----------------------------------------------------------------------
-
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
-
-    def transport_factory(self, _base_url: str) -> httpx.AsyncBaseTransport:
-        return self.transport()
 
     def credentials(self) -> dict[str, Any]:
         return {"username": self.username, "secret": self.secret, "integration_code": self.integration_code}
@@ -624,44 +597,6 @@ class AutotaskFake:
 
     # -- fault injection and records ---------------------------------------------------------
 
-    def fail_next(
-        self,
-        times: int | None = 1,
-        status: int = 500,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        after_apply: bool = False,
-        retry_after: float | None = None,
-    ) -> Fault:
-        fault = Fault(status, times, method, path, retry_after, after_apply)
-        self.faults.append(fault)
-        return fault
-
-    def rate_limit(
-        self,
-        times: int = 1,
-        retry_after: float | None = 1.0,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> Fault:
-        return self.fail_next(times, 429, method=method, path=path, retry_after=retry_after)
-
-    def timeout_next(
-        self, times: int = 1, *, method: str | None = None, path: str | None = None, after_apply: bool = True
-    ) -> Fault:
-        """The next matching requests time out on the client side; by default after the write."""
-        fault = Fault(0, times, method, path, None, after_apply, timeout=True)
-        self.faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
-
-    def set_latency(self, seconds: float) -> None:
-        self.latency = max(0.0, seconds)
-
     def call_count(self, method: str | None = None, path: str | None = None) -> int:
         return sum(
             1
@@ -723,22 +658,16 @@ class AutotaskFake:
         lower = raw_path.lower()
         api_path = raw_path[len(PREFIX) :] if lower.startswith(PREFIX) else raw_path
         template = self._template(api_path)
-        raw = await request.body()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw.decode(errors="replace")
+        body = decode_body(await request.body())
         status = 0
         try:
             if not lower.startswith(PREFIX + "/") and lower != PREFIX:
                 raise AutotaskApiError(404, None, body={"Message": "No HTTP resource was found."})
-            for fault in self.faults:
-                if not fault.after_apply and fault.matches(method, template):
-                    early = fault.fire()
-                    status = early.status_code
-                    return early
+            fault = first_fault(self.faults, method, template)
+            if fault is not None:
+                early = fault.fire()
+                status = early.status_code
+                return early
             if template.lower() == "/zoneinformation":
                 response = self._zone(request, method)
             else:
@@ -751,10 +680,9 @@ class AutotaskFake:
                 if isinstance(body, str):
                     raise invalid("The request body is not valid JSON.")
                 response = self._route(method, api_path, template, request, body)
-            for fault in self.faults:
-                if fault.after_apply and fault.matches(method, template):
-                    response = fault.fire()
-                    break
+            fault = first_fault(self.faults, method, template, after_apply=True)
+            if fault is not None:
+                response = fault.fire()
             status = response.status_code
             return response
         except AutotaskApiError as error:
@@ -768,7 +696,7 @@ class AutotaskFake:
                     raw_path,
                     template,
                     dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
+                    lowered_headers(request),
                     body,
                     status,
                 )

@@ -44,11 +44,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from adapters.fakes import AsgiFake, CallLog, PathFaultHooks, ScriptedFault, first_fault, sort_key
 
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
@@ -178,18 +179,10 @@ class ScriptRun:
     state: str | None = None
 
 
-@dataclass
-class Fault:
-    status: int
-    times: int | None = 1
-    path: str | None = None
-    retry_after: float | None = None
-    fired: int = 0
+class Fault(ScriptedFault):
+    """A scripted failure on every path starting with `path` (any case; None = any)."""
 
-    def matches(self, method: str, path: str) -> bool:
-        if self.times is not None and self.fired >= self.times:
-            return False
-        return self.path is None or path.lower().startswith(self.path.lower())
+    prefix_match = True
 
 
 @dataclass
@@ -412,8 +405,12 @@ def parse_condition(text: str, fields: frozenset[str]) -> Predicate:
 # ---------------------------------------------------------------------------------------------
 
 
-class AutomateFake:
-    """One fake Automate server. Construct, seed, then point an adapter at `app`."""
+class AutomateFake(AsgiFake, PathFaultHooks[Fault], CallLog):
+    """One fake Automate server. Construct, seed, then point an adapter at `app`.
+
+    `call_count` keys are `"METHOD /path"` with the path lower-cased (e.g. `"GET /computers"`)."""
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -460,12 +457,6 @@ class AutomateFake:
 
     # -- wiring ----------------------------------------------------------------------------------
 
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
-
-    def transport_factory(self, _base_url: str) -> httpx.AsyncBaseTransport:
-        return self.transport()
-
     def credentials(self) -> dict[str, str]:
         return {"username": self.username, "password": self.password, "client_id": self.client_id}
 
@@ -478,27 +469,9 @@ class AutomateFake:
 
     # -- fault injection and records -------------------------------------------------------------
 
-    def rate_limit(self, times: int | None = 1, retry_after: float = 2.0, path: str | None = None) -> None:
-        self.faults.append(Fault(429, times, path, retry_after))
-
-    def fail_next(self, status: int = 500, times: int | None = 1, path: str | None = None) -> None:
-        self.faults.append(Fault(status, times, path))
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
-
     def expire_tokens(self) -> None:
         """Every issued token stops working now (server restart, revocation, expiry)."""
         self.tokens.clear()
-
-    def call_count(self, key: str | None = None) -> int:
-        """Calls by `"METHOD /path"` with the path lower-cased (e.g. `"GET /computers"`), or all."""
-        return sum(self.calls.values()) if key is None else self.calls[key]
-
-    def reset_calls(self) -> None:
-        self.calls.clear()
-        self.statuses.clear()
-        self.requests.clear()
 
     # -- seeding ---------------------------------------------------------------------------------
 
@@ -741,12 +714,11 @@ class AutomateFake:
         return response
 
     async def _handle(self, request: Request, path: str) -> Response:
-        for fault in self.faults:
-            if fault.matches(request.method, path):
-                fault.fired += 1
-                headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                text = "Too many requests" if fault.status == 429 else "An error has occurred."
-                raise AutomateApiError(fault.status, text, headers)
+        fault = first_fault(self.faults, request.method, path)
+        if fault is not None:
+            fault.claim()
+            text = "Too many requests" if fault.status == 429 else "An error has occurred."
+            raise AutomateApiError(fault.status, text, fault.retry_headers())
         client_id = (request.headers.get("clientid") or "").strip().lower()
         if not client_id or client_id not in self.client_ids:
             raise AutomateApiError(403, "A registered ClientId header is required.")
@@ -912,20 +884,7 @@ class AutomateFake:
 
 
 def _row_key(name: str, row: Row) -> tuple[int, Any]:
-    return _sort_key(_resolve(row, name))
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None:
-        return (0, 0)
-    if isinstance(value, bool):
-        return (1, int(value))
-    if isinstance(value, int | float):
-        return (1, value)
-    text = str(value)
-    if text.isdigit():
-        return (1, int(text))
-    return (2, text.lower())
+    return sort_key(_resolve(row, name))
 
 
 __all__ = [

@@ -44,11 +44,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from adapters.fakes import (
+    AsgiFake,
+    FaultHooks,
+    RecordedRequest,
+    RouteTable,
+    ScriptedFault,
+    count_calls,
+    decode_body,
+    first_fault,
+    retry_after_value,
+)
 
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
@@ -614,45 +625,24 @@ def _has_path(row: Row, path: tuple[str, ...]) -> bool:
 
 
 @dataclass
-class Fault:
+class Fault(ScriptedFault):
     """A scripted failure. `path` is API-relative (`/service/tickets`) and matches the concrete
     path or its route template (`/service/tickets/{id}`); `*` at the end matches a prefix."""
 
-    status: int
-    times: int | None = 1
-    method: str | None = None
-    path: str | None = None
-    retry_after: float | None = None
-    after_apply: bool = False
-    fired: int = 0
-
-    def matches(self, method: str, path: str, template: str) -> bool:
-        if self.times is not None and self.fired >= self.times:
-            return False
-        if self.method is not None and self.method.upper() != method:
-            return False
-        if self.path is None:
-            return True
-        if self.path.endswith("*"):
-            return path.startswith(self.path[:-1])
-        return self.path in (path, template)
+    ignore_case = False
 
     def response(self) -> JSONResponse:
-        self.fired += 1
-        headers: dict[str, str] = {}
+        self.claim()
         if self.status == 429:
             wait = self.retry_after if self.retry_after is not None else 30
-            headers["Retry-After"] = str(int(wait)) if float(wait).is_integer() else str(wait)
             return JSONResponse(
                 {
                     "error": "ConnectWiseAPI",
                     "message": f"Too many requests. Please try again in {wait} seconds.",
                 },
                 status_code=429,
-                headers=headers,
+                headers={"Retry-After": retry_after_value(wait)},
             )
-        if self.retry_after is not None:
-            headers["Retry-After"] = str(self.retry_after)
         if self.status >= 500:
             body = {
                 "code": "UnexpectedServerError",
@@ -662,18 +652,7 @@ class Fault:
             }
         else:
             body = {"code": "InjectedFault", "message": f"injected {self.status}", "errors": None}
-        return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    template: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    status: int = 0
+        return JSONResponse(body, status_code=self.status, headers=self.retry_headers())
 
 
 @dataclass
@@ -696,8 +675,11 @@ class DemoSeed:
 Handler = Callable[[Request, dict[str, int]], Any]
 
 
-class ManageFake:
-    """One fake Manage tenant. Construct, seed, then point an adapter at `app`."""
+class ManageFake(AsgiFake, FaultHooks[Fault]):
+    """One fake Manage tenant. Construct, seed, then point an adapter at `app` (`transport_factory`
+    is a drop-in `ConnectionContext.transport_factory`: a fresh in-process transport per client)."""
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -742,7 +724,7 @@ class ManageFake:
         self.products = Table("catalogItem", CATALOG_FIELDS)
         self.additions = Table("addition", ADDITION_FIELDS, parent_field="agreementId")
 
-        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
+        self._routes: RouteTable[Handler] = RouteTable()
         self._build_routes()
         self.app = Starlette(
             routes=[
@@ -768,14 +750,6 @@ class ManageFake:
     @property
     def api_prefix(self) -> str:
         return f"/{self.codebase}apis/3.0"
-
-    def transport(self) -> httpx.ASGITransport:
-        """An in-process transport to this fake (every host name routes here)."""
-        return httpx.ASGITransport(app=self.app)
-
-    def transport_factory(self, _base_url: str) -> httpx.AsyncBaseTransport:
-        """Drop-in `ConnectionContext.transport_factory`: a fresh in-process transport per client."""
-        return self.transport()
 
     # -- seeding ----------------------------------------------------------------------------
 
@@ -1052,29 +1026,6 @@ class ManageFake:
 
     # -- fault injection and counters -------------------------------------------------------
 
-    def fail_next(
-        self,
-        times: int = 1,
-        status: int = 500,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        after_apply: bool = False,
-        retry_after: float | None = None,
-    ) -> Fault:
-        """The next `times` matching requests fail with `status`. `after_apply=True` performs the
-        request first (a create really creates) and then answers with the failure, like a Manage
-        timeout that completed server-side."""
-        fault = Fault(status, times, method, path, retry_after, after_apply)
-        self.faults.append(fault)
-        return fault
-
-    def rate_limit(
-        self, times: int = 1, retry_after: float = 1.0, *, method: str | None = None, path: str | None = None
-    ) -> Fault:
-        """The next `times` matching requests get 429 with `Retry-After: retry_after`."""
-        return self.fail_next(times, 429, method=method, path=path, retry_after=retry_after)
-
     def fail_path(
         self,
         path: str,
@@ -1085,28 +1036,12 @@ class ManageFake:
         after_apply: bool = False,
     ) -> Fault:
         """Every matching request (or only the next `times`) on `path` fails until `clear_faults()`."""
-        fault = Fault(status, times, method, path, None, after_apply)
-        self.faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
-
-    def set_latency(self, seconds: float) -> None:
-        self.latency = max(0.0, seconds)
+        return self._add_fault(Fault(status, times, method=method, path=path, after_apply=after_apply))
 
     def call_count(self, method: str | None = None, path: str | None = None) -> int:
         """Requests seen, optionally for one method and/or API-relative route template
         (e.g. `call_count("GET", "/company/companies")`, `"/service/tickets/{id}/notes"`)."""
-        total = 0
-        for key, count in self.calls.items():
-            key_method, _, key_path = key.partition(" ")
-            if method is not None and key_method != method.upper():
-                continue
-            if path is not None and key_path != path:
-                continue
-            total += count
-        return total
+        return count_calls(self.calls, method, path, ignore_case=False)
 
     def reset_calls(self) -> None:
         self.calls.clear()
@@ -1125,12 +1060,8 @@ class ManageFake:
 
     # -- routing ----------------------------------------------------------------------------
 
-    def _route(self, method: str, template: str, handler: Handler) -> None:
-        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>\\d+)", template)
-        self._routes.append((method, re.compile(f"^{pattern}$"), template, handler))
-
     def _build_routes(self) -> None:
-        r = self._route
+        r = self._routes.add
         r("GET", "/system/info", self._system_info)
         listing: list[tuple[str, Table, str | None]] = [
             ("/company/companies", self.companies, None),
@@ -1172,65 +1103,37 @@ class ManageFake:
             self.calls[f"{method} {path}"] += 1
             return ManageApiError(404, "NotFound", f"The resource {path} was not found").response()
         api_path = path[len(prefix) :]
-        handler: Handler | None = None
-        template = api_path
-        params: dict[str, int] = {}
-        path_known = False
-        for route_method, pattern, route_template, route_handler in self._routes:
-            match = pattern.match(api_path)
-            if match is None:
-                continue
-            path_known = True
-            if route_method == method:
-                handler, template = route_handler, route_template
-                params = {k: int(v) for k, v in match.groupdict().items()}
-                break
+        route = self._routes.match(method, api_path)
+        template = route.template
         self.calls[f"{method} {template}"] += 1
-        body_bytes = await request.body()
-        body: Any = None
-        if body_bytes:
-            try:
-                body = json.loads(body_bytes)
-            except ValueError:
-                body = body_bytes.decode(errors="replace")
+        body = decode_body(await request.body())
         status = 0
         try:
-            for fault in self.faults:
-                if not fault.after_apply and fault.matches(method, api_path, template):
-                    early: Response = fault.response()
-                    status = early.status_code
-                    return early
+            fault = first_fault(self.faults, method, api_path, template)
+            if fault is not None:
+                early: Response = fault.response()
+                status = early.status_code
+                return early
             self._authenticate(request)
-            if handler is None:
-                if path_known:
+            if route.handler is None:
+                if route.known:
                     raise ManageApiError(405, "MethodNotAllowed", f"{method} is not allowed on {api_path}")
                 raise ManageApiError(404, "NotFound", f"The resource {api_path} was not found")
             if isinstance(body, str):
                 raise ManageApiError(400, "InvalidObject", "The request body is not valid JSON")
             request.state.json = body
-            result = handler(request, params)
+            result = route.handler(request, route.params)
             response: Response = result if isinstance(result, Response) else JSONResponse(result)
-            for fault in self.faults:
-                if fault.after_apply and fault.matches(method, api_path, template):
-                    response = fault.response()
-                    break
+            fault = first_fault(self.faults, method, api_path, template, after_apply=True)
+            if fault is not None:
+                response = fault.response()
             status = response.status_code
             return response
         except ManageApiError as error:
             status = error.status
             return error.response()
         finally:
-            self.requests.append(
-                RecordedRequest(
-                    method,
-                    api_path,
-                    template,
-                    dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    body,
-                    status,
-                )
-            )
+            self.requests.append(RecordedRequest.of(request, method, api_path, template, body, status))
 
     def _authenticate(self, request: Request) -> None:
         accept = request.headers.get("accept", "")

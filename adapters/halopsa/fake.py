@@ -32,8 +32,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-import json
-import re
 import secrets
 import urllib.parse
 from collections import Counter
@@ -43,11 +41,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from adapters.fakes import (
+    AsgiFake,
+    RecordedRequest,
+    RouteTable,
+    ScriptedFault,
+    TimeoutHooks,
+    count_calls,
+    decode_body,
+    first_fault,
+    lowered_headers,
+)
 
 Row = dict[str, Any]
 
@@ -74,53 +83,19 @@ def invalid(message: str) -> HaloApiError:
 
 
 @dataclass
-class Fault:
+class Fault(ScriptedFault):
     """A scripted failure on requests matching `method` and API path template (e.g.
-    `/Tickets/{id}`; None = any). `after_apply` performs the request first; `timeout` raises
-    `httpx.ReadTimeout` instead of answering, like a connection that dropped after the write."""
-
-    status: int
-    times: int | None = 1
-    method: str | None = None
-    path: str | None = None
-    retry_after: float | None = None
-    after_apply: bool = False
-    timeout: bool = False
-    fired: int = 0
-
-    def matches(self, method: str, template: str) -> bool:
-        if self.times is not None and self.fired >= self.times:
-            return False
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return self.path is None or self.path.lower() == template.lower()
+    `/Tickets/{id}`; None = any), answered with Halo's error body."""
 
     def fire(self) -> Response:
-        self.fired += 1
-        if self.timeout:
-            raise httpx.ReadTimeout("injected timeout")
-        headers: dict[str, str] = {}
-        if self.retry_after is not None:
-            headers["Retry-After"] = (
-                str(int(self.retry_after)) if float(self.retry_after).is_integer() else str(self.retry_after)
-            )
+        self.claim()
+        headers = self.retry_headers()
         if self.status == 429:
             return JSONResponse("Too many requests, please retry later.", status_code=429, headers=headers)
         message = "An error has occurred." if self.status >= 500 else f"injected {self.status}"
         return JSONResponse(
             {"ClassName": "System.Exception", "Message": message}, self.status, headers=headers
         )
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    template: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: Any
-    status: int = 0
 
 
 @dataclass
@@ -166,8 +141,10 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1", "yes")
 
 
-class HaloFake:
+class HaloFake(AsgiFake, TimeoutHooks[Fault]):
     """One fake Halo instance. Construct, seed, then point an adapter at `app`."""
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -208,7 +185,7 @@ class HaloFake:
         self.latency = 0.0
         self.calls: Counter[str] = Counter()
         self.requests: list[RecordedRequest] = []
-        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
+        self._routes: RouteTable[Handler] = RouteTable(ignore_case=True, signed_ids=True)
         self._build_routes()
         self.app = Starlette(
             routes=[
@@ -218,12 +195,6 @@ class HaloFake:
         )
 
     # -- wiring helpers ----------------------------------------------------------------------
-
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
-
-    def transport_factory(self, _base_url: str) -> httpx.AsyncBaseTransport:
-        return self.transport()
 
     def credentials(self) -> dict[str, Any]:
         creds: dict[str, Any] = {"client_id": self.client_id, "client_secret": self.client_secret}
@@ -406,51 +377,10 @@ class HaloFake:
 
     # -- fault injection and inspection ---------------------------------------------------------
 
-    def fail_next(
-        self,
-        times: int = 1,
-        status: int = 500,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        after_apply: bool = False,
-        retry_after: float | None = None,
-    ) -> Fault:
-        fault = Fault(status, times, method, path, retry_after, after_apply)
-        self.faults.append(fault)
-        return fault
-
-    def rate_limit(
-        self, times: int = 1, retry_after: float = 1.0, *, method: str | None = None, path: str | None = None
-    ) -> Fault:
-        return self.fail_next(times, 429, method=method, path=path, retry_after=retry_after)
-
-    def timeout_next(
-        self, times: int = 1, *, method: str | None = None, path: str | None = None, after_apply: bool = True
-    ) -> Fault:
-        """The next matching requests time out on the client side; by default after the write."""
-        fault = Fault(0, times, method, path, None, after_apply, timeout=True)
-        self.faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
-
-    def set_latency(self, seconds: float) -> None:
-        self.latency = max(0.0, seconds)
-
     def call_count(self, method: str | None = None, path: str | None = None) -> int:
         """Requests seen for a method and/or route template (`/Tickets`, `/Tickets/{id}`,
         `/auth/token`)."""
-        total = 0
-        for key, count in self.calls.items():
-            key_method, _, key_path = key.partition(" ")
-            if method is not None and key_method != method.upper():
-                continue
-            if path is not None and key_path.lower() != path.lower():
-                continue
-            total += count
-        return total
+        return count_calls(self.calls, method, path, ignore_case=True)
 
     def reset_calls(self) -> None:
         self.calls.clear()
@@ -482,7 +412,7 @@ class HaloFake:
                 "/auth/token",
                 "/auth/token",
                 dict(request.query_params),
-                {k.lower(): v for k, v in request.headers.items()},
+                lowered_headers(request),
                 form,
             )
         )
@@ -518,12 +448,8 @@ class HaloFake:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _route(self, method: str, template: str, handler: Handler) -> None:
-        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>-?\\d+)", template)
-        self._routes.append((method, re.compile(f"^{pattern}$", re.I), template, handler))
-
     def _build_routes(self) -> None:
-        r = self._route
+        r = self._routes.add
         r("GET", "/Client", self._lister(lambda: self.clients.values(), "clients", self._client_filter))
         r("GET", "/Client/{id}", self._getter(lambda: self.clients))
         r("GET", "/Site", self._lister(lambda: self.sites.values(), "sites", self._client_id_filter))
@@ -566,63 +492,37 @@ class HaloFake:
             await asyncio.sleep(self.latency)
         api_path = "/" + request.path_params["path"].strip("/")
         method = request.method.upper()
-        handler: Handler | None = None
-        template = api_path
-        params: dict[str, int] = {}
-        known = False
-        for route_method, pattern, route_template, route_handler in self._routes:
-            match = pattern.match(api_path)
-            if match is None:
-                continue
-            known = True
-            if route_method == method:
-                handler, template = route_handler, route_template
-                params = {k: int(v) for k, v in match.groupdict().items()}
-                break
+        route = self._routes.match(method, api_path)
+        template = route.template
         self.calls[f"{method} {template}"] += 1
-        raw = await request.body()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw.decode(errors="replace")
+        body = decode_body(await request.body())
         status = 0
         try:
-            for fault in self.faults:
-                if not fault.after_apply and fault.matches(method, template):
-                    early = fault.fire()
-                    status = early.status_code
-                    return early
+            fault = first_fault(self.faults, method, template)
+            if fault is not None:
+                early = fault.fire()
+                status = early.status_code
+                return early
             self._authenticate(request)
-            if handler is None:
-                raise HaloApiError(405 if known else 404, f"No resource matches {method} /api{api_path}")
+            if route.handler is None:
+                raise HaloApiError(
+                    405 if route.known else 404, f"No resource matches {method} /api{api_path}"
+                )
             if isinstance(body, str):
                 raise invalid("The request body is not valid JSON")
             request.state.json = body
-            result = handler(request, params)
+            result = route.handler(request, route.params)
             response: Response = result if isinstance(result, Response) else JSONResponse(result)
-            for fault in self.faults:
-                if fault.after_apply and fault.matches(method, template):
-                    response = fault.fire()
-                    break
+            fault = first_fault(self.faults, method, template, after_apply=True)
+            if fault is not None:
+                response = fault.fire()
             status = response.status_code
             return response
         except HaloApiError as error:
             status = error.status
             return error.response()
         finally:
-            self.requests.append(
-                RecordedRequest(
-                    method,
-                    api_path,
-                    template,
-                    dict(request.query_params),
-                    {k.lower(): v for k, v in request.headers.items()},
-                    body,
-                    status,
-                )
-            )
+            self.requests.append(RecordedRequest.of(request, method, api_path, template, body, status))
 
     # -- generic handlers --------------------------------------------------------------------
 

@@ -46,11 +46,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from adapters.fakes import AsgiFake, CallLog, PathFaultHooks, ScriptedFault, first_fault, sort_key
 
 Row = dict[str, Any]
 
@@ -150,18 +151,14 @@ class DirectTask:
 
 
 @dataclass
-class Fault:
-    status: int
-    times: int | None = 1
-    path: str | None = None
-    retry_after: float | None = None
-    embedded: bool = False
-    fired: int = 0
+class Fault(ScriptedFault):
+    """A scripted failure on every path starting with `path` (None = any); `embedded` answers 200
+    with the error inside, N-central's documented quirk."""
 
-    def matches(self, path: str) -> bool:
-        if self.times is not None and self.fired >= self.times:
-            return False
-        return self.path is None or path.startswith(self.path)
+    ignore_case = False
+    prefix_match = True
+
+    embedded: bool = False
 
 
 @dataclass
@@ -212,8 +209,12 @@ def _expiry(value: str | None, default: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-class NcentralFake:
-    """One fake N-central server. Construct, seed, then point an adapter at `app`."""
+class NcentralFake(AsgiFake, PathFaultHooks[Fault], CallLog):
+    """One fake N-central server. Construct, seed, then point an adapter at `app`.
+
+    `call_count` keys are `"METHOD /api/path"` with device ids replaced by `{id}`."""
+
+    fault_type = Fault
 
     def __init__(
         self,
@@ -265,12 +266,6 @@ class NcentralFake:
 
     # -- wiring ----------------------------------------------------------------------------------
 
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
-
-    def transport_factory(self, _base_url: str) -> httpx.AsyncBaseTransport:
-        return self.transport()
-
     def credentials(self) -> dict[str, str]:
         return {"api_token": self.api_token}
 
@@ -283,18 +278,9 @@ class NcentralFake:
 
     # -- fault injection and records -------------------------------------------------------------
 
-    def rate_limit(self, times: int | None = 1, retry_after: float = 2.0, path: str | None = None) -> None:
-        self.faults.append(Fault(429, times, path, retry_after))
-
-    def fail_next(self, status: int = 500, times: int | None = 1, path: str | None = None) -> None:
-        self.faults.append(Fault(status, times, path))
-
     def embed_error_next(self, status: int = 500, times: int | None = 1, path: str | None = None) -> None:
         """The documented quirk: an error message inside a 200 response."""
-        self.faults.append(Fault(status, times, path, embedded=True))
-
-    def clear_faults(self) -> None:
-        self.faults.clear()
+        self.faults.append(Fault(status, times, path=path, embedded=True))
 
     def restart(self) -> None:
         """A rebooted server: every issued access and refresh token is forgotten."""
@@ -304,15 +290,6 @@ class NcentralFake:
     def expire_access_tokens(self) -> None:
         """Access tokens stop working; refresh tokens still do."""
         self.access_tokens.clear()
-
-    def call_count(self, key: str | None = None) -> int:
-        """Calls by `"METHOD /api/path"` (device ids replaced by `{id}`), or all."""
-        return sum(self.calls.values()) if key is None else self.calls[key]
-
-    def reset_calls(self) -> None:
-        self.calls.clear()
-        self.statuses.clear()
-        self.requests.clear()
 
     # -- seeding ---------------------------------------------------------------------------------
 
@@ -615,19 +592,18 @@ class NcentralFake:
         return response
 
     async def _handle(self, request: Request, path: str, body: bytes) -> Response:
-        for fault in self.faults:
-            if fault.matches(path):
-                fault.fired += 1
-                if fault.embedded:
-                    error = NcentralApiError(fault.status, "UnexpectedDmsResponseException: DMS error.")
-                    return JSONResponse(error.body(), status_code=200)
-                headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                detail = (
-                    "TooManyRequestsException: Too many concurrent requests."
-                    if fault.status == 429
-                    else "UnexpectedDmsResponseException: Unexpected response from DMS."
-                )
-                raise NcentralApiError(fault.status, detail, headers)
+        fault = first_fault(self.faults, None, path)
+        if fault is not None:
+            fault.claim()
+            if fault.embedded:
+                error = NcentralApiError(fault.status, "UnexpectedDmsResponseException: DMS error.")
+                return JSONResponse(error.body(), status_code=200)
+            detail = (
+                "TooManyRequestsException: Too many concurrent requests."
+                if fault.status == 429
+                else "UnexpectedDmsResponseException: Unexpected response from DMS."
+            )
+            raise NcentralApiError(fault.status, detail, fault.retry_headers())
         method = request.method
         if path == "/api/auth/authenticate" and method == "POST":
             return self._authenticate(request)
@@ -735,7 +711,7 @@ class NcentralFake:
             order = (request.query_params.get("sortOrder") or "ASC").lower()
             if order not in _ORDER_WORDS:
                 raise NcentralApiError(400, f"BadRequestException: Invalid sortOrder '{order}'.")
-            rows.sort(key=lambda r: _sort_key(r.get(sort_by)), reverse=_ORDER_WORDS[order])
+            rows.sort(key=lambda r: sort_key(r.get(sort_by)), reverse=_ORDER_WORDS[order])
         total = len(rows)
         pages = (total + size - 1) // size
         chunk = rows[(number - 1) * size : number * size]
@@ -868,19 +844,6 @@ class NcentralFake:
                 "_links": {"status": f"/api/scheduled-tasks/{task.id}/status"},
             }
         )
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None:
-        return (0, 0)
-    if isinstance(value, bool):
-        return (1, int(value))
-    if isinstance(value, int | float):
-        return (1, value)
-    text = str(value)
-    if text.isdigit():
-        return (1, int(text))
-    return (2, text.lower())
 
 
 __all__ = [

@@ -33,11 +33,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from xml.sax.saxutils import escape
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from adapters.fakes import AsgiFake, ScriptedFault, first_fault
 
 CheckKind = Literal["av_protection", "av_definitions", "threat", "scan", "disk", "service", "task"]
 
@@ -109,18 +110,10 @@ class FakeCheck:
     consecutive_fails: int = 1
 
 
-@dataclass
-class Fault:
-    status: int
-    times: int | None = 1
-    service: str | None = None
-    retry_after: float | None = None
-    fired: int = 0
+class Fault(ScriptedFault):
+    """A scripted failure on one `service` (held in `path`; None = any)."""
 
-    def matches(self, service: str) -> bool:
-        if self.times is not None and self.fired >= self.times:
-            return False
-        return self.service is None or self.service == service
+    ignore_case = False
 
 
 @dataclass
@@ -153,7 +146,7 @@ class NsightApiError(Exception):
         self.status = status
 
 
-class NsightFake:
+class NsightFake(AsgiFake):
     """One fake N-sight account. Construct, seed, then point an adapter at `app`."""
 
     def __init__(
@@ -188,12 +181,6 @@ class NsightFake:
         self.app = Starlette(routes=[Route("/api/", self._dispatch), Route("/api", self._dispatch)])
 
     # -- wiring ---------------------------------------------------------------------------------
-
-    def transport(self) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=self.app)
-
-    def transport_factory(self, _base_url: str) -> httpx.AsyncBaseTransport:
-        return self.transport()
 
     def credentials(self) -> dict[str, str]:
         return {"api_key": self.api_key}
@@ -357,10 +344,10 @@ class NsightFake:
     # -- faults ---------------------------------------------------------------------------------
 
     def rate_limit(self, times: int | None = 1, retry_after: float = 2, service: str | None = None) -> None:
-        self.faults.append(Fault(429, times=times, service=service, retry_after=retry_after))
+        self.faults.append(Fault(429, times, path=service, retry_after=retry_after))
 
     def fail_next(self, status: int = 500, times: int | None = 1, service: str | None = None) -> None:
-        self.faults.append(Fault(status, times=times, service=service))
+        self.faults.append(Fault(status, times, path=service))
 
     def truncate(self, service: str, times: int | None = None, **scope: str | int) -> None:
         self.body_faults.append(BodyFault("truncate", service, {k: str(v) for k, v in scope.items()}, times))
@@ -402,16 +389,13 @@ class NsightFake:
         self.requests.append(params)
         if self.latency:
             await asyncio.sleep(self.latency)
-        for fault in self.faults:
-            if fault.matches(service):
-                fault.fired += 1
-                headers = {}
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = f"{fault.retry_after:g}"
-                message = "Too many requests" if fault.status == 429 else "Internal server error"
-                return self._xml_response(
-                    self._result(f"<msg>{message}</msg>", "FAIL"), fault.status, headers
-                )
+        fault = first_fault(self.faults, None, service)
+        if fault is not None:
+            fault.claim()
+            message = "Too many requests" if fault.status == 429 else "Internal server error"
+            return self._xml_response(
+                self._result(f"<msg>{message}</msg>", "FAIL"), fault.status, fault.retry_headers()
+            )
         if params.get("apikey") != self.api_key:
             return self._xml_response(
                 self._result("<msg>Invalid API key</msg>", "FAIL"), self.auth_failure_status

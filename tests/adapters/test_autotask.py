@@ -14,7 +14,7 @@ from adapters.autotask import SPEC, AutotaskAdapter
 from adapters.autotask.adapter import marker_token
 from adapters.autotask.fake import AutotaskFake, DemoSeed
 from adapters.autotask.models import AutotaskCredentials, AutotaskOptions
-from adapters.base import BillingLine, ConfigurationUpdate, ConnectionContext, PsaAdapter, TicketSpec
+from adapters.base import BillingLine, ConfigurationUpdate, PsaAdapter, TicketSpec
 from adapters.errors import (
     ConfigurationError,
     CredentialsError,
@@ -23,25 +23,17 @@ from adapters.errors import (
     VendorRequestError,
 )
 from adapters.registry import discover
+from tests.support.adapter_helpers import (
+    Clock,
+    Sleeps,
+    asgi_transports,
+    billing_line,
+    build_adapter,
+    ticket_spec,
+)
 
 DISCOVERY = "https://webservices.autotask.net/ATServicesRest"
 NOW = datetime(2025, 3, 14, 10, 30, tzinfo=UTC)
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_adapter(
@@ -53,26 +45,20 @@ def make_adapter(
     clock: Clock | None = None,
     urls: list[str] | None = None,
 ) -> AutotaskAdapter:
-    def transport(url: str) -> httpx.AsyncBaseTransport:
-        if urls is not None:
-            urls.append(url)
-        return httpx.ASGITransport(app=fake.app)
-
     extra: dict[str, Any] = {"now": lambda: NOW}
     if clock is not None:
         extra["clock"] = clock
-    ctx = ConnectionContext(
+    return build_adapter(
+        SPEC,
+        AutotaskAdapter,
         connection_id="at-1",
         base_url=DISCOVERY,
         credentials=AutotaskCredentials(**(credentials or fake.credentials())),
         options=AutotaskOptions(**(options or {})),
-        transport_factory=transport,
-        sleep=sleep or Sleeps(),
+        transport_factory=asgi_transports(fake.app, urls),
+        sleep=sleep,
         extra=extra,
     )
-    adapter = SPEC.factory(ctx)
-    assert isinstance(adapter, AutotaskAdapter)
-    return adapter
 
 
 @pytest.fixture
@@ -93,34 +79,25 @@ async def adapter(fake: AutotaskFake, seed: DemoSeed) -> AsyncIterator[AutotaskA
 
 
 def spec_for(seed: DemoSeed, marker: str = "cn:ep-1:not_protected", **extra: Any) -> TicketSpec:
-    values: dict[str, Any] = {
-        "marker": marker,
-        "company_id": str(seed.company_ids[0]),
-        "board_id": str(seed.queue_ids["Security Operations"]),
-        "summary": "WS-001: antivirus protection is off",
-        "description": "Defender reports real-time protection disabled since 09:14.",
-        "priority_id": str(seed.priority_ids["High"]),
-        "type_id": str(seed.issue_type_ids["Security"]),
-        "status_id": str(seed.new_status_id),
+    ids = {
+        "company_id": seed.company_ids[0],
+        "board_id": seed.queue_ids["Security Operations"],
+        "priority_id": seed.priority_ids["High"],
+        "type_id": seed.issue_type_ids["Security"],
+        "status_id": seed.new_status_id,
     }
-    values.update(extra)
-    return TicketSpec(**values)
+    return ticket_spec(marker, ids, extra)
 
 
 def line_for(seed: DemoSeed, quantity: str = "8", company: int = 0, **extra: Any) -> BillingLine:
     cid = seed.company_ids[company]
-    values: dict[str, Any] = {
-        "marker": f"bill:{cid}:EDR",
-        "company_id": str(cid),
-        "agreement_id": str(seed.contract_ids[cid]),
-        "product_id": str(seed.service_ids["EDR"]),
+    ids = {
+        "company_id": cid,
+        "agreement_id": seed.contract_ids[cid],
+        "product_id": seed.service_ids["EDR"],
         "description": "Managed EDR, per endpoint",
-        "quantity": Decimal(quantity),
-        "unit_price": Decimal("6.00"),
-        "unit_cost": Decimal("2.50"),
     }
-    values.update(extra)
-    return BillingLine(**values)
+    return billing_line(f"bill:{cid}:EDR", ids, quantity, extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from adapters.base import (
     ActionKind,
-    ConnectionContext,
     EndpointStatus,
     ProblemKind,
     RmmAdapter,
@@ -30,16 +27,9 @@ from adapters.errors import (
     WebhookParseError,
 )
 from adapters.registry import discover
+from tests.support.adapter_helpers import Sleeps, asgi_transports, build_adapter, webhook_request
 
 BASE = "https://cwa.example.com"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def make_adapter(
@@ -50,18 +40,17 @@ def make_adapter(
     sleep: Sleeps | None = None,
     clock: Any = None,
 ) -> ConnectWiseAutomateAdapter:
-    ctx = ConnectionContext(
+    return build_adapter(
+        SPEC,
+        ConnectWiseAutomateAdapter,
         connection_id="cwa-1",
         base_url=BASE,
         credentials=AutomateCredentials(**{**fake.credentials(), **(credentials or {})}),
         options=AutomateOptions(**(options or {})),
-        transport_factory=lambda _url: httpx.ASGITransport(app=fake.app),
-        sleep=sleep or Sleeps(),
+        transport_factory=asgi_transports(fake.app),
+        sleep=sleep,
         extra={"clock": clock} if clock else {},
     )
-    adapter = SPEC.factory(ctx)
-    assert isinstance(adapter, ConnectWiseAutomateAdapter)
-    return adapter
 
 
 async def collect(
@@ -71,8 +60,7 @@ async def collect(
 
 
 def request(body: Any) -> WebhookRequest:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return WebhookRequest(body=raw, headers={}, received_at=datetime(2026, 11, 20, 12, 30, tzinfo=UTC))
+    return webhook_request(body, datetime(2026, 11, 20, 12, 30, tzinfo=UTC))
 
 
 @pytest.fixture

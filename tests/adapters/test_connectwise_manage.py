@@ -12,7 +12,6 @@ import pytest
 from adapters.base import (
     BillingLine,
     ConfigurationUpdate,
-    ConnectionContext,
     PsaAdapter,
     TicketSpec,
 )
@@ -27,16 +26,9 @@ from adapters.errors import (
     TransientVendorError,
     VendorRequestError,
 )
+from tests.support.adapter_helpers import Sleeps, asgi_transports, billing_line, build_adapter, ticket_spec
 
 SITE = "https://na.myconnectwise.net"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def make_adapter(
@@ -48,22 +40,16 @@ def make_adapter(
     sleep: Sleeps | None = None,
     urls: list[str] | None = None,
 ) -> ConnectWiseManageAdapter:
-    def transport(url: str) -> httpx.AsyncBaseTransport:
-        if urls is not None:
-            urls.append(url)
-        return httpx.ASGITransport(app=fake.app)
-
-    ctx = ConnectionContext(
+    return build_adapter(
+        SPEC,
+        ConnectWiseManageAdapter,
         connection_id="cw-1",
         base_url=base_url,
         credentials=ManageCredentials(**(credentials or fake.credentials())),
         options=ManageOptions(**(options or {})),
-        transport_factory=transport,
-        sleep=sleep or Sleeps(),
+        transport_factory=asgi_transports(fake.app, urls),
+        sleep=sleep,
     )
-    adapter = SPEC.factory(ctx)
-    assert isinstance(adapter, ConnectWiseManageAdapter)
-    return adapter
 
 
 @pytest.fixture
@@ -84,34 +70,25 @@ async def adapter(fake: ManageFake, seed: DemoSeed) -> AsyncIterator[ConnectWise
 
 
 def spec_for(seed: DemoSeed, marker: str = "cn:ep-1:not_protected", **extra: Any) -> TicketSpec:
-    values: dict[str, Any] = {
-        "marker": marker,
-        "company_id": str(seed.company_ids[0]),
-        "board_id": str(seed.board_id),
-        "summary": "WS-001: antivirus protection is off",
-        "description": "Defender reports real-time protection disabled since 09:14.",
-        "priority_id": str(seed.priority_ids["Priority 2 - High"]),
-        "type_id": str(seed.type_ids["Security Alert"]),
-        "status_id": str(seed.new_status_id),
+    ids = {
+        "company_id": seed.company_ids[0],
+        "board_id": seed.board_id,
+        "priority_id": seed.priority_ids["Priority 2 - High"],
+        "type_id": seed.type_ids["Security Alert"],
+        "status_id": seed.new_status_id,
     }
-    values.update(extra)
-    return TicketSpec(**values)
+    return ticket_spec(marker, ids, extra)
 
 
 def line_for(seed: DemoSeed, quantity: str = "5", **extra: Any) -> BillingLine:
     company = seed.company_ids[0]
-    values: dict[str, Any] = {
-        "marker": f"bill:{company}:EDR-SEAT",
-        "company_id": str(company),
-        "agreement_id": str(seed.agreement_ids[company]),
+    ids = {
+        "company_id": company,
+        "agreement_id": seed.agreement_ids[company],
         "product_id": "EDR-SEAT",
         "description": "Endpoint detection & response, per endpoint",
-        "quantity": Decimal(quantity),
-        "unit_price": Decimal("6.00"),
-        "unit_cost": Decimal("2.50"),
     }
-    values.update(extra)
-    return BillingLine(**values)
+    return billing_line(f"bill:{company}:EDR-SEAT", ids, quantity, extra)
 
 
 # ---------------------------------------------------------------------------------------------

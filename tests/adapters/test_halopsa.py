@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from adapters.base import BillingLine, ConfigurationUpdate, ConnectionContext, PsaAdapter, TicketSpec
@@ -22,24 +21,16 @@ from adapters.halopsa.adapter import STATUS_BLOCK_BEGIN, marker_token
 from adapters.halopsa.fake import DemoSeed, HaloFake
 from adapters.halopsa.models import HaloCredentials, HaloOptions
 from adapters.registry import discover
+from tests.support.adapter_helpers import (
+    Clock,
+    Sleeps,
+    asgi_transports,
+    billing_line,
+    build_adapter,
+    ticket_spec,
+)
 
 INSTANCE = "https://acme.halopsa.com"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_adapter(
@@ -51,23 +42,17 @@ def make_adapter(
     clock: Clock | None = None,
     urls: list[str] | None = None,
 ) -> HaloPsaAdapter:
-    def transport(url: str) -> httpx.AsyncBaseTransport:
-        if urls is not None:
-            urls.append(url)
-        return httpx.ASGITransport(app=fake.app)
-
-    ctx = ConnectionContext(
+    return build_adapter(
+        SPEC,
+        HaloPsaAdapter,
         connection_id="halo-1",
         base_url=INSTANCE,
         credentials=HaloCredentials(**(credentials or fake.credentials())),
         options=HaloOptions(**(options or {})),
-        transport_factory=transport,
-        sleep=sleep or Sleeps(),
+        transport_factory=asgi_transports(fake.app, urls),
+        sleep=sleep,
         extra={"clock": clock} if clock else {},
     )
-    adapter = SPEC.factory(ctx)
-    assert isinstance(adapter, HaloPsaAdapter)
-    return adapter
 
 
 @pytest.fixture
@@ -88,34 +73,25 @@ async def adapter(fake: HaloFake, seed: DemoSeed) -> AsyncIterator[HaloPsaAdapte
 
 
 def spec_for(seed: DemoSeed, marker: str = "cn:ep-1:not_protected", **extra: Any) -> TicketSpec:
-    values: dict[str, Any] = {
-        "marker": marker,
-        "company_id": str(seed.client_ids[0]),
-        "board_id": str(seed.team_ids["Security Operations"]),
-        "summary": "WS-001: antivirus protection is off",
-        "description": "Defender reports real-time protection disabled since 09:14.",
-        "priority_id": str(seed.priority_ids["High"]),
-        "type_id": str(seed.type_ids["Security Alert"]),
-        "status_id": str(seed.new_status_id),
+    ids = {
+        "company_id": seed.client_ids[0],
+        "board_id": seed.team_ids["Security Operations"],
+        "priority_id": seed.priority_ids["High"],
+        "type_id": seed.type_ids["Security Alert"],
+        "status_id": seed.new_status_id,
     }
-    values.update(extra)
-    return TicketSpec(**values)
+    return ticket_spec(marker, ids, extra)
 
 
 def line_for(seed: DemoSeed, quantity: str = "5", **extra: Any) -> BillingLine:
     client = seed.client_ids[0]
-    values: dict[str, Any] = {
-        "marker": f"bill:{client}:EDR-SEAT",
-        "company_id": str(client),
-        "agreement_id": str(seed.contract_ids[client]),
-        "product_id": str(seed.item_ids["EDR-SEAT"]),
+    ids = {
+        "company_id": client,
+        "agreement_id": seed.contract_ids[client],
+        "product_id": seed.item_ids["EDR-SEAT"],
         "description": "Endpoint detection & response, per endpoint",
-        "quantity": Decimal(quantity),
-        "unit_price": Decimal("6.00"),
-        "unit_cost": Decimal("2.50"),
     }
-    values.update(extra)
-    return BillingLine(**values)
+    return billing_line(f"bill:{client}:EDR-SEAT", ids, quantity, extra)
 
 
 # ---------------------------------------------------------------------------------------------

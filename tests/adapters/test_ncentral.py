@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -16,7 +15,6 @@ import pytest
 
 from adapters.base import (
     ActionKind,
-    ConnectionContext,
     EndpointStatus,
     ProblemKind,
     RmmAdapter,
@@ -34,17 +32,10 @@ from adapters.ncentral import SPEC, NcentralAdapter
 from adapters.ncentral.fake import AGENT_SERVICE, THREAT_SERVICE, FleetSeed, NcentralFake
 from adapters.ncentral.models import NcentralCredentials, NcentralOptions
 from adapters.registry import discover
+from tests.support.adapter_helpers import Sleeps, asgi_transports, build_adapter, webhook_request
 
 BASE = "https://ncentral.example.com"
 RECEIVED = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def make_adapter(
@@ -55,18 +46,17 @@ def make_adapter(
     sleep: Sleeps | None = None,
     clock: Any = None,
 ) -> NcentralAdapter:
-    ctx = ConnectionContext(
+    return build_adapter(
+        SPEC,
+        NcentralAdapter,
         connection_id="nc-1",
         base_url=BASE,
         credentials=NcentralCredentials(**{**fake.credentials(), **(credentials or {})}),
         options=NcentralOptions(**(options or {})),
-        transport_factory=lambda _url: httpx.ASGITransport(app=fake.app),
-        sleep=sleep or Sleeps(),
+        transport_factory=asgi_transports(fake.app),
+        sleep=sleep,
         extra={"clock": clock} if clock else {},
     )
-    adapter = SPEC.factory(ctx)
-    assert isinstance(adapter, NcentralAdapter)
-    return adapter
 
 
 async def collect(adapter: NcentralAdapter, since: datetime | None = None) -> list[list[EndpointStatus]]:
@@ -78,8 +68,7 @@ def flat(pages: list[list[EndpointStatus]]) -> dict[str, EndpointStatus]:
 
 
 def webhook(body: bytes | dict[str, Any], **query: str) -> WebhookRequest:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return WebhookRequest(body=raw, headers={}, query=query, received_at=RECEIVED)
+    return webhook_request(body, RECEIVED, **query)
 
 
 @pytest.fixture

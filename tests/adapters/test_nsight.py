@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from adapters.base import (
     ActionKind,
     AlertEvent,
-    ConnectionContext,
     EndpointStatus,
     ProblemKind,
     RmmAdapter,
@@ -33,16 +30,9 @@ from adapters.nsight.fake import FleetSeed, NsightFake
 from adapters.nsight.models import NsightCredentials, NsightOptions
 from adapters.nsight.parsing import NsightIncompleteListingError
 from adapters.registry import discover
+from tests.support.adapter_helpers import Sleeps, asgi_transports, build_adapter, webhook_request
 
 BASE = "https://www.am.remote.management"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 def make_adapter(
@@ -52,17 +42,16 @@ def make_adapter(
     options: dict[str, Any] | None = None,
     sleep: Sleeps | None = None,
 ) -> NsightAdapter:
-    ctx = ConnectionContext(
+    return build_adapter(
+        SPEC,
+        NsightAdapter,
         connection_id="ns-1",
         base_url=BASE,
         credentials=NsightCredentials(api_key=api_key or fake.api_key),
         options=NsightOptions(**(options or {})),
-        transport_factory=lambda _url: httpx.ASGITransport(app=fake.app),
-        sleep=sleep or Sleeps(),
+        transport_factory=asgi_transports(fake.app),
+        sleep=sleep,
     )
-    adapter = SPEC.factory(ctx)
-    assert isinstance(adapter, NsightAdapter)
-    return adapter
 
 
 async def collect(adapter: NsightAdapter, since: datetime | None = None) -> list[list[EndpointStatus]]:
@@ -87,8 +76,7 @@ async def adapter(fake: NsightFake) -> AsyncIterator[NsightAdapter]:
 
 
 def request(body: Any) -> WebhookRequest:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return WebhookRequest(body=raw, headers={}, received_at=datetime.now(UTC))
+    return webhook_request(body, datetime.now(UTC))
 
 
 # ---------------------------------------------------------------------------------------------
