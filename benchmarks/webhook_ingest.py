@@ -22,7 +22,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,31 +142,43 @@ def drop_schema(env: dict[str, str]) -> None:
     asyncio.run(drop())
 
 
-def bench_connector(backend: str, args: argparse.Namespace) -> Result:
+@dataclass
+class Target:
+    label: str
+    port: int
+    path: str
+    results: list[Result] = field(default_factory=list)
+
+
+@contextmanager
+def connector_server(backend: str, args: argparse.Namespace) -> Iterator[Target]:
     with tempfile.TemporaryDirectory() as tmp:
         env = connector_env(backend, Path(tmp))
-        key = subprocess.run(
-            [sys.executable, "-m", "connector.cli", "apikey", "create", "--role", "engineer"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        port = free_port()
-        serve = [sys.executable, "-m", "connector.cli", "serve", "--port", str(port), "--no-scheduler"]
-        if not args.with_worker:
-            serve.append("--no-worker")
         try:
+            key = subprocess.run(
+                [sys.executable, "-m", "connector.cli", "apikey", "create", "--role", "engineer"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            port = free_port()
+            serve = [sys.executable, "-m", "connector.cli", "serve", "--port", str(port), "--no-scheduler"]
+            if not args.with_worker:
+                serve.append("--no-worker")
             with process(serve, env):
                 base = f"http://{HOST}:{port}"
                 wait_ready(f"{base}/readyz")
                 connection_id, secret = create_rmm_connection(base, {"Authorization": f"Bearer {key}"})
-                return load(port, f"/webhooks/{connection_id}?token={secret}", args)
+                yield Target(
+                    f"connector serve on {backend}", port, f"/webhooks/{connection_id}?token={secret}"
+                )
         finally:
             drop_schema(env)
 
 
-def bench_bare(args: argparse.Namespace) -> Result:
+@contextmanager
+def bare_server() -> Iterator[Target]:
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "benchmarks.bare_app:app", "--host", HOST, "--port", str(port),
@@ -173,26 +186,30 @@ def bench_bare(args: argparse.Namespace) -> Result:
     ]  # fmt: skip
     with process(command, dict(os.environ)):
         wait_ready(f"http://{HOST}:{port}/docs")
-        return load(port, "/webhooks/bare", args)
+        yield Target("bare FastAPI (parse, no storage)", port, "/webhooks/bare")
 
 
-def load(port: int, path: str, args: argparse.Namespace) -> Result:
+def load(target: Target, total: int, concurrency: int) -> Result:
     run = uuid.uuid4().hex[:8]
     headers = {"Content-Type": "application/json"}
 
     def request(n: int) -> bytes:
-        return build_request(HOST, port, path, alert_body(n, run), headers)
+        return build_request(HOST, target.port, target.path, alert_body(n, run), headers)
 
-    asyncio.run(run_load(HOST, port, request, total=args.warmup, concurrency=args.concurrency))
-    run = uuid.uuid4().hex[:8]
-    return asyncio.run(run_load(HOST, port, request, total=args.requests, concurrency=args.concurrency))
+    return asyncio.run(run_load(HOST, target.port, request, total=total, concurrency=concurrency))
+
+
+def median_result(results: list[Result]) -> Result:
+    """The round with the median throughput (its latencies are that round's)."""
+    return sorted(results, key=lambda r: r.rps)[len(results) // 2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=20_000, help="per target, over all rounds")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -200,19 +217,32 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"{args.requests} requests of ~1 KB, {args.concurrency} concurrent keep-alive clients, "
-        "1 server process"
+        f"{args.requests} requests of ~1 KB per target in {args.rounds} interleaved rounds, "
+        f"{args.concurrency} concurrent keep-alive clients, 1 server process each; median round shown"
     )
-    bare = bench_bare(args)
-    print(bare.line("bare FastAPI (parse, no storage)"))
-    for backend in args.backends.split(","):
-        try:
-            result = bench_connector(backend, args)
-        except Exception as exc:  # e.g. PostgreSQL unreachable: say so, keep the other figures
-            print(f"connector serve on {backend:<10}  skipped: {type(exc).__name__}: {exc}")
-            continue
-        print(result.line(f"connector serve on {backend}"))
-        print(f"{'':34} = {result.rps / bare.rps:.0%} of the bare endpoint's throughput")
+    with ExitStack() as stack:
+        targets = [stack.enter_context(bare_server())]
+        for backend in args.backends.split(","):
+            try:
+                targets.append(stack.enter_context(connector_server(backend, args)))
+            except Exception as exc:  # e.g. PostgreSQL unreachable: say so, keep the other figures
+                print(f"connector serve on {backend:<10}  skipped: {type(exc).__name__}: {exc}")
+        for target in targets:
+            load(target, args.warmup, args.concurrency)
+        # Interleaved rounds: whatever else the machine does hits every target alike.
+        for _ in range(args.rounds):
+            for target in targets:
+                target.results.append(load(target, args.requests // args.rounds, args.concurrency))
+    bare = median_result(targets[0].results)
+    print(bare.line(targets[0].label))
+    for target in targets[1:]:
+        result = median_result(target.results)
+        print(result.line(target.label))
+        ratios = sorted(r.rps / b.rps for r, b in zip(target.results, targets[0].results, strict=True))
+        print(
+            f"{'':34} = {result.rps / bare.rps:.0%} of the bare endpoint's throughput "
+            f"(per-round ratios {ratios[0]:.0%}-{ratios[-1]:.0%})"
+        )
 
 
 if __name__ == "__main__":
