@@ -38,10 +38,13 @@ async def process_deliveries(context: JobContext) -> None:
     job of its own, with backoff, retries and dead-lettering, and does not hold up the others. A rerun
     after a crash skips the deliveries already processed."""
     services = context.services
-    for delivery_id in context.job.payload["delivery_ids"]:
+    delivery_ids = context.job.payload["delivery_ids"]
+    for index, delivery_id in enumerate(delivery_ids):
         try:
             async with services.sessions() as session, session.begin():
                 await _apply_delivery(services, session, delivery_id, 1)
+                if index == len(delivery_ids) - 1:
+                    await context.complete(session)  # one commit for the last delivery and the job
         except Exception as exc:
             log.warning("delivery failed; retried on its own", delivery=delivery_id, error=str(exc))
             async with services.sessions() as session, session.begin():
