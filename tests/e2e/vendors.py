@@ -242,106 +242,107 @@ PSAS: dict[str, Callable[[VendorRouter], PsaDriver]] = {
 
 # -- RMMs -------------------------------------------------------------------------------------------
 
+DEVICES_PER_CLIENT = 20
+
+
+def _rmm(
+    vendors: VendorRouter,
+    *,
+    kind: str,
+    name: str,
+    fake: Any,
+    add_client: Callable[[str], tuple[int, Callable[[str], Any]]],
+    trouble: Callable[[Any], str],
+    reports_products: bool,
+) -> RmmDriver:
+    """Seeds the three clients with `DEVICES_PER_CLIENT` devices each through `add_client` (which
+    returns the client id and a device adder) and wires the fake to `{kind}.example.com`."""
+    client_ids, devices = [], []
+    for client_name in CLIENT_NAMES:
+        client_id, add_device = add_client(client_name)
+        client_ids.append(str(client_id))
+        devices += [add_device(f"{client_name[:4].upper()}-{n:02d}") for n in range(DEVICES_PER_CLIENT)]
+    host = f"{kind.replace('_', '-')}.example.com"
+    vendors.add(host, fake.transport())
+
+    def put_in_trouble() -> tuple[str, str]:
+        return str(devices[3].id), trouble(devices[3])
+
+    return RmmDriver(
+        kind=kind,
+        connection={
+            "name": name,
+            "kind": kind,
+            "base_url": f"https://{host}",
+            "credentials": fake.credentials(),
+        },
+        client_ids=client_ids,
+        endpoints=len(devices),
+        trouble=put_in_trouble,
+        reports_products=reports_products,
+        fake=fake,
+    )
+
 
 def connectwise_automate(vendors: VendorRouter) -> RmmDriver:
     from adapters.connectwise_automate.fake import AutomateFake
 
     fake = AutomateFake(now=datetime.now(UTC))
-    client_ids, computers = [], []
-    for name in CLIENT_NAMES:
-        client = fake.add_client(name)
-        client_ids.append(str(client.id))
-        location = fake.add_location(client.id)
-        for n in range(20):
-            computers.append(fake.add_computer(location.id, f"{name[:4].upper()}-{n:02d}"))
-    vendors.add("automate.example.com", fake.transport())
 
-    def trouble() -> tuple[str, str]:
-        fake.set_av(computers[3].id, definitions_date=datetime.now(UTC) - timedelta(days=12))
-        fake.touch(computers[3].id)
-        return str(computers[3].id), "definitions_outdated"
+    def add_client(name: str) -> tuple[int, Callable[[str], Any]]:
+        location = fake.add_location(fake.add_client(name).id)
+        return location.client_id, lambda device: fake.add_computer(location.id, device)
 
-    return RmmDriver(
-        kind="connectwise_automate",
-        connection={
-            "name": "Automate",
-            "kind": "connectwise_automate",
-            "base_url": "https://automate.example.com",
-            "credentials": fake.credentials(),
-        },
-        client_ids=client_ids,
-        endpoints=60,
-        trouble=trouble,
-        reports_products=True,
-        fake=fake,
-    )
+    def trouble(computer: Any) -> str:
+        fake.set_av(computer.id, definitions_date=datetime.now(UTC) - timedelta(days=12))
+        fake.touch(computer.id)
+        return "definitions_outdated"
+
+    return _rmm(
+        vendors, kind="connectwise_automate", name="Automate", fake=fake, add_client=add_client,
+        trouble=trouble, reports_products=True,
+    )  # fmt: skip
 
 
 def nsight(vendors: VendorRouter) -> RmmDriver:
     from adapters.nsight.fake import NsightFake
 
     fake = NsightFake(now=datetime.now(UTC))
-    client_ids, devices = [], []
-    for name in CLIENT_NAMES:
+
+    def add_client(name: str) -> tuple[int, Callable[[str], Any]]:
         client = fake.add_client(name)
-        client_ids.append(str(client.id))
         site = fake.add_site(client.id, "Head Office")
-        for n in range(20):
-            devices.append(fake.add_device(site.id, f"{name[:4].upper()}-{n:02d}"))
-    vendors.add("nsight.example.com", fake.transport())
+        return client.id, lambda device: fake.add_device(site.id, device)
 
-    def trouble() -> tuple[str, str]:
-        fake.set_av_state(devices[3].id, threats=2)
-        return str(devices[3].id), "threat_detected"
+    def trouble(device: Any) -> str:
+        fake.set_av_state(device.id, threats=2)
+        return "threat_detected"
 
-    return RmmDriver(
-        kind="nsight",
-        connection={
-            "name": "N-sight",
-            "kind": "nsight",
-            "base_url": "https://nsight.example.com",
-            "credentials": fake.credentials(),
-        },
-        client_ids=client_ids,
-        endpoints=60,
-        trouble=trouble,
+    return _rmm(
+        vendors, kind="nsight", name="N-sight", fake=fake, add_client=add_client, trouble=trouble,
         reports_products=False,
-        fake=fake,
-    )
+    )  # fmt: skip
 
 
 def ncentral(vendors: VendorRouter) -> RmmDriver:
     from adapters.ncentral.fake import THREAT_SERVICE, NcentralFake
 
     fake = NcentralFake(now=datetime.now(UTC))
-    client_ids, devices = [], []
-    for name in CLIENT_NAMES:
+
+    def add_client(name: str) -> tuple[int, Callable[[str], Any]]:
         customer = fake.add_customer(name)
-        client_ids.append(str(customer.id))
         site = fake.add_site(customer.id)
-        for n in range(20):
-            devices.append(fake.add_device(customer.id, f"{name[:4].upper()}-{n:02d}", site_id=site.id))
-    vendors.add("ncentral.example.com", fake.transport())
+        return customer.id, lambda device: fake.add_device(customer.id, device, site_id=site.id)
 
-    def trouble() -> tuple[str, str]:
-        fake.set_service(devices[3].id, THREAT_SERVICE, "Failed")
-        fake.touch(devices[3].id)
-        return str(devices[3].id), "threat_detected"
+    def trouble(device: Any) -> str:
+        fake.set_service(device.id, THREAT_SERVICE, "Failed")
+        fake.touch(device.id)
+        return "threat_detected"
 
-    return RmmDriver(
-        kind="ncentral",
-        connection={
-            "name": "N-central",
-            "kind": "ncentral",
-            "base_url": "https://ncentral.example.com",
-            "credentials": fake.credentials(),
-        },
-        client_ids=client_ids,
-        endpoints=60,
-        trouble=trouble,
+    return _rmm(
+        vendors, kind="ncentral", name="N-central", fake=fake, add_client=add_client, trouble=trouble,
         reports_products=True,
-        fake=fake,
-    )
+    )  # fmt: skip
 
 
 RMMS: dict[str, Callable[[VendorRouter], RmmDriver]] = {
