@@ -98,6 +98,7 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
+from adapters.common import json_body, parse_record, settings_as
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -235,12 +236,8 @@ class AutotaskAdapter:
     """PsaAdapter for the Autotask PSA REST API (v1.0)."""
 
     def __init__(self, ctx: ConnectionContext) -> None:
-        credentials = ctx.credentials
-        if not isinstance(credentials, AutotaskCredentials):
-            credentials = AutotaskCredentials.model_validate(credentials.model_dump())
-        options = ctx.options
-        if not isinstance(options, AutotaskOptions):
-            options = AutotaskOptions.model_validate(options.model_dump())
+        credentials = settings_as(AutotaskCredentials, ctx.credentials)
+        options = settings_as(AutotaskOptions, ctx.options)
         self._ctx = ctx
         self._credentials: AutotaskCredentials = credentials
         self._options: AutotaskOptions = options
@@ -357,16 +354,7 @@ class AutotaskAdapter:
         except (ValueError, ValidationError) as exc:
             raise TransientVendorError("unreadable ThresholdInformation answer") from exc
 
-    @staticmethod
-    def _body(response: httpx.Response) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError as exc:
-            raise TransientVendorError(
-                f"unreadable response from {response.request.url.path}", status=response.status_code
-            ) from exc
+    _body = staticmethod(json_body)
 
     async def _send(
         self,
@@ -423,10 +411,7 @@ class AutotaskAdapter:
 
     @staticmethod
     def _parse(model: type[R], data: Any, what: str) -> R:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise AdapterError(f"unexpected {what} record from Autotask: {exc.errors()[:1]}") from exc
+        return parse_record(model, data, what, "Autotask")
 
     def _next_url(self, url: str) -> str:
         """nextPageUrl must stay on the zone host: the credentials travel with it."""

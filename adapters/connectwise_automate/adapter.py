@@ -68,6 +68,7 @@ from adapters.base import (
     RmmClient,
     WebhookRequest,
 )
+from adapters.common import settings_as
 from adapters.connectwise_automate import alerts
 from adapters.connectwise_automate import conditions as cond
 from adapters.connectwise_automate.models import (
@@ -224,12 +225,8 @@ class ConnectWiseAutomateAdapter:
     """RmmAdapter for the ConnectWise Automate REST API v1."""
 
     def __init__(self, ctx: ConnectionContext) -> None:
-        credentials = ctx.credentials
-        if not isinstance(credentials, AutomateCredentials):
-            credentials = AutomateCredentials.model_validate(credentials.model_dump())
-        options = ctx.options
-        if not isinstance(options, AutomateOptions):
-            options = AutomateOptions.model_validate(options.model_dump())
+        credentials = settings_as(AutomateCredentials, ctx.credentials)
+        options = settings_as(AutomateOptions, ctx.options)
         self._credentials: AutomateCredentials = credentials
         self._options: AutomateOptions = options
         self._tz: tzinfo = ZoneInfo(options.server_timezone)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -66,6 +65,7 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
+from adapters.common import json_body, parse_record, settings_as
 from adapters.connectwise_manage import conditions as cond
 from adapters.connectwise_manage.models import (
     AdditionCreate,
@@ -243,12 +243,8 @@ class ConnectWiseManageAdapter:
     """PsaAdapter for ConnectWise PSA (Manage) REST API 3.0."""
 
     def __init__(self, ctx: ConnectionContext) -> None:
-        credentials = ctx.credentials
-        if not isinstance(credentials, ManageCredentials):
-            credentials = ManageCredentials.model_validate(credentials.model_dump())
-        options = ctx.options
-        if not isinstance(options, ManageOptions):
-            options = ManageOptions.model_validate(options.model_dump())
+        credentials = settings_as(ManageCredentials, ctx.credentials)
+        options = settings_as(ManageOptions, ctx.options)
         self._ctx = ctx
         self._credentials: ManageCredentials = credentials
         self._options: ManageOptions = options
@@ -374,23 +370,11 @@ class ConnectWiseManageAdapter:
             await self._client.aclose()
             self._client = None
 
-    @staticmethod
-    def _body(response: httpx.Response) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError as exc:
-            raise TransientVendorError(
-                f"unreadable response from {response.request.url.path}", status=response.status_code
-            ) from exc
+    _body = staticmethod(json_body)
 
     @staticmethod
     def _parse(model: type[R], data: Any, what: str) -> R:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise AdapterError(f"unexpected {what} record from ConnectWise: {exc.errors()[:1]}") from exc
+        return parse_record(model, data, what, "ConnectWise")
 
     def _parse_list(self, model: type[R], data: Any, what: str) -> list[R]:
         if not isinstance(data, list):
@@ -401,9 +385,7 @@ class ConnectWiseManageAdapter:
         client = await self._http()
         return self._body(await client.request("GET", path, params=params))
 
-    async def _send(
-        self, method: str, path: str, body: Any, *, idempotent: bool
-    ) -> Any:
+    async def _send(self, method: str, path: str, body: Any, *, idempotent: bool) -> Any:
         client = await self._http()
         response = await client.request(method, path, json=body, idempotent=idempotent)
         return self._body(response)
@@ -640,9 +622,7 @@ class ConnectWiseManageAdapter:
             resolutionFlag=True if resolution else None,
         )
         try:
-            await self._send(
-                "POST", f"/service/tickets/{ticket_id}/notes", body.wire(), idempotent=False
-            )
+            await self._send("POST", f"/service/tickets/{ticket_id}/notes", body.wire(), idempotent=False)
         except TransientVendorError as exc:
             if not exc.maybe_applied:
                 raise
@@ -833,7 +813,9 @@ class ConnectWiseManageAdapter:
         if len(same_product) > 1:
             log.warning(
                 "agreement %s has %d active additions for product %s; updating the first",
-                agreement_id, len(same_product), line.product_id,
+                agreement_id,
+                len(same_product),
+                line.product_id,
             )
         return same_product[0] if same_product else None
 

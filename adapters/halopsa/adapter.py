@@ -75,6 +75,7 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
+from adapters.common import json_body, parse_record, settings_as
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -362,12 +363,8 @@ class HaloPsaAdapter:
     """PsaAdapter for the HaloPSA REST API."""
 
     def __init__(self, ctx: ConnectionContext) -> None:
-        credentials = ctx.credentials
-        if not isinstance(credentials, HaloCredentials):
-            credentials = HaloCredentials.model_validate(credentials.model_dump())
-        options = ctx.options
-        if not isinstance(options, HaloOptions):
-            options = HaloOptions.model_validate(options.model_dump())
+        credentials = settings_as(HaloCredentials, ctx.credentials)
+        options = settings_as(HaloOptions, ctx.options)
         self._ctx = ctx
         self._credentials: HaloCredentials = credentials
         self._options: HaloOptions = options
@@ -420,23 +417,11 @@ class HaloPsaAdapter:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _body(response: httpx.Response) -> Any:
-        if not response.content:
-            return None
-        try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError as exc:
-            raise TransientVendorError(
-                f"unreadable response from {response.request.url.path}", status=response.status_code
-            ) from exc
+    _body = staticmethod(json_body)
 
     @staticmethod
     def _parse(model: type[R], data: Any, what: str) -> R:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise AdapterError(f"unexpected {what} record from Halo: {exc.errors()[:1]}") from exc
+        return parse_record(model, data, what, "Halo")
 
     def _parse_list(self, model: type[R], items: list[Any], what: str) -> list[R]:
         return [self._parse(model, item, what) for item in items]

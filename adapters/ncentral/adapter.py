@@ -85,6 +85,7 @@ from adapters.base import (
     SkippedEndpoint,
     WebhookRequest,
 )
+from adapters.common import settings_as
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -264,12 +265,8 @@ class NcentralAdapter:
     """RmmAdapter for N-central's REST API-Service."""
 
     def __init__(self, ctx: ConnectionContext) -> None:
-        credentials = ctx.credentials
-        if not isinstance(credentials, NcentralCredentials):
-            credentials = NcentralCredentials.model_validate(credentials.model_dump())
-        options = ctx.options
-        if not isinstance(options, NcentralOptions):
-            options = NcentralOptions.model_validate(options.model_dump())
+        credentials = settings_as(NcentralCredentials, ctx.credentials)
+        options = settings_as(NcentralOptions, ctx.options)
         self._credentials: NcentralCredentials = credentials
         self._options: NcentralOptions = options
         self._tz: tzinfo = ZoneInfo(options.server_timezone)

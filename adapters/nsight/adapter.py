@@ -77,6 +77,7 @@ from adapters.base import (
     RmmClient,
     WebhookRequest,
 )
+from adapters.common import settings_as
 from adapters.errors import (
     ConfigurationError,
     CredentialsError,
@@ -160,12 +161,8 @@ class NsightAdapter:
     """RmmAdapter for N-sight RMM's Data Extraction API (XML over HTTPS GET)."""
 
     def __init__(self, ctx: ConnectionContext) -> None:
-        credentials = ctx.credentials
-        if not isinstance(credentials, NsightCredentials):
-            credentials = NsightCredentials.model_validate(credentials.model_dump())
-        options = ctx.options
-        if not isinstance(options, NsightOptions):
-            options = NsightOptions.model_validate(options.model_dump())
+        credentials = settings_as(NsightCredentials, ctx.credentials)
+        options = settings_as(NsightOptions, ctx.options)
         base = (ctx.base_url or "").strip().rstrip("/")
         if not base:
             raise ConfigurationError("the N-sight regional server URL is required", field="base_url")
