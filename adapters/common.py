@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.errors import AdapterError, TransientVendorError
 
@@ -39,3 +39,21 @@ def parse_record(model: type[M], data: Any, what: str, vendor: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise AdapterError(f"unexpected {what} record from {vendor}: {exc.errors()[:1]}") from exc
+
+
+class LenientRead(BaseModel):
+    """Base for records read from a vendor: fields the adapter does not use are ignored (vendors add
+    fields between versions), values are immutable."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def id_text(value: Any) -> Any:
+    """Vendor ids arrive as numbers or strings: normalize to trimmed text (empty → None)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return value

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, field_validator
 
+from adapters.common import LenientRead
+
 # ---------------------------------------------------------------------------------------------
 # Connection settings
 # ---------------------------------------------------------------------------------------------
@@ -239,36 +241,32 @@ class ContractServiceUpdate(SentModel):
 # ---------------------------------------------------------------------------------------------
 
 
-class _Read(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class ZoneInfo(_Read):
+class ZoneInfo(LenientRead):
     zoneName: str | None = None
     url: str | None = None
     webUrl: str | None = None
     ci: int | None = None
 
 
-class ThresholdInfo(_Read):
+class ThresholdInfo(LenientRead):
     externalRequestThreshold: int | None = None
     requestThresholdTimeframe: int | None = None
     currentTimeframeRequestCount: int | None = None
 
 
-class PageDetails(_Read):
+class PageDetails(LenientRead):
     count: int | None = None
     requestCount: int | None = None
     prevPageUrl: str | None = None
     nextPageUrl: str | None = None
 
 
-class QueryPage(_Read):
+class QueryPage(LenientRead):
     items: list[dict[str, Any]] = Field(default_factory=list)
     pageDetails: PageDetails | None = None
 
 
-class PicklistValue(_Read):
+class PicklistValue(LenientRead):
     value: str
     label: str | None = None
     isDefaultValue: bool | None = None
@@ -278,7 +276,7 @@ class PicklistValue(_Read):
     isSystem: bool | None = None
 
 
-class FieldInfo(_Read):
+class FieldInfo(LenientRead):
     name: str
     dataType: str | None = None
     isRequired: bool | None = None
@@ -289,23 +287,23 @@ class FieldInfo(_Read):
     picklistParentValueField: str | None = None
 
 
-class FieldsResult(_Read):
+class FieldsResult(LenientRead):
     fields: list[FieldInfo] = Field(default_factory=list)
 
 
-class UdfRead(_Read):
+class UdfRead(LenientRead):
     name: str
     value: str | None = None
 
 
-class CompanyRead(_Read):
+class CompanyRead(LenientRead):
     id: int
     companyName: str | None = None
     companyNumber: str | None = None
     isActive: bool | None = None
 
 
-class ContractRead(_Read):
+class ContractRead(LenientRead):
     id: int
     companyID: int | None = None
     contractName: str | None = None
@@ -315,7 +313,7 @@ class ContractRead(_Read):
     endDate: str | None = None
 
 
-class TicketRead(_Read):
+class TicketRead(LenientRead):
     id: int
     ticketNumber: str | None = None
     companyID: int | None = None
@@ -327,14 +325,14 @@ class TicketRead(_Read):
     resolution: str | None = None
 
 
-class TicketNoteRead(_Read):
+class TicketNoteRead(LenientRead):
     id: int
     ticketID: int | None = None
     title: str | None = None
     description: str | None = None
 
 
-class ConfigurationItemRead(_Read):
+class ConfigurationItemRead(LenientRead):
     id: int
     companyID: int | None = None
     referenceTitle: str | None = None
@@ -343,7 +341,7 @@ class ConfigurationItemRead(_Read):
     userDefinedFields: list[UdfRead] | None = None
 
 
-class ContractServiceRead(_Read):
+class ContractServiceRead(LenientRead):
     id: int
     contractID: int | None = None
     serviceID: int | None = None
@@ -351,7 +349,7 @@ class ContractServiceRead(_Read):
     unitCost: Decimal | None = None
 
 
-class ContractServiceUnitRead(_Read):
+class ContractServiceUnitRead(LenientRead):
     id: int
     contractID: int | None = None
     contractServiceID: int | None = None
@@ -361,9 +359,9 @@ class ContractServiceUnitRead(_Read):
     endDate: str | None = None
 
 
-class OperationResult(_Read):
+class OperationResult(LenientRead):
     itemId: int | None = None
 
 
-class ItemResult(_Read):
+class ItemResult(LenientRead):
     item: dict[str, Any] | None = None

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from adapters.common import LenientRead, id_text
+
 # ---------------------------------------------------------------------------------------------
 # Connection settings
 # ---------------------------------------------------------------------------------------------
@@ -123,30 +125,16 @@ class AutomateOptions(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-class _Read(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-def _id_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip() or None
-    return value
-
-
-class Ref(_Read):
+class Ref(LenientRead):
     """`{Id, Name}` as Automate nests clients, locations, monitors, scanners in other records."""
 
     Id: str | None = None
     Name: str | None = None
 
-    _ids = field_validator("Id", mode="before")(_id_text)
+    _ids = field_validator("Id", mode="before")(id_text)
 
 
-class TokenResultRead(_Read):
+class TokenResultRead(LenientRead):
     AccessToken: str | None = None
     TokenType: str | None = None
     ExpirationDate: str | None = None
@@ -155,28 +143,28 @@ class TokenResultRead(_Read):
     IsTwoFactorRequired: bool | None = None
     IsInternalTwoFactorRequired: bool | None = None
 
-    _ids = field_validator("UserId", mode="before")(_id_text)
+    _ids = field_validator("UserId", mode="before")(id_text)
 
 
-class ClientRead(_Read):
+class ClientRead(LenientRead):
     Id: str | None = None
     Name: str | None = None
     Company: str | None = None
     ExternalId: str | None = None
 
-    _ids = field_validator("Id", "ExternalId", mode="before")(_id_text)
+    _ids = field_validator("Id", "ExternalId", mode="before")(id_text)
 
 
-class LocationRead(_Read):
+class LocationRead(LenientRead):
     Id: str | None = None
     Name: str | None = None
     Client: Ref | None = None
     ExternalId: str | None = None
 
-    _ids = field_validator("Id", "ExternalId", mode="before")(_id_text)
+    _ids = field_validator("Id", "ExternalId", mode="before")(id_text)
 
 
-class ComputerRead(_Read):
+class ComputerRead(LenientRead):
     Id: str | None = None
     ComputerName: str | None = None
     FriendlyName: str | None = None
@@ -190,10 +178,10 @@ class ComputerRead(_Read):
     VirusScanner: Ref | None = None
     AntivirusDefinitionDate: str | None = None
 
-    _ids = field_validator("Id", mode="before")(_id_text)
+    _ids = field_validator("Id", mode="before")(id_text)
 
 
-class AlertRead(_Read):
+class AlertRead(LenientRead):
     AlertId: str | None = None
     Client: Ref | None = None
     Computer: Ref | None = None
@@ -205,23 +193,23 @@ class AlertRead(_Read):
     Message: str | None = None
     FieldName: str | None = None
 
-    _ids = field_validator("AlertId", mode="before")(_id_text)
+    _ids = field_validator("AlertId", mode="before")(id_text)
 
 
-class ResponseResultRead(_Read):
+class ResponseResultRead(LenientRead):
     ResultStatus: int | None = None
     ReasonCode: int | None = None
     Message: str | None = None
 
 
-class ScriptBatchResultRead(_Read):
+class ScriptBatchResultRead(LenientRead):
     EntityId: str | None = None
     ResultDetails: ResponseResultRead | None = None
 
-    _ids = field_validator("EntityId", mode="before")(_id_text)
+    _ids = field_validator("EntityId", mode="before")(id_text)
 
 
-class ScriptBatchResponseRead(_Read):
+class ScriptBatchResponseRead(LenientRead):
     ScriptResults: list[ScriptBatchResultRead] | None = None
     ContainsUnsuccessfulResults: bool | None = None
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from adapters.common import LenientRead, id_text
+
 # ---------------------------------------------------------------------------------------------
 # Connection settings
 # ---------------------------------------------------------------------------------------------
@@ -164,38 +166,24 @@ class NcentralOptions(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
-class _Read(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-def _id_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip() or None
-    return value
-
-
-class AuthTokenRead(_Read):
+class AuthTokenRead(LenientRead):
     token: str | None = None
     type: str | None = None
     expirySeconds: int | None = None
 
 
-class AuthTokensRead(_Read):
+class AuthTokensRead(LenientRead):
     access: AuthTokenRead | None = None
     refresh: AuthTokenRead | None = None
 
 
-class AuthenticateRead(_Read):
+class AuthenticateRead(LenientRead):
     """`AuthenticateResponse` and `AuthRefreshResponse` share this shape."""
 
     tokens: AuthTokensRead | None = None
 
 
-class PageRead(_Read):
+class PageRead(LenientRead):
     """`QueryResponse*`: one page of a paged list."""
 
     data: list[Any] | None = None
@@ -207,26 +195,26 @@ class PageRead(_Read):
     warning: str | None = Field(default=None, alias="_warning")
 
 
-class CustomerRead(_Read):
+class CustomerRead(LenientRead):
     customerId: str | None = None
     customerName: str | None = None
     parentId: str | None = None
     orgUnitType: str | None = None
     externalId: str | None = None
 
-    _ids = field_validator("customerId", "parentId", mode="before")(_id_text)
+    _ids = field_validator("customerId", "parentId", mode="before")(id_text)
 
 
-class SiteRead(_Read):
+class SiteRead(LenientRead):
     siteId: str | None = None
     siteName: str | None = None
     parentId: str | None = None
     orgUnitType: str | None = None
 
-    _ids = field_validator("siteId", "parentId", mode="before")(_id_text)
+    _ids = field_validator("siteId", "parentId", mode="before")(id_text)
 
 
-class DeviceRead(_Read):
+class DeviceRead(LenientRead):
     deviceId: str | None = None
     longName: str | None = None
     discoveredName: str | None = None
@@ -243,10 +231,10 @@ class DeviceRead(_Read):
     soId: str | None = None
     lastApplianceCheckinTime: str | None = None
 
-    _ids = field_validator("deviceId", "customerId", "siteId", "soId", mode="before")(_id_text)
+    _ids = field_validator("deviceId", "customerId", "siteId", "soId", mode="before")(id_text)
 
 
-class ServiceStatusRead(_Read):
+class ServiceStatusRead(LenientRead):
     """`DeviceServiceMonitoringStatus`: one monitored service (task) on a device."""
 
     taskId: str | None = None
@@ -258,7 +246,7 @@ class ServiceStatusRead(_Read):
     transitionTime: str | None = None
     applianceName: str | None = None
 
-    _ids = field_validator("taskId", "serviceId", mode="before")(_id_text)
+    _ids = field_validator("taskId", "serviceId", mode="before")(id_text)
 
 
 # ---------------------------------------------------------------------------------------------
