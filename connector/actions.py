@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ActionKind, ProblemKind
-from adapters.errors import AdapterError, UnsupportedActionError
+from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
 from connector import db
 from connector.jobs import queue
 from connector.models import Connection, Endpoint, EndpointAction, Problem
@@ -73,33 +73,54 @@ async def request_action(
 
 
 async def run_action(services: Services, action_id: str) -> None:
-    """Ask the RMM once. A vendor refusal is an outcome to record, not a reason to retry; a
-    transient failure propagates and the job retries."""
-    async with services.sessions() as session:
-        row = await session.get(EndpointAction, action_id)
-        if row is None or row.status != "queued":
+    """Ask the RMM at most once. The action is marked `sending` before the call, so a retry after a
+    crash never sends it again blindly; a vendor refusal is an outcome to record; a failure that
+    certainly never reached the RMM (429, no connection) is retried by the job."""
+    async with db.transaction(services.sessions) as session:
+        row = await session.get(EndpointAction, action_id, with_for_update=True)
+        if row is None or row.status not in ("queued", "sending"):
             return
+        if row.status == "sending":
+            _finish(
+                row,
+                "failed",
+                None,
+                "interrupted while the RMM was being asked; not sent again (check the RMM)",
+            )
+            return
+        row.status = "sending"
         endpoint = await session.get(Endpoint, row.endpoint_row_id)
         connection = await session.get(Connection, endpoint.rmm_connection_id) if endpoint else None
+        action = ActionKind(row.action)
     if endpoint is None or connection is None:
         return
     adapter = await services.adapters.rmm(connection)
     status, reference, message = "failed", None, ""
     try:
-        result = await adapter.run_action(endpoint.endpoint_id, ActionKind(row.action))
+        result = await adapter.run_action(endpoint.endpoint_id, action)
         status = "accepted" if result.accepted else "failed"
         reference, message = result.vendor_reference, result.message
     except UnsupportedActionError as exc:
         message = str(exc)
-    except AdapterError as exc:
-        if exc.retryable:
+    except TransientVendorError as exc:
+        if not exc.maybe_applied:  # the RMM never saw it: safe to send again
+            async with db.transaction(services.sessions) as session:
+                await session.execute(
+                    update(EndpointAction).where(EndpointAction.id == action_id).values(status="queued")
+                )
             raise
+        message = f"the RMM did not confirm the request ({exc}); not sent again (check the RMM)"
+    except AdapterError as exc:
         message = str(exc)
     async with db.transaction(services.sessions) as session:
         stored = await session.get(EndpointAction, action_id)
         assert stored is not None
-        stored.status, stored.vendor_reference, stored.message = status, reference, message
-        stored.finished_at = datetime.now(UTC)
+        _finish(stored, status, reference, message)
+
+
+def _finish(row: EndpointAction, status: str, reference: str | None, message: str) -> None:
+    row.status, row.vendor_reference, row.message = status, reference, message
+    row.finished_at = datetime.now(UTC)
 
 
 async def accepted_action_for(session: AsyncSession, problem_id: str) -> EndpointAction | None:

@@ -502,7 +502,7 @@ class EndpointAction(Base):
     requested_by: Mapped[str] = mapped_column(String(32))
     """api | rule"""
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    """queued | accepted | failed"""
+    """queued | sending | accepted | failed"""
     vendor_reference: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text, default="")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from adapters.base import AlertEvent, ProblemKind, SkippedEndpoint
 from adapters.errors import CredentialsError, TransientVendorError
 from connector import db
-from connector.models import SyncCursor, SyncRun
+from connector.models import EndpointAction, SyncCursor, SyncRun
 from connector.runtime import schedule_due_syncs
 from connector.services import Services
 from tests.e2e.stack import Stack, build_stack
@@ -416,3 +416,39 @@ async def test_unreadable_endpoints_are_reported_and_not_retired(stack: Stack, f
         "message": "missing in the listing",
     } in run["errors"]
     assert await endpoints(stack, status="retired") == []
+
+
+async def test_an_action_the_rmm_may_have_received_is_never_sent_twice(
+    stack: Stack, fleet: FleetFake
+) -> None:
+    await sync(stack)
+    [endpoint] = await endpoints(stack, client_id="c-0", limit="1")
+    fleet.action_failure = TransientVendorError("RMM answered 504", status=504)  # maybe applied
+    response = await stack.client.post(
+        f"/api/v1/endpoints/{endpoint['id']}/actions", json={"action": "scan"}, headers=stack.headers
+    )
+    assert response.status_code == 202
+    await stack.work()
+    await stack.pass_time(3600)
+    await stack.work()
+    assert fleet.actions == [(endpoint["endpoint_id"], "scan")]
+    detail = (await stack.client.get(f"/api/v1/endpoints/{endpoint['id']}", headers=stack.headers)).json()
+    assert detail["actions"][0]["status"] == "failed"
+    assert "not sent again" in detail["actions"][0]["message"]
+
+
+async def test_an_action_interrupted_mid_call_is_reported_not_resent(stack: Stack, fleet: FleetFake) -> None:
+    await sync(stack)
+    [endpoint] = await endpoints(stack, client_id="c-0", limit="1")
+    created = await stack.client.post(
+        f"/api/v1/endpoints/{endpoint['id']}/actions", json={"action": "scan"}, headers=stack.headers
+    )
+    async with db.transaction(stack.services.sessions) as session:  # a worker died while asking the RMM
+        await session.execute(
+            update(EndpointAction).where(EndpointAction.id == created.json()["id"]).values(status="sending")
+        )
+    await stack.work()
+    assert fleet.actions == []
+    detail = (await stack.client.get(f"/api/v1/endpoints/{endpoint['id']}", headers=stack.headers)).json()
+    assert detail["actions"][0]["status"] == "failed"
+    assert "interrupted" in detail["actions"][0]["message"]

@@ -43,6 +43,8 @@ class FleetFake:
     failure: AdapterError | None = None
     actions: list[tuple[str, ActionKind]] = field(default_factory=list)
     latency: float = 0.0
+    action_failure: AdapterError | None = None
+    """Raised by the next `run_action` after recording the call (a failure after the RMM saw it)."""
     alerts: list[AlertEvent] = field(default_factory=list)
     skipped: list[SkippedEndpoint] = field(default_factory=list)
     """Endpoints the RMM lists but the adapter cannot read (left out of the pages)."""
@@ -139,6 +141,9 @@ class FleetRmm:
         if action not in self.supported_actions:
             raise UnsupportedActionError(f"{action.value} is not offered")
         self.fake.actions.append((endpoint_id, action))
+        if self.fake.action_failure is not None:
+            failure, self.fake.action_failure = self.fake.action_failure, None
+            raise failure
         return ActionResult(accepted=True, vendor_reference=f"job-{len(self.fake.actions)}")
 
 
