@@ -74,7 +74,8 @@ def _connection(settings: Settings, host: str) -> str:
 
 
 def run_sync(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(cli, "build_services", lambda s, **_: _services(s))
+    if getattr(cli.build_services, "__module__", "") == "connector.services":
+        monkeypatch.setattr(cli, "build_services", lambda s, **_: _services(s))
     parsed = cli.build_parser().parse_args(["sync", *args])
     return int(parsed.func(settings, parsed))
 
@@ -122,3 +123,94 @@ def test_sync_exits_2_when_the_connection_is_already_syncing(
     assert run_sync(settings, monkeypatch, "--connection", connection_id) == 2
     assert "already running" in capsys.readouterr().out
     assert run_sync(settings, monkeypatch, "--connection", "nope") == 2
+
+
+def test_billing_push_from_the_command_line(
+    settings: Settings, fleet: tuple[str, FleetFake], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from adapters.connectwise_manage.fake import ManageFake
+    from tests.support.vendors import VendorRouter
+
+    host, _ = fleet
+    manage = ManageFake(is_cloud=True)
+    seed = manage.seed_demo(companies=2)
+    router = VendorRouter()
+    for name in ("na.myconnectwise.net", "api-na.myconnectwise.net"):
+        router.add(name, manage.transport())
+
+    def services_with_fakes(s: Settings, **_: Any) -> Services:
+        built = build_services(s, registry=test_registry(), transport_factory=router.factory)
+        built.adapter_sleep = no_wait
+        return built
+
+    rmm_id = _connection(settings, host)
+    monkeypatch.setattr(cli, "build_services", services_with_fakes)
+
+    async def configure() -> None:
+        services = services_with_fakes(settings)
+        app = create_app(services=services, migrate=False)
+        try:
+            async with db.transaction(services.sessions) as session:
+                tenant = await get_or_create_tenant(session, "default")
+                _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "billing")
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://t"
+            ) as client:
+
+                async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+                    response = await client.post(path, json=body, headers=headers)
+                    assert response.status_code == 201, response.text
+                    result: dict[str, Any] = response.json()
+                    return result
+
+                psa = await post(
+                    "/api/v1/connections",
+                    {
+                        "name": "Manage",
+                        "kind": "connectwise_manage",
+                        "base_url": "https://na.myconnectwise.net",
+                        "credentials": manage.credentials(),
+                    },
+                )
+                for n, company_id in enumerate(seed.company_ids):
+                    await post(
+                        "/api/v1/client-mappings",
+                        {
+                            "rmm_connection_id": rmm_id,
+                            "rmm_client_id": f"c-{n}",
+                            "psa_connection_id": psa["id"],
+                            "psa_company_id": str(company_id),
+                        },
+                    )
+                await post(
+                    "/api/v1/billing-rules",
+                    {
+                        "psa_connection_id": psa["id"],
+                        "product": "acme edr",
+                        "count_scope": "installed",
+                        "agreement_type": "Managed Services",
+                        "psa_product_id": "EDR-SEAT",
+                        "unit_price": "5.00",
+                    },
+                )
+        finally:
+            await services.aclose()
+
+    asyncio.run(configure())
+    assert run_sync(settings, monkeypatch) == 0  # the status sync records today's usage
+    monkeypatch.setattr(cli, "build_services", services_with_fakes)
+    period = datetime.now(UTC).strftime("%Y-%m")
+    capsys.readouterr()
+
+    assert run_sync(settings, monkeypatch, "--billing", "--period", period, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert out.count(": would_create") == 2 and "dry run: nothing written" in out
+    assert all(not manage.additions_for(a) for a in seed.agreement_ids.values())
+
+    assert run_sync(settings, monkeypatch, "--billing", "--period", period) == 0
+    out = capsys.readouterr().out
+    assert "x30: created" in out
+    assert [len(manage.additions_for(a)) for a in seed.agreement_ids.values()] == [1, 1]
+
+    assert run_sync(settings, monkeypatch, "--billing", "--period", "2026-13") == 2
