@@ -12,6 +12,7 @@ import re
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -125,15 +126,15 @@ class WebhookFastPath:
         self, scope: Scope, receive_: Receive, connection_id: str
     ) -> tuple[int, dict[str, Any]]:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        too_large = (
-            413,
-            {"error": "payload_too_large", "message": f"request body exceeds {self.max_bytes} bytes"},
-        )
+        client = scope.get("client")
+        source_ip = client[0] if client else None
+        services: Services = scope["app"].state.services
         try:
-            if int(headers.get("content-length", "0")) > self.max_bytes:
-                return too_large
+            declared = int(headers.get("content-length", "0"))
         except ValueError:
             return 400, {"error": "bad_request", "message": "invalid Content-Length"}
+        if declared > self.max_bytes:
+            return await self._too_large(services, connection_id, headers, declared, source_ip)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -143,20 +144,38 @@ class WebhookFastPath:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                return too_large
+                return await self._too_large(services, connection_id, headers, size, source_ip)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         query: dict[str, str] = {}
         if scope.get("query_string"):
-            from urllib.parse import parse_qsl
-
             query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
-        client = scope.get("client")
         # Built from values this function made itself: construct without re-validating them.
         incoming = WebhookRequest.model_construct(
             body=b"".join(chunks), headers=headers, query=query, received_at=datetime.now(UTC)
         )
-        return await receive(
-            scope["app"].state.services, connection_id, incoming, client[0] if client else None
-        )
+        return await receive(services, connection_id, incoming, source_ip)
+
+    async def _too_large(
+        self,
+        services: Services,
+        connection_id: str,
+        headers: dict[str, str],
+        size: int,
+        source_ip: str | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """413, and the refusal is listed with the connection's deliveries (metadata only)."""
+        message = f"request body exceeds {self.max_bytes} bytes"
+        target = await services.webhook_targets.get(connection_id)
+        if target is not None:
+            incoming = WebhookRequest.model_construct(
+                body=b"", headers=headers, query={}, received_at=datetime.now(UTC)
+            )
+            values = delivery_values(
+                (target.connection_id, target.tenant_id), incoming, status="rejected", source_ip=source_ip,
+                rejection=f"413 {message}",
+            )  # fmt: skip
+            values["size"] = size
+            await services.delivery_writer.submit(values)
+        return 413, {"error": "payload_too_large", "message": message}

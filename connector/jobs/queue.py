@@ -169,9 +169,42 @@ async def renew(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, lea
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def _merge_into_queued_twin(session: AsyncSession, job: ClaimedJob, when: datetime, note: str) -> bool:
+    """A job going back to the queue while another job with its unique key was queued meanwhile
+    (e.g. a reconcile failing while a new alert queued one): the queued twin does the same work, so
+    this one ends and the twin runs no later than this one would have. Keeps the queue's invariant
+    of one queued job per key."""
+    unique_key = await session.scalar(select(Job.unique_key).where(Job.id == job.id))
+    if unique_key is None:
+        return False
+    twin = await session.scalar(
+        select(Job)
+        .where(Job.unique_key == unique_key, Job.status == "queued", Job.id != job.id)
+        .with_for_update()
+    )
+    if twin is None:
+        return False
+    result = await session.execute(
+        update(Job)
+        .where(_held(job))
+        .values(
+            status="done",
+            finished_at=datetime.now(UTC),
+            last_error=f"merged into queued job {twin.id}: {note}"[:4000],
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        twin.run_after = min(twin.run_after, when)
+    return True
+
+
 async def postpone(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, until: datetime) -> bool:
     """Put the job back without counting the attempt (it could not start, e.g. its problem is busy)."""
     async with sessions() as session, session.begin():
+        if await _merge_into_queued_twin(session, job, until, "postponed"):
+            return True
         result = await session.execute(
             update(Job)
             .where(_held(job))
@@ -199,6 +232,8 @@ async def fail(
     dead = job.attempt >= job.max_attempts
     when = retry_at or now + timedelta(seconds=backoff_delay(job.attempt))
     async with sessions() as session, session.begin():
+        if not dead and await _merge_into_queued_twin(session, job, when, error):
+            return "queued"
         result = await session.execute(
             update(Job)
             .where(_held(job))

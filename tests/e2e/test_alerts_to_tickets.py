@@ -324,3 +324,24 @@ async def test_a_failing_delivery_is_retried_alone_and_the_others_go_through(
     assert len(stack.tickets()) == 2
     retried = (await stack.client.get(f"/api/v1/deliveries/{bad}", headers=stack.headers)).json()
     assert retried["status"] == "processed"
+
+
+async def test_oversized_webhook_bodies_get_413_and_nothing_is_stored(stack: Stack) -> None:
+    limit = stack.services.settings.webhook_max_body_bytes
+    params = {"token": stack.rmm["webhook_secret"]}
+    declared = await stack.client.post(
+        f"/webhooks/{stack.rmm['id']}", content=b"x" * (limit + 1), params=params
+    )
+    assert declared.status_code == 413
+    assert declared.json()["error"] == "payload_too_large"
+
+    async def chunks() -> Any:
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    streamed = await stack.client.post(f"/webhooks/{stack.rmm['id']}", content=chunks(), params=params)
+    assert streamed.status_code == 413
+    assert await _count(stack.services, Job) == 0  # nothing to process
+    refused = await _deliveries(stack, "rejected")  # but the refusals are listed, without a body
+    assert len(refused) == 2 and all(r["rejection"].startswith("413") for r in refused)
+    assert {r["size"] for r in refused} >= {limit + 1}

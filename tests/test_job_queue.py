@@ -1,0 +1,76 @@
+"""The job queue's invariants on both backends: one queued job per unique key, also when a running
+job goes back to the queue while a twin was queued meanwhile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from connector import db
+from connector.jobs import queue
+from connector.models import Job
+from connector.services import Services
+from connector.tenants import get_or_create_tenant
+
+
+async def _tenant(services: Services) -> str:
+    async with db.transaction(services.sessions) as session:
+        return (await get_or_create_tenant(session, "queue-test")).id
+
+
+async def _jobs(services: Services) -> list[Job]:
+    async with services.sessions() as session:
+        return list(await session.scalars(select(Job).order_by(Job.id)))
+
+
+async def test_queued_duplicates_coalesce(services: Services) -> None:
+    tenant = await _tenant(services)
+    async with db.transaction(services.sessions) as session:
+        for _ in range(3):
+            await queue.enqueue(
+                session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p1"
+            )
+    assert len(await _jobs(services)) == 1
+
+
+async def test_failing_job_merges_into_a_twin_queued_while_it_ran(services: Services) -> None:
+    tenant = await _tenant(services)
+    async with db.transaction(services.sessions) as session:
+        await queue.enqueue(
+            session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p1"
+        )
+    [running] = await queue.claim(services.sessions, "w1", limit=1, lease=timedelta(minutes=1))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    async with db.transaction(services.sessions) as session:
+        await queue.enqueue(
+            session,
+            tenant_id=tenant,
+            kind="reconcile",
+            payload={},
+            unique_key="reconcile:p1",
+            run_after=later,
+        )
+
+    assert await queue.fail(services.sessions, running, "PSA answered 500") == "queued"
+
+    first, twin = await _jobs(services)
+    assert first.status == "done" and "merged into queued job" in (first.last_error or "")
+    assert twin.status == "queued"
+    assert twin.run_after < later  # runs no later than the failed job's retry would have
+
+
+async def test_postponed_job_merges_too(services: Services) -> None:
+    tenant = await _tenant(services)
+    async with db.transaction(services.sessions) as session:
+        await queue.enqueue(
+            session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p2"
+        )
+    [running] = await queue.claim(services.sessions, "w1", limit=1, lease=timedelta(minutes=1))
+    async with db.transaction(services.sessions) as session:
+        await queue.enqueue(
+            session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p2"
+        )
+    assert await queue.postpone(services.sessions, running, datetime.now(UTC) + timedelta(seconds=2))
+    statuses = [j.status for j in await _jobs(services)]
+    assert statuses == ["done", "queued"]
