@@ -89,7 +89,10 @@ async def _apply_delivery(services: Services, session: AsyncSession, delivery_id
 
 @handler("reconcile")
 async def reconcile(context: JobContext) -> None:
-    await reconcile_problem(context.services, context.job.payload["problem_id"], owner=context.job.owner)
+    # The lock owner is this job run, not the worker: two runs for one problem in one worker must
+    # exclude each other too.
+    owner = f"job:{context.job.id}:{context.job.attempt}"
+    await reconcile_problem(context.services, context.job.payload["problem_id"], owner=owner)
     if context.job.delivery_id is not None:
         async with context.services.sessions() as session, session.begin():
             await session.execute(

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connector.models import Delivery, Job
@@ -205,17 +206,21 @@ async def postpone(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, 
     async with sessions() as session, session.begin():
         if await _merge_into_queued_twin(session, job, until, "postponed"):
             return True
-        result = await session.execute(
-            update(Job)
-            .where(_held(job))
-            .values(
-                status="queued",
-                run_after=until,
-                attempts=job.attempt - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
+        try:
+            async with session.begin_nested():
+                result = await session.execute(
+                    update(Job)
+                    .where(_held(job))
+                    .values(
+                        status="queued",
+                        run_after=until,
+                        attempts=job.attempt - 1,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+        except IntegrityError:  # a twin was queued between the check and the update
+            return await _merge_into_queued_twin(session, job, until, "postponed")
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -234,18 +239,19 @@ async def fail(
     async with sessions() as session, session.begin():
         if not dead and await _merge_into_queued_twin(session, job, when, error):
             return "queued"
-        result = await session.execute(
-            update(Job)
-            .where(_held(job))
-            .values(
-                status="dead" if dead else "queued",
-                run_after=when,
-                last_error=error[:4000],
-                lease_owner=None,
-                lease_expires_at=None,
-                finished_at=now if dead else None,
-            )
-        )
+        values = {
+            "status": "dead" if dead else "queued",
+            "run_after": when,
+            "last_error": error[:4000],
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "finished_at": now if dead else None,
+        }
+        try:
+            async with session.begin_nested():
+                result = await session.execute(update(Job).where(_held(job)).values(**values))
+        except IntegrityError:  # a twin was queued between the check and the update
+            return "queued" if await _merge_into_queued_twin(session, job, when, error) else "lost"
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return "lost"
         if job.delivery_id is not None:

@@ -345,3 +345,26 @@ async def test_oversized_webhook_bodies_get_413_and_nothing_is_stored(stack: Sta
     refused = await _deliveries(stack, "rejected")  # but the refusals are listed, without a body
     assert len(refused) == 2 and all(r["rejection"].startswith("413") for r in refused)
     assert {r["size"] for r in refused} >= {limit + 1}
+
+
+async def test_two_reconciles_of_one_problem_in_one_worker_exclude_each_other(stack: Stack) -> None:
+    import connector.jobs.handlers  # noqa: F401 - registers the handlers
+    from connector.jobs.queue import ClaimedJob
+    from connector.jobs.worker import HANDLERS, JobContext, RetryLater, Worker
+
+    await stack.post_alert(canonical_alert("evt-1"))
+    deliveries_only = {k: HANDLERS[k] for k in ("deliveries", "delivery")}
+    worker = Worker(stack.services, handlers=deliveries_only)
+    await worker.run_until_idle()
+    [problem] = await stack.problems()
+    stack.manage.set_latency(0.2)  # both runs are inside the PSA call at once
+    runs = [
+        ClaimedJob(9000 + n, "t", "reconcile", {"problem_id": problem["id"]}, 1, 8, None, worker.owner)
+        for n in range(2)
+    ]
+    results = await asyncio.gather(
+        *(HANDLERS["reconcile"](JobContext(stack.services, run)) for run in runs), return_exceptions=True
+    )
+    assert sum(isinstance(r, RetryLater) for r in results) == 1, results
+    assert sum(r is None for r in results) == 1, results
+    assert len(stack.tickets()) == 1
