@@ -4,6 +4,7 @@ exact decimals, and vendor records validated into models with an error that says
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -57,3 +58,49 @@ def id_text(value: Any) -> Any:
     if isinstance(value, str):
         return value.strip() or None
     return value
+
+
+STATUS_BLOCK_BEGIN = "[connector status]"
+STATUS_BLOCK_END = "[/connector status]"
+
+
+def merge_status_block(notes: str | None, fields: Mapping[str, str]) -> str:
+    """Replace (or append) connector's delimited status block in a PSA record's free-text notes,
+    leaving whatever technicians wrote around it untouched."""
+    lines = [f"{key}: {' '.join(str(value).split())}" for key, value in sorted(fields.items())]
+    block = "\n".join([STATUS_BLOCK_BEGIN, *lines, STATUS_BLOCK_END])
+    current = notes or ""
+    start = current.find(STATUS_BLOCK_BEGIN)
+    end = current.find(STATUS_BLOCK_END, start + 1) if start >= 0 else -1
+    if start >= 0 and end >= 0:
+        return current[:start] + block + current[end + len(STATUS_BLOCK_END) :]
+    if not current.strip():
+        return block
+    return current.rstrip() + "\n\n" + block
+
+
+R = TypeVar("R")
+
+
+def best_device_match(
+    found: Sequence[R],
+    *,
+    device_name: str,
+    serial_number: str | None,
+    name_of: Callable[[R], str | None],
+    serial_of: Callable[[R], str | None],
+    active_of: Callable[[R], bool | None],
+    id_of: Callable[[R], int],
+) -> R:
+    """Among a PSA's configuration records found by name or serial: the one matching both, then
+    an active one, then the oldest (so repeated lookups always pick the same record)."""
+    serial = (serial_number or "").casefold()
+    name = device_name.casefold()
+
+    def rank(item: R) -> tuple[int, int, int]:
+        by_serial = 0 if serial and (serial_of(item) or "").casefold() == serial else 1
+        by_name = 0 if (name_of(item) or "").casefold() == name else 1
+        inactive = 0 if active_of(item) is not False else 1
+        return (by_serial + by_name, inactive, id_of(item))
+
+    return sorted(found, key=rank)[0]

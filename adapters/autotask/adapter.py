@@ -98,7 +98,7 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
-from adapters.common import json_body, parse_record, settings_as
+from adapters.common import best_device_match, json_body, parse_record, settings_as
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -687,16 +687,15 @@ class AutotaskAdapter:
         )
         if not found:
             return None
-        serial = (update.serial_number or "").casefold()
-        name = update.device_name.casefold()
-
-        def rank(item: ConfigurationItemRead) -> tuple[int, int, int]:
-            by_serial = 0 if serial and (item.serialNumber or "").casefold() == serial else 1
-            by_name = 0 if (item.referenceTitle or "").casefold() == name else 1
-            inactive = 0 if item.isActive is not False else 1
-            return (by_serial + by_name, inactive, item.id)
-
-        return sorted(found, key=rank)[0]
+        return best_device_match(
+            found,
+            device_name=update.device_name,
+            serial_number=update.serial_number,
+            name_of=lambda item: item.referenceTitle,
+            serial_of=lambda item: item.serialNumber,
+            active_of=lambda item: item.isActive,
+            id_of=lambda item: item.id,
+        )
 
     async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
         cid = _as_int(update.company_id, "company_id")

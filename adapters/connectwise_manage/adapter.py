@@ -65,7 +65,13 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
-from adapters.common import json_body, parse_record, settings_as
+from adapters.common import (
+    best_device_match,
+    json_body,
+    merge_status_block,
+    parse_record,
+    settings_as,
+)
 from adapters.connectwise_manage import conditions as cond
 from adapters.connectwise_manage.models import (
     AdditionCreate,
@@ -107,8 +113,6 @@ SUMMARY_MAX = 100
 ON_PREM_CODEBASE = "v4_6_release/"
 CLOUD_DOMAINS = (".myconnectwise.net", ".connectwisedev.com")
 FORWARD_ONLY = {"pagination-type": "forward-only"}
-STATUS_BLOCK_BEGIN = "[connector status]"
-STATUS_BLOCK_END = "[/connector status]"
 RECOVERY_DELAYS = (0.0, 2.0, 5.0)
 """Lookups by marker after a create that may have been applied: Manage creates can take minutes."""
 
@@ -148,20 +152,6 @@ def basic_auth_value(company_id: str, public_key: str, private_key: str) -> str:
 
 def accept_header(api_version: str) -> str:
     return f"application/vnd.connectwise.com+json; version={api_version}"
-
-
-def merge_status_block(notes: str | None, fields: Mapping[str, str]) -> str:
-    """Replace (or append) the connector's delimited block in a configuration's notes."""
-    lines = [f"{key}: {' '.join(str(value).split())}" for key, value in sorted(fields.items())]
-    block = "\n".join([STATUS_BLOCK_BEGIN, *lines, STATUS_BLOCK_END])
-    current = notes or ""
-    start = current.find(STATUS_BLOCK_BEGIN)
-    end = current.find(STATUS_BLOCK_END, start + 1) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        return current[:start] + block + current[end + len(STATUS_BLOCK_END) :]
-    if not current.strip():
-        return block
-    return current.rstrip() + "\n\n" + block
 
 
 def parse_manage_error(response: httpx.Response) -> tuple[str, str | None]:
@@ -687,16 +677,15 @@ class ConnectWiseManageAdapter:
         found = await self._collect(ConfigurationRead, "/company/configurations", params, "configuration")
         if not found:
             return None
-        serial = (update.serial_number or "").casefold()
-        name = update.device_name.casefold()
-
-        def rank(config: ConfigurationRead) -> tuple[int, int, int]:
-            by_serial = 0 if serial and (config.serialNumber or "").casefold() == serial else 1
-            by_name = 0 if (config.name or "").casefold() == name else 1
-            inactive = 0 if config.activeFlag is not False else 1
-            return (by_serial + by_name, inactive, config.id)
-
-        return sorted(found, key=rank)[0]
+        return best_device_match(
+            found,
+            device_name=update.device_name,
+            serial_number=update.serial_number,
+            name_of=lambda c: c.name,
+            serial_of=lambda c: c.serialNumber,
+            active_of=lambda c: c.activeFlag,
+            id_of=lambda c: c.id,
+        )
 
     def _configuration_ops(
         self, config: ConfigurationRead, fields: Mapping[str, str]

@@ -75,7 +75,12 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
-from adapters.common import json_body, parse_record, settings_as
+from adapters.common import (
+    json_body,
+    merge_status_block,
+    parse_record,
+    settings_as,
+)
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -111,8 +116,6 @@ from adapters.http import VendorHttpClient
 log = logging.getLogger("adapters.halopsa")
 
 SUMMARY_MAX = 250
-STATUS_BLOCK_BEGIN = "[connector status]"
-STATUS_BLOCK_END = "[/connector status]"
 RECOVERY_DELAYS = (0.0, 2.0, 5.0)
 """Lookups by marker after a write that may have been applied despite a timeout or 5xx."""
 DEFAULT_TOKEN_LIFETIME = 3600.0
@@ -158,20 +161,6 @@ def summary_with_marker(summary: str, token: str) -> str:
     if len(text) > room:
         text = text[: room - 3].rstrip() + "..."
     return f"{text} {token}"
-
-
-def merge_status_block(notes: str | None, fields: Mapping[str, str]) -> str:
-    """Replace (or append) the connector's delimited block in an asset's notes."""
-    lines = [f"{key}: {' '.join(str(value).split())}" for key, value in sorted(fields.items())]
-    block = "\n".join([STATUS_BLOCK_BEGIN, *lines, STATUS_BLOCK_END])
-    current = notes or ""
-    start = current.find(STATUS_BLOCK_BEGIN)
-    end = current.find(STATUS_BLOCK_END, start + 1) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        return current[:start] + block + current[end + len(STATUS_BLOCK_END) :]
-    if not current.strip():
-        return block
-    return current.rstrip() + "\n\n" + block
 
 
 def field_from_message(message: str) -> str | None:

@@ -15,8 +15,9 @@ from adapters.base import (
     PsaAdapter,
     TicketSpec,
 )
+from adapters.common import STATUS_BLOCK_BEGIN
 from adapters.connectwise_manage import SPEC, ConnectWiseManageAdapter
-from adapters.connectwise_manage.adapter import STATUS_BLOCK_BEGIN, marker_token
+from adapters.connectwise_manage.adapter import marker_token
 from adapters.connectwise_manage.fake import DemoSeed, ManageFake
 from adapters.connectwise_manage.models import ManageCredentials, ManageOptions
 from adapters.errors import (

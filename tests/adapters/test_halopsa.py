@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.base import BillingLine, ConfigurationUpdate, ConnectionContext, PsaAdapter, TicketSpec
+from adapters.common import STATUS_BLOCK_BEGIN
 from adapters.errors import (
     ConfigurationError,
     CredentialsError,
@@ -17,7 +18,7 @@ from adapters.errors import (
     VendorRequestError,
 )
 from adapters.halopsa import SPEC, HaloPsaAdapter
-from adapters.halopsa.adapter import STATUS_BLOCK_BEGIN, marker_token
+from adapters.halopsa.adapter import marker_token
 from adapters.halopsa.fake import DemoSeed, HaloFake
 from adapters.halopsa.models import HaloCredentials, HaloOptions
 from adapters.registry import discover
