@@ -17,12 +17,10 @@ Two deliberate departures from the raw document, both stricter or documented:
 from __future__ import annotations
 
 import copy
-import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,16 +31,13 @@ from adapters.autotask import SPEC, AutotaskAdapter
 from adapters.autotask.fake import AutotaskFake, RecordedRequest
 from adapters.autotask.models import AutotaskCredentials, AutotaskOptions
 from adapters.base import BillingLine, ConfigurationUpdate, ConnectionContext, TicketSpec
+from tests.support.specs import load_json
 
-SPEC_PATH = Path("/work/shared/specs/autotask/swagger.json")
 NOW = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Autotask Swagger document is not present")
 
-
-@cache
 def swagger() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(SPEC_PATH.read_text())
+    document: dict[str, Any] = load_json("autotask/swagger.json")
     return document
 
 
