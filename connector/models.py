@@ -261,6 +261,27 @@ class AppliedEvent(Base):
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ProblemState(Base):
+    """The newest event applied to one problem (RMM connection × endpoint × problem kind), whether it
+    opened, continued or cleared an episode or found nothing to clear: an incoming event is judged
+    against it by its own time (`domain.event_order`), so the order in which workers happen to apply
+    events does not matter. Its row is also the lock that applies one problem's events one at a time."""
+
+    __tablename__ = "problem_states"
+
+    rmm_connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    """active | cleared"""
+    event_at: Mapped[datetime]
+    """When the newest event happened (`occurred_at`; the sync's time for status findings)."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Problem(Base):
     """One episode of a condition on an endpoint: opened, repeated, cleared. A problem that comes
     back after clearing is a new episode (and a new ticket)."""

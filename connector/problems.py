@@ -1,29 +1,84 @@
-"""Observed problems: alert events (and, later, status observations) open, repeat and clear
-problem episodes. Each event is applied at most once per connection, so retried or replayed
-deliveries change nothing but still lead to a reconciliation."""
+"""Observed problems: alert events, polled alerts and status findings open, continue and clear
+problem episodes. Each alert event is applied at most once per connection, so retried or replayed
+deliveries change nothing but still lead to a reconciliation.
+
+Events are judged by their own times, not by the order workers apply them in: the newest event per
+RMM connection × endpoint × problem kind is recorded (`ProblemState`) and every event goes through the
+pure rule of `domain.event_order` against it, under a lock on that row, so concurrent events for one
+problem apply one at a time on both backends."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AlertEvent, ProblemKind
+from connector.domain import event_order
 from connector.jobs import queue
-from connector.models import AppliedEvent, Connection, Problem
+from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
+
+OCCURRENCE_SOURCES = frozenset({"alert"})
+"""Sources whose events are occurrences (each counts); status findings and polled alerts are
+observations of the current state (see `domain.event_order`)."""
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
 
 async def _first_application(session: AsyncSession, connection_id: str, event_id: str) -> bool:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert(AppliedEvent) if dialect == "postgresql" else sqlite.insert(AppliedEvent)
     result = await session.execute(
-        insert.values(connection_id=connection_id, event_id=event_id).on_conflict_do_nothing()
+        _insert(session, AppliedEvent)
+        .values(connection_id=connection_id, event_id=event_id)
+        .on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _lock_newest(
+    session: AsyncSession,
+    connection: Connection,
+    endpoint_id: str,
+    kind: ProblemKind,
+    first: event_order.Newest,
+) -> ProblemState | None:
+    """The recorded newest event of one problem, locked until the transaction ends; when none is
+    recorded yet, `first` is recorded and None returned. Insert-if-missing comes first: on SQLite
+    that write takes the database's write lock before anything is read, on PostgreSQL it waits for
+    a concurrent inserter to commit, and the row lock then orders everyone else."""
+    inserted = await session.execute(
+        _insert(session, ProblemState)
+        .values(
+            rmm_connection_id=connection.id,
+            endpoint_id=endpoint_id,
+            kind=kind.value,
+            tenant_id=connection.tenant_id,
+            state=first.state,
+            event_at=first.at,
+            updated_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+    )
+    if inserted.rowcount == 1:  # type: ignore[attr-defined]
+        return None
+    row = await session.scalar(
+        select(ProblemState)
+        .where(
+            ProblemState.rmm_connection_id == connection.id,
+            ProblemState.endpoint_id == endpoint_id,
+            ProblemState.kind == kind.value,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None, "the insert conflicted with this row"
+    return row
 
 
 async def open_problem(
@@ -37,7 +92,6 @@ async def open_problem(
             Problem.kind == kind.value,
             Problem.state == "open",
         )
-        # Row-locked (PostgreSQL) and re-read, so concurrent deliveries never lose a repeat count.
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -70,13 +124,97 @@ async def observe_active(
     at: datetime,
     source: str,
 ) -> Problem | None:
-    """Open a problem or count a repeat. Returns None for an alert older than the last clear."""
-    current = await open_problem(session, connection.id, endpoint_id, kind)
-    if current is not None:
-        return _repeat(current, hostname=hostname, message=message, at=at)
-    previous = await latest_problem(session, connection.id, endpoint_id, kind)
-    if previous is not None and previous.cleared_at is not None and at <= previous.cleared_at:
-        return None  # arrived out of order: the problem already cleared after this alert
+    """Open a problem or continue the open one (an alert counts a repeat). Returns the problem when
+    it was opened or counted, None when nothing needs a reconciliation (an observation of a problem
+    already open, a stale observation, or an alert older than the newest clear, kept as history)."""
+    incoming = event_order.Incoming("active", at, occurrence=source in OCCURRENCE_SOURCES)
+    row = await _lock_newest(session, connection, endpoint_id, kind, event_order.Newest("active", at))
+    decision = _decide_and_record(row, incoming)
+    match decision.effect:
+        case event_order.Open() | event_order.Continue():
+            current = await open_problem(session, connection.id, endpoint_id, kind)
+            if current is None:
+                return await _open(
+                    session, connection, endpoint_id, client_id, hostname, kind, message, at, source
+                )
+            if isinstance(decision.effect, event_order.Continue) and decision.effect.count:
+                return _repeat(current, hostname=hostname, message=message, at=at)
+            return None
+        case event_order.History(cleared_at=cleared_at):
+            await _record_history(
+                session, connection, endpoint_id, client_id, hostname, kind, message, at, source, cleared_at
+            )
+    return None
+
+
+async def observe_cleared(
+    session: AsyncSession,
+    connection: Connection,
+    *,
+    endpoint_id: str,
+    kind: ProblemKind,
+    message: str,
+    at: datetime,
+) -> Problem | None:
+    """Clear the open problem if this clear is the newest event; a clear that finds no open problem
+    is still recorded, so an older active applied after it does not open one. Returns the cleared
+    problem, or None."""
+    row = await _lock_newest(session, connection, endpoint_id, kind, event_order.Newest("cleared", at))
+    decision = _decide_and_record(row, event_order.Incoming("cleared", at, occurrence=False))
+    if not isinstance(decision.effect, event_order.Clear):
+        return None
+    return await _close(session, connection, endpoint_id, kind, message, at)
+
+
+async def clear_retired(
+    session: AsyncSession, connection: Connection, endpoint_id: str, *, message: str, at: datetime
+) -> list[Problem]:
+    """The endpoint is gone from the RMM: every open problem of it clears, recorded as the newest
+    event even when an event's clock ran ahead of `at` (a retirement is final)."""
+    kinds = sorted(
+        await session.scalars(
+            select(Problem.kind).where(
+                Problem.rmm_connection_id == connection.id,
+                Problem.endpoint_id == endpoint_id,
+                Problem.state == "open",
+            )
+        )
+    )
+    cleared = []
+    for kind in map(ProblemKind, kinds):
+        row = await _lock_newest(session, connection, endpoint_id, kind, event_order.Newest("cleared", at))
+        when = at if row is None else max(at, row.event_at)
+        decision = _decide_and_record(row, event_order.Incoming("cleared", when, occurrence=False))
+        if isinstance(decision.effect, event_order.Clear):
+            problem = await _close(session, connection, endpoint_id, kind, message, when)
+            if problem is not None:
+                cleared.append(problem)
+    return cleared
+
+
+def _decide_and_record(row: ProblemState | None, incoming: event_order.Incoming) -> event_order.Decision:
+    """The pure rule against the locked row (None: `incoming` was just recorded as the first), and
+    the row updated with what it says is the newest event now."""
+    if row is None:
+        return event_order.decide(None, incoming)
+    state: event_order.State = "active" if row.state == "active" else "cleared"
+    decision = event_order.decide(event_order.Newest(state, row.event_at), incoming)
+    if decision.newest is not None:
+        row.state, row.event_at = decision.newest.state, decision.newest.at
+    return decision
+
+
+async def _open(
+    session: AsyncSession,
+    connection: Connection,
+    endpoint_id: str,
+    client_id: str,
+    hostname: str | None,
+    kind: ProblemKind,
+    message: str,
+    at: datetime,
+    source: str,
+) -> Problem:
     problem = Problem(
         tenant_id=connection.tenant_id,
         rmm_connection_id=connection.id,
@@ -93,38 +231,30 @@ async def observe_active(
         first_seen_at=at,
         last_seen_at=at,
     )
-    try:
-        async with session.begin_nested():
-            session.add(problem)
-    except IntegrityError:
-        # Another worker opened the same problem concurrently (unique open problem per endpoint and
-        # kind); its row is committed and visible now, so this alert is a repeat of it.
-        current = await open_problem(session, connection.id, endpoint_id, kind)
-        if current is None:
-            raise
-        return _repeat(current, hostname=hostname, message=message, at=at)
+    session.add(problem)
+    await session.flush()
     return problem
 
 
 def _repeat(current: Problem, *, hostname: str | None, message: str, at: datetime) -> Problem:
     current.occurrences += 1
-    current.last_seen_at = max(current.last_seen_at, at)
-    current.message = message or current.message
-    current.hostname = hostname or current.hostname
+    if at >= current.last_seen_at:  # an earlier report arriving late does not replace the latest text
+        current.last_seen_at = at
+        current.message = message or current.message
+        current.hostname = hostname or current.hostname
     return current
 
 
-async def observe_cleared(
+async def _close(
     session: AsyncSession,
     connection: Connection,
-    *,
     endpoint_id: str,
     kind: ProblemKind,
     message: str,
     at: datetime,
 ) -> Problem | None:
     current = await open_problem(session, connection.id, endpoint_id, kind)
-    if current is None or at < current.first_seen_at:
+    if current is None:
         return None
     current.state = "cleared"
     current.cleared_at = at
@@ -133,12 +263,72 @@ async def observe_cleared(
     return current
 
 
+async def _record_history(
+    session: AsyncSession,
+    connection: Connection,
+    endpoint_id: str,
+    client_id: str,
+    hostname: str | None,
+    kind: ProblemKind,
+    message: str,
+    at: datetime,
+    source: str,
+    cleared_at: datetime,
+) -> None:
+    """An alert older than the newest clear: one more occurrence of the episode that clear (or the
+    first one after the alert) ended, or, when no episode ended after it (the clear was applied
+    first), an episode of its own that is already cleared. Never a ticket: it is over."""
+    episode = await session.scalar(
+        select(Problem)
+        .where(
+            Problem.rmm_connection_id == connection.id,
+            Problem.endpoint_id == endpoint_id,
+            Problem.kind == kind.value,
+            Problem.state == "cleared",
+            Problem.cleared_at >= at,
+        )
+        .order_by(Problem.cleared_at)
+        .limit(1)
+    )
+    if episode is not None:
+        episode.occurrences += 1
+        episode.first_seen_at = min(episode.first_seen_at, at)
+        episode.last_seen_at = max(episode.last_seen_at, at)
+        return
+    session.add(
+        Problem(
+            tenant_id=connection.tenant_id,
+            rmm_connection_id=connection.id,
+            endpoint_id=endpoint_id,
+            client_id=client_id,
+            hostname=hostname,
+            kind=kind.value,
+            source=source,
+            state="cleared",
+            routing="pending",
+            message=message,
+            occurrences=1,
+            noted_occurrences=1,
+            first_seen_at=at,
+            last_seen_at=at,
+            cleared_at=cleared_at,
+        )
+    )
+    await session.flush()
+
+
+def _in_lock_order(events: Iterable[AlertEvent]) -> list[AlertEvent]:
+    """One problem's events oldest first; problems always in the same order, so two transactions
+    that lock several problems take the locks in the same order and never deadlock."""
+    return sorted(events, key=lambda e: (e.endpoint_id, e.problem.value, e.occurred_at, e.event_id))
+
+
 async def apply_events(
     session: AsyncSession, connection: Connection, events: Iterable[AlertEvent]
 ) -> list[str]:
     """Apply alert events; returns the ids of the problems that need a reconciliation."""
     touched: dict[str, None] = {}
-    for event in sorted(events, key=lambda e: e.occurred_at):
+    for event in _in_lock_order(events):
         first_time = await _first_application(session, connection.id, event.event_id)
         problem: Problem | None
         if not first_time:
@@ -177,10 +367,8 @@ async def apply_polled(
     repeat of an open one counts nothing (no note storm). Returns (touched problem ids, opened, closed)."""
     touched: dict[str, None] = {}
     opened = closed = 0
-    for event in sorted(events, key=lambda e: e.occurred_at):
+    for event in _in_lock_order(events):
         if event.state == "active":
-            if await open_problem(session, connection.id, event.endpoint_id, event.problem) is not None:
-                continue
             problem = await observe_active(
                 session,
                 connection,

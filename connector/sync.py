@@ -37,7 +37,13 @@ from connector.models import (
     Tenant,
     UsageDaily,
 )
-from connector.problems import apply_polled, enqueue_reconciles, observe_active, observe_cleared
+from connector.problems import (
+    apply_polled,
+    clear_retired,
+    enqueue_reconciles,
+    observe_active,
+    observe_cleared,
+)
 from connector.services import Services
 
 log = get_logger("connector.sync")
@@ -329,18 +335,16 @@ async def _retire_missing(services: Services, run: SyncRun, connection: Connecti
                 }
             )
             return
-        for row in missing:
+        for row in sorted(missing, key=lambda r: r.endpoint_id):  # the problems' lock order
             row.retired_at = now
             c.retired += 1
-            for problem in await session.scalars(
-                select(Problem).where(
-                    Problem.rmm_connection_id == connection.id,
-                    Problem.endpoint_id == row.endpoint_id,
-                    Problem.state == "open",
-                )
+            for problem in await clear_retired(
+                session,
+                connection,
+                row.endpoint_id,
+                message="the endpoint is no longer in the RMM (retired)",
+                at=now,
             ):
-                problem.state, problem.cleared_at = "cleared", now
-                problem.clear_message = "the endpoint is no longer in the RMM (retired)"
                 c.closed += 1
                 c.touched[problem.id] = None
 
@@ -379,6 +383,7 @@ async def _evaluate(
                     )
                 )
             }
+            changes: list[tuple[Endpoint, EndpointStatus, domain.Finding]] = []
             for row in rows:
                 status = to_status(row)
                 health = domain.health(status, limits, now)
@@ -387,33 +392,41 @@ async def _evaluate(
                     c.dirty_clients.add(row.client_id)
                 for finding in domain.findings(status, limits, now):
                     current = open_problems.get((row.endpoint_id, finding.kind.value))
-                    if finding.present and current is None:
-                        problem = await observe_active(
-                            session,
-                            connection,
-                            endpoint_id=row.endpoint_id,
-                            client_id=row.client_id,
-                            hostname=row.hostname,
-                            kind=finding.kind,
-                            message=finding.message,
-                            at=now,
-                            source="status",
-                        )
-                        if problem is not None:
-                            c.opened += 1
-                            c.touched[problem.id] = None
-                    elif finding.present is False and current is not None:
-                        cleared = await observe_cleared(
-                            session,
-                            connection,
-                            endpoint_id=row.endpoint_id,
-                            kind=finding.kind,
-                            message=_clear_message(finding.kind, status),
-                            at=now,
-                        )
-                        if cleared is not None:
-                            c.closed += 1
-                            c.touched[cleared.id] = None
+                    if (finding.present and current is None) or (
+                        finding.present is False and current is not None
+                    ):
+                        changes.append((row, status, finding))
+            # Observations at the sync's time, through the same newest-event rule as alerts, in the
+            # problems' lock order (the rule re-checks each one under its problem's lock).
+            changes.sort(key=lambda change: (change[0].endpoint_id, change[2].kind.value))
+            for row, status, finding in changes:
+                if finding.present:
+                    problem = await observe_active(
+                        session,
+                        connection,
+                        endpoint_id=row.endpoint_id,
+                        client_id=row.client_id,
+                        hostname=row.hostname,
+                        kind=finding.kind,
+                        message=finding.message,
+                        at=now,
+                        source="status",
+                    )
+                    if problem is not None:
+                        c.opened += 1
+                        c.touched[problem.id] = None
+                else:
+                    cleared = await observe_cleared(
+                        session,
+                        connection,
+                        endpoint_id=row.endpoint_id,
+                        kind=finding.kind,
+                        message=_clear_message(finding.kind, status),
+                        at=now,
+                    )
+                    if cleared is not None:
+                        c.closed += 1
+                        c.touched[cleared.id] = None
 
 
 def _clear_message(kind: ProblemKind, status: EndpointStatus) -> str:

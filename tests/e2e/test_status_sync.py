@@ -18,6 +18,7 @@ from connector import db
 from connector.models import EndpointAction, SyncCursor, SyncRun
 from connector.runtime import schedule_due_syncs
 from connector.services import Services
+from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.fleet_rmm import FLEETS, FleetFake
 from tests.support.vendors import VendorRouter
@@ -452,3 +453,97 @@ async def test_an_action_interrupted_mid_call_is_reported_not_resent(stack: Stac
     detail = (await stack.client.get(f"/api/v1/endpoints/{endpoint['id']}", headers=stack.headers)).json()
     assert detail["actions"][0]["status"] == "failed"
     assert "interrupted" in detail["actions"][0]["message"]
+
+
+# -- every observer is judged by its events' own times ----------------------------------------------
+
+
+def _polled(state: str, occurred_at: datetime, endpoint_id: str = "ep-0-9") -> AlertEvent:
+    return AlertEvent(
+        event_id=f"chk-{state}",
+        client_id="c-0",
+        endpoint_id=endpoint_id,
+        hostname="WS-00-009",
+        problem=ProblemKind.THREAT_DETECTED,
+        state=state,  # type: ignore[arg-type]
+        message="Managed AV: 1 threat found",
+        occurred_at=occurred_at,
+    )
+
+
+def _alert(event_id: str, state: str, occurred_at: datetime, endpoint_id: str) -> dict[str, Any]:
+    return canonical_alert(
+        event_id,
+        endpoint_id=endpoint_id,
+        client_id="c-0",
+        state=state,
+        occurred_at=occurred_at.isoformat().replace("+00:00", "Z"),
+    )
+
+
+async def test_a_polled_clear_read_before_its_older_active_keeps_the_problem_cleared(
+    stack: Stack, fleet: FleetFake
+) -> None:
+    now = datetime.now(UTC)
+    fleet.change("ep-0-9", active_threats=None)  # threats only as alerts, like N-sight's checks
+    fleet.alerts = [_polled("cleared", now - timedelta(minutes=5))]
+    await sync(stack)
+    fleet.alerts = [_polled("active", now - timedelta(minutes=10))]  # an older alert, read later
+    run = await sync(stack)
+    assert run["problems_opened"] == 0
+    assert await stack.problems(state="open") == []
+    assert stack.tickets(stack.seed.company_ids[0]) == []
+
+
+async def test_a_status_finding_older_than_a_recorded_clear_opens_nothing(
+    stack: Stack, fleet: FleetFake
+) -> None:
+    """The clear found no open problem and is recorded anyway; the sync's finding, judged by the
+    sync's own time, is older than it."""
+    await sync(stack)
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    assert (await stack.post_alert(_alert("clr-1", "cleared", later, "ep-0-4"))).status_code == 202
+    await stack.work()
+    fleet.change("ep-0-4", active_threats=1)  # the RMM's status still shows what the clear resolved
+    run = await sync(stack)
+    assert run["problems_opened"] == 0
+    assert await stack.problems(state="open") == []
+    assert stack.tickets(stack.seed.company_ids[0]) == []
+
+
+async def test_an_alert_older_than_the_syncs_clear_is_kept_as_history_not_reopened(
+    stack: Stack, fleet: FleetFake
+) -> None:
+    await sync(stack)
+    now = datetime.now(UTC)
+    await stack.post_alert(_alert("act-1", "active", now - timedelta(minutes=10), "ep-0-6"))
+    await stack.work()
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    fleet.change("ep-0-6", last_seen_at=now)  # changed, still no threats: the sync clears the problem
+    run = await sync(stack)
+    assert run["problems_closed"] == 1
+    await stack.post_alert(_alert("act-2", "active", now - timedelta(minutes=5), "ep-0-6"))  # late
+    await stack.work()
+    assert await stack.problems(state="open") == []
+    [problem] = await stack.problems()
+    assert problem["occurrences"] == 2  # the late alert counted on the episode it belongs to
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    assert ticket["status"]["id"] == stack.seed.closed_status_id
+
+
+async def test_retiring_an_endpoint_clears_its_problem_even_past_an_alerts_clock(
+    stack: Stack, fleet: FleetFake
+) -> None:
+    await sync(stack)
+    ahead = datetime.now(UTC) + timedelta(hours=1)  # a sender whose clock runs ahead
+    await stack.post_alert(_alert("act-1", "active", ahead, "ep-0-7"))
+    await stack.work()
+    fleet.remove("ep-0-7")
+    await _force_full_pass(stack)
+    run = await sync(stack)
+    assert run["endpoints_retired"] == 1 and run["problems_closed"] == 1
+    await stack.post_alert(_alert("act-2", "active", ahead - timedelta(minutes=1), "ep-0-7"))  # late
+    await stack.work()
+    assert await stack.problems(state="open") == []
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    assert ticket["status"]["id"] == stack.seed.closed_status_id
