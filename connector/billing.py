@@ -4,39 +4,79 @@ preview engineers check, and the push that reconciles the lines into the PSA.
 A push writes only lines whose quantity or prices differ from what was last written (kept in
 `billing_line_states`, updated right after each PSA write). A crash between the PSA write and that
 update is repaired by the adapter, which finds its line by marker and updates it in place.
+
+Two pushes of one tenant never write at once: the adapter's find-by-marker-then-create is not atomic,
+so two callers that both find nothing would both create. A push holds the tenant's lease
+(`billing_push_leases`, one row per tenant, the same on SQLite and PostgreSQL and across processes)
+from before it reads the lines until its last PSA write; a second push is refused with `PushRunning`.
+The lease is renewed while the push runs and expires on its own when the process dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import BillingLine
 from adapters.errors import AdapterError
 from connector import db
 from connector.domain import billing as domain
+from connector.errors import Conflict
+from connector.logging import get_logger
 from connector.models import (
     BillingLineState,
     BillingPeriod,
+    BillingPushLease,
     BillingRule,
     ClientMapping,
     Connection,
     UsageDaily,
+    new_id,
 )
 from connector.services import Services
 
 PSA_CONCURRENCY = 4
 
+log = get_logger("connector.billing")
+
 
 class PeriodClosed(Exception):
     """The period was closed; pushing it needs `override`."""
+
+
+class PushRunning(Conflict):
+    """Another push of the tenant holds its lease (HTTP 409, `connector sync --billing` exit 3)."""
+
+    def __init__(self, lease: BillingPushLease) -> None:
+        super().__init__(
+            f"a billing push of period {lease.period} is already running for this tenant "
+            f"(from {lease.trigger}, {lease.holder}, started {lease.started_at:%Y-%m-%d %H:%M:%S} UTC); "
+            "try again when it has finished"
+        )
+        self.period, self.trigger, self.holder = lease.period, lease.trigger, lease.holder
+        self.started_at, self.expires_at = lease.started_at, lease.expires_at
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "period": self.period,
+            "trigger": self.trigger,
+            "holder": self.holder,
+            "started_at": self.started_at.isoformat(),
+            "lease_expires_at": self.expires_at.isoformat(),
+        }
 
 
 @dataclass
@@ -186,19 +226,18 @@ class PushResult:
 
 
 async def push(
-    services: Services, tenant_id: str, period: str, *, dry_run: bool = False, override: bool = False
+    services: Services,
+    tenant_id: str,
+    period: str,
+    *,
+    dry_run: bool = False,
+    override: bool = False,
+    trigger: str = "api",
 ) -> tuple[Preview, list[PushResult]]:
-    async with services.sessions() as session:
-        preview = await build_preview(session, tenant_id, period)
-        connections = {
-            c.id: c
-            for c in await session.scalars(
-                select(Connection).where(Connection.tenant_id == tenant_id, Connection.role == "psa")
-            )
-        }
-    if preview.closed and not override and not dry_run:
-        raise PeriodClosed(period)
+    """Reconcile the period's lines into the PSA under the tenant's push lease (`PushRunning` when
+    another push holds it). A dry run writes nothing, so it needs no lease."""
     if dry_run:
+        preview, _ = await _load(services, tenant_id, period)
         return preview, [
             PushResult(
                 p.line.company_id,
@@ -211,6 +250,34 @@ async def push(
             )
             for p in preview.lines
         ]
+    async with push_lease(services, tenant_id, period, trigger) as lease:
+        # Read under the lease: a push that ran just before has recorded its lines by now.
+        preview, connections = await _load(services, tenant_id, period)
+        if preview.closed and not override:
+            raise PeriodClosed(period)
+        return preview, await _write(services, tenant_id, period, preview, connections, lease)
+
+
+async def _load(services: Services, tenant_id: str, period: str) -> tuple[Preview, dict[str, Connection]]:
+    async with services.sessions() as session:
+        preview = await build_preview(session, tenant_id, period)
+        connections = {
+            c.id: c
+            for c in await session.scalars(
+                select(Connection).where(Connection.tenant_id == tenant_id, Connection.role == "psa")
+            )
+        }
+    return preview, connections
+
+
+async def _write(
+    services: Services,
+    tenant_id: str,
+    period: str,
+    preview: Preview,
+    connections: dict[str, Connection],
+    lease: PushLease,
+) -> list[PushResult]:
     agreements: dict[tuple[str, str], list[Any]] = {}
     slots = asyncio.Semaphore(PSA_CONCURRENCY)
 
@@ -245,6 +312,15 @@ async def push(
                         "error",
                         error=f"no active agreement of type '{rule.agreement_type}' for this company",
                     )
+                if not lease.held():  # another push may hold it by now: never write beside it
+                    return PushResult(
+                        line.company_id,
+                        line.product,
+                        line.quantity,
+                        "error",
+                        error="not written: the push could not renew its lease (database unreachable?); "
+                        "push again",
+                    )
                 result = await adapter.upsert_billing_line(
                     BillingLine(
                         marker=marker_for(rule.id, line.company_id),
@@ -262,7 +338,15 @@ async def push(
         await _record(services, tenant_id, item, period, agreement_id, result.line_id)
         return PushResult(line.company_id, line.product, line.quantity, result.action, result.line_id)
 
-    results = list(await asyncio.gather(*(one(item) for item in preview.lines)))
+    tasks = [asyncio.ensure_future(one(item)) for item in preview.lines]
+    try:
+        results = list(await asyncio.gather(*tasks))
+    except BaseException:
+        # Nothing may still be writing once the lease is released: stop the other lines first.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     unchanged = [(p.line.rule_id, p.line.company_id) for p in preview.lines if p.action == "unchanged"]
     if unchanged:  # one statement per rule: these lines are current for this period too
         async with db.transaction(services.sessions) as session:
@@ -275,7 +359,111 @@ async def push(
                     )
                     .values(period=period)
                 )
-    return preview, results
+    return results
+
+
+# -- the push lease ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PushLease:
+    """This process's hold on a tenant's push lease. `held()` is judged locally from the last renewal
+    the database confirmed, so checking it before each PSA write costs no query."""
+
+    services: Services
+    tenant_id: str
+    owner: str
+    ttl: float
+    valid_until: float
+    """`time.monotonic()` before which the row is certainly still ours (never later than its expiry)."""
+    lost: bool = False
+
+    def held(self) -> bool:
+        return not self.lost and time.monotonic() < self.valid_until
+
+    async def renew(self) -> None:
+        started = time.monotonic()
+        async with db.transaction(self.services.sessions) as session:
+            result = await session.execute(
+                update(BillingPushLease)
+                .where(BillingPushLease.tenant_id == self.tenant_id, BillingPushLease.owner == self.owner)
+                .values(expires_at=datetime.now(UTC) + timedelta(seconds=self.ttl))
+            )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            self.valid_until = started + self.ttl
+        else:  # expired and taken over by another push
+            self.lost = True
+
+
+@asynccontextmanager
+async def push_lease(
+    services: Services, tenant_id: str, period: str, trigger: str
+) -> AsyncIterator[PushLease]:
+    """Hold the tenant's push lease for the block, renewed every third of its length; `PushRunning`
+    when another push holds it. An expired lease (its process died) is taken over."""
+    lease = await _acquire(services, tenant_id, period, trigger)
+    renewer = asyncio.create_task(_keep_renewed(lease), name=f"billing-lease-{tenant_id}")
+    try:
+        yield lease
+    finally:
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        try:
+            async with db.transaction(services.sessions) as session:
+                await session.execute(
+                    delete(BillingPushLease).where(
+                        BillingPushLease.tenant_id == tenant_id, BillingPushLease.owner == lease.owner
+                    )
+                )
+        except Exception as exc:  # it expires on its own; do not hide the push's own outcome
+            log.warning("billing push lease not released", tenant=tenant_id, error=str(exc))
+
+
+async def _acquire(services: Services, tenant_id: str, period: str, trigger: str) -> PushLease:
+    ttl = services.settings.billing_push_lease_seconds
+    holder = f"process {os.getpid()} on {socket.gethostname()}"[:200]
+    for _ in range(3):  # again only if the holder released the row between our insert and our read
+        started = time.monotonic()
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "owner": new_id(),
+            "period": period,
+            "trigger": trigger,
+            "holder": holder,
+            "started_at": now,
+            "expires_at": now + timedelta(seconds=ttl),
+        }
+        async with db.transaction(services.sessions) as session:
+            # Take over an expired lease (on PostgreSQL a concurrent taker waits for the row, then
+            # finds it unexpired); else insert, and the primary key lets only one of two inserts in.
+            taken = await session.execute(
+                update(BillingPushLease)
+                .where(BillingPushLease.tenant_id == tenant_id, BillingPushLease.expires_at < now)
+                .values(**values)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                return PushLease(services, tenant_id, values["owner"], ttl, started + ttl)
+            try:
+                async with session.begin_nested():
+                    session.add(BillingPushLease(tenant_id=tenant_id, **values))
+            except IntegrityError:
+                current = await session.scalar(
+                    select(BillingPushLease).where(BillingPushLease.tenant_id == tenant_id)
+                )
+                if current is not None:
+                    raise PushRunning(current) from None
+                continue
+        return PushLease(services, tenant_id, values["owner"], ttl, started + ttl)
+    raise Conflict("billing pushes of this tenant keep starting and finishing; try again")
+
+
+async def _keep_renewed(lease: PushLease) -> None:
+    while not lease.lost:
+        await asyncio.sleep(lease.ttl / 3)
+        try:
+            await lease.renew()
+        except Exception as exc:  # a database hiccup: `held()` stops the writes if it lasts
+            log.warning("billing push lease not renewed", tenant=lease.tenant_id, error=str(exc))
 
 
 async def _agreement_for(

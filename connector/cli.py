@@ -22,6 +22,9 @@ from connector.tenants import DEFAULT_TENANT, create_api_key, get_or_create_tena
 
 log = get_logger("connector.cli")
 
+EXIT_BILLING_PUSH_RUNNING = 3
+"""`sync --billing`: another push of a tenant held its lease (README, command table)."""
+
 
 async def bootstrap(services: Services, *, out: Callable[[str], Any] = print) -> None:
     """Migrate, ensure the default tenant, and on first start print an admin key once."""
@@ -170,8 +173,9 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     """Push (or with --dry-run, plan) every tenant's billing lines for the period; exit 1 on any
-    error line, 2 if the period is closed and --override was not given."""
-    from connector.billing import PeriodClosed, push
+    error line, 2 if the period is closed and --override was not given, 3 if a push of a tenant was
+    already running (that tenant is skipped; run again later)."""
+    from connector.billing import PeriodClosed, PushRunning, push
     from connector.domain.billing import parse_period
     from connector.models import BillingRule, Tenant
 
@@ -200,11 +204,20 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
             for tenant in tenants:
                 try:
                     _, results = await push(
-                        services, tenant.id, args.period, dry_run=args.dry_run, override=args.override
+                        services,
+                        tenant.id,
+                        args.period,
+                        dry_run=args.dry_run,
+                        override=args.override,
+                        trigger="cli",
                     )
                 except PeriodClosed:
                     print(f"{tenant.name}: period {args.period} is closed (use --override to push it)")
                     code = max(code, 2)
+                    continue
+                except PushRunning as running:
+                    print(f"{tenant.name}: skipped: {running}", file=sys.stderr)
+                    code = max(code, EXIT_BILLING_PUSH_RUNNING)
                     continue
                 for r in results:
                     detail = f" - {r.error}" if r.error else ""

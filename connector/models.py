@@ -500,6 +500,25 @@ class BillingLineState(Base):
     pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BillingPushLease(Base):
+    """The one push of a tenant's billing lines that may write to the PSA right now. Held by one
+    process (`owner`) until `expires_at` and renewed while the push runs, so a push that dies with its
+    process stops blocking the next one once the lease runs out. Per tenant, not per period: a line's
+    marker is the same in every period, so pushes of two periods would race for the same lines."""
+
+    __tablename__ = "billing_push_leases"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(7))
+    trigger: Mapped[str] = mapped_column(String(16))
+    """api | cli"""
+    holder: Mapped[str] = mapped_column(String(200))
+    """Which process holds it (host and pid), for the refusal message."""
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 class BillingPeriod(Base):
     """A billing month an engineer closed: pushing it again needs an explicit override."""
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     run_worker: bool = True
     run_scheduler: bool = True
     db_pool_size: int = Field(default=10, ge=1)
+    billing_push_lease_seconds: float = Field(default=60, gt=0)
+    """How long a billing push holds its tenant's lease between renewals (renewed every third of it):
+    a push whose process died blocks the next push for at most this long."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
-from connector.billing import PeriodClosed, Preview, build_preview, close_period, push
+from connector.billing import PeriodClosed, Preview, PushRunning, build_preview, close_period, push
 from connector.domain import billing as domain
 from connector.errors import FieldError
 
@@ -129,10 +129,15 @@ async def preview_period(
 @router.post("/push")
 async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -> JSONResponse:
     """Reconcile the period's lines into the PSA: create missing lines once, update changed ones,
-    leave equal ones untouched. `dry_run` reports the plan with no PSA calls."""
+    leave equal ones untouched. `dry_run` reports the plan with no PSA calls. 409 while another push
+    of the tenant runs (from the API, any replica, or `connector sync --billing`)."""
     try:
         _, results = await push(
             services, who.tenant_id, body.period, dry_run=body.dry_run, override=body.override
+        )
+    except PushRunning as running:
+        return JSONResponse(
+            {"error": "conflict", "message": str(running), "running": running.describe()}, status_code=409
         )
     except PeriodClosed:
         return JSONResponse(

@@ -6,15 +6,16 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connector import billing, db
-from connector.models import Connection, UsageDaily
+from connector.models import BillingPushLease, Connection, UsageDaily, utcnow
 from connector.services import Services
 from tests.e2e.stack import Stack, build_stack
 from tests.support.vendors import VendorRouter
@@ -251,3 +252,48 @@ async def test_bad_period_is_a_422_naming_it(stack: Stack) -> None:
     assert "period" in response.text
     status, _body = await push(stack, period="October")
     assert status == 422
+
+
+async def test_a_held_push_lease_refuses_pushes_but_not_dry_runs(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [10])
+    tenant = await _tenant(stack)
+    async with billing.push_lease(stack.services, tenant, PERIOD, "cli"):
+        with pytest.raises(billing.PushRunning):
+            await billing.push(stack.services, tenant, PERIOD)
+        status, body = await push(stack)
+        assert status == 409 and body["error"] == "conflict", body
+        assert body["running"]["trigger"] == "cli" and body["running"]["period"] == PERIOD
+        assert f"period {PERIOD} is already running" in body["message"]
+        status, body = await push(stack, dry_run=True)
+        assert status == 200 and body["summary"] == {"would_create": 1}
+    assert additions(stack, 0) == []
+    status, body = await push(stack)
+    assert status == 200 and body["summary"] == {"created": 1}
+    async with stack.services.sessions() as session:
+        assert list(await session.scalars(select(BillingPushLease))) == []  # released
+
+
+async def test_an_expired_push_lease_is_taken_over_and_its_holder_stops_writing(stack: Stack) -> None:
+    await record_usage(stack, "c-0", [10])
+    tenant = await _tenant(stack)
+    async with db.transaction(stack.services.sessions) as session:
+        session.add(
+            BillingPushLease(
+                tenant_id=tenant,
+                owner="a-process-that-died",
+                period=PERIOD,
+                trigger="cli",
+                holder="process 1 on gone",
+                expires_at=utcnow() - timedelta(seconds=1),
+            )
+        )
+    async with billing.push_lease(stack.services, tenant, PERIOD, "api") as lease:
+        assert lease.held()
+        async with db.transaction(stack.services.sessions) as session:  # as if it expired, then was taken
+            await session.execute(update(BillingPushLease).values(owner="another-push"))
+        await lease.renew()
+        assert not lease.held()
+        preview, connections = await billing._load(stack.services, tenant, PERIOD)
+        results = await billing._write(stack.services, tenant, PERIOD, preview, connections, lease)
+    assert [r.action for r in results] == ["error"] and "lease" in (results[0].error or "")
+    assert additions(stack, 0) == []
