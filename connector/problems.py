@@ -6,22 +6,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, select
+from sqlalchemy import String, Table, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AlertEvent, ProblemKind
+from connector.domain.canonical import fitted_key
 from connector.jobs import queue
 from connector.models import AppliedEvent, Connection, Problem
+
+# Longer vendor event ids are hashed to fit `applied_events.event_id`, never cut into a collision.
+APPLIED_EVENT_ID_LENGTH = cast(String, cast(Table, AppliedEvent.__table__).c.event_id.type).length or 200
 
 
 async def _first_application(session: AsyncSession, connection_id: str, event_id: str) -> bool:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert(AppliedEvent) if dialect == "postgresql" else sqlite.insert(AppliedEvent)
+    key = fitted_key(event_id, APPLIED_EVENT_ID_LENGTH)
     result = await session.execute(
-        insert.values(connection_id=connection_id, event_id=event_id).on_conflict_do_nothing()
+        insert.values(connection_id=connection_id, event_id=key).on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import String, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.errors import WebhookParseError
-from connector.domain.canonical import load_json, looks_canonical, parse_canonical
+from connector.domain.canonical import fitted_key, load_json, looks_canonical, parse_canonical
 from connector.logging import get_logger
 from connector.models import Connection, Delivery, Job
 from connector.security.webhooks import verify_generic
@@ -104,10 +104,21 @@ def parse_delivery(adapter: RmmAdapter, request: WebhookRequest) -> list[AlertEv
     return events
 
 
+def _length(model: type[Any], column: str) -> int:
+    """The declared length of a `String(n)` column."""
+    kind = cast(Table, model.__table__).c[column].type
+    assert isinstance(kind, String) and kind.length is not None
+    return int(kind.length)
+
+
+DEDUPE_KEY_LENGTH = _length(Delivery, "dedupe_key")
+
+
 def dedupe_key(events: list[AlertEvent], body_sha256: str) -> str:
-    """The vendor's event id identifies a redelivery; several events → all their ids together."""
+    """The vendor's event id identifies a redelivery; several events → all their ids together. An
+    id too long for the column is hashed, never cut: two ids sharing a prefix are two deliveries."""
     if len(events) == 1:
-        return f"e:{events[0].event_id}"[:120]
+        return fitted_key(f"e:{events[0].event_id}", DEDUPE_KEY_LENGTH)
     if events:
         joined = "\n".join(sorted(e.event_id for e in events))
         return "E:" + hashlib.sha256(joined.encode()).hexdigest()

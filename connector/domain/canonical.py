@@ -8,6 +8,7 @@ A body may also be a JSON array of such objects, or `{"alerts": [...]}`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -100,3 +101,13 @@ def load_json(body: bytes) -> Any:
         raise WebhookParseError(
             f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
         ) from exc
+
+
+def fitted_key(text: str, limit: int) -> str:
+    """`text` itself when it fits a column of `limit` characters, else its start and a SHA-256 of
+    the whole: distinct long ids stay distinct (never cut into one), the same id always gives the
+    same key, and the stored key still reads like the id."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[: limit - len(digest) - 1]}#{digest}"
