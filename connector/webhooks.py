@@ -20,10 +20,11 @@ from sqlalchemy import String, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
+from adapters.common import unstorable
 from adapters.errors import WebhookParseError
 from connector.domain.canonical import fitted_key, load_json, looks_canonical, parse_canonical
 from connector.logging import get_logger
-from connector.models import Connection, Delivery, Job
+from connector.models import Connection, Delivery, Job, Problem
 from connector.security.webhooks import verify_generic
 from connector.services import Services
 
@@ -54,6 +55,8 @@ class TargetCache:
         self._entries.pop(connection_id, None)
 
     async def get(self, connection_id: str) -> WebhookTarget | None:
+        if not (connection_id.isascii() and connection_id.isprintable()):
+            return None  # no connection has such an id (and the database would refuse some as text)
         cached = self._entries.get(connection_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -86,21 +89,27 @@ class TargetCache:
 
 
 def parse_delivery(adapter: RmmAdapter, request: WebhookRequest) -> list[AlertEvent]:
-    """The canonical alert if the body is one, else the vendor's native format."""
+    """The canonical alert if the body is one, else the vendor's native format. Events carrying a
+    value the database cannot store are refused here, naming the field, whichever parser made them."""
     document: Any = None
     with contextlib.suppress(WebhookParseError):
         document = load_json(request.body)
     if document is not None and looks_canonical(document):
-        return parse_canonical(document)
-    events = adapter.parse_webhook(request)
-    if not events and document is None:
-        load_json(request.body)  # raises the JSON error, the most useful message left
+        events = parse_canonical(document)
+    else:
+        try:
+            events = adapter.parse_webhook(request)
+        except RecursionError:
+            raise WebhookParseError("body is nested too deeply", field="body") from None
+        if not events and document is None:
+            load_json(request.body)  # raises the JSON error, the most useful message left
     if not events:
         raise WebhookParseError(
             "no alert in body: expected the canonical alert (event_id, client_id, endpoint_id, problem, "
             "state, occurred_at) or this RMM's own alert format",
             field="body",
         )
+    refuse_unstorable(events)
     return events
 
 
@@ -109,6 +118,33 @@ def _length(model: type[Any], column: str) -> int:
     kind = cast(Table, model.__table__).c[column].type
     assert isinstance(kind, String) and kind.length is not None
     return int(kind.length)
+
+
+EVENT_TEXT_LIMITS: dict[str, int | None] = {
+    "event_id": None,  # any length: keys made from it are hashed to fit (`fitted_key`)
+    "client_id": _length(Problem, "client_id"),
+    "endpoint_id": _length(Problem, "endpoint_id"),
+    "hostname": _length(Problem, "hostname"),
+    "message": None,
+}
+"""Text fields of an alert event and the longest value the columns they are stored in hold."""
+
+
+def refuse_unstorable(events: list[AlertEvent]) -> None:
+    """A NUL, a lone surrogate or an id longer than its column would fail the insert (on PostgreSQL;
+    surrogates on SQLite too) — at ingest, failing the commit batch it shares with other senders'
+    deliveries, or in the worker on every attempt. Refuse the delivery instead, naming the field."""
+    several = len(events) > 1
+    for index, event in enumerate(events):
+        for name, limit in EVENT_TEXT_LIMITS.items():
+            value = getattr(event, name)
+            if value is None:
+                continue
+            problem = unstorable(value)
+            if problem is None and limit is not None and len(value) > limit:
+                problem = f"longer than {limit} characters"
+            if problem is not None:
+                raise WebhookParseError(problem, field=f"alerts[{index}].{name}" if several else name)
 
 
 DEDUPE_KEY_LENGTH = _length(Delivery, "dedupe_key")
@@ -121,7 +157,7 @@ def dedupe_key(events: list[AlertEvent], body_sha256: str) -> str:
         return fitted_key(f"e:{events[0].event_id}", DEDUPE_KEY_LENGTH)
     if events:
         joined = "\n".join(sorted(e.event_id for e in events))
-        return "E:" + hashlib.sha256(joined.encode()).hexdigest()
+        return "E:" + hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
     return "b:" + body_sha256
 
 
@@ -256,7 +292,12 @@ def delivery_values(
     source_ip: str | None,
     events: list[AlertEvent] | None = None,
     rejection: str | None = None,
+    size: int | None = None,
 ) -> dict[str, Any]:
+    """The delivery row. Header-derived text is cleaned to what the columns hold (it is shown in the
+    deliveries list, nothing depends on it), and `size` — the body's, or a refused request's
+    declared Content-Length — is clamped to the column's range: no sender, authenticated or not,
+    can make this row fail its insert."""
     from connector.models import new_id
 
     connection_id, tenant_id = target_or_connection
@@ -272,15 +313,29 @@ def delivery_values(
         "event_count": len(events or []),
         "body": request.body if accepted else None,
         "body_sha256": digest,
-        "size": len(request.body),
-        "content_type": (request.headers.get("content-type") or "")[:120] or None,
-        "source_ip": source_ip,
-        "user_agent": (request.headers.get("user-agent") or "")[:200] or None,
-        "rejection": rejection[:300] if rejection else None,
+        "size": min(len(request.body) if size is None else size, MAX_SIZE),
+        "content_type": storable_text(request.headers.get("content-type"), 120),
+        "source_ip": storable_text(source_ip, 64),
+        "user_agent": storable_text(request.headers.get("user-agent"), 200),
+        "rejection": storable_text(rejection, 300),
         "error": None,
         "attempts": 0,
         "processed_at": None,
     }
+
+
+MAX_SIZE = 2**31 - 1
+"""`deliveries.size` is a 32-bit integer on PostgreSQL; a larger declared length is recorded as this."""
+
+
+def storable_text(value: str | None, limit: int) -> str | None:
+    """Informational text (a header, a refusal reason) as a column of `limit` characters can hold
+    it: NULs dropped, lone surrogates replaced, cut to length; empty → None."""
+    if not value:
+        return None
+    if unstorable(value) is not None:
+        value = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return value[:limit] or None
 
 
 def verify(target: WebhookTarget, request: WebhookRequest) -> tuple[bool, str]:
