@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import String, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.common import unstorable
@@ -207,19 +209,67 @@ class DeliveryWriter:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            results: list[tuple[str, bool] | Exception]
             try:
-                results = await self._write(batch)
-            except Exception as exc:  # nothing was committed: every request in the batch gets a 5xx
-                log.exception("delivery batch failed", size=len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
+                results = list(await self._write(batch))
+            except Exception as exc:
+                if len(batch) > 1 and refused_row(exc):
+                    # One row the database refused must not cost the others their commit.
+                    log.warning("delivery batch refused a row; writing its rows apart", size=len(batch))
+                    results = await self._write_apart(batch)
+                else:  # nothing was committed: every request in the batch gets a 5xx
+                    log.exception("delivery batch failed", size=len(batch))
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                    continue
             for item, result in zip(batch, results, strict=True):
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    item.future.set_exception(result)
+                else:
                     item.future.set_result(result)
-            if any(not duplicate for _, duplicate in results):
+            if any(not isinstance(result, Exception) and not result[1] for result in results):
                 self._services.wake_workers()
+
+    async def _write_apart(self, batch: list[_Pending]) -> list[tuple[str, bool] | Exception]:
+        """Write a batch that failed on a refused row again in halves (depth first, so a delivery is
+        still written before its redeliveries) until every refused row stands alone: the good rows
+        commit, only the refused ones fail; k refused rows of n cost about 2·k·log2(n) transactions.
+        An error that is not about a row (the database went away) fails the rest untried."""
+        outcome: list[tuple[str, bool] | Exception | None] = [None] * len(batch)
+        half = len(batch) // 2
+        groups = deque([list(range(half)), list(range(half, len(batch)))])
+        unavailable: Exception | None = None
+        while groups:
+            group = groups.popleft()
+            if unavailable is not None:
+                for index in group:
+                    outcome[index] = unavailable
+                continue
+            try:
+                written = await self._write([batch[index] for index in group])
+            except Exception as exc:
+                if not refused_row(exc):
+                    log.error("delivery batch failed while writing rows apart", error=_reason(exc))
+                    unavailable = exc
+                elif len(group) > 1:
+                    middle = len(group) // 2
+                    groups.extendleft([group[middle:], group[:middle]])
+                    continue
+                else:
+                    log.error(
+                        "delivery refused by the database",
+                        delivery=batch[group[0]].values["id"],
+                        error=_reason(exc),
+                    )
+                for index in group:
+                    outcome[index] = exc
+                continue
+            for index, result in zip(group, written, strict=True):
+                outcome[index] = result
+        return [result if result is not None else RuntimeError("delivery not written") for result in outcome]
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
         """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
@@ -278,6 +328,28 @@ class DeliveryWriter:
             else:
                 results.append((known[(values["connection_id"], values["dedupe_key"])], True))
         return results
+
+
+def refused_row(exc: BaseException) -> bool:
+    """Whether a failed write was refused for something in its rows — a value a column cannot
+    hold, a constraint — rather than because the database is unavailable (connection lost,
+    timeout, locked): only a refused row is worth writing the others apart for."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DBAPIError):  # asyncpg's data errors arrive as plain DBAPIError: read the SQLSTATE
+        if exc.connection_invalidated:
+            return False
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(code, str) and code[:2] in ("22", "23")  # data exception, integrity violation
+    if isinstance(exc, StatementError):  # a parameter the driver could not convert
+        return isinstance(exc.orig, ValueError | TypeError | OverflowError)
+    return isinstance(exc, ValueError | TypeError | OverflowError)  # sqlite3 raises these unwrapped
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message without the statement and its parameters (the alert body)."""
+    inner = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    return f"{type(inner).__name__}: {inner}"[:300]
 
 
 DELIVERIES = cast(Table, Delivery.__table__)
