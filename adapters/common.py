@@ -35,6 +35,20 @@ def json_body(response: httpx.Response) -> Any:
         ) from exc
 
 
+def unstorable(text: str) -> str | None:
+    """Why a text value cannot be stored, or None: PostgreSQL's text types refuse NUL characters and
+    no database driver encodes a lone surrogate (JSON's `\\ud800` decodes to one). Webhook parsers
+    refuse such values naming the field, so they never reach the database."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains an unpaired surrogate (not valid Unicode)"
+    return None
+
+
 def parse_record(model: type[M], data: Any, what: str, vendor: str) -> M:
     try:
         return model.model_validate(data)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, select
+from sqlalchemy import String, Table, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AlertEvent, ProblemKind
 from connector.domain import event_order
+from connector.domain.canonical import fitted_key
 from connector.jobs import queue
 from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
 
@@ -31,11 +32,14 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
+# Longer vendor event ids are hashed to fit `applied_events.event_id`, never cut into a collision.
+APPLIED_EVENT_ID_LENGTH = cast(String, cast(Table, AppliedEvent.__table__).c.event_id.type).length or 200
+
 
 async def _first_application(session: AsyncSession, connection_id: str, event_id: str) -> bool:
     result = await session.execute(
         _insert(session, AppliedEvent)
-        .values(connection_id=connection_id, event_id=event_id)
+        .values(connection_id=connection_id, event_id=fitted_key(event_id, APPLIED_EVENT_ID_LENGTH))
         .on_conflict_do_nothing()
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]

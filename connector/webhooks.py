@@ -12,18 +12,21 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import String, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
+from adapters.common import unstorable
 from adapters.errors import WebhookParseError
-from connector.domain.canonical import load_json, looks_canonical, parse_canonical
+from connector.domain.canonical import fitted_key, load_json, looks_canonical, parse_canonical
 from connector.logging import get_logger
-from connector.models import Connection, Delivery, Job
+from connector.models import Connection, Delivery, Job, Problem
 from connector.security.webhooks import verify_generic
 from connector.services import Services
 
@@ -54,6 +57,8 @@ class TargetCache:
         self._entries.pop(connection_id, None)
 
     async def get(self, connection_id: str) -> WebhookTarget | None:
+        if not (connection_id.isascii() and connection_id.isprintable()):
+            return None  # no connection has such an id (and the database would refuse some as text)
         cached = self._entries.get(connection_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -86,31 +91,75 @@ class TargetCache:
 
 
 def parse_delivery(adapter: RmmAdapter, request: WebhookRequest) -> list[AlertEvent]:
-    """The canonical alert if the body is one, else the vendor's native format."""
+    """The canonical alert if the body is one, else the vendor's native format. Events carrying a
+    value the database cannot store are refused here, naming the field, whichever parser made them."""
     document: Any = None
     with contextlib.suppress(WebhookParseError):
         document = load_json(request.body)
     if document is not None and looks_canonical(document):
-        return parse_canonical(document)
-    events = adapter.parse_webhook(request)
-    if not events and document is None:
-        load_json(request.body)  # raises the JSON error, the most useful message left
+        events = parse_canonical(document)
+    else:
+        try:
+            events = adapter.parse_webhook(request)
+        except RecursionError:
+            raise WebhookParseError("body is nested too deeply", field="body") from None
+        if not events and document is None:
+            load_json(request.body)  # raises the JSON error, the most useful message left
     if not events:
         raise WebhookParseError(
             "no alert in body: expected the canonical alert (event_id, client_id, endpoint_id, problem, "
             "state, occurred_at) or this RMM's own alert format",
             field="body",
         )
+    refuse_unstorable(events)
     return events
 
 
+def _length(model: type[Any], column: str) -> int:
+    """The declared length of a `String(n)` column."""
+    kind = cast(Table, model.__table__).c[column].type
+    assert isinstance(kind, String) and kind.length is not None
+    return int(kind.length)
+
+
+EVENT_TEXT_LIMITS: dict[str, int | None] = {
+    "event_id": None,  # any length: keys made from it are hashed to fit (`fitted_key`)
+    "client_id": _length(Problem, "client_id"),
+    "endpoint_id": _length(Problem, "endpoint_id"),
+    "hostname": _length(Problem, "hostname"),
+    "message": None,
+}
+"""Text fields of an alert event and the longest value the columns they are stored in hold."""
+
+
+def refuse_unstorable(events: list[AlertEvent]) -> None:
+    """A NUL, a lone surrogate or an id longer than its column would fail the insert (on PostgreSQL;
+    surrogates on SQLite too) — at ingest, failing the commit batch it shares with other senders'
+    deliveries, or in the worker on every attempt. Refuse the delivery instead, naming the field."""
+    several = len(events) > 1
+    for index, event in enumerate(events):
+        for name, limit in EVENT_TEXT_LIMITS.items():
+            value = getattr(event, name)
+            if value is None:
+                continue
+            problem = unstorable(value)
+            if problem is None and limit is not None and len(value) > limit:
+                problem = f"longer than {limit} characters"
+            if problem is not None:
+                raise WebhookParseError(problem, field=f"alerts[{index}].{name}" if several else name)
+
+
+DEDUPE_KEY_LENGTH = _length(Delivery, "dedupe_key")
+
+
 def dedupe_key(events: list[AlertEvent], body_sha256: str) -> str:
-    """The vendor's event id identifies a redelivery; several events → all their ids together."""
+    """The vendor's event id identifies a redelivery; several events → all their ids together. An
+    id too long for the column is hashed, never cut: two ids sharing a prefix are two deliveries."""
     if len(events) == 1:
-        return f"e:{events[0].event_id}"[:120]
+        return fitted_key(f"e:{events[0].event_id}", DEDUPE_KEY_LENGTH)
     if events:
         joined = "\n".join(sorted(e.event_id for e in events))
-        return "E:" + hashlib.sha256(joined.encode()).hexdigest()
+        return "E:" + hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
     return "b:" + body_sha256
 
 
@@ -160,19 +209,67 @@ class DeliveryWriter:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            results: list[tuple[str, bool] | Exception]
             try:
-                results = await self._write(batch)
-            except Exception as exc:  # nothing was committed: every request in the batch gets a 5xx
-                log.exception("delivery batch failed", size=len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
+                results = list(await self._write(batch))
+            except Exception as exc:
+                if len(batch) > 1 and refused_row(exc):
+                    # One row the database refused must not cost the others their commit.
+                    log.warning("delivery batch refused a row; writing its rows apart", size=len(batch))
+                    results = await self._write_apart(batch)
+                else:  # nothing was committed: every request in the batch gets a 5xx
+                    log.exception("delivery batch failed", size=len(batch))
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
+                    continue
             for item, result in zip(batch, results, strict=True):
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    item.future.set_exception(result)
+                else:
                     item.future.set_result(result)
-            if any(not duplicate for _, duplicate in results):
+            if any(not isinstance(result, Exception) and not result[1] for result in results):
                 self._services.wake_workers()
+
+    async def _write_apart(self, batch: list[_Pending]) -> list[tuple[str, bool] | Exception]:
+        """Write a batch that failed on a refused row again in halves (depth first, so a delivery is
+        still written before its redeliveries) until every refused row stands alone: the good rows
+        commit, only the refused ones fail; k refused rows of n cost about 2·k·log2(n) transactions.
+        An error that is not about a row (the database went away) fails the rest untried."""
+        outcome: list[tuple[str, bool] | Exception | None] = [None] * len(batch)
+        half = len(batch) // 2
+        groups = deque([list(range(half)), list(range(half, len(batch)))])
+        unavailable: Exception | None = None
+        while groups:
+            group = groups.popleft()
+            if unavailable is not None:
+                for index in group:
+                    outcome[index] = unavailable
+                continue
+            try:
+                written = await self._write([batch[index] for index in group])
+            except Exception as exc:
+                if not refused_row(exc):
+                    log.error("delivery batch failed while writing rows apart", error=_reason(exc))
+                    unavailable = exc
+                elif len(group) > 1:
+                    middle = len(group) // 2
+                    groups.extendleft([group[middle:], group[:middle]])
+                    continue
+                else:
+                    log.error(
+                        "delivery refused by the database",
+                        delivery=batch[group[0]].values["id"],
+                        error=_reason(exc),
+                    )
+                for index in group:
+                    outcome[index] = exc
+                continue
+            for index, result in zip(group, written, strict=True):
+                outcome[index] = result
+        return [result if result is not None else RuntimeError("delivery not written") for result in outcome]
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
         """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
@@ -233,6 +330,28 @@ class DeliveryWriter:
         return results
 
 
+def refused_row(exc: BaseException) -> bool:
+    """Whether a failed write was refused for something in its rows — a value a column cannot
+    hold, a constraint — rather than because the database is unavailable (connection lost,
+    timeout, locked): only a refused row is worth writing the others apart for."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DBAPIError):  # asyncpg's data errors arrive as plain DBAPIError: read the SQLSTATE
+        if exc.connection_invalidated:
+            return False
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(code, str) and code[:2] in ("22", "23")  # data exception, integrity violation
+    if isinstance(exc, StatementError):  # a parameter the driver could not convert
+        return isinstance(exc.orig, ValueError | TypeError | OverflowError)
+    return isinstance(exc, ValueError | TypeError | OverflowError)  # sqlite3 raises these unwrapped
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message without the statement and its parameters (the alert body)."""
+    inner = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    return f"{type(inner).__name__}: {inner}"[:300]
+
+
 DELIVERIES = cast(Table, Delivery.__table__)
 JOBS = cast(Table, Job.__table__)
 
@@ -245,7 +364,12 @@ def delivery_values(
     source_ip: str | None,
     events: list[AlertEvent] | None = None,
     rejection: str | None = None,
+    size: int | None = None,
 ) -> dict[str, Any]:
+    """The delivery row. Header-derived text is cleaned to what the columns hold (it is shown in the
+    deliveries list, nothing depends on it), and `size` — the body's, or a refused request's
+    declared Content-Length — is clamped to the column's range: no sender, authenticated or not,
+    can make this row fail its insert."""
     from connector.models import new_id
 
     connection_id, tenant_id = target_or_connection
@@ -261,15 +385,29 @@ def delivery_values(
         "event_count": len(events or []),
         "body": request.body if accepted else None,
         "body_sha256": digest,
-        "size": len(request.body),
-        "content_type": (request.headers.get("content-type") or "")[:120] or None,
-        "source_ip": source_ip,
-        "user_agent": (request.headers.get("user-agent") or "")[:200] or None,
-        "rejection": rejection[:300] if rejection else None,
+        "size": min(len(request.body) if size is None else size, MAX_SIZE),
+        "content_type": storable_text(request.headers.get("content-type"), 120),
+        "source_ip": storable_text(source_ip, 64),
+        "user_agent": storable_text(request.headers.get("user-agent"), 200),
+        "rejection": storable_text(rejection, 300),
         "error": None,
         "attempts": 0,
         "processed_at": None,
     }
+
+
+MAX_SIZE = 2**31 - 1
+"""`deliveries.size` is a 32-bit integer on PostgreSQL; a larger declared length is recorded as this."""
+
+
+def storable_text(value: str | None, limit: int) -> str | None:
+    """Informational text (a header, a refusal reason) as a column of `limit` characters can hold
+    it: NULs dropped, lone surrogates replaced, cut to length; empty → None."""
+    if not value:
+        return None
+    if unstorable(value) is not None:
+        value = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return value[:limit] or None
 
 
 def verify(target: WebhookTarget, request: WebhookRequest) -> tuple[bool, str]:

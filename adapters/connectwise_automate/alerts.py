@@ -43,10 +43,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from adapters.base import AlertEvent, ProblemKind, WebhookRequest
+from adapters.common import unstorable
 from adapters.connectwise_automate.models import AlertRead
 from adapters.errors import WebhookParseError
 
 TimeParser = Callable[[str | None], datetime | None]
+MAX_ID_DIGITS = 18
+"""Automate ids are database integers; a longer run of digits is not one (and would not fit the
+core's id columns)."""
 
 _AV_CONTEXT = re.compile(
     r"anti-?virus|\bav\b|virus|malware|defender|endpoint (security|protection)|threat|quarantin|"
@@ -137,6 +141,8 @@ def parse_body(request: WebhookRequest, parse_time: TimeParser) -> list[AlertEve
         body: Any = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookParseError(f"body is not JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise WebhookParseError("body is not JSON: nested too deeply", field="body") from None
     items = body if isinstance(body, list) else [body]
     if not items:
         raise WebhookParseError("empty array", field="body")
@@ -197,17 +203,27 @@ def _id(item: Mapping[str, Any], prefix: str, *names: str, required: bool = True
             raise WebhookParseError("required field is missing", field=f"{prefix}{name}")
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
         raise WebhookParseError(
             f"must be an Automate id (a number), got {text[:40]!r}; was the template variable substituted?",
+            field=f"{prefix}{name}",
+        )
+    if len(text.lstrip("0")) > MAX_ID_DIGITS:
+        raise WebhookParseError(
+            f"must be an Automate id (a number of at most {MAX_ID_DIGITS} digits), got {len(text)} digits",
             field=f"{prefix}{name}",
         )
     return str(int(text))
 
 
-def _text(item: Mapping[str, Any], *names: str) -> str | None:
-    value = _lookup(item, *names)[1]
-    return None if value is None else str(value).strip() or None
+def _text(item: Mapping[str, Any], prefix: str, *names: str) -> str | None:
+    name, value = _lookup(item, *names)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if (problem := unstorable(text)) is not None:
+        raise WebhookParseError(problem, field=f"{prefix}{name}")
+    return text or None
 
 
 def _template(
@@ -217,9 +233,9 @@ def _template(
     client = _id(item, prefix, "ClientId", "Client.Id")
     alert_id = _id(item, prefix, "AlertId", required=False)
     assert computer is not None and client is not None
-    monitor = _text(item, "MonitorName", "Monitor.Name")
-    field_name = _text(item, "FieldName")
-    message = _text(item, "Message") or ""
+    monitor = _text(item, prefix, "MonitorName", "Monitor.Name")
+    field_name = _text(item, prefix, "FieldName")
+    message = _text(item, prefix, "Message") or ""
 
     status_name, status = _lookup(item, "Status", "State")
     if status is None:
@@ -233,7 +249,7 @@ def _template(
             f"unknown status {str(status)[:40]!r}; use Failed or Success", field=f"{prefix}{status_name}"
         )
 
-    explicit = _text(item, "Problem")
+    explicit = _text(item, prefix, "Problem")
     if explicit is not None:
         try:
             problem = ProblemKind(explicit.lower())
@@ -252,7 +268,7 @@ def _template(
             )
         problem = found
 
-    raw_date = _text(item, "AlertDate", "OccurredAt")
+    raw_date = _text(item, prefix, "AlertDate", "OccurredAt")
     occurred = parse_time(raw_date) if raw_date else received_at
     if occurred is None:
         raise WebhookParseError(f"not a date: {raw_date!r}", field=f"{prefix}AlertDate")
@@ -268,7 +284,7 @@ def _template(
         event_id=key,
         client_id=client,
         endpoint_id=computer,
-        hostname=_text(item, "ComputerName", "Computer.Name"),
+        hostname=_text(item, prefix, "ComputerName", "Computer.Name"),
         problem=problem,
         state=state,
         message=text[:1000],

@@ -46,6 +46,8 @@ from adapters.errors import WebhookParseError
 ClientResolver = Callable[[str, str | None], str | None]
 """(device id, customer name) → customer id, or None when unknown."""
 
+MAX_ID_DIGITS = 18
+"""N-central device ids are database integers; a longer run of digits is not one."""
 ACTIVE_STATES = frozenset({"failed", "warning"})
 CLEARED_STATES = frozenset({"normal"})
 
@@ -156,8 +158,8 @@ def notification_event(
     template_hint = "add this keyword to the HTTP-XML notification template"
     trigger = required("ActiveNotificationTriggerID", template_hint)
     device = required("DeviceID", template_hint)
-    if not device.isdigit():
-        raise WebhookParseError(f"not an N-central device id: {device!r}", field=f"{prefix}DeviceID")
+    if not (device.isascii() and device.isdigit()) or len(device.lstrip("0")) > MAX_ID_DIGITS:
+        raise WebhookParseError(f"not an N-central device id: {device[:40]!r}", field=f"{prefix}DeviceID")
     service = required("AffectedService", template_hint)
     new_state = required("QualitativeNewState", template_hint)
     state_key = new_state.lower()
@@ -240,6 +242,8 @@ def parse_canonical(body: bytes) -> list[AlertEvent]:
         document: Any = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookParseError(f"body is neither XML nor JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise WebhookParseError("body is JSON nested too deeply", field="body") from None
     items = document if isinstance(document, list) else [document]
     events: list[AlertEvent] = []
     for index, item in enumerate(items):

@@ -89,6 +89,8 @@ def parse_canonical(request: WebhookRequest) -> list[AlertEvent]:
         body: Any = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookParseError(f"body is not JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise WebhookParseError("body is not JSON: nested too deeply", field="body") from None
     items = body if isinstance(body, list) else [body]
     events: list[AlertEvent] = []
     for index, item in enumerate(items):

@@ -85,6 +85,19 @@ async def receive_webhook(connection_id: str, request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length header as a number of bytes (0 when absent), or None when it is not one
+    (`1*DIGIT`: no sign, no underscores, ASCII digits only). A length of more digits than any body
+    limit is returned as 10**18 rather than converted."""
+    if value is None:
+        return 0
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0")
+    return int(digits or "0") if len(digits) <= 18 else 10**18
+
+
 class WebhookFastPath:
     """Serves `POST /webhooks/{id}` before the API's middleware and router, with its own body
     limit and metrics; everything else passes through."""
@@ -129,10 +142,14 @@ class WebhookFastPath:
         client = scope.get("client")
         source_ip = client[0] if client else None
         services: Services = scope["app"].state.services
-        try:
-            declared = int(headers.get("content-length", "0"))
-        except ValueError:
-            return 400, {"error": "bad_request", "message": "invalid Content-Length"}
+        declared = declared_length(headers.get("content-length"))
+        if declared is None:
+            reason = "Content-Length must be a number of bytes"
+            return 400, {
+                "error": "bad_request",
+                "message": reason,
+                "errors": [{"field": "content-length", "message": reason}],
+            }
         if declared > self.max_bytes:
             return await self._too_large(services, connection_id, headers, declared, source_ip)
         chunks: list[bytes] = []
@@ -174,8 +191,7 @@ class WebhookFastPath:
             )
             values = delivery_values(
                 (target.connection_id, target.tenant_id), incoming, status="rejected", source_ip=source_ip,
-                rejection=f"413 {message}",
+                rejection=f"413 {message}", size=size,
             )  # fmt: skip
-            values["size"] = size
             await services.delivery_writer.submit(values)
         return 413, {"error": "payload_too_large", "message": message}

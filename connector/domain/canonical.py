@@ -8,13 +8,16 @@ A body may also be a JSON array of such objects, or `{"alerts": [...]}`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.base import AlertEvent, ProblemKind
+from adapters.common import unstorable
 from adapters.errors import WebhookParseError
 
 
@@ -34,6 +37,14 @@ class CanonicalAlert(BaseModel):
     @classmethod
     def _ids_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
+
+    @field_validator("event_id", "client_id", "endpoint_id", "hostname", "message")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        problem = None if value is None else unstorable(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("occurred_at")
     @classmethod
@@ -92,6 +103,8 @@ def parse_canonical(document: Any) -> list[AlertEvent]:
 
 
 def load_json(body: bytes) -> Any:
+    """The body's JSON; anything json.loads refuses (including nesting deeper than the interpreter's
+    recursion limit and integers beyond its digit limit) is a `WebhookParseError` naming the body."""
     try:
         return json.loads(body)
     except UnicodeDecodeError as exc:
@@ -100,3 +113,18 @@ def load_json(body: bytes) -> Any:
         raise WebhookParseError(
             f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body"
         ) from exc
+    except RecursionError:
+        raise WebhookParseError("body is not valid JSON: nested too deeply", field="body") from None
+    except ValueError:  # an integer of more digits than int() converts
+        limit = sys.get_int_max_str_digits()
+        raise WebhookParseError(f"body has a number of more than {limit} digits", field="body") from None
+
+
+def fitted_key(text: str, limit: int) -> str:
+    """`text` itself when it fits a column of `limit` characters, else its start and a SHA-256 of
+    the whole: distinct long ids stay distinct (never cut into one), the same id always gives the
+    same key, and the stored key still reads like the id."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[: limit - len(digest) - 1]}#{digest}"

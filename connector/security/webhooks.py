@@ -19,6 +19,7 @@ SIGNATURE_HEADER = "x-connector-signature"
 TIMESTAMP_HEADER = "x-connector-timestamp"
 TOKEN_HEADER = "x-connector-token"
 DEFAULT_MAX_SKEW_SECONDS = 300
+MAX_TIMESTAMP_DIGITS = 12
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,21 @@ class Verdict:
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     message = body if timestamp is None else f"{timestamp}.".encode() + body
     return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _raw(text: str) -> bytes:
+    """Header and query values compared as bytes: `hmac.compare_digest` refuses `str` with non-ASCII
+    characters (a TypeError, not a mismatch), and a sender controls every character."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _unix_seconds(text: str) -> int | None:
+    """ASCII digits only (`int()` would also take other scripts' digits, `_` and a sign), and few
+    enough of them to compare with the clock as a float."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_TIMESTAMP_DIGITS:
+        return None
+    return int(text)
 
 
 def verify_generic(
@@ -46,18 +62,17 @@ def verify_generic(
         timestamp_text = headers.get(TIMESTAMP_HEADER)
         timestamp: int | None = None
         if timestamp_text is not None:
-            try:
-                timestamp = int(timestamp_text)
-            except ValueError:
+            timestamp = _unix_seconds(timestamp_text)
+            if timestamp is None:
                 return Verdict(False, f"{TIMESTAMP_HEADER} is not a unix timestamp")
             if abs(now - timestamp) > max_skew:
                 return Verdict(False, f"stale signature: timestamp is {int(now - timestamp)} s off")
-        if hmac.compare_digest(signature.strip().lower(), sign(secret, body, timestamp)):
+        if hmac.compare_digest(_raw(signature.strip().lower()), _raw(sign(secret, body, timestamp))):
             return Verdict(True)
         return Verdict(False, "bad signature")
     token = headers.get(TOKEN_HEADER) or query.get("token")
     if token is not None:
-        if hmac.compare_digest(token.encode(), secret.encode()):
+        if hmac.compare_digest(_raw(token), _raw(secret)):
             return Verdict(True)
         return Verdict(False, "bad token")
     return Verdict(False, f"missing {SIGNATURE_HEADER} or {TOKEN_HEADER}")

@@ -219,3 +219,25 @@ def test_token_in_header_or_query() -> None:
 def test_a_signature_is_not_bypassed_by_also_sending_a_token() -> None:
     headers = {"x-connector-signature": "sha256=" + "0" * 64, "x-connector-token": SECRET}
     assert not verify_generic(SECRET, BODY, headers, {}, now=NOW).ok
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-connector-signature": "sha256=\u00e9\u00e9"},  # Latin-1 bytes as the server decodes them
+        {"x-connector-signature": "sha256=\u4e2d\ud800"},
+        {"x-connector-signature": "sha256=00", "x-connector-timestamp": "9" * 400},
+        {"x-connector-signature": "sha256=00", "x-connector-timestamp": "\u0661\u0667"},  # Arabic digits
+        {"x-connector-signature": "sha256=00", "x-connector-timestamp": "-5"},
+        {"x-connector-token": "\u00e9\x00\ud800"},
+    ],
+)
+def test_hostile_authentication_headers_are_a_mismatch_not_an_error(headers: dict[str, str]) -> None:
+    verdict = verify_generic(SECRET, BODY, headers, {"token": "\udcff"}, now=NOW)
+    assert not verdict.ok and verdict.reason
+
+
+def test_a_secret_with_non_ascii_characters_still_verifies() -> None:
+    secret = "s\u00e9cret-\u4e2d"
+    assert verify_generic(secret, BODY, {"x-connector-token": secret}, {}, now=NOW).ok
+    assert verify_generic(secret, BODY, {"x-connector-signature": sign(secret, BODY)}, {}, now=NOW).ok
