@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from mappings.rules import CostTier
+
+MAX_OFFSET = 1_000_000_000
+"""Far past any real listing, and far below the 64-bit integers SQLite and PostgreSQL bind (an
+offset of 2**63 would fail in the driver instead of being refused)."""
+
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
 
 
 class _In(BaseModel):
