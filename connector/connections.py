@@ -3,6 +3,7 @@ and turned into one fresh adapter object per use."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,7 @@ def spec_for(services: Services, kind: str) -> AdapterSpec:
     spec = services.registry.get(kind)
     if spec is None:
         installed = ", ".join(services.registry.kinds()) or "none"
-        raise FieldError("kind", f"unknown adapter kind {kind!r}; installed: {installed}")
+        raise FieldError("kind", f"unknown adapter kind; installed: {installed}")  # never echo input
     return spec
 
 
@@ -53,18 +54,21 @@ def check_base_url(services: Services, url: str) -> str:
         raise FieldError("base_url", str(exc)) from exc
 
 
-def validate_credentials(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+def _validate_json(model: type[BaseModel], prefix: str, values: Mapping[str, Any]) -> BaseModel:
+    """Validate API input as the JSON it arrived as, strictly: a flag must be `true`/`false` and a
+    count a number (lax validation would read `1` as true, `true` as 1 and `"5"` as 5)."""
     try:
-        return spec.credentials_model.model_validate(dict(values))
+        return model.model_validate_json(json.dumps(dict(values)), strict=True)
     except ValidationError as exc:
-        raise FieldError.many(validation_errors("credentials", exc)) from exc
+        raise FieldError.many(validation_errors(prefix, exc)) from exc
+
+
+def validate_credentials(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+    return _validate_json(spec.credentials_model, "credentials", values)
 
 
 def validate_options(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
-    try:
-        return spec.options_model.model_validate(dict(values))
-    except ValidationError as exc:
-        raise FieldError.many(validation_errors("options", exc)) from exc
+    return _validate_json(spec.options_model, "options", values)
 
 
 def credentials_set(services: Services, connection: Connection) -> dict[str, bool]:

@@ -24,8 +24,9 @@ PERIOD_PATTERN = domain.PERIOD_PATTERN
 class PushRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
-    dry_run: bool = False
-    override: bool = Field(default=False, description="push a closed period anyway")
+    # Strict: `"dry_run": "no"` or `0` must not turn a planned dry run into a real push.
+    dry_run: bool = Field(default=False, strict=True)
+    override: bool = Field(default=False, strict=True, description="push a closed period anyway")
 
 
 def _money(value: Decimal) -> str:

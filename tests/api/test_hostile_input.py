@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.world import World, build_world
+from tests.api.world import World, billing_rule_body, build_world, psa_body, rmm_body, ticket_rule_body
 
 HUGE = 2**63
 
@@ -62,3 +62,83 @@ async def test_year_zero_periods_are_refused(client: Any, world: World, period: 
     for edge in ("0001-01", "9999-12"):
         ok = await client.get("/api/v1/billing/preview", params={"period": edge}, headers=headers)
         assert ok.status_code == 200, ok.text
+
+
+# --- type confusion -----------------------------------------------------------------------------
+
+
+async def test_thresholds_take_only_whole_numbers_of_days(client: Any, world: World) -> None:
+    for body, field in [
+        ({"definitions_max_age_days": True}, "definitions_max_age_days"),
+        ({"scan_max_age_days": "14"}, "scan_max_age_days"),
+        ({"offline_after_days": 7.0}, "offline_after_days"),
+    ]:
+        response = await client.put("/api/v1/settings/thresholds", json=body, headers=world.headers)
+        assert _fields(response) == [field]
+    current = await client.get("/api/v1/settings/thresholds", headers=world.headers)
+    assert current.json()["definitions_max_age_days"] == 3  # unchanged
+
+
+async def test_push_flags_are_booleans_only(client: Any, world: World) -> None:
+    """`"dry_run": "no"` must not be read as a real push (nor 0 as one)."""
+    for value in (0, 1, "no", "false", "yes", None):
+        for flag in ("dry_run", "override"):
+            body = {"period": "2026-01", "dry_run": True, flag: value}
+            response = await client.post("/api/v1/billing/push", json=body, headers=world.headers)
+            assert _fields(response) == [flag], (flag, value)
+
+
+RULE_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("ticket", {"enabled": 0}, "enabled"),
+    ("ticket", {"update_configurations": "false"}, "update_configurations"),
+    ("ticket", {"create_configurations": 1}, "create_configurations"),
+    ("ticket", {"note_interval_minutes": True}, "note_interval_minutes"),
+    ("ticket", {"note_interval_minutes": "60"}, "note_interval_minutes"),
+    ("billing", {"enabled": "no"}, "enabled"),
+    ("billing", {"unit_price": True}, "unit_price"),
+    ("billing", {"cost_tiers": [{"min_seats": True, "unit_cost": "1"}]}, "cost_tiers.0.min_seats"),
+]
+
+
+async def test_rule_flags_and_counts_are_strict(client: Any, world: World) -> None:
+    psa_id = world.psa["id"]
+    for body_of, change, field in RULE_CASES:
+        if body_of == "ticket":
+            path, base, existing = (
+                "/api/v1/ticket-rules",
+                ticket_rule_body(psa_id, "agent_offline"),
+                world.ticket_rule,
+            )
+        else:
+            path, base, existing = "/api/v1/billing-rules", billing_rule_body(psa_id, "X"), world.billing_rule
+        created = await client.post(path, json=base | change, headers=world.headers)
+        assert _fields(created) == [field], change
+        patched = await client.patch(f"{path}/{existing['id']}", json=change, headers=world.headers)
+        assert _fields(patched) == [field], change
+
+
+async def test_connection_flags_and_options_are_strict(client: Any, world: World) -> None:
+    for change, field in [
+        ({"enabled": 1}, "enabled"),
+        ({"enabled": "false"}, "enabled"),
+        ({"options": {"page_size": True}}, "options.page_size"),
+        ({"options": {"page_size": "500"}}, "options.page_size"),
+    ]:
+        created = await client.post(
+            "/api/v1/connections", json=rmm_body("Other") | change, headers=world.headers
+        )
+        assert _fields(created) == [field], change
+        connection = f"/api/v1/connections/{world.rmm['id']}"
+        patched = await client.patch(connection, json=change, headers=world.headers)
+        assert _fields(patched) == [field], change
+
+
+# --- no echo ------------------------------------------------------------------------------------
+
+
+async def test_unknown_kind_is_not_echoed(client: Any, world: World) -> None:
+    body = psa_body("Mystery") | {"kind": "kind-echo-me-not-7"}
+    response = await client.post("/api/v1/connections", json=body, headers=world.headers)
+    assert _fields(response) == ["kind"]
+    assert "echo-me-not" not in response.text
+    assert "dummy_psa" in response.json()["errors"][0]["message"]  # the installed kinds are named
