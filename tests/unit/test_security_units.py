@@ -169,7 +169,10 @@ def test_api_key_format_prefix_and_hash() -> None:
     assert apikeys.generate_api_key().plaintext != key.plaintext
 
 
-@pytest.mark.parametrize("value", ["", "ck", "ck_short_secret", "xx_0123456789ab_secret", "Bearer ck_x"])
+@pytest.mark.parametrize(
+    "value",
+    ["", "ck", "ck_short_secret", "xx_0123456789ab_secret", "Bearer ck_x", "ck_01234\x006789ab_secret"],
+)
 def test_malformed_api_keys_have_no_prefix(value: str) -> None:
     assert apikeys.parse_prefix(value) is None
 
