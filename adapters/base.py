@@ -279,6 +279,25 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+OUTBOUND = "x-connector-outbound"
+OUTBOUND_URL: dict[str, Any] = {OUTBOUND: "url", "format": "uri"}
+"""`Field(json_schema_extra=OUTBOUND_URL)` on a credentials or options field holding a URL the
+adapter connects to (or links to): the core holds it to the same outbound address policy as the
+connection's base URL, and stores the normalized URL."""
+OUTBOUND_HOST: dict[str, Any] = {OUTBOUND: "host"}
+"""The same for a field holding a bare host name that replaces the base URL's host."""
+
+
+def outbound_fields(model: type[BaseModel]) -> dict[str, str]:
+    """The fields of a settings model marked `OUTBOUND_URL` or `OUTBOUND_HOST`: name → "url"/"host"."""
+    found: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get(OUTBOUND) in ("url", "host"):
+            found[name] = str(extra[OUTBOUND])
+    return found
+
+
 TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
 """Given a base URL, the transport to use (None = the default network transport). The core uses it
 to apply its outbound address policy; tests use it to route to the stateful fakes."""

@@ -26,6 +26,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from adapters.errors import (
+    ConfigurationError,
     CredentialsError,
     RateLimitedError,
     TransientVendorError,
@@ -92,6 +93,15 @@ def default_error_parser(response: httpx.Response) -> tuple[str, str | None]:
     return (str(body)[:300], None)
 
 
+def _redirect_target(response: httpx.Response) -> str:
+    """Where a redirect points, without query, fragment or credentials (they may hold secrets)."""
+    try:
+        target = httpx.URL(response.headers.get("location", ""))
+        return str(target.copy_with(query=None, fragment=None, username=None, password=None))[:200]
+    except httpx.InvalidURL:
+        return "an invalid location"
+
+
 def safe_url(request: httpx.Request) -> str:
     """The request URL without its query string: vendor API keys travel as query parameters."""
     return str(request.url.copy_with(query=None))
@@ -113,9 +123,12 @@ class VendorHttpClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url, headers=dict(headers or {}), timeout=timeout, transport=transport
-        )
+        try:
+            self._client = httpx.AsyncClient(
+                base_url=base_url, headers=dict(headers or {}), timeout=timeout, transport=transport
+            )
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError("the connection's URL is not valid", field="base_url") from exc
         self._auth_headers = auth_headers
         self._error_parser = error_parser
         self._limit = asyncio.Semaphore(max_concurrency)
@@ -142,7 +155,8 @@ class VendorHttpClient:
         idempotent: bool | None = None,
         authenticated: bool = True,
     ) -> httpx.Response:
-        """Send with retries; return a 2xx/3xx response or raise an `AdapterError`."""
+        """Send with retries; return a 2xx response or raise an `AdapterError`. Redirects are not
+        followed: a vendor API answering one (typically to a login page) is misconfigured."""
         method = method.upper()
         safe_to_repeat = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
 
@@ -204,6 +218,8 @@ class VendorHttpClient:
                     response = await self._client.request(
                         method, url, params=params, json=json, content=content, headers=merged
                     )
+                except httpx.InvalidURL as exc:
+                    raise ConfigurationError("not a valid request URL") from exc
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                     raise TransientVendorError(
                         f"cannot connect: {type(exc).__name__}", maybe_applied=False
@@ -224,6 +240,14 @@ class VendorHttpClient:
             return response
 
     def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.is_redirect:
+            raise ConfigurationError(
+                f"answered HTTP {response.status_code}, a redirect to {_redirect_target(response)}, "
+                "instead of the API; "
+                "check the connection's URL",
+                field="base_url",
+                status=response.status_code,
+            )
         error_class = classify_status(response.status_code)
         if error_class is None:
             return

@@ -13,7 +13,7 @@ from connector.api import admin, alerts, billing, connections, fleet, health, ru
 from connector.api.errors import install_error_handlers
 from connector.logging import get_logger
 from connector.metrics import Metrics
-from connector.middleware import BodyLimitMiddleware, MetricsMiddleware
+from connector.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
 from connector.services import Services, build_services
 from connector.settings import Settings
 from connector.web.routes import install as install_dashboard
@@ -71,6 +71,7 @@ def create_app(
     ):
         app.include_router(router)
     install_dashboard(app)
+    app.add_middleware(NulRefusalMiddleware)  # inside the body limit: reads bodies already capped
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -3,16 +3,27 @@ and turned into one fresh adapter object per use."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Adapter, AdapterSpec, ConnectionContext, PsaAdapter, RmmAdapter, Role
+from adapters.base import (
+    Adapter,
+    AdapterSpec,
+    ConnectionContext,
+    PsaAdapter,
+    RmmAdapter,
+    Role,
+    outbound_fields,
+)
+from adapters.errors import ConfigurationError
 from connector.errors import FieldError, NotFound
 from connector.models import Connection
 from connector.security.urls import UrlPolicyError
@@ -42,7 +53,7 @@ def spec_for(services: Services, kind: str) -> AdapterSpec:
     spec = services.registry.get(kind)
     if spec is None:
         installed = ", ".join(services.registry.kinds()) or "none"
-        raise FieldError("kind", f"unknown adapter kind {kind!r}; installed: {installed}")
+        raise FieldError("kind", f"unknown adapter kind; installed: {installed}")  # never echo input
     return spec
 
 
@@ -53,18 +64,42 @@ def check_base_url(services: Services, url: str) -> str:
         raise FieldError("base_url", str(exc)) from exc
 
 
-def validate_credentials(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+def _validate_json(model: type[BaseModel], prefix: str, values: Mapping[str, Any]) -> BaseModel:
+    """Validate API input as the JSON it arrived as, strictly: a flag must be `true`/`false` and a
+    count a number (lax validation would read `1` as true, `true` as 1 and `"5"` as 5)."""
     try:
-        return spec.credentials_model.model_validate(dict(values))
+        return model.model_validate_json(json.dumps(dict(values)), strict=True)
     except ValidationError as exc:
-        raise FieldError.many(validation_errors("credentials", exc)) from exc
+        raise FieldError.many(validation_errors(prefix, exc)) from exc
 
 
-def validate_options(spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
-    try:
-        return spec.options_model.model_validate(dict(values))
-    except ValidationError as exc:
-        raise FieldError.many(validation_errors("options", exc)) from exc
+def check_outbound_fields(services: Services, model: BaseModel, prefix: str) -> BaseModel:
+    """URL- and host-valued settings (marked by the adapter) under the base URL's address policy;
+    returns the model with their normalized values."""
+    changes: dict[str, str] = {}
+    for name, kind in outbound_fields(type(model)).items():
+        value = getattr(model, name)
+        if not isinstance(value, str):
+            continue
+        try:
+            if kind == "host":
+                changes[name] = services.url_policy.check_host(value)
+            else:
+                normalized = services.url_policy.check_url(value)
+                changes[name] = normalized + "/" if value.endswith("/") else normalized
+        except UrlPolicyError as exc:
+            raise FieldError(f"{prefix}.{name}", str(exc)) from exc
+    return model.model_copy(update=changes) if changes else model
+
+
+def validate_credentials(services: Services, spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+    model = _validate_json(spec.credentials_model, "credentials", values)
+    return check_outbound_fields(services, model, "credentials")
+
+
+def validate_options(services: Services, spec: AdapterSpec, values: Mapping[str, Any]) -> BaseModel:
+    model = _validate_json(spec.options_model, "options", values)
+    return check_outbound_fields(services, model, "options")
 
 
 def credentials_set(services: Services, connection: Connection) -> dict[str, bool]:
@@ -120,8 +155,8 @@ async def create_connection(
     if not url:
         raise FieldError("base_url", "required for this kind")
     url = check_base_url(services, url)
-    creds = validate_credentials(spec, credentials)
-    opts = validate_options(spec, options)
+    creds = validate_credentials(services, spec, credentials)
+    opts = validate_options(services, spec, options)
     secret = new_webhook_secret() if spec.role is Role.RMM else None
     row = Connection(
         tenant_id=tenant_id,
@@ -152,10 +187,10 @@ async def update_connection(
         row.base_url = check_base_url(services, changes["base_url"])
     if "credentials" in changes:
         merged = services.cipher.decrypt_json(row.credentials_encrypted) | dict(changes["credentials"])
-        creds = validate_credentials(spec, merged)
+        creds = validate_credentials(services, spec, merged)
         row.credentials_encrypted = services.cipher.encrypt_json(plain_values(creds))
     if "options" in changes:
-        row.options = validate_options(spec, changes["options"]).model_dump(mode="json")
+        row.options = validate_options(services, spec, changes["options"]).model_dump(mode="json")
     if "enabled" in changes:
         row.enabled = bool(changes["enabled"])
     await _flush_unique_name(session)
@@ -192,7 +227,10 @@ def build_adapter(services: Services, row: Connection) -> Adapter:
         transport_factory=services.transport_factory,
         sleep=services.adapter_sleep,
     )
-    return spec.factory(context)
+    try:
+        return spec.factory(context)
+    except httpx.InvalidURL as exc:  # stored before the address policy normalized hosts
+        raise ConfigurationError("the stored URL is not valid; set it again", field="base_url") from exc
 
 
 def build_rmm(services: Services, row: Connection) -> RmmAdapter:

@@ -1,13 +1,18 @@
-"""ASGI middleware: request-body size limits and request metrics."""
+"""ASGI middleware: request-body size limits, refusal of NUL characters, and request metrics."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connector.api.errors import validation_body
 from connector.metrics import Metrics
+
+NUL = "\x00"
 
 
 class BodyTooLarge(Exception):
@@ -81,6 +86,100 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def nul_fields(value: Any, path: str = "") -> list[str]:
+    """Dotted paths (`credentials.username`, `cost_tiers.0.unit_cost`) of the strings in a parsed
+    JSON value that contain a NUL character; a key holding one is reported as its parent."""
+    if isinstance(value, str):
+        return [path or "body"] if NUL in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in str(key):
+                found.append(path or "body")
+                continue
+            found += nul_fields(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += nul_fields(item, f"{path}.{index}" if path else str(index))
+    return found
+
+
+def _query_nul_fields(query: str) -> list[str]:
+    pairs = parse_qsl(query, keep_blank_values=True, errors="replace")
+    return [("query" if NUL in name else name) for name, value in pairs if NUL in name + value]
+
+
+class NulRefusalMiddleware:
+    """Refuses NUL characters in the path, the query and JSON or form bodies with a 422 naming the
+    field. PostgreSQL text cannot hold them (the driver fails, which would be a 500), no vendor
+    system or PSA field accepts them either, and SQLite must not store what PostgreSQL refuses.
+    Webhooks are left to their own route, which stores bodies as bytes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        fields = ["path"] if NUL in scope["path"] else []
+        fields += _query_nul_fields(scope.get("query_string", b"").decode("latin-1"))
+        content_type = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"")
+        kind = content_type.split(b";")[0].strip().lower()
+        if kind not in (b"application/json", b"application/x-www-form-urlencoded") or fields:
+            if fields:
+                await _refuse(send, fields)
+            else:
+                await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(b"", message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if kind == b"application/json":
+            try:
+                fields = nul_fields(json.loads(body))
+            except ValueError:
+                fields = []  # not JSON: the route answers that itself
+        else:
+            fields = _query_nul_fields(body.decode("latin-1"))
+        if fields:
+            await _refuse(send, fields)
+            return
+        await self.app(scope, _replay(body, None, receive), send)
+
+
+def _replay(body: bytes, first: Message | None, receive: Receive) -> Receive:
+    """A receive that hands the app the already-read body once, then the client's later messages."""
+    pending: list[Message] = [first] if first is not None else [{"type": "http.request", "body": body}]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
+
+
+async def _refuse(send: Send, fields: list[str]) -> None:
+    errors = [{"field": field, "message": "must not contain NUL characters"} for field in fields]
+    body = json.dumps(validation_body(errors)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class MetricsMiddleware:

@@ -27,6 +27,9 @@ PROBLEM_TITLES: dict[ProblemKind, str] = {
 
 
 class _Strict(BaseModel):
+    """Unknown fields are refused; flags and counts are strict types (`1` is not `true`, `true` is
+    not a number of minutes or seats), because a coerced value would change what the rule does."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -49,11 +52,11 @@ class TicketRuleIn(_Strict):
     status_new_id: str | None = Field(default=None, max_length=100)
     status_closed_id: str | None = Field(default=None, max_length=100)
     summary_template: str = Field(default="{problem_title} on {hostname}", min_length=1, max_length=300)
-    note_interval_minutes: int = Field(default=60, ge=0, le=10_080)
+    note_interval_minutes: int = Field(default=60, ge=0, le=10_080, strict=True)
     auto_action: ActionKind | None = None
-    update_configurations: bool = True
-    create_configurations: bool = False
-    enabled: bool = True
+    update_configurations: bool = Field(default=True, strict=True)
+    create_configurations: bool = Field(default=False, strict=True)
+    enabled: bool = Field(default=True, strict=True)
 
     @field_validator("summary_template")
     @classmethod
@@ -64,14 +67,15 @@ class TicketRuleIn(_Strict):
             raise ValueError(f"invalid template: {exc}") from exc
         unknown = names - SUMMARY_FIELDS
         if unknown:
-            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(SUMMARY_FIELDS)}")
+            # The allowed names only: errors never echo what was submitted.
+            raise ValueError(f"unknown placeholder; allowed: {sorted(SUMMARY_FIELDS)}")
         return value
 
 
 class CostTier(_Strict):
     """From `min_seats` (inclusive) upward, every seat costs `unit_cost` (aggregated pricing)."""
 
-    min_seats: int = Field(ge=1)
+    min_seats: int = Field(ge=1, strict=True)
     unit_cost: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
 
 
@@ -87,7 +91,7 @@ class BillingRuleIn(_Strict):
     description: str | None = Field(default=None, max_length=300)
     unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
     cost_tiers: list[CostTier] = Field(default_factory=list)
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
 
     @model_validator(mode="after")
     def _target_and_tiers(self) -> BillingRuleIn:

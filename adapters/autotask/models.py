@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, field_validator
 
+from adapters.base import OUTBOUND_URL
 from adapters.common import LenientRead
 
 # ---------------------------------------------------------------------------------------------
@@ -56,8 +57,11 @@ class AutotaskOptions(BaseModel):
         default=None,
         description="The zone's REST root, e.g. https://webservices14.autotask.net/ATServicesRest/; "
         "skips the ZoneInformation discovery call when set.",
+        json_schema_extra=OUTBOUND_URL,
     )
-    web_url: str | None = Field(default=None, description="The zone's web UI root, for ticket links.")
+    web_url: str | None = Field(
+        default=None, description="The zone's web UI root, for ticket links.", json_schema_extra=OUTBOUND_URL
+    )
     page_size: int = Field(default=500, ge=1, le=500, description="MaxRecords per query page (max 500)")
     max_concurrency: int = Field(
         default=3, ge=1, le=3, description="Parallel requests; Autotask allows 3 threads per endpoint."

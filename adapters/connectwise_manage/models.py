@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, field_validator
 
+from adapters.base import OUTBOUND_HOST
+
 # ---------------------------------------------------------------------------------------------
 # Connection settings
 # ---------------------------------------------------------------------------------------------
@@ -54,6 +56,7 @@ class ManageOptions(BaseModel):
         default=None,
         description="Host of the Manage site (e.g. na.myconnectwise.net or psa.example.com); "
         "overrides the host of the connection's base URL when set.",
+        json_schema_extra=OUTBOUND_HOST,
     )
     api_version: str = Field(
         default="2025.1",

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, field_validator
 
+from adapters.base import OUTBOUND_URL
+
 # ---------------------------------------------------------------------------------------------
 # Connection settings
 # ---------------------------------------------------------------------------------------------
@@ -56,6 +58,7 @@ class HaloOptions(BaseModel):
         default=None,
         description="Authorisation server URL as shown under Halo API → API Details "
         "(default: {instance}/auth); the token endpoint is {auth_url}/token.",
+        json_schema_extra=OUTBOUND_URL,
     )
     page_size: int = Field(default=100, ge=1, le=1000)
     max_concurrency: int = Field(default=4, ge=1, le=16)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from connector.api.deps import Engineer, Session, Viewer
+from connector.api.schemas import Offset
 from connector.errors import FieldError, NotFound
 from connector.jobs import queue
 from connector.models import Delivery, Problem, TicketLink
@@ -62,7 +63,7 @@ async def list_deliveries(
     status: str | None = Query(None, pattern="^(" + "|".join(DELIVERY_STATUSES) + ")$"),
     connection_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[DeliveryOut]:
     query = select(Delivery).where(Delivery.tenant_id == who.tenant_id)
     if status:
@@ -119,7 +120,7 @@ async def list_problems(
     endpoint_id: str | None = None,
     kind: str | None = None,
     limit: int = Query(200, ge=1, le=5000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[ProblemOut]:
     query = (
         select(Problem, TicketLink)

@@ -7,7 +7,7 @@ import io
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,14 +18,15 @@ from connector.errors import FieldError
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = domain.PERIOD_PATTERN
 
 
 class PushRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
-    dry_run: bool = False
-    override: bool = Field(default=False, description="push a closed period anyway")
+    # Strict: `"dry_run": "no"` or `0` must not turn a planned dry run into a real push.
+    dry_run: bool = Field(default=False, strict=True)
+    override: bool = Field(default=False, strict=True, description="push a closed period anyway")
 
 
 def _money(value: Decimal) -> str:
@@ -172,7 +173,9 @@ async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -
 
 
 @router.post("/periods/{period}/close")
-async def close(period: str, session: Session, who: Engineer) -> dict[str, Any]:
+async def close(
+    session: Session, who: Engineer, period: str = Path(pattern=PERIOD_PATTERN, description="YYYY-MM")
+) -> dict[str, Any]:
     try:
         row = await close_period(session, who.tenant_id, period)
     except ValueError as exc:

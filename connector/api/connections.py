@@ -136,7 +136,10 @@ async def test_connection(
 ) -> ConnectionTestOut:
     """Checks the stored credentials live against the vendor; the answer says what is wrong."""
     row = await svc.get_connection(session, who.tenant_id, connection_id)
-    adapter = svc.build_adapter(services, row)
+    try:
+        adapter = svc.build_adapter(services, row)
+    except AdapterError as exc:  # e.g. a URL stored before the address policy normalized hosts
+        return ConnectionTestOut(ok=False, error_kind="configuration", message=str(exc))
     try:
         await asyncio.wait_for(adapter.test_connection(), TEST_TIMEOUT_SECONDS)
     except CredentialsError as exc:

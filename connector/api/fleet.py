@@ -14,6 +14,7 @@ from adapters.base import ActionKind
 from connector import fleet_stats
 from connector.actions import request_action
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.api.schemas import Offset
 from connector.domain.status import Thresholds
 from connector.errors import FieldError, NotFound
 from connector.models import Connection, Endpoint, EndpointAction, Problem, SyncRun, Tenant, TicketLink
@@ -154,7 +155,7 @@ async def list_sync_runs(
     connection_id: str | None = None,
     status: str | None = Query(None, pattern="^(running|succeeded|failed|interrupted)$"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[SyncRunOut]:
     query = select(SyncRun).where(SyncRun.tenant_id == who.tenant_id)
     if connection_id:
@@ -187,7 +188,7 @@ async def list_endpoints(
     status: str | None = Query(None, pattern="^(protected|at_risk|unprotected|offline|unknown|retired)$"),
     problem: str | None = Query(None, description="only endpoints with an open problem of this kind"),
     limit: int = Query(200, ge=1, le=5000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[EndpointOut]:
     query = select(Endpoint).where(Endpoint.tenant_id == who.tenant_id)
     if client_id:

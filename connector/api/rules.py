@@ -12,7 +12,7 @@ from sqlalchemy import select
 from adapters.base import Role
 from connector import rules
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
-from connector.api.schemas import BillingRuleOut, ClientMappingOut, SuggestionOut, TicketRuleOut
+from connector.api.schemas import BillingRuleOut, ClientMappingOut, Offset, SuggestionOut, TicketRuleOut
 from connector.connections import build_psa, build_rmm, connection_of_role
 from connector.models import ClientMapping, TicketRule
 from connector.problems import reroute_unmapped, reroute_waiting
@@ -38,7 +38,7 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         session: Session,
         who: Viewer,
         limit: int = Query(500, ge=1, le=5000),
-        offset: int = Query(0, ge=0),
+        offset: Offset = 0,
     ) -> list[Any]:
         rows = await rules.list_rows(kind, session, who.tenant_id, limit=limit, offset=offset)
         return [out.model_validate(row, from_attributes=True) for row in rows]

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from mappings.rules import CostTier
 
+MAX_OFFSET = 1_000_000_000
+"""Far past any real listing, and far below the 64-bit integers SQLite and PostgreSQL bind (an
+offset of 2**63 would fail in the driver instead of being refused)."""
+
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+
 
 class _In(BaseModel):
+    """Request bodies. Flags are strict (`1` or `"false"` is refused, not read as a boolean)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -21,7 +30,7 @@ class ConnectionIn(_In):
     base_url: str | None = Field(default=None, max_length=500)
     credentials: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
 
 
 class ConnectionPatch(_In):
@@ -30,7 +39,7 @@ class ConnectionPatch(_In):
     credentials: dict[str, Any] | None = None
     """Fields given here replace the stored ones; fields left out keep their stored values."""
     options: dict[str, Any] | None = None
-    enabled: bool | None = None
+    enabled: bool | None = Field(default=None, strict=True)
 
 
 class ConnectionOut(BaseModel):

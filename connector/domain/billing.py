@@ -21,7 +21,9 @@ from typing import Literal
 
 CountMethod = Literal["peak", "average", "end_of_period"]
 CENT = Decimal("0.01")
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD_PATTERN = r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$"
+"""`YYYY-MM` from 0001-01 to 9999-12 (there is no year 0 to bill); the API and dashboard use it too."""
+PERIOD = re.compile(PERIOD_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def parse_period(text: str) -> tuple[date, date]:
     """`YYYY-MM` → (first day, last day). ValueError names the expected form."""
     match = PERIOD.match(text)
     if match is None:
-        raise ValueError("period must look like YYYY-MM")
+        raise ValueError("period must look like YYYY-MM (0001-01 to 9999-12)")
     year, month = int(match.group(1)), int(match.group(2))
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 

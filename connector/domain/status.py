@@ -24,13 +24,14 @@ antivirus status arrives only as failing checks) — shown as such rather than g
 
 
 class Thresholds(BaseModel):
-    """Per-tenant limits for the time-based checks (settable over the API)."""
+    """Per-tenant limits for the time-based checks (settable over the API). Strict: `true` or
+    `"14"` is refused rather than read as a number of days."""
 
     model_config = ConfigDict(extra="forbid")
 
-    definitions_max_age_days: int = Field(default=3, ge=1, le=365)
-    scan_max_age_days: int = Field(default=14, ge=1, le=365)
-    offline_after_days: int = Field(default=7, ge=1, le=365)
+    definitions_max_age_days: int = Field(default=3, ge=1, le=365, strict=True)
+    scan_max_age_days: int = Field(default=14, ge=1, le=365, strict=True)
+    offline_after_days: int = Field(default=7, ge=1, le=365, strict=True)
 
 
 @dataclass(frozen=True)

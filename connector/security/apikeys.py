@@ -48,6 +48,8 @@ def parse_prefix(plaintext: str) -> str | None:
     parts = plaintext.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12:
         return None
+    if not (parts[1].isascii() and parts[1].isalnum()):  # e.g. a NUL, which PostgreSQL cannot compare
+        return None
     return parts[1]
 
 

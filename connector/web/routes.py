@@ -5,7 +5,6 @@ roles: viewers read; replaying a delivery and accepting a mapping need the engin
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from connector.api import fleet as fleet_api
 from connector.api import rules as rules_api
 from connector.api.deps import ServicesDep, Session
 from connector.billing import build_preview
+from connector.domain import billing as domain_billing
 from connector.errors import Conflict, FieldError, NotFound
 from connector.logging import get_logger
 from connector.models import ClientMapping, Connection, Delivery, Endpoint, Problem, TicketLink
@@ -54,7 +54,7 @@ router = APIRouter(include_in_schema=False)
 
 TREND_DAYS = 30
 PROBLEM_LIMIT = 500
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+PERIOD = domain_billing.PERIOD
 NOTICES = {
     "replayed": "The delivery is queued for processing again.",
     "mapped": "Mapping saved; the client's waiting problems are being routed.",

@@ -3,7 +3,10 @@ rotation, API key format and hashing, and generic webhook authentication."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -94,22 +97,211 @@ def test_shared_address_space_is_refused() -> None:
         STRICT.check_url("https://100.100.100.200/latest/meta-data")
 
 
-async def test_guarded_transport_checks_the_address_at_connect_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[str] = []
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",  # one 32-bit number
+        "0x7f.1",  # hex and a 24-bit tail
+        "127.1",  # a 24-bit tail
+        "0177.0.0.1",  # octal
+        "0x7f000001",
+        "017700000001",
+        "１２７.０.０.１",  # full-width digits
+        "１２７。０。０。１",  # and ideographic full stops
+        "127.0.0.1.",  # a trailing dot
+    ],
+)
+def test_numeric_host_forms_are_read_as_resolvers_read_them(host: str) -> None:
+    with pytest.raises(UrlPolicyError, match="loopback"):
+        STRICT.check_url(f"https://{host}/")
+    # Even where loopback is allowed, only the dotted quad is accepted: other forms are refused.
+    with pytest.raises(UrlPolicyError, match="dotted-quad"):
+        TESTS.check_url(f"http://{host}:9000/")
 
-    def inner(request: httpx.Request) -> httpx.Response:
-        sent.append(str(request.url))
-        return httpx.Response(200)
 
-    resolved = {"api.vendor.example": ["93.184.216.34"], "rebound.example": ["169.254.169.254"]}
-    monkeypatch.setattr(urls, "resolve_host", lambda host, port: resolved[host])
-    async with httpx.AsyncClient(transport=GuardedTransport(STRICT, httpx.MockTransport(inner))) as http:
-        assert (await http.get("https://api.vendor.example/ping")).status_code == 200
+@pytest.mark.parametrize("host", ["1572395042", "93.0xb8.0330.34", "９３.１８４.２１６.３４"])
+def test_non_canonical_public_addresses_are_refused_too(host: str) -> None:
+    with pytest.raises(UrlPolicyError, match="dotted-quad"):
+        STRICT.check_url(f"https://{host}/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://256.1.1.1/",
+        "https://1.2.3.4.5/",
+        "https://vendor.123/",
+        "https://a..b/",
+        "https://[1::2::3]/",
+    ],
+)
+def test_invalid_hosts_are_refused(url: str) -> None:
+    with pytest.raises(UrlPolicyError, match=r"not a valid|IPv4"):
+        STRICT.check_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://api.vendor.example:99999/", "https://api.vendor.example:x/"])
+def test_invalid_ports_are_refused(url: str) -> None:
+    with pytest.raises(UrlPolicyError, match="port"):
+        STRICT.check_url(url)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "metadata.google.internal.",
+        "METADATA.Google.Internal.",
+        "ｍｅｔａｄａｔａ.google.internal",
+        "metadata.",
+        "instance-data.ec2.internal.",
+    ],
+)
+def test_metadata_hosts_are_refused_in_any_spelling(host: str) -> None:
+    with pytest.raises(UrlPolicyError, match="metadata"):
+        STRICT.check_url(f"https://{host}/")
+    with pytest.raises(UrlPolicyError, match="metadata"):
+        ON_PREMISES.check_host(host)
+
+
+def test_hosts_are_stored_in_their_canonical_form() -> None:
+    assert STRICT.check_url("https://API.Vendor.Example./v1/") == "https://api.vendor.example/v1"
+    assert STRICT.check_url("https://bücher.example:8443/") == "https://xn--bcher-kva.example:8443"
+    assert STRICT.check_url("https://ｖｅｎｄｏｒ.example") == "https://vendor.example"
+    assert STRICT.check_host("NA.myconnectwise.net.") == "na.myconnectwise.net"
+    assert TESTS.check_host("127.0.0.1:9000") == "127.0.0.1:9000"
+
+
+def test_errors_do_not_quote_the_submitted_url() -> None:
+    with pytest.raises(UrlPolicyError) as refused:
+        STRICT.check_url("https://10.11.12.13/")
+    assert "10.11.12.13" not in str(refused.value)
+
+
+# --- connect-time guard, over real sockets --------------------------------------------------------
+
+
+class Listener:
+    """A one-response HTTP server on a loopback address, counting the connections it gets."""
+
+    def __init__(self, name: str, *, status: int = 200, location: str | None = None) -> None:
+        self.name = name
+        self.status = status
+        self.location = location
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int = 0) -> int:
+        self.server = await asyncio.start_server(self._answer, host, port)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        body = self.name.encode()
+        head = f"HTTP/1.1 {self.status} X\r\ncontent-length: {len(body)}\r\nconnection: close\r\n"
+        if self.location:
+            head += f"location: {self.location}\r\n"
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@dataclass(frozen=True)
+class SecondLoopbackIsInternal(UrlPolicy):
+    """Loopback allowed (the "vendor" listens on 127.0.0.1), but 127.0.0.2 stands for an internal
+    service the policy must keep out of reach."""
+
+    def check_address(self, address: str) -> None:
+        if address == "127.0.0.2":
+            raise UrlPolicyError(f"address {address} is private (internal in this test)")
+        super().check_address(address)
+
+
+class RebindingResolver:
+    """Answers the allowed address first and the internal one afterwards (DNS rebinding)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.lookups: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+async def _listeners() -> tuple[Listener, Listener, int]:
+    vendor, internal = Listener("vendor"), Listener("internal")
+    port = await vendor.start("127.0.0.1")
+    await internal.start("127.0.0.2", port)
+    return vendor, internal, port
+
+
+async def test_a_rebinding_name_cannot_reach_the_internal_address() -> None:
+    vendor, internal, port = await _listeners()
+    resolver = RebindingResolver(["127.0.0.1"], ["127.0.0.2"])
+    policy = SecondLoopbackIsInternal(allow_insecure_loopback=True)
+    try:
+        async with httpx.AsyncClient(transport=GuardedTransport(policy, resolver=resolver)) as http:
+            first = await http.get(f"http://localhost:{port}/ping")
+            assert (first.status_code, first.text) == (200, "vendor")
+            with pytest.raises(ConfigurationError, match=r"outbound address policy: address 127\.0\.0\.2"):
+                await http.get(f"http://localhost:{port}/ping")  # a new connection, a new lookup
+    finally:
+        await vendor.stop()
+        await internal.stop()
+    assert internal.connections == 0
+    assert vendor.connections == 1
+    assert resolver.lookups == ["localhost", "localhost"]  # one lookup per connection, none by httpx
+
+
+async def test_a_failed_lookup_is_refused() -> None:
+    vendor, internal, port = await _listeners()
+
+    async def failing(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    try:
+        async with httpx.AsyncClient(transport=GuardedTransport(TESTS, resolver=failing)) as http:
+            with pytest.raises(httpx.ConnectError, match="cannot resolve"):
+                await http.get(f"http://localhost:{port}/ping")
+    finally:
+        await vendor.stop()
+        await internal.stop()
+    assert vendor.connections == internal.connections == 0
+
+
+async def test_followed_redirects_are_checked_at_every_hop() -> None:
+    internal = Listener("internal")
+    port = await internal.start("127.0.0.2")
+    vendor = Listener("vendor", status=302, location=f"http://127.0.0.2:{port}/secret")
+    vendor_port = await vendor.start("127.0.0.1")
+    policy = SecondLoopbackIsInternal(allow_insecure_loopback=True)
+    transport = GuardedTransport(policy, resolver=RebindingResolver(["127.0.0.1"]))
+    try:
+        async with httpx.AsyncClient(transport=transport, follow_redirects=True) as http:
+            with pytest.raises(ConfigurationError, match="outbound address policy"):
+                await http.get(f"http://localhost:{vendor_port}/")
+    finally:
+        await vendor.stop()
+        await internal.stop()
+    assert vendor.connections == 1 and internal.connections == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://2130706433/", "https://169.254.169.254/", "http://api.vendor.example/", "https://metadata./"],
+)
+async def test_the_guard_applies_the_url_rules_before_connecting(url: str) -> None:
+    resolver = RebindingResolver(["93.184.216.34"])
+    async with httpx.AsyncClient(transport=GuardedTransport(STRICT, resolver=resolver)) as http:
         with pytest.raises(ConfigurationError, match="outbound address policy"):
-            await http.get("https://rebound.example/ping")
-        with pytest.raises(ConfigurationError):
-            await http.get("https://10.0.0.1/ping")
-    assert sent == ["https://api.vendor.example/ping"]
+            await http.get(url)
+    assert resolver.lookups == []
 
 
 # --- credential encryption --------------------------------------------------------------------
@@ -169,7 +361,10 @@ def test_api_key_format_prefix_and_hash() -> None:
     assert apikeys.generate_api_key().plaintext != key.plaintext
 
 
-@pytest.mark.parametrize("value", ["", "ck", "ck_short_secret", "xx_0123456789ab_secret", "Bearer ck_x"])
+@pytest.mark.parametrize(
+    "value",
+    ["", "ck", "ck_short_secret", "xx_0123456789ab_secret", "Bearer ck_x", "ck_01234\x006789ab_secret"],
+)
 def test_malformed_api_keys_have_no_prefix(value: str) -> None:
     assert apikeys.parse_prefix(value) is None
 
