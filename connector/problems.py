@@ -32,6 +32,7 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
+
 # Longer vendor event ids are hashed to fit `applied_events.event_id`, never cut into a collision.
 APPLIED_EVENT_ID_LENGTH = cast(String, cast(Table, AppliedEvent.__table__).c.event_id.type).length or 200
 
