@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from asyncpg.exceptions import ConnectionDoesNotExistError  # type: ignore[import-untyped]
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import migrations
@@ -51,6 +54,47 @@ def create_engine(url: str, *, pool_size: int = 10, schema: str = "") -> AsyncEn
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
     )
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time or could not be reached: answer 503, retry later."""
+
+
+# PostgreSQL error classes that mean "not now" rather than "this statement is wrong": connection
+# exceptions (08), insufficient resources (53: too many connections, disk full), operator
+# intervention (57: shutting down, cannot connect now, statement cancelled by a timeout).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+# SQLite result codes (primary, the low byte): BUSY, LOCKED, IOERR, CANTOPEN.
+_UNAVAILABLE_SQLITE_CODES = frozenset({5, 6, 10, 14})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database was unreachable, refused, busy or too slow (a 503 that
+    a retry may cure) rather than a fault of the statement (a 500). Follows the chain of causes,
+    since drivers and SQLAlchemy wrap the socket or timeout error that actually happened."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, DatabaseUnavailable | TimeoutError | ConnectionError | sa_exc.TimeoutError):
+            return True  # (pool) timeouts, refused or reset sockets
+        if type(error) is OSError or isinstance(error, socket.gaierror):
+            return True  # a failed connect (asyncpg raises a bare OSError for all addresses tried)
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES):
+            return True
+        sqlite_code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(sqlite_code, int) and sqlite_code & 0xFF in _UNAVAILABLE_SQLITE_CODES:
+            return True
+        if isinstance(error, ConnectionDoesNotExistError):  # asyncpg: the socket went away mid-use
+            return True
+        pending += [error.__cause__, getattr(error, "orig", None)]
+    return False
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
