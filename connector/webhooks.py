@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -21,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.errors import WebhookParseError
+from connector.db import DatabaseUnavailable, is_unavailable
 from connector.domain.canonical import load_json, looks_canonical, parse_canonical
 from connector.logging import get_logger
 from connector.models import Connection, Delivery, Job
@@ -48,7 +50,7 @@ class TargetCache:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._entries: dict[str, tuple[float, WebhookTarget | None]] = {}
-        self._loading: dict[str, asyncio.Lock] = {}
+        self._loading: dict[str, asyncio.Future[WebhookTarget | None]] = {}
 
     def invalidate(self, connection_id: str) -> None:
         self._entries.pop(connection_id, None)
@@ -57,15 +59,15 @@ class TargetCache:
         cached = self._entries.get(connection_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        # One load per connection at a time: a burst arriving as the entry expires waits for it.
-        lock = self._loading.setdefault(connection_id, asyncio.Lock())
-        async with lock:
-            cached = self._entries.get(connection_id)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
-            target = await self._load(connection_id)
-        self._loading.pop(connection_id, None)
-        return target
+        # One load per connection at a time: a burst arriving as the entry expires shares it, and
+        # shares its failure too (with the database away, they all answer 503 at once instead of
+        # retrying the load one after another).
+        loading = self._loading.get(connection_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(connection_id))
+            self._loading[connection_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(connection_id, None))
+        return await asyncio.shield(loading)  # a caller that gives up does not cancel the others
 
     async def _load(self, connection_id: str) -> WebhookTarget | None:
         now = time.monotonic()
@@ -127,12 +129,22 @@ class DeliveryWriter:
     default: SQLite takes one writer at a time, and on PostgreSQL three measured no faster here (the
     process is CPU-bound, not commit-bound)."""
 
-    def __init__(self, services: Services, *, max_batch: int = 512, writers: int | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        max_batch: int = 512,
+        writers: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self._services = services
         self._max_batch = max_batch
         self._writers = writers or 1
+        self._deadline = deadline or services.settings.db_command_timeout_seconds
+        """How long one batch's transaction may take before its requests answer 503."""
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._abandoned: set[asyncio.Future[list[tuple[str, bool]]]] = set()
 
     def start(self) -> None:
         if not self._tasks:
@@ -141,7 +153,8 @@ class DeliveryWriter:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        running: list[asyncio.Future[Any]] = [*self._tasks, *self._abandoned]
+        for task in running:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,9 +174,14 @@ class DeliveryWriter:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._write(batch)
-            except Exception as exc:  # nothing was committed: every request in the batch gets a 5xx
-                log.exception("delivery batch failed", size=len(batch))
+                results = await self._write_within_deadline(batch)
+            except Exception as exc:  # not committed (or not known to be): every request gets a 5xx
+                if is_unavailable(exc):
+                    log.warning(
+                        "delivery batch failed: database unavailable", size=len(batch), error=str(exc)
+                    )
+                else:
+                    log.exception("delivery batch failed", size=len(batch))
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
@@ -173,6 +191,20 @@ class DeliveryWriter:
                     item.future.set_result(result)
             if any(not duplicate for _, duplicate in results):
                 self._services.wake_workers()
+
+    async def _write_within_deadline(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
+        """`_write`, bounded: past the deadline the batch's requests fail at once (503) and the
+        writer goes on with the next batch. The late transaction is cancelled, which makes
+        SQLAlchemy discard its connection; should it have committed after all, the requests were
+        told 503 for stored deliveries, which a resend finds as duplicates — never a false 202."""
+        write = asyncio.ensure_future(self._write(batch))
+        done, _ = await asyncio.wait({write}, timeout=self._deadline)
+        if write in done:
+            return write.result()
+        write.cancel()
+        self._abandoned.add(write)
+        write.add_done_callback(_forget(self._abandoned))
+        raise DatabaseUnavailable(f"storing {len(batch)} deliveries took longer than {self._deadline:g} s")
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
         """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
@@ -231,6 +263,17 @@ class DeliveryWriter:
             else:
                 results.append((known[(values["connection_id"], values["dedupe_key"])], True))
         return results
+
+
+def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that drops a cancelled batch write and consumes its outcome."""
+
+    def done(task: asyncio.Future[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
 
 
 DELIVERIES = cast(Table, Delivery.__table__)

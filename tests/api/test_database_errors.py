@@ -1,18 +1,22 @@
-"""Database errors are answered truthfully: unreachable or too slow (503, retry later) is told apart
-from faulty (500)."""
+"""Database errors are answered truthfully: a webhook batch past its deadline fails its requests at
+once and the writer goes on, and unreachable/slow is told apart from faulty (503 vs 500)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 
 from adapters.base import WebhookRequest
 from connector.db import DatabaseUnavailable, is_unavailable
-from connector.webhooks import delivery_values
+from connector.models import Connection, Delivery
+from connector.webhooks import DeliveryWriter, delivery_values
+from tests.api.world import rmm_body
 
 
 def _rejected(connection: dict[str, Any], tenant_id: str) -> dict[str, Any]:
@@ -20,6 +24,39 @@ def _rejected(connection: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     return delivery_values(
         (connection["id"], tenant_id), request, status="rejected", source_ip=None, rejection="401 test"
     )
+
+
+async def test_a_batch_past_its_deadline_fails_at_once_and_the_writer_goes_on(
+    client: Any, services: Any, make_key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = await make_key("engineer")
+    connection = (await client.post("/api/v1/connections", json=rmm_body(), headers=headers)).json()
+    async with services.sessions() as session:
+        tenant_id = await session.scalar(
+            select(Connection.tenant_id).where(Connection.id == connection["id"])
+        )
+    writer = DeliveryWriter(services, deadline=0.2)
+    real_write = writer._write
+    calls = 0
+
+    async def first_batch_never_answers(batch: list[Any]) -> list[tuple[str, bool]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.Event().wait()  # a database that accepted the statement and went silent
+        return await real_write(batch)
+
+    monkeypatch.setattr(writer, "_write", first_batch_never_answers)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await asyncio.wait_for(writer.submit(_rejected(connection, tenant_id)), 30)
+        delivery_id, duplicate = await asyncio.wait_for(writer.submit(_rejected(connection, tenant_id)), 30)
+    finally:
+        await writer.stop()
+    assert not duplicate
+    async with services.sessions() as session:
+        stored = await session.scalars(select(Delivery.id).where(Delivery.connection_id == connection["id"]))
+        assert list(stored) == [delivery_id]
 
 
 class _Orig(Exception):
