@@ -48,8 +48,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from connector.runtime import background_components
 
     services = build_services(settings, registry=AdapterRegistry(), purpose="work")
-    asyncio.run(bootstrap(services))
-    asyncio.run(services.engine.dispose())
+
+    async def prepare() -> None:
+        try:
+            await bootstrap(services)
+        finally:  # in the same event loop as the connections (another loop cannot close them)
+            await services.engine.dispose()
+
+    asyncio.run(prepare())
     app = create_app(
         settings,
         background=background_components(
