@@ -41,14 +41,15 @@ def create_app(
         app.state.services = current
         if migrate:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
-        stops = [await start(current) for start in (background or [])]
+        # Background work runs over its own engine: statement timeouts fit for jobs, not requests.
+        work = current.work if background else current
+        stops = [await start(work) for start in (background or [])]
         try:
             yield
         finally:
             for stop in reversed(stops):
                 await stop()
-            if owned:
-                await current.aclose()
+            await (current.aclose() if owned else current.close_work())
 
     app = FastAPI(
         title="connector",

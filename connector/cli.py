@@ -47,9 +47,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from connector.app import create_app
     from connector.runtime import background_components
 
-    services = build_services(settings, registry=AdapterRegistry())
-    asyncio.run(bootstrap(services))
-    asyncio.run(services.engine.dispose())
+    services = build_services(settings, registry=AdapterRegistry(), purpose="work")
+
+    async def prepare() -> None:
+        try:
+            await bootstrap(services)
+        finally:  # in the same event loop as the connections (another loop cannot close them)
+            await services.engine.dispose()
+
+    asyncio.run(prepare())
     app = create_app(
         settings,
         background=background_components(
@@ -74,7 +80,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from connector.jobs.worker import Worker
 
     async def run() -> int:
-        services = build_services(settings)
+        services = build_services(settings, purpose="work")
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
             worker = Worker(services, concurrency=args.concurrency, poll_interval=args.poll_interval)
@@ -125,7 +131,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
         return show
 
     async def run() -> int:
-        services = build_services(settings)
+        services = build_services(settings, purpose="work")
         code = 0
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
@@ -189,7 +195,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        services = build_services(settings)
+        services = build_services(settings, purpose="work")
         code = 0
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
@@ -259,7 +265,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> str:
-        services = build_services(settings)
+        services = build_services(settings, purpose="work")
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
             async with db.transaction(services.sessions) as session:
@@ -281,7 +287,7 @@ def cmd_secrets_rotate(settings: Settings, _args: argparse.Namespace) -> int:
     """Re-encrypt every stored secret with the first key of CONNECTOR_SECRET_KEY."""
 
     async def run() -> int:
-        services = build_services(settings)
+        services = build_services(settings, purpose="work")
         try:
             async with db.transaction(services.sessions) as session:
                 rows = list(await session.scalars(select(Connection)))

@@ -2,21 +2,29 @@
 
 SQLite runs in WAL mode with `synchronous=FULL`: "202 means stored" must survive a power loss, and
 WAL with NORMAL can drop the last commits. Foreign keys are enforced on both backends.
+
+Every wait on the database is bounded (`Timeouts`): a database that refuses connections or accepts
+them and never answers must turn into a quick "unavailable" (`is_unavailable`), not a request that
+hangs for a minute while others queue behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from asyncpg.exceptions import ConnectionDoesNotExistError  # type: ignore[import-untyped]
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import migrations
@@ -28,29 +36,101 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+@dataclass(frozen=True)
+class Timeouts:
+    """How long one use of the database may wait, in seconds (None: the driver's default, i.e.
+    no limit on statements). `statement` is enforced by the client (asyncpg's `command_timeout`),
+    so it also ends a statement sent to a server that stalled; on SQLite it bounds the wait for
+    the write lock (`busy_timeout`)."""
+
+    connect: float | None = None
+    statement: float | None = None
+    pool: float | None = None
 
 
-def create_engine(url: str, *, pool_size: int = 10, schema: str = "") -> AsyncEngine:
+SQLITE_DEFAULT_BUSY_SECONDS = 10.0
+
+
+def _sqlite_pragmas(busy_seconds: float) -> Any:
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        cursor.close()
+
+    return apply
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, schema: str = "", timeouts: Timeouts = Timeouts()
+) -> AsyncEngine:
+    pool: dict[str, Any] = {} if timeouts.pool is None else {"pool_timeout": timeouts.pool}
     if is_sqlite(url):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        busy = timeouts.statement if timeouts.statement is not None else SQLITE_DEFAULT_BUSY_SECONDS
+        engine = create_async_engine(url, connect_args={"timeout": busy}, **pool)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy))
         return engine
     connect_args: dict[str, Any] = {}
     if schema:
         connect_args["server_settings"] = {"search_path": schema}
+    if timeouts.connect is not None:
+        connect_args["timeout"] = timeouts.connect
+    if timeouts.statement is not None:
+        connect_args["command_timeout"] = timeouts.statement
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        **pool,
     )
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer in time or could not be reached: answer 503, retry later."""
+
+
+# PostgreSQL error classes that mean "not now" rather than "this statement is wrong": connection
+# exceptions (08), insufficient resources (53: too many connections, disk full), operator
+# intervention (57: shutting down, cannot connect now, statement cancelled by a timeout).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+# SQLite result codes (primary, the low byte): BUSY, LOCKED, IOERR, CANTOPEN.
+_UNAVAILABLE_SQLITE_CODES = frozenset({5, 6, 10, 14})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database was unreachable, refused, busy or too slow (a 503 that
+    a retry may cure) rather than a fault of the statement (a 500). Follows the chain of causes,
+    since drivers and SQLAlchemy wrap the socket or timeout error that actually happened."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, DatabaseUnavailable | TimeoutError | ConnectionError | sa_exc.TimeoutError):
+            return True  # (pool) timeouts, refused or reset sockets
+        if type(error) is OSError or isinstance(error, socket.gaierror):
+            return True  # a failed connect (asyncpg raises a bare OSError for all addresses tried)
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES):
+            return True
+        sqlite_code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(sqlite_code, int) and sqlite_code & 0xFF in _UNAVAILABLE_SQLITE_CODES:
+            return True
+        if isinstance(error, ConnectionDoesNotExistError):  # asyncpg: the socket went away mid-use
+            return True
+        pending += [error.__cause__, getattr(error, "orig", None)]
+    return False
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -39,6 +39,16 @@ class Settings(BaseSettings):
     billing_push_lease_seconds: float = Field(default=60, gt=0)
     """How long a billing push holds its tenant's lease between renewals (renewed every third of it):
     a push whose process died blocks the next push for at most this long."""
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Opening a PostgreSQL connection."""
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Waiting for a free pooled connection."""
+    db_command_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Each statement on the request path (API, dashboard, webhooks incl. each group commit,
+    /readyz); on SQLite, the wait for the write lock. Past it the request answers 503."""
+    db_work_command_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Each statement of background work (jobs: syncs, tickets, configuration and billing writes;
+    the scheduler; CLI commands), which may legitimately scan large tables. Migrations: no limit."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.common import unstorable
 from adapters.errors import WebhookParseError
+from connector.db import DatabaseUnavailable, is_unavailable
 from connector.domain.canonical import fitted_key, load_json, looks_canonical, parse_canonical
 from connector.logging import get_logger
 from connector.models import Connection, Delivery, Job, Problem
@@ -51,7 +53,7 @@ class TargetCache:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._entries: dict[str, tuple[float, WebhookTarget | None]] = {}
-        self._loading: dict[str, asyncio.Lock] = {}
+        self._loading: dict[str, asyncio.Future[WebhookTarget | None]] = {}
 
     def invalidate(self, connection_id: str) -> None:
         self._entries.pop(connection_id, None)
@@ -62,15 +64,15 @@ class TargetCache:
         cached = self._entries.get(connection_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        # One load per connection at a time: a burst arriving as the entry expires waits for it.
-        lock = self._loading.setdefault(connection_id, asyncio.Lock())
-        async with lock:
-            cached = self._entries.get(connection_id)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
-            target = await self._load(connection_id)
-        self._loading.pop(connection_id, None)
-        return target
+        # One load per connection at a time: a burst arriving as the entry expires shares it, and
+        # shares its failure too (with the database away, they all answer 503 at once instead of
+        # retrying the load one after another).
+        loading = self._loading.get(connection_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(connection_id))
+            self._loading[connection_id] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(connection_id, None))
+        return await asyncio.shield(loading)  # a caller that gives up does not cancel the others
 
     async def _load(self, connection_id: str) -> WebhookTarget | None:
         now = time.monotonic()
@@ -176,12 +178,22 @@ class DeliveryWriter:
     default: SQLite takes one writer at a time, and on PostgreSQL three measured no faster here (the
     process is CPU-bound, not commit-bound)."""
 
-    def __init__(self, services: Services, *, max_batch: int = 512, writers: int | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        max_batch: int = 512,
+        writers: int | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self._services = services
         self._max_batch = max_batch
         self._writers = writers or 1
+        self._deadline = deadline or services.settings.db_command_timeout_seconds
+        """How long one batch's transaction may take before its requests answer 503."""
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._abandoned: set[asyncio.Future[list[tuple[str, bool]]]] = set()
 
     def start(self) -> None:
         if not self._tasks:
@@ -190,7 +202,8 @@ class DeliveryWriter:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        running: list[asyncio.Future[Any]] = [*self._tasks, *self._abandoned]
+        for task in running:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,14 +224,19 @@ class DeliveryWriter:
                 batch.append(self._queue.get_nowait())
             results: list[tuple[str, bool] | Exception]
             try:
-                results = list(await self._write(batch))
+                results = list(await self._write_within_deadline(batch))
             except Exception as exc:
                 if len(batch) > 1 and refused_row(exc):
                     # One row the database refused must not cost the others their commit.
                     log.warning("delivery batch refused a row; writing its rows apart", size=len(batch))
                     results = await self._write_apart(batch)
-                else:  # nothing was committed: every request in the batch gets a 5xx
-                    log.exception("delivery batch failed", size=len(batch))
+                else:  # not committed (or not known to be): every request in the batch gets a 5xx
+                    if is_unavailable(exc):
+                        log.warning(
+                            "delivery batch failed: database unavailable", size=len(batch), error=str(exc)
+                        )
+                    else:
+                        log.exception("delivery batch failed", size=len(batch))
                     for item in batch:
                         if not item.future.done():
                             item.future.set_exception(exc)
@@ -249,7 +267,7 @@ class DeliveryWriter:
                     outcome[index] = unavailable
                 continue
             try:
-                written = await self._write([batch[index] for index in group])
+                written = await self._write_within_deadline([batch[index] for index in group])
             except Exception as exc:
                 if not refused_row(exc):
                     log.error("delivery batch failed while writing rows apart", error=_reason(exc))
@@ -270,6 +288,20 @@ class DeliveryWriter:
             for index, result in zip(group, written, strict=True):
                 outcome[index] = result
         return [result if result is not None else RuntimeError("delivery not written") for result in outcome]
+
+    async def _write_within_deadline(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
+        """`_write`, bounded: past the deadline the batch's requests fail at once (503) and the
+        writer goes on with the next batch. The late transaction is cancelled, which makes
+        SQLAlchemy discard its connection; should it have committed after all, the requests were
+        told 503 for stored deliveries, which a resend finds as duplicates — never a false 202."""
+        write = asyncio.ensure_future(self._write(batch))
+        done, _ = await asyncio.wait({write}, timeout=self._deadline)
+        if write in done:
+            return write.result()
+        write.cancel()
+        self._abandoned.add(write)
+        write.add_done_callback(_forget(self._abandoned))
+        raise DatabaseUnavailable(f"storing {len(batch)} deliveries took longer than {self._deadline:g} s")
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
         """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
@@ -350,6 +382,17 @@ def _reason(exc: BaseException) -> str:
     """The driver's message without the statement and its parameters (the alert body)."""
     inner = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
     return f"{type(inner).__name__}: {inner}"[:300]
+
+
+def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that drops a cancelled batch write and consumes its outcome."""
+
+    def done(task: asyncio.Future[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
 
 
 DELIVERIES = cast(Table, Delivery.__table__)

@@ -74,3 +74,12 @@ async def test_postponed_job_merges_too(services: Services) -> None:
     assert await queue.postpone(services.sessions, running, datetime.now(UTC) + timedelta(seconds=2))
     statuses = [j.status for j in await _jobs(services)]
     assert statuses == ["done", "queued"]
+
+
+def test_failed_claims_back_off_to_a_cap_and_reset() -> None:
+    from connector.jobs.worker import CLAIM_RETRY_CAP_SECONDS, claim_retry_delay
+
+    delays = [claim_retry_delay(failures, 1.0) for failures in range(8)]
+    assert delays[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert delays[-1] == CLAIM_RETRY_CAP_SECONDS
+    assert claim_retry_delay(3, 60.0) == 60.0  # never shorter than the poll interval

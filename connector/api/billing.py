@@ -132,9 +132,9 @@ async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -
     """Reconcile the period's lines into the PSA: create missing lines once, update changed ones,
     leave equal ones untouched. `dry_run` reports the plan with no PSA calls. 409 while another push
     of the tenant runs (from the API, any replica, or `connector sync --billing`)."""
-    try:
+    try:  # long work (PSA calls, one per changed line): statement timeouts of background work
         _, results = await push(
-            services, who.tenant_id, body.period, dry_run=body.dry_run, override=body.override
+            services.work, who.tenant_id, body.period, dry_run=body.dry_run, override=body.override
         )
     except PushRunning as running:
         return JSONResponse(

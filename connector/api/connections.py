@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector import connections as svc
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
 from connector.api.schemas import (
     AdapterOut,
     ConnectionCreated,
@@ -106,7 +106,7 @@ async def patch_connection(
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     await svc.update_connection(services, session, row, changes)
-    services.webhook_targets.invalidate(row.id)
+    after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
     await session.refresh(row)
     return to_out(services, row)
 
@@ -116,7 +116,7 @@ async def delete_connection(
     connection_id: str, services: ServicesDep, session: Session, who: Engineer
 ) -> Response:
     await session.delete(await svc.get_connection(session, who.tenant_id, connection_id))
-    services.webhook_targets.invalidate(connection_id)
+    after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
     return Response(status_code=204)
 
 
@@ -126,7 +126,7 @@ async def rotate_webhook_secret(
 ) -> WebhookSecretOut:
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     secret = await svc.rotate_webhook_secret(services, row)
-    services.webhook_targets.invalidate(row.id)
+    after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
     return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
 
 

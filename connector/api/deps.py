@@ -20,13 +20,27 @@ def get_services(request: Request) -> Services:
 
 
 async def get_session(services: Annotated[Services, Depends(get_services)]) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, committed when the handler returns without error. A handler
-    that queued jobs sets `session.info["wake_workers"]`; workers are woken after the commit."""
+    """One transaction per request, committed as soon as the handler returns without error and
+    before the response is sent (the dependency has function scope, see `Session`): a 2xx means
+    committed, and a failed commit answers an error instead. A handler that queued jobs sets
+    `session.info["wake_workers"]`; workers are woken, and `after_commit` callbacks run, only
+    once the commit succeeded."""
     async with services.sessions() as session:
         async with session.begin():
             yield session
+        for callback in session.info.get(AFTER_COMMIT, ()):
+            callback()
         if session.info.get("wake_workers"):
             services.wake_workers()
+
+
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the request's transaction is committed (e.g. drop a cache entry, so
+    no concurrent reader refills it with the state from before the commit)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,9 @@ def require(role: ApiRole) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+"""The request's session. Function scope: the commit runs when the endpoint function returns,
+before the response goes out (request scope would commit after the client has its answer)."""
 ServicesDep = Annotated[Services, Depends(get_services)]
 Viewer = Annotated[Principal, Depends(require(ApiRole.VIEWER))]
 Engineer = Annotated[Principal, Depends(require(ApiRole.ENGINEER))]

@@ -1,14 +1,29 @@
 """JSON error bodies. Validation errors name the field and never echo the submitted input
-(FastAPI's default 422 body would return posted passwords)."""
+(FastAPI's default 422 body would return posted passwords). A database that is down or too slow
+answers 503 with `Retry-After`; any other database fault 500 — both JSON, and the connection stays
+open (an unhandled exception would make the server drop a keep-alive connection)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connector.db import DatabaseUnavailable, is_unavailable
 from connector.errors import Conflict, FieldError, NotFound
+from connector.logging import get_logger
+
+log = get_logger("connector.api")
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 for an unavailable database asks clients to wait before retrying."""
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, DatabaseUnavailable, TimeoutError, OSError)
+"""Exception classes that reach the database error handler (it tells unavailable from faulty)."""
 
 _STRIP = {"body", "query", "path", "header"}
 
@@ -23,6 +38,19 @@ def _field(loc: tuple[object, ...]) -> str:
 def validation_body(errors: list[dict[str, str]]) -> dict[str, object]:
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return {"error": "validation_error", "message": summary, "errors": errors}
+
+
+def database_error(exc: BaseException, where: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, JSON body and headers for an error raised while using the database."""
+    if is_unavailable(exc):
+        log.warning("database unavailable", where=where, error=type(exc).__name__)
+        body = {
+            "error": "database_unavailable",
+            "message": "the database is unavailable or did not answer in time; retry later",
+        }
+        return 503, body, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    log.error("request failed", where=where, exc_info=exc)
+    return 500, {"error": "internal_error", "message": "internal error"}, {}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -47,6 +75,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"error": "conflict", "message": str(exc)}, status_code=409)
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        status, body, headers = database_error(exc, request.url.path)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    for error_class in DATABASE_ERRORS:
+        app.add_exception_handler(error_class, _database)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
+from connector.api.errors import database_error
 from connector.metrics import Metrics
 from connector.services import Services
 from connector.webhooks import delivery_values, parse_delivery, verify
@@ -116,7 +117,11 @@ class WebhookFastPath:
             await self.app(scope, receive_, send)
             return
         started = time.perf_counter()
-        status, body = await self._handle(scope, receive_, match.group(1))
+        extra: dict[str, str] = {}
+        try:
+            status, body = await self._handle(scope, receive_, match.group(1))
+        except Exception as exc:  # a JSON answer (503 + Retry-After when the database is away), and
+            status, body, extra = database_error(exc, TEMPLATE)  # the keep-alive connection stays open
         payload = json.dumps(body).encode()
         await send(
             {
@@ -125,6 +130,7 @@ class WebhookFastPath:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(payload)).encode()),
+                    *((name.lower().encode(), value.encode()) for name, value in extra.items()),
                 ],
             }
         )

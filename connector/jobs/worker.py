@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.errors import AdapterError, RateLimitedError
+from connector.db import is_unavailable
 from connector.jobs import queue
 from connector.jobs.queue import ClaimedJob, LeaseLost
 from connector.logging import get_logger
@@ -55,6 +56,17 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+CLAIM_RETRY_CAP_SECONDS = 30.0
+
+
+def claim_retry_delay(failures: int, poll_interval: float, cap: float = CLAIM_RETRY_CAP_SECONDS) -> float:
+    """The wait before the next claim: the poll interval, doubled per consecutive failed claim
+    up to `cap` (never below the poll interval)."""
+    if failures <= 0:
+        return poll_interval
+    return max(poll_interval, min(cap, poll_interval * 2.0 ** min(failures, 16)))
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -81,18 +93,23 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
+        self._claim_failures = 0
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        """Until `stop()`: claim whatever is runnable, sleep until woken or the poll interval."""
+        """Until `stop()`: claim whatever is runnable, sleep until woken or the poll interval —
+        longer after failed claims (the database is away), so an outage is not polled every
+        second; a wake-up (new work was committed, so the database is back) retries at once."""
         while not self._stopping.is_set():
             started = await self._claim_and_start()
             if not started:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await asyncio.wait_for(
+                        self._wake.wait(), claim_retry_delay(self._claim_failures, self.poll_interval)
+                    )
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -142,8 +159,17 @@ class Worker:
                 self.services.sessions, self.owner, limit=free, lease=self.lease, kinds=list(self.handlers)
             )
         except Exception as exc:  # database briefly unavailable: keep the worker alive
-            log.warning("job claim failed", error=str(exc))
+            self._claim_failures += 1
+            log.warning(
+                "job claim failed",
+                error=str(exc) or type(exc).__name__,
+                failures=self._claim_failures,
+                retry_in=claim_retry_delay(self._claim_failures, self.poll_interval),
+            )
             return False
+        if self._claim_failures:
+            log.info("job claims work again", after_failures=self._claim_failures)
+            self._claim_failures = 0
         for job in jobs:
             task = asyncio.create_task(self._execute(job))
             self._running.add(task)
@@ -151,6 +177,16 @@ class Worker:
         return bool(jobs)
 
     async def _execute(self, job: ClaimedJob) -> None:
+        try:
+            await self._execute_and_record(job)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            # The outcome could not be written: the lease expires and the job runs again (its
+            # handlers are idempotent), rather than the error escaping an unwatched task.
+            log.warning("job outcome not recorded: database unavailable", job=job.id, kind=job.kind)
+
+    async def _execute_and_record(self, job: ClaimedJob) -> None:
         context = JobContext(self.services, job)
         renewer = asyncio.create_task(self._renew(job))
         try:
@@ -190,5 +226,10 @@ class Worker:
         interval = self.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            if not await queue.renew(self.services.sessions, job, self.lease):
-                return
+            try:
+                if not await queue.renew(self.services.sessions, job, self.lease):
+                    return
+            except Exception as exc:  # the database is away: try again at the next interval
+                if not is_unavailable(exc):
+                    raise
+                log.warning("job lease renewal failed: database unavailable", job=job.id)

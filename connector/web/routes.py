@@ -13,13 +13,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 
 from adapters.errors import AdapterError
 from connector import fleet_stats, rules
 from connector.api import alerts as alerts_api
+from connector.api import errors as api_errors
 from connector.api import fleet as fleet_api
 from connector.api import rules as rules_api
 from connector.api.deps import ServicesDep, Session
@@ -420,7 +421,27 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
     async def web_error(request: Request, exc: WebError) -> Response:
         return render(request, "error.html", None, status=exc.status, message=exc.message)
 
-    return {SignInRequired: sign_in, WebError: web_error}
+    async def database_error(request: Request, exc: Exception) -> Response:
+        """Dashboard pages get an HTML page; every other route keeps the API's JSON body."""
+        status, body, headers = api_errors.database_error(exc, request.url.path)
+        if getattr(request.scope.get("route"), "endpoint", None) not in _DASHBOARD_ENDPOINTS:
+            return JSONResponse(body, status_code=status, headers=headers)
+        message = (
+            "The database is not answering right now; the change may not be saved. Try again in a moment."
+            if status == 503
+            else "Something went wrong on the server."
+        )
+        response = render(request, "error.html", None, status=status, message=message)
+        response.headers.update(headers)
+        return response
+
+    handlers: dict[type[Exception], Callable[[Request, Any], Awaitable[Response]]]
+    handlers = {SignInRequired: sign_in, WebError: web_error}
+    handlers.update(dict.fromkeys(api_errors.DATABASE_ERRORS, database_error))
+    return handlers
+
+
+_DASHBOARD_ENDPOINTS = frozenset(getattr(route, "endpoint", None) for route in router.routes)
 
 
 def install(app: FastAPI) -> None:

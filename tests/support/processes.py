@@ -250,6 +250,7 @@ class TcpProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.cut()  # close both sides: a socket left open keeps its PostgreSQL backend (and locks)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
