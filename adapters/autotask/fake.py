@@ -44,7 +44,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.fakes import AsgiFake, ScriptedFault, TimeoutHooks, decode_body, first_fault, lowered_headers
+from adapters.testing.faults import (
+    AsgiFake,
+    ScriptedFault,
+    TimeoutHooks,
+    decode_body,
+    first_fault,
+    lowered_headers,
+)
 
 Row = dict[str, Any]
 

@@ -49,7 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.fakes import (
+from adapters.testing.faults import (
     AsgiFake,
     FaultHooks,
     RecordedRequest,

@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.fakes import AsgiFake, CallLog, PathFaultHooks, ScriptedFault, first_fault, sort_key
+from adapters.testing.faults import AsgiFake, CallLog, PathFaultHooks, ScriptedFault, first_fault, sort_key
 
 Row = dict[str, Any]
 

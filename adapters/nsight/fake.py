@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.fakes import AsgiFake, ScriptedFault, first_fault
+from adapters.testing.faults import AsgiFake, ScriptedFault, first_fault
 
 CheckKind = Literal["av_protection", "av_definitions", "threat", "scan", "disk", "service", "task"]
 
