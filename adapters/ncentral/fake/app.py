@@ -1,171 +1,36 @@
-"""A stateful fake of N-central's REST API-Service, as an ASGI app, plus its HTTP-XML notifications.
-
-Use it in-process with `httpx.ASGITransport(app=fake.app)` (any host routes to it), or serve `fake.app`
-with uvicorn for a demo. It behaves like N-central where the adapter depends on it (sources in
-`adapter.py`):
-
-- `POST /api/auth/authenticate` with the User-API token (JWT) as bearer → `{"tokens": {"access":
-  {token, type: "Bearer", expirySeconds}, "refresh": {token, type: "Body", expirySeconds}}, "refresh",
-  "validate"}`; `X-ACCESS-EXPIRY-OVERRIDE` / `X-REFRESH-EXPIRY-OVERRIDE` (`120s`, `30m`, `1h`) are
-  honoured. `POST /api/auth/refresh` takes the refresh token as the raw body and rotates both tokens.
-  Tokens expire by the fake's token clock (`clock`, `advance_clock`); `restart()` forgets every issued
-  token like a rebooted server. A missing, unknown or expired bearer is 401.
-- Paged lists (`/api/customers`, `/api/sites`, `/api/devices`, `/api/org-units/{id}/devices`):
-  `pageNumber` (from 1), `pageSize` (1–1000, default 50; outside → 400), `sortBy`/`sortOrder`
-  (ASC/ASCENDING/NATURAL, DESC/DESCENDING/REVERSE), `filterId` on devices (filters registered with
-  `add_filter`); envelope `data, pageNumber, pageSize, itemCount, totalItems, totalPages, _links`.
-- `GET /api/devices/{id}` → `{data, _links}`; `GET /api/devices/{id}/service-monitor-status` →
-  `{data: [DeviceServiceMonitoringStatus], totalItems}`.
-- `POST /api/scheduled-tasks/direct` validates the body, refuses repository items without API access
-  (403 `ScriptNotRunnableException`) and records a task; `GET /api/scheduled-tasks/{id}`.
-- Errors are `{"status": n, "message": "[ID=…] REASON: SomethingException: …"}` like the spec's
-  examples; the exact texts are this fake's own. The monitored-service names used when seeding
-  ("Agent Status", "AV Defender Status", "AV Status", "AV Defender Threat Status", "CPU", "Disk",
-  "Windows UAC Status") are plausible but only "Windows UAC Status" and "Disk" appear in N-able's
-  examples.
-
-Test and demo hooks: `seed_fleet`, `add_*`, mutators (`touch`, `set_service`, `set_online`),
-malformed data (`corrupt_device`, `break_status`, `old_server`), notifications (`notification_xml`),
-fault injection (`rate_limit` → 429 + Retry-After, `fail_next` → 5xx, `embed_error_next` → an error
-inside a 200, `latency`, `restart`, `advance_clock`) and call records (`requests`, `call_count`,
-`reset_calls`, `tasks`).
-"""
+"""The HTTP face of the fake N-central: JWT exchange and refresh, paged lists, service states,
+scheduled tasks, N-central's error body, and fault hooks."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import random
 import secrets
-import zlib
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from xml.sax.saxutils import escape
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.testing.faults import AsgiFake, CallLog, PathFaultHooks, ScriptedFault, first_fault, sort_key
-
-Row = dict[str, Any]
-
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 50
-SO_ID = 50
-SO_NAME = "Fake MSP"
-
-AGENT_SERVICE = "Agent Status"
-AV_PRODUCTS = ("AV Defender Status", "AV Status")
-THREAT_SERVICE = "AV Defender Threat Status"
-NOISE_SERVICES = (("CPU", ""), ("Disk", "C:"), ("Windows UAC Status", ""))
-CLASSES = (
-    ("Workstations - Windows", "Microsoft Windows 11 Pro", "winnt"),
-    ("Laptop - Windows", "Microsoft Windows 10 Enterprise", "winnt"),
-    ("Servers - Windows", "Microsoft Windows Server 2022 Standard", "winnt"),
+from adapters.ncentral.fake.seed import NcentralSeeding
+from adapters.ncentral.fake.store import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    ORDER_WORDS,
+    SO_ID,
+    SO_NAME,
+    DirectTask,
+    FakeCustomer,
+    FakeDevice,
+    FakeService,
+    FakeSite,
+    Fault,
+    Row,
+    iso,
+    local_text,
 )
-_ORDER_WORDS = {
-    "asc": False,
-    "ascending": False,
-    "natural": False,
-    "desc": True,
-    "descending": True,
-    "reverse": True,
-}
-
-
-def iso(when: datetime | None) -> str | None:
-    """The API's ISO form with milliseconds and offset, e.g. 2017-02-16T21:00:00.000+01:00."""
-    if when is None:
-        return None
-    text = when.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text
-
-
-def local_text(when: datetime, *, millis: bool = False) -> str:
-    """Server-local, offset-less form used by notifications and transition times (server in UTC)."""
-    value = when.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S") + (f".{value.microsecond // 1000:03d}" if millis else "")
-
-
-# ---------------------------------------------------------------------------------------------
-# State
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FakeCustomer:
-    id: int
-    name: str
-    external_id: str | None = None
-
-
-@dataclass
-class FakeSite:
-    id: int
-    customer_id: int
-    name: str
-
-
-@dataclass
-class FakeService:
-    task_id: int
-    service_id: int
-    module: str
-    state: str = "Normal"
-    task_ident: str = ""
-    transition: datetime | None = None
-
-
-@dataclass
-class FakeDevice:
-    id: int
-    customer_id: int
-    site_id: int | None
-    name: str
-    device_class: str = "Workstations - Windows"
-    os: str = "Microsoft Windows 11 Pro"
-    os_id: str = "winnt"
-    last_checkin: datetime | None = None
-    services: list[FakeService] = field(default_factory=list)
-
-
-@dataclass
-class RepositoryItem:
-    id: int
-    name: str
-    api_enabled: bool = True
-
-
-@dataclass
-class DirectTask:
-    id: int
-    body: Row
-    at: datetime
-    status: str = "In Pending"
-
-
-@dataclass
-class Fault(ScriptedFault):
-    """A scripted failure on every path starting with `path` (None = any); `embedded` answers 200
-    with the error inside, N-central's documented quirk."""
-
-    ignore_case = False
-    prefix_match = True
-
-    embedded: bool = False
-
-
-@dataclass
-class FleetSeed:
-    customer_ids: list[int] = field(default_factory=list)
-    site_ids: list[int] = field(default_factory=list)
-    device_ids: list[int] = field(default_factory=list)
+from adapters.testing.faults import AsgiFake, CallLog, PathFaultHooks, first_fault, sort_key
 
 
 class NcentralApiError(Exception):
@@ -204,280 +69,17 @@ def _expiry(value: str | None, default: int) -> int:
     return int(text[:-1]) * unit
 
 
-# ---------------------------------------------------------------------------------------------
-# The fake
-# ---------------------------------------------------------------------------------------------
-
-
-class NcentralFake(AsgiFake, PathFaultHooks[Fault], CallLog):
+class NcentralFake(NcentralSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
     """One fake N-central server. Construct, seed, then point an adapter at `app`.
 
     `call_count` keys are `"METHOD /api/path"` with device ids replaced by `{id}`."""
 
     fault_type = Fault
 
-    def __init__(
-        self,
-        *,
-        api_token: str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjb25uZWN0b3ItYXBpIn0.ZmFrZS1uY2VudHJhbC1qd3Q",  # noqa: S107
-        now: datetime | None = None,
-        access_lifetime: int = 3600,
-        refresh_lifetime: int = 90000,
-    ) -> None:
-        self.api_token = api_token
-        self.now = now or datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-        self.access_lifetime = access_lifetime
-        self.refresh_lifetime = refresh_lifetime
-        self._clock_offset = timedelta(0)
-        self.access_tokens: dict[str, datetime] = {}
-        self.refresh_tokens: dict[str, datetime] = {}
-        self.latency = 0.0
-        self.faults: list[Fault] = []
-        self.calls: Counter[str] = Counter()
-        self.statuses: Counter[int] = Counter()
-        self.requests: list[dict[str, Any]] = []
-        self.customers: dict[int, FakeCustomer] = {}
-        self.sites: dict[int, FakeSite] = {}
-        self.devices: dict[int, FakeDevice] = {}
-        self.filters: dict[int, Callable[[FakeDevice], bool]] = {}
-        self.repository: dict[int, RepositoryItem] = {
-            2001: RepositoryItem(2001, "Connector - AV Quick Scan"),
-            2002: RepositoryItem(2002, "Connector - Update AV Definitions"),
-            105: RepositoryItem(105, "Bundled script", api_enabled=False),
-        }
-        self.tasks: dict[int, DirectTask] = {}
-        self.corrupted: dict[int, dict[str, Any]] = {}
-        self.broken_status: dict[int, str] = {}
-        self.old_server = False
-        """True: device lists omit lastApplianceCheckinTime (servers before 2025.3.1.9)."""
-        self.notifications: list[bytes] = []
-        self._triggers: dict[tuple[int, str], int] = {}
-        self._ids = {
-            "customer": itertools.count(100),
-            "site": itertools.count(5000),
-            "device": itertools.count(526_898_132_189),
-            "task": itertools.count(905_592_865),
-            "service_task": itertools.count(27_446_324),
-            "trigger": itertools.count(1_557_534_924),
-        }
-        self.app = Starlette(
+    def _build_app(self) -> Starlette:
+        return Starlette(
             routes=[Route("/api/{path:path}", self._dispatch, methods=["GET", "POST", "PUT", "DELETE"])]
         )
-
-    # -- wiring ----------------------------------------------------------------------------------
-
-    def credentials(self) -> dict[str, str]:
-        return {"api_token": self.api_token}
-
-    def clock(self) -> datetime:
-        """The token clock: real time plus whatever `advance_clock` added."""
-        return datetime.now(UTC) + self._clock_offset
-
-    def advance_clock(self, seconds: float) -> None:
-        self._clock_offset += timedelta(seconds=seconds)
-
-    # -- fault injection and records -------------------------------------------------------------
-
-    def embed_error_next(self, status: int = 500, times: int | None = 1, path: str | None = None) -> None:
-        """The documented quirk: an error message inside a 200 response."""
-        self.faults.append(Fault(status, times, path=path, embedded=True))
-
-    def restart(self) -> None:
-        """A rebooted server: every issued access and refresh token is forgotten."""
-        self.access_tokens.clear()
-        self.refresh_tokens.clear()
-
-    def expire_access_tokens(self) -> None:
-        """Access tokens stop working; refresh tokens still do."""
-        self.access_tokens.clear()
-
-    # -- seeding ---------------------------------------------------------------------------------
-
-    def add_customer(self, name: str, *, external_id: str | None = None) -> FakeCustomer:
-        customer = FakeCustomer(next(self._ids["customer"]), name, external_id)
-        self.customers[customer.id] = customer
-        return customer
-
-    def add_site(self, customer_id: int, name: str = "Main Office") -> FakeSite:
-        site = FakeSite(next(self._ids["site"]), customer_id, name)
-        self.sites[site.id] = site
-        return site
-
-    def _service(self, module: str, state: str = "Normal", ident: str = "") -> FakeService:
-        return FakeService(
-            task_id=next(self._ids["service_task"]),
-            service_id=zlib.crc32(module.encode()) % 900 + 100,
-            module=module,
-            state=state,
-            task_ident=ident,
-            transition=self.now - timedelta(hours=3),
-        )
-
-    def add_device(
-        self,
-        customer_id: int,
-        name: str,
-        *,
-        site_id: int | None = None,
-        product: str | None = "AV Defender Status",
-        protection: str = "Normal",
-        threats: str | None = None,
-        online: bool = True,
-        last_checkin: datetime | None = None,
-        device_class: str = "Workstations - Windows",
-        os: str = "Microsoft Windows 11 Pro",
-    ) -> FakeDevice:
-        """A device with an Agent Status service, optionally an AV protection service in state
-        `protection` and a threat service in state `threats`, plus non-security services."""
-        services = [self._service(AGENT_SERVICE, "Normal" if online else "Failed")]
-        if product:
-            services.append(self._service(product, protection))
-        if threats:
-            services.append(self._service(THREAT_SERVICE, threats))
-        services.extend(self._service(module, "Normal", ident) for module, ident in NOISE_SERVICES)
-        device = FakeDevice(
-            id=next(self._ids["device"]),
-            customer_id=customer_id,
-            site_id=site_id,
-            name=name,
-            device_class=device_class,
-            os=os,
-            last_checkin=last_checkin or self.now - timedelta(minutes=2),
-            services=services,
-        )
-        self.devices[device.id] = device
-        return device
-
-    def seed_fleet(
-        self, customers: int = 40, devices: int = 2500, *, sites_per_customer: int = 1, seed: int = 7
-    ) -> FleetSeed:
-        """A deterministic fleet: devices spread evenly over customers, mostly healthy, some without
-        an AV service, with protection failing, a detected threat, or an agent offline for days."""
-        rng = random.Random(seed)  # noqa: S311 - reproducible test data
-        out = FleetSeed()
-        by_customer: list[tuple[int, list[int]]] = []
-        for c in range(customers):
-            customer = self.add_customer(f"Customer {c + 1:03d} Ltd")
-            out.customer_ids.append(customer.id)
-            names = ["Main Office", "Branch", "Warehouse", "Remote"]
-            sites = [self.add_site(customer.id, names[i % len(names)]).id for i in range(sites_per_customer)]
-            out.site_ids.extend(sites)
-            by_customer.append((customer.id, sites))
-        for n in range(devices):
-            customer_id, sites = by_customer[n % customers]
-            roll = rng.random()
-            product = None if roll < 0.06 else rng.choice(AV_PRODUCTS)
-            protection = "Failed" if 0.06 <= roll < 0.10 else "Normal"
-            threats = "Failed" if 0.10 <= roll < 0.12 else ("Normal" if product == AV_PRODUCTS[0] else None)
-            online = rng.random() > 0.08
-            checkin = (
-                self.now - timedelta(minutes=rng.randint(0, 15))
-                if online
-                else self.now - timedelta(days=rng.randint(1, 20), minutes=rng.randint(0, 600))
-            )
-            device_class, os_name, _ = CLASSES[0] if rng.random() < 0.5 else rng.choice(CLASSES)
-            prefix = "SRV" if device_class.startswith("Servers") else "WS"
-            device = self.add_device(
-                customer_id,
-                f"C{(n % customers) + 1:03d}-{prefix}{n + 1:05d}",
-                site_id=rng.choice(sites) if sites else None,
-                product=product,
-                protection=protection,
-                threats=threats,
-                online=online,
-                last_checkin=checkin,
-                device_class=device_class,
-                os=os_name,
-            )
-            out.device_ids.append(device.id)
-        return out
-
-    def add_filter(self, filter_id: int, predicate: Callable[[FakeDevice], bool]) -> None:
-        self.filters[filter_id] = predicate
-
-    def add_repository_item(self, item_id: int, name: str, *, api_enabled: bool = True) -> None:
-        self.repository[item_id] = RepositoryItem(item_id, name, api_enabled)
-
-    def touch(self, device_id: int, at: datetime | None = None) -> None:
-        """The agent checks in: last check-in moves, Agent Status is Normal."""
-        device = self.devices[device_id]
-        device.last_checkin = at or self.now
-        self.set_service(device_id, AGENT_SERVICE, "Normal")
-
-    def set_online(self, device_id: int, online: bool) -> None:
-        self.set_service(device_id, AGENT_SERVICE, "Normal" if online else "Failed")
-
-    def set_service(self, device_id: int, module: str, state: str, *, ident: str = "") -> FakeService:
-        """Set (or add) a monitored service's state on a device."""
-        device = self.devices[device_id]
-        for service in device.services:
-            if service.module == module and service.task_ident == ident:
-                service.state, service.transition = state, self.now
-                return service
-        service = self._service(module, state, ident)
-        device.services.append(service)
-        return service
-
-    def corrupt_device(self, device_id: int, **fields: Any) -> None:
-        """Make the device's list record malformed: a field set to `None` is dropped, others replaced."""
-        self.corrupted[device_id] = fields
-
-    def break_status(self, device_id: int, mode: str = "malformed") -> None:
-        """`malformed` → a service-monitor-status body without a list; `missing` → 404."""
-        self.broken_status[device_id] = mode
-
-    # -- notifications ---------------------------------------------------------------------------
-
-    def notification_xml(
-        self,
-        device_id: int,
-        service: str,
-        new_state: str,
-        *,
-        old_state: str | None = None,
-        at: datetime | None = None,
-        quantitative: str = "",
-        task_ident: str = "",
-        keywords: tuple[str, ...] | None = None,
-    ) -> bytes:
-        """The HTTP-XML notification N-central would POST for this state change (and remember it).
-        The trigger id stays the same from the failure until the return to Normal. `keywords`
-        limits the elements to those listed, like a notification template."""
-        device = self.devices[device_id]
-        customer = self.customers[device.customer_id]
-        key = (device_id, service)
-        trigger = self._triggers.get(key)
-        if trigger is None:
-            trigger = next(self._ids["trigger"])
-            self._triggers[key] = trigger
-        if new_state == "Normal":
-            self._triggers.pop(key, None)
-        values = {
-            "ActiveNotificationTriggerID": str(trigger),
-            "CustomerName": customer.name,
-            "DeviceID": str(device.id),
-            "DeviceName": device.name,
-            "DeviceURI": f"10.0.{device.customer_id % 250}.{device.id % 250}",
-            "ExternalCustomerID": customer.external_id or "",
-            "AffectedService": service,
-            "TaskIdent": task_ident,
-            "NcentralURI": "ncentral.example.com",
-            "QualitativeOldState": old_state or ("Normal" if new_state != "Normal" else "Failed"),
-            "QualitativeNewState": new_state,
-            "TimeOfStateChange": local_text(at or self.now),
-            "ProbeURI": f"10.0.{device.customer_id % 250}.{device.id % 250}",
-            "QuantitativeNewState": quantitative,
-            "ServiceOrganizationName": SO_NAME,
-        }
-        wanted = keywords or tuple(values)
-        inner = "".join(
-            f"\n  <{name}>{escape(values[name])}</{name}>" if values[name] else f"\n  <{name}/>"
-            for name in wanted
-            if name in values
-        )
-        body = f'<?xml version="1.0" encoding="UTF-8"?><notification>{inner}\n</notification>'.encode()
-        self.notifications.append(body)
-        return body
 
     # -- wire rendering --------------------------------------------------------------------------
 
@@ -709,9 +311,9 @@ class NcentralFake(AsgiFake, PathFaultHooks[Fault], CallLog):
             if rows and sort_by not in rows[0]:
                 raise NcentralApiError(400, f"BadRequestException: Invalid sortBy field '{sort_by}'.")
             order = (request.query_params.get("sortOrder") or "ASC").lower()
-            if order not in _ORDER_WORDS:
+            if order not in ORDER_WORDS:
                 raise NcentralApiError(400, f"BadRequestException: Invalid sortOrder '{order}'.")
-            rows.sort(key=lambda r: sort_key(r.get(sort_by)), reverse=_ORDER_WORDS[order])
+            rows.sort(key=lambda r: sort_key(r.get(sort_by)), reverse=ORDER_WORDS[order])
         total = len(rows)
         pages = (total + size - 1) // size
         chunk = rows[(number - 1) * size : number * size]
@@ -844,21 +446,3 @@ class NcentralFake(AsgiFake, PathFaultHooks[Fault], CallLog):
                 "_links": {"status": f"/api/scheduled-tasks/{task.id}/status"},
             }
         )
-
-
-__all__ = [
-    "AGENT_SERVICE",
-    "AV_PRODUCTS",
-    "MAX_PAGE_SIZE",
-    "THREAT_SERVICE",
-    "DirectTask",
-    "FakeCustomer",
-    "FakeDevice",
-    "FakeService",
-    "FakeSite",
-    "FleetSeed",
-    "NcentralApiError",
-    "NcentralFake",
-    "iso",
-    "local_text",
-]
