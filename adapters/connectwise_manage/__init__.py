@@ -17,6 +17,7 @@ SPEC = AdapterSpec(
     factory=create_adapter,
     options_model=ManageOptions,
     default_base_url="https://na.myconnectwise.net",
+    harness="adapters.connectwise_manage.fake.harness:ManageHarness",
 )
 
 __all__ = ["SPEC", "ConnectWiseManageAdapter", "ManageCredentials", "ManageOptions", "create_adapter"]

@@ -32,9 +32,9 @@ from adapters.connectwise_manage.fake.seed import ManageSeeding
 from adapters.connectwise_manage.fake.store import Table, _project
 from adapters.testing.faults import (
     AsgiFake,
-    FaultHooks,
     RecordedRequest,
     RouteTable,
+    TimeoutHooks,
     count_calls,
     decode_body,
     first_fault,
@@ -50,7 +50,7 @@ DEFAULT_PAGE_SIZE = 25
 Handler = Callable[[Request, dict[str, int]], Any]
 
 
-class ManageFake(ManageSeeding, AsgiFake, FaultHooks[Fault]):
+class ManageFake(ManageSeeding, AsgiFake, TimeoutHooks[Fault]):
     """One fake Manage tenant. Construct, seed, then point an adapter at `app` (`transport_factory`
     is a drop-in `ConnectionContext.transport_factory`: a fresh in-process transport per client)."""
 

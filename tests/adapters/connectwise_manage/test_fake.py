@@ -187,3 +187,58 @@ def test_seed_demo_shape() -> None:
     assert set(seed.agreement_ids) == set(seed.company_ids)
     assert fake.statuses.rows[seed.closed_status_id]["closedStatus"] is True
     assert "identifier" in COMPANY_FIELDS
+
+
+async def fake_client(fake: ManageFake, *, auth: bool = True) -> httpx.AsyncClient:
+    headers = {"Accept": "application/vnd.connectwise.com+json; version=2025.1"}
+    if auth:
+        token = base64.b64encode(f"{fake.company_id}+{fake.public_key}:{fake.private_key}".encode()).decode()
+        headers |= {"Authorization": f"Basic {token}", "clientId": fake.client_id}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=fake.app),
+        base_url=f"https://api-na.myconnectwise.net{fake.api_prefix}",
+        headers=headers,
+    )
+
+
+async def test_fake_rejects_unknown_fields_and_bad_references() -> None:
+    fake = ManageFake(is_cloud=True)
+    seed = fake.seed_demo(companies=3, devices_per_company=2)
+    async with await fake_client(fake) as client:
+        base = {"summary": "x", "company": {"id": seed.company_ids[0]}, "board": {"id": seed.board_id}}
+        response = await client.post("/service/tickets", json={**base, "summmary": "typo"})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["field"] == "summmary"
+        response = await client.post("/service/tickets", json={**base, "board": seed.board_id})
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == "board"
+        response = await client.post("/service/tickets", json={"company": {"id": seed.company_ids[0]}})
+        assert response.json()["errors"][0] == {
+            "code": "MissingRequiredField",
+            "message": "The summary field is required.",
+            "resource": "ticket",
+            "field": "summary",
+        }
+        response = await client.post("/service/tickets", json={**base, "summary": "s" * 101})
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == "summary"
+        ticket = (await client.post("/service/tickets", json=base)).json()
+        note = await client.post(f"/service/tickets/{ticket['id']}/notes", json={"text": "no flag"})
+        assert note.status_code == 400
+        patch = await client.patch(f"/service/tickets/{ticket['id']}", json={"op": "replace"})
+        assert patch.status_code == 400
+        addition = await client.post(
+            f"/finance/agreements/{seed.agreement_ids[seed.company_ids[0]]}/additions",
+            json={"product": {"identifier": "EDR-SEAT"}, "billCustomer": "Sometimes", "quantity": 1},
+        )
+        assert addition.status_code == 400 and addition.json()["errors"][0]["field"] == "billCustomer"
+    assert len(fake.tickets) == 1
+
+
+async def test_fake_requires_auth_and_client_id() -> None:
+    fake = ManageFake(is_cloud=True)
+    fake.seed_demo(companies=3)
+    async with await fake_client(fake, auth=False) as client:
+        response = await client.get("/system/info")
+        assert response.status_code == 401
+        assert set(response.json()) == {"code", "message", "errors"}
+        info = await client.get(f"https://na.myconnectwise.net/login/companyinfo/{fake.company_id}")
+        assert info.status_code == 200 and info.json()["Codebase"] == fake.codebase
