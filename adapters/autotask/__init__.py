@@ -18,6 +18,7 @@ SPEC = AdapterSpec(
     factory=create_adapter,
     options_model=AutotaskOptions,
     default_base_url=DISCOVERY_URL,
+    harness="adapters.autotask.fake.harness:AutotaskHarness",
 )
 
 __all__ = ["SPEC", "AutotaskAdapter", "AutotaskCredentials", "AutotaskOptions", "create_adapter"]
