@@ -17,6 +17,7 @@ SPEC = AdapterSpec(
     factory=create_adapter,
     options_model=HaloOptions,
     default_base_url="https://example.halopsa.com",
+    harness="adapters.halopsa.fake.harness:HaloHarness",
 )
 
 __all__ = ["SPEC", "HaloCredentials", "HaloOptions", "HaloPsaAdapter", "create_adapter"]

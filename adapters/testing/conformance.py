@@ -279,9 +279,10 @@ class RmmConformance:
         assert [s for s in sleeps.calls if s >= 7] == [7.0, 7.0]
 
     async def test_persistent_429_is_a_rate_limited_error(self, adapter: RmmAdapter, world: RmmWorld) -> None:
-        world.rate_limit(RmmOperation.LIST_CLIENTS, times=None, retry_after=1)
-        with pytest.raises(RateLimitedError):
+        world.rate_limit(RmmOperation.LIST_CLIENTS, times=None, retry_after=3)
+        with pytest.raises(RateLimitedError) as caught:
             [c async for c in adapter.list_clients()]
+        assert caught.value.retry_after == 3.0  # the core schedules the next try by it
 
     async def test_5xx_on_a_read_is_retried(self, adapter: RmmAdapter, world: RmmWorld) -> None:
         await endpoint_pages(adapter)
@@ -588,9 +589,10 @@ class PsaConformance:
         assert [s for s in sleeps.calls if s >= 7] == [7.0, 7.0]
 
     async def test_persistent_429_is_a_rate_limited_error(self, adapter: PsaAdapter, world: PsaWorld) -> None:
-        world.rate_limit(PsaOperation.LIST_COMPANIES, times=None, retry_after=1)
-        with pytest.raises(RateLimitedError):
+        world.rate_limit(PsaOperation.LIST_COMPANIES, times=None, retry_after=3)
+        with pytest.raises(RateLimitedError) as caught:
             [c async for c in adapter.list_companies()]
+        assert caught.value.retry_after == 3.0  # the core schedules the next try by it
 
     async def test_5xx_on_a_read_is_retried(self, adapter: PsaAdapter, world: PsaWorld) -> None:
         [c async for c in adapter.list_companies()]
