@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=AutomateOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    harness="adapters.connectwise_automate.fake.harness:AutomateHarness",
 )
 
 __all__ = [
