@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=NcentralOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    harness="adapters.ncentral.fake.harness:NcentralHarness",
 )
 
 __all__ = ["SPEC", "NcentralAdapter", "NcentralCredentials", "NcentralOptions", "create_adapter"]
