@@ -18,6 +18,7 @@ SPEC = AdapterSpec(
     options_model=NsightOptions,
     webhook_scheme="generic",
     default_base_url="https://www.am.remote.management",
+    harness="adapters.nsight.fake.harness:NsightHarness",
 )
 
 __all__ = ["SPEC", "NsightAdapter", "NsightCredentials", "NsightOptions", "create_adapter"]

@@ -1,4 +1,6 @@
-"""Contract tests: the N-sight RMM adapter against the stateful fake."""
+"""N-sight specifics against the stateful fake: per-site listings, ISO-8859-1 XML and what a
+broken or hostile answer does, the API key kept out of logs, failing checks as polled alerts, Managed
+Antivirus actions. What every RMM must do is `test_conformance.py`'s."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from adapters.base import (
     AlertEvent,
     EndpointStatus,
     ProblemKind,
-    RmmAdapter,
     WebhookRequest,
 )
 from adapters.errors import (
@@ -29,7 +30,6 @@ from adapters.nsight import SPEC, NsightAdapter
 from adapters.nsight.fake import FleetSeed, NsightFake
 from adapters.nsight.models import NsightCredentials, NsightOptions
 from adapters.nsight.parsing import NsightIncompleteListingError
-from adapters.registry import discover
 from tests.support.adapter_helpers import Sleeps, asgi_transports, build_adapter, webhook_request
 
 BASE = "https://www.am.remote.management"
@@ -84,19 +84,8 @@ def request(body: Any) -> WebhookRequest:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_spec_declares_the_adapter() -> None:
-    assert SPEC.kind == "nsight"
-    assert SPEC.role == "rmm"
-    assert SPEC.webhook_scheme == "generic"
-    schema = SPEC.credentials_schema()
-    assert set(schema["properties"]) == {"api_key"}
-    assert schema["properties"]["api_key"]["format"] == "password"
-    assert discover().get("nsight") is SPEC
-
-
-async def test_adapter_satisfies_protocol(adapter: NsightAdapter) -> None:
-    assert isinstance(adapter, RmmAdapter)
-    assert adapter.verify_webhook(request({}), "secret") is None
+def test_spec_declares_nsights_fields() -> None:
+    assert set(SPEC.credentials_schema()["properties"]) == {"api_key"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,12 +169,6 @@ async def test_incremental_read_keeps_devices_seen_or_booted_since_cursor(
     fake.touch(stale.id)
     second = {s.endpoint_id for page in await collect(adapter, since) for s in page}
     assert second == expected | {str(stale.id)}
-
-
-async def test_full_read_when_cursor_is_none(
-    fake: NsightFake, small: FleetSeed, adapter: NsightAdapter
-) -> None:
-    assert sum(len(p) for p in await collect(adapter, None)) == 30
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,27 +265,6 @@ async def test_wrong_key_as_http_status_is_credentials_error(fake: NsightFake, s
     with pytest.raises(CredentialsError):
         await adapter.test_connection()
     assert fake.call_count() == 1
-    await adapter.aclose()
-
-
-async def test_recovers_from_429_with_retry_after_and_500(fake: NsightFake, small: FleetSeed) -> None:
-    fake.rate_limit(times=2, retry_after=7, service="list_sites")
-    fake.fail_next(500, times=1, service="list_workstations")
-    sleeps = Sleeps()
-    adapter = make_adapter(fake, sleep=sleeps)
-    assert sum(len(p) for p in await collect(adapter)) == 30
-    assert sleeps.calls[:2] == [7.0, 7.0]
-    assert len(sleeps.calls) == 3
-    await adapter.aclose()
-
-
-async def test_persistent_500_surfaces_as_transient_error(fake: NsightFake, small: FleetSeed) -> None:
-    fake.fail_next(500, times=None, service="list_clients")
-    adapter = make_adapter(fake)
-    with pytest.raises(TransientVendorError) as info:
-        await collect(adapter)
-    assert info.value.status == 500
-    assert fake.call_count("list_clients") == 5
     await adapter.aclose()
 
 
