@@ -559,10 +559,18 @@ class PsaConformance:
         assert [seen.quantity for seen in world.billing_lines(company)] == [Decimal(5)]
 
         second = await adapter.upsert_billing_line(line)
-        assert (second.action, second.line_id, second.previous_quantity) == ("unchanged", first.line_id, Decimal(5))
+        assert (second.action, second.line_id, second.previous_quantity) == (
+            "unchanged",
+            first.line_id,
+            Decimal(5),
+        )
 
         third = await adapter.upsert_billing_line(line.model_copy(update={"quantity": Decimal(7)}))
-        assert (third.action, third.line_id, third.previous_quantity) == ("updated", first.line_id, Decimal(5))
+        assert (third.action, third.line_id, third.previous_quantity) == (
+            "updated",
+            first.line_id,
+            Decimal(5),
+        )
         assert [seen.quantity for seen in world.billing_lines(company)] == [Decimal(7)]
 
     @pytest.mark.parametrize("fault", MAYBE_APPLIED)
