@@ -55,7 +55,7 @@ def page(items: list[dict[str, Any]], next_url: str | None = None) -> httpx.Resp
 
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(assert_all_called=True) as mock:
         mock.get(f"{DISCOVERY}/V1.0/ZoneInformation").respond(
             json={"zoneName": "America West 2", "url": ZONE, "webUrl": "https://ww14.autotask.net/", "ci": 7}
         )

@@ -74,7 +74,7 @@ def computer(n: int) -> dict[str, Any]:
 
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(assert_all_called=True) as mock:
         yield mock
 
 

@@ -64,7 +64,7 @@ def make_adapter(**options: Any) -> ConnectWiseManageAdapter:
 
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(assert_all_called=True) as mock:
         mock.get(f"{SITE}/login/companyinfo/training").respond(
             json={
                 "CompanyName": "Training",

@@ -52,8 +52,8 @@ def token_reply(token: str = "tok-1", expires_in: int = 3600) -> httpx.Response:
 
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as mock:
-        mock.post(TOKEN_URL).mock(return_value=token_reply())
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL, name="token").mock(return_value=token_reply())
         yield mock
 
 
@@ -103,6 +103,8 @@ async def test_no_tenant_and_custom_auth_url(router: respx.MockRouter) -> None:
     await adapter.test_connection()
     await adapter.aclose()
     assert str(custom.calls[0].request.url) == "https://auth.example.net/auth/token"
+    default = router.routes.pop("token")
+    assert not default.called  # the instance's own auth server is never asked
 
 
 async def test_401_fetches_a_new_token_once_and_retries(router: respx.MockRouter) -> None:

@@ -75,7 +75,7 @@ def device(device_id: int, customer_id: int = 100) -> dict[str, object]:
 
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=SERVER, assert_all_called=False) as mock:
+    with respx.mock(base_url=SERVER, assert_all_called=True) as mock:
         yield mock
 
 

@@ -64,7 +64,7 @@ def xml(inner: str, status: str = "OK") -> bytes:
 
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(assert_all_called=True) as mock:
         yield mock
 
 
