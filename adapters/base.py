@@ -329,6 +329,9 @@ class AdapterSpec:
     webhook_scheme: str = "generic"
     """How deliveries are authenticated: 'generic' = X-Connector-Signature HMAC or token."""
     default_base_url: str | None = None
+    harness: str | None = None
+    """Import path of the test harness over this kind's fake (`"package.module:Class"`), loaded only
+    by `adapters.testing.harness.load_harness`; None = the package ships no fake."""
 
     def credentials_schema(self) -> dict[str, Any]:
         return self.credentials_model.model_json_schema()

@@ -1,17 +1,20 @@
 """Small pieces every adapter needs the same way: typed settings from a connection, JSON bodies with
-exact decimals, and vendor records validated into models with an error that says what was read."""
+exact decimals, vendor records validated into models with an error that says what was read, a server
+URL normalized from what an engineer typed, and the recovery after a create the vendor may have
+applied."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from adapters.errors import AdapterError, TransientVendorError
+from adapters.errors import AdapterError, ConfigurationError, TransientVendorError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -118,3 +121,63 @@ def best_device_match(
         return (by_serial + by_name, inactive, id_of(item))
 
     return sorted(found, key=rank)[0]
+
+
+def server_root(base_url: str, *, vendor: str, suffixes: Sequence[str] = ()) -> str:
+    """The server URL an engineer typed → `scheme://host[:port][/prefix]`: `https://` added when no
+    scheme is given, trailing slashes dropped, and the first of `suffixes` the path ends with
+    (case-insensitive) cut off, so a URL copied from the API's own pages works too."""
+    raw = (base_url or "").strip().rstrip("/")
+    if not raw:
+        raise ConfigurationError(f"the {vendor} server URL is required", field="base_url")
+    if "://" not in raw:
+        raw = "https://" + raw
+    url = httpx.URL(raw)
+    if not url.host:
+        raise ConfigurationError(f"not a server URL: {base_url!r}", field="base_url")
+    path = url.path.rstrip("/")
+    for suffix in suffixes:
+        if path.lower().endswith(suffix.lower()):
+            path = path[: -len(suffix)]
+            break
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{path}"
+
+
+T = TypeVar("T")
+RECOVERY_DELAYS = (0.0, 2.0, 5.0)
+"""Seconds before each look-up after a create that may have been applied: vendors index a new record
+for search a moment after they answer (or would have answered) its create."""
+recovery_log = logging.getLogger("adapters.recovery")
+
+
+async def create_or_recover(
+    create: Callable[[], Awaitable[T]],
+    find: Callable[[], Awaitable[T | None]],
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    what: str,
+    delays: Sequence[float] = RECOVERY_DELAYS,
+) -> T:
+    """`create()`, and when it fails in a way the vendor may still have acted on (a timeout or 5xx:
+    `TransientVendorError.maybe_applied`), `find()` the record by its marker instead of creating it
+    again: after each of `delays`, until it turns up. A transient error while looking is one more
+    miss. When it never turns up the create's own error is raised, so the core retries later, and
+    that retry looks first too. PSAs have no idempotency keys; this is the one place that makes a
+    create safe to repeat."""
+    try:
+        return await create()
+    except TransientVendorError as exc:
+        if not exc.maybe_applied:
+            raise
+        recovery_log.warning("%s may have been applied (%s); looking it up", what, exc)
+        for delay in delays:
+            if delay:
+                await sleep(delay)
+            try:
+                found = await find()
+            except TransientVendorError:
+                continue
+            if found is not None:
+                return found
+        raise

@@ -1,6 +1,6 @@
 """Autotask PSA adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `fake.py` for the stateful fake used by tests and demos.
+See `adapter.py` for sources and behaviour, `fake/` for the stateful fake used by tests and demos.
 The connection's base URL is the zone-discovery host; the zone's own URL is discovered per API user.
 """
 
@@ -18,6 +18,7 @@ SPEC = AdapterSpec(
     factory=create_adapter,
     options_model=AutotaskOptions,
     default_base_url=DISCOVERY_URL,
+    harness="adapters.autotask.fake.harness:AutotaskHarness",
 )
 
 __all__ = ["SPEC", "AutotaskAdapter", "AutotaskCredentials", "AutotaskOptions", "create_adapter"]

@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -98,7 +97,7 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
-from adapters.common import best_device_match, json_body, parse_record, settings_as
+from adapters.common import best_device_match, create_or_recover, json_body, parse_record, settings_as
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -110,8 +109,6 @@ from adapters.errors import (
 )
 from adapters.http import VendorHttpClient
 
-log = logging.getLogger("adapters.autotask")
-
 DISCOVERY_URL = "https://webservices.autotask.net/ATServicesRest"
 API_VERSION = "V1.0"
 EXTERNAL_ID_MAX = 50
@@ -119,7 +116,6 @@ TITLE_MAX = 255
 NOTE_TITLE_MAX = 250
 DEFAULT_COMPLETE_STATUS = 5
 ACTIVE_CONTRACT_STATUS = 1
-RECOVERY_DELAYS = (0.0, 2.0, 5.0)
 """Lookups by marker after a write that may have been applied."""
 
 _MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9:._-]+")
@@ -484,18 +480,6 @@ class AutotaskAdapter:
             PsaOption(id=v.value, name=v.label or v.value, parent_id=v.parentValue or None) for v in values
         ]
 
-    async def _recover(self, lookup: Callable[[], Awaitable[Any]]) -> Any:
-        for delay in RECOVERY_DELAYS:
-            if delay:
-                await self._sleep(delay)
-            try:
-                found = await lookup()
-            except TransientVendorError:
-                continue
-            if found is not None:
-                return found
-        return None
-
     # -- Adapter ----------------------------------------------------------------------------
 
     async def test_connection(self) -> None:
@@ -598,28 +582,22 @@ class AutotaskAdapter:
             issueType=_as_int(spec.type_id, "type_id") if spec.type_id else None,
             externalID=marker_token(spec.marker),
         )
-        try:
+
+        async def create() -> TicketRef:
             ticket_id = await self._create("/Tickets", body)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            log.warning(
-                "ticket create for %s may have been applied (%s); looking it up", body.externalID, exc
-            )
+            try:
+                ticket = await self._get_item(TicketRead, f"/Tickets/{ticket_id}", "ticket")
+            except TransientVendorError:
+                return self._ticket_ref(TicketRead(id=ticket_id))
+            return self._ticket_ref(ticket)
 
-            async def lookup() -> TicketRef | None:
-                found = await self.find_ticket(spec.marker, spec.company_id)
-                return found if found is not None and not found.closed else None
+        async def open_ticket() -> TicketRef | None:
+            found = await self.find_ticket(spec.marker, spec.company_id)
+            return found if found is not None and not found.closed else None
 
-            recovered = await self._recover(lookup)
-            if isinstance(recovered, TicketRef):
-                return recovered
-            raise
-        try:
-            ticket = await self._get_item(TicketRead, f"/Tickets/{ticket_id}", "ticket")
-        except TransientVendorError:
-            return self._ticket_ref(TicketRead(id=ticket_id))
-        return self._ticket_ref(ticket)
+        return await create_or_recover(
+            create, open_ticket, sleep=self._sleep, what=f"ticket create for {body.externalID}"
+        )
 
     async def _notes(self, ticket_id: int) -> list[TicketNoteRead]:
         return await self._query(
@@ -641,18 +619,15 @@ class AutotaskAdapter:
             noteType=self._options.note_type,
             publish=self._options.note_publish,
         )
-        try:
+
+        async def post() -> bool:
             await self._create(f"/Tickets/{ticket_id}/Notes", body)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
+            return True
 
-            async def lookup() -> bool | None:
-                return True if await self._has_note(ticket_id, text) else None
+        async def posted() -> bool | None:
+            return True if await self._has_note(ticket_id, text) else None
 
-            if await self._recover(lookup):
-                return
-            raise
+        await create_or_recover(post, posted, sleep=self._sleep, what=f"note on ticket {ticket_id}")
 
     async def add_note(self, ticket_id: str, text: str) -> None:
         if not text.strip():
@@ -737,25 +712,26 @@ class AutotaskAdapter:
             configurationItemType=_as_int(type_id, "type_id") if type_id else None,
             userDefinedFields=[UdfValue(name=k, value=v) for k, v in sorted(update.fields.items())] or None,
         )
-        try:
+
+        async def create() -> ConfigurationItemRead:
             item_id = await self._create("/ConfigurationItems", body)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            found = await self._recover(lambda: self._find_configuration(company_id, update))
-            if not isinstance(found, ConfigurationItemRead):
-                raise
-            return found
-        udfs = [{"name": u.name, "value": u.value} for u in body.userDefinedFields or []]
-        return ConfigurationItemRead.model_validate(
-            {
-                "id": item_id,
-                "companyID": company_id,
-                "referenceTitle": body.referenceTitle,
-                "serialNumber": body.serialNumber,
-                "isActive": True,
-                "userDefinedFields": udfs,
-            }
+            udfs = [{"name": u.name, "value": u.value} for u in body.userDefinedFields or []]
+            return ConfigurationItemRead.model_validate(
+                {
+                    "id": item_id,
+                    "companyID": company_id,
+                    "referenceTitle": body.referenceTitle,
+                    "serialNumber": body.serialNumber,
+                    "isActive": True,
+                    "userDefinedFields": udfs,
+                }
+            )
+
+        return await create_or_recover(
+            create,
+            lambda: self._find_configuration(company_id, update),
+            sleep=self._sleep,
+            what=f"configuration item create for {update.device_name!r}",
         )
 
     # -- billing ----------------------------------------------------------------------------
@@ -836,24 +812,25 @@ class AutotaskAdapter:
             adjustedUnitCost=line.unit_cost,
         )
         self._ledger[key] = (current, target, self._clock() + self._options.adjustment_ledger_seconds)
-        try:
-            await self._create("/ContractServiceAdjustments", body)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
+
+        async def post() -> int:
+            try:
+                await self._create("/ContractServiceAdjustments", body)
+            except TransientVendorError as exc:
+                if not exc.maybe_applied:  # certainly not applied: nothing to guard against
+                    self._ledger.pop(key, None)
+                raise
+            except AdapterError:
                 self._ledger.pop(key, None)
                 raise
-            log.warning(
-                "seat adjustment on contract %s may have been applied (%s); re-reading", contract_id, exc
-            )
+            return target
 
-            async def lookup() -> int | None:
-                return target if await self.current_units(contract_id, service_id, day) == target else None
+        async def applied() -> int | None:
+            return target if await self.current_units(contract_id, service_id, day) == target else None
 
-            if await self._recover(lookup) is None:
-                raise
-        except AdapterError:
-            self._ledger.pop(key, None)
-            raise
+        await create_or_recover(
+            post, applied, sleep=self._sleep, what=f"seat adjustment on contract {contract_id}"
+        )
         if service is None:
             service = await self._contract_service(contract_id, service_id)
             if service is None:

@@ -1,6 +1,6 @@
 """ConnectWise Automate RMM adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `alerts.py` for the alert and webhook bodies, `fake.py`
+See `adapter.py` for sources and behaviour, `alerts.py` for the alert and webhook bodies, `fake/`
 for the stateful fake used by tests and demos.
 """
 
@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=AutomateOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    harness="adapters.connectwise_automate.fake.harness:AutomateHarness",
 )
 
 __all__ = [

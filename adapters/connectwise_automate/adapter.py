@@ -68,7 +68,7 @@ from adapters.base import (
     RmmClient,
     WebhookRequest,
 )
-from adapters.common import settings_as
+from adapters.common import server_root, settings_as
 from adapters.connectwise_automate import alerts
 from adapters.connectwise_automate import conditions as cond
 from adapters.connectwise_automate.models import (
@@ -86,7 +86,6 @@ from adapters.connectwise_automate.models import (
     TokenResultRead,
 )
 from adapters.errors import (
-    ConfigurationError,
     CredentialsError,
     TransientVendorError,
     UnsupportedActionError,
@@ -126,22 +125,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def api_base(base_url: str) -> str:
     """`https://host[/prefix]` or a URL already ending in /cwa/api/v1 → the v1 API base."""
-    raw = (base_url or "").strip().rstrip("/")
-    if not raw:
-        raise ConfigurationError("the Automate server URL is required", field="base_url")
-    if "://" not in raw:
-        raw = "https://" + raw
-    url = httpx.URL(raw)
-    if not url.host:
-        raise ConfigurationError(f"not a server URL: {base_url!r}", field="base_url")
-    path = url.path.rstrip("/")
-    lowered = path.lower()
-    for suffix in ("/cwa/api/v1", "/cwa/api", "/cwa"):
-        if lowered.endswith(suffix):
-            path = path[: -len(suffix)]
-            break
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}{path}{API_PATH}"
+    return server_root(base_url, vendor="Automate", suffixes=("/cwa/api/v1", "/cwa/api", "/cwa")) + API_PATH
 
 
 def parse_time(value: str | None, tz: tzinfo = UTC) -> datetime | None:

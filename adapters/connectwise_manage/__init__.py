@@ -1,6 +1,6 @@
 """ConnectWise PSA (Manage) adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `fake.py` for the stateful fake used by tests and demos.
+See `adapter.py` for sources and behaviour, `fake/` for the stateful fake used by tests and demos.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ SPEC = AdapterSpec(
     factory=create_adapter,
     options_model=ManageOptions,
     default_base_url="https://na.myconnectwise.net",
+    harness="adapters.connectwise_manage.fake.harness:ManageHarness",
 )
 
 __all__ = ["SPEC", "ConnectWiseManageAdapter", "ManageCredentials", "ManageOptions", "create_adapter"]

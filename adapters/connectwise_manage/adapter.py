@@ -67,6 +67,7 @@ from adapters.base import (
 )
 from adapters.common import (
     best_device_match,
+    create_or_recover,
     json_body,
     merge_status_block,
     parse_record,
@@ -102,7 +103,6 @@ from adapters.errors import (
     AdapterError,
     ConfigurationError,
     NotFoundError,
-    TransientVendorError,
     VendorRequestError,
 )
 from adapters.http import VendorHttpClient
@@ -113,7 +113,6 @@ SUMMARY_MAX = 100
 ON_PREM_CODEBASE = "v4_6_release/"
 CLOUD_DOMAINS = (".myconnectwise.net", ".connectwisedev.com")
 FORWARD_ONLY = {"pagination-type": "forward-only"}
-RECOVERY_DELAYS = (0.0, 2.0, 5.0)
 """Lookups by marker after a create that may have been applied: Manage creates can take minutes."""
 
 _MARKER_UNSAFE = re.compile(r"[^A-Za-z0-9:._-]+")
@@ -569,29 +568,17 @@ class ConnectWiseManageAdapter:
             initialDescription=spec.description or None,
             externalXRef=spec.marker if len(spec.marker) <= 100 else token,
         )
-        try:
-            created = await self._send("POST", "/service/tickets", body.wire(), idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            log.warning("ticket create for %s may have been applied (%s); looking it up", token, exc)
-            found = await self._recover(lambda: self.find_ticket(spec.marker, spec.company_id))
-            if isinstance(found, TicketRef):
-                return found
-            raise
-        return self._ticket_ref(self._parse(TicketRead, created, "ticket"))
 
-    async def _recover(self, lookup: Callable[[], Awaitable[Any]]) -> Any:
-        for delay in RECOVERY_DELAYS:
-            if delay:
-                await self._sleep(delay)
-            try:
-                found = await lookup()
-            except TransientVendorError:
-                continue
-            if found is not None:
-                return found
-        return None
+        async def create() -> TicketRef:
+            created = await self._send("POST", "/service/tickets", body.wire(), idempotent=False)
+            return self._ticket_ref(self._parse(TicketRead, created, "ticket"))
+
+        return await create_or_recover(
+            create,
+            lambda: self.find_ticket(spec.marker, spec.company_id),
+            sleep=self._sleep,
+            what=f"ticket create for {token}",
+        )
 
     async def _recent_notes(self, ticket_id: int, *, resolution_only: bool) -> list[NoteRead]:
         params: dict[str, Any] = {"orderBy": "id desc", "pageSize": 100, "page": 1}
@@ -611,18 +598,15 @@ class ConnectWiseManageAdapter:
             detailDescriptionFlag=None if resolution else True,
             resolutionFlag=True if resolution else None,
         )
-        try:
+
+        async def post() -> bool:
             await self._send("POST", f"/service/tickets/{ticket_id}/notes", body.wire(), idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
+            return True
 
-            async def lookup() -> bool | None:
-                return True if await self._has_note(ticket_id, text, resolution_only=resolution) else None
+        async def posted() -> bool | None:
+            return True if await self._has_note(ticket_id, text, resolution_only=resolution) else None
 
-            if await self._recover(lookup):
-                return
-            raise
+        await create_or_recover(post, posted, sleep=self._sleep, what=f"note on ticket {ticket_id}")
 
     async def add_note(self, ticket_id: str, text: str) -> None:
         await self._post_note(_as_int(ticket_id, "ticket_id"), text, resolution=False)
@@ -760,17 +744,17 @@ class ConnectWiseManageAdapter:
             serialNumber=update.serial_number or None,
             notes=notes,
         )
-        try:
+
+        async def create() -> ConfigurationRead:
             created = await self._send("POST", "/company/configurations", body.wire(), idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            found = await self._recover(lambda: self._find_configuration(company_id, update))
-            if found is None:
-                raise
-            assert isinstance(found, ConfigurationRead)
-            return found
-        return self._parse(ConfigurationRead, created, "configuration")
+            return self._parse(ConfigurationRead, created, "configuration")
+
+        return await create_or_recover(
+            create,
+            lambda: self._find_configuration(company_id, update),
+            sleep=self._sleep,
+            what=f"configuration create for {update.device_name!r}",
+        )
 
     # -- billing ----------------------------------------------------------------------------
 
@@ -825,18 +809,20 @@ class ConnectWiseManageAdapter:
                 invoiceDescription=line.description or None,
             )
             path = f"/finance/agreements/{aid}/additions"
-            try:
+
+            async def create() -> AdditionRead:
                 created = await self._send("POST", path, body.wire(), idempotent=False)
-            except TransientVendorError as exc:
-                if not exc.maybe_applied:
-                    raise
-                found = await self._recover(lambda: self._find_addition(aid, line, token))
-                if found is None:
-                    raise
-                assert isinstance(found, AdditionRead)
-                await self._update_addition(aid, found, line, described)
-                return BillingLineResult(action="created", line_id=str(found.id))
-            addition = self._parse(AdditionRead, created, "agreement addition")
+                return self._parse(AdditionRead, created, "agreement addition")
+
+            async def created_earlier() -> AdditionRead | None:
+                found = await self._find_addition(aid, line, token)
+                if found is not None:  # as on the update path: it ends with the wanted values
+                    await self._update_addition(aid, found, line, described)
+                return found
+
+            addition = await create_or_recover(
+                create, created_earlier, sleep=self._sleep, what=f"billing line create for {token}"
+            )
             return BillingLineResult(action="created", line_id=str(addition.id))
         changed = await self._update_addition(aid, existing, line, described)
         return BillingLineResult(

@@ -1,6 +1,6 @@
 """HaloPSA adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `fake.py` for the stateful fake used by tests and demos.
+See `adapter.py` for sources and behaviour, `fake/` for the stateful fake used by tests and demos.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ SPEC = AdapterSpec(
     factory=create_adapter,
     options_model=HaloOptions,
     default_base_url="https://example.halopsa.com",
+    harness="adapters.halopsa.fake.harness:HaloHarness",
 )
 
 __all__ = ["SPEC", "HaloCredentials", "HaloOptions", "HaloPsaAdapter", "create_adapter"]

@@ -76,6 +76,7 @@ from adapters.base import (
     TicketSpec,
 )
 from adapters.common import (
+    create_or_recover,
     json_body,
     merge_status_block,
     parse_record,
@@ -85,7 +86,6 @@ from adapters.errors import (
     AdapterError,
     ConfigurationError,
     CredentialsError,
-    TransientVendorError,
     VendorRequestError,
 )
 from adapters.halopsa.models import (
@@ -116,7 +116,6 @@ from adapters.http import VendorHttpClient
 log = logging.getLogger("adapters.halopsa")
 
 SUMMARY_MAX = 250
-RECOVERY_DELAYS = (0.0, 2.0, 5.0)
 """Lookups by marker after a write that may have been applied despite a timeout or 5xx."""
 DEFAULT_TOKEN_LIFETIME = 3600.0
 
@@ -457,18 +456,6 @@ class HaloPsaAdapter:
         """Unpaged lookup lists (statuses, teams, types, priorities)."""
         return self._parse_list(model, _records(await self._get(path, params), key), key)
 
-    async def _recover(self, lookup: Callable[[], Awaitable[Any]]) -> Any:
-        for delay in RECOVERY_DELAYS:
-            if delay:
-                await self._sleep(delay)
-            try:
-                found = await lookup()
-            except TransientVendorError:
-                continue
-            if found is not None:
-                return found
-        return None
-
     # -- Adapter ----------------------------------------------------------------------------
 
     async def test_connection(self) -> None:
@@ -569,17 +556,17 @@ class HaloPsaAdapter:
             status_id=_as_int(spec.status_id, "status_id") if spec.status_id else None,
             customfields=custom,
         )
-        try:
+
+        async def create() -> TicketRef:
             created = await self._post("/Tickets", [body.wire()], idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            log.warning("ticket create for %s may have been applied (%s); looking it up", token, exc)
-            found = await self._recover(lambda: self.find_ticket(spec.marker, spec.company_id))
-            if isinstance(found, TicketRef):
-                return found
-            raise
-        return self._ticket_ref(self._parse(TicketRead, self._single(created), "ticket"))
+            return self._ticket_ref(self._parse(TicketRead, self._single(created), "ticket"))
+
+        return await create_or_recover(
+            create,
+            lambda: self.find_ticket(spec.marker, spec.company_id),
+            sleep=self._sleep,
+            what=f"ticket create for {token}",
+        )
 
     def _action(self, ticket_id: int, text: str, *, close_status: int | None) -> ActionCreate:
         opts = self._options
@@ -605,18 +592,15 @@ class HaloPsaAdapter:
     async def add_note(self, ticket_id: str, text: str) -> None:
         tid = _as_int(ticket_id, "ticket_id")
         action = self._action(tid, text, close_status=None)
-        try:
+
+        async def post() -> bool:
             await self._post("/Actions", [action.wire()], idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
+            return True
 
-            async def lookup() -> bool | None:
-                return True if await self._has_note(tid, text) else None
+        async def posted() -> bool | None:
+            return True if await self._has_note(tid, text) else None
 
-            if await self._recover(lookup):
-                return
-            raise
+        await create_or_recover(post, posted, sleep=self._sleep, what=f"note on ticket {tid}")
 
     async def _ticket(self, ticket_id: int) -> TicketRead:
         return self._parse(TicketRead, await self._get(f"/Tickets/{ticket_id}"), "ticket")
@@ -628,18 +612,15 @@ class HaloPsaAdapter:
         if ticket.status_id == target:
             return  # the closing action carried the resolution note with it
         action = self._action(tid, resolution.strip() or "Closed", close_status=target)
-        try:
+
+        async def post() -> bool:
             await self._post("/Actions", [action.wire()], idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
+            return True
 
-            async def lookup() -> bool | None:
-                return True if (await self._ticket(tid)).status_id == target else None
+        async def closed() -> bool | None:
+            return True if (await self._ticket(tid)).status_id == target else None
 
-            if await self._recover(lookup):
-                return
-            raise
+        await create_or_recover(post, closed, sleep=self._sleep, what=f"closing action on ticket {tid}")
 
     # -- assets -----------------------------------------------------------------------------
 
@@ -732,16 +713,17 @@ class HaloPsaAdapter:
             key_field=update.device_name.strip(),
             notes=notes,
         )
-        try:
+
+        async def create() -> AssetRead:
             created = await self._post("/Asset", [body.wire()], idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            found = await self._recover(lambda: self._find_asset(client_id, update.device_name))
-            if not isinstance(found, AssetRead):
-                raise
-            return found
-        return self._parse(AssetRead, self._single(created), "asset")
+            return self._parse(AssetRead, self._single(created), "asset")
+
+        return await create_or_recover(
+            create,
+            lambda: self._find_asset(client_id, update.device_name),
+            sleep=self._sleep,
+            what=f"asset create for {update.device_name!r}",
+        )
 
     # -- billing ----------------------------------------------------------------------------
 
@@ -821,25 +803,23 @@ class HaloPsaAdapter:
             hit = self._find_line([dict(raw) for raw in parsed.lines or []], item, token)
             return hit[1] if hit and token in (hit[1].item_internal_reference or "") else None
 
-        try:
+        async def create() -> InvoiceLineRead:
             response = await self._post("/RecurringInvoice", body, idempotent=False)
-        except TransientVendorError as exc:
-            if not exc.maybe_applied:
-                raise
-            found = await self._recover(lookup)
-            if not isinstance(found, InvoiceLineRead):
-                raise
-            return BillingLineResult(action="created", line_id=str(found.id))
-        created: InvoiceLineRead | None = None
-        answered = self._single(response)
-        if isinstance(answered, dict) and isinstance(answered.get("lines"), list):
-            hit = self._find_line([dict(raw) for raw in answered["lines"]], item, token)
-            created = hit[1] if hit else None
-        if created is None:
-            created = await lookup()
-        if created is None:
-            raise AdapterError(f"Halo accepted the line for item {item} but it is not on the invoice")
-        return BillingLineResult(action="created", line_id=str(created.id))
+            created: InvoiceLineRead | None = None
+            answered = self._single(response)
+            if isinstance(answered, dict) and isinstance(answered.get("lines"), list):
+                hit = self._find_line([dict(raw) for raw in answered["lines"]], item, token)
+                created = hit[1] if hit else None
+            if created is None:
+                created = await lookup()
+            if created is None:
+                raise AdapterError(f"Halo accepted the line for item {item} but it is not on the invoice")
+            return created
+
+        line_read = await create_or_recover(
+            create, lookup, sleep=self._sleep, what=f"billing line create for {token}"
+        )
+        return BillingLineResult(action="created", line_id=str(line_read.id))
 
 
 def create_adapter(ctx: ConnectionContext) -> HaloPsaAdapter:

@@ -1,7 +1,7 @@
 """N-able N-central RMM adapter package: `SPEC` is the `connector.adapters` entry point.
 
 See `adapter.py` for sources and behaviour, `alerts.py` for the HTTP-XML notifications and the
-canonical alert, `fake.py` for the stateful fake used by tests and demos.
+canonical alert, `fake/` for the stateful fake used by tests and demos.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=NcentralOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    harness="adapters.ncentral.fake.harness:NcentralHarness",
 )
 
 __all__ = ["SPEC", "NcentralAdapter", "NcentralCredentials", "NcentralOptions", "create_adapter"]

@@ -85,7 +85,7 @@ from adapters.base import (
     SkippedEndpoint,
     WebhookRequest,
 )
-from adapters.common import settings_as
+from adapters.common import server_root, settings_as
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -135,17 +135,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def api_base(base_url: str) -> str:
     """`https://host[/prefix]`, also from a URL ending in /api or /api-explorer."""
-    raw = (base_url or "").strip().rstrip("/")
-    if not raw:
-        raise ConfigurationError("the N-central server URL is required", field="base_url")
-    if "://" not in raw:
-        raw = "https://" + raw
-    url = httpx.URL(raw)
-    if not url.host:
-        raise ConfigurationError(f"not a server URL: {base_url!r}", field="base_url")
-    path = re.sub(r"/(api|api-explorer)$", "", url.path.rstrip("/"), flags=re.I)
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}{path}"
+    return server_root(base_url, vendor="N-central", suffixes=("/api", "/api-explorer"))
 
 
 _FIELD_IN_MESSAGE = re.compile(r"(?:Invalid|Missing)\s+(?:required\s+)?([A-Za-z][A-Za-z0-9_]*)")

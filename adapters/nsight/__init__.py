@@ -1,6 +1,6 @@
 """N-able N-sight RMM adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `fake.py` for the stateful fake used by tests and demos.
+See `adapter.py` for sources and behaviour, `fake/` for the stateful fake used by tests and demos.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ SPEC = AdapterSpec(
     options_model=NsightOptions,
     webhook_scheme="generic",
     default_base_url="https://www.am.remote.management",
+    harness="adapters.nsight.fake.harness:NsightHarness",
 )
 
 __all__ = ["SPEC", "NsightAdapter", "NsightCredentials", "NsightOptions", "create_adapter"]
