@@ -24,13 +24,13 @@ from sqlalchemy import text
 from adapters.base import ProblemKind
 from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
-from connector import db
 from connector.app import create_app
-from connector.jobs.worker import Worker
-from connector.security.apikeys import ApiRole
-from connector.services import build_services
+from connector.infra import db
+from connector.infra.context import build_services
+from connector.infra.jobs.worker import Worker
+from connector.infra.security.apikeys import ApiRole
 from connector.settings import Settings
-from connector.tenants import create_api_key, get_or_create_tenant
+from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.e2e.stack import build_stack
 from tests.support.dummy_adapters import DUMMY_RMM
 from tests.support.vendors import VendorRouter

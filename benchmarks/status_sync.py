@@ -28,15 +28,15 @@ from sqlalchemy import text
 
 from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
-from connector import db
 from connector.app import create_app
-from connector.jobs.worker import Worker
+from connector.infra import db
+from connector.infra.context import build_services
+from connector.infra.jobs.worker import Worker
+from connector.infra.security.apikeys import ApiRole
 from connector.models import Connection
-from connector.security.apikeys import ApiRole
-from connector.services import build_services
 from connector.settings import Settings
-from connector.sync import execute_run, start_run
-from connector.tenants import create_api_key, get_or_create_tenant
+from connector.sync.run import execute_run, start_run
+from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.e2e.stack import build_stack
 from tests.support.fleet_rmm import FLEET_RMM, FLEETS, FleetFake
 

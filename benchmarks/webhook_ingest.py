@@ -131,7 +131,7 @@ def drop_schema(env: dict[str, str]) -> None:
         return
     from sqlalchemy import text
 
-    from connector import db
+    from connector.infra import db
 
     async def drop() -> None:
         engine = db.create_engine(PG_URL)

@@ -8,14 +8,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from connector import db
-from connector.api import admin, alerts, billing, connections, fleet, health, rules, webhooks
+from connector.alerts import api as alerts
+from connector.alerts import webhook as webhooks
+from connector.api import health
 from connector.api.errors import install_error_handlers
-from connector.logging import get_logger
-from connector.metrics import Metrics
-from connector.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
-from connector.services import Services, build_services
+from connector.billing import api as billing
+from connector.connections import api as connections
+from connector.fleet import api as fleet
+from connector.infra import db
+from connector.infra.context import Services, build_services
+from connector.infra.logs import get_logger
+from connector.infra.metrics import Metrics
+from connector.infra.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
+from connector.rules import api as rules
 from connector.settings import Settings
+from connector.tenants import api as admin
 from connector.web.routes import install as install_dashboard
 
 log = get_logger("connector.app")

@@ -11,14 +11,19 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters.registry import AdapterRegistry
-from connector import db
-from connector.logging import configure_logging, get_logger
+from connector.infra import db
+from connector.infra.context import Services, build_services
+from connector.infra.logs import configure_logging, get_logger
+from connector.infra.security.apikeys import ApiRole
+from connector.infra.security.crypto import generate_key
 from connector.models import Connection
-from connector.security.apikeys import ApiRole
-from connector.security.crypto import generate_key
-from connector.services import Services, build_services
 from connector.settings import Settings
-from connector.tenants import DEFAULT_TENANT, create_api_key, get_or_create_tenant, has_active_admin_key
+from connector.tenants.service import (
+    DEFAULT_TENANT,
+    create_api_key,
+    get_or_create_tenant,
+    has_active_admin_key,
+)
 
 log = get_logger("connector.cli")
 
@@ -77,7 +82,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Job workers only, sharing the database with any number of `serve` replicas (scale-out)."""
     import signal
 
-    from connector.jobs.worker import Worker
+    from connector.infra.jobs.worker import Worker
 
     async def run() -> int:
         services = build_services(settings, purpose="work")
@@ -108,10 +113,10 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     """Run a status sync of every enabled RMM connection (or one) in the foreground, then the ticket
     work it produced; print a summary; exit 1 if any connection failed, 2 if one was already running."""
-    import connector.jobs.handlers  # noqa: F401 - registers the handlers used below
-    from connector.jobs.worker import HANDLERS, Handler, Worker
+    import connector.alerts.handlers  # noqa: F401 - registers the handlers used below
+    from connector.infra.jobs.worker import HANDLERS, Handler, Worker
     from connector.models import SyncRun
-    from connector.sync import SyncConflict, execute_run, rmm_connections, start_run
+    from connector.sync.run import SyncConflict, execute_run, rmm_connections, start_run
 
     if args.billing:
         return cmd_billing(settings, args)
@@ -181,8 +186,8 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     """Push (or with --dry-run, plan) every tenant's billing lines for the period; exit 1 on any
     error line, 2 if the period is closed and --override was not given, 3 if a push of a tenant was
     already running (that tenant is skipped; run again later)."""
-    from connector.billing import PeriodClosed, PushRunning, push
-    from connector.domain.billing import parse_period
+    from connector.billing.domain import parse_period
+    from connector.billing.service import PeriodClosed, PushRunning, push
     from connector.models import BillingRule, Tenant
 
     if not args.period:

@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 
 from adapters.connectwise_manage.fake import ManageFake
-from connector import db
 from connector.app import create_app
+from connector.infra import db
+from connector.infra.context import build_services
+from connector.infra.security.apikeys import ApiRole
 from connector.runtime import background_components
-from connector.security.apikeys import ApiRole
-from connector.services import build_services
 from connector.settings import Settings
-from connector.tenants import create_api_key, get_or_create_tenant
+from connector.tenants.service import create_api_key, get_or_create_tenant
 
 CLIENT_NAMES = [
     "Acme Dental", "Blue Harbor Logistics", "Cedar Law Group", "Delta Machining", "Evergreen Clinic",

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-import connector.jobs.handlers  # noqa: F401 - registers the alert job handlers
+import connector.alerts.handlers  # noqa: F401 - registers the alert job handlers
 from connector.app import BackgroundStarter
-from connector.jobs import queue
-from connector.jobs.worker import Worker
-from connector.logging import get_logger
+from connector.infra.context import Services
+from connector.infra.jobs import queue
+from connector.infra.jobs.worker import Worker
+from connector.infra.logs import get_logger
 from connector.models import Delivery
-from connector.services import Services
 from connector.settings import Settings
 
 log = get_logger("connector.runtime")
@@ -65,9 +65,9 @@ async def schedule_due_syncs(services: Services) -> int:
     """Start a sync of every enabled RMM connection whose last run started at least one interval ago.
     Safe with several schedulers: a running run blocks a second one (unique index), and the
     interval check keeps a scheduler that just missed the race from starting another right after."""
-    from connector import db
+    from connector.infra import db
     from connector.models import SyncRun
-    from connector.sync import SyncConflict, enqueue_run, rmm_connections, start_run
+    from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
 
     interval = timedelta(seconds=services.settings.sync_interval_seconds)
     now = datetime.now(UTC)

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from connector.db import create_engine
+from connector.infra.db import create_engine
 from connector.models import Base
 
 config = context.config

@@ -18,13 +18,13 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from adapters.registry import AdapterRegistry, discover
-from connector import db
 from connector.app import create_app
+from connector.infra import db
+from connector.infra.context import Services, build_services
+from connector.infra.security.apikeys import ApiRole
 from connector.models import Base
-from connector.security.apikeys import ApiRole
-from connector.services import Services, build_services
 from connector.settings import Settings
-from connector.tenants import create_api_key, get_or_create_tenant
+from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.support.dummy_adapters import DUMMY_PSA, DUMMY_RMM
 from tests.support.fleet_rmm import FLEET_RMM
 from tests.support.vendors import VendorRouter
@@ -99,7 +99,7 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
         "run_scheduler": False,
     }
     if backend == "sqlite":
-        path = tmp_path / "connector.db"
+        path = tmp_path / "connector.infra.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         _RAN["sqlite"] += 1
         return Settings(database_url=f"sqlite+aiosqlite:///{path}", **common)

@@ -69,7 +69,7 @@ def test_first_serve_prints_an_admin_key_once_and_it_works(tmp_path: Path) -> No
     assert status == 200, first
     keys = KEY.findall(first)
     assert len(keys) == 1, first
-    assert (tmp_path / "data" / "connector.db").exists()
+    assert (tmp_path / "data" / "connector.infra.db").exists()
     assert oct((tmp_path / "data" / "secret.key").stat().st_mode)[-3:] == "600"
 
     second, status = _serve(tmp_path, port)
@@ -104,9 +104,10 @@ def test_secret_key_rotation_reencrypts_every_connection(
     from cryptography.fernet import Fernet
     from sqlalchemy import select
 
-    from connector import cli, db
+    from connector import cli
+    from connector.infra import db
+    from connector.infra.security.crypto import CredentialCipher
     from connector.models import Connection, Tenant
-    from connector.security.crypto import CredentialCipher
 
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     url = f"sqlite+aiosqlite:///{tmp_path / 'rot.db'}"

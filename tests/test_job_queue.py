@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from connector import db
-from connector.jobs import queue
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.jobs import queue
 from connector.models import Job
-from connector.services import Services
-from connector.tenants import get_or_create_tenant
+from connector.tenants.service import get_or_create_tenant
 
 
 async def _tenant(services: Services) -> str:
@@ -77,7 +77,7 @@ async def test_postponed_job_merges_too(services: Services) -> None:
 
 
 def test_failed_claims_back_off_to_a_cap_and_reset() -> None:
-    from connector.jobs.worker import CLAIM_RETRY_CAP_SECONDS, claim_retry_delay
+    from connector.infra.jobs.worker import CLAIM_RETRY_CAP_SECONDS, claim_retry_delay
 
     delays = [claim_retry_delay(failures, 1.0) for failures in range(8)]
     assert delays[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]

@@ -22,7 +22,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connector import db
+from connector.infra import db
 from connector.models import Base
 from tests.conftest import _RAN, PG_URL, _postgres_reachable
 

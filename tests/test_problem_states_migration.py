@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from connector import db
+from connector.infra import db
 from connector.models import Connection, Problem, ProblemState, Tenant
 from tests.conftest import _RAN, PG_URL, _postgres_reachable
 

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connector.security.apikeys import ApiRole
-from connector.services import Services
-from connector.tenants import authenticate
+from connector.infra.context import Services
+from connector.infra.security.apikeys import ApiRole
+from connector.tenants.service import authenticate
 
 
 def get_services(request: Request) -> Services:

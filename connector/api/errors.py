@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from connector.db import DatabaseUnavailable, is_unavailable
-from connector.errors import Conflict, FieldError, NotFound
-from connector.logging import get_logger
+from connector.infra.db import DatabaseUnavailable, is_unavailable
+from connector.infra.errors import Conflict, FieldError, NotFound
+from connector.infra.logs import get_logger
 
 log = get_logger("connector.api")
 

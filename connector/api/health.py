@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from connector import db
 from connector.api.deps import ServicesDep
+from connector.infra import db
 
 router = APIRouter(tags=["operations"])
 

@@ -17,10 +17,10 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from connector.api.deps import Principal, ServicesDep
-from connector.security.apikeys import ApiRole
-from connector.security.crypto import SecretKeyError
-from connector.services import Services
-from connector.tenants import authenticate
+from connector.infra.context import Services
+from connector.infra.security.apikeys import ApiRole
+from connector.infra.security.crypto import SecretKeyError
+from connector.tenants.service import authenticate
 
 SESSION_COOKIE = "connector_session"
 LOGIN_CSRF_COOKIE = "connector_login_csrf"

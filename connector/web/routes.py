@@ -18,19 +18,20 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 
 from adapters.errors import AdapterError
-from connector import fleet_stats, rules
-from connector.api import alerts as alerts_api
+from connector.alerts import api as alerts_api
+from connector.alerts.problems import reroute_unmapped
 from connector.api import errors as api_errors
-from connector.api import fleet as fleet_api
-from connector.api import rules as rules_api
 from connector.api.deps import ServicesDep, Session
-from connector.billing import build_preview
-from connector.domain import billing as domain_billing
-from connector.errors import Conflict, FieldError, NotFound
-from connector.logging import get_logger
+from connector.billing import domain as domain_billing
+from connector.billing.service import build_preview
+from connector.fleet import api as fleet_api
+from connector.fleet import stats as fleet_stats
+from connector.infra.errors import Conflict, FieldError, NotFound
+from connector.infra.logs import get_logger
 from connector.models import ClientMapping, Connection, Delivery, Endpoint, Problem, TicketLink
-from connector.problems import reroute_unmapped
-from connector.tenants import authenticate
+from connector.rules import api as rules_api
+from connector.rules import service as rules
+from connector.tenants.service import authenticate
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from connector import db
+from connector.infra import db
+from connector.infra.context import Services
 from connector.models import Connection, Endpoint
-from connector.services import Services
 from tests.api.world import (
     World,
     billing_rule_body,

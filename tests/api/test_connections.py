@@ -11,8 +11,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from connector.infra.security.crypto import CredentialCipher
 from connector.models import Connection
-from connector.security.crypto import CredentialCipher
 from tests.api.world import PSA_CREDENTIALS, RMM_CREDENTIALS, psa_body, rmm_body
 
 

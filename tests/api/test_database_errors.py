@@ -13,9 +13,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from adapters.base import WebhookRequest
-from connector.db import DatabaseUnavailable, is_unavailable
+from connector.alerts.ingest import DeliveryWriter, delivery_values
+from connector.infra.db import DatabaseUnavailable, is_unavailable
 from connector.models import Connection, Delivery
-from connector.webhooks import DeliveryWriter, delivery_values
 from tests.api.world import rmm_body
 
 

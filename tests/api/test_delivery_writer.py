@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from adapters.base import WebhookRequest
+from connector.alerts.ingest import DeliveryWriter, delivery_values, refused_row
+from connector.infra.context import Services
 from connector.models import Connection, Delivery, Job, Tenant, new_id
-from connector.services import Services
-from connector.webhooks import DeliveryWriter, delivery_values, refused_row
 
 
 async def _owner(services: Services) -> tuple[str, str]:

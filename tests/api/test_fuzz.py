@@ -25,7 +25,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from sqlalchemy import select
 
-from connector import db
+from connector.infra import db
 from connector.models import Connection, Endpoint
 from tests.api.world import build_world
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from connector.infra.context import Services
 from connector.models import Delivery
-from connector.services import Services
 from tests.api.world import canonical_alert
 
 LIMIT = 262_144  # the default webhook body limit; every hostile body below fits under it

@@ -26,13 +26,13 @@ import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
-from connector import db
 from connector.app import create_app
+from connector.infra import db
+from connector.infra.context import Services, build_services
+from connector.infra.security.apikeys import ApiRole
 from connector.models import HealthDaily, Problem
-from connector.security.apikeys import ApiRole
-from connector.services import Services, build_services
 from connector.settings import Settings
-from connector.tenants import create_api_key, get_or_create_tenant
+from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.api.world import canonical_alert
 from tests.conftest import no_wait, test_registry
 from tests.e2e.stack import Stack, build_stack
@@ -229,9 +229,9 @@ async def _seed(server: LiveServer, services: Services, vendors: VendorRouter) -
 @pytest.fixture(scope="module")
 def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("dashboard")
-    shutil.copy(sqlite_template, data / "connector.db")
+    shutil.copy(sqlite_template, data / "connector.infra.db")
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{data / 'connector.db'}",
+        database_url=f"sqlite+aiosqlite:///{data / 'connector.infra.db'}",
         data_dir=data,
         secret_key=Fernet.generate_key().decode(),
         allow_insecure_loopback=True,

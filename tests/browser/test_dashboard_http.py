@@ -9,7 +9,7 @@ from datetime import date
 
 import httpx
 
-from connector.fleet_stats import TrendPoint
+from connector.fleet.stats import TrendPoint
 from connector.web.auth import SESSION_COOKIE, safe_next
 from connector.web.charts import trend_chart
 from connector.web.render import ENV, external

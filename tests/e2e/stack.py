@@ -12,10 +12,10 @@ import httpx
 from sqlalchemy import select, update
 
 from adapters.connectwise_manage.fake import DemoSeed, ManageFake
-from connector import db
-from connector.jobs.worker import Worker
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.jobs.worker import Worker
 from connector.models import Job, Problem, TicketLink
-from connector.services import Services
 from tests.support.vendors import VendorRouter
 
 MANAGE_SITE = "https://na.myconnectwise.net"

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from adapters.base import TicketRef, TicketSpec
 from adapters.connectwise_manage.adapter import ConnectWiseManageAdapter
+from connector.infra.context import Services
 from connector.models import Delivery, Job
-from connector.services import Services
 from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.vendors import VendorRouter
@@ -297,7 +297,7 @@ async def test_concurrent_redeliveries_collapse_onto_one_delivery(stack: Stack) 
 async def test_a_failing_delivery_is_retried_alone_and_the_others_go_through(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connector.jobs import handlers
+    from connector.alerts import handlers
 
     real_apply = handlers.apply_events
     failures = {"left": 1}
@@ -348,9 +348,9 @@ async def test_oversized_webhook_bodies_get_413_and_nothing_is_stored(stack: Sta
 
 
 async def test_two_reconciles_of_one_problem_in_one_worker_exclude_each_other(stack: Stack) -> None:
-    import connector.jobs.handlers  # noqa: F401 - registers the handlers
-    from connector.jobs.queue import ClaimedJob
-    from connector.jobs.worker import HANDLERS, JobContext, RetryLater, Worker
+    import connector.alerts.handlers  # noqa: F401 - registers the handlers
+    from connector.infra.jobs.queue import ClaimedJob
+    from connector.infra.jobs.worker import HANDLERS, JobContext, RetryLater, Worker
 
     await stack.post_alert(canonical_alert("evt-1"))
     deliveries_only = {k: HANDLERS[k] for k in ("deliveries", "delivery")}

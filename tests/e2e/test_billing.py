@@ -14,9 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from connector import billing, db
+from connector.billing import service as billing
+from connector.infra import db
+from connector.infra.context import Services
 from connector.models import BillingPushLease, Connection, UsageDaily, utcnow
-from connector.services import Services
 from tests.e2e.stack import Stack, build_stack
 from tests.support.vendors import VendorRouter
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.connectwise_manage.fake import DemoSeed, ManageFake
-from connector import db
+from connector.infra import db
 from connector.models import utcnow
 from tests.conftest import PG_URL, _postgres_reachable
 from tests.support.processes import Deployment, Proc, ServedApp, query, wait_until

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from connector.infra.context import Services
 from connector.models import Delivery
-from connector.services import Services
 from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.vendors import VendorRouter

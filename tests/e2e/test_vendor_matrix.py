@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from connector.infra.context import Services
 from connector.models import UsageDaily
-from connector.services import Services
 from tests.api.world import canonical_alert
 from tests.e2e.vendors import CLIENT_NAMES, PSAS, RMMS, PsaDriver, RmmDriver, manage
 from tests.support.fleet_rmm import FLEETS, FleetFake
@@ -33,7 +33,7 @@ async def _post(
 
 
 async def _work(services: Services) -> None:
-    from connector.jobs.worker import Worker
+    from connector.infra.jobs.worker import Worker
 
     await Worker(services, concurrency=4).run_until_idle()
 

@@ -134,7 +134,7 @@ class Deployment:
     def create(cls, backend: str, folder: Path) -> Deployment:
         folder.mkdir(parents=True, exist_ok=True)
         if backend == "sqlite":
-            return cls(backend, folder, database_url=f"sqlite+aiosqlite:///{folder / 'connector.db'}")
+            return cls(backend, folder, database_url=f"sqlite+aiosqlite:///{folder / 'connector.infra.db'}")
         return cls(backend, folder, database_url=PG_URL, schema=f"proc_{uuid.uuid4().hex[:12]}")
 
     def env(self, **overrides: str) -> dict[str, str]:
@@ -203,7 +203,7 @@ class Deployment:
 async def _drop_schema(schema: str) -> None:
     from sqlalchemy import text
 
-    from connector import db
+    from connector.infra import db
 
     engine = db.create_engine(PG_URL)
     try:
@@ -219,7 +219,7 @@ def query(deployment: Deployment, sql: str, **params: Any) -> list[tuple[Any, ..
     async def run() -> list[tuple[Any, ...]]:
         from sqlalchemy import text
 
-        from connector import db
+        from connector.infra import db
 
         engine = db.create_engine(deployment.database_url, schema=deployment.schema)
         try:

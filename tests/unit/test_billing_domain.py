@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from connector.domain import billing as b
+from connector.billing import domain as b
 
 TIERS = [b.Tier(1, Decimal("2.10")), b.Tier(101, Decimal("1.85")), b.Tier(501, Decimal("1.60"))]
 

@@ -240,7 +240,7 @@ def test_service_environment_is_understood_by_the_settings(
 ) -> None:
     from cryptography.fernet import Fernet
 
-    from connector.services import build_cipher
+    from connector.infra.context import build_cipher
 
     postgres_env = compose["services"]["postgres"]["environment"]
     for name, service in compose["services"].items():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connector.domain.event_order import (
+from connector.alerts.event_order import (
     Clear,
     Continue,
     Decision,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from connector.logging import configure_logging, get_logger
+from connector.infra.logs import configure_logging, get_logger
 
 
 @pytest.mark.parametrize("fmt", ["console", "json"])

@@ -14,10 +14,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from adapters.errors import ConfigurationError
-from connector.security import apikeys, urls
-from connector.security.crypto import CredentialCipher, SecretKeyError, load_or_create_key_file
-from connector.security.urls import GuardedTransport, UrlPolicy, UrlPolicyError
-from connector.security.webhooks import sign, verify_generic
+from connector.infra.security import apikeys, urls
+from connector.infra.security.crypto import CredentialCipher, SecretKeyError, load_or_create_key_file
+from connector.infra.security.urls import GuardedTransport, UrlPolicy, UrlPolicyError
+from connector.infra.security.webhooks import sign, verify_generic
 
 STRICT = UrlPolicy()
 ON_PREMISES = UrlPolicy(allow_private_networks=True)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from adapters.base import ProblemKind
-from connector.domain import tickets as d
+from connector.alerts import domain as d
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RULE = d.RuleView(

@@ -551,7 +551,7 @@ def test_parses_the_canonical_alert(adapter: NcentralAdapter) -> None:
 async def test_deliveries_are_verified_by_the_generic_token_scheme(
     fake: NcentralFake, small: FleetSeed
 ) -> None:
-    from connector.webhooks import verify
+    from connector.alerts.ingest import verify
 
     adapter = make_adapter(fake)
     target = SimpleNamespace(adapter=adapter, secret="s3cret-webhook-token")

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ActionKind, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
-from connector import db
-from connector.jobs import queue
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.jobs import queue
 from connector.models import Connection, Endpoint, EndpointAction, Problem
-from connector.services import Services
 
 ADDRESSES: dict[ActionKind, tuple[ProblemKind, ...]] = {
     ActionKind.SCAN: (ProblemKind.THREAT_DETECTED, ProblemKind.SCAN_OVERDUE),

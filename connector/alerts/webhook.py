@@ -20,10 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
+from connector.alerts.ingest import delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
-from connector.metrics import Metrics
-from connector.services import Services
-from connector.webhooks import delivery_values, parse_delivery, verify
+from connector.infra.context import Services
+from connector.infra.metrics import Metrics
 
 router = APIRouter(tags=["webhooks"])
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connector.infra.security.apikeys import ApiRole, generate_api_key, matches, parse_prefix
 from connector.models import ApiKey, Tenant
-from connector.security.apikeys import ApiRole, generate_api_key, matches, parse_prefix
 
 DEFAULT_TENANT = "default"
 

@@ -11,14 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from adapters.base import ActionKind
-from connector import fleet_stats
-from connector.actions import request_action
+from connector.actions.service import request_action
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.api.schemas import Offset
-from connector.domain.status import Thresholds
-from connector.errors import FieldError, NotFound
+from connector.fleet import stats as fleet_stats
+from connector.fleet.domain import Thresholds
+from connector.infra.errors import FieldError, NotFound
 from connector.models import Connection, Endpoint, EndpointAction, Problem, SyncRun, Tenant, TicketLink
-from connector.sync import SyncConflict, enqueue_run, rmm_connections, start_run
+from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 

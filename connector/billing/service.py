@@ -32,10 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import BillingLine
 from adapters.errors import AdapterError
-from connector import db
-from connector.domain import billing as domain
-from connector.errors import Conflict
-from connector.logging import get_logger
+from connector.billing import domain
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.errors import Conflict
+from connector.infra.logs import get_logger
 from connector.models import (
     BillingLineState,
     BillingPeriod,
@@ -46,11 +47,10 @@ from connector.models import (
     UsageDaily,
     new_id,
 )
-from connector.services import Services
 
 PSA_CONCURRENCY = 4
 
-log = get_logger("connector.billing")
+log = get_logger("connector.billing.service")
 
 
 class PeriodClosed(Exception):

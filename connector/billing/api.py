@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
-from connector.billing import PeriodClosed, Preview, PushRunning, build_preview, close_period, push
-from connector.domain import billing as domain
-from connector.errors import FieldError
+from connector.billing import domain
+from connector.billing.service import PeriodClosed, Preview, PushRunning, build_preview, close_period, push
+from connector.infra.errors import FieldError
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 

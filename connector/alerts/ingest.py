@@ -25,14 +25,14 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.common import unstorable
 from adapters.errors import WebhookParseError
-from connector.db import DatabaseUnavailable, is_unavailable
-from connector.domain.canonical import fitted_key, load_json, looks_canonical, parse_canonical
-from connector.logging import get_logger
+from connector.alerts.canonical import fitted_key, load_json, looks_canonical, parse_canonical
+from connector.infra.context import Services
+from connector.infra.db import DatabaseUnavailable, is_unavailable
+from connector.infra.logs import get_logger
+from connector.infra.security.webhooks import verify_generic
 from connector.models import Connection, Delivery, Job, Problem
-from connector.security.webhooks import verify_generic
-from connector.services import Services
 
-log = get_logger("connector.webhooks")
+log = get_logger("connector.alerts.ingest")
 TARGET_TTL_SECONDS = 10.0
 
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
-from connector import connections as svc
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
 from connector.api.schemas import (
     AdapterOut,
@@ -19,8 +18,9 @@ from connector.api.schemas import (
     ConnectionTestOut,
     WebhookSecretOut,
 )
+from connector.connections import service as svc
+from connector.infra.context import Services
 from connector.models import Connection
-from connector.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
 TEST_TIMEOUT_SECONDS = 30.0

@@ -8,16 +8,16 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import WebhookRequest
-from connector.jobs import queue
-from connector.jobs.worker import JobContext, handler
-from connector.logging import get_logger
+from connector.alerts.ingest import parse_delivery
+from connector.alerts.problems import apply_events, enqueue_reconciles
+from connector.alerts.tickets import reconcile_problem
+from connector.infra.context import Services
+from connector.infra.jobs import queue
+from connector.infra.jobs.worker import JobContext, handler
+from connector.infra.logs import get_logger
 from connector.models import Connection, Delivery
-from connector.problems import apply_events, enqueue_reconciles
-from connector.services import Services
-from connector.tickets import reconcile_problem
-from connector.webhooks import parse_delivery
 
-log = get_logger("connector.jobs")
+log = get_logger("connector.infra.jobs")
 
 
 @handler("delivery")
@@ -106,7 +106,7 @@ async def reconcile(context: JobContext) -> None:
 async def run_sync(context: JobContext) -> None:
     """Execute a sync run that is still the connection's running one (a replaced run is skipped)."""
     from connector.models import SyncRun
-    from connector.sync import execute_run
+    from connector.sync.run import execute_run
 
     run_id = context.job.payload["run_id"]
     async with context.services.sessions() as session:
@@ -118,14 +118,14 @@ async def run_sync(context: JobContext) -> None:
 
 @handler("action")
 async def run_endpoint_action(context: JobContext) -> None:
-    from connector.actions import run_action
+    from connector.actions.service import run_action
 
     await run_action(context.services, context.job.payload["action_id"])
 
 
 @handler("configurations")
 async def push_configurations(context: JobContext) -> None:
-    from connector.configurations import push_client
+    from connector.sync.configurations import push_client
 
     payload = context.job.payload
     await push_client(context.services, payload["connection_id"], payload["client_id"], payload.get("run_id"))

@@ -13,15 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from adapters.base import TransportFactory
 from adapters.registry import AdapterRegistry, discover
-from connector import db
-from connector.metrics import Metrics
-from connector.security.crypto import CredentialCipher, load_or_create_key_file
-from connector.security.urls import GuardedTransport, UrlPolicy
+from connector.infra import db
+from connector.infra.metrics import Metrics
+from connector.infra.security.crypto import CredentialCipher, load_or_create_key_file
+from connector.infra.security.urls import GuardedTransport, UrlPolicy
 from connector.settings import Settings
 
 if TYPE_CHECKING:
-    from connector.adapter_cache import AdapterCache
-    from connector.webhooks import DeliveryWriter, TargetCache
+    from connector.alerts.ingest import DeliveryWriter, TargetCache
+    from connector.connections.adapters import AdapterCache
 
 
 Purpose = Literal["requests", "work"]
@@ -95,19 +95,19 @@ class Services:
 
     @functools.cached_property
     def adapters(self) -> AdapterCache:
-        from connector.adapter_cache import AdapterCache
+        from connector.connections.adapters import AdapterCache
 
         return AdapterCache(self)
 
     @functools.cached_property
     def webhook_targets(self) -> TargetCache:
-        from connector.webhooks import TargetCache
+        from connector.alerts.ingest import TargetCache
 
         return TargetCache(self)
 
     @functools.cached_property
     def delivery_writer(self) -> DeliveryWriter:
-        from connector.webhooks import DeliveryWriter
+        from connector.alerts.ingest import DeliveryWriter
 
         return DeliveryWriter(self)
 

@@ -1,5 +1,5 @@
 """`/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules`: the same CRUD shape
-for each, over `connector.rules`."""
+for each, over `connector.rules.service`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from adapters.base import Role
-from connector import rules
+from connector.alerts.problems import reroute_unmapped, reroute_waiting
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.api.schemas import BillingRuleOut, ClientMappingOut, Offset, SuggestionOut, TicketRuleOut
-from connector.connections import build_psa, build_rmm, connection_of_role
+from connector.connections.service import build_psa, build_rmm, connection_of_role
 from connector.models import ClientMapping, TicketRule
-from connector.problems import reroute_unmapped, reroute_waiting
+from connector.rules import service as rules
 from mappings.matching import suggest
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])

@@ -7,9 +7,9 @@ import asyncio
 from datetime import datetime
 
 from adapters.base import Adapter, PsaAdapter, RmmAdapter
-from connector.connections import build_adapter
+from connector.connections.service import build_adapter
+from connector.infra.context import Services
 from connector.models import Connection
-from connector.services import Services
 
 
 class AdapterCache:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.api.errors import validation_body
-from connector.metrics import Metrics
+from connector.infra.metrics import Metrics
 
 NUL = "\x00"
 

@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.errors import AdapterError, RateLimitedError
-from connector.db import is_unavailable
-from connector.jobs import queue
-from connector.jobs.queue import ClaimedJob, LeaseLost
-from connector.logging import get_logger
-from connector.services import Services
+from connector.infra.context import Services
+from connector.infra.db import is_unavailable
+from connector.infra.jobs import queue
+from connector.infra.jobs.queue import ClaimedJob, LeaseLost
+from connector.infra.logs import get_logger
 
-log = get_logger("connector.jobs")
+log = get_logger("connector.infra.jobs")
 
 
 class RetryLater(Exception):
@@ -86,7 +86,7 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         if handlers is None:
-            import connector.jobs.handlers  # noqa: F401 - registers the built-in handlers
+            import connector.alerts.handlers  # noqa: F401 - registers the built-in handlers
         self.handlers = handlers if handlers is not None else HANDLERS
         self.owner = worker_id()
         self._wake = asyncio.Event()

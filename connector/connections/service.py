@@ -24,10 +24,10 @@ from adapters.base import (
     outbound_fields,
 )
 from adapters.errors import ConfigurationError
-from connector.errors import FieldError, NotFound
+from connector.infra.context import Services
+from connector.infra.errors import FieldError, NotFound
+from connector.infra.security.urls import UrlPolicyError
 from connector.models import Connection
-from connector.security.urls import UrlPolicyError
-from connector.services import Services
 
 
 def validation_errors(prefix: str, exc: ValidationError) -> list[dict[str, str]]:

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Role
-from connector.connections import connection_of_role, validation_errors
-from connector.errors import FieldError, NotFound
+from connector.connections.service import connection_of_role, validation_errors
+from connector.infra.errors import FieldError, NotFound
 from connector.models import BillingRule, ClientMapping, TicketRule
 from mappings.rules import BillingRuleIn, ClientMappingIn, TicketRuleIn
 

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ConfigurationUpdate
 from adapters.errors import AdapterError
-from connector import db
-from connector.domain import status as domain
-from connector.jobs import queue
+from connector.fleet import domain
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.jobs import queue
 from connector.models import ClientMapping, Connection, Endpoint, SyncRun, Tenant, TicketRule
-from connector.services import Services
 
 PSA_CONCURRENCY = 8
 
@@ -93,7 +93,7 @@ async def push_client(services: Services, connection_id: str, client_id: str, ru
                 )
             )
         )
-    from connector.sync import thresholds_of, to_status
+    from connector.sync.run import thresholds_of, to_status
 
     limits = thresholds_of(tenant)
     work = []

@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AlertEvent, ProblemKind
-from connector.domain import event_order
-from connector.domain.canonical import fitted_key
-from connector.jobs import queue
+from connector.alerts import event_order
+from connector.alerts.canonical import fitted_key
+from connector.infra.jobs import queue
 from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
 
 OCCURRENCE_SOURCES = frozenset({"alert"})

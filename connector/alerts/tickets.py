@@ -15,10 +15,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ActionKind, ProblemKind, TicketRef, TicketSpec
-from connector import db
-from connector.actions import accepted_action_for, request_action
-from connector.domain import tickets as domain
-from connector.jobs.worker import RetryLater
+from connector.actions.service import accepted_action_for, request_action
+from connector.alerts import domain
+from connector.alerts.problems import enqueue_reconciles
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.jobs.worker import RetryLater
 from connector.models import (
     ClientMapping,
     Connection,
@@ -28,8 +30,6 @@ from connector.models import (
     TicketLink,
     TicketRule,
 )
-from connector.problems import enqueue_reconciles
-from connector.services import Services
 
 LOCK_TTL = timedelta(minutes=5)
 MAX_STEPS = 6

@@ -22,11 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import EndpointStatus, ProblemKind, RmmAdapter, SkippedEndpoint
 from adapters.errors import AdapterError
-from connector import db
-from connector.configurations import enqueue_configuration_pushes
-from connector.domain import status as domain
-from connector.jobs import queue
-from connector.logging import get_logger
+from connector.alerts.problems import (
+    apply_polled,
+    clear_retired,
+    enqueue_reconciles,
+    observe_active,
+    observe_cleared,
+)
+from connector.fleet import domain
+from connector.infra import db
+from connector.infra.context import Services
+from connector.infra.jobs import queue
+from connector.infra.logs import get_logger
 from connector.models import (
     Connection,
     Endpoint,
@@ -37,16 +44,9 @@ from connector.models import (
     Tenant,
     UsageDaily,
 )
-from connector.problems import (
-    apply_polled,
-    clear_retired,
-    enqueue_reconciles,
-    observe_active,
-    observe_cleared,
-)
-from connector.services import Services
+from connector.sync.configurations import enqueue_configuration_pushes
 
-log = get_logger("connector.sync")
+log = get_logger("connector.sync.run")
 
 LOOKBACK = timedelta(minutes=10)
 """Incremental reads start this much before the last successful run started (clock skew, late

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
-from connector.errors import FieldError, NotFound
-from connector.jobs import queue
+from connector.infra.errors import FieldError, NotFound
+from connector.infra.jobs import queue
 from connector.models import Delivery, Problem, TicketLink
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
