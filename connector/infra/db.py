@@ -17,17 +17,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from asyncpg.exceptions import ConnectionDoesNotExistError  # type: ignore[import-untyped]
-from sqlalchemy import event, text
+from sqlalchemy import CursorResult, Delete, Result, Select, Table, Update, event, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 import migrations
+from connector.models import Base
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -169,3 +177,34 @@ async def current_revisions(engine: AsyncEngine) -> frozenset[str]:
     async with engine.connect() as conn:
         rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
         return frozenset(str(row[0]) for row in rows)
+
+
+# -- data access shared by every feature --------------------------------------------------------
+
+Statement = TypeVar("Statement", Select[Any], Update, Delete)
+Row = TypeVar("Row", bound=Base)
+
+
+def scoped(statement: Statement, model: type[Base], tenant_id: str) -> Statement:
+    """The one place a tenant filter is written. Every read of a tenant-owned table goes through
+    it, so no query can forget whose rows it returns (tests/architecture fails on a tenant filter
+    written by hand anywhere else)."""
+    column = cast(Table, model.__table__).c.tenant_id
+    return statement.where(column == tenant_id)
+
+
+def tenant_rows(model: type[Row], tenant_id: str) -> Select[tuple[Row]]:
+    """`SELECT model WHERE tenant_id = …`: the start of most tenant-scoped reads."""
+    return scoped(select(model), model, tenant_id)
+
+
+def dialect_insert(session: AsyncSession | AsyncConnection, model: type[Base]) -> Any:
+    """INSERT with `ON CONFLICT` support for the backend the session is bound to."""
+    bind = session.bind if isinstance(session, AsyncSession) else session
+    dialect = bind.dialect.name if bind is not None else "sqlite"
+    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE / DELETE / INSERT … ON CONFLICT changed (typed, unlike `result.rowcount`)."""
+    return int(cast(CursorResult[Any], result).rowcount)
