@@ -24,11 +24,11 @@ from sqlalchemy import text
 from adapters.base import ProblemKind
 from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
+from connector import runtime
 from connector.app import create_app
 from connector.infra import db
-from connector.infra.context import build_services
-from connector.infra.jobs.worker import Worker
 from connector.infra.security.apikeys import ApiRole
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.e2e.stack import build_stack
@@ -89,7 +89,7 @@ async def main(args: argparse.Namespace) -> None:
                     response = await stack.post_alert(alert)
                     assert response.status_code == 202, response.text
                 ingested = time.perf_counter() - started
-                jobs = await Worker(services, concurrency=args.concurrency).run_until_idle()
+                jobs = await runtime.worker(services, concurrency=args.concurrency).run_until_idle()
                 elapsed = time.perf_counter() - started
         finally:
             await services.aclose()

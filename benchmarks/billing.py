@@ -24,9 +24,9 @@ from adapters.registry import discover
 from connector.app import create_app
 from connector.billing.service import build_preview, push
 from connector.infra import db
-from connector.infra.context import build_services
 from connector.infra.security.apikeys import ApiRole
 from connector.models import ClientMapping, Connection, UsageDaily
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.e2e.stack import build_stack

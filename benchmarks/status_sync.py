@@ -28,12 +28,12 @@ from sqlalchemy import text
 
 from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
+from connector import runtime
 from connector.app import create_app
 from connector.infra import db
-from connector.infra.context import build_services
-from connector.infra.jobs.worker import Worker
 from connector.infra.security.apikeys import ApiRole
 from connector.models import Connection
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.sync.run import execute_run, start_run
 from connector.tenants.service import create_api_key, get_or_create_tenant
@@ -139,7 +139,7 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
                             row = await start_run(session, connection, "cli")
                         done = await execute_run(services, row.id)
                         synced = time.perf_counter() - started
-                        jobs = await Worker(services, concurrency=8).run_until_idle()
+                        jobs = await runtime.worker(services, concurrency=8).run_until_idle()
                         elapsed = time.perf_counter() - started
                     writes = manage.call_count("PATCH") + manage.call_count("POST")
                     print(

@@ -1,34 +1,34 @@
-"""The FastAPI application factory. The lifespan owns the database engine and background tasks;
-nothing is created at import time."""
+"""The FastAPI application factory: the HTTP side of the composition root. The lifespan owns the
+services (or borrows the caller's), the webhook ingest and the background components; nothing is
+created at import time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from connector.alerts import api as alerts
 from connector.alerts import webhook as webhooks
+from connector.alerts.ingest import Ingest
 from connector.api import health
 from connector.api.errors import install_error_handlers
 from connector.billing import api as billing
 from connector.connections import api as connections
 from connector.fleet import api as fleet
 from connector.infra import db
-from connector.infra.context import Services, build_services
+from connector.infra.context import Services
 from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
 from connector.infra.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
 from connector.rules import api as rules
+from connector.runtime import BackgroundStarter, build_services
 from connector.settings import Settings
 from connector.tenants import api as admin
 from connector.web.routes import install as install_dashboard
 
 log = get_logger("connector.app")
-
-BackgroundStarter = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
-"""Starts a background component (worker, scheduler) and returns its stop function."""
 
 
 def create_app(
@@ -45,7 +45,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         current = services or build_services(settings, metrics=metrics)
-        app.state.services = current
+        ingest = Ingest(current)
+        app.state.services, app.state.ingest = current, ingest
         if migrate:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
         # Background work runs over its own engine: statement timeouts fit for jobs, not requests.
@@ -56,6 +57,7 @@ def create_app(
         finally:
             for stop in reversed(stops):
                 await stop()
+            await ingest.stop()
             await (current.aclose() if owned else current.close_work())
 
     app = FastAPI(

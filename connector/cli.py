@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from adapters.registry import AdapterRegistry
 from connector.infra import db
-from connector.infra.context import Services, build_services
+from connector.infra.context import Services
 from connector.infra.logs import configure_logging, get_logger
 from connector.infra.security.apikeys import ApiRole
 from connector.infra.security.crypto import generate_key
 from connector.models import Connection
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import (
     DEFAULT_TENANT,
@@ -82,13 +83,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Job workers only, sharing the database with any number of `serve` replicas (scale-out)."""
     import signal
 
-    from connector.infra.jobs.worker import Worker
+    from connector import runtime
 
     async def run() -> int:
         services = build_services(settings, purpose="work")
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
-            worker = Worker(services, concurrency=args.concurrency, poll_interval=args.poll_interval)
+            worker = runtime.worker(services, concurrency=args.concurrency, poll_interval=args.poll_interval)
             if args.once:
                 ran = await worker.run_until_idle()
                 print(f"ran {ran} job(s); none runnable now")
@@ -113,9 +114,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     """Run a status sync of every enabled RMM connection (or one) in the foreground, then the ticket
     work it produced; print a summary; exit 1 if any connection failed, 2 if one was already running."""
-    import connector.alerts.handlers  # noqa: F401 - registers the handlers used below
-    from connector.infra.jobs.worker import HANDLERS, Handler, Worker
+    from connector.infra.jobs.worker import Worker
     from connector.models import SyncRun
+    from connector.runtime import AFTER_SYNC_WORK
     from connector.sync.run import SyncConflict, execute_run, rmm_connections, start_run
 
     if args.billing:
@@ -172,8 +173,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"  error: {error.get('message')}", file=sys.stderr)
                 if done.status != "succeeded":
                     code = max(code, 1)
-            handlers: dict[str, Handler] = {k: HANDLERS[k] for k in ("reconcile", "action", "configurations")}
-            tickets = await Worker(services, concurrency=8, handlers=handlers).run_until_idle()
+            tickets = await Worker(services, concurrency=8, handlers=AFTER_SYNC_WORK).run_until_idle()
             print(f"ticket and configuration work: {tickets} job(s) run")
             return code
         finally:

@@ -22,9 +22,8 @@ import httpx
 from adapters.connectwise_manage.fake import ManageFake
 from connector.app import create_app
 from connector.infra import db
-from connector.infra.context import build_services
 from connector.infra.security.apikeys import ApiRole
-from connector.runtime import background_components
+from connector.runtime import background_components, build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 

@@ -1,24 +1,61 @@
-"""Background components of `connector serve` and `connector worker`: the job worker and the
-metrics gauges that read queue state."""
+"""The composition root: builds the services with their feature objects, assembles the job
+worker's table from every feature's handlers, and starts the background components of `connector
+serve` and `connector worker` (the worker, the sync scheduler, the queue gauges)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-import connector.alerts.handlers  # noqa: F401 - registers the alert job handlers
-from connector.app import BackgroundStarter
-from connector.infra.context import Services
+from adapters.base import TransportFactory
+from adapters.registry import AdapterRegistry
+from connector.actions import handlers as action_handlers
+from connector.actions.jobs import ACTION
+from connector.alerts import handlers as alert_handlers
+from connector.alerts.jobs import RECONCILE
+from connector.connections.adapters import AdapterCache
+from connector.infra.context import Purpose, Services, base_services
 from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import HandlerTable
 from connector.infra.jobs.worker import Worker
-from connector.infra.logs import get_logger
+from connector.infra.metrics import Metrics
 from connector.models import Delivery
 from connector.settings import Settings
+from connector.sync import handlers as sync_handlers
+from connector.sync.jobs import CONFIGURATIONS
+from connector.sync.scheduler import start_scheduler
 
-log = get_logger("connector.runtime")
+BackgroundStarter = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
+"""Starts a background component (worker, scheduler) and returns its stop function."""
+
+JOB_HANDLERS = HandlerTable.of([*alert_handlers.HANDLERS, *sync_handlers.HANDLERS, *action_handlers.HANDLERS])
+"""Every job kind of every feature, with its handler."""
+
+AFTER_SYNC_WORK = JOB_HANDLERS.only(RECONCILE, ACTION, CONFIGURATIONS)
+"""What `connector sync` runs in the foreground after its runs: tickets, actions, configurations."""
+
+
+def build_services(
+    settings: Settings,
+    *,
+    registry: AdapterRegistry | None = None,
+    transport_factory: TransportFactory | None = None,
+    metrics: Metrics | None = None,
+    purpose: Purpose = "requests",
+) -> Services:
+    """The services with their feature objects wired in (today: the live adapter per connection)."""
+    services = base_services(
+        settings, registry=registry, transport_factory=transport_factory, metrics=metrics, purpose=purpose
+    )
+    services.adapters = AdapterCache(services)
+    return services
+
+
+def worker(services: Services, *, concurrency: int = 4, poll_interval: float = 1.0) -> Worker:
+    """A worker over every job kind."""
+    return Worker(services, handlers=JOB_HANDLERS, concurrency=concurrency, poll_interval=poll_interval)
 
 
 async def refresh_queue_gauges(services: Services) -> None:
@@ -44,66 +81,14 @@ async def start_gauges(services: Services) -> Callable[[], Awaitable[None]]:
     return stop
 
 
-def worker_starter(**options: object) -> BackgroundStarter:
-    async def start(services: Services) -> Callable[[], Awaitable[None]]:
-        worker = Worker(services, **options)  # type: ignore[arg-type]
-        services.wake_listeners.append(worker.wake)
-        task = asyncio.create_task(worker.run(), name="job-worker")
-
-        async def stop() -> None:
-            services.wake_listeners.remove(worker.wake)
-            await worker.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-        return stop
-
-    return start
-
-
-async def schedule_due_syncs(services: Services) -> int:
-    """Start a sync of every enabled RMM connection whose last run started at least one interval ago.
-    Safe with several schedulers: a running run blocks a second one (unique index), and the
-    interval check keeps a scheduler that just missed the race from starting another right after."""
-    from connector.infra import db
-    from connector.models import SyncRun
-    from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
-
-    interval = timedelta(seconds=services.settings.sync_interval_seconds)
-    now = datetime.now(UTC)
-    started = 0
-    async with services.sessions() as session:
-        connections = await rmm_connections(session)
-    for connection in connections:
-        async with db.transaction(services.sessions) as session:
-            last = await session.scalar(
-                select(func.max(SyncRun.started_at)).where(SyncRun.connection_id == connection.id)
-            )
-            if last is not None and now - last < interval * 0.9:
-                continue
-            try:
-                run = await start_run(session, connection, "schedule")
-            except SyncConflict:
-                continue
-            await enqueue_run(session, run)
-            started += 1
-    if started:
-        services.wake_workers()
-    return started
-
-
-async def start_scheduler(services: Services) -> Callable[[], Awaitable[None]]:
-    async def loop() -> None:
-        while True:
-            try:
-                await schedule_due_syncs(services)
-            except Exception as exc:  # the database may be briefly away: try again next tick
-                log.warning("scheduling syncs failed", error=str(exc))
-            await asyncio.sleep(min(60.0, services.settings.sync_interval_seconds / 4))
-
-    task = asyncio.create_task(loop(), name="sync-scheduler")
+async def start_worker(services: Services) -> Callable[[], Awaitable[None]]:
+    running = worker(services)
+    services.wake_listeners.append(running.wake)
+    task = asyncio.create_task(running.run(), name="job-worker")
 
     async def stop() -> None:
+        services.wake_listeners.remove(running.wake)
+        await running.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
@@ -113,7 +98,7 @@ async def start_scheduler(services: Services) -> Callable[[], Awaitable[None]]:
 def background_components(settings: Settings, *, worker: bool, scheduler: bool) -> list[BackgroundStarter]:
     starters: list[BackgroundStarter] = [start_gauges]
     if worker and settings.run_worker:
-        starters.append(worker_starter())
+        starters.append(start_worker)
     if scheduler and settings.run_scheduler:
         starters.append(start_scheduler)
     return starters

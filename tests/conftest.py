@@ -20,9 +20,10 @@ from sqlalchemy import text
 from adapters.registry import AdapterRegistry, discover
 from connector.app import create_app
 from connector.infra import db
-from connector.infra.context import Services, build_services
+from connector.infra.context import Services
 from connector.infra.security.apikeys import ApiRole
 from connector.models import Base
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.support.dummy_adapters import DUMMY_PSA, DUMMY_RMM

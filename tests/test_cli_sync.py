@@ -16,9 +16,10 @@ from adapters.errors import CredentialsError
 from connector import cli
 from connector.app import create_app
 from connector.infra import db
-from connector.infra.context import Services, build_services
+from connector.infra.context import Services
 from connector.infra.security.apikeys import ApiRole
 from connector.models import Base, SyncRun
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.conftest import no_wait, test_registry
@@ -75,7 +76,7 @@ def _connection(settings: Settings, host: str) -> str:
 
 
 def run_sync(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    if getattr(cli.build_services, "__module__", "") == "connector.infra.context":
+    if getattr(cli.build_services, "__module__", "") == "connector.runtime":
         monkeypatch.setattr(cli, "build_services", lambda s, **_: _services(s))
     parsed = cli.build_parser().parse_args(["sync", *args])
     return int(parsed.func(settings, parsed))

@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from connector.infra import db
 from connector.infra.context import Services
+from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import enqueue
 from connector.models import Job
 from connector.tenants.service import get_or_create_tenant
 
@@ -28,27 +30,22 @@ async def test_queued_duplicates_coalesce(services: Services) -> None:
     tenant = await _tenant(services)
     async with db.transaction(services.sessions) as session:
         for _ in range(3):
-            await queue.enqueue(
-                session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p1"
-            )
+            await enqueue(session, RECONCILE, ReconcileJob(problem_id="p1"), tenant_id=tenant)
     assert len(await _jobs(services)) == 1
 
 
 async def test_failing_job_merges_into_a_twin_queued_while_it_ran(services: Services) -> None:
     tenant = await _tenant(services)
     async with db.transaction(services.sessions) as session:
-        await queue.enqueue(
-            session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p1"
-        )
+        await enqueue(session, RECONCILE, ReconcileJob(problem_id="p1"), tenant_id=tenant)
     [running] = await queue.claim(services.sessions, "w1", limit=1, lease=timedelta(minutes=1))
     later = datetime.now(UTC) + timedelta(hours=1)
     async with db.transaction(services.sessions) as session:
-        await queue.enqueue(
+        await enqueue(
             session,
+            RECONCILE,
+            ReconcileJob(problem_id="p1"),
             tenant_id=tenant,
-            kind="reconcile",
-            payload={},
-            unique_key="reconcile:p1",
             run_after=later,
         )
 
@@ -63,14 +60,10 @@ async def test_failing_job_merges_into_a_twin_queued_while_it_ran(services: Serv
 async def test_postponed_job_merges_too(services: Services) -> None:
     tenant = await _tenant(services)
     async with db.transaction(services.sessions) as session:
-        await queue.enqueue(
-            session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p2"
-        )
+        await enqueue(session, RECONCILE, ReconcileJob(problem_id="p2"), tenant_id=tenant)
     [running] = await queue.claim(services.sessions, "w1", limit=1, lease=timedelta(minutes=1))
     async with db.transaction(services.sessions) as session:
-        await queue.enqueue(
-            session, tenant_id=tenant, kind="reconcile", payload={}, unique_key="reconcile:p2"
-        )
+        await enqueue(session, RECONCILE, ReconcileJob(problem_id="p2"), tenant_id=tenant)
     assert await queue.postpone(services.sessions, running, datetime.now(UTC) + timedelta(seconds=2))
     statuses = [j.status for j in await _jobs(services)]
     assert statuses == ["done", "queued"]

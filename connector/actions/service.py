@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ActionKind, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
+from connector.actions.jobs import ACTION, ActionJob
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import enqueue
 from connector.models import Connection, Endpoint, EndpointAction, Problem
 
 ADDRESSES: dict[ActionKind, tuple[ProblemKind, ...]] = {
@@ -60,14 +61,7 @@ async def request_action(
     )
     session.add(row)
     await session.flush()
-    await queue.enqueue(
-        session,
-        tenant_id=endpoint.tenant_id,
-        kind="action",
-        payload={"action_id": row.id},
-        unique_key=f"action:{row.id}",
-        max_attempts=3,
-    )
+    await enqueue(session, ACTION, ActionJob(action_id=row.id), tenant_id=endpoint.tenant_id)
     session.info["wake_workers"] = True
     return row
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from connector.alerts.jobs import DELIVERY, DeliveryJob
 from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
 from connector.infra.errors import FieldError, NotFound
-from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import enqueue
 from connector.models import Delivery, Problem, TicketLink
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -95,13 +96,8 @@ async def replay_delivery(delivery_id: str, session: Session, who: Engineer) -> 
         raise NotFound("delivery")
     if row.body is None:
         raise FieldError("delivery_id", "a refused delivery has no stored body to replay")
-    await queue.enqueue(
-        session,
-        tenant_id=row.tenant_id,
-        kind="delivery",
-        payload={"delivery_id": row.id},
-        unique_key=f"delivery:{row.id}",
-        delivery_id=row.id,
+    await enqueue(
+        session, DELIVERY, DeliveryJob(delivery_id=row.id), tenant_id=row.tenant_id, delivery_id=row.id
     )
     row.status = "queued"
     row.error = None

@@ -1,4 +1,5 @@
-"""Job handlers for alerts: a delivery becomes problem updates; a problem becomes ticket actions."""
+"""Job handlers of the alert pipeline: a stored delivery becomes problem updates; a problem becomes
+ticket actions. `HANDLERS` is what the composition root gives the worker."""
 
 from __future__ import annotations
 
@@ -8,61 +9,86 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import WebhookRequest
+from adapters.errors import WebhookParseError
 from connector.alerts.ingest import parse_delivery
+from connector.alerts.jobs import DELIVERIES, DELIVERY, RECONCILE, DeliveriesJob, DeliveryJob, ReconcileJob
 from connector.alerts.problems import apply_events, enqueue_reconciles
 from connector.alerts.tickets import reconcile_problem
 from connector.infra.context import Services
 from connector.infra.jobs import queue
-from connector.infra.jobs.worker import JobContext, handler
+from connector.infra.jobs.kinds import JobContext, enqueue, handles
 from connector.infra.logs import get_logger
 from connector.models import Connection, Delivery
 
-log = get_logger("connector.infra.jobs")
+log = get_logger("connector.alerts.jobs")
 
 
-@handler("delivery")
-async def process_delivery(context: JobContext) -> None:
+async def process_delivery(context: JobContext, job: DeliveryJob) -> None:
     """One delivery (a retry, or a replay): parse and apply its events and queue reconciliations in
-    one transaction with the job's completion, so a retry after a failure part-way repeats nothing."""
-    async with context.services.sessions() as session, session.begin():
-        delivery_id = context.job.payload["delivery_id"]
-        await _apply_delivery(context.services, session, delivery_id, context.job.attempt)
-        await context.complete(session)
+    one transaction with the job's completion, so a retry after a failure part-way repeats nothing.
+    A body that no longer parses is dead at once: retrying cannot change it."""
+    try:
+        async with context.services.sessions() as session, session.begin():
+            await _apply_delivery(context.services, session, job.delivery_id, context.job.attempt)
+            await context.complete(session)
+    except WebhookParseError as exc:
+        async with context.services.sessions() as session, session.begin():
+            await _mark_unparseable(session, job.delivery_id, exc, context.job.attempt)
+            await context.complete(session)
+        return
     context.services.wake_workers()
 
 
-@handler("deliveries")
-async def process_deliveries(context: JobContext) -> None:
+async def process_deliveries(context: JobContext, job: DeliveriesJob) -> None:
     """A group of deliveries committed together by the webhook writer (one job per group keeps the
     hot path to one job row). Each delivery is applied in its own transaction; one that fails gets a
     job of its own, with backoff, retries and dead-lettering, and does not hold up the others. A rerun
     after a crash skips the deliveries already processed."""
     services = context.services
-    delivery_ids = context.job.payload["delivery_ids"]
-    for index, delivery_id in enumerate(delivery_ids):
+    last = len(job.delivery_ids) - 1
+    for index, delivery_id in enumerate(job.delivery_ids):
         try:
             async with services.sessions() as session, session.begin():
                 await _apply_delivery(services, session, delivery_id, 1)
-                if index == len(delivery_ids) - 1:
+                if index == last:
                     await context.complete(session)  # one commit for the last delivery and the job
         except Exception as exc:
-            log.warning("delivery failed; retried on its own", delivery=delivery_id, error=str(exc))
             async with services.sessions() as session, session.begin():
-                await session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id)
-                    .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], attempts=1)
-                )
-                await queue.enqueue(
-                    session,
-                    tenant_id=context.job.tenant_id,
-                    kind="delivery",
-                    payload={"delivery_id": delivery_id},
-                    unique_key=f"delivery:{delivery_id}",
-                    delivery_id=delivery_id,
-                    run_after=datetime.now(UTC) + timedelta(seconds=queue.backoff_delay(1)),
-                )
+                if isinstance(exc, WebhookParseError):
+                    await _mark_unparseable(session, delivery_id, exc, 1)
+                else:
+                    log.warning("delivery failed; retried on its own", delivery=delivery_id, error=str(exc))
+                    await _retry_alone(session, context.job.tenant_id, delivery_id, exc)
+                if index == last:
+                    await context.complete(session)
     services.wake_workers()
+
+
+async def _retry_alone(session: AsyncSession, tenant_id: str, delivery_id: str, exc: Exception) -> None:
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], attempts=1)
+    )
+    await enqueue(
+        session,
+        DELIVERY,
+        DeliveryJob(delivery_id=delivery_id),
+        tenant_id=tenant_id,
+        delivery_id=delivery_id,
+        run_after=datetime.now(UTC) + timedelta(seconds=queue.backoff_delay(1)),
+    )
+
+
+async def _mark_unparseable(
+    session: AsyncSession, delivery_id: str, exc: WebhookParseError, attempt: int
+) -> None:
+    log.warning("stored delivery no longer parses; dead-lettered", delivery=delivery_id, error=str(exc))
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status="dead", error=f"unparseable: {exc}"[:2000], attempts=attempt)
+    )
 
 
 async def _apply_delivery(services: Services, session: AsyncSession, delivery_id: str, attempt: int) -> None:
@@ -87,12 +113,11 @@ async def _apply_delivery(services: Services, session: AsyncSession, delivery_id
     delivery.error = None
 
 
-@handler("reconcile")
-async def reconcile(context: JobContext) -> None:
+async def reconcile(context: JobContext, job: ReconcileJob) -> None:
     # The lock owner is this job run, not the worker: two runs for one problem in one worker must
     # exclude each other too.
     owner = f"job:{context.job.id}:{context.job.attempt}"
-    await reconcile_problem(context.services, context.job.payload["problem_id"], owner=owner)
+    await reconcile_problem(context.services, job.problem_id, owner=owner)
     if context.job.delivery_id is not None:
         async with context.services.sessions() as session, session.begin():
             await session.execute(
@@ -102,30 +127,8 @@ async def reconcile(context: JobContext) -> None:
             )
 
 
-@handler("sync")
-async def run_sync(context: JobContext) -> None:
-    """Execute a sync run that is still the connection's running one (a replaced run is skipped)."""
-    from connector.models import SyncRun
-    from connector.sync.run import execute_run
-
-    run_id = context.job.payload["run_id"]
-    async with context.services.sessions() as session:
-        run = await session.get(SyncRun, run_id)
-    if run is None or run.status != "running":
-        return
-    await execute_run(context.services, run_id)
-
-
-@handler("action")
-async def run_endpoint_action(context: JobContext) -> None:
-    from connector.actions.service import run_action
-
-    await run_action(context.services, context.job.payload["action_id"])
-
-
-@handler("configurations")
-async def push_configurations(context: JobContext) -> None:
-    from connector.sync.configurations import push_client
-
-    payload = context.job.payload
-    await push_client(context.services, payload["connection_id"], payload["client_id"], payload.get("run_id"))
+HANDLERS = (
+    handles(DELIVERY, process_delivery),
+    handles(DELIVERIES, process_deliveries),
+    handles(RECONCILE, reconcile),
+)

@@ -15,17 +15,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import String, Table, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
 from adapters.common import unstorable
 from adapters.errors import WebhookParseError
 from connector.alerts.canonical import fitted_key, load_json, looks_canonical, parse_canonical
+from connector.alerts.jobs import DELIVERIES, DeliveriesJob
+from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.db import DatabaseUnavailable, is_unavailable
 from connector.infra.logs import get_logger
@@ -312,45 +312,35 @@ class DeliveryWriter:
             values = pending.values
             key = (values["connection_id"], values["dedupe_key"] or values["id"])
             fresh.setdefault(key, values)  # a redelivery inside the batch collapses onto the first
-        dialect = self._services.engine.dialect.name
-        dialect_insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DELIVERIES)
-        statement = dialect_insert.on_conflict_do_nothing(
-            index_elements=["connection_id", "dedupe_key"]
-        ).returning(DELIVERIES.c.id)
+        statement = (
+            db.dialect_insert(self._services.engine, DELIVERY_TABLE)
+            .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
+            .returning(DELIVERY_TABLE.c.id)
+        )
         async with self._services.engine.begin() as conn:
             inserted = set((await conn.execute(statement, list(fresh.values()))).scalars())
             missing = [v for v in fresh.values() if v["id"] not in inserted and v["dedupe_key"]]
             known: dict[tuple[str, str], str] = {}
             if missing:
                 rows = await conn.execute(
-                    select(DELIVERIES.c.connection_id, DELIVERIES.c.dedupe_key, DELIVERIES.c.id).where(
-                        DELIVERIES.c.connection_id.in_({v["connection_id"] for v in missing}),
-                        DELIVERIES.c.dedupe_key.in_({v["dedupe_key"] for v in missing}),
+                    select(
+                        DELIVERY_TABLE.c.connection_id, DELIVERY_TABLE.c.dedupe_key, DELIVERY_TABLE.c.id
+                    ).where(
+                        DELIVERY_TABLE.c.connection_id.in_({v["connection_id"] for v in missing}),
+                        DELIVERY_TABLE.c.dedupe_key.in_({v["dedupe_key"] for v in missing}),
                     )
                 )
                 known = {(c, k): i for c, k, i in rows.all() if k is not None}
-            now = datetime.now(UTC)
             stored: dict[str, list[str]] = {}
             for v in fresh.values():
                 if v["id"] in inserted and v["status"] == "queued":
                     stored.setdefault(v["tenant_id"], []).append(v["id"])
             jobs = [
-                {
-                    "tenant_id": tenant_id,
-                    "kind": "deliveries",
-                    "payload": {"delivery_ids": ids},
-                    "status": "queued",
-                    "unique_key": None,
-                    "delivery_id": None,
-                    "attempts": 0,
-                    "max_attempts": 8,
-                    "run_after": now,
-                    "created_at": now,
-                }
+                DELIVERIES.row(DeliveriesJob(delivery_ids=ids), tenant_id=tenant_id)
                 for tenant_id, ids in stored.items()
             ]
             if jobs:
-                await conn.execute(insert(JOBS), jobs)
+                await conn.execute(insert(JOB_TABLE), jobs)
         results: list[tuple[str, bool]] = []
         for pending in batch:
             values = pending.values
@@ -395,8 +385,8 @@ def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], 
     return done
 
 
-DELIVERIES = cast(Table, Delivery.__table__)
-JOBS = cast(Table, Job.__table__)
+DELIVERY_TABLE = cast(Table, Delivery.__table__)
+JOB_TABLE = cast(Table, Job.__table__)
 
 
 def delivery_values(
@@ -459,3 +449,19 @@ def verify(target: WebhookTarget, request: WebhookRequest) -> tuple[bool, str]:
         return native, "" if native else "bad vendor signature"
     verdict = verify_generic(target.secret, request.body, request.headers, request.query, now=time.time())
     return verdict.ok, verdict.reason
+
+
+class Ingest:
+    """What the webhook route needs beside the services: the target cache (told when a connection
+    changes) and the group-commit writer. Built by the app's lifespan, stopped with it."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.targets = TargetCache(services)
+        self.writer = DeliveryWriter(services)
+        services.connection_listeners.append(self.targets.invalidate)
+
+    async def stop(self) -> None:
+        if self.targets.invalidate in self.services.connection_listeners:
+            self.services.connection_listeners.remove(self.targets.invalidate)
+        await self.writer.stop()

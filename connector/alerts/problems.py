@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import AlertEvent, ProblemKind
 from connector.alerts import event_order
 from connector.alerts.canonical import fitted_key
-from connector.infra.jobs import queue
+from connector.alerts.jobs import RECONCILE, ReconcileJob
+from connector.infra.jobs.kinds import enqueue
 from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
 
 OCCURRENCE_SOURCES = frozenset({"alert"})
@@ -410,12 +411,11 @@ async def enqueue_reconciles(
     run_after: datetime | None = None,
 ) -> None:
     for problem_id in problem_ids:
-        await queue.enqueue(
+        await enqueue(
             session,
+            RECONCILE,
+            ReconcileJob(problem_id=problem_id),
             tenant_id=tenant_id,
-            kind="reconcile",
-            payload={"problem_id": problem_id},
-            unique_key=f"reconcile:{problem_id}",
             delivery_id=delivery_id,
             run_after=run_after,
         )

@@ -20,7 +20,7 @@ from connector.alerts import domain
 from connector.alerts.problems import enqueue_reconciles
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.jobs.worker import RetryLater
+from connector.infra.jobs.kinds import RetryLater
 from connector.models import (
     ClientMapping,
     Connection,

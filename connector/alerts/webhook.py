@@ -20,9 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
-from connector.alerts.ingest import delivery_values, parse_delivery, verify
+from connector.alerts.ingest import Ingest, delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
-from connector.infra.context import Services
 from connector.infra.metrics import Metrics
 
 router = APIRouter(tags=["webhooks"])
@@ -32,19 +31,19 @@ PATH = re.compile(r"^/webhooks/([^/]{1,64})$")
 
 
 async def receive(
-    services: Services,
+    ingest: Ingest,
     connection_id: str,
     incoming: WebhookRequest,
     source_ip: str | None,
 ) -> tuple[int, dict[str, Any]]:
     """Verify, parse and durably store one delivery; returns the status and JSON body to answer."""
-    target = await services.webhook_targets.get(connection_id)
+    target = await ingest.targets.get(connection_id)
     if target is None:
         return 404, {"error": "not_found", "message": "no RMM connection with this id"}
     owner = (target.connection_id, target.tenant_id)
     ok, reason = verify(target, incoming)
     if not ok:
-        await services.delivery_writer.submit(
+        await ingest.writer.submit(
             delivery_values(
                 owner, incoming, status="rejected", source_ip=source_ip, rejection=f"401 {reason}"
             )
@@ -54,7 +53,7 @@ async def receive(
         events = parse_delivery(target.adapter, incoming)
     except WebhookParseError as exc:
         message = str(exc)
-        await services.delivery_writer.submit(
+        await ingest.writer.submit(
             delivery_values(
                 owner, incoming, status="rejected", source_ip=source_ip, rejection=f"400 {message}"
             )
@@ -64,7 +63,7 @@ async def receive(
             "message": message,
             "errors": [{"field": exc.field or "body", "message": exc.message}],
         }
-    delivery_id, duplicate = await services.delivery_writer.submit(
+    delivery_id, duplicate = await ingest.writer.submit(
         delivery_values(owner, incoming, status="queued", source_ip=source_ip, events=events)
     )
     return 202, {"delivery_id": delivery_id, "duplicate": duplicate}
@@ -81,7 +80,7 @@ async def receive_webhook(connection_id: str, request: Request) -> JSONResponse:
         received_at=datetime.now(UTC),
     )
     status, body = await receive(
-        request.app.state.services, connection_id, incoming, request.client.host if request.client else None
+        request.app.state.ingest, connection_id, incoming, request.client.host if request.client else None
     )
     return JSONResponse(body, status_code=status)
 
@@ -147,7 +146,7 @@ class WebhookFastPath:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         client = scope.get("client")
         source_ip = client[0] if client else None
-        services: Services = scope["app"].state.services
+        ingest: Ingest = scope["app"].state.ingest
         declared = declared_length(headers.get("content-length"))
         if declared is None:
             reason = "Content-Length must be a number of bytes"
@@ -157,7 +156,7 @@ class WebhookFastPath:
                 "errors": [{"field": "content-length", "message": reason}],
             }
         if declared > self.max_bytes:
-            return await self._too_large(services, connection_id, headers, declared, source_ip)
+            return await self._too_large(ingest, connection_id, headers, declared, source_ip)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -167,7 +166,7 @@ class WebhookFastPath:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                return await self._too_large(services, connection_id, headers, size, source_ip)
+                return await self._too_large(ingest, connection_id, headers, size, source_ip)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -178,11 +177,11 @@ class WebhookFastPath:
         incoming = WebhookRequest.model_construct(
             body=b"".join(chunks), headers=headers, query=query, received_at=datetime.now(UTC)
         )
-        return await receive(services, connection_id, incoming, source_ip)
+        return await receive(ingest, connection_id, incoming, source_ip)
 
     async def _too_large(
         self,
-        services: Services,
+        ingest: Ingest,
         connection_id: str,
         headers: dict[str, str],
         size: int,
@@ -190,7 +189,7 @@ class WebhookFastPath:
     ) -> tuple[int, dict[str, Any]]:
         """413, and the refusal is listed with the connection's deliveries (metadata only)."""
         message = f"request body exceeds {self.max_bytes} bytes"
-        target = await services.webhook_targets.get(connection_id)
+        target = await ingest.targets.get(connection_id)
         if target is not None:
             incoming = WebhookRequest.model_construct(
                 body=b"", headers=headers, query={}, received_at=datetime.now(UTC)
@@ -199,5 +198,5 @@ class WebhookFastPath:
                 (target.connection_id, target.tenant_id), incoming, status="rejected", source_ip=source_ip,
                 rejection=f"413 {message}", size=size,
             )  # fmt: skip
-            await services.delivery_writer.submit(values)
+            await ingest.writer.submit(values)
         return 413, {"error": "payload_too_large", "message": message}

@@ -106,7 +106,7 @@ async def patch_connection(
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     await svc.update_connection(services, session, row, changes)
-    after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
+    after_commit(session, lambda: services.connection_changed(connection_id))
     await session.refresh(row)
     return to_out(services, row)
 
@@ -116,7 +116,7 @@ async def delete_connection(
     connection_id: str, services: ServicesDep, session: Session, who: Engineer
 ) -> Response:
     await session.delete(await svc.get_connection(session, who.tenant_id, connection_id))
-    after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
+    after_commit(session, lambda: services.connection_changed(connection_id))
     return Response(status_code=204)
 
 
@@ -126,7 +126,7 @@ async def rotate_webhook_secret(
 ) -> WebhookSecretOut:
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     secret = await svc.rotate_webhook_secret(services, row)
-    after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
+    after_commit(session, lambda: services.connection_changed(connection_id))
     return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
 
 

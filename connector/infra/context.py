@@ -1,4 +1,7 @@
-"""The process-wide services the app, CLI and workers share, created by the app lifespan or CLI."""
+"""The process-wide infrastructure the app, CLI and workers share: settings, database engine and
+sessions, credential cipher, adapter registry and vendor transport, metrics, and in-process
+signals (wake the workers, a connection changed). Feature objects are built by the composition
+root (`connector.runtime`) and handed in — this module imports no feature."""
 
 from __future__ import annotations
 
@@ -6,22 +9,51 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from adapters.base import TransportFactory
+from adapters.base import Adapter, PsaAdapter, RmmAdapter, TransportFactory
 from adapters.registry import AdapterRegistry, discover
 from connector.infra import db
 from connector.infra.metrics import Metrics
 from connector.infra.security.crypto import CredentialCipher, load_or_create_key_file
 from connector.infra.security.urls import GuardedTransport, UrlPolicy
+from connector.models import Connection
 from connector.settings import Settings
 
-if TYPE_CHECKING:
-    from connector.alerts.ingest import DeliveryWriter, TargetCache
-    from connector.connections.adapters import AdapterCache
+
+class AdapterSource(Protocol):
+    """Live adapter objects for connection rows (implemented by `connections.adapters.AdapterCache`)."""
+
+    async def get(self, row: Connection) -> Adapter: ...
+
+    async def rmm(self, row: Connection) -> RmmAdapter: ...
+
+    async def psa(self, row: Connection) -> PsaAdapter: ...
+
+    async def aclose(self) -> None: ...
+
+
+NO_ADAPTERS = "these services were built without adapters (use connector.runtime.build_services)"
+
+
+class NoAdapters:
+    """The adapter source of services built without the composition root (migrations, key
+    management): any use is a wiring mistake, said plainly."""
+
+    async def get(self, row: Connection) -> Adapter:
+        raise RuntimeError(NO_ADAPTERS)
+
+    async def rmm(self, row: Connection) -> RmmAdapter:
+        raise RuntimeError(NO_ADAPTERS)
+
+    async def psa(self, row: Connection) -> PsaAdapter:
+        raise RuntimeError(NO_ADAPTERS)
+
+    async def aclose(self) -> None:
+        return None
 
 
 Purpose = Literal["requests", "work"]
@@ -67,6 +99,10 @@ class Services:
 
     wake_listeners: list[Callable[[], None]] = field(default_factory=list)
     """In-process workers register here to start on new jobs without waiting for their poll."""
+    connection_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    """Caches of connection-derived state register here; told after a change is committed."""
+    adapters: AdapterSource = field(default_factory=NoAdapters)
+    """Set by the composition root; shared with the `work` services."""
     purpose: Purpose = "requests"
 
     @functools.cached_property
@@ -90,30 +126,19 @@ class Services:
             adapter_sleep=self.adapter_sleep,
             gauge_refreshers=self.gauge_refreshers,
             wake_listeners=self.wake_listeners,
+            connection_listeners=self.connection_listeners,
+            adapters=self.adapters,
             purpose="work",
         )
-
-    @functools.cached_property
-    def adapters(self) -> AdapterCache:
-        from connector.connections.adapters import AdapterCache
-
-        return AdapterCache(self)
-
-    @functools.cached_property
-    def webhook_targets(self) -> TargetCache:
-        from connector.alerts.ingest import TargetCache
-
-        return TargetCache(self)
-
-    @functools.cached_property
-    def delivery_writer(self) -> DeliveryWriter:
-        from connector.alerts.ingest import DeliveryWriter
-
-        return DeliveryWriter(self)
 
     def wake_workers(self) -> None:
         for wake in self.wake_listeners:
             wake()
+
+    def connection_changed(self, connection_id: str) -> None:
+        """A connection's row changed or went away (call after the commit)."""
+        for listener in list(self.connection_listeners):
+            listener(connection_id)
 
     async def refresh_gauges(self) -> None:
         """Recompute database-derived gauges (job and delivery counts) at scrape time."""
@@ -128,9 +153,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.close_work()
-        if "delivery_writer" in self.__dict__:
-            await self.delivery_writer.stop()
-        if "adapters" in self.__dict__:
+        if self.purpose == "requests":  # the work services share the adapters: closed once, here
             await self.adapters.aclose()
         await self.engine.dispose()
 
@@ -141,7 +164,7 @@ def build_cipher(settings: Settings) -> CredentialCipher:
     return CredentialCipher.from_setting(load_or_create_key_file(Path(settings.data_dir) / "secret.key"))
 
 
-def build_services(
+def base_services(
     settings: Settings,
     *,
     registry: AdapterRegistry | None = None,
@@ -149,6 +172,8 @@ def build_services(
     metrics: Metrics | None = None,
     purpose: Purpose = "requests",
 ) -> Services:
+    """The infrastructure alone, without feature objects: `connector.runtime.build_services` adds
+    them (the adapter cache); commands that touch no vendor (migrate, keys, secrets) use this."""
     policy = UrlPolicy(
         allow_private_networks=settings.allow_private_networks,
         allow_insecure_loopback=settings.allow_insecure_loopback,

@@ -198,11 +198,15 @@ def tenant_rows(model: type[Row], tenant_id: str) -> Select[tuple[Row]]:
     return scoped(select(model), model, tenant_id)
 
 
-def dialect_insert(session: AsyncSession | AsyncConnection, model: type[Base]) -> Any:
-    """INSERT with `ON CONFLICT` support for the backend the session is bound to."""
+def backend(session: AsyncSession | AsyncConnection | AsyncEngine) -> str:
+    """`postgresql` or `sqlite`: the dialect the session, connection or engine speaks."""
     bind = session.bind if isinstance(session, AsyncSession) else session
-    dialect = bind.dialect.name if bind is not None else "sqlite"
-    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
+    return bind.dialect.name if bind is not None else "sqlite"
+
+
+def dialect_insert(session: AsyncSession | AsyncConnection | AsyncEngine, model: type[Base] | Table) -> Any:
+    """INSERT with `ON CONFLICT` support for the backend the session is bound to."""
+    return postgresql.insert(model) if backend(session) == "postgresql" else sqlite.insert(model)
 
 
 def affected(result: Result[Any]) -> int:

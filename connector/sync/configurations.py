@@ -19,8 +19,9 @@ from adapters.errors import AdapterError
 from connector.fleet import domain
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import enqueue
 from connector.models import ClientMapping, Connection, Endpoint, SyncRun, Tenant, TicketRule
+from connector.sync.jobs import CONFIGURATIONS, ConfigurationsJob
 
 PSA_CONCURRENCY = 8
 
@@ -47,12 +48,11 @@ async def enqueue_configuration_pushes(session: AsyncSession, run: SyncRun, dirt
         .distinct()
     )
     for client_id in sorted(wanted | set(never)):
-        await queue.enqueue(
+        await enqueue(
             session,
+            CONFIGURATIONS,
+            ConfigurationsJob(connection_id=run.connection_id, client_id=client_id, run_id=run.id),
             tenant_id=run.tenant_id,
-            kind="configurations",
-            payload={"connection_id": run.connection_id, "client_id": client_id, "run_id": run.id},
-            unique_key=f"configurations:{run.connection_id}:{client_id}",
         )
 
 

@@ -32,7 +32,7 @@ from connector.alerts.problems import (
 from connector.fleet import domain
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import enqueue
 from connector.infra.logs import get_logger
 from connector.models import (
     Connection,
@@ -45,6 +45,7 @@ from connector.models import (
     UsageDaily,
 )
 from connector.sync.configurations import enqueue_configuration_pushes
+from connector.sync.jobs import SYNC, SyncJob
 
 log = get_logger("connector.sync.run")
 
@@ -140,14 +141,7 @@ async def start_run(session: AsyncSession, connection: Connection, trigger: str)
 
 
 async def enqueue_run(session: AsyncSession, run: SyncRun) -> None:
-    await queue.enqueue(
-        session,
-        tenant_id=run.tenant_id,
-        kind="sync",
-        payload={"run_id": run.id},
-        unique_key=f"sync:{run.id}",
-        max_attempts=3,
-    )
+    await enqueue(session, SYNC, SyncJob(run_id=run.id), tenant_id=run.tenant_id)
 
 
 # ---------------------------------------------------------------------------------------------

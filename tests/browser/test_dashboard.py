@@ -28,9 +28,10 @@ from sqlalchemy import select, update
 
 from connector.app import create_app
 from connector.infra import db
-from connector.infra.context import Services, build_services
+from connector.infra.context import Services
 from connector.infra.security.apikeys import ApiRole
 from connector.models import HealthDaily, Problem
+from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.api.world import canonical_alert

@@ -12,9 +12,9 @@ import httpx
 from sqlalchemy import select, update
 
 from adapters.connectwise_manage.fake import DemoSeed, ManageFake
+from connector import runtime
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.jobs.worker import Worker
 from connector.models import Job, Problem, TicketLink
 from tests.support.vendors import VendorRouter
 
@@ -57,7 +57,7 @@ class Stack:
 
     async def work(self, *, concurrency: int = 4) -> int:
         """Run every job that is runnable now, as `connector worker` would."""
-        return await Worker(self.services, concurrency=concurrency).run_until_idle()
+        return await runtime.worker(self.services, concurrency=concurrency).run_until_idle()
 
     async def pass_time(self, seconds: float) -> None:
         """Make everything scheduled within `seconds` runnable now, and expire leases and locks as

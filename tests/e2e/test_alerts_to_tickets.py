@@ -348,13 +348,14 @@ async def test_oversized_webhook_bodies_get_413_and_nothing_is_stored(stack: Sta
 
 
 async def test_two_reconciles_of_one_problem_in_one_worker_exclude_each_other(stack: Stack) -> None:
-    import connector.alerts.handlers  # noqa: F401 - registers the handlers
+    from connector.alerts.jobs import DELIVERIES, DELIVERY, RECONCILE
+    from connector.infra.jobs.kinds import JobContext, RetryLater
     from connector.infra.jobs.queue import ClaimedJob
-    from connector.infra.jobs.worker import HANDLERS, JobContext, RetryLater, Worker
+    from connector.infra.jobs.worker import Worker
+    from connector.runtime import JOB_HANDLERS
 
     await stack.post_alert(canonical_alert("evt-1"))
-    deliveries_only = {k: HANDLERS[k] for k in ("deliveries", "delivery")}
-    worker = Worker(stack.services, handlers=deliveries_only)
+    worker = Worker(stack.services, handlers=JOB_HANDLERS.only(DELIVERIES, DELIVERY))
     await worker.run_until_idle()
     [problem] = await stack.problems()
     stack.manage.set_latency(0.2)  # both runs are inside the PSA call at once
@@ -363,7 +364,8 @@ async def test_two_reconciles_of_one_problem_in_one_worker_exclude_each_other(st
         for n in range(2)
     ]
     results = await asyncio.gather(
-        *(HANDLERS["reconcile"](JobContext(stack.services, run)) for run in runs), return_exceptions=True
+        *(JOB_HANDLERS.registrations[RECONCILE.name].run(JobContext(stack.services, run)) for run in runs),
+        return_exceptions=True,
     )
     assert sum(isinstance(r, RetryLater) for r in results) == 1, results
     assert sum(r is None for r in results) == 1, results

@@ -17,7 +17,7 @@ from adapters.errors import CredentialsError, TransientVendorError
 from connector.infra import db
 from connector.infra.context import Services
 from connector.models import EndpointAction, SyncCursor, SyncRun
-from connector.runtime import schedule_due_syncs
+from connector.sync.scheduler import schedule_due_syncs
 from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.fleet_rmm import FLEETS, FleetFake

@@ -33,9 +33,9 @@ async def _post(
 
 
 async def _work(services: Services) -> None:
-    from connector.infra.jobs.worker import Worker
+    from connector import runtime
 
-    await Worker(services, concurrency=4).run_until_idle()
+    await runtime.worker(services, concurrency=4).run_until_idle()
 
 
 async def _sync(

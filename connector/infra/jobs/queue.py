@@ -11,16 +11,17 @@ presumed dead that finishes late cannot overwrite its successor's outcome.
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connector.models import Delivery, Job
+from connector.infra import db
+from connector.models import Job
 
 UNIQUE_WHERE = text("status = 'queued' AND unique_key IS NOT NULL")
 
@@ -47,44 +48,22 @@ def backoff_delay(attempt: int, *, base: float = 2.0, cap: float = 600.0) -> flo
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter
 
 
-async def enqueue(
-    session: AsyncSession,
-    *,
-    tenant_id: str,
-    kind: str,
-    payload: dict[str, Any] | None = None,
-    unique_key: str | None = None,
-    delivery_id: str | None = None,
-    run_after: datetime | None = None,
-    max_attempts: int = 8,
-) -> None:
-    """Add a job in the caller's transaction. With `unique_key`, a job already queued under the same
-    key absorbs this one (it keeps the earlier of the two run times)."""
-    values = {
-        "tenant_id": tenant_id,
-        "kind": kind,
-        "payload": payload or {},
-        "status": "queued",
-        "unique_key": unique_key,
-        "delivery_id": delivery_id,
-        "attempts": 0,
-        "max_attempts": max_attempts,
-        "run_after": run_after or datetime.now(UTC),
-        "created_at": datetime.now(UTC),
-    }
+async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Add a job row in the caller's transaction (`kinds.enqueue` builds it from a typed kind). With
+    a unique key, a job already queued under the same key absorbs this one (it keeps the earlier of
+    the two run times)."""
+    unique_key = values.get("unique_key")
     if unique_key is None:
         session.add(Job(**values))
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert(Job) if dialect == "postgresql" else sqlite.insert(Job)
-    statement = insert.values(**values).on_conflict_do_update(
+    upsert = db.dialect_insert(session, Job)
+    earlier = func.least if db.backend(session) == "postgresql" else func.min
+    statement = upsert.values(**values).on_conflict_do_update(
         index_elements=["unique_key"],
         index_where=UNIQUE_WHERE,
         set_={
-            "run_after": func.min(Job.run_after, insert.excluded.run_after)
-            if dialect == "sqlite"
-            else func.least(Job.run_after, insert.excluded.run_after),
-            "delivery_id": func.coalesce(insert.excluded.delivery_id, Job.delivery_id),
+            "run_after": earlier(Job.run_after, upsert.excluded.run_after),
+            "delivery_id": func.coalesce(upsert.excluded.delivery_id, Job.delivery_id),
         },
     )
     await session.execute(statement)
@@ -158,7 +137,7 @@ async def complete(session: AsyncSession, job: ClaimedJob) -> None:
     result = await session.execute(
         update(Job).where(_held(job)).values(status="done", finished_at=datetime.now(UTC), lease_owner=None)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if db.affected(result) != 1:
         raise LeaseLost(f"job {job.id} attempt {job.attempt}")
 
 
@@ -167,7 +146,7 @@ async def renew(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, lea
         result = await session.execute(
             update(Job).where(_held(job)).values(lease_expires_at=datetime.now(UTC) + lease)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return db.affected(result) == 1
 
 
 async def _merge_into_queued_twin(session: AsyncSession, job: ClaimedJob, when: datetime, note: str) -> bool:
@@ -196,7 +175,7 @@ async def _merge_into_queued_twin(session: AsyncSession, job: ClaimedJob, when: 
             lease_expires_at=None,
         )
     )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if db.affected(result) == 1:
         twin.run_after = min(twin.run_after, when)
     return True
 
@@ -221,7 +200,7 @@ async def postpone(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, 
                 )
         except IntegrityError:  # a twin was queued between the check and the update
             return await _merge_into_queued_twin(session, job, until, "postponed")
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return db.affected(result) == 1
 
 
 async def fail(
@@ -230,8 +209,10 @@ async def fail(
     error: str,
     *,
     retry_at: datetime | None = None,
+    on_failure: Callable[[AsyncSession, ClaimedJob, str, bool], Awaitable[None]] | None = None,
 ) -> str:
-    """Record a failed attempt: requeue with backoff, or dead-letter after the last attempt.
+    """Record a failed attempt: requeue with backoff, or dead-letter after the last attempt; the
+    kind's `on_failure` records what the failure means for its own rows in the same transaction.
     Returns the new status ('queued', 'dead', or 'lost' when the lease was no longer held)."""
     now = datetime.now(UTC)
     dead = job.attempt >= job.max_attempts
@@ -252,14 +233,10 @@ async def fail(
                 result = await session.execute(update(Job).where(_held(job)).values(**values))
         except IntegrityError:  # a twin was queued between the check and the update
             return "queued" if await _merge_into_queued_twin(session, job, when, error) else "lost"
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if db.affected(result) != 1:
             return "lost"
-        if job.delivery_id is not None:
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == job.delivery_id)
-                .values(status="dead" if dead else "failed", error=error[:4000])
-            )
+        if on_failure is not None:
+            await on_failure(session, job, error, dead)
     return "dead" if dead else "queued"
 
 

@@ -8,52 +8,18 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
 
 from adapters.errors import AdapterError, RateLimitedError
 from connector.infra.context import Services
 from connector.infra.db import is_unavailable
 from connector.infra.jobs import queue
+from connector.infra.jobs.kinds import HandlerTable, JobContext, Registration, RetryLater
 from connector.infra.jobs.queue import ClaimedJob, LeaseLost
 from connector.infra.logs import get_logger
 
 log = get_logger("connector.infra.jobs")
-
-
-class RetryLater(Exception):
-    """Raised by a handler that cannot start now (e.g. its problem is locked): requeue, no attempt."""
-
-    def __init__(self, at: datetime) -> None:
-        super().__init__(at.isoformat())
-        self.at = at
-
-
-@dataclass
-class JobContext:
-    services: Services
-    job: ClaimedJob
-    completed: bool = False
-
-    async def complete(self, session: AsyncSession) -> None:
-        """Mark the job done inside the handler's own transaction (atomic with its writes)."""
-        await queue.complete(session, self.job)
-        self.completed = True
-
-
-Handler = Callable[[JobContext], Awaitable[None]]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    def register(func: Handler) -> Handler:
-        HANDLERS[kind] = func
-        return func
-
-    return register
 
 
 CLAIM_RETRY_CAP_SECONDS = 30.0
@@ -72,6 +38,8 @@ def worker_id() -> str:
 
 
 class Worker:
+    """Runs the jobs of the kinds in its handler table (assembled by the composition root)."""
+
     def __init__(
         self,
         services: Services,
@@ -79,15 +47,13 @@ class Worker:
         concurrency: int = 4,
         lease: timedelta = timedelta(seconds=60),
         poll_interval: float = 1.0,
-        handlers: dict[str, Handler] | None = None,
+        handlers: HandlerTable,
     ) -> None:
         self.services = services
         self.concurrency = concurrency
         self.lease = lease
         self.poll_interval = poll_interval
-        if handlers is None:
-            import connector.alerts.handlers  # noqa: F401 - registers the built-in handlers
-        self.handlers = handlers if handlers is not None else HANDLERS
+        self.handlers = handlers
         self.owner = worker_id()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -133,7 +99,7 @@ class Worker:
                         self.owner,
                         limit=min(free, max_jobs - total),
                         lease=self.lease,
-                        kinds=list(self.handlers),
+                        kinds=self.handlers.names(),
                     )
                 for job in jobs:
                     running.add(asyncio.create_task(self._execute(job)))
@@ -156,7 +122,7 @@ class Worker:
             return True
         try:
             jobs = await queue.claim(
-                self.services.sessions, self.owner, limit=free, lease=self.lease, kinds=list(self.handlers)
+                self.services.sessions, self.owner, limit=free, lease=self.lease, kinds=self.handlers.names()
             )
         except Exception as exc:  # database briefly unavailable: keep the worker alive
             self._claim_failures += 1
@@ -188,9 +154,12 @@ class Worker:
 
     async def _execute_and_record(self, job: ClaimedJob) -> None:
         context = JobContext(self.services, job)
+        registration = self.handlers.get(job.kind)
         renewer = asyncio.create_task(self._renew(job))
         try:
-            await self.handlers[job.kind](context)
+            if registration is None:  # claims are limited to the table's kinds
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            await registration.run(context)
             if not context.completed:
                 async with self.services.sessions() as session, session.begin():
                     await queue.complete(session, job)
@@ -199,20 +168,21 @@ class Worker:
         except RetryLater as later:
             await queue.postpone(self.services.sessions, job, later.at)
         except Exception as exc:
-            await self._failed(job, exc)
+            await self._failed(job, exc, registration)
         finally:
             renewer.cancel()
 
-    async def _failed(self, job: ClaimedJob, exc: Exception) -> None:
+    async def _failed(self, job: ClaimedJob, exc: Exception, registration: Registration[Any] | None) -> None:
         retry_at = None
         if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
             retry_at = datetime.now(UTC) + timedelta(seconds=max(exc.retry_after, 1.0))
-        if isinstance(exc, AdapterError):
-            message = f"{type(exc).__name__}: {exc}"
-        else:
-            message = f"{type(exc).__name__}: {exc}"
+        message = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AdapterError):  # a vendor's answer is expected; anything else is a bug
             log.exception("job failed", job=job.id, kind=job.kind)
-        status = await queue.fail(self.services.sessions, job, message, retry_at=retry_at)
+        on_failure = registration.kind.on_failure if registration is not None else None
+        status = await queue.fail(
+            self.services.sessions, job, message, retry_at=retry_at, on_failure=on_failure
+        )
         log.warning(
             "job attempt failed",
             job=job.id,
