@@ -14,6 +14,7 @@ from connector.alerts import webhook as webhooks
 from connector.alerts.ingest import Ingest
 from connector.api import health
 from connector.api.errors import install_error_handlers
+from connector.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
 from connector.billing import api as billing
 from connector.connections import api as connections
 from connector.fleet import api as fleet
@@ -21,7 +22,6 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
-from connector.infra.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
 from connector.rules import api as rules
 from connector.runtime import BackgroundStarter, build_services
 from connector.settings import Settings

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra import db
 from connector.infra.context import Services
-from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra.jobs import queue
 from connector.infra.jobs.kinds import enqueue
 from connector.models import Job

@@ -30,7 +30,7 @@ from connector.infra.context import Services
 from connector.infra.db import DatabaseUnavailable, is_unavailable
 from connector.infra.logs import get_logger
 from connector.infra.security.webhooks import verify_generic
-from connector.models import Connection, Delivery, Job, Problem
+from connector.models import Connection, Delivery, Job, Problem, new_id
 
 log = get_logger("connector.alerts.ingest")
 TARGET_TTL_SECONDS = 10.0
@@ -403,8 +403,6 @@ def delivery_values(
     deliveries list, nothing depends on it), and `size` — the body's, or a refused request's
     declared Content-Length — is clamped to the column's range: no sender, authenticated or not,
     can make this row fail its insert."""
-    from connector.models import new_id
-
     connection_id, tenant_id = target_or_connection
     digest = hashlib.sha256(request.body).hexdigest()
     accepted = status == "queued"

@@ -10,8 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.infra.context import Services
-from connector.infra.security.apikeys import ApiRole
-from connector.tenants.service import authenticate
+from connector.infra.security.apikeys import ApiRole, authenticate
 
 
 def get_services(request: Request) -> Services:

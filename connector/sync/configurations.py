@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import ConfigurationUpdate
 from adapters.errors import AdapterError
 from connector.fleet import domain
+from connector.fleet.endpoints import thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import enqueue
@@ -93,8 +94,6 @@ async def push_client(services: Services, connection_id: str, client_id: str, ru
                 )
             )
         )
-    from connector.sync.run import thresholds_of, to_status
-
     limits = thresholds_of(tenant)
     work = []
     for row in rows:

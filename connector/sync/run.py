@@ -30,6 +30,7 @@ from connector.alerts.problems import (
     observe_cleared,
 )
 from connector.fleet import domain
+from connector.fleet.endpoints import STATUS_FIELDS, thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import enqueue
@@ -60,21 +61,6 @@ and reports an error instead: an RMM answering with a partial list must not wipe
 EVALUATE_CHUNK = 1000
 PSA_CONCURRENCY = 8
 
-STATUS_FIELDS = (
-    "client_id",
-    "client_name",
-    "hostname",
-    "serial_number",
-    "os_name",
-    "product",
-    "protection_enabled",
-    "definitions_date",
-    "last_scan_at",
-    "active_threats",
-    "online",
-    "last_seen_at",
-)
-
 Progress = Callable[[SyncRun], None]
 
 
@@ -84,10 +70,6 @@ class SyncConflict(Exception):
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id)
         self.run_id = run_id
-
-
-def thresholds_of(tenant: Tenant) -> domain.Thresholds:
-    return domain.Thresholds.model_validate((tenant.settings or {}).get("thresholds", {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,10 +414,6 @@ def _clear_message(kind: ProblemKind, status: EndpointStatus) -> str:
         ProblemKind.THREAT_DETECTED: "no active threats reported",
         ProblemKind.AGENT_OFFLINE: "the agent checked in",
     }[kind]
-
-
-def to_status(row: Endpoint) -> EndpointStatus:
-    return EndpointStatus(endpoint_id=row.endpoint_id, **{name: getattr(row, name) for name in STATUS_FIELDS})
 
 
 async def _record_health(services: Services, connection: Connection) -> None:

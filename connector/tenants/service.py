@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connector.infra.security.apikeys import ApiRole, generate_api_key, matches, parse_prefix
+from connector.infra.security.apikeys import ApiRole, generate_api_key
 from connector.models import ApiKey, Tenant
 
 DEFAULT_TENANT = "default"
@@ -31,16 +31,6 @@ async def create_api_key(
     session.add(row)
     await session.flush()
     return row, new.plaintext
-
-
-async def authenticate(session: AsyncSession, plaintext: str) -> ApiKey | None:
-    prefix = parse_prefix(plaintext)
-    if prefix is None:
-        return None
-    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if row is None or row.revoked_at is not None or not matches(plaintext, row.key_hash):
-        return None
-    return row
 
 
 async def has_active_admin_key(session: AsyncSession) -> bool:

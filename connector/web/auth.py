@@ -18,9 +18,8 @@ from fastapi.responses import Response
 
 from connector.api.deps import Principal, ServicesDep
 from connector.infra.context import Services
-from connector.infra.security.apikeys import ApiRole
+from connector.infra.security.apikeys import ApiRole, authenticate
 from connector.infra.security.crypto import SecretKeyError
-from connector.tenants.service import authenticate
 
 SESSION_COOKIE = "connector_session"
 LOGIN_CSRF_COOKIE = "connector_login_csrf"

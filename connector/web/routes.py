@@ -28,10 +28,10 @@ from connector.fleet import api as fleet_api
 from connector.fleet import stats as fleet_stats
 from connector.infra.errors import Conflict, FieldError, NotFound
 from connector.infra.logs import get_logger
+from connector.infra.security.apikeys import authenticate
 from connector.models import ClientMapping, Connection, Delivery, Endpoint, Problem, TicketLink
 from connector.rules import api as rules_api
 from connector.rules import service as rules
-from connector.tenants.service import authenticate
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,

@@ -9,6 +9,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connector.models import ApiKey
+
 
 class ApiRole(enum.StrEnum):
     VIEWER = "viewer"
@@ -55,3 +60,14 @@ def parse_prefix(plaintext: str) -> str | None:
 
 def matches(plaintext: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_key(plaintext), key_hash)
+
+
+async def authenticate(session: AsyncSession, plaintext: str) -> ApiKey | None:
+    """The active key row the plaintext belongs to, or None (unknown, revoked, wrong secret)."""
+    prefix = parse_prefix(plaintext)
+    if prefix is None:
+        return None
+    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if row is None or row.revoked_at is not None or not matches(plaintext, row.key_hash):
+        return None
+    return row
