@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from sqlalchemy import select
 
+from connector.alerts.schemas import DELIVERY_STATUSES, DeliveryOut, ProblemOut
 from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
 from connector.infra.errors import FieldError, NotFound
@@ -15,45 +13,6 @@ from connector.infra.jobs import queue
 from connector.models import Delivery, Problem, TicketLink
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-
-DELIVERY_STATUSES = ("queued", "processed", "failed", "dead", "rejected")
-
-
-class DeliveryOut(BaseModel):
-    id: str
-    connection_id: str
-    received_at: datetime
-    status: str
-    event_count: int
-    size: int
-    content_type: str | None
-    source_ip: str | None
-    user_agent: str | None
-    rejection: str | None
-    error: str | None
-    attempts: int
-    processed_at: datetime | None
-
-
-class ProblemOut(BaseModel):
-    id: str
-    rmm_connection_id: str
-    endpoint_id: str
-    client_id: str
-    hostname: str | None
-    kind: str
-    source: str
-    state: str
-    routing: str
-    message: str
-    occurrences: int
-    first_seen_at: datetime
-    last_seen_at: datetime
-    cleared_at: datetime | None
-    ticket_id: str | None = None
-    ticket_number: str | None = None
-    ticket_url: str | None = None
-    ticket_state: str | None = None
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])

@@ -9,24 +9,16 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.billing import domain
+from connector.billing.schemas import PushRequest
 from connector.billing.service import PeriodClosed, Preview, PushRunning, build_preview, close_period, push
 from connector.infra.errors import FieldError
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
 PERIOD_PATTERN = domain.PERIOD_PATTERN
-
-
-class PushRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
-    # Strict: `"dry_run": "no"` or `0` must not turn a planned dry run into a real push.
-    dry_run: bool = Field(default=False, strict=True)
-    override: bool = Field(default=False, strict=True, description="push a closed period anyway")
 
 
 def _money(value: Decimal) -> str:

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
-from connector.api.schemas import (
+from connector.connections import service as svc
+from connector.connections.schemas import (
     AdapterOut,
     ConnectionCreated,
     ConnectionIn,
@@ -18,7 +19,6 @@ from connector.api.schemas import (
     ConnectionTestOut,
     WebhookSecretOut,
 )
-from connector.connections import service as svc
 from connector.infra.context import Services
 from connector.models import Connection
 

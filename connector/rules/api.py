@@ -12,10 +12,11 @@ from sqlalchemy import select
 from adapters.base import Role
 from connector.alerts.problems import reroute_unmapped, reroute_waiting
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
-from connector.api.schemas import BillingRuleOut, ClientMappingOut, Offset, SuggestionOut, TicketRuleOut
+from connector.api.schemas import Offset
 from connector.connections.service import build_psa, build_rmm, connection_of_role
 from connector.models import ClientMapping, TicketRule
 from connector.rules import service as rules
+from connector.rules.schemas import BillingRuleOut, ClientMappingOut, SuggestionOut, TicketRuleOut
 from mappings.matching import suggest
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from connector.api.deps import Admin, Session
-from connector.api.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.security.apikeys import ApiRole
 from connector.models import ApiKey, Tenant
+from connector.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
 from connector.tenants.service import create_api_key, revoke
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])

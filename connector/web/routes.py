@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from adapters.errors import AdapterError
 from connector.alerts import api as alerts_api
 from connector.alerts.problems import reroute_unmapped
+from connector.alerts.schemas import ProblemOut
 from connector.api import errors as api_errors
 from connector.api.deps import ServicesDep, Session
 from connector.billing import domain as domain_billing
@@ -131,7 +132,7 @@ async def _count(session: Any, model: Any, *where: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-async def _open_problems(session: Any, user: WebUser, **filters: str | None) -> list[alerts_api.ProblemOut]:
+async def _open_problems(session: Any, user: WebUser, **filters: str | None) -> list[ProblemOut]:
     """The API's problem listing, called with every filter spelled out (its defaults are Query())."""
     values: dict[str, Any] = {"routing": None, "client_id": None, "endpoint_id": None, "kind": None}
     values.update(filters)
