@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from connector.actions import api as actions
 from connector.alerts import api as alerts
 from connector.alerts import webhook as webhooks
 from connector.api import health
@@ -22,6 +23,7 @@ from connector.infra.metrics import Metrics
 from connector.infra.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
 from connector.rules import api as rules
 from connector.settings import Settings
+from connector.sync import api as sync
 from connector.tenants import api as admin
 from connector.web.routes import install as install_dashboard
 
@@ -74,6 +76,8 @@ def create_app(
         rules.router,
         alerts.router,
         fleet.router,
+        sync.router,
+        actions.router,
         billing.router,
         webhooks.router,
     ):

@@ -1,179 +1,22 @@
-"""`/api/v1/sync-runs`, `/api/v1/endpoints` (+ actions) and `/api/v1/settings/thresholds`."""
+"""`/api/v1/endpoints`, `/api/v1/fleet/summary` and `/api/v1/settings/thresholds`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from adapters.base import ActionKind
-from connector.actions.service import request_action
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.actions.schemas import ActionOut
+from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
 from connector.fleet import stats as fleet_stats
 from connector.fleet.domain import Thresholds
-from connector.infra.errors import FieldError, NotFound
-from connector.models import Connection, Endpoint, EndpointAction, Problem, SyncRun, Tenant, TicketLink
-from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
+from connector.fleet.schemas import EndpointDetail, EndpointOut, EndpointProblemOut
+from connector.infra.errors import NotFound
+from connector.models import Endpoint, EndpointAction, Problem, Tenant, TicketLink
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
-
-
-class SyncRunOut(BaseModel):
-    id: str
-    connection_id: str
-    trigger: str
-    status: str
-    full: bool
-    changed_since: datetime | None
-    started_at: datetime
-    finished_at: datetime | None
-    pages: int
-    endpoints_seen: int
-    endpoints_changed: int
-    endpoints_retired: int
-    problems_opened: int
-    problems_closed: int
-    psa_calls: int
-    errors: list[dict[str, Any]]
-
-
-class SyncRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    connection_id: str | None = Field(default=None, description="one RMM connection; default: all")
-
-
-class EndpointOut(BaseModel):
-    id: str
-    rmm_connection_id: str
-    endpoint_id: str
-    client_id: str
-    client_name: str | None
-    hostname: str
-    serial_number: str | None
-    os_name: str | None
-    product: str | None
-    protection_enabled: bool | None
-    definitions_date: datetime | None
-    last_scan_at: datetime | None
-    active_threats: int | None
-    online: bool | None
-    last_seen_at: datetime | None
-    health: str
-    first_seen_at: datetime
-    updated_at: datetime
-    retired_at: datetime | None
-
-
-class EndpointProblemOut(BaseModel):
-    id: str
-    kind: str
-    state: str
-    source: str
-    message: str
-    first_seen_at: datetime
-    cleared_at: datetime | None
-    ticket_id: str | None = None
-    ticket_number: str | None = None
-    ticket_state: str | None = None
-
-
-class ActionOut(BaseModel):
-    id: str
-    action: str
-    problem_id: str | None
-    requested_by: str
-    status: str
-    vendor_reference: str | None
-    message: str
-    requested_at: datetime
-    finished_at: datetime | None
-
-
-class EndpointDetail(EndpointOut):
-    problems: list[EndpointProblemOut]
-    actions: list[ActionOut]
-
-
-class ActionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    action: ActionKind
-    problem_id: str | None = None
-
-
-# -- sync runs ------------------------------------------------------------------------------------
-
-
-@router.post("/sync-runs", status_code=202, response_model=list[SyncRunOut])
-async def trigger_sync(body: SyncRequest, session: Session, who: Engineer) -> Any:
-    """Start a sync of one RMM connection (409 if one is running) or of all (running ones skipped)."""
-    if body.connection_id is not None:
-        connection = await session.scalar(
-            select(Connection).where(
-                Connection.id == body.connection_id, Connection.tenant_id == who.tenant_id
-            )
-        )
-        if connection is None:
-            raise NotFound("connection")
-        if connection.role != "rmm":
-            raise FieldError("connection_id", "is a PSA connection; syncs read RMM connections")
-        if not connection.enabled:
-            raise FieldError("connection_id", "the connection is disabled")
-        connections = [connection]
-    else:
-        connections = await rmm_connections(session, who.tenant_id)
-    runs = []
-    for connection in connections:
-        try:
-            run = await start_run(session, connection, "api")
-        except SyncConflict as conflict:
-            if body.connection_id is not None:
-                return JSONResponse(
-                    {
-                        "error": "conflict",
-                        "message": "a sync of this connection is already running",
-                        "run_id": conflict.run_id,
-                    },
-                    status_code=409,
-                )
-            continue
-        await enqueue_run(session, run)
-        runs.append(run)
-    await session.flush()
-    session.info["wake_workers"] = True
-    return [SyncRunOut.model_validate(run, from_attributes=True) for run in runs]
-
-
-@router.get("/sync-runs", response_model=list[SyncRunOut])
-async def list_sync_runs(
-    session: Session,
-    who: Viewer,
-    connection_id: str | None = None,
-    status: str | None = Query(None, pattern="^(running|succeeded|failed|interrupted)$"),
-    limit: int = Query(50, ge=1, le=500),
-    offset: Offset = 0,
-) -> list[SyncRunOut]:
-    query = select(SyncRun).where(SyncRun.tenant_id == who.tenant_id)
-    if connection_id:
-        query = query.where(SyncRun.connection_id == connection_id)
-    if status:
-        query = query.where(SyncRun.status == status)
-    rows = await session.scalars(query.order_by(SyncRun.started_at.desc()).limit(limit).offset(offset))
-    return [SyncRunOut.model_validate(r, from_attributes=True) for r in rows]
-
-
-@router.get("/sync-runs/{run_id}", response_model=SyncRunOut)
-async def get_sync_run(run_id: str, session: Session, who: Viewer) -> SyncRunOut:
-    row = await session.scalar(
-        select(SyncRun).where(SyncRun.id == run_id, SyncRun.tenant_id == who.tenant_id)
-    )
-    if row is None:
-        raise NotFound("sync run")
-    return SyncRunOut.model_validate(row, from_attributes=True)
 
 
 # -- endpoints ------------------------------------------------------------------------------------
@@ -258,39 +101,6 @@ async def get_endpoint(endpoint_id: str, session: Session, who: Viewer) -> Endpo
             )
         detail.problems.append(item)
     return detail
-
-
-@router.post("/endpoints/{endpoint_id}/actions", status_code=202, response_model=ActionOut)
-async def post_action(
-    endpoint_id: str, body: ActionRequest, session: Session, services: ServicesDep, who: Engineer
-) -> ActionOut:
-    row = await _endpoint(session, endpoint_id, who.tenant_id)
-    if row.retired_at is not None:
-        raise FieldError("endpoint_id", "the endpoint is retired (no longer in the RMM)")
-    connection = await session.get(Connection, row.rmm_connection_id)
-    assert connection is not None
-    adapter = await services.adapters.rmm(connection)
-    supported = getattr(adapter, "supported_actions", None)
-    if supported is not None and body.action not in supported:
-        raise FieldError(
-            "action",
-            f"{connection.kind} cannot run '{body.action.value}' through its API"
-            + (f"; it supports: {', '.join(sorted(a.value for a in supported))}" if supported else ""),
-        )
-    if body.problem_id is not None:
-        owned = await session.scalar(
-            select(func.count())
-            .select_from(Problem)
-            .where(
-                Problem.id == body.problem_id,
-                Problem.tenant_id == who.tenant_id,
-                Problem.endpoint_id == row.endpoint_id,
-            )
-        )
-        if not owned:
-            raise FieldError("problem_id", "no such problem on this endpoint")
-    action = await request_action(session, row, body.action, requested_by="api", problem_id=body.problem_id)
-    return ActionOut.model_validate(action, from_attributes=True)
 
 
 # -- fleet summary --------------------------------------------------------------------------------

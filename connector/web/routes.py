@@ -25,13 +25,13 @@ from connector.api import errors as api_errors
 from connector.api.deps import ServicesDep, Session
 from connector.billing import domain as domain_billing
 from connector.billing.service import build_preview
-from connector.fleet import api as fleet_api
 from connector.fleet import stats as fleet_stats
 from connector.infra.errors import Conflict, FieldError, NotFound
 from connector.infra.logs import get_logger
 from connector.models import ClientMapping, Connection, Delivery, Endpoint, Problem, TicketLink
 from connector.rules import api as rules_api
 from connector.rules import service as rules
+from connector.sync import api as sync_api
 from connector.tenants.service import authenticate
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -259,11 +259,11 @@ async def activity(request: Request, session: Session, user: User, done: str | N
     for connection in connections:
         if connection.role != "rmm":
             continue
-        runs = await fleet_api.list_sync_runs(
+        runs = await sync_api.list_sync_runs(
             session, who, connection_id=connection.id, status=None, limit=1, offset=0
         )
         last_runs.append((connection, runs[0] if runs else None))
-    failed_runs = await fleet_api.list_sync_runs(
+    failed_runs = await sync_api.list_sync_runs(
         session, who, connection_id=None, status="failed", limit=20, offset=0
     )
     deliveries = []
