@@ -193,7 +193,7 @@ def scoped(statement: Statement, model: type[Base], tenant_id: str) -> Statement
     return statement.where(column == tenant_id)
 
 
-def tenant_rows(model: type[Row], tenant_id: str) -> Select[tuple[Row]]:
+def tenant_rows(model: type[Row], tenant_id: str) -> Select[Row]:
     """`SELECT model WHERE tenant_id = …`: the start of most tenant-scoped reads."""
     return scoped(select(model), model, tenant_id)
 
