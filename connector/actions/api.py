@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import func, select
 
+from connector.actions import service
 from connector.actions.schemas import ActionOut, ActionRequest
-from connector.actions.service import request_action
 from connector.api.deps import Engineer, ServicesDep, Session
-from connector.fleet.api import _endpoint
 from connector.infra.errors import FieldError
-from connector.models import Connection, Problem
 
 router = APIRouter(prefix="/api/v1", tags=["actions"])
 
@@ -19,11 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["actions"])
 async def post_action(
     endpoint_id: str, body: ActionRequest, session: Session, services: ServicesDep, who: Engineer
 ) -> ActionOut:
-    row = await _endpoint(session, endpoint_id, who.tenant_id)
-    if row.retired_at is not None:
-        raise FieldError("endpoint_id", "the endpoint is retired (no longer in the RMM)")
-    connection = await session.get(Connection, row.rmm_connection_id)
-    assert connection is not None
+    row, connection = await service.actionable_endpoint(session, who.tenant_id, endpoint_id)
     adapter = await services.adapters.rmm(connection)
     supported = getattr(adapter, "supported_actions", None)
     if supported is not None and body.action not in supported:
@@ -33,16 +26,8 @@ async def post_action(
             + (f"; it supports: {', '.join(sorted(a.value for a in supported))}" if supported else ""),
         )
     if body.problem_id is not None:
-        owned = await session.scalar(
-            select(func.count())
-            .select_from(Problem)
-            .where(
-                Problem.id == body.problem_id,
-                Problem.tenant_id == who.tenant_id,
-                Problem.endpoint_id == row.endpoint_id,
-            )
-        )
-        if not owned:
-            raise FieldError("problem_id", "no such problem on this endpoint")
-    action = await request_action(session, row, body.action, requested_by="api", problem_id=body.problem_id)
+        await service.check_problem_on_endpoint(session, row, body.problem_id)
+    action = await service.request_action(
+        session, row, body.action, requested_by="api", problem_id=body.problem_id
+    )
     return ActionOut.model_validate(action, from_attributes=True)

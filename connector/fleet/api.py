@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from connector.actions.schemas import ActionOut
 from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
+from connector.fleet import service
 from connector.fleet import stats as fleet_stats
 from connector.fleet.domain import Thresholds
 from connector.fleet.schemas import EndpointDetail, EndpointOut, EndpointProblemOut
-from connector.infra.errors import NotFound
-from connector.models import Endpoint, EndpointAction, Problem, Tenant, TicketLink
+from connector.tenants import service as tenants
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
@@ -33,65 +32,31 @@ async def list_endpoints(
     limit: int = Query(200, ge=1, le=5000),
     offset: Offset = 0,
 ) -> list[EndpointOut]:
-    query = select(Endpoint).where(Endpoint.tenant_id == who.tenant_id)
-    if client_id:
-        query = query.where(Endpoint.client_id == client_id)
-    if connection_id:
-        query = query.where(Endpoint.rmm_connection_id == connection_id)
-    if status == "retired":
-        query = query.where(Endpoint.retired_at.is_not(None))
-    elif status:
-        query = query.where(Endpoint.health == status, Endpoint.retired_at.is_(None))
-    if problem:
-        query = query.where(
-            select(Problem.id)
-            .where(
-                Problem.rmm_connection_id == Endpoint.rmm_connection_id,
-                Problem.endpoint_id == Endpoint.endpoint_id,
-                Problem.kind == problem,
-                Problem.state == "open",
-            )
-            .exists()
-        )
-    rows = await session.scalars(query.order_by(Endpoint.hostname, Endpoint.id).limit(limit).offset(offset))
-    return [EndpointOut.model_validate(r, from_attributes=True) for r in rows]
-
-
-async def _endpoint(session: Any, endpoint_id: str, tenant_id: str) -> Endpoint:
-    row: Endpoint | None = await session.scalar(
-        select(Endpoint).where(Endpoint.id == endpoint_id, Endpoint.tenant_id == tenant_id)
+    rows = await service.list_endpoints(
+        session,
+        who.tenant_id,
+        client_id=client_id,
+        connection_id=connection_id,
+        health=status,
+        problem=problem,
+        limit=limit,
+        offset=offset,
     )
-    if row is None:
-        raise NotFound("endpoint")
-    return row
+    return [EndpointOut.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.get("/endpoints/{endpoint_id}", response_model=EndpointDetail)
 async def get_endpoint(endpoint_id: str, session: Session, who: Viewer) -> EndpointDetail:
-    row = await _endpoint(session, endpoint_id, who.tenant_id)
-    problems = (
-        await session.execute(
-            select(Problem, TicketLink)
-            .outerjoin(TicketLink, TicketLink.problem_id == Problem.id)
-            .where(Problem.rmm_connection_id == row.rmm_connection_id, Problem.endpoint_id == row.endpoint_id)
-            .order_by(Problem.first_seen_at.desc())
-            .limit(50)
-        )
-    ).all()
-    actions = await session.scalars(
-        select(EndpointAction)
-        .where(EndpointAction.endpoint_row_id == row.id)
-        .order_by(EndpointAction.requested_at.desc())
-        .limit(20)
-    )
+    row = await service.get_endpoint(session, who.tenant_id, endpoint_id)
+    history = await service.endpoint_history(session, row)
     detail = EndpointDetail.model_validate(
         {
             **EndpointOut.model_validate(row, from_attributes=True).model_dump(),
             "problems": [],
-            "actions": [ActionOut.model_validate(a, from_attributes=True) for a in actions],
+            "actions": [ActionOut.model_validate(a, from_attributes=True) for a in history.actions],
         }
     )
-    for problem, link in problems:
+    for problem, link in history.problems:
         item = EndpointProblemOut.model_validate(problem, from_attributes=True)
         if link is not None:
             item.ticket_id, item.ticket_number, item.ticket_state = (
@@ -136,15 +101,10 @@ async def fleet_summary(session: Session, who: Viewer, days: int = Query(30, ge=
 
 @router.get("/settings/thresholds", response_model=Thresholds)
 async def get_thresholds(session: Session, who: Viewer) -> Thresholds:
-    tenant = await session.get(Tenant, who.tenant_id)
-    assert tenant is not None
-    return Thresholds.model_validate((tenant.settings or {}).get("thresholds", {}))
+    return await tenants.get_thresholds(session, who.tenant_id)
 
 
 @router.put("/settings/thresholds", response_model=Thresholds)
 async def put_thresholds(body: Thresholds, session: Session, who: Engineer) -> Thresholds:
     """New limits apply at the next sync, which re-evaluates every endpoint against them."""
-    tenant = await session.get(Tenant, who.tenant_id)
-    assert tenant is not None
-    tenant.settings = {**(tenant.settings or {}), "thresholds": body.model_dump()}
-    return body
+    return await tenants.set_thresholds(session, who.tenant_id, body)
