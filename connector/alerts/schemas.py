@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from connector.models import Problem, TicketLink
+
 DELIVERY_STATUSES = ("queued", "processed", "failed", "dead", "rejected")
 
 
@@ -44,3 +46,11 @@ class ProblemOut(BaseModel):
     ticket_number: str | None = None
     ticket_url: str | None = None
     ticket_state: str | None = None
+
+    @classmethod
+    def of(cls, problem: Problem, link: TicketLink | None) -> ProblemOut:
+        item = cls.model_validate(problem, from_attributes=True)
+        if link is not None:
+            item.ticket_id, item.ticket_number = link.ticket_id, link.ticket_number
+            item.ticket_url, item.ticket_state = link.ticket_url, link.state
+        return item
