@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
 from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
@@ -67,10 +66,7 @@ async def list_adapters(services: ServicesDep, _: Viewer) -> list[AdapterOut]:
 
 @router.get("/connections", response_model=list[ConnectionOut])
 async def list_connections(services: ServicesDep, session: Session, who: Viewer) -> list[ConnectionOut]:
-    rows = await session.scalars(
-        select(Connection).where(Connection.tenant_id == who.tenant_id).order_by(Connection.name)
-    )
-    return [to_out(services, row) for row in rows]
+    return [to_out(services, row) for row in await svc.list_connections(session, who.tenant_id)]
 
 
 @router.post("/connections", response_model=ConnectionCreated, status_code=201)
@@ -88,7 +84,6 @@ async def create_connection(
         options=body.options,
         enabled=body.enabled,
     )
-    await session.refresh(row)
     return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
 
 
@@ -107,7 +102,6 @@ async def patch_connection(
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     await svc.update_connection(services, session, row, changes)
     after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
-    await session.refresh(row)
     return to_out(services, row)
 
 
@@ -115,7 +109,7 @@ async def patch_connection(
 async def delete_connection(
     connection_id: str, services: ServicesDep, session: Session, who: Engineer
 ) -> Response:
-    await session.delete(await svc.get_connection(session, who.tenant_id, connection_id))
+    await svc.delete_connection(session, who.tenant_id, connection_id)
     after_commit(session, lambda: services.webhook_targets.invalidate(connection_id))
     return Response(status_code=204)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +24,7 @@ from adapters.base import (
 )
 from adapters.errors import ConfigurationError
 from connector.infra.context import Services
+from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.security.urls import UrlPolicyError
 from connector.models import Connection
@@ -114,10 +114,13 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+async def list_connections(session: AsyncSession, tenant_id: str) -> list[Connection]:
+    """By name."""
+    return list(await session.scalars(tenant_rows(Connection, tenant_id).order_by(Connection.name)))
+
+
 async def get_connection(session: AsyncSession, tenant_id: str, connection_id: str) -> Connection:
-    row = await session.scalar(
-        select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
-    )
+    row = await session.scalar(tenant_rows(Connection, tenant_id).where(Connection.id == connection_id))
     if row is None:
         raise NotFound("connection")
     return row
@@ -127,9 +130,7 @@ async def connection_of_role(
     session: AsyncSession, tenant_id: str, connection_id: str, role: Role, field: str
 ) -> Connection:
     """A referenced connection must exist in this tenant and have the expected role (else 422)."""
-    row = await session.scalar(
-        select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
-    )
+    row = await session.scalar(tenant_rows(Connection, tenant_id).where(Connection.id == connection_id))
     if row is None:
         raise FieldError(field, "no such connection")
     if row.role != role.value:
@@ -171,6 +172,7 @@ async def create_connection(
     )
     session.add(row)
     await _flush_unique_name(session)
+    await session.refresh(row)
     return row, secret
 
 
@@ -194,7 +196,12 @@ async def update_connection(
     if "enabled" in changes:
         row.enabled = bool(changes["enabled"])
     await _flush_unique_name(session)
+    await session.refresh(row)
     return row
+
+
+async def delete_connection(session: AsyncSession, tenant_id: str, connection_id: str) -> None:
+    await session.delete(await get_connection(session, tenant_id, connection_id))
 
 
 async def rotate_webhook_secret(services: Services, row: Connection) -> str:
