@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
+from mappings.matching import Suggestion
 from mappings.rules import CostTier
 
 
@@ -29,6 +30,16 @@ class SuggestionOut(BaseModel):
     psa_company_id: str
     psa_company_name: str
     score: float
+
+    @classmethod
+    def of(cls, suggestion: Suggestion) -> SuggestionOut:
+        return cls(
+            rmm_client_id=suggestion.client_id,
+            rmm_client_name=suggestion.client_name,
+            psa_company_id=suggestion.company_id,
+            psa_company_name=suggestion.company_name,
+            score=suggestion.score,
+        )
 
 
 class TicketRuleOut(BaseModel):
