@@ -77,8 +77,7 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
         return None
     link = await session.scalar(select(TicketLink).where(TicketLink.problem_id == problem_id))
     mapping = await session.scalar(
-        select(ClientMapping).where(
-            ClientMapping.tenant_id == problem.tenant_id,
+        db.tenant_rows(ClientMapping, problem.tenant_id).where(
             ClientMapping.rmm_connection_id == problem.rmm_connection_id,
             ClientMapping.rmm_client_id == problem.client_id,
         )
@@ -92,8 +91,7 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
         psa = await session.get(Connection, psa_connection_id)
         candidates = list(
             await session.scalars(
-                select(TicketRule).where(
-                    TicketRule.tenant_id == problem.tenant_id,
+                db.tenant_rows(TicketRule, problem.tenant_id).where(
                     TicketRule.psa_connection_id == psa_connection_id,
                     TicketRule.enabled.is_(True),
                     or_(TicketRule.problem == problem.kind, TicketRule.problem.is_(None)),

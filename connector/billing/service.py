@@ -108,24 +108,27 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     first, last = domain.parse_period(period)
     rules = list(
         await session.scalars(
-            select(BillingRule)
-            .where(BillingRule.tenant_id == tenant_id, BillingRule.enabled.is_(True))
+            db.tenant_rows(BillingRule, tenant_id)
+            .where(BillingRule.enabled.is_(True))
             .order_by(BillingRule.product)
         )
     )
     usage = (
         await session.execute(
-            select(
-                UsageDaily.rmm_connection_id,
-                UsageDaily.client_id,
-                UsageDaily.product,
-                UsageDaily.day,
-                UsageDaily.peak_installed,
-                UsageDaily.last_installed,
-                UsageDaily.peak_protected,
-                UsageDaily.last_protected,
+            db.scoped(
+                select(
+                    UsageDaily.rmm_connection_id,
+                    UsageDaily.client_id,
+                    UsageDaily.product,
+                    UsageDaily.day,
+                    UsageDaily.peak_installed,
+                    UsageDaily.last_installed,
+                    UsageDaily.peak_protected,
+                    UsageDaily.last_protected,
+                ),
+                UsageDaily,
+                tenant_id,
             ).where(
-                UsageDaily.tenant_id == tenant_id,
                 UsageDaily.day >= first.isoformat(),
                 UsageDaily.day <= last.isoformat(),
             )
@@ -133,13 +136,11 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     ).all()
     mappings = {
         (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
-        for m in await session.scalars(select(ClientMapping).where(ClientMapping.tenant_id == tenant_id))
+        for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
     }
     states = {
         (s.rule_id, s.company_id): s
-        for s in await session.scalars(
-            select(BillingLineState).where(BillingLineState.tenant_id == tenant_id)
-        )
+        for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
 
@@ -264,7 +265,7 @@ async def _load(services: Services, tenant_id: str, period: str) -> tuple[Previe
         connections = {
             c.id: c
             for c in await session.scalars(
-                select(Connection).where(Connection.tenant_id == tenant_id, Connection.role == "psa")
+                db.tenant_rows(Connection, tenant_id).where(Connection.role == "psa")
             )
         }
     return preview, connections
@@ -385,8 +386,8 @@ class PushLease:
         started = time.monotonic()
         async with db.transaction(self.services.sessions) as session:
             result = await session.execute(
-                update(BillingPushLease)
-                .where(BillingPushLease.tenant_id == self.tenant_id, BillingPushLease.owner == self.owner)
+                db.scoped(update(BillingPushLease), BillingPushLease, self.tenant_id)
+                .where(BillingPushLease.owner == self.owner)
                 .values(expires_at=datetime.now(UTC) + timedelta(seconds=self.ttl))
             )
         if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -411,8 +412,8 @@ async def push_lease(
         try:
             async with db.transaction(services.sessions) as session:
                 await session.execute(
-                    delete(BillingPushLease).where(
-                        BillingPushLease.tenant_id == tenant_id, BillingPushLease.owner == lease.owner
+                    db.scoped(delete(BillingPushLease), BillingPushLease, tenant_id).where(
+                        BillingPushLease.owner == lease.owner
                     )
                 )
         except Exception as exc:  # it expires on its own; do not hide the push's own outcome
@@ -437,8 +438,8 @@ async def _acquire(services: Services, tenant_id: str, period: str, trigger: str
             # Take over an expired lease (on PostgreSQL a concurrent taker waits for the row, then
             # finds it unexpired); else insert, and the primary key lets only one of two inserts in.
             taken = await session.execute(
-                update(BillingPushLease)
-                .where(BillingPushLease.tenant_id == tenant_id, BillingPushLease.expires_at < now)
+                db.scoped(update(BillingPushLease), BillingPushLease, tenant_id)
+                .where(BillingPushLease.expires_at < now)
                 .values(**values)
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
@@ -447,9 +448,7 @@ async def _acquire(services: Services, tenant_id: str, period: str, trigger: str
                 async with session.begin_nested():
                     session.add(BillingPushLease(tenant_id=tenant_id, **values))
             except IntegrityError:
-                current = await session.scalar(
-                    select(BillingPushLease).where(BillingPushLease.tenant_id == tenant_id)
-                )
+                current = await session.scalar(db.tenant_rows(BillingPushLease, tenant_id))
                 if current is not None:
                     raise PushRunning(current) from None
                 continue
