@@ -30,6 +30,7 @@ from connector.models import (
     TicketLink,
     TicketRule,
 )
+from mappings.resolution import ticket_rule_for
 
 LOCK_TTL = timedelta(minutes=5)
 MAX_STEPS = 6
@@ -98,9 +99,7 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
                 )
             )
         )
-        rule = next((r for r in candidates if r.problem == problem.kind), None) or next(
-            (r for r in candidates if r.problem is None), None
-        )
+        rule = ticket_rule_for(candidates, problem.kind)
     return Loaded(problem, link, mapping, rule, psa)
 
 

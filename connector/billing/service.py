@@ -47,6 +47,7 @@ from connector.models import (
     UsageDaily,
     new_id,
 )
+from mappings.resolution import billing_rule_matches
 
 PSA_CONCURRENCY = 4
 
@@ -144,8 +145,8 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
 
-    # Per product name (lower-cased) and RMM client: the daily counts, summed over product names a
-    # rule matches (a rule's `product` is a case-insensitive substring of the RMM's product name).
+    # Per product name (lower-cased) and RMM client: the daily counts, summed over the product names
+    # a rule matches (`mappings.resolution.billing_rule_matches`).
     by_product: dict[str, list[tuple[str, str, str, int, int, int, int]]] = defaultdict(list)
     for conn_id, client_id, product, day, pi, li, pp, lp in usage:
         by_product[product.lower()].append((conn_id, client_id, day, pi, li, pp, lp))
@@ -153,11 +154,10 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     preview = Preview(period=period, closed=closed, lines=[])
     unmapped: dict[tuple[str, str], dict[str, Any]] = {}
     for rule in rules:
-        needle = rule.product.lower()
         protected = rule.count_scope == "protected"
         per_client_day: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
         for name, rows in by_product.items():
-            if needle not in name:
+            if not billing_rule_matches(rule, name):
                 continue
             for conn_id, client_id, day, pi, li, pp, lp in rows:
                 peak, last_count = (pp, lp) if protected else (pi, li)

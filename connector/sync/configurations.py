@@ -21,6 +21,7 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs import queue
 from connector.models import ClientMapping, Connection, Endpoint, SyncRun, Tenant, TicketRule
+from mappings.resolution import configuration_rule
 
 PSA_CONCURRENCY = 8
 
@@ -70,11 +71,11 @@ async def push_client(services: Services, connection_id: str, client_id: str, ru
             return 0
         psa = await session.get(Connection, mapping.psa_connection_id)
         tenant = await session.get(Tenant, mapping.tenant_id)
-        rule = await session.scalar(
-            select(TicketRule).where(
-                TicketRule.psa_connection_id == mapping.psa_connection_id,
-                TicketRule.problem.is_(None),
-                TicketRule.enabled.is_(True),
+        rule = configuration_rule(
+            await session.scalars(
+                db.tenant_rows(TicketRule, mapping.tenant_id).where(
+                    TicketRule.psa_connection_id == mapping.psa_connection_id
+                )
             )
         )
         if (
