@@ -18,11 +18,10 @@ import asyncio
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -47,7 +46,6 @@ from connector.models import (
     UsageDaily,
     new_id,
 )
-from mappings.resolution import billing_rule_matches
 
 PSA_CONCURRENCY = 4
 
@@ -97,7 +95,7 @@ class Preview:
     period: str
     closed: bool
     lines: list[PreviewLine]
-    unmapped_clients: list[dict[str, Any]] = field(default_factory=list)
+    unmapped_clients: list[domain.UnmappedClient] = field(default_factory=list)
 
 
 def marker_for(rule_id: str, company_id: str) -> str:
@@ -114,27 +112,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
             .order_by(BillingRule.product)
         )
     )
-    usage = (
-        await session.execute(
-            db.scoped(
-                select(
-                    UsageDaily.rmm_connection_id,
-                    UsageDaily.client_id,
-                    UsageDaily.product,
-                    UsageDaily.day,
-                    UsageDaily.peak_installed,
-                    UsageDaily.last_installed,
-                    UsageDaily.peak_protected,
-                    UsageDaily.last_protected,
-                ),
-                UsageDaily,
-                tenant_id,
-            ).where(
-                UsageDaily.day >= first.isoformat(),
-                UsageDaily.day <= last.isoformat(),
-            )
-        )
-    ).all()
+    usage = await usage_rows(session, tenant_id, first, last)
     mappings = {
         (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
         for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
@@ -144,63 +122,52 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
         for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
+    return _assemble(period, closed, rules, usage, mappings, states)
 
-    # Per product name (lower-cased) and RMM client: the daily counts, summed over the product names
-    # a rule matches (`mappings.resolution.billing_rule_matches`).
-    by_product: dict[str, list[tuple[str, str, str, int, int, int, int]]] = defaultdict(list)
-    for conn_id, client_id, product, day, pi, li, pp, lp in usage:
-        by_product[product.lower()].append((conn_id, client_id, day, pi, li, pp, lp))
 
+async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: date) -> list[domain.UsageRow]:
+    """The tenant's daily usage from `first` to `last`, both included."""
+    rows = await session.execute(
+        db.scoped(
+            select(
+                UsageDaily.rmm_connection_id,
+                UsageDaily.client_id,
+                UsageDaily.product,
+                UsageDaily.day,
+                UsageDaily.peak_installed,
+                UsageDaily.last_installed,
+                UsageDaily.peak_protected,
+                UsageDaily.last_protected,
+            ),
+            UsageDaily,
+            tenant_id,
+        ).where(UsageDaily.day >= first.isoformat(), UsageDaily.day <= last.isoformat())
+    )
+    return [
+        domain.UsageRow(connection_id, client_id, product, date.fromisoformat(day), *counts)
+        for connection_id, client_id, product, day, *counts in rows.all()
+    ]
+
+
+def _assemble(
+    period: str,
+    closed: bool,
+    rules: list[BillingRule],
+    usage: list[domain.UsageRow],
+    mappings: dict[domain.MappingKey, ClientMapping],
+    states: dict[tuple[str, str], BillingLineState],
+) -> Preview:
+    """Each rule's lines with what was last pushed for them and what a push would do. A client
+    unmapped for several rules is listed once, with the last such rule's seats."""
     preview = Preview(period=period, closed=closed, lines=[])
-    unmapped: dict[tuple[str, str], dict[str, Any]] = {}
+    unmapped: dict[tuple[str, str], domain.UnmappedClient] = {}
     for rule in rules:
-        protected = rule.count_scope == "protected"
-        per_client_day: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
-        for name, rows in by_product.items():
-            if not billing_rule_matches(rule, name):
-                continue
-            for conn_id, client_id, day, pi, li, pp, lp in rows:
-                peak, last_count = (pp, lp) if protected else (pi, li)
-                slot = per_client_day[(conn_id, client_id)].setdefault(day, [0, 0])
-                slot[0] += peak
-                slot[1] += last_count
-        per_company: dict[str, tuple[str | None, int, list[str]]] = {}
-        for (conn_id, client_id), days in per_client_day.items():
-            mapping = mappings.get((conn_id, client_id, rule.psa_connection_id))
-            seats = domain.count_for_period(
-                [domain.DayCount(datetime.fromisoformat(d).date(), p, lc) for d, (p, lc) in days.items()],
-                rule.count_method,  # type: ignore[arg-type]
-            )
-            if mapping is None:
-                if seats:
-                    unmapped[(conn_id, client_id)] = {
-                        "rmm_connection_id": conn_id,
-                        "client_id": client_id,
-                        "seats": seats,
-                        "product": rule.product,
-                    }
-                continue
-            company_name, total, clients = per_company.get(
-                mapping.psa_company_id, (mapping.psa_company_name, 0, [])
-            )
-            per_company[mapping.psa_company_id] = (company_name, total + seats, [*clients, client_id])
-        tiers = [domain.Tier(int(t["min_seats"]), Decimal(str(t["unit_cost"]))) for t in rule.cost_tiers]
-        lines = domain.priced_lines(
-            rule.id,
-            rule.product,
-            Decimal(rule.unit_price),
-            tiers,
-            ((cid, name, qty) for cid, (name, qty, _) in sorted(per_company.items())),
-        )
-        for line in lines:
+        billed = domain.lines_for_rule(rule, usage, mappings)
+        for client in billed.unmapped:
+            unmapped[(client.rmm_connection_id, client.client_id)] = client
+        for line in billed.lines:
             state = states.get((rule.id, line.company_id))
-            pushed = (
-                domain.Pushed(
-                    state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id
-                )
-                if state is not None
-                else None
-            )
+            pushed = None if state is None else _pushed(state)
             preview.lines.append(
                 PreviewLine(
                     line,
@@ -208,12 +175,16 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
                     pushed,
                     state.period if state else None,
                     domain.plan(line, pushed),
-                    per_company[line.company_id][2],
+                    billed.clients[line.company_id],
                     state.agreement_id if state else None,
                 )
             )
     preview.unmapped_clients = list(unmapped.values())
     return preview
+
+
+def _pushed(state: BillingLineState) -> domain.Pushed:
+    return domain.Pushed(state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id)
 
 
 @dataclass
