@@ -187,14 +187,39 @@ def _pushed(state: BillingLineState) -> domain.Pushed:
     return domain.Pushed(state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id)
 
 
+PushAction = Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+
+
 @dataclass
 class PushResult:
     company_id: str
     product: str
     quantity: int
-    action: Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+    action: PushAction
     line_id: str | None = None
     error: str | None = None
+
+    @classmethod
+    def of(
+        cls, line: domain.Line, action: PushAction, line_id: str | None = None, *, error: str | None = None
+    ) -> PushResult:
+        return cls(line.company_id, line.product, line.quantity, action, line_id, error)
+
+
+PLANNED: dict[domain.Action, PushAction] = {
+    "create": "would_create",
+    "update": "would_update",
+    "unchanged": "unchanged",
+}
+"""What a dry run reports for each planned action."""
+
+
+def planned(preview: Preview) -> list[PushResult]:
+    """A dry run's answer: what a push would do to each line, with no PSA call."""
+    return [
+        PushResult.of(p.line, PLANNED[p.action], p.pushed.line_id if p.pushed else None)
+        for p in preview.lines
+    ]
 
 
 async def push(
@@ -210,18 +235,7 @@ async def push(
     another push holds it). A dry run writes nothing, so it needs no lease."""
     if dry_run:
         preview, _ = await _load(services, tenant_id, period)
-        return preview, [
-            PushResult(
-                p.line.company_id,
-                p.line.product,
-                p.line.quantity,
-                "unchanged"
-                if p.action == "unchanged"
-                else ("would_create" if p.action == "create" else "would_update"),
-                p.pushed.line_id if p.pushed else None,
-            )
-            for p in preview.lines
-        ]
+        return preview, planned(preview)
     async with push_lease(services, tenant_id, period, trigger) as lease:
         # Read under the lease: a push that ran just before has recorded its lines by now.
         preview, connections = await _load(services, tenant_id, period)
@@ -250,67 +264,10 @@ async def _write(
     connections: dict[str, Connection],
     lease: PushLease,
 ) -> list[PushResult]:
-    agreements: dict[tuple[str, str], list[Any]] = {}
-    slots = asyncio.Semaphore(PSA_CONCURRENCY)
-
-    async def one(item: PreviewLine) -> PushResult:
-        line, rule = item.line, item.rule
-        if item.action == "unchanged":
-            return PushResult(
-                line.company_id,
-                line.product,
-                line.quantity,
-                "unchanged",
-                item.pushed.line_id if item.pushed else None,
-            )
-        connection = connections.get(rule.psa_connection_id)
-        if connection is None or not connection.enabled:
-            return PushResult(
-                line.company_id, line.product, line.quantity, "error", error="PSA connection disabled"
-            )
-        async with slots:
-            try:
-                adapter = await services.adapters.psa(connection)
-                agreement_id = (
-                    rule.agreement_id
-                    or item.agreement_id
-                    or await _agreement_for(adapter, agreements, rule, line.company_id)
-                )
-                if agreement_id is None:
-                    return PushResult(
-                        line.company_id,
-                        line.product,
-                        line.quantity,
-                        "error",
-                        error=f"no active agreement of type '{rule.agreement_type}' for this company",
-                    )
-                if not lease.held():  # another push may hold it by now: never write beside it
-                    return PushResult(
-                        line.company_id,
-                        line.product,
-                        line.quantity,
-                        "error",
-                        error="not written: the push could not renew its lease (database unreachable?); "
-                        "push again",
-                    )
-                result = await adapter.upsert_billing_line(
-                    BillingLine(
-                        marker=marker_for(rule.id, line.company_id),
-                        company_id=line.company_id,
-                        agreement_id=agreement_id,
-                        product_id=rule.psa_product_id,
-                        description=rule.description or rule.product,
-                        quantity=Decimal(line.quantity),
-                        unit_price=line.unit_price,
-                        unit_cost=line.unit_cost,
-                    )
-                )
-            except AdapterError as exc:
-                return PushResult(line.company_id, line.product, line.quantity, "error", error=str(exc))
-        await _record(services, tenant_id, item, period, agreement_id, result.line_id)
-        return PushResult(line.company_id, line.product, line.quantity, result.action, result.line_id)
-
-    tasks = [asyncio.ensure_future(one(item)) for item in preview.lines]
+    """Write the changed lines, at most PSA_CONCURRENCY at a time, each recorded as it succeeds;
+    then mark the unchanged ones current for the period."""
+    writer = _LineWriter(services, tenant_id, period, connections, lease)
+    tasks = [asyncio.ensure_future(writer.write(item)) for item in preview.lines]
     try:
         results = list(await asyncio.gather(*tasks))
     except BaseException:
@@ -319,19 +276,86 @@ async def _write(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    unchanged = [(p.line.rule_id, p.line.company_id) for p in preview.lines if p.action == "unchanged"]
-    if unchanged:  # one statement per rule: these lines are current for this period too
-        async with db.transaction(services.sessions) as session:
-            for rule_id in {rule_id for rule_id, _ in unchanged}:
-                await session.execute(
-                    update(BillingLineState)
-                    .where(
-                        BillingLineState.rule_id == rule_id,
-                        BillingLineState.company_id.in_([c for r, c in unchanged if r == rule_id]),
-                    )
-                    .values(period=period)
-                )
+    await _mark_unchanged(services, period, preview)
     return results
+
+
+@dataclass
+class _LineWriter:
+    """One push's PSA writes: the shared agreement lookups and the concurrency limit."""
+
+    services: Services
+    tenant_id: str
+    period: str
+    connections: dict[str, Connection]
+    lease: PushLease
+    agreements: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PSA_CONCURRENCY))
+
+    async def write(self, item: PreviewLine) -> PushResult:
+        line, rule = item.line, item.rule
+        if item.action == "unchanged":
+            return PushResult.of(line, "unchanged", item.pushed.line_id if item.pushed else None)
+        connection = self.connections.get(rule.psa_connection_id)
+        if connection is None or not connection.enabled:
+            return PushResult.of(line, "error", error="PSA connection disabled")
+        async with self.slots:
+            try:
+                adapter = await self.services.adapters.psa(connection)
+                agreement_id = (
+                    rule.agreement_id
+                    or item.agreement_id
+                    or await _agreement_for(adapter, self.agreements, rule, line.company_id)
+                )
+                if agreement_id is None:
+                    return PushResult.of(
+                        line,
+                        "error",
+                        error=f"no active agreement of type '{rule.agreement_type}' for this company",
+                    )
+                if not self.lease.held():  # another push may hold it by now: never write beside it
+                    return PushResult.of(
+                        line,
+                        "error",
+                        error="not written: the push could not renew its lease (database unreachable?); "
+                        "push again",
+                    )
+                result = await adapter.upsert_billing_line(_billing_line(item, agreement_id))
+            except AdapterError as exc:
+                return PushResult.of(line, "error", error=str(exc))
+        await _record(self.services, self.tenant_id, item, self.period, agreement_id, result.line_id)
+        return PushResult.of(line, result.action, result.line_id)
+
+
+def _billing_line(item: PreviewLine, agreement_id: str) -> BillingLine:
+    line, rule = item.line, item.rule
+    return BillingLine(
+        marker=marker_for(rule.id, line.company_id),
+        company_id=line.company_id,
+        agreement_id=agreement_id,
+        product_id=rule.psa_product_id,
+        description=rule.description or rule.product,
+        quantity=Decimal(line.quantity),
+        unit_price=line.unit_price,
+        unit_cost=line.unit_cost,
+    )
+
+
+async def _mark_unchanged(services: Services, period: str, preview: Preview) -> None:
+    """The lines a push left untouched are current for this period too (one statement per rule)."""
+    unchanged = [(p.line.rule_id, p.line.company_id) for p in preview.lines if p.action == "unchanged"]
+    if not unchanged:
+        return
+    async with db.transaction(services.sessions) as session:
+        for rule_id in {rule_id for rule_id, _ in unchanged}:
+            await session.execute(
+                update(BillingLineState)
+                .where(
+                    BillingLineState.rule_id == rule_id,
+                    BillingLineState.company_id.in_([c for r, c in unchanged if r == rule_id]),
+                )
+                .values(period=period)
+            )
 
 
 # -- the push lease ---------------------------------------------------------------------------------
