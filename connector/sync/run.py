@@ -45,6 +45,7 @@ from connector.models import (
     UsageDaily,
 )
 from connector.sync.configurations import enqueue_configuration_pushes
+from connector.tenants.service import thresholds_of
 
 log = get_logger("connector.sync.run")
 
@@ -83,10 +84,6 @@ class SyncConflict(Exception):
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id)
         self.run_id = run_id
-
-
-def thresholds_of(tenant: Tenant) -> domain.Thresholds:
-    return domain.Thresholds.model_validate((tenant.settings or {}).get("thresholds", {}))
 
 
 # ---------------------------------------------------------------------------------------------
