@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response
 
-from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
 from connector.connections import service as svc
 from connector.connections.schemas import (
@@ -22,7 +19,6 @@ from connector.infra.context import Services
 from connector.models import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
-TEST_TIMEOUT_SECONDS = 30.0
 
 
 def webhook_url(services: Services, row: Connection) -> str | None:
@@ -130,20 +126,5 @@ async def test_connection(
 ) -> ConnectionTestOut:
     """Checks the stored credentials live against the vendor; the answer says what is wrong."""
     row = await svc.get_connection(session, who.tenant_id, connection_id)
-    try:
-        adapter = svc.build_adapter(services, row)
-    except AdapterError as exc:  # e.g. a URL stored before the address policy normalized hosts
-        return ConnectionTestOut(ok=False, error_kind="configuration", message=str(exc))
-    try:
-        await asyncio.wait_for(adapter.test_connection(), TEST_TIMEOUT_SECONDS)
-    except CredentialsError as exc:
-        return ConnectionTestOut(ok=False, error_kind="credentials", message=str(exc))
-    except ConfigurationError as exc:
-        return ConnectionTestOut(ok=False, error_kind="configuration", message=str(exc))
-    except (TransientVendorError, TimeoutError) as exc:
-        return ConnectionTestOut(ok=False, error_kind="unreachable", message=str(exc) or "timed out")
-    except AdapterError as exc:
-        return ConnectionTestOut(ok=False, error_kind="vendor", message=str(exc))
-    finally:
-        await adapter.aclose()
-    return ConnectionTestOut(ok=True)
+    check = await svc.check_live(services, row)
+    return ConnectionTestOut(ok=check.ok, error_kind=check.error_kind, message=check.message)

@@ -3,10 +3,12 @@ and turned into one fresh adapter object per use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -22,7 +24,7 @@ from adapters.base import (
     Role,
     outbound_fields,
 )
-from adapters.errors import ConfigurationError
+from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector.infra.context import Services
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
@@ -238,6 +240,39 @@ def build_adapter(services: Services, row: Connection) -> Adapter:
         return spec.factory(context)
     except httpx.InvalidURL as exc:  # stored before the address policy normalized hosts
         raise ConfigurationError("the stored URL is not valid; set it again", field="base_url") from exc
+
+
+LIVE_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """The answer of a live credentials check: what is wrong, in the vendor's words."""
+
+    ok: bool
+    error_kind: Literal["credentials", "configuration", "vendor", "unreachable"] | None = None
+    message: str | None = None
+
+
+async def check_live(services: Services, row: Connection) -> LiveCheck:
+    """Check the stored credentials against the vendor, within LIVE_CHECK_SECONDS."""
+    try:
+        adapter = build_adapter(services, row)
+    except AdapterError as exc:  # e.g. a URL stored before the address policy normalized hosts
+        return LiveCheck(False, "configuration", str(exc))
+    try:
+        await asyncio.wait_for(adapter.test_connection(), LIVE_CHECK_SECONDS)
+    except CredentialsError as exc:
+        return LiveCheck(False, "credentials", str(exc))
+    except ConfigurationError as exc:
+        return LiveCheck(False, "configuration", str(exc))
+    except (TransientVendorError, TimeoutError) as exc:
+        return LiveCheck(False, "unreachable", str(exc) or "timed out")
+    except AdapterError as exc:
+        return LiveCheck(False, "vendor", str(exc))
+    finally:
+        await adapter.aclose()
+    return LiveCheck(True)
 
 
 def build_rmm(services: Services, row: Connection) -> RmmAdapter:
