@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from connector.actions.schemas import ActionOut
@@ -12,7 +10,15 @@ from connector.api.schemas import Offset
 from connector.fleet import service
 from connector.fleet import stats as fleet_stats
 from connector.fleet.domain import Thresholds
-from connector.fleet.schemas import EndpointDetail, EndpointOut, EndpointProblemOut
+from connector.fleet.schemas import (
+    ClientHealthOut,
+    EndpointDetail,
+    EndpointOut,
+    EndpointProblemOut,
+    FleetSummaryOut,
+    HealthCountsOut,
+    TrendPointOut,
+)
 from connector.tenants import service as tenants
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
@@ -71,29 +77,18 @@ async def get_endpoint(endpoint_id: str, session: Session, who: Viewer) -> Endpo
 # -- fleet summary --------------------------------------------------------------------------------
 
 
-@router.get("/fleet/summary")
-async def fleet_summary(session: Session, who: Viewer, days: int = Query(30, ge=1, le=366)) -> dict[str, Any]:
+@router.get("/fleet/summary", response_model=FleetSummaryOut)
+async def fleet_summary(
+    session: Session, who: Viewer, days: int = Query(30, ge=1, le=366)
+) -> FleetSummaryOut:
     """Endpoints per health class overall and per RMM client, and the daily protected-share trend."""
     overall, clients = await fleet_stats.summary(session, who.tenant_id)
     points = await fleet_stats.trend(session, who.tenant_id, days)
-
-    def counts(c: fleet_stats.Counts) -> dict[str, int]:
-        return {**{h: getattr(c, h) for h in fleet_stats.HEALTH_CLASSES}, "total": c.total}
-
-    return {
-        "overall": counts(overall),
-        "clients": [
-            {
-                "rmm_connection_id": c.rmm_connection_id,
-                "client_id": c.client_id,
-                "client_name": c.client_name,
-                "psa_company": c.mapped_company,
-                **counts(c.counts),
-            }
-            for c in clients
-        ],
-        "trend": [{"day": p.day, "protected": p.protected, "total": p.total} for p in points],
-    }
+    return FleetSummaryOut(
+        overall=HealthCountsOut.of(overall),
+        clients=[ClientHealthOut.of_client(c) for c in clients],
+        trend=[TrendPointOut(day=p.day, protected=p.protected, total=p.total) for p in points],
+    )
 
 
 # -- thresholds -----------------------------------------------------------------------------------

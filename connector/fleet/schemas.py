@@ -1,12 +1,13 @@
-"""Response bodies of `/api/v1/endpoints`."""
+"""Response bodies of `/api/v1/endpoints` and `/api/v1/fleet/summary`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from connector.actions.schemas import ActionOut
+from connector.fleet.stats import HEALTH_CLASSES, ClientCounts, Counts
 
 
 class EndpointOut(BaseModel):
@@ -47,3 +48,53 @@ class EndpointProblemOut(BaseModel):
 class EndpointDetail(EndpointOut):
     problems: list[EndpointProblemOut]
     actions: list[ActionOut]
+
+
+class HealthCountsOut(BaseModel):
+    """Current (not retired) endpoints per health class."""
+
+    protected: int
+    at_risk: int
+    unprotected: int
+    offline: int
+    unknown: int
+    total: int
+
+    @classmethod
+    def of(cls, counts: Counts) -> HealthCountsOut:
+        return cls(**{h: getattr(counts, h) for h in HEALTH_CLASSES}, total=counts.total)
+
+
+class ClientHealthOut(BaseModel):
+    rmm_connection_id: str
+    client_id: str
+    client_name: str | None
+    psa_company: str | None = Field(description="the PSA company it is mapped to (name, else id)")
+    protected: int
+    at_risk: int
+    unprotected: int
+    offline: int
+    unknown: int
+    total: int
+
+    @classmethod
+    def of_client(cls, client: ClientCounts) -> ClientHealthOut:
+        return cls(
+            rmm_connection_id=client.rmm_connection_id,
+            client_id=client.client_id,
+            client_name=client.client_name,
+            psa_company=client.mapped_company,
+            **HealthCountsOut.of(client.counts).model_dump(),
+        )
+
+
+class TrendPointOut(BaseModel):
+    day: str
+    protected: int
+    total: int = Field(description="endpoints with a known status that day")
+
+
+class FleetSummaryOut(BaseModel):
+    overall: HealthCountsOut
+    clients: list[ClientHealthOut]
+    trend: list[TrendPointOut]
