@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from connector.actions import api as actions
 from connector.alerts import api as alerts
 from connector.alerts import webhook as webhooks
 from connector.alerts.ingest import Ingest
@@ -25,6 +26,7 @@ from connector.infra.metrics import Metrics
 from connector.rules import api as rules
 from connector.runtime import BackgroundStarter, build_services
 from connector.settings import Settings
+from connector.sync import api as sync
 from connector.tenants import api as admin
 from connector.web.routes import install as install_dashboard
 
@@ -76,6 +78,8 @@ def create_app(
         rules.router,
         alerts.router,
         fleet.router,
+        sync.router,
+        actions.router,
         billing.router,
         webhooks.router,
     ):

@@ -1,5 +1,9 @@
-"""Typed SQLAlchemy models. Every row outside `tenants` carries a `tenant_id`; queries go through
-`connector.repo` helpers that always filter by it."""
+"""Typed SQLAlchemy models, all tables in one module (features share them; migrations import one).
+
+Every row belongs to a tenant: most carry a `tenant_id`; `applied_events` and `sync_cursors` belong
+to it through their connection. Queries live in each feature's `service.py` (and the background
+modules beside it); a read of a tenant-owned table filters by tenant only through
+`connector.infra.db.scoped` / `tenant_rows`, which `tests/architecture/test_data_access.py` checks."""
 
 from __future__ import annotations
 

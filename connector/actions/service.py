@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ActionKind, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
 from connector.actions.jobs import ACTION, ActionJob
+from connector.connections.service import get_connection
+from connector.fleet.service import get_endpoint
 from connector.infra import db
 from connector.infra.context import Services
+from connector.infra.errors import FieldError
 from connector.infra.jobs.kinds import enqueue
 from connector.models import Connection, Endpoint, EndpointAction, Problem
 
@@ -23,6 +26,27 @@ ADDRESSES: dict[ActionKind, tuple[ProblemKind, ...]] = {
     ActionKind.DEPLOY_AGENT: (ProblemKind.NOT_PROTECTED,),
 }
 """Which problems an action is meant to clear (the ticket's closing note names the action)."""
+
+
+async def actionable_endpoint(
+    session: AsyncSession, tenant_id: str, endpoint_row_id: str
+) -> tuple[Endpoint, Connection]:
+    """The endpoint an action is asked for, with its RMM connection; a retired endpoint is refused."""
+    endpoint = await get_endpoint(session, tenant_id, endpoint_row_id)
+    if endpoint.retired_at is not None:
+        raise FieldError("endpoint_id", "the endpoint is retired (no longer in the RMM)")
+    return endpoint, await get_connection(session, tenant_id, endpoint.rmm_connection_id)
+
+
+async def check_problem_on_endpoint(session: AsyncSession, endpoint: Endpoint, problem_id: str) -> None:
+    """An action asked for on behalf of a problem must name one of the endpoint's problems."""
+    owned = await session.scalar(
+        db.scoped(select(func.count()).select_from(Problem), Problem, endpoint.tenant_id).where(
+            Problem.id == problem_id, Problem.endpoint_id == endpoint.endpoint_id
+        )
+    )
+    if not owned:
+        raise FieldError("problem_id", "no such problem on this endpoint")
 
 
 async def target_problem(session: AsyncSession, endpoint: Endpoint, action: ActionKind) -> Problem | None:

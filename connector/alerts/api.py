@@ -2,59 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from sqlalchemy import select
 
-from connector.alerts.jobs import DELIVERY, DeliveryJob
+from connector.alerts import service
+from connector.alerts.schemas import DELIVERY_STATUSES, DeliveryOut, ProblemOut
 from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
-from connector.infra.errors import FieldError, NotFound
-from connector.infra.jobs.kinds import enqueue
-from connector.models import Delivery, Problem, TicketLink
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-
-DELIVERY_STATUSES = ("queued", "processed", "failed", "dead", "rejected")
-
-
-class DeliveryOut(BaseModel):
-    id: str
-    connection_id: str
-    received_at: datetime
-    status: str
-    event_count: int
-    size: int
-    content_type: str | None
-    source_ip: str | None
-    user_agent: str | None
-    rejection: str | None
-    error: str | None
-    attempts: int
-    processed_at: datetime | None
-
-
-class ProblemOut(BaseModel):
-    id: str
-    rmm_connection_id: str
-    endpoint_id: str
-    client_id: str
-    hostname: str | None
-    kind: str
-    source: str
-    state: str
-    routing: str
-    message: str
-    occurrences: int
-    first_seen_at: datetime
-    last_seen_at: datetime
-    cleared_at: datetime | None
-    ticket_id: str | None = None
-    ticket_number: str | None = None
-    ticket_url: str | None = None
-    ticket_state: str | None = None
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
@@ -66,22 +21,15 @@ async def list_deliveries(
     limit: int = Query(100, ge=1, le=1000),
     offset: Offset = 0,
 ) -> list[DeliveryOut]:
-    query = select(Delivery).where(Delivery.tenant_id == who.tenant_id)
-    if status:
-        query = query.where(Delivery.status == status)
-    if connection_id:
-        query = query.where(Delivery.connection_id == connection_id)
-    rows = await session.scalars(query.order_by(Delivery.received_at.desc()).limit(limit).offset(offset))
+    rows = await service.list_deliveries(
+        session, who.tenant_id, status=status, connection_id=connection_id, limit=limit, offset=offset
+    )
     return [DeliveryOut.model_validate(row, from_attributes=True) for row in rows]
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryOut)
 async def get_delivery(delivery_id: str, session: Session, who: Viewer) -> DeliveryOut:
-    row = await session.scalar(
-        select(Delivery).where(Delivery.id == delivery_id, Delivery.tenant_id == who.tenant_id)
-    )
-    if row is None:
-        raise NotFound("delivery")
+    row = await service.get_delivery(session, who.tenant_id, delivery_id)
     return DeliveryOut.model_validate(row, from_attributes=True)
 
 
@@ -89,20 +37,7 @@ async def get_delivery(delivery_id: str, session: Session, who: Viewer) -> Deliv
 async def replay_delivery(delivery_id: str, session: Session, who: Engineer) -> DeliveryOut:
     """Process the stored delivery again. Events already applied are not counted twice; the
     problems they touched are reconciled again (reviving a dead-lettered ticket action)."""
-    row = await session.scalar(
-        select(Delivery).where(Delivery.id == delivery_id, Delivery.tenant_id == who.tenant_id)
-    )
-    if row is None:
-        raise NotFound("delivery")
-    if row.body is None:
-        raise FieldError("delivery_id", "a refused delivery has no stored body to replay")
-    await enqueue(
-        session, DELIVERY, DeliveryJob(delivery_id=row.id), tenant_id=row.tenant_id, delivery_id=row.id
-    )
-    row.status = "queued"
-    row.error = None
-    await session.flush()
-    session.info["wake_workers"] = True
+    row = await service.replay_delivery(session, who.tenant_id, delivery_id)
     return DeliveryOut.model_validate(row, from_attributes=True)
 
 
@@ -118,26 +53,15 @@ async def list_problems(
     limit: int = Query(200, ge=1, le=5000),
     offset: Offset = 0,
 ) -> list[ProblemOut]:
-    query = (
-        select(Problem, TicketLink)
-        .outerjoin(TicketLink, TicketLink.problem_id == Problem.id)
-        .where(Problem.tenant_id == who.tenant_id)
+    rows = await service.list_problems(
+        session,
+        who.tenant_id,
+        state=state,
+        routing=routing,
+        client_id=client_id,
+        endpoint_id=endpoint_id,
+        kind=kind,
+        limit=limit,
+        offset=offset,
     )
-    for column, value in (
-        (Problem.state, state),
-        (Problem.routing, routing),
-        (Problem.client_id, client_id),
-        (Problem.endpoint_id, endpoint_id),
-        (Problem.kind, kind),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    rows = await session.execute(query.order_by(Problem.last_seen_at.desc()).limit(limit).offset(offset))
-    out = []
-    for problem, link in rows.all():
-        item = ProblemOut.model_validate(problem, from_attributes=True)
-        if link is not None:
-            item.ticket_id, item.ticket_number = link.ticket_id, link.ticket_number
-            item.ticket_url, item.ticket_state = link.ticket_url, link.state
-        out.append(item)
-    return out
+    return [ProblemOut.of(problem, link) for problem, link in rows]

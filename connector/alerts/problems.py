@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, and_, select
+from sqlalchemy import String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from adapters.base import AlertEvent, ProblemKind
 from connector.alerts import event_order
 from connector.alerts.canonical import fitted_key
 from connector.alerts.jobs import RECONCILE, ReconcileJob
+from connector.infra import db
 from connector.infra.jobs.kinds import enqueue
 from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
 
@@ -427,14 +428,11 @@ async def reroute_unmapped(
     """A new mapping: reconcile the client's open problems that were waiting for one."""
     ids = list(
         await session.scalars(
-            select(Problem.id).where(
-                and_(
-                    Problem.tenant_id == tenant_id,
-                    Problem.rmm_connection_id == rmm_connection_id,
-                    Problem.client_id == client_id,
-                    Problem.state == "open",
-                    Problem.routing.in_(("unmapped", "no_rule", "pending")),
-                )
+            db.scoped(select(Problem.id), Problem, tenant_id).where(
+                Problem.rmm_connection_id == rmm_connection_id,
+                Problem.client_id == client_id,
+                Problem.state == "open",
+                Problem.routing.in_(("unmapped", "no_rule", "pending")),
             )
         )
     )
@@ -446,8 +444,8 @@ async def reroute_waiting(session: AsyncSession, tenant_id: str) -> int:
     """A new ticket rule: reconcile open problems that had no rule."""
     ids = list(
         await session.scalars(
-            select(Problem.id).where(
-                Problem.tenant_id == tenant_id, Problem.state == "open", Problem.routing == "no_rule"
+            db.scoped(select(Problem.id), Problem, tenant_id).where(
+                Problem.state == "open", Problem.routing == "no_rule"
             )
         )
     )

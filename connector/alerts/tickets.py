@@ -30,6 +30,7 @@ from connector.models import (
     TicketLink,
     TicketRule,
 )
+from mappings.resolution import ticket_rule_for
 
 LOCK_TTL = timedelta(minutes=5)
 MAX_STEPS = 6
@@ -77,8 +78,7 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
         return None
     link = await session.scalar(select(TicketLink).where(TicketLink.problem_id == problem_id))
     mapping = await session.scalar(
-        select(ClientMapping).where(
-            ClientMapping.tenant_id == problem.tenant_id,
+        db.tenant_rows(ClientMapping, problem.tenant_id).where(
             ClientMapping.rmm_connection_id == problem.rmm_connection_id,
             ClientMapping.rmm_client_id == problem.client_id,
         )
@@ -92,17 +92,14 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
         psa = await session.get(Connection, psa_connection_id)
         candidates = list(
             await session.scalars(
-                select(TicketRule).where(
-                    TicketRule.tenant_id == problem.tenant_id,
+                db.tenant_rows(TicketRule, problem.tenant_id).where(
                     TicketRule.psa_connection_id == psa_connection_id,
                     TicketRule.enabled.is_(True),
                     or_(TicketRule.problem == problem.kind, TicketRule.problem.is_(None)),
                 )
             )
         )
-        rule = next((r for r in candidates if r.problem == problem.kind), None) or next(
-            (r for r in candidates if r.problem is None), None
-        )
+        rule = ticket_rule_for(candidates, problem.kind)
     return Loaded(problem, link, mapping, rule, psa)
 
 

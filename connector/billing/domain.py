@@ -13,11 +13,14 @@ from __future__ import annotations
 import calendar
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Any, Literal, NamedTuple, Protocol, cast
+
+from mappings.resolution import billing_rule_matches
 
 CountMethod = Literal["peak", "average", "end_of_period"]
 CENT = Decimal("0.01")
@@ -77,6 +80,72 @@ class Pushed:
 Action = Literal["create", "update", "unchanged"]
 
 
+class UsageRow(NamedTuple):
+    """One day's seat counts of one product on one RMM client (a `usage_daily` row). A tuple:
+    a month of a large fleet is tens of thousands of them."""
+
+    rmm_connection_id: str
+    client_id: str
+    product: str
+    day: date
+    peak_installed: int
+    last_installed: int
+    peak_protected: int
+    last_protected: int
+
+
+class BillingTerms(Protocol):
+    """The parts of a billing rule that price its lines (a `BillingRule` row has them)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def product(self) -> str: ...
+    @property
+    def psa_connection_id(self) -> str: ...
+    @property
+    def count_scope(self) -> str: ...
+    @property
+    def count_method(self) -> str: ...
+    @property
+    def unit_price(self) -> Decimal: ...
+    @property
+    def cost_tiers(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+class CompanyMapping(Protocol):
+    """Where an RMM client bills (a `ClientMapping` row has it)."""
+
+    @property
+    def psa_company_id(self) -> str: ...
+    @property
+    def psa_company_name(self) -> str | None: ...
+
+
+MappingKey = tuple[str, str, str]
+"""(RMM connection id, RMM client id, PSA connection id)"""
+
+
+@dataclass(frozen=True)
+class UnmappedClient:
+    """An RMM client with seats of a rule's product and no company in the rule's PSA: not billed."""
+
+    rmm_connection_id: str
+    client_id: str
+    seats: int
+    product: str
+
+
+@dataclass(frozen=True)
+class RuleLines:
+    """What one rule bills for a period."""
+
+    lines: list[Line]
+    clients: dict[str, list[str]]
+    """Per PSA company id: the RMM clients whose seats its line counts."""
+    unmapped: list[UnmappedClient]
+
+
 def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -133,3 +202,59 @@ def plan(line: Line, pushed: Pushed | None) -> Action:
         and pushed.unit_cost == line.unit_cost
     )
     return "unchanged" if same else "update"
+
+
+def lines_for_rule(
+    rule: BillingTerms, usage: Iterable[UsageRow], mappings: Mapping[MappingKey, CompanyMapping]
+) -> RuleLines:
+    """A rule's lines for the period: per RMM client, the daily counts of every product name the
+    rule matches are added up, counted for the period by the rule's method, and the clients'
+    seats summed per mapped PSA company; priced at the rule's price and the tier the total reaches."""
+    protected = rule.count_scope == "protected"
+    per_client_day: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(dict)
+    for name, rows in _by_product_name(usage).items():
+        if not billing_rule_matches(rule, name):
+            continue
+        for row in rows:
+            peak, last = (
+                (row.peak_protected, row.last_protected)
+                if protected
+                else (row.peak_installed, row.last_installed)
+            )
+            slot = per_client_day[(row.rmm_connection_id, row.client_id)].setdefault(row.day, [0, 0])
+            slot[0] += peak
+            slot[1] += last
+    method = cast(CountMethod, rule.count_method)
+    per_company: dict[str, tuple[str | None, int, list[str]]] = {}
+    unmapped: list[UnmappedClient] = []
+    for (connection_id, client_id), days in per_client_day.items():
+        seats = count_for_period([DayCount(day, peak, last) for day, (peak, last) in days.items()], method)
+        mapping = mappings.get((connection_id, client_id, rule.psa_connection_id))
+        if mapping is None:
+            if seats:
+                unmapped.append(UnmappedClient(connection_id, client_id, seats, rule.product))
+            continue
+        company_name, billed, clients = per_company.get(
+            mapping.psa_company_id, (mapping.psa_company_name, 0, [])
+        )
+        per_company[mapping.psa_company_id] = (company_name, billed + seats, [*clients, client_id])
+    tiers = [Tier(int(t["min_seats"]), Decimal(str(t["unit_cost"]))) for t in rule.cost_tiers]
+    lines = priced_lines(
+        rule.id,
+        rule.product,
+        Decimal(rule.unit_price),
+        tiers,
+        ((company_id, name, seats) for company_id, (name, seats, _) in sorted(per_company.items())),
+    )
+    return RuleLines(
+        lines, {company_id: clients for company_id, (_, _, clients) in per_company.items()}, unmapped
+    )
+
+
+def _by_product_name(usage: Iterable[UsageRow]) -> dict[str, list[UsageRow]]:
+    """Rows per product name, case-insensitively (the names in order of first appearance, which
+    is the order a line lists its clients in)."""
+    groups: dict[str, list[UsageRow]] = defaultdict(list)
+    for row in usage:
+        groups[row.product.lower()].append(row)
+    return groups

@@ -18,11 +18,10 @@ import asyncio
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -96,7 +95,7 @@ class Preview:
     period: str
     closed: bool
     lines: list[PreviewLine]
-    unmapped_clients: list[dict[str, Any]] = field(default_factory=list)
+    unmapped_clients: list[domain.UnmappedClient] = field(default_factory=list)
 
 
 def marker_for(rule_id: str, company_id: str) -> str:
@@ -108,13 +107,28 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     first, last = domain.parse_period(period)
     rules = list(
         await session.scalars(
-            select(BillingRule)
-            .where(BillingRule.tenant_id == tenant_id, BillingRule.enabled.is_(True))
+            db.tenant_rows(BillingRule, tenant_id)
+            .where(BillingRule.enabled.is_(True))
             .order_by(BillingRule.product)
         )
     )
-    usage = (
-        await session.execute(
+    usage = await usage_rows(session, tenant_id, first, last)
+    mappings = {
+        (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
+        for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
+    }
+    states = {
+        (s.rule_id, s.company_id): s
+        for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
+    }
+    closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
+    return _assemble(period, closed, rules, usage, mappings, states)
+
+
+async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: date) -> list[domain.UsageRow]:
+    """The tenant's daily usage from `first` to `last`, both included."""
+    rows = await session.execute(
+        db.scoped(
             select(
                 UsageDaily.rmm_connection_id,
                 UsageDaily.client_id,
@@ -124,82 +138,36 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
                 UsageDaily.last_installed,
                 UsageDaily.peak_protected,
                 UsageDaily.last_protected,
-            ).where(
-                UsageDaily.tenant_id == tenant_id,
-                UsageDaily.day >= first.isoformat(),
-                UsageDaily.day <= last.isoformat(),
-            )
-        )
-    ).all()
-    mappings = {
-        (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
-        for m in await session.scalars(select(ClientMapping).where(ClientMapping.tenant_id == tenant_id))
-    }
-    states = {
-        (s.rule_id, s.company_id): s
-        for s in await session.scalars(
-            select(BillingLineState).where(BillingLineState.tenant_id == tenant_id)
-        )
-    }
-    closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
+            ),
+            UsageDaily,
+            tenant_id,
+        ).where(UsageDaily.day >= first.isoformat(), UsageDaily.day <= last.isoformat())
+    )
+    return [
+        domain.UsageRow(connection_id, client_id, product, date.fromisoformat(day), *counts)
+        for connection_id, client_id, product, day, *counts in rows.all()
+    ]
 
-    # Per product name (lower-cased) and RMM client: the daily counts, summed over product names a
-    # rule matches (a rule's `product` is a case-insensitive substring of the RMM's product name).
-    by_product: dict[str, list[tuple[str, str, str, int, int, int, int]]] = defaultdict(list)
-    for conn_id, client_id, product, day, pi, li, pp, lp in usage:
-        by_product[product.lower()].append((conn_id, client_id, day, pi, li, pp, lp))
 
+def _assemble(
+    period: str,
+    closed: bool,
+    rules: list[BillingRule],
+    usage: list[domain.UsageRow],
+    mappings: dict[domain.MappingKey, ClientMapping],
+    states: dict[tuple[str, str], BillingLineState],
+) -> Preview:
+    """Each rule's lines with what was last pushed for them and what a push would do. A client
+    unmapped for several rules is listed once, with the last such rule's seats."""
     preview = Preview(period=period, closed=closed, lines=[])
-    unmapped: dict[tuple[str, str], dict[str, Any]] = {}
+    unmapped: dict[tuple[str, str], domain.UnmappedClient] = {}
     for rule in rules:
-        needle = rule.product.lower()
-        protected = rule.count_scope == "protected"
-        per_client_day: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
-        for name, rows in by_product.items():
-            if needle not in name:
-                continue
-            for conn_id, client_id, day, pi, li, pp, lp in rows:
-                peak, last_count = (pp, lp) if protected else (pi, li)
-                slot = per_client_day[(conn_id, client_id)].setdefault(day, [0, 0])
-                slot[0] += peak
-                slot[1] += last_count
-        per_company: dict[str, tuple[str | None, int, list[str]]] = {}
-        for (conn_id, client_id), days in per_client_day.items():
-            mapping = mappings.get((conn_id, client_id, rule.psa_connection_id))
-            seats = domain.count_for_period(
-                [domain.DayCount(datetime.fromisoformat(d).date(), p, lc) for d, (p, lc) in days.items()],
-                rule.count_method,  # type: ignore[arg-type]
-            )
-            if mapping is None:
-                if seats:
-                    unmapped[(conn_id, client_id)] = {
-                        "rmm_connection_id": conn_id,
-                        "client_id": client_id,
-                        "seats": seats,
-                        "product": rule.product,
-                    }
-                continue
-            company_name, total, clients = per_company.get(
-                mapping.psa_company_id, (mapping.psa_company_name, 0, [])
-            )
-            per_company[mapping.psa_company_id] = (company_name, total + seats, [*clients, client_id])
-        tiers = [domain.Tier(int(t["min_seats"]), Decimal(str(t["unit_cost"]))) for t in rule.cost_tiers]
-        lines = domain.priced_lines(
-            rule.id,
-            rule.product,
-            Decimal(rule.unit_price),
-            tiers,
-            ((cid, name, qty) for cid, (name, qty, _) in sorted(per_company.items())),
-        )
-        for line in lines:
+        billed = domain.lines_for_rule(rule, usage, mappings)
+        for client in billed.unmapped:
+            unmapped[(client.rmm_connection_id, client.client_id)] = client
+        for line in billed.lines:
             state = states.get((rule.id, line.company_id))
-            pushed = (
-                domain.Pushed(
-                    state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id
-                )
-                if state is not None
-                else None
-            )
+            pushed = None if state is None else _pushed(state)
             preview.lines.append(
                 PreviewLine(
                     line,
@@ -207,7 +175,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
                     pushed,
                     state.period if state else None,
                     domain.plan(line, pushed),
-                    per_company[line.company_id][2],
+                    billed.clients[line.company_id],
                     state.agreement_id if state else None,
                 )
             )
@@ -215,14 +183,43 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     return preview
 
 
+def _pushed(state: BillingLineState) -> domain.Pushed:
+    return domain.Pushed(state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id)
+
+
+PushAction = Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+
+
 @dataclass
 class PushResult:
     company_id: str
     product: str
     quantity: int
-    action: Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+    action: PushAction
     line_id: str | None = None
     error: str | None = None
+
+    @classmethod
+    def of(
+        cls, line: domain.Line, action: PushAction, line_id: str | None = None, *, error: str | None = None
+    ) -> PushResult:
+        return cls(line.company_id, line.product, line.quantity, action, line_id, error)
+
+
+PLANNED: dict[domain.Action, PushAction] = {
+    "create": "would_create",
+    "update": "would_update",
+    "unchanged": "unchanged",
+}
+"""What a dry run reports for each planned action."""
+
+
+def planned(preview: Preview) -> list[PushResult]:
+    """A dry run's answer: what a push would do to each line, with no PSA call."""
+    return [
+        PushResult.of(p.line, PLANNED[p.action], p.pushed.line_id if p.pushed else None)
+        for p in preview.lines
+    ]
 
 
 async def push(
@@ -238,18 +235,7 @@ async def push(
     another push holds it). A dry run writes nothing, so it needs no lease."""
     if dry_run:
         preview, _ = await _load(services, tenant_id, period)
-        return preview, [
-            PushResult(
-                p.line.company_id,
-                p.line.product,
-                p.line.quantity,
-                "unchanged"
-                if p.action == "unchanged"
-                else ("would_create" if p.action == "create" else "would_update"),
-                p.pushed.line_id if p.pushed else None,
-            )
-            for p in preview.lines
-        ]
+        return preview, planned(preview)
     async with push_lease(services, tenant_id, period, trigger) as lease:
         # Read under the lease: a push that ran just before has recorded its lines by now.
         preview, connections = await _load(services, tenant_id, period)
@@ -264,7 +250,7 @@ async def _load(services: Services, tenant_id: str, period: str) -> tuple[Previe
         connections = {
             c.id: c
             for c in await session.scalars(
-                select(Connection).where(Connection.tenant_id == tenant_id, Connection.role == "psa")
+                db.tenant_rows(Connection, tenant_id).where(Connection.role == "psa")
             )
         }
     return preview, connections
@@ -278,67 +264,10 @@ async def _write(
     connections: dict[str, Connection],
     lease: PushLease,
 ) -> list[PushResult]:
-    agreements: dict[tuple[str, str], list[Any]] = {}
-    slots = asyncio.Semaphore(PSA_CONCURRENCY)
-
-    async def one(item: PreviewLine) -> PushResult:
-        line, rule = item.line, item.rule
-        if item.action == "unchanged":
-            return PushResult(
-                line.company_id,
-                line.product,
-                line.quantity,
-                "unchanged",
-                item.pushed.line_id if item.pushed else None,
-            )
-        connection = connections.get(rule.psa_connection_id)
-        if connection is None or not connection.enabled:
-            return PushResult(
-                line.company_id, line.product, line.quantity, "error", error="PSA connection disabled"
-            )
-        async with slots:
-            try:
-                adapter = await services.adapters.psa(connection)
-                agreement_id = (
-                    rule.agreement_id
-                    or item.agreement_id
-                    or await _agreement_for(adapter, agreements, rule, line.company_id)
-                )
-                if agreement_id is None:
-                    return PushResult(
-                        line.company_id,
-                        line.product,
-                        line.quantity,
-                        "error",
-                        error=f"no active agreement of type '{rule.agreement_type}' for this company",
-                    )
-                if not lease.held():  # another push may hold it by now: never write beside it
-                    return PushResult(
-                        line.company_id,
-                        line.product,
-                        line.quantity,
-                        "error",
-                        error="not written: the push could not renew its lease (database unreachable?); "
-                        "push again",
-                    )
-                result = await adapter.upsert_billing_line(
-                    BillingLine(
-                        marker=marker_for(rule.id, line.company_id),
-                        company_id=line.company_id,
-                        agreement_id=agreement_id,
-                        product_id=rule.psa_product_id,
-                        description=rule.description or rule.product,
-                        quantity=Decimal(line.quantity),
-                        unit_price=line.unit_price,
-                        unit_cost=line.unit_cost,
-                    )
-                )
-            except AdapterError as exc:
-                return PushResult(line.company_id, line.product, line.quantity, "error", error=str(exc))
-        await _record(services, tenant_id, item, period, agreement_id, result.line_id)
-        return PushResult(line.company_id, line.product, line.quantity, result.action, result.line_id)
-
-    tasks = [asyncio.ensure_future(one(item)) for item in preview.lines]
+    """Write the changed lines, at most PSA_CONCURRENCY at a time, each recorded as it succeeds;
+    then mark the unchanged ones current for the period."""
+    writer = _LineWriter(services, tenant_id, period, connections, lease)
+    tasks = [asyncio.ensure_future(writer.write(item)) for item in preview.lines]
     try:
         results = list(await asyncio.gather(*tasks))
     except BaseException:
@@ -347,19 +276,86 @@ async def _write(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    unchanged = [(p.line.rule_id, p.line.company_id) for p in preview.lines if p.action == "unchanged"]
-    if unchanged:  # one statement per rule: these lines are current for this period too
-        async with db.transaction(services.sessions) as session:
-            for rule_id in {rule_id for rule_id, _ in unchanged}:
-                await session.execute(
-                    update(BillingLineState)
-                    .where(
-                        BillingLineState.rule_id == rule_id,
-                        BillingLineState.company_id.in_([c for r, c in unchanged if r == rule_id]),
-                    )
-                    .values(period=period)
-                )
+    await _mark_unchanged(services, period, preview)
     return results
+
+
+@dataclass
+class _LineWriter:
+    """One push's PSA writes: the shared agreement lookups and the concurrency limit."""
+
+    services: Services
+    tenant_id: str
+    period: str
+    connections: dict[str, Connection]
+    lease: PushLease
+    agreements: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PSA_CONCURRENCY))
+
+    async def write(self, item: PreviewLine) -> PushResult:
+        line, rule = item.line, item.rule
+        if item.action == "unchanged":
+            return PushResult.of(line, "unchanged", item.pushed.line_id if item.pushed else None)
+        connection = self.connections.get(rule.psa_connection_id)
+        if connection is None or not connection.enabled:
+            return PushResult.of(line, "error", error="PSA connection disabled")
+        async with self.slots:
+            try:
+                adapter = await self.services.adapters.psa(connection)
+                agreement_id = (
+                    rule.agreement_id
+                    or item.agreement_id
+                    or await _agreement_for(adapter, self.agreements, rule, line.company_id)
+                )
+                if agreement_id is None:
+                    return PushResult.of(
+                        line,
+                        "error",
+                        error=f"no active agreement of type '{rule.agreement_type}' for this company",
+                    )
+                if not self.lease.held():  # another push may hold it by now: never write beside it
+                    return PushResult.of(
+                        line,
+                        "error",
+                        error="not written: the push could not renew its lease (database unreachable?); "
+                        "push again",
+                    )
+                result = await adapter.upsert_billing_line(_billing_line(item, agreement_id))
+            except AdapterError as exc:
+                return PushResult.of(line, "error", error=str(exc))
+        await _record(self.services, self.tenant_id, item, self.period, agreement_id, result.line_id)
+        return PushResult.of(line, result.action, result.line_id)
+
+
+def _billing_line(item: PreviewLine, agreement_id: str) -> BillingLine:
+    line, rule = item.line, item.rule
+    return BillingLine(
+        marker=marker_for(rule.id, line.company_id),
+        company_id=line.company_id,
+        agreement_id=agreement_id,
+        product_id=rule.psa_product_id,
+        description=rule.description or rule.product,
+        quantity=Decimal(line.quantity),
+        unit_price=line.unit_price,
+        unit_cost=line.unit_cost,
+    )
+
+
+async def _mark_unchanged(services: Services, period: str, preview: Preview) -> None:
+    """The lines a push left untouched are current for this period too (one statement per rule)."""
+    unchanged = [(p.line.rule_id, p.line.company_id) for p in preview.lines if p.action == "unchanged"]
+    if not unchanged:
+        return
+    async with db.transaction(services.sessions) as session:
+        for rule_id in {rule_id for rule_id, _ in unchanged}:
+            await session.execute(
+                update(BillingLineState)
+                .where(
+                    BillingLineState.rule_id == rule_id,
+                    BillingLineState.company_id.in_([c for r, c in unchanged if r == rule_id]),
+                )
+                .values(period=period)
+            )
 
 
 # -- the push lease ---------------------------------------------------------------------------------
@@ -385,8 +381,8 @@ class PushLease:
         started = time.monotonic()
         async with db.transaction(self.services.sessions) as session:
             result = await session.execute(
-                update(BillingPushLease)
-                .where(BillingPushLease.tenant_id == self.tenant_id, BillingPushLease.owner == self.owner)
+                db.scoped(update(BillingPushLease), BillingPushLease, self.tenant_id)
+                .where(BillingPushLease.owner == self.owner)
                 .values(expires_at=datetime.now(UTC) + timedelta(seconds=self.ttl))
             )
         if result.rowcount == 1:  # type: ignore[attr-defined]
@@ -411,8 +407,8 @@ async def push_lease(
         try:
             async with db.transaction(services.sessions) as session:
                 await session.execute(
-                    delete(BillingPushLease).where(
-                        BillingPushLease.tenant_id == tenant_id, BillingPushLease.owner == lease.owner
+                    db.scoped(delete(BillingPushLease), BillingPushLease, tenant_id).where(
+                        BillingPushLease.owner == lease.owner
                     )
                 )
         except Exception as exc:  # it expires on its own; do not hide the push's own outcome
@@ -437,8 +433,8 @@ async def _acquire(services: Services, tenant_id: str, period: str, trigger: str
             # Take over an expired lease (on PostgreSQL a concurrent taker waits for the row, then
             # finds it unexpired); else insert, and the primary key lets only one of two inserts in.
             taken = await session.execute(
-                update(BillingPushLease)
-                .where(BillingPushLease.tenant_id == tenant_id, BillingPushLease.expires_at < now)
+                db.scoped(update(BillingPushLease), BillingPushLease, tenant_id)
+                .where(BillingPushLease.expires_at < now)
                 .values(**values)
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
@@ -447,9 +443,7 @@ async def _acquire(services: Services, tenant_id: str, period: str, trigger: str
                 async with session.begin_nested():
                     session.add(BillingPushLease(tenant_id=tenant_id, **values))
             except IntegrityError:
-                current = await session.scalar(
-                    select(BillingPushLease).where(BillingPushLease.tenant_id == tenant_id)
-                )
+                current = await session.scalar(db.tenant_rows(BillingPushLease, tenant_id))
                 if current is not None:
                     raise PushRunning(current) from None
                 continue

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
-from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
-from connector.api.schemas import (
+from connector.connections import service as svc
+from connector.connections.schemas import (
     AdapterOut,
     ConnectionCreated,
     ConnectionIn,
@@ -18,12 +15,10 @@ from connector.api.schemas import (
     ConnectionTestOut,
     WebhookSecretOut,
 )
-from connector.connections import service as svc
 from connector.infra.context import Services
 from connector.models import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
-TEST_TIMEOUT_SECONDS = 30.0
 
 
 def webhook_url(services: Services, row: Connection) -> str | None:
@@ -67,10 +62,7 @@ async def list_adapters(services: ServicesDep, _: Viewer) -> list[AdapterOut]:
 
 @router.get("/connections", response_model=list[ConnectionOut])
 async def list_connections(services: ServicesDep, session: Session, who: Viewer) -> list[ConnectionOut]:
-    rows = await session.scalars(
-        select(Connection).where(Connection.tenant_id == who.tenant_id).order_by(Connection.name)
-    )
-    return [to_out(services, row) for row in rows]
+    return [to_out(services, row) for row in await svc.list_connections(session, who.tenant_id)]
 
 
 @router.post("/connections", response_model=ConnectionCreated, status_code=201)
@@ -88,7 +80,6 @@ async def create_connection(
         options=body.options,
         enabled=body.enabled,
     )
-    await session.refresh(row)
     return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
 
 
@@ -107,7 +98,6 @@ async def patch_connection(
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     await svc.update_connection(services, session, row, changes)
     after_commit(session, lambda: services.connection_changed(connection_id))
-    await session.refresh(row)
     return to_out(services, row)
 
 
@@ -115,7 +105,7 @@ async def patch_connection(
 async def delete_connection(
     connection_id: str, services: ServicesDep, session: Session, who: Engineer
 ) -> Response:
-    await session.delete(await svc.get_connection(session, who.tenant_id, connection_id))
+    await svc.delete_connection(session, who.tenant_id, connection_id)
     after_commit(session, lambda: services.connection_changed(connection_id))
     return Response(status_code=204)
 
@@ -136,20 +126,5 @@ async def test_connection(
 ) -> ConnectionTestOut:
     """Checks the stored credentials live against the vendor; the answer says what is wrong."""
     row = await svc.get_connection(session, who.tenant_id, connection_id)
-    try:
-        adapter = svc.build_adapter(services, row)
-    except AdapterError as exc:  # e.g. a URL stored before the address policy normalized hosts
-        return ConnectionTestOut(ok=False, error_kind="configuration", message=str(exc))
-    try:
-        await asyncio.wait_for(adapter.test_connection(), TEST_TIMEOUT_SECONDS)
-    except CredentialsError as exc:
-        return ConnectionTestOut(ok=False, error_kind="credentials", message=str(exc))
-    except ConfigurationError as exc:
-        return ConnectionTestOut(ok=False, error_kind="configuration", message=str(exc))
-    except (TransientVendorError, TimeoutError) as exc:
-        return ConnectionTestOut(ok=False, error_kind="unreachable", message=str(exc) or "timed out")
-    except AdapterError as exc:
-        return ConnectionTestOut(ok=False, error_kind="vendor", message=str(exc))
-    finally:
-        await adapter.aclose()
-    return ConnectionTestOut(ok=True)
+    check = await svc.check_live(services, row)
+    return ConnectionTestOut(ok=check.ok, error_kind=check.error_kind, message=check.message)

@@ -3,14 +3,15 @@ and turned into one fresh adapter object per use."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,8 +24,9 @@ from adapters.base import (
     Role,
     outbound_fields,
 )
-from adapters.errors import ConfigurationError
+from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
 from connector.infra.context import Services
+from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.security.urls import UrlPolicyError
 from connector.models import Connection
@@ -114,10 +116,13 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+async def list_connections(session: AsyncSession, tenant_id: str) -> list[Connection]:
+    """By name."""
+    return list(await session.scalars(tenant_rows(Connection, tenant_id).order_by(Connection.name)))
+
+
 async def get_connection(session: AsyncSession, tenant_id: str, connection_id: str) -> Connection:
-    row = await session.scalar(
-        select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
-    )
+    row = await session.scalar(tenant_rows(Connection, tenant_id).where(Connection.id == connection_id))
     if row is None:
         raise NotFound("connection")
     return row
@@ -127,9 +132,7 @@ async def connection_of_role(
     session: AsyncSession, tenant_id: str, connection_id: str, role: Role, field: str
 ) -> Connection:
     """A referenced connection must exist in this tenant and have the expected role (else 422)."""
-    row = await session.scalar(
-        select(Connection).where(Connection.id == connection_id, Connection.tenant_id == tenant_id)
-    )
+    row = await session.scalar(tenant_rows(Connection, tenant_id).where(Connection.id == connection_id))
     if row is None:
         raise FieldError(field, "no such connection")
     if row.role != role.value:
@@ -171,6 +174,7 @@ async def create_connection(
     )
     session.add(row)
     await _flush_unique_name(session)
+    await session.refresh(row)
     return row, secret
 
 
@@ -194,7 +198,12 @@ async def update_connection(
     if "enabled" in changes:
         row.enabled = bool(changes["enabled"])
     await _flush_unique_name(session)
+    await session.refresh(row)
     return row
+
+
+async def delete_connection(session: AsyncSession, tenant_id: str, connection_id: str) -> None:
+    await session.delete(await get_connection(session, tenant_id, connection_id))
 
 
 async def rotate_webhook_secret(services: Services, row: Connection) -> str:
@@ -231,6 +240,39 @@ def build_adapter(services: Services, row: Connection) -> Adapter:
         return spec.factory(context)
     except httpx.InvalidURL as exc:  # stored before the address policy normalized hosts
         raise ConfigurationError("the stored URL is not valid; set it again", field="base_url") from exc
+
+
+LIVE_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """The answer of a live credentials check: what is wrong, in the vendor's words."""
+
+    ok: bool
+    error_kind: Literal["credentials", "configuration", "vendor", "unreachable"] | None = None
+    message: str | None = None
+
+
+async def check_live(services: Services, row: Connection) -> LiveCheck:
+    """Check the stored credentials against the vendor, within LIVE_CHECK_SECONDS."""
+    try:
+        adapter = build_adapter(services, row)
+    except AdapterError as exc:  # e.g. a URL stored before the address policy normalized hosts
+        return LiveCheck(False, "configuration", str(exc))
+    try:
+        await asyncio.wait_for(adapter.test_connection(), LIVE_CHECK_SECONDS)
+    except CredentialsError as exc:
+        return LiveCheck(False, "credentials", str(exc))
+    except ConfigurationError as exc:
+        return LiveCheck(False, "configuration", str(exc))
+    except (TransientVendorError, TimeoutError) as exc:
+        return LiveCheck(False, "unreachable", str(exc) or "timed out")
+    except AdapterError as exc:
+        return LiveCheck(False, "vendor", str(exc))
+    finally:
+        await adapter.aclose()
+    return LiveCheck(True)
 
 
 def build_rmm(services: Services, row: Connection) -> RmmAdapter:

@@ -1,11 +1,15 @@
-"""Endpoint rows as the normalized status the domain reasons about, and the tenant's thresholds:
-shared by the sync (which stores and evaluates them) and the configuration pushes."""
+"""Endpoint rows as the normalized status the domain reasons about, and the tenant's thresholds
+(read and set over the API; applied by the sync, which stores and evaluates endpoints, and by the
+configuration pushes)."""
 
 from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import EndpointStatus
 from connector.fleet import domain
 from connector.models import Endpoint, Tenant
+from connector.tenants.service import get_tenant
 
 STATUS_FIELDS = (
     "client_id",
@@ -31,3 +35,16 @@ def to_status(row: Endpoint) -> EndpointStatus:
 
 def thresholds_of(tenant: Tenant) -> domain.Thresholds:
     return domain.Thresholds.model_validate((tenant.settings or {}).get("thresholds", {}))
+
+
+async def get_thresholds(session: AsyncSession, tenant_id: str) -> domain.Thresholds:
+    return thresholds_of(await get_tenant(session, tenant_id))
+
+
+async def set_thresholds(
+    session: AsyncSession, tenant_id: str, thresholds: domain.Thresholds
+) -> domain.Thresholds:
+    """New limits apply at the next sync, which re-evaluates every endpoint against them."""
+    tenant = await get_tenant(session, tenant_id)
+    tenant.settings = {**(tenant.settings or {}), "thresholds": thresholds.model_dump()}
+    return thresholds

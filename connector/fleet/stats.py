@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connector.infra import db
 from connector.models import ClientMapping, Endpoint, HealthDaily
 
 HEALTH_CLASSES = ("protected", "at_risk", "unprotected", "offline", "unknown")
@@ -62,20 +63,24 @@ class TrendPoint:
 async def summary(session: AsyncSession, tenant_id: str) -> tuple[Counts, list[ClientCounts]]:
     rows = (
         await session.execute(
-            select(
-                Endpoint.rmm_connection_id,
-                Endpoint.client_id,
-                func.max(Endpoint.client_name),
-                Endpoint.health,
-                func.count(),
+            db.scoped(
+                select(
+                    Endpoint.rmm_connection_id,
+                    Endpoint.client_id,
+                    func.max(Endpoint.client_name),
+                    Endpoint.health,
+                    func.count(),
+                ),
+                Endpoint,
+                tenant_id,
             )
-            .where(Endpoint.tenant_id == tenant_id, Endpoint.retired_at.is_(None))
+            .where(Endpoint.retired_at.is_(None))
             .group_by(Endpoint.rmm_connection_id, Endpoint.client_id, Endpoint.health)
         )
     ).all()
     mapped = {
         (m.rmm_connection_id, m.rmm_client_id): m.psa_company_name or m.psa_company_id
-        for m in await session.scalars(select(ClientMapping).where(ClientMapping.tenant_id == tenant_id))
+        for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
     }
     overall = Counts()
     clients: dict[tuple[str, str], ClientCounts] = {}
@@ -96,17 +101,21 @@ async def trend(session: AsyncSession, tenant_id: str, days: int = 30) -> list[T
     since = (datetime.now(UTC).date() - timedelta(days=days - 1)).isoformat()
     rows = (
         await session.execute(
-            select(
-                HealthDaily.day,
-                func.sum(HealthDaily.protected),
-                func.sum(
-                    HealthDaily.protected
-                    + HealthDaily.at_risk
-                    + HealthDaily.unprotected
-                    + HealthDaily.offline
+            db.scoped(
+                select(
+                    HealthDaily.day,
+                    func.sum(HealthDaily.protected),
+                    func.sum(
+                        HealthDaily.protected
+                        + HealthDaily.at_risk
+                        + HealthDaily.unprotected
+                        + HealthDaily.offline
+                    ),
                 ),
+                HealthDaily,
+                tenant_id,
             )
-            .where(HealthDaily.tenant_id == tenant_id, HealthDaily.day >= since)
+            .where(HealthDaily.day >= since)
             .group_by(HealthDaily.day)
             .order_by(HealthDaily.day)
         )

@@ -181,7 +181,7 @@ async def current_revisions(engine: AsyncEngine) -> frozenset[str]:
 
 # -- data access shared by every feature --------------------------------------------------------
 
-Statement = TypeVar("Statement", Select[Any], Update, Delete)
+Statement = TypeVar("Statement", bound=Select[*tuple[Any, ...]] | Update | Delete)
 Row = TypeVar("Row", bound=Base)
 
 
@@ -190,10 +190,10 @@ def scoped(statement: Statement, model: type[Base], tenant_id: str) -> Statement
     it, so no query can forget whose rows it returns (tests/architecture fails on a tenant filter
     written by hand anywhere else)."""
     column = cast(Table, model.__table__).c.tenant_id
-    return statement.where(column == tenant_id)
+    return cast(Statement, statement.where(column == tenant_id))
 
 
-def tenant_rows(model: type[Row], tenant_id: str) -> Select[tuple[Row]]:
+def tenant_rows(model: type[Row], tenant_id: str) -> Select[Row]:
     """`SELECT model WHERE tenant_id = …`: the start of most tenant-scoped reads."""
     return scoped(select(model), model, tenant_id)
 

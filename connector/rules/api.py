@@ -7,30 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from adapters.base import Role
-from connector.alerts.problems import reroute_unmapped, reroute_waiting
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
-from connector.api.schemas import BillingRuleOut, ClientMappingOut, Offset, SuggestionOut, TicketRuleOut
-from connector.connections.service import build_psa, build_rmm, connection_of_role
-from connector.models import ClientMapping, TicketRule
+from connector.api.schemas import Offset
 from connector.rules import service as rules
-from mappings.matching import suggest
+from connector.rules.schemas import BillingRuleOut, ClientMappingOut, SuggestionOut, TicketRuleOut
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])
-
-
-async def _after_change(session: Any, tenant_id: str, row: Any) -> None:
-    """A new or changed mapping or ticket rule may route problems that were waiting for one."""
-    if isinstance(row, ClientMapping):
-        queued = await reroute_unmapped(session, tenant_id, row.rmm_connection_id, row.rmm_client_id)
-    elif isinstance(row, TicketRule):
-        queued = await reroute_waiting(session, tenant_id)
-    else:
-        return
-    if queued:
-        session.info["wake_workers"] = True
 
 
 def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> None:
@@ -45,8 +28,7 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
 
     async def create_item(session: Session, who: Engineer, body: dict[str, Any] = Body(...)) -> Any:
         row = await rules.create(kind, session, who.tenant_id, body)
-        await _after_change(session, who.tenant_id, row)
-        await session.refresh(row)
+        await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
     async def get_item(item_id: str, session: Session, who: Viewer) -> Any:
@@ -58,8 +40,7 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         item_id: str, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
     ) -> Any:
         row = await rules.update(kind, session, who.tenant_id, item_id, body)
-        await _after_change(session, who.tenant_id, row)
-        await session.refresh(row)
+        await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
     async def delete_item(item_id: str, session: Session, who: Engineer) -> Response:
@@ -90,36 +71,10 @@ async def mapping_suggestions(
     threshold: float = Query(0.75, ge=0.0, le=1.0),
 ) -> list[SuggestionOut]:
     """Unmapped RMM clients paired with PSA companies by name similarity, read live from both."""
-    rmm_row = await connection_of_role(
-        session, who.tenant_id, rmm_connection_id, Role.RMM, "rmm_connection_id"
+    suggestions = await rules.suggest_mappings(
+        services, session, who.tenant_id, rmm_connection_id, psa_connection_id, threshold=threshold
     )
-    psa_row = await connection_of_role(
-        session, who.tenant_id, psa_connection_id, Role.PSA, "psa_connection_id"
-    )
-    mapped = set(
-        await session.scalars(
-            select(ClientMapping.rmm_client_id).where(
-                ClientMapping.tenant_id == who.tenant_id, ClientMapping.rmm_connection_id == rmm_row.id
-            )
-        )
-    )
-    rmm, psa = build_rmm(services, rmm_row), build_psa(services, psa_row)
-    try:
-        clients = [(c.id, c.name) async for c in rmm.list_clients() if c.id not in mapped]
-        companies = [(c.id, c.name) async for c in psa.list_companies()]
-    finally:
-        await rmm.aclose()
-        await psa.aclose()
-    return [
-        SuggestionOut(
-            rmm_client_id=s.client_id,
-            rmm_client_name=s.client_name,
-            psa_company_id=s.company_id,
-            psa_company_name=s.company_name,
-            score=s.score,
-        )
-        for s in suggest(clients, companies, threshold=threshold)
-    ]
+    return [SuggestionOut.of(s) for s in suggestions]
 
 
 _register("/client-mappings", rules.CLIENT_MAPPINGS, ClientMappingOut)

@@ -13,9 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Role
-from connector.connections.service import connection_of_role, validation_errors
+from connector.alerts.problems import reroute_unmapped, reroute_waiting
+from connector.connections.service import build_psa, build_rmm, connection_of_role, validation_errors
+from connector.infra.context import Services
+from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.models import BillingRule, ClientMapping, TicketRule
+from mappings.matching import Suggestion, suggest
 from mappings.rules import BillingRuleIn, ClientMappingIn, TicketRuleIn
 
 RowT = TypeVar("RowT", ClientMapping, TicketRule, BillingRule)
@@ -32,8 +36,9 @@ class RuleKind(Generic[RowT]):
     """The fields (besides tenant) that must be unique together; the last one is named in errors."""
     check_references: ReferenceCheck
 
-    def duplicate_clause(self, tenant_id: str, data: BaseModel) -> ColumnElement[bool]:
-        clauses = [self.model.tenant_id == tenant_id]
+    def duplicate_clause(self, data: BaseModel) -> ColumnElement[bool]:
+        """Rows with the same unique fields as `data` (within a tenant: scope the query)."""
+        clauses = []
         for name in self.unique_fields:
             column = getattr(self.model, name)
             value = getattr(data, name)
@@ -78,7 +83,9 @@ async def _save(
 ) -> RowT:
     await kind.check_references(session, tenant_id, data)
     clash = await session.scalar(
-        select(kind.model.id).where(kind.duplicate_clause(tenant_id, data), kind.model.id != row.id)
+        scoped(select(kind.model.id), kind.model, tenant_id).where(
+            kind.duplicate_clause(data), kind.model.id != row.id
+        )
     )
     if clash is not None:
         raise FieldError(
@@ -102,7 +109,9 @@ async def create(
     kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, payload: dict[str, Any]
 ) -> RowT:
     data = _validate(kind, payload)
-    return await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data)
+    row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data)
+    await session.refresh(row)
+    return row
 
 
 async def update(
@@ -110,13 +119,13 @@ async def update(
 ) -> RowT:
     row = await get(kind, session, tenant_id, row_id)
     data = _validate(kind, _row_values(kind, row) | changes)
-    return await _save(kind, session, tenant_id, row, data)
+    row = await _save(kind, session, tenant_id, row, data)
+    await session.refresh(row)
+    return row
 
 
 async def get(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str) -> RowT:
-    row = await session.scalar(
-        select(kind.model).where(kind.model.id == row_id, kind.model.tenant_id == tenant_id)
-    )
+    row = await session.scalar(tenant_rows(kind.model, tenant_id).where(kind.model.id == row_id))
     if row is None:
         raise NotFound(kind.entity)
     return row
@@ -136,10 +145,51 @@ async def list_rows(
     offset: int = 0,
 ) -> list[RowT]:
     query = (
-        select(kind.model)
-        .where(kind.model.tenant_id == tenant_id, *filters)
+        tenant_rows(kind.model, tenant_id)
+        .where(*filters)
         .order_by(kind.model.created_at, kind.model.id)
         .limit(limit)
         .offset(offset)
     )
     return list((await session.scalars(query)).all())
+
+
+async def reroute_after_change(session: AsyncSession, tenant_id: str, row: RowT) -> None:
+    """A new or changed mapping or ticket rule may route problems that were waiting for one."""
+    if isinstance(row, ClientMapping):
+        queued = await reroute_unmapped(session, tenant_id, row.rmm_connection_id, row.rmm_client_id)
+    elif isinstance(row, TicketRule):
+        queued = await reroute_waiting(session, tenant_id)
+    else:
+        return
+    if queued:
+        session.info["wake_workers"] = True
+
+
+async def suggest_mappings(
+    services: Services,
+    session: AsyncSession,
+    tenant_id: str,
+    rmm_connection_id: str,
+    psa_connection_id: str,
+    *,
+    threshold: float = 0.75,
+) -> list[Suggestion]:
+    """Unmapped RMM clients paired with PSA companies by name similarity, read live from both."""
+    rmm_row = await connection_of_role(session, tenant_id, rmm_connection_id, Role.RMM, "rmm_connection_id")
+    psa_row = await connection_of_role(session, tenant_id, psa_connection_id, Role.PSA, "psa_connection_id")
+    mapped = set(
+        await session.scalars(
+            scoped(select(ClientMapping.rmm_client_id), ClientMapping, tenant_id).where(
+                ClientMapping.rmm_connection_id == rmm_row.id
+            )
+        )
+    )
+    rmm, psa = build_rmm(services, rmm_row), build_psa(services, psa_row)
+    try:
+        clients = [(c.id, c.name) async for c in rmm.list_clients() if c.id not in mapped]
+        companies = [(c.id, c.name) async for c in psa.list_companies()]
+    finally:
+        await rmm.aclose()
+        await psa.aclose()
+    return suggest(clients, companies, threshold=threshold)

@@ -9,20 +9,23 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ConfigurationUpdate
+from adapters.base import ConfigurationUpdate, PsaAdapter
 from adapters.errors import AdapterError
 from connector.fleet import domain
+from connector.fleet.domain import Thresholds
 from connector.fleet.endpoints import thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import enqueue
 from connector.models import ClientMapping, Connection, Endpoint, SyncRun, Tenant, TicketRule
 from connector.sync.jobs import CONFIGURATIONS, ConfigurationsJob
+from mappings.resolution import configuration_rule
 
 PSA_CONCURRENCY = 8
 
@@ -57,10 +60,55 @@ async def enqueue_configuration_pushes(session: AsyncSession, run: SyncRun, dirt
         )
 
 
+@dataclass(frozen=True)
+class ClientTarget:
+    """Where and how a client's endpoints are written, read in one short transaction."""
+
+    company_id: str
+    psa: Connection
+    limits: Thresholds
+    create_missing: bool
+    """Whether the PSA may create a configuration record it does not have (the catch-all rule)."""
+    endpoints: list[Endpoint]
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    endpoint_row_id: str
+    update: ConfigurationUpdate
+    fingerprint: str
+    """Of the fields written: recorded once the write succeeded, so an unchanged endpoint is skipped."""
+
+
+@dataclass
+class Outcome:
+    written: list[PendingWrite] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    """Refusals the run reports (a retry would be refused again)."""
+    transient: list[AdapterError] = field(default_factory=list)
+    """Failures a retry may cure: the job raises the first after recording the rest."""
+
+
 async def push_client(services: Services, connection_id: str, client_id: str, run_id: str | None) -> int:
     """Write the client's changed endpoint statuses; returns PSA calls made. Transient PSA failures
     propagate after the successful writes are recorded, so the job's retry sends only the rest."""
     now = datetime.now(UTC)
+    target = await _load_client(services, connection_id, client_id)
+    if target is None:
+        return 0
+    work = configuration_writes(target, now)
+    if not work:
+        return 0
+    outcome = await _send(await services.adapters.psa(target.psa), work)
+    await _record(services, run_id, outcome, calls=len(work))
+    if outcome.transient:
+        raise outcome.transient[0]
+    return len(work)
+
+
+async def _load_client(services: Services, connection_id: str, client_id: str) -> ClientTarget | None:
+    """None when nothing is to be written: the client is unmapped, its PSA connection is gone or
+    disabled, or the catch-all ticket rule turns configuration updates off."""
     async with services.sessions() as session:
         mapping = await session.scalar(
             select(ClientMapping).where(
@@ -68,14 +116,14 @@ async def push_client(services: Services, connection_id: str, client_id: str, ru
             )
         )
         if mapping is None:
-            return 0
+            return None
         psa = await session.get(Connection, mapping.psa_connection_id)
         tenant = await session.get(Tenant, mapping.tenant_id)
-        rule = await session.scalar(
-            select(TicketRule).where(
-                TicketRule.psa_connection_id == mapping.psa_connection_id,
-                TicketRule.problem.is_(None),
-                TicketRule.enabled.is_(True),
+        rule = configuration_rule(
+            await session.scalars(
+                db.tenant_rows(TicketRule, mapping.tenant_id).where(
+                    TicketRule.psa_connection_id == mapping.psa_connection_id
+                )
             )
         )
         if (
@@ -84,68 +132,83 @@ async def push_client(services: Services, connection_id: str, client_id: str, ru
             or tenant is None
             or (rule is not None and not rule.update_configurations)
         ):
-            return 0
-        rows = list(
-            await session.scalars(
-                select(Endpoint).where(
-                    Endpoint.rmm_connection_id == connection_id,
-                    Endpoint.client_id == client_id,
-                    Endpoint.retired_at.is_(None),
-                )
+            return None
+        endpoints = await session.scalars(
+            select(Endpoint).where(
+                Endpoint.rmm_connection_id == connection_id,
+                Endpoint.client_id == client_id,
+                Endpoint.retired_at.is_(None),
             )
         )
-    limits = thresholds_of(tenant)
+        return ClientTarget(
+            company_id=mapping.psa_company_id,
+            psa=psa,
+            limits=thresholds_of(tenant),
+            create_missing=bool(rule and rule.create_configurations),
+            endpoints=list(endpoints),
+        )
+
+
+def configuration_writes(target: ClientTarget, now: datetime) -> list[PendingWrite]:
+    """The endpoints whose configuration fields differ from what was last written. Pure."""
     work = []
-    for row in rows:
+    for row in target.endpoints:
         status = to_status(row)
-        fields = domain.configuration_fields(status, domain.health(status, limits, now))
+        fields = domain.configuration_fields(status, domain.health(status, target.limits, now))
         fingerprint = domain.fields_fingerprint(fields)
         if fingerprint != row.pushed_fields_fingerprint:
             update_ = ConfigurationUpdate(
-                company_id=mapping.psa_company_id,
+                company_id=target.company_id,
                 device_name=row.hostname,
                 serial_number=row.serial_number,
-                create_if_missing=bool(rule and rule.create_configurations),
+                create_if_missing=target.create_missing,
                 fields=fields,
             )
-            work.append((row.id, update_, fingerprint))
-    if not work:
-        return 0
-    adapter = await services.adapters.psa(psa)
-    slots = asyncio.Semaphore(PSA_CONCURRENCY)
-    pushed: list[tuple[str, str]] = []
-    errors: list[dict[str, str]] = []
-    transient: list[AdapterError] = []
+            work.append(PendingWrite(row.id, update_, fingerprint))
+    return work
 
-    async def push(row_id: str, update_: ConfigurationUpdate, fingerprint: str) -> None:
+
+async def _send(adapter: PsaAdapter, work: list[PendingWrite]) -> Outcome:
+    """Every write, PSA_CONCURRENCY at a time; a failure stops only its own endpoint."""
+    slots = asyncio.Semaphore(PSA_CONCURRENCY)
+    outcome = Outcome()
+
+    async def send(write: PendingWrite) -> None:
         async with slots:
             try:
-                await adapter.upsert_configuration(update_)
+                await adapter.upsert_configuration(write.update)
             except AdapterError as exc:
                 if exc.retryable:
-                    transient.append(exc)
+                    outcome.transient.append(exc)
                 else:
-                    errors.append(
-                        {"stage": "psa_configuration", "endpoint": update_.device_name, "message": str(exc)}
+                    outcome.errors.append(
+                        {
+                            "stage": "psa_configuration",
+                            "endpoint": write.update.device_name,
+                            "message": str(exc),
+                        }
                     )
                 return
-        pushed.append((row_id, fingerprint))
+        outcome.written.append(write)
 
-    await asyncio.gather(*(push(*item) for item in work))
+    await asyncio.gather(*(send(write) for write in work))
+    return outcome
+
+
+async def _record(services: Services, run_id: str | None, outcome: Outcome, *, calls: int) -> None:
+    """The written fingerprints (one statement per distinct one), and the calls and refusals on the
+    sync run, whose row lock makes concurrent jobs add up."""
     by_fingerprint: dict[str, list[str]] = defaultdict(list)
-    for row_id, fingerprint in pushed:
-        by_fingerprint[fingerprint].append(row_id)
+    for write in outcome.written:
+        by_fingerprint[write.fingerprint].append(write.endpoint_row_id)
     async with db.transaction(services.sessions) as session:
         for fingerprint, ids in by_fingerprint.items():
             await session.execute(
                 update(Endpoint).where(Endpoint.id.in_(ids)).values(pushed_fields_fingerprint=fingerprint)
             )
         if run_id is not None:
-            run = await session.get(SyncRun, run_id, with_for_update=True)  # concurrent jobs add up
+            run = await session.get(SyncRun, run_id, with_for_update=True)
             if run is not None:
-                run.psa_calls += len(work)
-                if errors:
-                    run.errors = [*run.errors, *errors[: max(0, 50 - len(run.errors))]]
-    if transient:
-        raise transient[0]
-    return len(work)
+                run.psa_calls += calls
+                if outcome.errors:
+                    run.errors = [*run.errors, *outcome.errors[: max(0, 50 - len(run.errors))]]

@@ -540,5 +540,5 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
 async def rmm_connections(session: AsyncSession, tenant_id: str | None = None) -> list[Connection]:
     query = select(Connection).where(and_(Connection.role == "rmm", Connection.enabled.is_(True)))
     if tenant_id is not None:
-        query = query.where(Connection.tenant_id == tenant_id)
+        query = db.scoped(query, Connection, tenant_id)
     return list(await session.scalars(query.order_by(Connection.created_at)))

@@ -1,4 +1,4 @@
-"""Tenants and API keys."""
+"""Tenants, their settings (the status thresholds) and their API keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connector.infra.db import tenant_rows
+from connector.infra.errors import FieldError, NotFound
 from connector.infra.security.apikeys import ApiRole, generate_api_key
 from connector.models import ApiKey, Tenant
 
@@ -22,6 +24,13 @@ async def get_or_create_tenant(session: AsyncSession, name: str = DEFAULT_TENANT
     return tenant
 
 
+async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant")
+    return tenant
+
+
 async def create_api_key(
     session: AsyncSession, tenant: Tenant, role: ApiRole, name: str
 ) -> tuple[ApiKey, str]:
@@ -31,6 +40,29 @@ async def create_api_key(
     session.add(row)
     await session.flush()
     return row, new.plaintext
+
+
+async def issue_api_key(
+    session: AsyncSession, tenant_id: str, role: ApiRole, name: str
+) -> tuple[ApiKey, str]:
+    """`create_api_key` for the caller's tenant, with the row's stored values loaded for the answer."""
+    row, plaintext = await create_api_key(session, await get_tenant(session, tenant_id), role, name)
+    await session.refresh(row)
+    return row, plaintext
+
+
+async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
+    return list(await session.scalars(tenant_rows(ApiKey, tenant_id).order_by(ApiKey.created_at)))
+
+
+async def revoke_api_key(session: AsyncSession, tenant_id: str, key_id: str, *, current_key_id: str) -> None:
+    """Revoke one of the tenant's keys; never the key making the request (it would lock the caller out)."""
+    row = await session.scalar(tenant_rows(ApiKey, tenant_id).where(ApiKey.id == key_id))
+    if row is None:
+        raise NotFound("api key")
+    if row.id == current_key_id:
+        raise FieldError("key_id", "cannot revoke the key making this request")
+    revoke(row)
 
 
 async def has_active_admin_key(session: AsyncSession) -> bool:

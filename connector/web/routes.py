@@ -1,7 +1,7 @@
 """The server-rendered security dashboard: fleet overview, open problems, syncs and deliveries,
-billing preview and client mappings. Pages read through the same service functions (and, where
-the logic lives in the API handler, the same handler functions) as the JSON API, under the same
-roles: viewers read; replaying a delivery and accepting a mapping need the engineer role."""
+billing preview and client mappings. Pages read through the same feature service functions as the
+JSON API (never its route functions), under the same roles: viewers read; replaying a delivery and
+accepting a mapping need the engineer role."""
 
 from __future__ import annotations
 
@@ -15,29 +15,28 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.errors import AdapterError
-from connector.alerts import api as alerts_api
-from connector.alerts.problems import reroute_unmapped
+from connector.alerts import service as alerts
+from connector.alerts.schemas import ProblemOut
 from connector.api import errors as api_errors
 from connector.api.deps import ServicesDep, Session
 from connector.billing import domain as domain_billing
 from connector.billing.service import build_preview
-from connector.fleet import api as fleet_api
+from connector.connections.service import list_connections
 from connector.fleet import stats as fleet_stats
 from connector.infra.errors import Conflict, FieldError, NotFound
 from connector.infra.logs import get_logger
 from connector.infra.security.apikeys import authenticate
-from connector.models import ClientMapping, Connection, Delivery, Endpoint, Problem, TicketLink
-from connector.rules import api as rules_api
 from connector.rules import service as rules
+from connector.rules.schemas import SuggestionOut
+from connector.sync import service as sync
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,
     User,
     WebError,
-    WebUser,
     check_csrf,
     clear_session,
     current_user,
@@ -116,29 +115,14 @@ async def logout(request: Request, services: ServicesDep) -> Response:
 # -- shared reads ---------------------------------------------------------------------------------
 
 
-async def _connections(session: Any, tenant_id: str) -> list[Connection]:
-    rows = await session.scalars(
-        select(Connection).where(Connection.tenant_id == tenant_id).order_by(Connection.name)
-    )
-    return list(rows)
-
-
 def _client_names(clients: list[fleet_stats.ClientCounts]) -> dict[tuple[str, str], str]:
     return {(c.rmm_connection_id, c.client_id): c.client_name or c.client_id for c in clients}
 
 
-async def _count(session: Any, model: Any, *where: Any) -> int:
-    return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-
-async def _open_problems(session: Any, user: WebUser, **filters: str | None) -> list[alerts_api.ProblemOut]:
-    """The API's problem listing, called with every filter spelled out (its defaults are Query())."""
-    values: dict[str, Any] = {"routing": None, "client_id": None, "endpoint_id": None, "kind": None}
-    values.update(filters)
-    problems = await alerts_api.list_problems(
-        session, user.principal, state="open", limit=PROBLEM_LIMIT, offset=0, **values
-    )
-    return sorted(problems, key=lambda p: p.first_seen_at)
+async def _open_problems(session: AsyncSession, tenant_id: str, *, routing: str | None) -> list[ProblemOut]:
+    """Oldest first: the problems waiting longest lead the page."""
+    rows = await alerts.list_problems(session, tenant_id, state="open", routing=routing, limit=PROBLEM_LIMIT)
+    return sorted((ProblemOut.of(problem, link) for problem, link in rows), key=lambda p: p.first_seen_at)
 
 
 # -- overview -------------------------------------------------------------------------------------
@@ -149,8 +133,7 @@ async def overview(request: Request, session: Session, user: User) -> Response:
     tenant_id = user.principal.tenant_id
     overall, clients = await fleet_stats.summary(session, tenant_id)
     points = await fleet_stats.trend(session, tenant_id, TREND_DAYS)
-    connections = {c.id: c.name for c in await _connections(session, tenant_id)}
-    open_problem = (Problem.tenant_id == tenant_id, Problem.state == "open")
+    connections = {c.id: c.name for c in await list_connections(session, tenant_id)}
     return render(
         request,
         "overview.html",
@@ -165,11 +148,9 @@ async def overview(request: Request, session: Session, user: User) -> Response:
         several_rmms=len({c.rmm_connection_id for c in clients}) > 1,
         chart=trend_chart(points, TREND_DAYS, datetime.now(UTC).date()),
         days=TREND_DAYS,
-        open_problems=await _count(session, Problem, *open_problem),
-        unmapped_problems=await _count(session, Problem, *open_problem, Problem.routing == "unmapped"),
-        dead_deliveries=await _count(
-            session, Delivery, Delivery.tenant_id == tenant_id, Delivery.status == "dead"
-        ),
+        open_problems=await alerts.count_problems(session, tenant_id, state="open"),
+        unmapped_problems=await alerts.count_problems(session, tenant_id, state="open", routing="unmapped"),
+        dead_deliveries=await alerts.count_deliveries(session, tenant_id, status="dead"),
     )
 
 
@@ -185,14 +166,8 @@ async def problems_page(
 ) -> Response:
     tenant_id = user.principal.tenant_id
     _, clients = await fleet_stats.summary(session, tenant_id)
-    problems = await _open_problems(session, user, routing=routing)
-    unmapped = await _count(
-        session,
-        Problem,
-        Problem.tenant_id == tenant_id,
-        Problem.state == "open",
-        Problem.routing == "unmapped",
-    )
+    problems = await _open_problems(session, tenant_id, routing=routing)
+    unmapped = await alerts.count_problems(session, tenant_id, state="open", routing="unmapped")
     return render(
         request,
         "problems.html",
@@ -208,42 +183,21 @@ async def problems_page(
 
 @router.get("/problems/{problem_id}")
 async def problem_detail(problem_id: str, request: Request, session: Session, user: User) -> Response:
-    tenant_id = user.principal.tenant_id
-    found = (
-        await session.execute(
-            select(Problem, TicketLink)
-            .outerjoin(TicketLink, TicketLink.problem_id == Problem.id)
-            .where(Problem.id == problem_id, Problem.tenant_id == tenant_id)
-        )
-    ).first()
-    if found is None:
-        raise WebError(404, "There is no such problem.")
-    problem, link = found
-    endpoint = await session.scalar(
-        select(Endpoint).where(
-            Endpoint.tenant_id == tenant_id,
-            Endpoint.rmm_connection_id == problem.rmm_connection_id,
-            Endpoint.endpoint_id == problem.endpoint_id,
-        )
-    )
-    mapping = await session.scalar(
-        select(ClientMapping).where(
-            ClientMapping.tenant_id == tenant_id,
-            ClientMapping.rmm_connection_id == problem.rmm_connection_id,
-            ClientMapping.rmm_client_id == problem.client_id,
-        )
-    )
-    connection = await session.get(Connection, problem.rmm_connection_id)
+    try:
+        found = await alerts.problem_context(session, user.principal.tenant_id, problem_id)
+    except NotFound:
+        raise WebError(404, "There is no such problem.") from None
     return render(
         request,
         "problem.html",
         user,
-        problem=problem,
-        link=link,
-        endpoint=endpoint,
-        mapping=mapping,
-        connection=connection,
-        client_name=(endpoint.client_name if endpoint is not None else None) or problem.client_id,
+        problem=found.problem,
+        link=found.link,
+        endpoint=found.endpoint,
+        mapping=found.mapping,
+        connection=found.connection,
+        client_name=(found.endpoint.client_name if found.endpoint is not None else None)
+        or found.problem.client_id,
     )
 
 
@@ -252,24 +206,18 @@ async def problem_detail(problem_id: str, request: Request, session: Session, us
 
 @router.get("/activity")
 async def activity(request: Request, session: Session, user: User, done: str | None = None) -> Response:
-    who = user.principal
-    connections = await _connections(session, who.tenant_id)
+    tenant_id = user.principal.tenant_id
+    connections = await list_connections(session, tenant_id)
     last_runs = []
     for connection in connections:
         if connection.role != "rmm":
             continue
-        runs = await fleet_api.list_sync_runs(
-            session, who, connection_id=connection.id, status=None, limit=1, offset=0
-        )
+        runs = await sync.list_runs(session, tenant_id, connection_id=connection.id, limit=1)
         last_runs.append((connection, runs[0] if runs else None))
-    failed_runs = await fleet_api.list_sync_runs(
-        session, who, connection_id=None, status="failed", limit=20, offset=0
-    )
+    failed_runs = await sync.list_runs(session, tenant_id, status="failed", limit=20)
     deliveries = []
     for status in ("dead", "failed"):
-        deliveries += await alerts_api.list_deliveries(
-            session, who, status=status, connection_id=None, limit=200, offset=0
-        )
+        deliveries += await alerts.list_deliveries(session, tenant_id, status=status, limit=200)
     deliveries.sort(key=lambda d: d.received_at, reverse=True)
     return render(
         request,
@@ -288,7 +236,7 @@ async def replay(delivery_id: str, request: Request, session: Session, user: Use
     check_csrf(await read_form(request), user.csrf)
     require_engineer(user)
     try:
-        await alerts_api.replay_delivery(delivery_id, session, user.principal)
+        await alerts.replay_delivery(session, user.principal.tenant_id, delivery_id)
     except NotFound:
         raise WebError(404, "There is no such delivery.") from None
     except FieldError as exc:
@@ -346,23 +294,17 @@ async def mappings(
     done: str | None = None,
 ) -> Response:
     who = user.principal
-    connections = await _connections(session, who.tenant_id)
+    connections = await list_connections(session, who.tenant_id)
     rmms = [c for c in connections if c.role == "rmm"]
     psas = [c for c in connections if c.role == "psa"]
     rmm_row = next((c for c in rmms if c.id == rmm), next((c for c in rmms if c.enabled), None))
     psa_row = next((c for c in psas if c.id == psa), next((c for c in psas if c.enabled), None))
-    suggestions: list[Any] = []
+    suggestions: list[SuggestionOut] = []
     error = None
     if rmm_row is not None and psa_row is not None:
         try:
-            suggestions = await rules_api.mapping_suggestions(
-                services,
-                session,
-                who,
-                rmm_connection_id=rmm_row.id,
-                psa_connection_id=psa_row.id,
-                threshold=0.75,
-            )
+            found = await rules.suggest_mappings(services, session, who.tenant_id, rmm_row.id, psa_row.id)
+            suggestions = [SuggestionOut.of(s) for s in found]
         except (AdapterError, FieldError) as exc:
             error = f"Could not read clients and companies from the vendors: {exc}"
     existing = await rules.list_rows(rules.CLIENT_MAPPINGS, session, who.tenant_id, limit=5000, offset=0)
@@ -405,8 +347,7 @@ async def accept_mapping(request: Request, session: Session, user: User) -> Resp
         raise WebError(422, "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)) from None
     except Conflict as exc:
         raise WebError(409, str(exc)) from None
-    if await reroute_unmapped(session, tenant_id, row.rmm_connection_id, row.rmm_client_id):
-        session.info["wake_workers"] = True
+    await rules.reroute_after_change(session, tenant_id, row)
     log.info("dashboard mapping", mapping_id=row.id, api_key_id=user.principal.api_key_id)
     query = urlencode({"rmm": row.rmm_connection_id, "psa": row.psa_connection_id, "done": "mapped"})
     return redirect(f"/mappings?{query}")

@@ -66,3 +66,26 @@ async def test_openapi_docs_are_served(client: Any) -> None:
     assert (await client.get("/docs")).status_code == 200
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/api/v1/connections" in paths
+
+
+async def test_billing_answers_are_described_in_openapi(client: Any) -> None:
+    """The preview, the push and the close declare their bodies, so clients can be generated."""
+    document = (await client.get("/openapi.json")).json()
+    paths, models = document["paths"], document["components"]["schemas"]
+
+    def answer(path: str, method: str) -> dict[str, Any]:
+        content: dict[str, Any] = paths[path][method]["responses"]["200"]["content"]
+        return content
+
+    preview = answer("/api/v1/billing/preview", "get")
+    assert preview["application/json"]["schema"] == {"$ref": "#/components/schemas/PreviewOut"}
+    assert "text/csv" in preview
+    assert set(models["PreviewOut"]["properties"]) == {
+        "period", "closed", "lines", "products", "total", "cost", "margin", "unmapped_clients"
+    }  # fmt: skip
+    assert "rmm_clients" in models["PreviewLineOut"]["properties"]
+    push = answer("/api/v1/billing/push", "post")
+    assert push["application/json"]["schema"] == {"$ref": "#/components/schemas/PushOut"}
+    assert "409" in paths["/api/v1/billing/push"]["post"]["responses"]
+    closed = answer("/api/v1/billing/periods/{period}/close", "post")
+    assert closed["application/json"]["schema"] == {"$ref": "#/components/schemas/ClosedPeriodOut"}

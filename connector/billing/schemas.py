@@ -1,0 +1,96 @@
+"""Request and response bodies of `/api/v1/billing`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connector.billing.domain import PERIOD_PATTERN
+
+
+class PushRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
+    # Strict: `"dry_run": "no"` or `0` must not turn a planned dry run into a real push.
+    dry_run: bool = Field(default=False, strict=True)
+    override: bool = Field(default=False, strict=True, description="push a closed period anyway")
+
+
+Money = Annotated[str, Field(description="a decimal number as text, rounded to cents (e.g. `459.00`)")]
+Price = Annotated[str, Field(description="a decimal number as text, as configured (up to 4 places)")]
+
+
+class PushedOut(BaseModel):
+    """What was last written to the PSA for the line."""
+
+    period: str | None = Field(description="the period it was written for")
+    quantity: int
+    unit_price: Price
+    unit_cost: Price
+    line_id: str | None
+
+
+class PreviewLineOut(BaseModel):
+    company_id: str
+    company_name: str | None
+    product: str
+    rule_id: str
+    rmm_clients: list[str] = Field(description="the RMM clients whose seats the line counts")
+    quantity: int
+    unit_price: Price
+    unit_cost: Price
+    total: Money
+    cost: Money
+    margin: Money
+    pushed: PushedOut | None
+    action: Literal["create", "update", "unchanged"] = Field(description="what a push would do")
+
+
+class ProductTotalOut(BaseModel):
+    product: str
+    quantity: int
+    total: Money
+    cost: Money
+    margin: Money
+
+
+class UnmappedClientOut(BaseModel):
+    """An RMM client with seats of a billed product but no mapping to a company of the rule's PSA."""
+
+    rmm_connection_id: str
+    client_id: str
+    seats: int
+    product: str
+
+
+class PreviewOut(BaseModel):
+    period: str
+    closed: bool
+    lines: list[PreviewLineOut]
+    products: list[ProductTotalOut]
+    total: Money
+    cost: Money
+    margin: Money
+    unmapped_clients: list[UnmappedClientOut]
+
+
+class PushLineOut(BaseModel):
+    company_id: str
+    product: str
+    quantity: int
+    action: Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+    line_id: str | None
+    error: str | None
+
+
+class PushOut(BaseModel):
+    period: str
+    dry_run: bool
+    summary: dict[str, int] = Field(description="lines per action")
+    lines: list[PushLineOut]
+
+
+class ClosedPeriodOut(BaseModel):
+    period: str
+    closed: bool

@@ -1,0 +1,70 @@
+"""Request and response bodies of `/api/v1/connections` and `/api/v1/adapters`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from connector.api.schemas import RequestBody
+
+
+class ConnectionIn(RequestBody):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=64)
+    base_url: str | None = Field(default=None, max_length=500)
+    credentials: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = Field(default=True, strict=True)
+
+
+class ConnectionPatch(RequestBody):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    base_url: str | None = Field(default=None, max_length=500)
+    credentials: dict[str, Any] | None = None
+    """Fields given here replace the stored ones; fields left out keep their stored values."""
+    options: dict[str, Any] | None = None
+    enabled: bool | None = Field(default=None, strict=True)
+
+
+class ConnectionOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    role: str
+    base_url: str
+    options: dict[str, Any]
+    enabled: bool
+    credentials_set: dict[str, bool]
+    webhook_url: str | None = None
+    webhook_secret_set: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionCreated(ConnectionOut):
+    webhook_secret: str | None = None
+    """Shown once, on creation (and on rotation); stored encrypted."""
+
+
+class WebhookSecretOut(BaseModel):
+    webhook_url: str
+    webhook_secret: str
+
+
+class ConnectionTestOut(BaseModel):
+    ok: bool
+    error_kind: str | None = None
+    """credentials | configuration | vendor | unreachable"""
+    message: str | None = None
+
+
+class AdapterOut(BaseModel):
+    kind: str
+    role: str
+    title: str
+    webhook_scheme: str
+    default_base_url: str | None
+    credentials_schema: dict[str, Any]
+    options_schema: dict[str, Any]

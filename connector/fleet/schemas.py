@@ -1,0 +1,111 @@
+"""Response bodies of `/api/v1/endpoints` and `/api/v1/fleet/summary`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from connector.fleet.stats import HEALTH_CLASSES, ClientCounts, Counts
+
+
+class ActionOut(BaseModel):
+    id: str
+    action: str
+    problem_id: str | None
+    requested_by: str
+    status: str
+    vendor_reference: str | None
+    message: str
+    requested_at: datetime
+    finished_at: datetime | None
+
+
+class EndpointOut(BaseModel):
+    id: str
+    rmm_connection_id: str
+    endpoint_id: str
+    client_id: str
+    client_name: str | None
+    hostname: str
+    serial_number: str | None
+    os_name: str | None
+    product: str | None
+    protection_enabled: bool | None
+    definitions_date: datetime | None
+    last_scan_at: datetime | None
+    active_threats: int | None
+    online: bool | None
+    last_seen_at: datetime | None
+    health: str
+    first_seen_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+class EndpointProblemOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    source: str
+    message: str
+    first_seen_at: datetime
+    cleared_at: datetime | None
+    ticket_id: str | None = None
+    ticket_number: str | None = None
+    ticket_state: str | None = None
+
+
+class EndpointDetail(EndpointOut):
+    problems: list[EndpointProblemOut]
+    actions: list[ActionOut]
+
+
+class HealthCountsOut(BaseModel):
+    """Current (not retired) endpoints per health class."""
+
+    protected: int
+    at_risk: int
+    unprotected: int
+    offline: int
+    unknown: int
+    total: int
+
+    @classmethod
+    def of(cls, counts: Counts) -> HealthCountsOut:
+        return cls(**{h: getattr(counts, h) for h in HEALTH_CLASSES}, total=counts.total)
+
+
+class ClientHealthOut(BaseModel):
+    rmm_connection_id: str
+    client_id: str
+    client_name: str | None
+    psa_company: str | None = Field(description="the PSA company it is mapped to (name, else id)")
+    protected: int
+    at_risk: int
+    unprotected: int
+    offline: int
+    unknown: int
+    total: int
+
+    @classmethod
+    def of_client(cls, client: ClientCounts) -> ClientHealthOut:
+        return cls(
+            rmm_connection_id=client.rmm_connection_id,
+            client_id=client.client_id,
+            client_name=client.client_name,
+            psa_company=client.mapped_company,
+            **HealthCountsOut.of(client.counts).model_dump(),
+        )
+
+
+class TrendPointOut(BaseModel):
+    day: str
+    protected: int
+    total: int = Field(description="endpoints with a known status that day")
+
+
+class FleetSummaryOut(BaseModel):
+    overall: HealthCountsOut
+    clients: list[ClientHealthOut]
+    trend: list[TrendPointOut]

@@ -1,0 +1,78 @@
+"""Response bodies of `/api/v1/client-mappings`, `/api/v1/ticket-rules` and `/api/v1/billing-rules`
+(their request bodies are the rule models of `mappings.rules`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from mappings.matching import Suggestion
+from mappings.rules import CostTier
+
+
+class ClientMappingOut(BaseModel):
+    id: str
+    rmm_connection_id: str
+    rmm_client_id: str
+    rmm_client_name: str | None
+    psa_connection_id: str
+    psa_company_id: str
+    psa_company_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SuggestionOut(BaseModel):
+    rmm_client_id: str
+    rmm_client_name: str
+    psa_company_id: str
+    psa_company_name: str
+    score: float
+
+    @classmethod
+    def of(cls, suggestion: Suggestion) -> SuggestionOut:
+        return cls(
+            rmm_client_id=suggestion.client_id,
+            rmm_client_name=suggestion.client_name,
+            psa_company_id=suggestion.company_id,
+            psa_company_name=suggestion.company_name,
+            score=suggestion.score,
+        )
+
+
+class TicketRuleOut(BaseModel):
+    id: str
+    psa_connection_id: str
+    problem: str | None
+    board_id: str
+    type_id: str | None
+    priority_id: str | None
+    status_new_id: str | None
+    status_closed_id: str | None
+    summary_template: str
+    note_interval_minutes: int
+    auto_action: str | None
+    update_configurations: bool
+    create_configurations: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class BillingRuleOut(BaseModel):
+    id: str
+    psa_connection_id: str
+    product: str
+    count_scope: str
+    count_method: str
+    agreement_type: str | None
+    agreement_id: str | None
+    psa_product_id: str
+    description: str | None
+    unit_price: Decimal
+    cost_tiers: list[CostTier]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime

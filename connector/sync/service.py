@@ -1,0 +1,65 @@
+"""Sync runs as the API and dashboard ask for them: start runs of the tenant's RMM connections,
+list and read their run records."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connector.connections.service import get_connection
+from connector.infra.db import tenant_rows
+from connector.infra.errors import FieldError, NotFound
+from connector.models import SyncRun
+from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
+
+
+async def start_syncs(session: AsyncSession, tenant_id: str, connection_id: str | None) -> list[SyncRun]:
+    """Start and queue a run of one RMM connection (`SyncConflict` if one is running) or of every
+    enabled one (those already running are skipped), in the caller's transaction."""
+    if connection_id is not None:
+        connection = await get_connection(session, tenant_id, connection_id)
+        if connection.role != "rmm":
+            raise FieldError("connection_id", "is a PSA connection; syncs read RMM connections")
+        if not connection.enabled:
+            raise FieldError("connection_id", "the connection is disabled")
+        connections = [connection]
+    else:
+        connections = await rmm_connections(session, tenant_id)
+    runs = []
+    for connection in connections:
+        try:
+            run = await start_run(session, connection, "api")
+        except SyncConflict:
+            if connection_id is not None:
+                raise
+            continue
+        await enqueue_run(session, run)
+        runs.append(run)
+    await session.flush()
+    session.info["wake_workers"] = True
+    return runs
+
+
+async def list_runs(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    connection_id: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[SyncRun]:
+    """Newest first."""
+    query = tenant_rows(SyncRun, tenant_id)
+    if connection_id:
+        query = query.where(SyncRun.connection_id == connection_id)
+    if status:
+        query = query.where(SyncRun.status == status)
+    rows = await session.scalars(query.order_by(SyncRun.started_at.desc()).limit(limit).offset(offset))
+    return list(rows)
+
+
+async def get_run(session: AsyncSession, tenant_id: str, run_id: str) -> SyncRun:
+    row = await session.scalar(tenant_rows(SyncRun, tenant_id).where(SyncRun.id == run_id))
+    if row is None:
+        raise NotFound("sync run")
+    return row
