@@ -1,7 +1,7 @@
 """N-able N-central RMM adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `alerts.py` for the HTTP-XML notifications and the
-canonical alert, `fake/` for the stateful fake used by tests and demos.
+See `adapter.py` for sources and behaviour, `alerts.py` for the HTTP-XML notifications,
+`fake/` for the stateful fake used by tests and demos.
 """
 
 from __future__ import annotations
