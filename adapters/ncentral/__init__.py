@@ -7,7 +7,7 @@ See `adapter.py` for sources and behaviour, `alerts.py` for the HTTP-XML notific
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.ncentral.adapter import NcentralAdapter, create_adapter
+from adapters.ncentral.adapter import ACTIONS, NcentralAdapter, create_adapter
 from adapters.ncentral.models import NcentralCredentials, NcentralOptions
 
 SPEC = AdapterSpec(
@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=NcentralOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    actions=ACTIONS,
     harness="adapters.ncentral.fake.harness:NcentralHarness",
 )
 

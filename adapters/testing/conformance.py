@@ -36,7 +36,9 @@ from adapters.base import (
     AdapterSpec,
     AlertEvent,
     ConfigurationUpdate,
+    EndpointPage,
     EndpointStatus,
+    PolledAlerts,
     PsaAdapter,
     RmmAdapter,
     Role,
@@ -117,16 +119,18 @@ def secrets_of(spec: AdapterSpec, credentials: dict[str, Any]) -> list[str]:
     ]
 
 
-async def endpoint_pages(
-    adapter: RmmAdapter, changed_since: datetime | None = None
-) -> list[list[EndpointStatus]]:
-    """Every page of an endpoint listing (the one place that knows what a page is)."""
-    return [list(page) async for page in adapter.iter_endpoint_pages(changed_since)]
+async def endpoint_pages(adapter: RmmAdapter, changed_since: datetime | None = None) -> list[EndpointPage]:
+    """Every page of an endpoint listing."""
+    return [page async for page in adapter.iter_endpoint_pages(changed_since)]
 
 
-def polled_events(result: Sequence[AlertEvent]) -> list[AlertEvent]:
-    """The events of a `poll_alerts` answer (the one place that knows its shape)."""
-    return list(result)
+def statuses_of(pages: Sequence[EndpointPage]) -> list[EndpointStatus]:
+    return [status for page in pages for status in page.statuses]
+
+
+def polled_events(result: PolledAlerts) -> list[AlertEvent]:
+    """The events of a `poll_alerts` answer."""
+    return list(result.events)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,9 +202,10 @@ class RmmConformance:
         self, adapter: RmmAdapter, world: RmmWorld
     ) -> None:
         pages = await endpoint_pages(adapter)
-        assert [len(page) for page in pages] == world.endpoint_page_sizes()
-        statuses = [status for page in pages for status in page]
+        assert [len(page.statuses) for page in pages] == world.endpoint_page_sizes()
+        statuses = statuses_of(pages)
         assert sorted(s.endpoint_id for s in statuses) == sorted(world.endpoints)
+        assert [s for page in pages for s in page.skipped] == []
         for status in statuses:
             seeded = world.endpoints[status.endpoint_id]
             assert (status.client_id, status.hostname) == (seeded.client_id, seeded.hostname)
@@ -211,9 +216,9 @@ class RmmConformance:
         cursor = world.cursor()
         changed = list(world.endpoints)[::7]  # spread over every page
         world.touch(changed)
-        statuses = [s for page in await endpoint_pages(adapter, cursor) for s in page]
+        statuses = statuses_of(await endpoint_pages(adapter, cursor))
         assert sorted(s.endpoint_id for s in statuses) == sorted(changed)
-        everything = [s for page in await endpoint_pages(adapter, None) for s in page]
+        everything = statuses_of(await endpoint_pages(adapter, None))
         assert len(everything) == len(world.endpoints)
 
     # -- alerts ---------------------------------------------------------------------------------
@@ -289,7 +294,7 @@ class RmmConformance:
         clean = world.calls(RmmOperation.LIST_ENDPOINTS)
         world.reset_calls()
         world.fail_next(RmmOperation.LIST_ENDPOINTS, 500, times=2)
-        statuses = [s for page in await endpoint_pages(adapter) for s in page]
+        statuses = statuses_of(await endpoint_pages(adapter))
         assert len(statuses) == len(world.endpoints)
         assert world.calls(RmmOperation.LIST_ENDPOINTS) == clean + 2
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ActionKind, ProblemKind
+from adapters.base import ActionKind, AdapterSpec, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
 from connector.infra import db
 from connector.infra.context import Services
+from connector.infra.errors import FieldError
 from connector.infra.jobs import queue
 from connector.models import Connection, Endpoint, EndpointAction, Problem
 
@@ -22,6 +23,21 @@ ADDRESSES: dict[ActionKind, tuple[ProblemKind, ...]] = {
     ActionKind.DEPLOY_AGENT: (ProblemKind.NOT_PROTECTED,),
 }
 """Which problems an action is meant to clear (the ticket's closing note names the action)."""
+
+
+def check_supported(spec: AdapterSpec | None, action: ActionKind) -> None:
+    """Refuse, before anything is queued, an action the connection's kind does not declare
+    (`AdapterSpec.actions`; None: the kind is no longer installed). Read from the declaration, so
+    no adapter is built and nothing is asked of the RMM."""
+    if spec is None:
+        raise FieldError("kind", "the connection's adapter kind is no longer installed")
+    if action not in spec.actions:
+        offered = ", ".join(sorted(a.value for a in spec.actions))
+        raise FieldError(
+            "action",
+            f"{spec.kind} cannot run '{action.value}' through its API"
+            + (f"; it supports: {offered}" if offered else ""),
+        )
 
 
 async def target_problem(session: AsyncSession, endpoint: Endpoint, action: ActionKind) -> Problem | None:

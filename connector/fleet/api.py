@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from adapters.base import ActionKind
-from connector.actions.service import request_action
+from connector.actions.service import check_supported, request_action
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.api.schemas import Offset
 from connector.fleet import stats as fleet_stats
@@ -269,14 +269,7 @@ async def post_action(
         raise FieldError("endpoint_id", "the endpoint is retired (no longer in the RMM)")
     connection = await session.get(Connection, row.rmm_connection_id)
     assert connection is not None
-    adapter = await services.adapters.rmm(connection)
-    supported = getattr(adapter, "supported_actions", None)
-    if supported is not None and body.action not in supported:
-        raise FieldError(
-            "action",
-            f"{connection.kind} cannot run '{body.action.value}' through its API"
-            + (f"; it supports: {', '.join(sorted(a.value for a in supported))}" if supported else ""),
-        )
+    check_supported(services.registry.get(connection.kind), body.action)
     if body.problem_id is not None:
         owned = await session.scalar(
             select(func.count())

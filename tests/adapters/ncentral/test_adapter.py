@@ -58,7 +58,7 @@ def make_adapter(
 
 
 async def collect(adapter: NcentralAdapter, since: datetime | None = None) -> list[list[EndpointStatus]]:
-    return [page async for page in adapter.iter_endpoint_pages(since)]
+    return [page.statuses async for page in adapter.iter_endpoint_pages(since)]
 
 
 def flat(pages: list[list[EndpointStatus]]) -> dict[str, EndpointStatus]:
@@ -373,10 +373,11 @@ async def test_malformed_devices_are_skipped_and_named(
     fake.corrupt_device(bad_time, lastApplianceCheckinTime="yesterday-ish", customerName=None)
     adapter = make_adapter(fake)
     with caplog.at_level(logging.WARNING, logger="adapters.ncentral"):
-        by_id = flat(await collect(adapter))
+        pages = [page async for page in adapter.iter_endpoint_pages(None)]
+    by_id = flat([page.statuses for page in pages])
     assert len(by_id) == 27
     assert str(bad_time) in by_id and by_id[str(bad_time)].last_seen_at is None
-    skipped = {(s.device_id, s.field) for s in adapter.last_skipped}
+    skipped = {(s.endpoint_id, s.field) for page in pages for s in page.skipped}
     assert skipped == {(str(no_customer), "customerId"), ("?", "deviceId"), (str(no_name), "longName")}
     assert f"N-central device {no_customer} skipped: customerId" in caplog.text
 
@@ -388,13 +389,14 @@ async def test_device_with_unreadable_service_states_keeps_its_identity(
     fake.break_status(malformed, "malformed")
     fake.break_status(missing, "missing")
     adapter = make_adapter(fake)
-    by_id = flat(await collect(adapter))
+    pages = [page async for page in adapter.iter_endpoint_pages(None)]
+    by_id = flat([page.statuses for page in pages])
     assert len(by_id) == 30
     for device_id in (malformed, missing):
         status = by_id[str(device_id)]
         assert status.product is None and status.protection_enabled is None and status.online is None
         assert status.hostname == fake.devices[device_id].name
-    assert {(e.device_id, e.field) for e in adapter.last_status_errors} == {
+    assert {(e.endpoint_id, e.field) for page in pages for e in page.skipped} == {
         (str(malformed), "data"),
         (str(missing), "service-monitor-status"),
     }
@@ -558,7 +560,6 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
     adapter = make_adapter(
         fake, options={"scan_item_id": 2001, "scan_parameters": {"Mode": "quick"}}, clock=fake.clock
     )
-    assert adapter.supported_actions == frozenset({ActionKind.SCAN})
     device = fake.devices[small.device_ids[5]]
     result = await adapter.run_action(str(device.id), ActionKind.SCAN)
     [task] = fake.tasks.values()
@@ -572,7 +573,7 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
 
 async def test_actions_the_api_cannot_run_are_unsupported(fake: NcentralFake, small: FleetSeed) -> None:
     adapter = make_adapter(fake)
-    assert adapter.supported_actions == frozenset()
+    assert SPEC.actions == frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
     with pytest.raises(UnsupportedActionError) as caught:
         await adapter.run_action(str(small.device_ids[0]), ActionKind.DEPLOY_AGENT)
     assert caught.value.field == "action"
