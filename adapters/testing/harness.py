@@ -10,7 +10,7 @@ demo never needs to know the vendor's API:
 - the ids seeded (clients and endpoints; companies, board/status/priority/type ids, agreements,
   the billable product);
 - state changes (an endpoint into trouble and out of it, endpoints changed after a cursor,
-  native alerts);
+  native alerts, an endpoint the adapter cannot read);
 - readers of what an adapter wrote (tickets with their notes and closed flag, configuration records
   as text, billing lines and their quantities);
 - fault injection by operation (fail the next call with a status, after applying it, as a timeout;
@@ -36,6 +36,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 import httpx
 
 from adapters.base import (
+    ActionKind,
     Adapter,
     AdapterSpec,
     BillingLine,
@@ -277,12 +278,29 @@ class RmmWorld(VendorWorld, Protocol):
         """The endpoint is healthy again and counts as changed."""
         ...
 
+    def break_endpoint(self, endpoint_id: str) -> bool:
+        """The endpoint stays listed but without a field the adapter needs to read it, from the next
+        listing on; False when the fake cannot serve such a record."""
+        ...
+
     def native_alert(self, endpoint_id: str, *, active: bool) -> NativeAlert | None:
         """A delivery in the vendor's own webhook format; None when the vendor has none."""
         ...
 
     def raise_polled_alert(self, endpoint_id: str) -> ProblemKind | None:
-        """An alert the next `poll_alerts` reports; None when the vendor pushes instead."""
+        """An alert the next `poll_alerts` reports; None when the vendor pushes instead. For a
+        vendor whose poll is a snapshot, `clear_trouble` ends it."""
+        ...
+
+    @property
+    def polls_snapshots(self) -> bool:
+        """Whether `poll_alerts` reads every open alert of the clients it names in `complete_for`
+        (a poll of alerts since a time, or a vendor that pushes, names none)."""
+        ...
+
+    def actions_run(self) -> list[tuple[str, ActionKind]]:
+        """The remote actions the fake was asked to run (endpoint id, action). The world's
+        connection configures whatever the declared actions need (script ids and the like)."""
         ...
 
     def calls(self, operation: RmmOperation) -> int: ...
