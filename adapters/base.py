@@ -238,6 +238,12 @@ class WebhookRequest(_Record):
 
 @runtime_checkable
 class Adapter(Protocol):
+    """Lifetime: the core builds one adapter object per connection and reuses it (across jobs and
+    requests, concurrently) until the connection changes; a restart, or any change to the
+    connection, builds a fresh one. An adapter may cache what makes calls cheaper (a token, a
+    discovered API address), but it keeps nothing the core needs across a rebuild: what a poll or a
+    listing means is said in what it returns, never in what an earlier call left behind."""
+
     async def test_connection(self) -> None:
         """Make one cheap authenticated call; raise an AdapterError describing what is wrong."""
 
@@ -333,7 +339,7 @@ to apply its outbound address policy; tests use it to route to the stateful fake
 
 @dataclass(frozen=True)
 class ConnectionContext:
-    """Everything an adapter is constructed from: one fresh adapter object per connection."""
+    """Everything an adapter is constructed from (see `Adapter` for how long the object lives)."""
 
     connection_id: str
     base_url: str
