@@ -16,6 +16,9 @@ demo never needs to know the vendor's API:
 - fault injection by operation (fail the next call with a status, after applying it, as a timeout;
   429 with `Retry-After`; persistent 429).
 
+A harness says whether `connector demo` stands its vendor up (`in_demo`), so the demo, the e2e
+matrix and the benchmarks iterate the installed kinds and name no vendor.
+
 Every name a seeded device gets comes from `device_name`, so an RMM world and a PSA world seeded with
 the same client names hold the same devices (the e2e matrix relies on it).
 
@@ -31,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import httpx
 
@@ -44,6 +47,7 @@ from adapters.base import (
     ProblemKind,
     PsaAdapter,
     RmmAdapter,
+    Role,
     TicketSpec,
     WebhookRequest,
 )
@@ -384,6 +388,11 @@ class RmmHarness(Protocol):
     @property
     def spec(self) -> AdapterSpec: ...
 
+    @property
+    def in_demo(self) -> bool:
+        """Whether `connector demo` stands this vendor up (with a share of the demo's clients)."""
+        ...
+
     def start(
         self,
         *,
@@ -401,6 +410,11 @@ class RmmHarness(Protocol):
 class PsaHarness(Protocol):
     @property
     def spec(self) -> AdapterSpec: ...
+
+    @property
+    def in_demo(self) -> bool:
+        """Whether `connector demo` stands this vendor up (the clients it gets become its companies)."""
+        ...
 
     def start(
         self,
@@ -427,6 +441,22 @@ def load_harness(spec: AdapterSpec) -> RmmHarness | PsaHarness:
     if not isinstance(harness, RmmHarness | PsaHarness) or harness.spec is not spec:
         raise TypeError(f"{spec.harness} is not a harness for adapter kind {spec.kind!r}")
     return harness
+
+
+def installed_harnesses(specs: Sequence[AdapterSpec]) -> tuple[list[RmmHarness], list[PsaHarness]]:
+    """The harnesses of these specs (e.g. `registry.all()`) that name one, RMMs and PSAs, by kind."""
+    rmms: list[RmmHarness] = []
+    psas: list[PsaHarness] = []
+    for spec in sorted(specs, key=lambda s: s.kind):
+        if not spec.harness:
+            continue
+        harness = load_harness(spec)
+        # The two protocols have the same member names, so the spec's role tells them apart.
+        if spec.role is Role.RMM:
+            rmms.append(cast(RmmHarness, harness))
+        else:
+            psas.append(cast(PsaHarness, harness))
+    return rmms, psas
 
 
 # ---------------------------------------------------------------------------------------------

@@ -148,6 +148,7 @@ class AutotaskHarness:
     zone itself. The EDR contract service starts at 0 seats, so billing adjusts it."""
 
     spec = SPEC
+    in_demo = False
 
     def start(
         self,

@@ -137,9 +137,10 @@ class AutomateWorld(FakeWorld[AutomateFake]):
 
 class AutomateHarness:
     """One Automate server; each client has one location holding its computers (Defender, current
-    definitions, online)."""
+    definitions, online); the connection runs the seeded scan and definitions scripts."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,

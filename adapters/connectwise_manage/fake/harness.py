@@ -142,6 +142,7 @@ class ManageHarness:
     any other base URL is an on-premises site that keeps its host."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,

@@ -140,6 +140,7 @@ class HaloHarness:
     """One Halo instance whose auth server and API share the base URL's host."""
 
     spec = SPEC
+    in_demo = False
 
     def start(
         self,

@@ -128,9 +128,10 @@ class NcentralWorld(FakeWorld[NcentralFake]):
 
 class NcentralHarness:
     """One N-central server; each client is a customer with one site holding its devices (AV
-    Defender, no threats, online)."""
+    Defender, no threats, online); the connection runs the seeded scan and definitions items."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,

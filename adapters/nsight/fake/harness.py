@@ -127,6 +127,7 @@ class NsightHarness:
     per site without paging, so `page_size` changes nothing."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,
