@@ -14,7 +14,7 @@ demo never needs to know the vendor's API:
 - readers of what an adapter wrote (tickets with their notes and closed flag, configuration records
   as text, billing lines and their quantities);
 - fault injection by operation (fail the next call with a status, after applying it, as a timeout;
-  429 with `Retry-After`; persistent 429).
+  429 with `Retry-After`; persistent 429), and a latency for every call (benchmarks).
 
 A harness says whether `connector demo` stands its vendor up (`in_demo`), so the demo, the e2e
 matrix and the benchmarks iterate the installed kinds and name no vendor.
@@ -381,6 +381,14 @@ class PsaWorld(VendorWorld, Protocol):
     def rate_limit(
         self, operation: PsaOperation, *, times: int | None = 1, retry_after: float = 1.0
     ) -> None: ...
+
+    def set_latency(self, seconds: float) -> None:
+        """Every call to the fake answers after `seconds` (benchmarks)."""
+        ...
+
+    def request_count(self, method: str | None = None) -> int:
+        """Requests the fake answered since `reset_calls`, of one HTTP method or all."""
+        ...
 
 
 @runtime_checkable
