@@ -99,13 +99,36 @@ class AlertEvent(_Record):
 
 
 class SkippedEndpoint(_Record):
-    """An endpoint an RMM listed but the adapter could not read into an `EndpointStatus` (a field
-    missing or malformed). Adapters that can skip endpoints expose the last listing's in
-    `skipped_endpoints`; the sync reports them and does not retire them."""
+    """An endpoint an RMM listed but the adapter could not read (fully) into an `EndpointStatus`: a
+    field missing or malformed. It travels on the page that listed it (`EndpointPage.skipped`); the
+    sync reports it by name and field and does not retire it (unreadable is not deleted)."""
 
     endpoint_id: str
     field: str
     message: str
+
+
+@dataclass(frozen=True)
+class EndpointPage:
+    """One vendor page of an endpoint listing: the statuses read, and the endpoints on that page the
+    adapter could not read. An endpoint whose identity was read but part of whose status was not may
+    be in both (its status then holds None for what could not be read)."""
+
+    statuses: list[EndpointStatus]
+    skipped: list[SkippedEndpoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PolledAlerts:
+    """What one `poll_alerts` call read.
+
+    `complete_for` names the clients this poll was a complete snapshot of: every alert currently
+    open on them is among `events`. The core clears the open polled problems of those clients that
+    are absent, so the adapter needs no memory of earlier polls. Empty for an RMM whose poll is not
+    a snapshot (a feed of alerts since a time) and for clients whose alerts could not be read."""
+
+    events: list[AlertEvent]
+    complete_for: frozenset[str] = frozenset()
 
 
 class ActionResult(_Record):
@@ -215,6 +238,12 @@ class WebhookRequest(_Record):
 
 @runtime_checkable
 class Adapter(Protocol):
+    """Lifetime: the core builds one adapter object per connection and reuses it (across jobs and
+    requests, concurrently) until the connection changes; a restart, or any change to the
+    connection, builds a fresh one. An adapter may cache what makes calls cheaper (a token, a
+    discovered API address), but it keeps nothing the core needs across a rebuild: what a poll or a
+    listing means is said in what it returns, never in what an earlier call left behind."""
+
     async def test_connection(self) -> None:
         """Make one cheap authenticated call; raise an AdapterError describing what is wrong."""
 
@@ -225,8 +254,9 @@ class Adapter(Protocol):
 class RmmAdapter(Adapter, Protocol):
     def list_clients(self) -> AsyncIterator[RmmClient]: ...
 
-    def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[list[EndpointStatus]]:
-        """Endpoints changed since the cursor (all when None), a vendor page at a time."""
+    def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[EndpointPage]:
+        """Endpoints changed since the cursor (all when None), a vendor page at a time, each page
+        with the endpoints on it that could not be read."""
         ...
 
     def verify_webhook(self, request: WebhookRequest, secret: str) -> bool | None:
@@ -238,11 +268,15 @@ class RmmAdapter(Adapter, Protocol):
         """Vendor-native alert body → events. Raise WebhookParseError naming what is wrong."""
         ...
 
-    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
-        """Alerts for vendors without push; an empty list for vendors that push."""
+    async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
+        """Alerts for vendors without push (`since` is the sync's cursor; a snapshot may ignore
+        it), and the clients the poll was complete for; nothing for vendors that push."""
         ...
 
-    async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult: ...
+    async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
+        """Ask the RMM to run one of the actions `AdapterSpec.actions` declares; any other action
+        (and one the connection's options leave unconfigured) raises UnsupportedActionError."""
+        ...
 
 
 @runtime_checkable
@@ -305,7 +339,7 @@ to apply its outbound address policy; tests use it to route to the stateful fake
 
 @dataclass(frozen=True)
 class ConnectionContext:
-    """Everything an adapter is constructed from: one fresh adapter object per connection."""
+    """Everything an adapter is constructed from (see `Adapter` for how long the object lives)."""
 
     connection_id: str
     base_url: str
@@ -329,6 +363,9 @@ class AdapterSpec:
     webhook_scheme: str = "generic"
     """How deliveries are authenticated: 'generic' = X-Connector-Signature HMAC or token."""
     default_base_url: str | None = None
+    actions: frozenset[ActionKind] = frozenset()
+    """The remote actions this RMM kind can run (`run_action`), declared so the core can refuse
+    any other before queuing it and show them without building an adapter."""
     harness: str | None = None
     """Import path of the test harness over this kind's fake (`"package.module:Class"`), loaded only
     by `adapters.testing.harness.load_harness`; None = the package ships no fake."""

@@ -1,10 +1,10 @@
 """Alert-to-ticket: 1,000 alerts over 200 endpoints through `POST /webhooks/…`, the job worker and
-the ConnectWise Manage adapter against the stateful Manage fake answering every call after 50 ms.
-Prints the time until the last ticket exists, tickets created (must equal distinct problems) and
-the PSA calls made.
+a PSA adapter against its stateful fake answering every call after 50 ms, for every installed PSA
+kind with a harness (or those named with `--psa`). Prints the time until the last ticket exists,
+tickets created (must equal distinct problems) and the PSA calls made.
 
     .venv/bin/python -m benchmarks.alert_to_ticket [--alerts 1000] [--endpoints 200] [--latency 0.05]
-        [--concurrency 8] [--backend sqlite|postgresql]
+        [--concurrency 8] [--backend sqlite|postgresql] [--psa KIND ...]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import asyncio
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -22,8 +21,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from adapters.base import ProblemKind
-from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
+from adapters.testing.harness import PsaHarness
+from benchmarks.tenant import add_psa_argument, build_tenant, calls_by_method, psa_harnesses
 from connector import runtime
 from connector.app import create_app
 from connector.infra import db
@@ -31,7 +31,6 @@ from connector.infra.security.apikeys import ApiRole
 from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
-from tests.e2e.stack import build_stack
 from tests.support.dummy_adapters import DUMMY_RMM
 from tests.support.vendors import VendorRouter
 
@@ -40,6 +39,11 @@ KINDS = [ProblemKind.THREAT_DETECTED, ProblemKind.PROTECTION_DISABLED, ProblemKi
 
 
 async def main(args: argparse.Namespace) -> None:
+    for harness in psa_harnesses(args.psa):
+        await one_psa(harness, args)
+
+
+async def one_psa(harness: PsaHarness, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         common = {"data_dir": Path(tmp), "secret_key": Fernet.generate_key().decode(), "run_worker": False}
         schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -62,13 +66,12 @@ async def main(args: argparse.Namespace) -> None:
                     tenant = await get_or_create_tenant(session, "default")
                     _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
                 clients = [f"c-{n}" for n in range(10)]
-                manage = ManageFake(is_cloud=True)
-                stack = await build_stack(
-                    client, services, vendors, {"Authorization": f"Bearer {key}"}, map_clients=tuple(clients),
-                    manage=manage,
-                )  # fmt: skip
-                manage.set_latency(args.latency)
-                manage.reset_calls()
+                psa = harness.start(companies=[f"Client {n}" for n in clients], devices_per_company=0)
+                stack = await build_tenant(client, {"Authorization": f"Bearer {key}"}, vendors, psa)
+                for client_id, company in zip(clients, psa.companies, strict=True):
+                    await stack.map_client(client_id, company)
+                psa.set_latency(args.latency)
+                psa.reset_calls()
 
                 problems = set()
                 started = time.perf_counter()
@@ -99,11 +102,10 @@ async def main(args: argparse.Namespace) -> None:
                     await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
                 await engine.dispose()
 
-    tickets = len(manage.tickets.all())
-    calls = Counter(key for key, count in manage.calls.items() for _ in range(count))
+    tickets = sum(len(psa.tickets(company)) for company in psa.companies)
     print(
-        f"{args.alerts} alerts over {args.endpoints} endpoints, PSA latency {args.latency * 1000:.0f} ms, "
-        f"worker concurrency {args.concurrency}, {args.backend}"
+        f"{harness.spec.kind}: {args.alerts} alerts over {args.endpoints} endpoints, PSA latency "
+        f"{args.latency * 1000:.0f} ms, worker concurrency {args.concurrency}, {args.backend}"
     )
     print(f"alerts accepted (202) in          {ingested:7.2f} s")
     print(f"last ticket exists after          {elapsed:7.2f} s   ({jobs} jobs run)")
@@ -111,9 +113,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"tickets created                   {tickets:7d}   {'OK' if tickets == len(problems) else 'MISMATCH'}"
     )
-    print(f"PSA calls                         {sum(calls.values()):7d}   " + ", ".join(
-        f"{k}: {v}" for k, v in sorted(calls.items())
-    ))  # fmt: skip
+    print(f"PSA calls                         {psa.request_count():7d}   {calls_by_method(psa)}")
 
 
 if __name__ == "__main__":
@@ -125,4 +125,5 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    add_psa_argument(parser)
     asyncio.run(main(parser.parse_args()))

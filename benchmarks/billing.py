@@ -1,9 +1,11 @@
 """Billing preview and push at scale: 100,000 endpoints over 2,000 clients, a 31-day month of daily
-usage, every client mapped to a company of the ConnectWise Manage fake. Prints preview time (direct
-and over HTTP, JSON and CSV), then the PSA calls of a first push, of a second push with nothing
+usage, every client mapped to a company (with an agreement to bill on) of a PSA fake, for every
+installed PSA kind with a harness (or those named with `--psa`). Prints preview time (direct and
+over HTTP, JSON and CSV), then the PSA calls of a first push, of a second push with nothing
 changed, and of a push after 1 % of the clients' usage changed.
 
     .venv/bin/python -m benchmarks.billing [--clients 2000] [--endpoints 100000] [--backend sqlite|postgresql]
+        [--psa KIND ...]
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, select, text, update
 
-from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
+from adapters.testing.harness import PsaHarness
+from benchmarks.tenant import add_psa_argument, build_tenant, calls_by_method, psa_harnesses
 from connector.app import create_app
 from connector.billing.service import build_preview, push
 from connector.infra import db
@@ -29,7 +32,6 @@ from connector.models import ClientMapping, Connection, UsageDaily
 from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
-from tests.e2e.stack import build_stack
 from tests.support.dummy_adapters import DUMMY_RMM
 from tests.support.vendors import VendorRouter
 
@@ -38,6 +40,11 @@ PERIOD = "2026-10"
 
 
 async def main(args: argparse.Namespace) -> None:
+    for harness in psa_harnesses(args.psa):
+        await one_psa(harness, args)
+
+
+async def one_psa(harness: PsaHarness, args: argparse.Namespace) -> None:
     per_client = args.endpoints // args.clients
     with tempfile.TemporaryDirectory() as tmp:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -53,7 +60,7 @@ async def main(args: argparse.Namespace) -> None:
         registry.add(DUMMY_RMM)
         services = build_services(settings, registry=registry, transport_factory=vendors.factory)
         app = create_app(services=services, migrate=False)
-        manage = ManageFake(is_cloud=True)
+        psa = harness.start(companies=[f"Client {c}" for c in range(args.clients)], devices_per_company=0)
         try:
             async with (
                 app.router.lifespan_context(app),
@@ -64,25 +71,21 @@ async def main(args: argparse.Namespace) -> None:
                     _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
                     tenant_id = tenant.id
                 headers = {"Authorization": f"Bearer {key}"}
-                stack = await build_stack(client, services, vendors, headers, map_clients=(), manage=manage)
-                rule = await client.post(
+                stack = await build_tenant(client, headers, vendors, psa)
+                await stack.post(
                     "/api/v1/billing-rules",
-                    headers=headers,
-                    json={
+                    {
                         "psa_connection_id": stack.psa["id"], "product": "acme edr",
                         "count_method": "average", "count_scope": "installed",
-                        "agreement_type": "Managed Services", "psa_product_id": "EDR-SEAT",
                         "unit_price": "4.50",
                         "cost_tiers": [
                             {"min_seats": 1, "unit_cost": "2.10"}, {"min_seats": 50001, "unit_cost": "1.60"}
                         ],
+                        **psa.billing_ids.rule_fields(),
                     },
                 )  # fmt: skip
-                assert rule.status_code == 201, rule.text
                 mappings, usage = [], []
-                for c in range(args.clients):
-                    company = manage.add_company(f"Client {c}")["id"]
-                    manage.add_agreement(company, "Managed Services")
+                for c, company in enumerate(psa.companies):
                     mappings.append(
                         {"id": uuid.uuid4().hex, "tenant_id": tenant_id, "rmm_connection_id": stack.rmm["id"],
                          "rmm_client_id": f"c-{c}", "psa_connection_id": stack.psa["id"],
@@ -100,8 +103,8 @@ async def main(args: argparse.Namespace) -> None:
                     await session.execute(insert(ClientMapping), mappings)
                     await session.execute(insert(UsageDaily), usage)
                 print(
-                    f"{args.endpoints} endpoints, {args.clients} clients, 31 days ({len(usage)} usage rows), "
-                    f"{args.backend}"
+                    f"{harness.spec.kind}: {args.endpoints} endpoints, {args.clients} clients, 31 days "
+                    f"({len(usage)} usage rows), {args.backend}"
                 )
                 started = time.perf_counter()
                 async with services.sessions() as session:
@@ -120,17 +123,16 @@ async def main(args: argparse.Namespace) -> None:
                     print(f"preview over HTTP, {accept:<16} {took:6.2f} s   {len(response.content)} bytes")
 
                 async def measured_push(label: str) -> None:
-                    manage.reset_calls()
+                    psa.reset_calls()
                     started = time.perf_counter()
                     _, results = await push(services, tenant_id, PERIOD)
                     actions: dict[str, int] = {}
                     for r in results:
                         actions[r.action] = actions.get(r.action, 0) + 1
-                    writes = manage.call_count("POST") + manage.call_count("PATCH")
                     took = time.perf_counter() - started
                     print(
-                        f"{label:<34} {took:6.2f} s   PSA calls {manage.call_count():5d} "
-                        f"(writes {writes:4d}, reads {manage.call_count('GET'):4d})   {actions}"
+                        f"{label:<34} {took:6.2f} s   PSA calls {psa.request_count():5d} "
+                        f"({calls_by_method(psa) or 'none'})   {actions}"
                     )
 
                 await measured_push("push #1 (every line new)")
@@ -162,4 +164,5 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--endpoints", type=int, default=100_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    add_psa_argument(parser)
     asyncio.run(main(parser.parse_args()))

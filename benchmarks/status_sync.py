@@ -1,10 +1,11 @@
 """Status sync at fleet scale: N endpoints in N/100 clients against an RMM answering each page after
-50 ms and the ConnectWise Manage fake answering each call after 50 ms. For each fleet size, prints
-wall time, peak RSS, RMM and PSA requests for: the first full sync, a second sync with nothing
-changed, and a sync with 1 % of the endpoints changed.
+50 ms and a PSA fake answering each call after 50 ms, for every installed PSA kind with a harness (or
+those named with `--psa`). For each fleet size, prints wall time, peak RSS, RMM and PSA requests
+for: the first full sync, a second sync with nothing changed, and a sync with 1 % of the endpoints
+changed.
 
     .venv/bin/python -m benchmarks.status_sync [--sizes 5000,50000] [--latency 0.05] [--map-share 0.1]
-        [--backend sqlite|postgresql]
+        [--backend sqlite|postgresql] [--psa KIND ...]
 
 `--map-share` is the share of clients mapped to a PSA company (their endpoints' configurations are
 written to the PSA); the rest are synced and evaluated but have no PSA side.
@@ -18,7 +19,6 @@ import resource
 import tempfile
 import time
 import uuid
-from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,8 +26,15 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from adapters.connectwise_manage.fake import ManageFake
 from adapters.registry import discover
+from adapters.testing.harness import PsaHarness, device_name
+from benchmarks.tenant import (
+    CONFIGURATION_FIELDS,
+    add_psa_argument,
+    build_tenant,
+    calls_by_method,
+    psa_harnesses,
+)
 from connector import runtime
 from connector.app import create_app
 from connector.infra import db
@@ -37,7 +44,6 @@ from connector.runtime import build_services
 from connector.settings import Settings
 from connector.sync.run import execute_run, start_run
 from connector.tenants.service import create_api_key, get_or_create_tenant
-from tests.e2e.stack import build_stack
 from tests.support.fleet_rmm import FLEET_RMM, FLEETS, FleetFake
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -74,10 +80,25 @@ class PeakRss:
         self.peak = max(self.peak, rss_mb())
 
 
-async def one_size(size: int, args: argparse.Namespace) -> None:
+async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> None:
     clients = max(1, size // 100)
+    per_client = size // clients
+    mapped = max(1, int(clients * args.map_share))
     fleet = FleetFake(page_size=1000, latency=args.latency)
-    fleet.seed(clients, size // clients)
+    fleet.seed(clients, per_client)
+    # The mapped clients' PSA companies hold a configuration record per endpoint, by hostname.
+    psa = harness.start(
+        companies=[f"Bench client {c}" for c in range(mapped)],
+        devices_per_company=per_client,
+        configuration_fields=CONFIGURATION_FIELDS,
+    )
+    for c, name in enumerate(psa.companies.values()):
+        for e in range(per_client):
+            status = fleet.endpoints[f"ep-{c}-{e}"]
+            fleet.put(
+                status.model_copy(update={"hostname": device_name(name, e)}),
+                fleet.modified[status.endpoint_id],
+            )
     host = f"fleet-{uuid.uuid4().hex[:8]}.example.com"
     FLEETS[host] = fleet
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,8 +117,6 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
         registry.add(FLEET_RMM)
         services = build_services(settings, registry=registry, transport_factory=vendors.factory)
         app = create_app(services=services, migrate=False)
-        manage = ManageFake(is_cloud=True)
-        manage.requests = deque(maxlen=100)  # the fake's request log would otherwise grow with the fleet
         try:
             async with (
                 app.router.lifespan_context(app),
@@ -106,20 +125,13 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
                 async with db.transaction(services.sessions) as session:
                     tenant = await get_or_create_tenant(session, "default")
                     _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
-                stack = await build_stack(
-                    client, services, vendors, {"Authorization": f"Bearer {key}"}, rmm_kind="fleet_rmm",
-                    rmm_credentials={"token": "t"}, rmm_base_url=f"https://{host}", map_clients=(),
-                    manage=manage,
+                stack = await build_tenant(
+                    client, {"Authorization": f"Bearer {key}"}, vendors, psa, rmm_kind="fleet_rmm",
+                    rmm_credentials={"token": "t"}, rmm_base_url=f"https://{host}",
                 )  # fmt: skip
-                mapped = max(1, int(clients * args.map_share))
-                for c in range(mapped):
-                    company = manage.add_company(f"Bench client {c}")["id"]
-                    await stack.map_client(f"c-{c}", company)
-                    for e in range(size // clients):
-                        manage.add_configuration(
-                            company, f"WS-{c:02d}-{e:03d}", serial_number=f"SN{c:02d}{e:04d}"
-                        )
-                manage.set_latency(args.latency)
+                for c, (company, name) in enumerate(psa.companies.items()):
+                    await stack.map_client(f"c-{c}", company, name)
+                psa.set_latency(args.latency)
                 async with services.sessions() as session:
                     connection = await session.get(Connection, stack.rmm["id"])
                 assert connection is not None
@@ -128,10 +140,11 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
 
                 gc.collect()
                 baseline = rss_mb()
-                print(f"{size:>7} RSS with the fakes seeded (baseline): {baseline:.0f} MB")
+                kind = harness.spec.kind
+                print(f"{kind}, {size} endpoints: RSS with the fakes seeded (baseline) {baseline:.0f} MB")
 
                 async def run(label: str) -> None:
-                    manage.reset_calls()
+                    psa.reset_calls()
                     fleet.page_requests = 0
                     started = time.perf_counter()
                     with PeakRss() as peak:
@@ -141,12 +154,11 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
                         synced = time.perf_counter() - started
                         jobs = await runtime.worker(services, concurrency=8).run_until_idle()
                         elapsed = time.perf_counter() - started
-                    writes = manage.call_count("PATCH") + manage.call_count("POST")
                     print(
                         f"{size:>7} {label:<22} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
                         f"peak RSS {peak.peak:5.0f} MB (+{peak.peak - baseline:4.0f} over baseline)   "
                         f"RMM requests {fleet.page_requests:5d}   "
-                        f"PSA requests {manage.call_count():6d} (writes {writes:5d})   "
+                        f"PSA requests {psa.request_count():6d} ({calls_by_method(psa) or 'none'})   "
                         f"changed {done.endpoints_changed:6d}   "
                         f"problems +{done.problems_opened} ({jobs} jobs)"
                     )
@@ -170,8 +182,9 @@ async def one_size(size: int, args: argparse.Namespace) -> None:
 async def main(args: argparse.Namespace) -> None:
     print(f"RMM page size 1000, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
           f"{args.map_share:.0%} of clients mapped to the PSA, {args.backend}")  # fmt: skip
-    for size in (int(s) for s in args.sizes.split(",")):
-        await one_size(size, args)
+    for harness in psa_harnesses(args.psa):
+        for size in (int(s) for s in args.sizes.split(",")):
+            await one_size(harness, size, args)
 
 
 if __name__ == "__main__":
@@ -182,4 +195,5 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--map-share", type=float, default=0.1)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    add_psa_argument(parser)
     asyncio.run(main(parser.parse_args()))

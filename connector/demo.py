@@ -1,9 +1,12 @@
 """`connector demo`: the whole product on a fresh SQLite file, against in-process stateful fakes of
 the vendor APIs, seeded like a small MSP — without any vendor credentials.
 
-The fakes answer on reserved `.invalid` host names; the demo's transport factory routes those names
-to the fakes, so the adapters speak their real wire protocols end to end. Everything is created
-through the public HTTP API, exactly as an engineer would.
+Which vendors take part is the installed kinds' business: every kind whose test harness
+(`AdapterSpec.harness`, see `adapters/testing/harness.py`) says it belongs in the demo (`in_demo`)
+gets a share of the clients — the RMMs their endpoints, the PSAs their companies — so an installed
+vendor joins the demo without a change here. The fakes answer on reserved `.invalid` host names;
+the demo's transport factory routes those names to the fakes, so the adapters speak their real wire
+protocols end to end. Everything is created through the public HTTP API, exactly as an engineer would.
 """
 
 from __future__ import annotations
@@ -11,18 +14,23 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from sqlalchemy import select
 
-from adapters.connectwise_manage.fake import ManageFake
+from adapters.base import AdapterSpec
+from adapters.registry import AdapterRegistry
+from adapters.testing.harness import PsaWorld, RmmWorld, VendorWorld, installed_harnesses
 from connector.app import create_app
 from connector.infra import db
 from connector.infra.security.apikeys import ApiRole
+from connector.models import HealthDaily
 from connector.runtime import background_components, build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
@@ -34,7 +42,14 @@ CLIENT_NAMES = [
     "Pinecrest Hotel", "Quarry Construction", "Riverside Church", "Summit Fitness", "Tidewater Brewing",
     "Union Street Bakery", "Valley Orthopedics", "Westgate Motors", "Yellowstone Travel", "Zenith Print",
 ]  # fmt: skip
-MANAGE_SITE = "https://psa.demo.invalid"
+TROUBLE_SHARE = 0.04
+"""The share of endpoints seeded with a problem."""
+PRICES = (("6.00", "2.50"), ("3.00", "1.10"), ("3.50", "1.40"))
+"""Unit price and cost of the billing rule of each product the RMMs report, in turn."""
+
+SUMMARY_TEMPLATE = "{problem_title} on {hostname} ({client})"
+
+T = TypeVar("T")
 
 
 class Router(httpx.AsyncBaseTransport):
@@ -42,6 +57,11 @@ class Router(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self.hosts: dict[str, httpx.AsyncBaseTransport] = {}
+
+    def add(self, world: VendorWorld) -> None:
+        transport = world.transport()
+        for host in world.hosts:
+            self.hosts[host] = transport
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.hosts.get(request.url.host)
@@ -55,119 +75,13 @@ class Router(httpx.AsyncBaseTransport):
 
 @dataclass
 class DemoRmm:
-    kind: str
     name: str
-    base_url: str
-    credentials: dict[str, Any]
-    transport: httpx.AsyncBaseTransport
-    hosts: list[str]
-    endpoints: int = 0
+    world: RmmWorld
     in_trouble: int = 0
 
-
-Seeder = Callable[[list[str], int, random.Random], DemoRmm]
-
-
-def seed_nsight(clients: list[str], per_client: int, rng: random.Random) -> DemoRmm:
-    from adapters.nsight.fake import NsightFake
-
-    fake = NsightFake(now=datetime.now(UTC))
-    demo = DemoRmm(
-        "nsight",
-        "N-sight",
-        "https://nsight.demo.invalid",
-        fake.credentials(),
-        fake.transport(),
-        ["nsight.demo.invalid"],
-    )
-    for name in clients:
-        client = fake.add_client(name)
-        site = fake.add_site(client.id, "Head Office")
-        for n in range(per_client):
-            device = fake.add_device(site.id, f"{name.split()[0].upper()[:6]}-NS{n + 1:03d}")
-            demo.endpoints += 1
-            roll = rng.random()
-            if roll < 0.03:
-                fake.set_av_state(device.id, threats=1)
-                demo.in_trouble += 1
-            elif roll < 0.06:
-                fake.set_av_state(device.id, definitions_current=False)
-                demo.in_trouble += 1
-    return demo
-
-
-def seed_automate(clients: list[str], per_client: int, rng: random.Random) -> DemoRmm:
-    from datetime import timedelta
-
-    from adapters.connectwise_automate.fake import AutomateFake
-
-    fake = AutomateFake(now=datetime.now(UTC))
-    demo = DemoRmm(
-        "connectwise_automate",
-        "ConnectWise Automate",
-        "https://automate.demo.invalid",
-        fake.credentials(),
-        fake.transport(),
-        ["automate.demo.invalid"],
-    )
-    products = ["Microsoft Defender Antivirus", "SentinelOne Agent", "Sophos Endpoint"]
-    for name in clients:
-        client = fake.add_client(name)
-        location = fake.add_location(client.id)
-        product = products[rng.randrange(len(products))]
-        for n in range(per_client):
-            roll = rng.random()
-            demo.endpoints += 1
-            if roll < 0.02:
-                fake.add_computer(location.id, f"{name.split()[0].upper()[:6]}-AU{n + 1:03d}", product=None)
-                demo.in_trouble += 1
-            elif roll < 0.05:
-                fake.add_computer(
-                    location.id,
-                    f"{name.split()[0].upper()[:6]}-AU{n + 1:03d}",
-                    product=product,
-                    definitions_age=timedelta(days=rng.randint(5, 20)),
-                )
-                demo.in_trouble += 1
-            else:
-                fake.add_computer(
-                    location.id, f"{name.split()[0].upper()[:6]}-AU{n + 1:03d}", product=product
-                )
-    return demo
-
-
-def seed_ncentral(clients: list[str], per_client: int, rng: random.Random) -> DemoRmm:
-    from adapters.ncentral.fake import THREAT_SERVICE, NcentralFake
-
-    fake = NcentralFake(now=datetime.now(UTC))
-    demo = DemoRmm(
-        "ncentral", "N-central", "https://ncentral.demo.invalid", fake.credentials(), fake.transport(),
-        ["ncentral.demo.invalid"],
-    )  # fmt: skip
-    for name in clients:
-        customer = fake.add_customer(name)
-        site = fake.add_site(customer.id)
-        for n in range(per_client):
-            device = fake.add_device(
-                customer.id, f"{name.split()[0].upper()[:6]}-NC{n + 1:03d}", site_id=site.id
-            )
-            demo.endpoints += 1
-            roll = rng.random()
-            if roll < 0.02:
-                fake.set_service(device.id, THREAT_SERVICE, "Failed")
-                demo.in_trouble += 1
-            elif roll < 0.04:
-                fake.set_service(device.id, "AV Defender Status", "Failed")
-                demo.in_trouble += 1
-    return demo
-
-
-SEEDERS: dict[str, Seeder] = {
-    "connectwise_automate": seed_automate,
-    "ncentral": seed_ncentral,
-    "nsight": seed_nsight,
-}
-"""Demo RMMs by kind; each seeds its own fake with a share of the clients."""
+    @property
+    def endpoints(self) -> int:
+        return len(self.world.endpoints)
 
 
 @dataclass
@@ -175,110 +89,139 @@ class DemoWorld:
     settings: Settings
     api_key: str
     rmms: list[DemoRmm] = field(default_factory=list)
-    manage: ManageFake | None = None
+    psas: list[PsaWorld] = field(default_factory=list)
+
+
+def demo_url(spec: AdapterSpec) -> str:
+    return f"https://{spec.kind.replace('_', '-')}.demo.invalid"
+
+
+def shares(items: Sequence[T], parts: int) -> list[list[T]]:
+    """`items` in `parts` contiguous runs of (nearly) equal length; the last ones may be empty."""
+    size = max(1, -(-len(items) // max(1, parts)))
+    return [list(items[n * size : (n + 1) * size]) for n in range(parts)]
+
+
+def put_some_in_trouble(world: RmmWorld, rng: random.Random) -> int:
+    """About `TROUBLE_SHARE` of the world's endpoints develop one of the problems its fake can cause."""
+    kinds = world.trouble_kinds
+    troubled = 0
+    for endpoint_id in world.endpoints:
+        if rng.random() < TROUBLE_SHARE:
+            world.put_in_trouble(endpoint_id, kinds[rng.randrange(len(kinds))])
+            troubled += 1
+    return troubled
 
 
 async def seed(
-    client: httpx.AsyncClient, headers: dict[str, str], router: Router, *, per_client: int
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    router: Router,
+    registry: AdapterRegistry,
+    *,
+    per_client: int,
 ) -> DemoWorld:
     """Create the demo MSP through the HTTP API; returns what was built."""
     rng = random.Random(20261122)  # noqa: S311 - reproducible demo data
-    manage = ManageFake(is_cloud=False)
-    seeded = manage.seed_demo(companies=len(CLIENT_NAMES))
-    for company_id, name in zip(seeded.company_ids, CLIENT_NAMES, strict=True):
-        manage.companies.rows[company_id]["name"] = name
-    router.hosts["psa.demo.invalid"] = manage.transport()
-
-    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await client.post(path, json=body, headers=headers)
-        if response.status_code >= 300:
-            raise RuntimeError(f"demo setup: POST {path} answered {response.status_code}: {response.text}")
-        result: dict[str, Any] = response.json()
-        return result
-
-    psa = await post(
-        "/api/v1/connections",
-        {
-            "name": "ConnectWise Manage",
-            "kind": "connectwise_manage",
-            "base_url": MANAGE_SITE,
-            "credentials": manage.credentials(),
-            "options": {"codebase": "v2025_1/"},
-        },
-    )
-    await post(
-        "/api/v1/ticket-rules",
-        {
-            "psa_connection_id": psa["id"],
-            "board_id": str(seeded.board_id),
-            "priority_id": str(seeded.priority_ids["Priority 2 - High"]),
-            "type_id": str(seeded.type_ids["Security Alert"]),
-            "status_new_id": str(seeded.new_status_id),
-            "status_closed_id": str(seeded.closed_status_id),
+    rmm_harnesses, psa_harnesses = installed_harnesses(registry.all())
+    built = DemoWorld(settings=Settings(), api_key="")
+    psa_ids: list[str] = []
+    in_demo = [h for h in psa_harnesses if h.in_demo]
+    for psa_harness, companies in zip(in_demo, shares(CLIENT_NAMES, len(in_demo)), strict=True):
+        if not companies:
+            continue
+        url = demo_url(psa_harness.spec)
+        psa = psa_harness.start(companies=companies, devices_per_company=0, base_url=url)
+        router.add(psa)
+        created = await _post(client, headers, "/api/v1/connections", psa.connection.as_json())
+        rule = {
             "summary_template": "{problem_title} on {hostname} ({client})",
-        },
-    )
-    for product, psa_product, price, tiers in (
-        ("SentinelOne", "EDR-SEAT", "6.00", [("1", "2.50"), ("500", "2.10")]),
-        ("Defender", "AV-SEAT", "3.00", [("1", "1.10")]),
-        ("Sophos", "AV-SEAT", "3.50", [("1", "1.40"), ("250", "1.20")]),
-    ):
-        await post(
-            "/api/v1/billing-rules",
-            {
-                "psa_connection_id": psa["id"],
-                "product": product,
-                "count_scope": "installed",
-                "count_method": "peak",
-                "agreement_type": "Managed Services",
-                "psa_product_id": psa_product,
-                "description": f"{product} endpoint security (per endpoint)",
-                "unit_price": price,
-                "cost_tiers": [{"min_seats": int(m), "unit_cost": c} for m, c in tiers],
-            },
-        )
-    kinds = [
-        k
-        for k in SEEDERS
-        if k in {a["kind"] for a in (await client.get("/api/v1/adapters", headers=headers)).json()}
-    ]
-    world_rmms: list[DemoRmm] = []
-    share = max(1, -(-len(CLIENT_NAMES) // max(1, len(kinds))))
-    for index, kind in enumerate(kinds):
-        clients = CLIENT_NAMES[index * share : (index + 1) * share]
+            **psa.ticket_ids.rule_fields(),
+        }
+        await _post(client, headers, "/api/v1/ticket-rules", {"psa_connection_id": created["id"], **rule})
+        built.psas.append(psa)
+        psa_ids.append(created["id"])
+
+    rmms_in_demo = [h for h in rmm_harnesses if h.in_demo]
+    for rmm_harness, clients in zip(rmms_in_demo, shares(CLIENT_NAMES, len(rmms_in_demo)), strict=True):
         if not clients:
             continue
-        rmm = SEEDERS[kind](clients, per_client, rng)
-        for host in rmm.hosts:
-            router.hosts[host] = rmm.transport
-        created = await post(
-            "/api/v1/connections",
-            {"name": rmm.name, "kind": rmm.kind, "base_url": rmm.base_url, "credentials": rmm.credentials},
+        url = demo_url(rmm_harness.spec)
+        world = rmm_harness.start(clients=clients, endpoints_per_client=per_client, base_url=url)
+        rmm = DemoRmm(name=rmm_harness.spec.title, world=world, in_trouble=put_some_in_trouble(world, rng))
+        router.add(world)
+        created = await _post(client, headers, "/api/v1/connections", world.connection.as_json())
+        for psa_id in psa_ids:
+            await _map_by_name(client, headers, created["id"], psa_id)
+        await _post(client, headers, "/api/v1/sync-runs", {"connection_id": created["id"]})
+        built.rmms.append(rmm)
+    return built
+
+
+async def _post(client: httpx.AsyncClient, headers: dict[str, str], path: str, body: dict[str, Any]) -> Any:
+    """POST through the public API; the parsed answer (any 3xx/4xx/5xx stops the demo's setup)."""
+    response = await client.post(path, json=body, headers=headers)
+    if response.status_code >= 300:
+        raise RuntimeError(f"demo setup: POST {path} answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+async def _map_by_name(client: httpx.AsyncClient, headers: dict[str, str], rmm_id: str, psa_id: str) -> None:
+    """Accept the mapping suggestions that match clients to companies by name."""
+    suggestions = (
+        await client.get(
+            "/api/v1/client-mappings/suggestions",
+            params={"rmm_connection_id": rmm_id, "psa_connection_id": psa_id},
+            headers=headers,
         )
-        suggestions = (
-            await client.get(
-                "/api/v1/client-mappings/suggestions",
-                params={"rmm_connection_id": created["id"], "psa_connection_id": psa["id"]},
-                headers=headers,
-            )
-        ).json()
-        for suggestion in suggestions:
-            if float(suggestion["score"]) < 0.8:
-                continue
-            await post(
-                "/api/v1/client-mappings",
+    ).json()
+    for suggestion in suggestions:
+        if float(suggestion["score"]) < 0.8:
+            continue
+        await _post(
+            client,
+            headers,
+            "/api/v1/client-mappings",
+            {
+                "rmm_connection_id": rmm_id,
+                "rmm_client_id": suggestion["rmm_client_id"],
+                "rmm_client_name": suggestion.get("rmm_client_name"),
+                "psa_connection_id": psa_id,
+                "psa_company_id": suggestion["psa_company_id"],
+                "psa_company_name": suggestion.get("psa_company_name"),
+            },
+        )
+
+
+async def add_billing_rules(client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld) -> None:
+    """A billing rule per product the RMMs report, on each PSA's billable product. Run after the
+    syncs: the products are whatever the fakes' endpoints run."""
+    endpoints = (await client.get("/api/v1/endpoints", params={"limit": "5000"}, headers=headers)).json()
+    products = sorted({e["product"] for e in endpoints if e.get("product")})
+    connections = (await client.get("/api/v1/connections", headers=headers)).json()
+    for psa in world.psas:
+        psa_id = next(c["id"] for c in connections if c["base_url"] == psa.connection.base_url)
+        for n, product in enumerate(products):
+            price, cost = PRICES[n % len(PRICES)]
+            volume_cost = (Decimal(cost) * Decimal("0.85")).quantize(Decimal("0.01"))
+            await _post(
+                client,
+                headers,
+                "/api/v1/billing-rules",
                 {
-                    "rmm_connection_id": created["id"],
-                    "rmm_client_id": suggestion["rmm_client_id"],
-                    "rmm_client_name": suggestion.get("rmm_client_name"),
-                    "psa_connection_id": psa["id"],
-                    "psa_company_id": suggestion["psa_company_id"],
-                    "psa_company_name": suggestion.get("psa_company_name"),
+                    "psa_connection_id": psa_id,
+                    "product": product,
+                    "count_scope": "installed",
+                    "count_method": "peak",
+                    "description": f"{product} endpoint security (per endpoint)",
+                    "unit_price": price,
+                    "cost_tiers": [
+                        {"min_seats": 1, "unit_cost": cost},
+                        {"min_seats": 500, "unit_cost": str(volume_cost)},
+                    ],
+                    **psa.billing_ids.rule_fields(),
                 },
             )
-        await post("/api/v1/sync-runs", {"connection_id": created["id"]})
-        world_rmms.append(rmm)
-    return DemoWorld(settings=Settings(), api_key="", rmms=world_rmms, manage=manage)
 
 
 def run(
@@ -331,16 +274,18 @@ def run(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://demo"
         ) as client:
-            world = await seed(client, headers, router, per_client=per_client)
+            world = await seed(client, headers, router, services.registry, per_client=per_client)
             await _wait_for_syncs(client, headers)
+            await add_billing_rules(client, headers, world)
             await _replay_alerts(client, headers)
         await _sample_history(services)
         endpoints = sum(r.endpoints for r in world.rmms)
+        psas = ", ".join(f"{p.spec.title} ({len(p.companies)} companies)" for p in world.psas)
         out(
             "\n  connector demo is running with simulated vendor systems:\n"
             f"    RMMs: {', '.join(r.name for r in world.rmms) or 'none installed'} "
             f"({endpoints} endpoints, {sum(r.in_trouble for r in world.rmms)} in trouble), "
-            f"PSA: ConnectWise Manage ({len(CLIENT_NAMES)} companies)\n\n"
+            f"PSA: {psas or 'none installed'}\n\n"
             f"    Dashboard: http://{host}:{port}/\n"
             f"    API docs:  http://{host}:{port}/docs\n"
             f"    Admin API key (sign in with it): {key}\n\n"
@@ -364,12 +309,6 @@ async def _wait_for_syncs(client: httpx.AsyncClient, headers: dict[str, str], li
 async def _sample_history(services: Any, days: int = 29) -> None:
     """Sample daily health for the past `days` days, drifting toward today's real counts, so the
     dashboard's trend has a shape on first start (demo data only)."""
-    from datetime import timedelta
-
-    from sqlalchemy import select
-
-    from connector.models import HealthDaily
-
     rng = random.Random(7)  # noqa: S311 - reproducible demo data
     today = datetime.now(UTC).date()
     async with db.transaction(services.sessions) as session:

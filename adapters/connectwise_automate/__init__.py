@@ -7,7 +7,7 @@ for the stateful fake used by tests and demos.
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.connectwise_automate.adapter import ConnectWiseAutomateAdapter, create_adapter
+from adapters.connectwise_automate.adapter import ACTIONS, ConnectWiseAutomateAdapter, create_adapter
 from adapters.connectwise_automate.models import AutomateCredentials, AutomateOptions
 
 SPEC = AdapterSpec(
@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=AutomateOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    actions=ACTIONS,
     harness="adapters.connectwise_automate.fake.harness:AutomateHarness",
 )
 

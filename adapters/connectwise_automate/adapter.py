@@ -41,9 +41,16 @@ cursor; an agent only reports new antivirus data when it checks in, so this miss
 Online→Offline flip of an agent that stopped checking in before the cursor, which the core's
 offline check (age of `last_seen_at`) and its daily full pass cover.
 
+Malformed data: a computer row that cannot be read, or has no `Id` or `Client.Id`, is skipped with a
+warning and reported in its page's `skipped` (with the field; `?` as the id when there is none).
+
 Alerts: `poll_alerts(since)` reads `/Alerts` with `AlertDate >= since` (plus `alert_condition`) and
 returns an active event per security alert (see `alerts.py`); Automate's API shows no cleared state,
-so clears come from status observations or from a template posting `Status: Success`.
+so clears come from status observations or from a template posting `Status: Success`. The alerts
+since a time are not a snapshot of what is open, so the poll is complete for no client.
+
+Actions (`ACTIONS`): scan and definitions update, each a script the connection's options name; an
+action whose script is not configured raises `UnsupportedActionError` naming the option.
 """
 
 from __future__ import annotations
@@ -64,8 +71,11 @@ from adapters.base import (
     ActionResult,
     AlertEvent,
     ConnectionContext,
+    EndpointPage,
     EndpointStatus,
+    PolledAlerts,
     RmmClient,
+    SkippedEndpoint,
     WebhookRequest,
 )
 from adapters.common import server_root, settings_as
@@ -114,6 +124,8 @@ FALLBACK_TOKEN_LIFETIME = timedelta(minutes=10)
 """Used when `ExpirationDate` is missing or already past by our clock (server clock or zone skew):
 short, so a renewal comes early; a 401 renews anyway."""
 MAX_PAGES = 100_000
+ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
+"""What this adapter runs (a configured script each); agents are deployed with Automate's installers."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -356,6 +368,21 @@ class ConnectWiseAutomateAdapter:
             log.warning("Automate %s %s skipped: %s: %s", what, row.get("Id", "?"), where, first["msg"])
             return None
 
+    def _computer_status(self, row: Mapping[str, Any]) -> EndpointStatus | SkippedEndpoint:
+        """A `/Computers` row → its status, or what made it unreadable."""
+        try:
+            computer = ComputerRead.model_validate(row)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "computer"
+            log.warning("Automate computer %s skipped: %s: %s", row.get("Id", "?"), where, first["msg"])
+            return SkippedEndpoint(endpoint_id=str(row.get("Id") or "?"), field=where, message=first["msg"])
+        status = self.endpoint_status(computer)
+        if status is not None:
+            return status
+        missing = "Id" if not computer.Id else "Client.Id"
+        return SkippedEndpoint(endpoint_id=computer.Id or "?", field=missing, message="missing")
+
     async def test_connection(self) -> None:
         """A fresh token, then one page of one computer."""
         await self._ensure_token(force=True)
@@ -405,23 +432,22 @@ class ConnectWiseAutomateAdapter:
             last_seen_at=parse_time(computer.RemoteAgentLastContact, self._tz),
         )
 
-    async def iter_endpoint_pages(
-        self, changed_since: datetime | None
-    ) -> AsyncIterator[list[EndpointStatus]]:
-        """One list per vendor page of computers (see the module docstring for the filter)."""
+    async def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[EndpointPage]:
+        """One page per vendor page of computers (see the module docstring for the filter)."""
         condition = cond.and_(
             self._options.computer_condition,
             self.changed_condition(changed_since) if changed_since is not None else None,
         )
         include = COMPUTER_FIELDS if self._options.include_fields else None
         async for rows in self._pages("/Computers", condition=condition or None, include_fields=include):
-            page: list[EndpointStatus] = []
+            page = EndpointPage(statuses=[])
             for row in rows:
-                computer = self._parse(ComputerRead, row, "computer")
-                status = self.endpoint_status(computer) if computer is not None else None
-                if status is not None:
-                    page.append(status)
-            if page:
+                read = self._computer_status(row)
+                if isinstance(read, SkippedEndpoint):
+                    page.skipped.append(read)
+                else:
+                    page.statuses.append(read)
+            if page.statuses or page.skipped:
                 yield page
 
     # -- alerts ----------------------------------------------------------------------------------
@@ -433,7 +459,7 @@ class ConnectWiseAutomateAdapter:
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
         return alerts.parse_body(request, lambda value: parse_time(value, self._tz))
 
-    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
+    async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
         condition = cond.and_(
             self._options.alert_condition,
             cond.compare("AlertDate", ">=", since, self._tz) if since is not None else None,
@@ -448,23 +474,23 @@ class ConnectWiseAutomateAdapter:
                 event = alerts.polled_event(alert, lambda v: parse_time(v, self._tz), now)
                 if event is not None:
                     events[event.event_id] = event
-        return list(events.values())
+        return PolledAlerts(events=list(events.values()))
 
     # -- actions ---------------------------------------------------------------------------------
 
     def _script_for(self, action: ActionKind) -> tuple[int, dict[str, str]]:
         opts = self._options
-        if action is ActionKind.SCAN:
-            script, params, option = opts.scan_script_id, opts.scan_script_parameters, "scan_script_id"
-        elif action is ActionKind.UPDATE_DEFINITIONS:
-            script, params = opts.definitions_script_id, opts.definitions_script_parameters
-            option = "definitions_script_id"
-        else:
+        if action not in ACTIONS:
             raise UnsupportedActionError(
                 f"Automate runs no {action.value!r} through this connector; deploy agents with "
                 "Automate's own installers",
                 field="action",
             )
+        if action is ActionKind.SCAN:
+            script, params, option = opts.scan_script_id, opts.scan_script_parameters, "scan_script_id"
+        else:
+            script, params = opts.definitions_script_id, opts.definitions_script_parameters
+            option = "definitions_script_id"
         if script is None:
             raise UnsupportedActionError(
                 f"no Automate script is configured for {action.value!r}; set the connection option {option}",
@@ -515,6 +541,7 @@ def create_adapter(ctx: ConnectionContext) -> ConnectWiseAutomateAdapter:
 
 
 __all__ = [
+    "ACTIONS",
     "API_PATH",
     "COMPUTER_FIELDS",
     "ConnectWiseAutomateAdapter",

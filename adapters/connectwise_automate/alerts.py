@@ -1,29 +1,25 @@
-"""Automate alerts → alert events: the `GET /Alerts` rows the adapter polls, and the two bodies its
-webhook accepts.
+"""Automate alerts → alert events: the `GET /Alerts` rows the adapter polls, and the alert-template
+body its webhook accepts.
 
 Automate has no outbound webhook of its own (vendor-notes/rmm.md §1.5); a monitor's alert template can
 run a script that POSTs to the connection's webhook URL (with the secret as `X-Connector-Token` or
-`?token=`). Two bodies are accepted, each as one JSON object or an array of them:
+`?token=`). Besides the canonical alert (parsed by the core before the adapter sees a body), the
+script can post an Automate alert-template payload, as one JSON object or an array of them: the
+fields of a `GET /Alerts` row, flat or nested as the script finds easier, plus the monitor's outcome::
 
-1. The canonical alert (DESIGN.md, "Public contract"):
-   `{"event_id", "client_id", "endpoint_id", "hostname", "problem", "state": "active"|"cleared",
-   "message", "occurred_at"}`.
-2. An Automate alert-template payload: the fields of a `GET /Alerts` row, flat or nested as the
-   script finds easier, plus the monitor's outcome::
+    {"AlertId": 9001,                           # optional; same event id as the polled alert
+     "ComputerId": 42, "ClientId": 7,           # or "Computer": {"Id", "Name"}, "Client": {"Id"}
+     "ComputerName": "ACME-WS01",               # optional
+     "MonitorName": "AV - Definitions",         # or "Monitor": {"Id", "Name"}
+     "FieldName": "AntivirusDefinitionDate",    # optional
+     "Message": "Definitions are 9 days old",   # optional
+     "Status": "Failed",                        # Failed|Failure|Active → active;
+                                                # Success|Succeeded|Cleared|Resolved|OK → cleared
+     "AlertDate": "2026-11-20T12:00:00",        # optional; offset-less = the server's zone
+     "Problem": "definitions_outdated"}         # optional; otherwise read from the texts
 
-       {"AlertId": 9001,                           # optional; same event id as the polled alert
-        "ComputerId": 42, "ClientId": 7,           # or "Computer": {"Id", "Name"}, "Client": {"Id"}
-        "ComputerName": "ACME-WS01",               # optional
-        "MonitorName": "AV - Definitions",         # or "Monitor": {"Id", "Name"}
-        "FieldName": "AntivirusDefinitionDate",    # optional
-        "Message": "Definitions are 9 days old",   # optional
-        "Status": "Failed",                        # Failed|Failure|Active → active;
-                                                   # Success|Succeeded|Cleared|Resolved|OK → cleared
-        "AlertDate": "2026-11-20T12:00:00",        # optional; offset-less = the server's zone
-        "Problem": "definitions_outdated"}         # optional; otherwise read from the texts
-
-   A template whose variables were not substituted (`"ComputerId": "%computerid%"`) is refused
-   with the field named.
+A template whose variables were not substituted (`"ComputerId": "%computerid%"`) is refused with the
+field named.
 
 Problem kinds are read from the monitor name, field name and message (`classify`): alerts about
 anything other than endpoint protection or an agent being offline are not security alerts and are
@@ -39,8 +35,6 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from adapters.base import AlertEvent, ProblemKind, WebhookRequest
 from adapters.common import unstorable
@@ -78,7 +72,6 @@ _SCAN = re.compile(r"\bscan", re.I)
 
 _ACTIVE = frozenset({"failed", "failure", "fail", "active", "alert", "error", "critical", "warning", "open"})
 _CLEARED = frozenset({"success", "succeeded", "cleared", "clear", "resolved", "ok", "normal", "closed"})
-CANONICAL_FIELDS = ("event_id", "client_id", "endpoint_id", "problem", "state", "occurred_at")
 _TEMPLATE_KEYS = frozenset(
     {"alertid", "computerid", "computer", "clientid", "client", "monitorname", "monitor", "status"}
 )
@@ -151,36 +144,14 @@ def parse_body(request: WebhookRequest, parse_time: TimeParser) -> list[AlertEve
         prefix = f"[{index}]." if isinstance(body, list) else ""
         if not isinstance(item, dict):
             raise WebhookParseError("expected a JSON object", field=prefix.rstrip(".") or "body")
-        if "event_id" in item or "endpoint_id" in item:
-            events.append(_canonical(item, prefix))
-        elif _TEMPLATE_KEYS & {k.lower() for k in item}:
-            events.append(_template(item, prefix, parse_time, request.received_at))
-        else:
+        if not _TEMPLATE_KEYS & {k.lower() for k in item}:
             raise WebhookParseError(
-                "neither a canonical alert (event_id, endpoint_id, ...) nor an Automate alert "
+                "neither a canonical alert (event_id, endpoint_id, problem, ...) nor an Automate alert "
                 "(ComputerId, ClientId, Status, ...)",
                 field=prefix.rstrip(".") or "body",
             )
+        events.append(_template(item, prefix, parse_time, request.received_at))
     return events
-
-
-def _canonical(item: Mapping[str, Any], prefix: str) -> AlertEvent:
-    for name in CANONICAL_FIELDS:
-        if item.get(name) in (None, ""):
-            raise WebhookParseError("required field is missing", field=f"{prefix}{name}")
-    data = {
-        k: str(v) if k in ("event_id", "client_id", "endpoint_id") and isinstance(v, int) else v
-        for k, v in item.items()
-    }
-    try:
-        event = AlertEvent.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise WebhookParseError(first["msg"], field=f"{prefix}{where}") from None
-    if event.occurred_at.tzinfo is None:
-        event = event.model_copy(update={"occurred_at": event.occurred_at.replace(tzinfo=UTC)})
-    return event
 
 
 def _lookup(item: Mapping[str, Any], *names: str) -> tuple[str, Any]:

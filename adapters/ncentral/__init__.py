@@ -1,13 +1,13 @@
 """N-able N-central RMM adapter package: `SPEC` is the `connector.adapters` entry point.
 
-See `adapter.py` for sources and behaviour, `alerts.py` for the HTTP-XML notifications and the
-canonical alert, `fake/` for the stateful fake used by tests and demos.
+See `adapter.py` for sources and behaviour, `alerts.py` for the HTTP-XML notifications,
+`fake/` for the stateful fake used by tests and demos.
 """
 
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.ncentral.adapter import NcentralAdapter, create_adapter
+from adapters.ncentral.adapter import ACTIONS, NcentralAdapter, create_adapter
 from adapters.ncentral.models import NcentralCredentials, NcentralOptions
 
 SPEC = AdapterSpec(
@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     options_model=NcentralOptions,
     webhook_scheme="generic",
     default_base_url=None,
+    actions=ACTIONS,
     harness="adapters.ncentral.fake.harness:NcentralHarness",
 )
 

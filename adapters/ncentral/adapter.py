@@ -52,11 +52,14 @@ scan time or serial number without per-device asset calls, so those stay None. A
 protection service reports product None and protection None (unknown, not "unprotected").
 
 Malformed data: a device without `deviceId`, `customerId` or a name is skipped with a warning naming
-the device and the field, and recorded in `last_skipped`; a device whose service states are missing
-(404) or unreadable keeps its identity with unknown security fields and is recorded in
-`last_status_errors`. Outages (5xx, 429 after retries) fail the run.
+the device and the field, and reported in its page's `skipped`; a device whose service states are
+missing (404) or unreadable keeps its identity with unknown security fields and is reported in its
+page's `skipped` as well. Outages (5xx, 429 after retries) fail the run.
 
 Alerts: N-central pushes (see `alerts.py`); `poll_alerts` returns nothing.
+
+Actions (`ACTIONS`): scan and definitions update, each a repository item the connection's options
+name; an action whose item is not configured raises `UnsupportedActionError` naming the option.
 """
 
 from __future__ import annotations
@@ -80,7 +83,9 @@ from adapters.base import (
     ActionResult,
     AlertEvent,
     ConnectionContext,
+    EndpointPage,
     EndpointStatus,
+    PolledAlerts,
     RmmClient,
     SkippedEndpoint,
     WebhookRequest,
@@ -124,6 +129,8 @@ DEFAULT_ACCESS_SECONDS = 3600
 MAX_PAGES = 100_000
 NORMAL = "normal"
 PROBLEM_STATES = frozenset({"failed", "warning"})
+ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
+"""What the REST API can run (a repository item each); agents are deployed with N-central's installers."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -189,13 +196,6 @@ class _Token:
     access_expires_at: datetime
     refresh: str | None
     refresh_expires_at: datetime | None
-
-
-@dataclass
-class SkippedDevice:
-    device_id: str
-    field: str
-    message: str
 
 
 class SecurityState:
@@ -284,21 +284,10 @@ class NcentralAdapter:
         self.refreshes = 0
         self._device_customers: dict[str, str] = {}
         self._customer_ids: dict[str, str] = {}
-        self.last_skipped: list[SkippedDevice] = []
-        self.last_status_errors: list[SkippedDevice] = []
 
     @property
     def request_count(self) -> int:
         return self._client.request_count
-
-    @property
-    def supported_actions(self) -> frozenset[ActionKind]:
-        """Actions with a repository item configured (the core checks this before queuing)."""
-        configured = {
-            ActionKind.SCAN: self._options.scan_item_id,
-            ActionKind.UPDATE_DEFINITIONS: self._options.definitions_item_id,
-        }
-        return frozenset(kind for kind, item in configured.items() if item is not None)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -465,14 +454,6 @@ class NcentralAdapter:
             log.warning("N-central %s %s skipped: %s: %s", what, ident, where, first["msg"])
             return None
 
-    @property
-    def skipped_endpoints(self) -> list[SkippedEndpoint]:
-        """Devices of the last listing that were skipped or whose security state was unreadable."""
-        return [
-            SkippedEndpoint(endpoint_id=d.device_id, field=d.field, message=d.message)
-            for d in (*self.last_skipped, *self.last_status_errors)
-        ]
-
     async def test_connection(self) -> None:
         """A fresh JWT exchange, then one device."""
         await self._ensure_token(force=True)
@@ -497,26 +478,23 @@ class NcentralAdapter:
                 if site is not None and site.siteId:
                     yield site
 
-    def _skip(self, device_id: str, field: str, message: str) -> None:
+    @staticmethod
+    def _skip(device_id: str, field: str, message: str) -> SkippedEndpoint:
         log.warning("N-central device %s skipped: %s: %s", device_id, field, message)
-        self.last_skipped.append(SkippedDevice(device_id, field, message))
+        return SkippedEndpoint(endpoint_id=device_id, field=field, message=message)
 
-    def _identity(self, row: Mapping[str, Any]) -> tuple[DeviceRead, str] | None:
+    def _identity(self, row: Mapping[str, Any]) -> tuple[DeviceRead, str] | SkippedEndpoint:
         device = self._parse(DeviceRead, row, "device")
         raw_id = str(row.get("deviceId") or "?")
         if device is None:
-            self._skip(raw_id, "device", "unreadable record")
-            return None
+            return self._skip(raw_id, "device", "unreadable record")
         if not device.deviceId:
-            self._skip(raw_id, "deviceId", f"missing (longName {device.longName or '?'!r})")
-            return None
+            return self._skip(raw_id, "deviceId", f"missing (longName {device.longName or '?'!r})")
         if not device.customerId:
-            self._skip(device.deviceId, "customerId", "missing")
-            return None
+            return self._skip(device.deviceId, "customerId", "missing")
         name = (device.longName or device.discoveredName or "").strip()
         if not name:
-            self._skip(device.deviceId, "longName", "missing (and no discoveredName)")
-            return None
+            return self._skip(device.deviceId, "longName", "missing (and no discoveredName)")
         return device, name
 
     def _changed(self, device: DeviceRead, since: datetime | None) -> bool:
@@ -527,16 +505,19 @@ class NcentralAdapter:
         seen = alerts.parse_local_time(device.lastApplianceCheckinTime, self._tz)
         return seen is None or seen >= since
 
-    async def _services(self, device_id: str) -> list[ServiceStatusRead] | None:
+    async def _services(
+        self, device_id: str, unreadable: list[SkippedEndpoint]
+    ) -> list[ServiceStatusRead] | None:
+        """The device's service states; what cannot be read is added to `unreadable`."""
         path = f"{DEVICES_PATH}/{device_id}/service-monitor-status"
         try:
             body = await self._get(path)
         except NotFoundError as exc:
-            self._status_error(device_id, "service-monitor-status", exc.message)
+            unreadable.append(self._status_error(device_id, "service-monitor-status", exc.message))
             return None
         rows: Any = body.get("data") if isinstance(body, dict) else body
         if not isinstance(rows, list):
-            self._status_error(device_id, "data", "service-monitor-status is not a list")
+            unreadable.append(self._status_error(device_id, "data", "service-monitor-status is not a list"))
             return None
         services: list[ServiceStatusRead] = []
         for row in rows:
@@ -546,12 +527,13 @@ class NcentralAdapter:
                 services.append(ServiceStatusRead.model_validate(row))
             except ValidationError as exc:
                 where = ".".join(str(p) for p in exc.errors()[0]["loc"])
-                self._status_error(device_id, where, "unreadable service entry")
+                unreadable.append(self._status_error(device_id, where, "unreadable service entry"))
         return services
 
-    def _status_error(self, device_id: str, field: str, message: str) -> None:
+    @staticmethod
+    def _status_error(device_id: str, field: str, message: str) -> SkippedEndpoint:
         log.warning("N-central device %s service states unknown: %s: %s", device_id, field, message)
-        self.last_status_errors.append(SkippedDevice(device_id, field, message))
+        return SkippedEndpoint(endpoint_id=device_id, field=field, message=message)
 
     def _status(self, device: DeviceRead, name: str, security: Mapping[str, Any]) -> EndpointStatus:
         assert device.deviceId is not None and device.customerId is not None
@@ -567,11 +549,8 @@ class NcentralAdapter:
             **security,
         )
 
-    async def iter_endpoint_pages(
-        self, changed_since: datetime | None
-    ) -> AsyncIterator[list[EndpointStatus]]:
-        """One list per vendor page of devices (see the module docstring for filtering)."""
-        self.last_skipped, self.last_status_errors = [], []
+    async def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[EndpointPage]:
+        """One page per vendor page of devices (see the module docstring for filtering)."""
         params: dict[str, Any] = {}
         if self._options.device_filter_id is not None:
             params["filterId"] = self._options.device_filter_id
@@ -580,9 +559,11 @@ class NcentralAdapter:
             params["sortOrder"] = "ASC"
         async for rows in self._pages(DEVICES_PATH, params):
             kept: list[tuple[DeviceRead, str]] = []
+            skipped: list[SkippedEndpoint] = []
             for row in rows:
                 identity = self._identity(row)
-                if identity is None:
+                if isinstance(identity, SkippedEndpoint):
+                    skipped.append(identity)
                     continue
                 device = identity[0]
                 assert device.deviceId is not None and device.customerId is not None
@@ -591,17 +572,20 @@ class NcentralAdapter:
                     self._customer_ids.setdefault(device.customerName.strip().lower(), device.customerId)
                 if self._changed(device, changed_since):
                     kept.append(identity)
-            if not kept:
+            if not kept and not skipped:
                 continue
             states: list[list[ServiceStatusRead] | None]
             if self._options.read_service_status:
-                states = list(await asyncio.gather(*(self._services(d.deviceId or "") for d, _ in kept)))
+                states = list(
+                    await asyncio.gather(*(self._services(d.deviceId or "", skipped) for d, _ in kept))
+                )
             else:
                 states = [None] * len(kept)
-            yield [
+            statuses = [
                 self._status(device, name, self._security.fields(services) if services is not None else {})
                 for (device, name), services in zip(kept, states, strict=True)
             ]
+            yield EndpointPage(statuses=statuses, skipped=skipped)
 
     # -- alerts ----------------------------------------------------------------------------------
 
@@ -621,14 +605,20 @@ class NcentralAdapter:
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
         return alerts.parse_body(request, tz=self._tz, resolve_client=self.resolve_client)
 
-    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
+    async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
         """N-central pushes its notifications; the status sync is the backstop."""
-        return []
+        return PolledAlerts(events=[])
 
     # -- actions ---------------------------------------------------------------------------------
 
     def _task_for(self, action: ActionKind) -> tuple[int, TaskType, dict[str, str]]:
         opts = self._options
+        if action not in ACTIONS:
+            raise UnsupportedActionError(
+                f"N-central's API cannot run {action.value!r}; deploy agents with N-central's installers "
+                "or a probe's discovery job",
+                field="action",
+            )
         if action is ActionKind.SCAN:
             item, kind, params, option = (
                 opts.scan_item_id,
@@ -636,18 +626,12 @@ class NcentralAdapter:
                 opts.scan_parameters,
                 "scan_item_id",
             )
-        elif action is ActionKind.UPDATE_DEFINITIONS:
+        else:
             item, kind, params, option = (
                 opts.definitions_item_id,
                 opts.definitions_task_type,
                 opts.definitions_parameters,
                 "definitions_item_id",
-            )
-        else:
-            raise UnsupportedActionError(
-                f"N-central's API cannot run {action.value!r}; deploy agents with N-central's installers "
-                "or a probe's discovery job",
-                field="action",
             )
         if item is None:
             raise UnsupportedActionError(
@@ -718,13 +702,13 @@ def create_adapter(ctx: ConnectionContext) -> NcentralAdapter:
 
 
 __all__ = [
+    "ACTIONS",
     "AUTH_PATH",
     "DEVICES_PATH",
     "DIRECT_TASK_PATH",
     "REFRESH_PATH",
     "NcentralAdapter",
     "SecurityState",
-    "SkippedDevice",
     "api_base",
     "create_adapter",
     "embedded_error",

@@ -1,4 +1,4 @@
-"""N-central HTTP-XML notifications and the canonical alert JSON → alert events.
+"""N-central HTTP-XML notifications → alert events.
 
 The format (vendor-notes/rmm.md §2.2; N-able docs "Notification acknowledgment using XML",
 …/API_Integration_NotifReg.html, and "XML notifications schema", …/API_Integration_XMLNotifSchema.html):
@@ -29,16 +29,13 @@ state and the time of the change: `ncentral:{trigger}:{state}:{time}`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
-from pydantic import ValidationError
 
 from adapters.base import AlertEvent, ProblemKind, WebhookRequest
 from adapters.errors import WebhookParseError
@@ -228,54 +225,16 @@ def parse_notifications(
     ]
 
 
-# ---------------------------------------------------------------------------------------------
-# Canonical alert JSON (DESIGN.md, "Public contract")
-# ---------------------------------------------------------------------------------------------
-
-CANONICAL_FIELDS = ("event_id", "client_id", "endpoint_id", "problem", "state", "occurred_at")
-_ID_FIELDS = frozenset({"event_id", "client_id", "endpoint_id"})
-
-
-def parse_canonical(body: bytes) -> list[AlertEvent]:
-    """One canonical alert object, or a JSON array of them → events."""
-    try:
-        document: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WebhookParseError(f"body is neither XML nor JSON: {exc}", field="body") from None
-    except RecursionError:
-        raise WebhookParseError("body is JSON nested too deeply", field="body") from None
-    items = document if isinstance(document, list) else [document]
-    events: list[AlertEvent] = []
-    for index, item in enumerate(items):
-        prefix = f"[{index}]." if isinstance(document, list) else ""
-        if not isinstance(item, dict):
-            raise WebhookParseError("expected a JSON object", field=prefix.rstrip(".") or "body")
-        for name in CANONICAL_FIELDS:
-            if item.get(name) in (None, ""):
-                raise WebhookParseError("required field is missing", field=f"{prefix}{name}")
-        item = {k: str(v) if k in _ID_FIELDS and isinstance(v, int) else v for k, v in item.items()}
-        try:
-            event = AlertEvent.model_validate(item)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            raise WebhookParseError(first["msg"], field=f"{prefix}{where}") from None
-        if event.occurred_at.tzinfo is None:
-            event = event.model_copy(update={"occurred_at": event.occurred_at.replace(tzinfo=UTC)})
-        events.append(event)
-    return events
-
-
 def parse_body(request: WebhookRequest, *, tz: tzinfo, resolve_client: ClientResolver) -> list[AlertEvent]:
-    """XML (N-central's HTTP-XML notification) or JSON (the canonical alert), by the first byte."""
+    """N-central's HTTP-XML notification (the canonical alert JSON is the core's to parse)."""
     text = request.body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         raise WebhookParseError("empty body", field="body")
-    if text.startswith(b"<"):
-        return parse_notifications(
-            text, tz=tz, received_at=request.received_at, resolve_client=resolve_client
+    if not text.startswith(b"<"):
+        raise WebhookParseError(
+            "neither the canonical alert nor an N-central HTTP-XML notification (XML)", field="body"
         )
-    return parse_canonical(text)
+    return parse_notifications(text, tz=tz, received_at=request.received_at, resolve_client=resolve_client)
 
 
 __all__ = [
@@ -283,7 +242,6 @@ __all__ = [
     "load_notifications",
     "notification_event",
     "parse_body",
-    "parse_canonical",
     "parse_local_time",
     "parse_notifications",
     "problem_for",

@@ -6,7 +6,7 @@ See `adapter.py` for sources and behaviour, `fake/` for the stateful fake used b
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.nsight.adapter import NsightAdapter, create_adapter
+from adapters.nsight.adapter import ACTIONS, NsightAdapter, create_adapter
 from adapters.nsight.models import NsightCredentials, NsightOptions
 
 SPEC = AdapterSpec(
@@ -18,6 +18,7 @@ SPEC = AdapterSpec(
     options_model=NsightOptions,
     webhook_scheme="generic",
     default_base_url="https://www.am.remote.management",
+    actions=ACTIONS,
     harness="adapters.nsight.fake.harness:NsightHarness",
 )
 

@@ -35,19 +35,23 @@ and the empty value on a never-seen device suggest; not verified on a tenant) or
 
 Alerts (poll only; N-sight has no webhook)
 -----------------------------------------
-`poll_alerts` reads `list_failing_checks&check_type=checks` per client (or once for the account) and
-returns a snapshot: one `active` event per failing security check (see `alerts.py`), every poll, with the
-stable id `nsight:{device}:{check}`. The adapter object remembers what it reported per client; a check
-that was failing in its previous poll of that client and is no longer listed yields a `cleared` event
-with the same id. A fresh adapter object has no memory, so the core must also treat an open N-sight
-alert that is absent from a complete snapshot as cleared. A client whose failing checks could not be
-read is listed in `last_failures` and neither its active nor its cleared events are emitted. `since`
-does not filter: the API reports current state, not a change log.
+`poll_alerts` reads `list_failing_checks&check_type=checks` per client (or once for the account, plus
+`list_clients` to name the clients it covers) and returns a snapshot: one `active` event per failing
+security check (see `alerts.py`), every poll, with the stable id `nsight:{device}:{check}`, and
+`complete_for` naming every client whose failing checks were read. A check that stopped failing is
+simply absent; the core clears the open polled problems a complete poll no longer lists, so the
+adapter remembers nothing between polls and a rebuilt adapter answers the same. A client whose
+failing checks could not be read is listed in `last_failures` and left out of `complete_for` (its
+problems stay as they are). `since` does not filter: the API reports current state, not a change log.
+
+Webhooks: N-sight sends none. The canonical alert, which an N-sight script can post, is parsed by the
+core; `parse_webhook` knows no other format and returns nothing.
 
 Malformed responses
 -------------------
-A device without its id or name is skipped with a warning naming the site, device and field; an
-unreadable optional field becomes None with a warning. XML that cannot be parsed (truncated, DTD or
+A device without its id or name is skipped with a warning naming the site, device and field (and, when
+its id is known, reported in its page's `skipped`); an unreadable optional field becomes None with a
+warning. XML that cannot be parsed (truncated, DTD or
 entity declarations refused by defusedxml) is re-requested `malformed_retries` times; if it stays
 unreadable that client/site is skipped, the remaining sites are still yielded, and
 `NsightIncompleteListingError` (a TransientVendorError naming every failed site) is raised at the end.
@@ -73,7 +77,9 @@ from adapters.base import (
     ActionResult,
     AlertEvent,
     ConnectionContext,
+    EndpointPage,
     EndpointStatus,
+    PolledAlerts,
     RmmClient,
     WebhookRequest,
 )
@@ -115,6 +121,8 @@ ACTION_SERVICES: Mapping[ActionKind, str] = {
     ActionKind.SCAN: "mav_scan_start",
     ActionKind.UPDATE_DEFINITIONS: "mav_definitions_update",
 }
+ACTIONS = frozenset(ACTION_SERVICES)
+"""Managed Antivirus calls; agent deployment has none."""
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s\"']+", re.I)
 
 
@@ -180,7 +188,6 @@ class NsightAdapter:
             transport=ctx.transport_factory(base),
             sleep=self._sleep,
         )
-        self._open: dict[str, dict[str, AlertEvent]] = {}
         self.last_report = ParseReport()
         self.last_failures: list[str] = []
         install_log_redaction()
@@ -251,22 +258,21 @@ class NsightAdapter:
 
     async def _site_page(
         self, client: NsightClient, site: NsightSite, since: datetime | None, report: ParseReport
-    ) -> list[EndpointStatus]:
+    ) -> EndpointPage:
         where = f"site {site.id} ({site.name}) of client {client.id} ({client.name})"
-        page: list[EndpointStatus] = []
+        page = EndpointPage(statuses=[])
         for kind, count in (("server", client.server_count), ("workstation", client.workstation_count)):
             if count == 0:
                 continue
             root = await self._read(f"list_{kind}s", {"siteid": site.id}, where)
-            mark = len(report.skipped)
+            mark, unreadable = len(report.skipped), len(report.devices)
             devices = parse_devices(root, "server" if kind == "server" else "workstation", where, report)
             self._log_skipped(report, mark)
-            page.extend(self._status(d, client, site) for d in devices if _changed(d, since))
+            page.statuses.extend(self._status(d, client, site) for d in devices if _changed(d, since))
+            page.skipped.extend(report.devices[unreadable:])
         return page
 
-    async def iter_endpoint_pages(
-        self, changed_since: datetime | None
-    ) -> AsyncIterator[list[EndpointStatus]]:
+    async def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[EndpointPage]:
         """One page per site (see the module docstring for filtering and partial failures)."""
         report = ParseReport()
         failures: list[str] = []
@@ -290,7 +296,7 @@ class NsightAdapter:
                     log.error("N-sight devices of %s could not be read: %s", scope, exc.message)
                     failures.append(f"{scope}: {exc.message}")
                     continue
-                if page:
+                if page.statuses or page.skipped:
                     yield page
         if failures:
             raise NsightIncompleteListingError(failures)
@@ -299,23 +305,27 @@ class NsightAdapter:
         return None
 
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
-        return alerts.parse_canonical(request)
+        """N-sight has no webhook format of its own (see the module docstring)."""
+        return []
 
-    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
-        """Snapshot of failing security checks plus `cleared` events (see the module docstring)."""
+    async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
+        """Snapshot of failing security checks, complete for the clients read (see the module
+        docstring)."""
         now = datetime.now(UTC)
         report = ParseReport()
         failures: list[str] = []
         self.last_report, self.last_failures = report, failures
-        scopes: list[tuple[str | None, dict[str, str], str]]
+        clients = await self._clients(report)
+        scopes: list[tuple[frozenset[str], dict[str, str], str]]
         if self._options.failing_checks_scope == "per_client":
             scopes = [
-                (c.id, {"clientid": c.id, "check_type": "checks"}, f"client {c.id} ({c.name})")
-                for c in await self._clients(report)
+                (frozenset({c.id}), {"clientid": c.id, "check_type": "checks"}, f"client {c.id} ({c.name})")
+                for c in clients
             ]
         else:
-            scopes = [(None, {"check_type": "checks"}, "account")]
+            scopes = [(frozenset(c.id for c in clients), {"check_type": "checks"}, "account")]
         events: list[AlertEvent] = []
+        complete: set[str] = set()
         for scope, params, where in scopes:
             try:
                 root = await self._read("list_failing_checks", params, where)
@@ -326,38 +336,32 @@ class NsightAdapter:
             mark = len(report.skipped)
             checks = parse_failing_checks(root, report)
             self._log_skipped(report, mark)
-            current: dict[str, dict[str, AlertEvent]] = {}
+            found: dict[str, AlertEvent] = {}
             for check in checks:
-                if scope is not None and check.client_id != scope:
+                if check.client_id not in scope:
                     continue
                 if alerts.is_security_check(check, self._options.security_check_types):
                     event = alerts.active_event(check, now)
-                    current.setdefault(check.client_id, {})[event.event_id] = event
-            covered = {scope} if scope is not None else set(self._open) | set(current)
-            for client_id in sorted(covered):
-                active = current.get(client_id, {})
-                events.extend(active.values())
-                previous = self._open.get(client_id, {})
-                gone = [e for eid, e in previous.items() if eid not in active]
-                events.extend(alerts.cleared_event(e, now) for e in gone)
-                self._open[client_id] = active
-        return events
+                    found[event.event_id] = event
+            events.extend(found.values())
+            complete |= scope
+        return PolledAlerts(events=events, complete_for=frozenset(complete))
 
     async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
         """SCAN → mav_scan_start, UPDATE_DEFINITIONS → mav_definitions_update (Managed Antivirus
         only); a `status="FAIL"` answer (e.g. "There is already a MAV definition update pending")
         is a refused action, not an exception. Agent deployment has no API call."""
-        device = endpoint_id.strip()
-        if not device.isdigit():
-            raise VendorRequestError(
-                f"N-sight device ids are numbers, got {endpoint_id!r}", field="endpoint_id"
-            )
         service = ACTION_SERVICES.get(action)
         if service is None:
             raise UnsupportedActionError(
                 f"N-sight's API has no call for {action.value!r}; deploy the agent from the dashboard "
                 "(site installer or Download Agent) instead",
                 field="action",
+            )
+        device = endpoint_id.strip()
+        if not device.isdigit():
+            raise VendorRequestError(
+                f"N-sight device ids are numbers, got {endpoint_id!r}", field="endpoint_id"
             )
         where = f"{service} on device {device}"
         response = await self._client.request(
@@ -384,4 +388,4 @@ def create_adapter(ctx: ConnectionContext) -> NsightAdapter:
     return NsightAdapter(ctx)
 
 
-__all__ = ["ACTION_SERVICES", "API_PATH", "NsightAdapter", "create_adapter"]
+__all__ = ["ACTIONS", "ACTION_SERVICES", "API_PATH", "NsightAdapter", "create_adapter"]

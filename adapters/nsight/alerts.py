@@ -1,4 +1,4 @@
-"""Failing checks → alert events, and the canonical alert JSON accepted on the webhook.
+"""Failing checks → alert events.
 
 Which checks matter: N-sight has no alert feed, only the list of currently failing checks. A check is
 security-relevant when its `check_type` is in the connection's `security_check_types` (default: the
@@ -6,22 +6,17 @@ Managed Antivirus types 1026/1034 counted by a public community dashboard; vendo
 them unverified) or when its description names antivirus/malware protection (the Antivirus Update Check,
 "Managed Antivirus", Defender, Bitdefender, VIPRE, ...). The problem kind is read from the description.
 
-Identity: one event id per failing check, `nsight:{device id}:{check id}`, reused for the `cleared`
-event, so the core keys on (event_id, state).
+Identity: one event id per failing check, `nsight:{device id}:{check id}`, the same on every poll that
+lists it. A check that stops failing is absent from the next poll, which the core reads as cleared.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from pydantic import ValidationError
-
-from adapters.base import AlertEvent, ProblemKind, WebhookRequest
-from adapters.errors import WebhookParseError
+from adapters.base import AlertEvent, ProblemKind
 from adapters.nsight.models import FailingCheck
 
 _SECURITY = re.compile(
@@ -67,47 +62,3 @@ def active_event(check: FailingCheck, now: datetime) -> AlertEvent:
         message=message[:1000],
         occurred_at=check.last_run_at or now,
     )
-
-
-def cleared_event(previous: AlertEvent, now: datetime) -> AlertEvent:
-    return previous.model_copy(
-        update={"state": "cleared", "occurred_at": now, "message": "check no longer failing"}
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Canonical alert JSON (DESIGN.md, "Public contract")
-# ---------------------------------------------------------------------------------------------
-
-CANONICAL_FIELDS = ("event_id", "client_id", "endpoint_id", "problem", "state", "occurred_at")
-_ID_FIELDS = frozenset({"event_id", "client_id", "endpoint_id"})
-
-
-def parse_canonical(request: WebhookRequest) -> list[AlertEvent]:
-    """One canonical alert object, or a JSON array of them → events."""
-    try:
-        body: Any = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise WebhookParseError(f"body is not JSON: {exc}", field="body") from None
-    except RecursionError:
-        raise WebhookParseError("body is not JSON: nested too deeply", field="body") from None
-    items = body if isinstance(body, list) else [body]
-    events: list[AlertEvent] = []
-    for index, item in enumerate(items):
-        prefix = f"[{index}]." if isinstance(body, list) else ""
-        if not isinstance(item, dict):
-            raise WebhookParseError("expected a JSON object", field=prefix.rstrip(".") or "body")
-        for name in CANONICAL_FIELDS:
-            if item.get(name) in (None, ""):
-                raise WebhookParseError("required field is missing", field=f"{prefix}{name}")
-        item = {k: str(v) if k in _ID_FIELDS and isinstance(v, int) else v for k, v in item.items()}
-        try:
-            event = AlertEvent.model_validate(item)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            raise WebhookParseError(first["msg"], field=f"{prefix}{where}") from None
-        if event.occurred_at.tzinfo is None:
-            event = event.model_copy(update={"occurred_at": event.occurred_at.replace(tzinfo=UTC)})
-        events.append(event)
-    return events

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from adapters.base import SkippedEndpoint
+
 DEFAULT_SECURITY_CHECK_TYPES = (1026, 1034)
 """Check types counted as Managed Antivirus failures by a public community dashboard
 (vendor-notes/rmm.md §3, "unverified"); descriptions are matched as well, see `alerts.py`."""
@@ -106,6 +108,8 @@ class FailingCheck:
 
 @dataclass
 class ParseReport:
-    """Items skipped while parsing one response, each naming the item and the field."""
+    """Items skipped while parsing one response, each naming the item and the field; the devices
+    among them also as `SkippedEndpoint`s, for the listing page that held them."""
 
     skipped: list[str] = field(default_factory=list)
+    devices: list[SkippedEndpoint] = field(default_factory=list)

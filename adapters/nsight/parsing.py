@@ -22,6 +22,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from adapters.base import SkippedEndpoint
 from adapters.errors import (
     AdapterError,
     CredentialsError,
@@ -209,10 +210,16 @@ def parse_devices(root: Element, kind: DeviceKind, where: str, report: ParseRepo
         label = f"{where} {kind} #{index} ({name or device_id or 'unnamed'})"
         if not device_id or not device_id.isdigit():
             report.skipped.append(f"{label}: field {_ID_FIELDS[kind][0]} missing or not a number")
+            report.devices.append(
+                SkippedEndpoint(
+                    endpoint_id=device_id or "?", field=_ID_FIELDS[kind][0], message="missing or not a number"
+                )
+            )
             continue
         label = f"{where} {kind} {device_id}"
         if not name:
             report.skipped.append(f"{label}: field name missing")
+            report.devices.append(SkippedEndpoint(endpoint_id=device_id, field="name", message="missing"))
             continue
         label = f"{label} ({name})"
         online = _optional(node, "online", _flag, label, report)

@@ -10,7 +10,9 @@ The suites check what the core relies on whatever the vendor: the spec declares 
 installed under its kind, the adapter satisfies its Protocol, listings are complete and page the
 way the vendor pages, incremental reads return only what changed, wrong credentials are a
 `CredentialsError`, 429s wait what `Retry-After` asks and a lasting one is a `RateLimitedError`,
-reads survive 5xx; for PSAs, a create the vendor may have applied is found rather than repeated
+reads survive 5xx; for RMMs, an unreadable endpoint is reported on the page that listed it, the
+declared actions run and any other is refused, a poll says which clients it was complete for and
+needs no memory of earlier polls; for PSAs, a create the vendor may have applied is found rather than repeated
 (tickets, notes, configuration records, billing lines), lookups stay within their company, billing
 upserts are idempotent. Vendor quirks (auth flows, field mappings, error wording) stay in the
 vendor's own tests.
@@ -33,16 +35,25 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from adapters.base import (
+    ActionKind,
     AdapterSpec,
     AlertEvent,
     ConfigurationUpdate,
+    EndpointPage,
     EndpointStatus,
+    PolledAlerts,
     PsaAdapter,
     RmmAdapter,
     Role,
     WebhookRequest,
 )
-from adapters.errors import CredentialsError, RateLimitedError, TransientVendorError, WebhookParseError
+from adapters.errors import (
+    CredentialsError,
+    RateLimitedError,
+    TransientVendorError,
+    UnsupportedActionError,
+    WebhookParseError,
+)
 from adapters.registry import discover
 from adapters.testing.harness import (
     PsaHarness,
@@ -117,16 +128,30 @@ def secrets_of(spec: AdapterSpec, credentials: dict[str, Any]) -> list[str]:
     ]
 
 
-async def endpoint_pages(
-    adapter: RmmAdapter, changed_since: datetime | None = None
-) -> list[list[EndpointStatus]]:
-    """Every page of an endpoint listing (the one place that knows what a page is)."""
-    return [list(page) async for page in adapter.iter_endpoint_pages(changed_since)]
+async def endpoint_pages(adapter: RmmAdapter, changed_since: datetime | None = None) -> list[EndpointPage]:
+    """Every page of an endpoint listing."""
+    return [page async for page in adapter.iter_endpoint_pages(changed_since)]
 
 
-def polled_events(result: Sequence[AlertEvent]) -> list[AlertEvent]:
-    """The events of a `poll_alerts` answer (the one place that knows its shape)."""
-    return list(result)
+def statuses_of(pages: Sequence[EndpointPage]) -> list[EndpointStatus]:
+    return [status for page in pages for status in page.statuses]
+
+
+def listed_per_page(pages: Sequence[EndpointPage]) -> list[int]:
+    """How many endpoints each page listed: those read and those it could not read."""
+    return [
+        len({s.endpoint_id for s in page.statuses} | {s.endpoint_id for s in page.skipped}) for page in pages
+    ]
+
+
+def polled_events(result: PolledAlerts) -> list[AlertEvent]:
+    """The events of a `poll_alerts` answer."""
+    return list(result.events)
+
+
+def polled_state(result: PolledAlerts) -> set[tuple[str, str, str]]:
+    """(endpoint, problem, state) of every event a poll read: what it says, whatever the times."""
+    return {(e.endpoint_id, e.problem.value, e.state) for e in result.events}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,9 +223,10 @@ class RmmConformance:
         self, adapter: RmmAdapter, world: RmmWorld
     ) -> None:
         pages = await endpoint_pages(adapter)
-        assert [len(page) for page in pages] == world.endpoint_page_sizes()
-        statuses = [status for page in pages for status in page]
+        assert [len(page.statuses) for page in pages] == world.endpoint_page_sizes()
+        statuses = statuses_of(pages)
         assert sorted(s.endpoint_id for s in statuses) == sorted(world.endpoints)
+        assert [s for page in pages for s in page.skipped] == []
         for status in statuses:
             seeded = world.endpoints[status.endpoint_id]
             assert (status.client_id, status.hostname) == (seeded.client_id, seeded.hostname)
@@ -211,10 +237,24 @@ class RmmConformance:
         cursor = world.cursor()
         changed = list(world.endpoints)[::7]  # spread over every page
         world.touch(changed)
-        statuses = [s for page in await endpoint_pages(adapter, cursor) for s in page]
+        statuses = statuses_of(await endpoint_pages(adapter, cursor))
         assert sorted(s.endpoint_id for s in statuses) == sorted(changed)
-        everything = [s for page in await endpoint_pages(adapter, None) for s in page]
+        everything = statuses_of(await endpoint_pages(adapter, None))
         assert len(everything) == len(world.endpoints)
+
+    async def test_an_unreadable_endpoint_is_reported_on_the_page_that_listed_it(
+        self, adapter: RmmAdapter, world: RmmWorld
+    ) -> None:
+        endpoints = list(world.endpoints)
+        broken = endpoints[len(endpoints) // 2]  # not on the first page of a vendor that pages
+        if not world.break_endpoint(broken):
+            pytest.skip(f"the {world.spec.kind} fake cannot serve an unreadable endpoint")
+        pages = await endpoint_pages(adapter)
+        [skipped] = [s for page in pages for s in page.skipped]
+        assert skipped.endpoint_id == broken and skipped.field and skipped.message
+        assert broken not in {s.endpoint_id for s in statuses_of(pages)}
+        assert listed_per_page(pages) == world.endpoint_page_sizes()  # on its own page, nowhere else
+        assert len(statuses_of(pages)) == len(world.endpoints) - 1
 
     # -- alerts ---------------------------------------------------------------------------------
 
@@ -268,6 +308,48 @@ class RmmConformance:
             (e.client_id, e.state) for e in events if e.endpoint_id == endpoint and e.problem == problem
         ] == [(world.endpoints[endpoint].client_id, "active")]
 
+    async def test_a_complete_poll_names_its_clients_and_needs_no_memory(
+        self, adapter: RmmAdapter, world: RmmWorld, sleeps: RecordingSleep
+    ) -> None:
+        endpoint = list(world.endpoints)[5]
+        client = world.endpoints[endpoint].client_id
+        problem = world.raise_polled_alert(endpoint)
+        first = await adapter.poll_alerts(None)
+        if not world.polls_snapshots:
+            assert first.complete_for == frozenset()  # absence means nothing: the core clears nothing
+            return
+        assert problem is not None
+        assert first.complete_for >= set(world.clients)
+        assert (endpoint, problem.value, "active") in polled_state(first)
+
+        world.clear_trouble(endpoint)
+        second = await adapter.poll_alerts(None)
+        assert client in second.complete_for  # so the core reads the alert's absence as its clear
+        assert not {e for e in polled_state(second) if e[:2] == (endpoint, problem.value)}
+
+        rebuilt = world.adapter(sleep=sleeps)  # what a restart or a changed connection gives
+        try:
+            again = await rebuilt.poll_alerts(None)
+        finally:
+            await rebuilt.aclose()
+        assert (again.complete_for, polled_state(again)) == (second.complete_for, polled_state(second))
+
+    # -- actions --------------------------------------------------------------------------------
+
+    async def test_declared_actions_run(self, adapter: RmmAdapter, world: RmmWorld) -> None:
+        endpoint = list(world.endpoints)[2]
+        declared = sorted(self.harness.spec.actions)
+        for action in declared:
+            result = await adapter.run_action(endpoint, action)
+            assert result.accepted, result.message
+        assert sorted(a for e, a in world.actions_run() if e == endpoint) == declared
+
+    async def test_undeclared_actions_are_refused(self, adapter: RmmAdapter, world: RmmWorld) -> None:
+        for action in sorted(set(ActionKind) - self.harness.spec.actions):
+            with pytest.raises(UnsupportedActionError):
+                await adapter.run_action(list(world.endpoints)[2], action)
+        assert world.actions_run() == []
+
     # -- rate limits and outages ----------------------------------------------------------------
 
     async def test_429_waits_what_retry_after_asks(
@@ -289,7 +371,7 @@ class RmmConformance:
         clean = world.calls(RmmOperation.LIST_ENDPOINTS)
         world.reset_calls()
         world.fail_next(RmmOperation.LIST_ENDPOINTS, 500, times=2)
-        statuses = [s for page in await endpoint_pages(adapter) for s in page]
+        statuses = statuses_of(await endpoint_pages(adapter))
         assert len(statuses) == len(world.endpoints)
         assert world.calls(RmmOperation.LIST_ENDPOINTS) == clean + 2
 

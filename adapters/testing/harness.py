@@ -10,11 +10,14 @@ demo never needs to know the vendor's API:
 - the ids seeded (clients and endpoints; companies, board/status/priority/type ids, agreements,
   the billable product);
 - state changes (an endpoint into trouble and out of it, endpoints changed after a cursor,
-  native alerts);
+  native alerts, an endpoint the adapter cannot read);
 - readers of what an adapter wrote (tickets with their notes and closed flag, configuration records
   as text, billing lines and their quantities);
 - fault injection by operation (fail the next call with a status, after applying it, as a timeout;
-  429 with `Retry-After`; persistent 429).
+  429 with `Retry-After`; persistent 429), and a latency for every call (benchmarks).
+
+A harness says whether `connector demo` stands its vendor up (`in_demo`), so the demo, the e2e
+matrix and the benchmarks iterate the installed kinds and name no vendor.
 
 Every name a seeded device gets comes from `device_name`, so an RMM world and a PSA world seeded with
 the same client names hold the same devices (the e2e matrix relies on it).
@@ -31,11 +34,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import httpx
 
 from adapters.base import (
+    ActionKind,
     Adapter,
     AdapterSpec,
     BillingLine,
@@ -43,6 +47,7 @@ from adapters.base import (
     ProblemKind,
     PsaAdapter,
     RmmAdapter,
+    Role,
     TicketSpec,
     WebhookRequest,
 )
@@ -277,12 +282,29 @@ class RmmWorld(VendorWorld, Protocol):
         """The endpoint is healthy again and counts as changed."""
         ...
 
+    def break_endpoint(self, endpoint_id: str) -> bool:
+        """The endpoint stays listed but without a field the adapter needs to read it, from the next
+        listing on; False when the fake cannot serve such a record."""
+        ...
+
     def native_alert(self, endpoint_id: str, *, active: bool) -> NativeAlert | None:
         """A delivery in the vendor's own webhook format; None when the vendor has none."""
         ...
 
     def raise_polled_alert(self, endpoint_id: str) -> ProblemKind | None:
-        """An alert the next `poll_alerts` reports; None when the vendor pushes instead."""
+        """An alert the next `poll_alerts` reports; None when the vendor pushes instead. For a
+        vendor whose poll is a snapshot, `clear_trouble` ends it."""
+        ...
+
+    @property
+    def polls_snapshots(self) -> bool:
+        """Whether `poll_alerts` reads every open alert of the clients it names in `complete_for`
+        (a poll of alerts since a time, or a vendor that pushes, names none)."""
+        ...
+
+    def actions_run(self) -> list[tuple[str, ActionKind]]:
+        """The remote actions the fake was asked to run (endpoint id, action). The world's
+        connection configures whatever the declared actions need (script ids and the like)."""
         ...
 
     def calls(self, operation: RmmOperation) -> int: ...
@@ -360,11 +382,24 @@ class PsaWorld(VendorWorld, Protocol):
         self, operation: PsaOperation, *, times: int | None = 1, retry_after: float = 1.0
     ) -> None: ...
 
+    def set_latency(self, seconds: float) -> None:
+        """Every call to the fake answers after `seconds` (benchmarks)."""
+        ...
+
+    def request_count(self, method: str | None = None) -> int:
+        """Requests the fake answered since `reset_calls`, of one HTTP method or all."""
+        ...
+
 
 @runtime_checkable
 class RmmHarness(Protocol):
     @property
     def spec(self) -> AdapterSpec: ...
+
+    @property
+    def in_demo(self) -> bool:
+        """Whether `connector demo` stands this vendor up (with a share of the demo's clients)."""
+        ...
 
     def start(
         self,
@@ -383,6 +418,11 @@ class RmmHarness(Protocol):
 class PsaHarness(Protocol):
     @property
     def spec(self) -> AdapterSpec: ...
+
+    @property
+    def in_demo(self) -> bool:
+        """Whether `connector demo` stands this vendor up (the clients it gets become its companies)."""
+        ...
 
     def start(
         self,
@@ -409,6 +449,22 @@ def load_harness(spec: AdapterSpec) -> RmmHarness | PsaHarness:
     if not isinstance(harness, RmmHarness | PsaHarness) or harness.spec is not spec:
         raise TypeError(f"{spec.harness} is not a harness for adapter kind {spec.kind!r}")
     return harness
+
+
+def installed_harnesses(specs: Sequence[AdapterSpec]) -> tuple[list[RmmHarness], list[PsaHarness]]:
+    """The harnesses of these specs (e.g. `registry.all()`) that name one, RMMs and PSAs, by kind."""
+    rmms: list[RmmHarness] = []
+    psas: list[PsaHarness] = []
+    for spec in sorted(specs, key=lambda s: s.kind):
+        if not spec.harness:
+            continue
+        harness = load_harness(spec)
+        # The two protocols have the same member names, so the spec's role tells them apart.
+        if spec.role is Role.RMM:
+            rmms.append(cast(RmmHarness, harness))
+        else:
+            psas.append(cast(PsaHarness, harness))
+    return rmms, psas
 
 
 # ---------------------------------------------------------------------------------------------

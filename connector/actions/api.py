@@ -8,7 +8,6 @@ from connector.actions import service
 from connector.actions.schemas import ActionRequest
 from connector.api.deps import Engineer, ServicesDep, Session
 from connector.fleet.schemas import ActionOut
-from connector.infra.errors import FieldError
 
 router = APIRouter(prefix="/api/v1", tags=["actions"])
 
@@ -18,14 +17,7 @@ async def post_action(
     endpoint_id: str, body: ActionRequest, session: Session, services: ServicesDep, who: Engineer
 ) -> ActionOut:
     row, connection = await service.actionable_endpoint(session, who.tenant_id, endpoint_id)
-    adapter = await services.adapters.rmm(connection)
-    supported = getattr(adapter, "supported_actions", None)
-    if supported is not None and body.action not in supported:
-        raise FieldError(
-            "action",
-            f"{connection.kind} cannot run '{body.action.value}' through its API"
-            + (f"; it supports: {', '.join(sorted(a.value for a in supported))}" if supported else ""),
-        )
+    service.check_supported(services.registry.get(connection.kind), body.action)
     if body.problem_id is not None:
         await service.check_problem_on_endpoint(session, row, body.problem_id)
     action = await service.request_action(

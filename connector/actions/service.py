@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ActionKind, ProblemKind
+from adapters.base import ActionKind, AdapterSpec, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
 from connector.actions.jobs import ACTION, ActionJob
 from connector.connections.service import get_connection
@@ -47,6 +47,21 @@ async def check_problem_on_endpoint(session: AsyncSession, endpoint: Endpoint, p
     )
     if not owned:
         raise FieldError("problem_id", "no such problem on this endpoint")
+
+
+def check_supported(spec: AdapterSpec | None, action: ActionKind) -> None:
+    """Refuse, before anything is queued, an action the connection's kind does not declare
+    (`AdapterSpec.actions`; None: the kind is no longer installed). Read from the declaration, so
+    no adapter is built and nothing is asked of the RMM."""
+    if spec is None:
+        raise FieldError("kind", "the connection's adapter kind is no longer installed")
+    if action not in spec.actions:
+        offered = ", ".join(sorted(a.value for a in spec.actions))
+        raise FieldError(
+            "action",
+            f"{spec.kind} cannot run '{action.value}' through its API"
+            + (f"; it supports: {offered}" if offered else ""),
+        )
 
 
 async def target_problem(session: AsyncSession, endpoint: Endpoint, action: ActionKind) -> Problem | None:

@@ -17,7 +17,7 @@ from sqlalchemy import String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import AlertEvent, ProblemKind
+from adapters.base import AlertEvent, PolledAlerts, ProblemKind
 from connector.alerts import event_order
 from connector.alerts.canonical import fitted_key
 from connector.alerts.jobs import RECONCILE, ReconcileJob
@@ -367,14 +367,17 @@ async def apply_events(
 
 
 async def apply_polled(
-    session: AsyncSession, connection: Connection, events: Iterable[AlertEvent]
+    session: AsyncSession, connection: Connection, polled: PolledAlerts, *, at: datetime
 ) -> tuple[list[str], int, int]:
     """Alerts read by polling (RMMs without webhooks) report *current* state on every poll, so they
     are observations, not occurrences: an active one opens a problem only when none is open, and a
-    repeat of an open one counts nothing (no note storm). Returns (touched problem ids, opened, closed)."""
+    repeat of an open one counts nothing (no note storm). A poll complete for some clients also
+    says what is no longer there: their open polled problems it does not list clear at `at`, the
+    poll's time, through the same newest-event rule. Returns (touched problem ids, opened, closed)."""
     touched: dict[str, None] = {}
     opened = closed = 0
-    for event in _in_lock_order(events):
+    absent = await _absent_from_poll(session, connection, polled, at)
+    for event in _in_lock_order([*polled.events, *absent]):
         if event.state == "active":
             problem = await observe_active(
                 session,
@@ -401,6 +404,38 @@ async def apply_polled(
         if problem is not None:
             touched[problem.id] = None
     return list(touched), opened, closed
+
+
+async def _absent_from_poll(
+    session: AsyncSession, connection: Connection, polled: PolledAlerts, at: datetime
+) -> list[AlertEvent]:
+    """A clear at `at` for every open problem a poll opened on a client the poll was complete for
+    and that it no longer mentions. Only polled problems: a status finding or a webhook
+    alert is not the poll's to end. Read without locks; each clear is decided under its lock."""
+    if not polled.complete_for:
+        return []
+    reported = {(e.endpoint_id, e.problem.value) for e in polled.events}
+    rows = await session.execute(
+        select(Problem.endpoint_id, Problem.kind, Problem.client_id, Problem.hostname).where(
+            Problem.rmm_connection_id == connection.id,
+            Problem.state == "open",
+            Problem.source == "poll",
+        )
+    )
+    return [
+        AlertEvent(
+            event_id=f"poll-absent:{endpoint_id}:{kind}",
+            client_id=client_id,
+            endpoint_id=endpoint_id,
+            hostname=hostname,
+            problem=ProblemKind(kind),
+            state="cleared",
+            message="no longer reported by the RMM",
+            occurred_at=at,
+        )
+        for endpoint_id, kind, client_id, hostname in rows
+        if client_id in polled.complete_for and (endpoint_id, kind) not in reported
+    ]
 
 
 async def enqueue_reconciles(

@@ -55,6 +55,7 @@ async def list_adapters(services: ServicesDep, _: Viewer) -> list[AdapterOut]:
             default_base_url=spec.default_base_url,
             credentials_schema=spec.credentials_schema(),
             options_schema=spec.options_schema(),
+            actions=sorted(spec.actions),
         )
         for spec in services.registry.all()
     ]

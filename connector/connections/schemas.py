@@ -68,3 +68,4 @@ class AdapterOut(BaseModel):
     default_base_url: str | None
     credentials_schema: dict[str, Any]
     options_schema: dict[str, Any]
+    actions: list[str] = Field(default_factory=list, description="remote actions this RMM kind can run")

@@ -1,5 +1,6 @@
 """Connections: validated against their adapter's declared models, credentials encrypted at rest,
-and turned into one fresh adapter object per use."""
+and turned into adapter objects (built here; kept one per connection until it changes by
+`connections.adapters.AdapterCache`, see `adapters.base.Adapter`)."""
 
 from __future__ import annotations
 
@@ -222,7 +223,8 @@ async def _flush_unique_name(session: AsyncSession) -> None:
 
 
 def build_adapter(services: Services, row: Connection) -> Adapter:
-    """One fresh adapter object for this connection, with decrypted credentials."""
+    """A new adapter object for this connection, with decrypted credentials (callers that use the
+    connection repeatedly go through `AdapterCache`, which keeps one per connection)."""
     spec = services.registry.get(row.kind)
     if spec is None:
         raise FieldError("kind", f"adapter kind {row.kind!r} is no longer installed")

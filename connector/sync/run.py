@@ -59,6 +59,8 @@ RETIRE_GUARD_SHARE = 0.5
 """A full pass that would retire more than this share of a fleet (of more than 20) retires nothing
 and reports an error instead: an RMM answering with a partial list must not wipe billing."""
 EVALUATE_CHUNK = 1000
+SKIPPED_REPORTED = 50
+"""Unreadable endpoints named in a run's errors; beyond that they are still kept from retirement."""
 PSA_CONCURRENCY = 8
 
 Progress = Callable[[SyncRun], None]
@@ -135,6 +137,7 @@ async def enqueue_run(session: AsyncSession, run: SyncRun) -> None:
 class _Counters:
     pages: int = 0
     seen: int = 0
+    skipped: int = 0
     changed: int = 0
     retired: int = 0
     opened: int = 0
@@ -159,11 +162,11 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
     try:
         adapter = await services.adapters.rmm(connection)
         async for page in adapter.iter_endpoint_pages(run.changed_since):
-            await _store_page(services, run, connection, page, counters)
+            await _store_page(services, run, connection, page.statuses, counters)
+            await _note_skipped(services, run, connection, page.skipped, counters)
             await _heartbeat(services, run, counters)
             if progress is not None:
                 progress(_snapshot(run, counters))
-        await _note_skipped(services, run, connection, adapter, counters)
         await _poll_alerts(services, run, connection, adapter, counters)
         if run.full:
             await _retire_missing(services, run, connection, counters)
@@ -245,17 +248,17 @@ async def _store_page(
 
 
 async def _note_skipped(
-    services: Services, run: SyncRun, connection: Connection, adapter: RmmAdapter, c: _Counters
+    services: Services, run: SyncRun, connection: Connection, skipped: Sequence[SkippedEndpoint], c: _Counters
 ) -> None:
-    """Endpoints the adapter could not read: reported by name and field, and kept from retirement
-    (an unreadable device is not a deleted one)."""
-    skipped: list[SkippedEndpoint] = list(getattr(adapter, "skipped_endpoints", []) or [])
+    """Endpoints of a page the adapter could not read: reported by name and field (the first
+    `SKIPPED_REPORTED` of a run), and kept from retirement (an unreadable device is not a deleted one)."""
     if not skipped:
         return
-    for item in skipped[:50]:
+    for item in skipped[: max(0, SKIPPED_REPORTED - c.skipped)]:
         c.errors.append(
             {"stage": "endpoint", "endpoint": item.endpoint_id, "field": item.field, "message": item.message}
         )
+    c.skipped += len(skipped)
     async with db.transaction(services.sessions) as session:
         await session.execute(
             update(Endpoint)
@@ -271,16 +274,18 @@ async def _poll_alerts(
     services: Services, run: SyncRun, connection: Connection, adapter: RmmAdapter, c: _Counters
 ) -> None:
     """RMMs without webhooks report alerts by polling; a failed poll is an error of the run, not a
-    reason to drop the status it already read."""
+    reason to drop the status it already read. The poll's time (taken before asking, so anything
+    the RMM reports after it wins) is when a problem absent from a complete poll cleared."""
+    polled_at = datetime.now(UTC)
     try:
-        events = await adapter.poll_alerts(run.changed_since)
+        polled = await adapter.poll_alerts(run.changed_since)
     except AdapterError as exc:
         c.errors.append({"stage": "alerts", "type": type(exc).__name__, "message": str(exc)})
         return
-    if not events:
+    if not polled.events and not polled.complete_for:
         return
     async with db.transaction(services.sessions) as session:
-        touched, opened, closed = await apply_polled(session, connection, events)
+        touched, opened, closed = await apply_polled(session, connection, polled, at=polled_at)
     c.touched.update(dict.fromkeys(touched))
     c.opened, c.closed = c.opened + opened, c.closed + closed
 

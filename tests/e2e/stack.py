@@ -1,6 +1,6 @@
 """A whole tenant wired through the HTTP API against stateful vendor fakes: an RMM connection, the
-ConnectWise Manage fake as the PSA, a client mapping and a ticket rule. Shared by the end-to-end tests
-and the benchmarks."""
+ConnectWise Manage fake as the PSA, a client mapping and a ticket rule, for the end-to-end tests of
+the core (the benchmarks and the vendor matrix stand up every installed PSA through its harness)."""
 
 from __future__ import annotations
 

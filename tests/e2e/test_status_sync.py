@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from adapters.base import AlertEvent, ProblemKind, SkippedEndpoint
+from adapters.base import AlertEvent, ProblemKind, RmmAdapter, SkippedEndpoint
 from adapters.errors import CredentialsError, TransientVendorError
 from connector.infra import db
 from connector.infra.context import Services
-from connector.models import EndpointAction, SyncCursor, SyncRun
+from connector.models import Connection, EndpointAction, SyncCursor, SyncRun
 from connector.sync.scheduler import schedule_due_syncs
 from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
@@ -310,11 +310,16 @@ async def test_endpoint_detail_and_actions(stack: Stack, fleet: FleetFake) -> No
     assert detail["problems"][0]["kind"] == "threat_detected"
     assert detail["problems"][0]["ticket_id"] is not None
 
+    kinds = (await stack.client.get("/api/v1/adapters", headers=stack.headers)).json()
+    assert next(k for k in kinds if k["kind"] == "fleet_rmm")["actions"] == ["scan", "update_definitions"]
+    await _rename(stack, "RMM (renamed)")  # the next use of an adapter would build a new one
+    built = fleet.adapters_built
     unsupported = await stack.client.post(
         f"/api/v1/endpoints/{endpoint['id']}/actions", json={"action": "deploy_agent"}, headers=stack.headers
     )
     assert unsupported.status_code == 422
-    assert "deploy_agent" in unsupported.text
+    assert "deploy_agent" in unsupported.text and "it supports: scan, update_definitions" in unsupported.text
+    assert fleet.adapters_built == built  # refused from the kind's declaration alone
 
     accepted = await stack.client.post(
         f"/api/v1/endpoints/{endpoint['id']}/actions", json={"action": "scan"}, headers=stack.headers
@@ -547,3 +552,94 @@ async def test_retiring_an_endpoint_clears_its_problem_even_past_an_alerts_clock
     assert await stack.problems(state="open") == []
     [ticket] = stack.tickets(stack.seed.company_ids[0])
     assert ticket["status"]["id"] == stack.seed.closed_status_id
+
+
+# -- a complete poll's silence is a clear ------------------------------------------------------------
+
+ALL_CLIENTS = frozenset(f"c-{c}" for c in range(CLIENTS))
+
+
+async def _adapter_in_use(stack: Stack) -> RmmAdapter:
+    async with stack.services.sessions() as session:
+        row = await session.get(Connection, stack.rmm["id"])
+    assert row is not None
+    return await stack.services.adapters.rmm(row)
+
+
+async def _rename(stack: Stack, name: str) -> None:
+    """Any change to the connection: the worker's adapter object is rebuilt on its next use."""
+    response = await stack.client.patch(
+        f"/api/v1/connections/{stack.rmm['id']}", json={"name": name}, headers=stack.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("rebuilt", [False, True], ids=["same-adapter", "adapter-rebuilt"])
+async def test_a_complete_poll_that_no_longer_lists_a_polled_problem_clears_it(
+    stack: Stack, fleet: FleetFake, rebuilt: bool
+) -> None:
+    """An RMM whose poll is a snapshot (N-sight's failing checks) reports a check that passes again
+    by leaving it out; the core closes what the snapshot lacks, whatever adapter object read it."""
+    fleet.change("ep-0-9", active_threats=None)  # threats only as polled alerts
+    fleet.complete_for = ALL_CLIENTS
+    fleet.alerts = [_polled("active", datetime.now(UTC) - timedelta(minutes=5))]
+    await sync(stack)
+    [problem] = await stack.problems(state="open")
+    assert problem["source"] == "poll"
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    first_adapter = await _adapter_in_use(stack)
+    if rebuilt:
+        await _rename(stack, "RMM (renamed)")
+
+    fleet.alerts = []  # the check passes: the next, complete poll is empty
+    run = await sync(stack)
+    assert run["status"] == "succeeded", run
+    assert (await _adapter_in_use(stack) is not first_adapter) == rebuilt
+    assert run["problems_closed"] == 1
+    assert await stack.problems(state="open") == []
+    [ticket] = stack.tickets(stack.seed.company_ids[0])
+    assert ticket["status"]["id"] == stack.seed.closed_status_id
+
+
+async def test_a_complete_poll_clears_only_its_own_clients_polled_problems(
+    stack: Stack, fleet: FleetFake
+) -> None:
+    """Absence clears a polled problem only on a client the poll was complete for, and never one
+    another observer opened; a rebuilt adapter between the polls changes none of it."""
+    earlier = datetime.now(UTC) - timedelta(minutes=5)
+
+    def polled(endpoint_id: str, client_id: str) -> AlertEvent:
+        return AlertEvent(
+            event_id=f"chk-{endpoint_id}",
+            client_id=client_id,
+            endpoint_id=endpoint_id,
+            problem=ProblemKind.THREAT_DETECTED,
+            state="active",
+            message="Managed AV: 1 threat found",
+            occurred_at=earlier,
+        )
+
+    for endpoint_id in ("ep-0-1", "ep-0-2", "ep-0-3", "ep-1-1"):
+        fleet.change(endpoint_id, active_threats=None)
+    gone, still_failing, other_client = (
+        polled("ep-0-1", "c-0"),
+        polled("ep-0-2", "c-0"),
+        polled("ep-1-1", "c-1"),
+    )
+    fleet.complete_for = ALL_CLIENTS
+    fleet.alerts = [gone, still_failing, other_client]
+    await sync(stack)
+    assert (await stack.post_alert(_alert("evt-hook", "active", earlier, "ep-0-3"))).status_code == 202
+    await stack.work()
+    assert len(await stack.problems(state="open")) == 4
+
+    await _rename(stack, "RMM (renamed)")
+    fleet.complete_for = frozenset({"c-0"})  # c-1's checks could not be read this time
+    fleet.alerts = [still_failing]
+    run = await sync(stack)
+    assert run["problems_closed"] == 1
+    open_now = {(p["endpoint_id"], p["source"]) for p in await stack.problems(state="open")}
+    assert open_now == {("ep-0-2", "poll"), ("ep-1-1", "poll"), ("ep-0-3", "alert")}
+
+    run = await sync(stack)  # the same poll again: nothing more to clear
+    assert run["problems_closed"] == 0 and run["problems_opened"] == 0

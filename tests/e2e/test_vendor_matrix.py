@@ -1,11 +1,12 @@
-"""The same end-to-end flows for every RMM and every PSA, each through its real adapter against its
-stateful fake: status sync → problems → tickets (RMMs), and tickets, configuration records and
-billing lines (PSAs)."""
+"""The same end-to-end flows for every installed RMM and PSA kind, each through its real adapter
+against the stateful fake its harness stands up (`AdapterSpec.harness`): status sync → problems →
+tickets → usage (RMMs), and tickets, configuration records and billing lines (PSAs). The kinds
+come from the registry, so a new vendor with a harness is in the matrix without an edit here."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,14 +14,43 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from adapters.base import EndpointStatus
+from adapters.registry import discover
+from adapters.testing.harness import (
+    CLIENT_NAMES,
+    PsaHarness,
+    PsaWorld,
+    RmmHarness,
+    VendorWorld,
+    device_name,
+    installed_harnesses,
+)
+from connector.fleet.domain import configuration_fields
 from connector.infra.context import Services
 from connector.models import UsageDaily
 from tests.api.world import canonical_alert
-from tests.e2e.vendors import CLIENT_NAMES, PSAS, RMMS, PsaDriver, RmmDriver, manage
 from tests.support.fleet_rmm import FLEETS, FleetFake
 from tests.support.vendors import VendorRouter
 
 Headers = dict[str, str]
+RMMS, PSAS = installed_harnesses(discover().all())
+CONFIGURATION_FIELDS = tuple(
+    configuration_fields(EndpointStatus(endpoint_id="-", client_id="-", hostname="-"), "protected")
+)
+"""The fields the core writes onto configuration records (vendors that need them declared get them)."""
+
+
+def kind_of(harness: RmmHarness | PsaHarness) -> str:
+    return harness.spec.kind
+
+
+def route(vendors: VendorRouter, world: VendorWorld) -> None:
+    for host in world.hosts:
+        vendors.add(host, world.transport())
+
+
+def company_of(psa: PsaWorld, client_name: str) -> str:
+    return next(company for company, name in psa.companies.items() if name == client_name)
 
 
 async def _post(
@@ -47,15 +77,24 @@ async def _sync(
     return result
 
 
-async def _connect_psa(client: httpx.AsyncClient, headers: Headers, psa: PsaDriver) -> dict[str, Any]:
-    created = await _post(client, headers, "/api/v1/connections", psa.connection)
+async def _connect(client: httpx.AsyncClient, headers: Headers, world: VendorWorld) -> dict[str, Any]:
+    created = await _post(client, headers, "/api/v1/connections", world.connection.as_json())
     test = await client.post(f"/api/v1/connections/{created['id']}/test", headers=headers)
     assert test.json()["ok"] is True, test.text
+    return created
+
+
+async def _connect_psa(client: httpx.AsyncClient, headers: Headers, psa: PsaWorld) -> dict[str, Any]:
+    created = await _connect(client, headers, psa)
     await _post(
         client,
         headers,
         "/api/v1/ticket-rules",
-        {"psa_connection_id": created["id"], "summary_template": "{problem_title} on {hostname}", **psa.rule},
+        {
+            "psa_connection_id": created["id"],
+            "summary_template": "{problem_title} on {hostname}",
+            **psa.ticket_ids.rule_fields(),
+        },
     )
     return created
 
@@ -87,62 +126,73 @@ async def _map_by_suggestion(
         )
 
 
-@pytest.mark.parametrize("rmm_kind", sorted(RMMS))
+@pytest.mark.parametrize("harness", RMMS, ids=kind_of)
 async def test_rmm_sync_problems_tickets_and_usage(
-    rmm_kind: str,
+    harness: RmmHarness,
     client: httpx.AsyncClient,
     services: Services,
     vendors: VendorRouter,
     make_key: Callable[..., Awaitable[Headers]],
 ) -> None:
+    if not PSAS:
+        pytest.skip("no PSA kind with a harness is installed to take the tickets")
     headers = await make_key("engineer")
-    rmm: RmmDriver = RMMS[rmm_kind](vendors)
-    psa = manage(vendors)
+    rmm = harness.start(base_url=f"https://{harness.spec.kind.replace('_', '-')}.example.com")
+    psa = PSAS[0].start(devices_per_company=0, configuration_fields=CONFIGURATION_FIELDS)
+    route(vendors, rmm)
+    route(vendors, psa)
     psa_row = await _connect_psa(client, headers, psa)
-    rmm_row = await _post(client, headers, "/api/v1/connections", rmm.connection)
-    assert (await client.post(f"/api/v1/connections/{rmm_row['id']}/test", headers=headers)).json()[
-        "ok"
-    ] is True
+    rmm_row = await _connect(client, headers, rmm)
     await _map_by_suggestion(client, headers, rmm_row["id"], psa_row["id"], expected=len(CLIENT_NAMES))
 
     first = await _sync(client, headers, services, rmm_row["id"])
     assert first["status"] == "succeeded", first
-    assert first["endpoints_seen"] == rmm.endpoints
+    assert first["endpoints_seen"] == len(rmm.endpoints)
     endpoints = (await client.get("/api/v1/endpoints", params={"limit": "500"}, headers=headers)).json()
-    assert len(endpoints) == rmm.endpoints
+    assert len(endpoints) == len(rmm.endpoints)
 
-    endpoint_id, problem = rmm.trouble()
+    endpoint_id = list(rmm.endpoints)[3]
+    company = company_of(psa, rmm.clients[rmm.endpoints[endpoint_id].client_id])
+    problem = rmm.put_in_trouble(endpoint_id)
     second = await _sync(client, headers, services, rmm_row["id"])
     assert second["status"] == "succeeded", second
     problems = (await client.get("/api/v1/problems", params={"state": "open"}, headers=headers)).json()
-    mine = [p for p in problems if p["endpoint_id"] == endpoint_id and p["kind"] == problem]
+    mine = [p for p in problems if p["endpoint_id"] == endpoint_id and p["kind"] == problem.value]
     assert mine and mine[0]["routing"] == "ticketed", f"{problems} {second} {endpoints[:1]}"
-    [ticket] = psa.tickets(psa.company_ids[0])
-    assert not ticket["closed"]
+    [ticket] = psa.tickets(company)
+    assert not ticket.closed
 
     async with services.sessions() as session:
         usage = await session.scalar(
             select(func.sum(UsageDaily.last_installed)).where(UsageDaily.rmm_connection_id == rmm_row["id"])
         )
     if rmm.reports_products:
-        assert usage == rmm.endpoints
+        assert usage == len(rmm.endpoints)
     else:  # antivirus state arrives only as failing checks: no product, nothing to bill from status
         assert usage is None
 
+    # The endpoint recovers: whichever observer reported it (status or a complete poll) clears it.
+    rmm.clear_trouble(endpoint_id)
+    third = await _sync(client, headers, services, rmm_row["id"])
+    assert third["status"] == "succeeded" and third["problems_closed"] >= 1, third
+    problems = (await client.get("/api/v1/problems", params={"state": "open"}, headers=headers)).json()
+    assert [p for p in problems if p["endpoint_id"] == endpoint_id] == []
+    [ticket] = psa.tickets(company)
+    assert ticket.closed
+
 
 @pytest.fixture
-def fleet() -> Any:
+def fleet() -> Iterator[tuple[str, FleetFake]]:
     fake = FleetFake(page_size=50)
-    fake.seed(1, 0)
     host = f"fleet-{uuid.uuid4().hex[:8]}.example.com"
     FLEETS[host] = fake
     yield host, fake
     FLEETS.pop(host, None)
 
 
-@pytest.mark.parametrize("psa_kind", sorted(PSAS))
+@pytest.mark.parametrize("harness", PSAS, ids=kind_of)
 async def test_psa_tickets_configurations_and_billing(
-    psa_kind: str,
+    harness: PsaHarness,
     client: httpx.AsyncClient,
     services: Services,
     vendors: VendorRouter,
@@ -150,19 +200,17 @@ async def test_psa_tickets_configurations_and_billing(
     fleet: tuple[str, FleetFake],
 ) -> None:
     headers = await make_key("engineer")
-    psa: PsaDriver = PSAS[psa_kind](vendors)
+    psa = harness.start(configuration_fields=CONFIGURATION_FIELDS)
+    route(vendors, psa)
     host, fake = fleet
-    fake.endpoints.clear()
-    fake.modified.clear()
-    from adapters.base import EndpointStatus
-
+    client_name = CLIENT_NAMES[0]
     for n in range(4):
         fake.put(
             EndpointStatus(
                 endpoint_id=f"ep-{n}",
                 client_id="c-acme",
-                client_name=CLIENT_NAMES[0],
-                hostname=f"{CLIENT_NAMES[0][:4].upper()}-{n:02d}",
+                client_name=client_name,
+                hostname=device_name(client_name, n),
                 product="Acme EDR",
                 protection_enabled=True,
                 definitions_date=datetime.now(UTC),
@@ -180,7 +228,7 @@ async def test_psa_tickets_configurations_and_billing(
         {"name": "Fleet", "kind": "fleet_rmm", "base_url": f"https://{host}", "credentials": {"token": "t"}},
     )
     await _map_by_suggestion(client, headers, rmm_row["id"], psa_row["id"], expected=1)
-    company = psa.company_ids[0]
+    company = company_of(psa, client_name)
 
     # Tickets: alert → one ticket; repeat → still one; clear → closed with a resolution.
     params = {"token": rmm_row["webhook_secret"]}
@@ -188,20 +236,21 @@ async def test_psa_tickets_configurations_and_billing(
     assert (await client.post(f"/webhooks/{rmm_row['id']}", json=alert, params=params)).status_code == 202
     await _work(services)
     [ticket] = psa.tickets(company)
-    assert not ticket["closed"] and "Threat detected" in ticket["summary"]
+    assert not ticket.closed and "Threat detected" in ticket.summary
     cleared = canonical_alert(
         "evt-2", client_id="c-acme", endpoint_id="ep-1", state="cleared", occurred_at="2026-11-20T11:00:00Z"
     )
     assert (await client.post(f"/webhooks/{rmm_row['id']}", json=cleared, params=params)).status_code == 202
     await _work(services)
     [ticket] = psa.tickets(company)
-    assert ticket["closed"]
-    assert any("Resolved" in note for note in ticket["notes"])
+    assert ticket.closed
+    assert any("Resolved" in note for note in ticket.notes)
 
     # Configurations: a sync writes the security status onto the device's record.
     run = await _sync(client, headers, services, rmm_row["id"])
     assert run["status"] == "succeeded" and not run["errors"], run
-    assert "Acme EDR" in psa.configuration_text(company, f"{CLIENT_NAMES[0][:4].upper()}-01")
+    [record] = psa.configurations(company, device_name(client_name, 1))
+    assert "Acme EDR" in record
 
     # Billing: push twice → one line with the seat count; more seats → updated in place.
     await _post(
@@ -215,20 +264,22 @@ async def test_psa_tickets_configurations_and_billing(
             "count_method": "end_of_period",
             "unit_price": "6.00",
             "cost_tiers": [{"min_seats": 1, "unit_cost": "2.50"}],
-            **psa.billing,
+            **psa.billing_ids.rule_fields(),
         },
     )
     period = datetime.now(UTC).strftime("%Y-%m")
     first = await _post(client, headers, "/api/v1/billing/push", {"period": period})
-    # Autotask bills through a contract service that already exists: its seat count is adjusted.
-    assert first["summary"] == ({"updated": 1} if psa_kind == "autotask" else {"created": 1}), first
+    # "updated": a vendor that bills through a line that already exists (a seat count adjusted).
+    assert first["summary"] in ({"created": 1}, {"updated": 1}), first
     second = await _post(client, headers, "/api/v1/billing/push", {"period": period})
     assert second["summary"] == {"unchanged": 1}, second
-    assert psa.billed_quantity(company) == 4
-    assert psa.billing_lines(company) == 1
-    fake.put(fake.endpoints["ep-0"].model_copy(update={"endpoint_id": "ep-9", "hostname": "ACME-09"}))
+    assert [line.quantity for line in psa.billing_lines(company)] == [4]
+    fake.put(
+        fake.endpoints["ep-0"].model_copy(
+            update={"endpoint_id": "ep-9", "hostname": device_name(client_name, 9)}
+        )
+    )
     await _sync(client, headers, services, rmm_row["id"])
     third = await _post(client, headers, "/api/v1/billing/push", {"period": period})
     assert third["summary"] == {"updated": 1}, third
-    assert psa.billed_quantity(company) == 5
-    assert psa.billing_lines(company) == 1
+    assert [line.quantity for line in psa.billing_lines(company)] == [5]

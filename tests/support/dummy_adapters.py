@@ -17,7 +17,8 @@ from adapters.base import (
     BillingLineResult,
     ConfigurationUpdate,
     ConnectionContext,
-    EndpointStatus,
+    EndpointPage,
+    PolledAlerts,
     PsaAgreement,
     PsaCompany,
     PsaOption,
@@ -67,11 +68,9 @@ class DummyRmm(_Base):
         for client in self.clients:
             yield client
 
-    async def iter_endpoint_pages(
-        self, changed_since: datetime | None
-    ) -> AsyncIterator[list[EndpointStatus]]:
+    async def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[EndpointPage]:
         if False:
-            yield []
+            yield EndpointPage(statuses=[])
 
     def verify_webhook(self, request: WebhookRequest, secret: str) -> bool | None:
         return None
@@ -79,8 +78,8 @@ class DummyRmm(_Base):
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
         return []
 
-    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
-        return []
+    async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
+        return PolledAlerts(events=[])
 
     async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
         return ActionResult(accepted=True)
@@ -125,6 +124,7 @@ DUMMY_RMM = AdapterSpec(
     credentials_model=DummyCredentials,
     options_model=DummyOptions,
     factory=DummyRmm,
+    actions=frozenset(ActionKind),
 )
 DUMMY_PSA = AdapterSpec(
     kind="dummy_psa",

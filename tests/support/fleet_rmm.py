@@ -17,7 +17,9 @@ from adapters.base import (
     AdapterSpec,
     AlertEvent,
     ConnectionContext,
+    EndpointPage,
     EndpointStatus,
+    PolledAlerts,
     RmmClient,
     Role,
     SkippedEndpoint,
@@ -43,12 +45,17 @@ class FleetFake:
     failure: AdapterError | None = None
     actions: list[tuple[str, ActionKind]] = field(default_factory=list)
     latency: float = 0.0
+    adapters_built: int = 0
+    """Adapter objects constructed over this fleet (the core builds one per connection and change)."""
     action_failure: AdapterError | None = None
     """Raised by the next `run_action` after recording the call (a failure after the RMM saw it)."""
     alerts: list[AlertEvent] = field(default_factory=list)
-    skipped: list[SkippedEndpoint] = field(default_factory=list)
-    """Endpoints the RMM lists but the adapter cannot read (left out of the pages)."""
     """What `poll_alerts` reports: the RMM's currently known alert states."""
+    complete_for: frozenset[str] = frozenset()
+    """The clients `poll_alerts` says it reported every open alert of (a snapshot RMM's poll)."""
+    skipped: list[SkippedEndpoint] = field(default_factory=list)
+    """Endpoints the RMM lists but the adapter cannot read (reported on the first page, left out
+    of the statuses)."""
 
     def seed(self, clients: int, per_client: int) -> None:
         for c in range(clients):
@@ -88,11 +95,13 @@ FLEETS: dict[str, FleetFake] = {}
 """Fakes by connection base URL host, so each test's connection reads its own fleet."""
 
 
-class FleetRmm:
-    supported_actions = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
+ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
 
+
+class FleetRmm:
     def __init__(self, ctx: ConnectionContext) -> None:
         self.fake = FLEETS[ctx.base_url.split("://", 1)[-1].split("/", 1)[0]]
+        self.fake.adapters_built += 1
 
     async def test_connection(self) -> None:
         return None
@@ -107,9 +116,7 @@ class FleetRmm:
         for client_id, name in sorted(seen.items()):
             yield RmmClient(id=client_id, name=name)
 
-    async def iter_endpoint_pages(
-        self, changed_since: datetime | None
-    ) -> AsyncIterator[list[EndpointStatus]]:
+    async def iter_endpoint_pages(self, changed_since: datetime | None) -> AsyncIterator[EndpointPage]:
         unreadable = {s.endpoint_id for s in self.fake.skipped}
         ids = sorted(
             i
@@ -122,7 +129,10 @@ class FleetRmm:
                 await asyncio.sleep(self.fake.latency)
             if self.fake.fail_on_page == number and self.fake.failure is not None:
                 raise self.fake.failure
-            yield [self.fake.endpoints[i] for i in ids[start : start + self.fake.page_size]]
+            yield EndpointPage(
+                statuses=[self.fake.endpoints[i] for i in ids[start : start + self.fake.page_size]],
+                skipped=list(self.fake.skipped) if number == 1 else [],
+            )
 
     def verify_webhook(self, request: WebhookRequest, secret: str) -> bool | None:
         return None
@@ -130,15 +140,11 @@ class FleetRmm:
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
         return []
 
-    @property
-    def skipped_endpoints(self) -> list[SkippedEndpoint]:
-        return list(self.fake.skipped)
-
-    async def poll_alerts(self, since: datetime | None) -> list[AlertEvent]:
-        return list(self.fake.alerts)
+    async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
+        return PolledAlerts(events=list(self.fake.alerts), complete_for=self.fake.complete_for)
 
     async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
-        if action not in self.supported_actions:
+        if action not in ACTIONS:
             raise UnsupportedActionError(f"{action.value} is not offered")
         self.fake.actions.append((endpoint_id, action))
         if self.fake.action_failure is not None:
@@ -153,4 +159,5 @@ FLEET_RMM = AdapterSpec(
     title="In-memory fleet (tests)",
     credentials_model=FleetCredentials,
     factory=FleetRmm,
+    actions=ACTIONS,
 )

@@ -142,12 +142,19 @@ class AutotaskWorld(FakeWorld[AutotaskFake]):
     def clear_faults(self) -> None:
         self.fake.clear_faults()
 
+    def set_latency(self, seconds: float) -> None:
+        self.fake.set_latency(seconds)
+
+    def request_count(self, method: str | None = None) -> int:
+        return self.fake.call_count(method)
+
 
 class AutotaskHarness:
     """Autotask's discovery host by default, with the API in zone 14; any other base URL serves the
     zone itself. The EDR contract service starts at 0 seats, so billing adjusts it."""
 
     spec = SPEC
+    in_demo = False
 
     def start(
         self,

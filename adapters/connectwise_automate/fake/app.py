@@ -7,6 +7,7 @@ import asyncio
 import functools
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
@@ -186,7 +187,7 @@ class AutomateFake(AutomateSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
                 return self._list(request, rows, LOCATION_FIELDS)
             if parts == ["computers"]:
                 rows = [self._computer_row(c) for c in self.computers.values()]
-                return self._list(request, rows, COMPUTER_FIELDS)
+                return self._list(request, rows, COMPUTER_FIELDS, corrupt=self._corrupt)
             if parts == ["alerts"]:
                 rows = [self._alert_row(a) for a in self.alerts.values()]
                 return self._list(request, rows, ALERT_FIELDS, "AlertId")
@@ -248,8 +249,26 @@ class AutomateFake(AutomateSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
         if expires is None or expires <= self.clock():
             raise AutomateApiError(401, "Authorization has been denied for this request.")
 
+    def _corrupt(self, row: Row) -> Row:
+        overrides = self.corrupted.get(int(row.get("Id") or 0))
+        if not overrides:
+            return row
+        row = dict(row)
+        for name, value in overrides.items():
+            if value is None:
+                row.pop(name, None)
+            else:
+                row[name] = value
+        return row
+
     def _list(
-        self, request: Request, rows: list[Row], fields: frozenset[str], default_order: str = "Id"
+        self,
+        request: Request,
+        rows: list[Row],
+        fields: frozenset[str],
+        default_order: str = "Id",
+        *,
+        corrupt: Callable[[Row], Row] | None = None,
     ) -> Response:
         params = request.query_params
         try:
@@ -275,6 +294,8 @@ class AutomateFake(AutomateSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
             descending = direction.strip().lower() == "desc"
             rows.sort(key=functools.partial(row_key, name), reverse=descending)
         chunk = rows[(page - 1) * size : page * size]
+        if corrupt is not None:
+            chunk = [corrupt(r) for r in chunk]
         include = params.get("includeFields")
         if include:
             wanted = {f.strip().lower() for f in include.split(",") if f.strip()}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.base import ProblemKind, RmmAdapter, WebhookRequest
+from adapters.base import ActionKind, ProblemKind, RmmAdapter, WebhookRequest
 from adapters.connectwise_automate import SPEC
 from adapters.connectwise_automate.fake.app import AutomateFake
 from adapters.connectwise_automate.fake.store import wire_time
@@ -30,6 +30,8 @@ SERVER = "https://connectwise-automate.example.com"
 PRODUCT = "Microsoft Defender Antivirus"
 PATHS = {RmmOperation.LIST_CLIENTS: "/Clients", RmmOperation.LIST_ENDPOINTS: "/Computers"}
 KEYS = {RmmOperation.LIST_CLIENTS: "GET /clients", RmmOperation.LIST_ENDPOINTS: "GET /computers"}
+SCRIPTS = {ActionKind.SCAN: 6001, ActionKind.UPDATE_DEFINITIONS: 6002}
+"""The fake's seeded scripts the connection runs for each action."""
 
 
 @dataclass
@@ -38,6 +40,8 @@ class AutomateWorld(FakeWorld[AutomateFake]):
     endpoints: dict[str, SeededEndpoint] = field(default_factory=dict)
     reports_products: bool = True
     trouble_kinds: tuple[ProblemKind, ...] = (ProblemKind.DEFINITIONS_OUTDATED, ProblemKind.NOT_PROTECTED)
+    polls_snapshots: bool = False
+    """`GET /Alerts` is the alerts since a time, not what is open now."""
     _alert_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(990001))
 
     @property
@@ -83,6 +87,14 @@ class AutomateWorld(FakeWorld[AutomateFake]):
         self.fake.set_av(int(endpoint_id), product=PRODUCT, definitions_date=self.fake.now)
         self.touch([endpoint_id])
 
+    def break_endpoint(self, endpoint_id: str) -> bool:
+        self.fake.corrupt_computer(int(endpoint_id), Client=None)
+        return True
+
+    def actions_run(self) -> list[tuple[str, ActionKind]]:
+        actions = {script: action for action, script in SCRIPTS.items()}
+        return [(str(run.computer_id), actions[run.script_id]) for run in self.fake.script_runs]
+
     def native_alert(self, endpoint_id: str, *, active: bool) -> NativeAlert | None:
         """The body an alert template's script posts (see `alerts.py`)."""
         computer = self.fake.computers[int(endpoint_id)]
@@ -125,9 +137,10 @@ class AutomateWorld(FakeWorld[AutomateFake]):
 
 class AutomateHarness:
     """One Automate server; each client has one location holding its computers (Defender, current
-    definitions, online)."""
+    definitions, online); the connection runs the seeded scan and definitions scripts."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,
@@ -153,7 +166,11 @@ class AutomateHarness:
             name=SPEC.title,
             base_url=url,
             credentials=fake.credentials(),
-            options={"page_size": page_size} if page_size else {},
+            options={
+                "scan_script_id": SCRIPTS[ActionKind.SCAN],
+                "definitions_script_id": SCRIPTS[ActionKind.UPDATE_DEFINITIONS],
+                **({"page_size": page_size} if page_size else {}),
+            },
         )
         return AutomateWorld(
             spec=SPEC,

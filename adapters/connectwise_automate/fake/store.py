@@ -184,6 +184,7 @@ class AutomateStore:
             6002: "Connector - Update Antivirus Definitions",
         }
         self.script_runs: list[ScriptRun] = []
+        self.corrupted: dict[int, dict[str, Any]] = {}
         self._ids = {
             "client": itertools.count(1),
             "location": itertools.count(101),
@@ -280,6 +281,11 @@ class AutomateStore:
 
     def set_online(self, computer_id: int, online: bool) -> None:
         self.computers[computer_id].online = online
+
+    def corrupt_computer(self, computer_id: int, **fields: Any) -> None:
+        """Serve the computer's list record malformed: a field set to `None` is dropped, others
+        replaced (after filtering, so the computer is still listed where it was)."""
+        self.corrupted[computer_id] = fields
 
     def add_alert(
         self,

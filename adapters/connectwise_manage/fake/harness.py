@@ -136,12 +136,19 @@ class ManageWorld(FakeWorld[ManageFake]):
     def clear_faults(self) -> None:
         self.fake.clear_faults()
 
+    def set_latency(self, seconds: float) -> None:
+        self.fake.set_latency(seconds)
+
+    def request_count(self, method: str | None = None) -> int:
+        return self.fake.call_count(method)
+
 
 class ManageHarness:
     """Manage cloud (`na.myconnectwise.net`, codebase discovered, API on `api-na…`) by default;
     any other base URL is an on-premises site that keeps its host."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,

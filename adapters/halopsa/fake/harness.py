@@ -135,11 +135,18 @@ class HaloWorld(FakeWorld[HaloFake]):
     def clear_faults(self) -> None:
         self.fake.clear_faults()
 
+    def set_latency(self, seconds: float) -> None:
+        self.fake.set_latency(seconds)
+
+    def request_count(self, method: str | None = None) -> int:
+        return self.fake.call_count(method)
+
 
 class HaloHarness:
     """One Halo instance whose auth server and API share the base URL's host."""
 
     spec = SPEC
+    in_demo = False
 
     def start(
         self,

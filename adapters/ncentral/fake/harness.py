@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.base import ProblemKind, RmmAdapter, WebhookRequest
+from adapters.base import ActionKind, ProblemKind, RmmAdapter, WebhookRequest
 from adapters.ncentral import SPEC
 from adapters.ncentral.fake.app import NcentralFake
 from adapters.ncentral.fake.store import THREAT_SERVICE
@@ -28,6 +28,8 @@ SERVER = "https://ncentral.example.com"
 PROTECTION_SERVICE = "AV Defender Status"
 PATHS = {RmmOperation.LIST_CLIENTS: "/api/customers", RmmOperation.LIST_ENDPOINTS: "/api/devices"}
 KEYS = {RmmOperation.LIST_CLIENTS: "GET /api/customers", RmmOperation.LIST_ENDPOINTS: "GET /api/devices"}
+ITEMS = {ActionKind.SCAN: 2001, ActionKind.UPDATE_DEFINITIONS: 2002}
+"""The fake's API-enabled repository items the connection runs for each action."""
 
 
 @dataclass
@@ -36,6 +38,8 @@ class NcentralWorld(FakeWorld[NcentralFake]):
     endpoints: dict[str, SeededEndpoint] = field(default_factory=dict)
     reports_products: bool = True
     trouble_kinds: tuple[ProblemKind, ...] = (ProblemKind.THREAT_DETECTED, ProblemKind.PROTECTION_DISABLED)
+    polls_snapshots: bool = False
+    """N-central pushes notifications; nothing is polled."""
 
     @property
     def changed_at(self) -> datetime:
@@ -81,6 +85,16 @@ class NcentralWorld(FakeWorld[NcentralFake]):
             self.fake.set_service(int(endpoint_id), service, "Normal")
         self.touch([endpoint_id])
 
+    def break_endpoint(self, endpoint_id: str) -> bool:
+        self.fake.corrupt_device(int(endpoint_id), customerId=None)
+        return True
+
+    def actions_run(self) -> list[tuple[str, ActionKind]]:
+        actions = {item: action for action, item in ITEMS.items()}
+        return [
+            (str(task.body["deviceId"]), actions[task.body["itemId"]]) for task in self.fake.tasks.values()
+        ]
+
     def native_alert(self, endpoint_id: str, *, active: bool) -> NativeAlert | None:
         """An HTTP-XML notification of the protection service failing or returning to Normal."""
         body = self.fake.notification_xml(
@@ -114,9 +128,10 @@ class NcentralWorld(FakeWorld[NcentralFake]):
 
 class NcentralHarness:
     """One N-central server; each client is a customer with one site holding its devices (AV
-    Defender, no threats, online)."""
+    Defender, no threats, online); the connection runs the seeded scan and definitions items."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,
@@ -142,7 +157,11 @@ class NcentralHarness:
             name=SPEC.title,
             base_url=url,
             credentials=fake.credentials(),
-            options={"page_size": page_size} if page_size else {},
+            options={
+                "scan_item_id": ITEMS[ActionKind.SCAN],
+                "definitions_item_id": ITEMS[ActionKind.UPDATE_DEFINITIONS],
+                **({"page_size": page_size} if page_size else {}),
+            },
         )
         return NcentralWorld(
             spec=SPEC,

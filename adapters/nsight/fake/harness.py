@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.base import ProblemKind, RmmAdapter
+from adapters.base import ActionKind, ProblemKind, RmmAdapter
 from adapters.nsight import SPEC
 from adapters.nsight.fake.app import NsightFake
 from adapters.testing.harness import (
@@ -41,6 +41,8 @@ class NsightWorld(FakeWorld[NsightFake]):
         ProblemKind.PROTECTION_DISABLED,
         ProblemKind.DEFINITIONS_OUTDATED,
     )
+    polls_snapshots: bool = True
+    """`list_failing_checks` is what fails now, per client."""
 
     @property
     def changed_at(self) -> datetime:
@@ -88,6 +90,15 @@ class NsightWorld(FakeWorld[NsightFake]):
         self.fake.set_av_state(int(endpoint_id), protection=True, definitions_current=True, threats=0)
         self.touch([endpoint_id])
 
+    def break_endpoint(self, endpoint_id: str) -> bool:
+        self.fake.break_device(int(endpoint_id), "name")
+        return True
+
+    def actions_run(self) -> list[tuple[str, ActionKind]]:
+        return [(str(d), ActionKind.SCAN) for d in self.fake.scans_started] + [
+            (str(d), ActionKind.UPDATE_DEFINITIONS) for d in sorted(self.fake.pending_definition_updates)
+        ]
+
     def native_alert(self, endpoint_id: str, *, active: bool) -> NativeAlert | None:
         return None  # N-sight has no outbound webhook: failing checks are polled
 
@@ -116,6 +127,7 @@ class NsightHarness:
     per site without paging, so `page_size` changes nothing."""
 
     spec = SPEC
+    in_demo = True
 
     def start(
         self,

@@ -119,7 +119,7 @@ async def test_every_call_carries_bearer_and_client_id_and_page_two_keeps_the_co
     )
     adapter = make_adapter(page_size=2, computer_condition="Client.Id = 7")
     pages = [p async for p in adapter.iter_endpoint_pages(datetime(2026, 11, 20, 11, 0, tzinfo=UTC))]
-    assert [[s.endpoint_id for s in p] for p in pages] == [["1", "2"], ["3"]]
+    assert [[s.endpoint_id for s in p.statuses] for p in pages] == [["1", "2"], ["3"]]
     assert listing.call_count == 2
     first, second = (c.request for c in listing.calls)
     for number, sent in ((1, first), (2, second)):
@@ -241,7 +241,7 @@ async def test_alert_rows_from_the_wire(router: respx.MockRouter) -> None:
         )
     )
     adapter = make_adapter(server_timezone="America/New_York")
-    [event] = await adapter.poll_alerts(datetime(2026, 11, 20, 17, 0, tzinfo=UTC))
+    [event] = (await adapter.poll_alerts(datetime(2026, 11, 20, 17, 0, tzinfo=UTC))).events
     assert event.event_id == "cwa:alert:77"
     assert event.problem is ProblemKind.PROTECTION_DISABLED
     assert event.occurred_at == datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

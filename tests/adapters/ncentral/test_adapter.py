@@ -58,7 +58,7 @@ def make_adapter(
 
 
 async def collect(adapter: NcentralAdapter, since: datetime | None = None) -> list[list[EndpointStatus]]:
-    return [page async for page in adapter.iter_endpoint_pages(since)]
+    return [page.statuses async for page in adapter.iter_endpoint_pages(since)]
 
 
 def flat(pages: list[list[EndpointStatus]]) -> dict[str, EndpointStatus]:
@@ -373,10 +373,11 @@ async def test_malformed_devices_are_skipped_and_named(
     fake.corrupt_device(bad_time, lastApplianceCheckinTime="yesterday-ish", customerName=None)
     adapter = make_adapter(fake)
     with caplog.at_level(logging.WARNING, logger="adapters.ncentral"):
-        by_id = flat(await collect(adapter))
+        pages = [page async for page in adapter.iter_endpoint_pages(None)]
+    by_id = flat([page.statuses for page in pages])
     assert len(by_id) == 27
     assert str(bad_time) in by_id and by_id[str(bad_time)].last_seen_at is None
-    skipped = {(s.device_id, s.field) for s in adapter.last_skipped}
+    skipped = {(s.endpoint_id, s.field) for page in pages for s in page.skipped}
     assert skipped == {(str(no_customer), "customerId"), ("?", "deviceId"), (str(no_name), "longName")}
     assert f"N-central device {no_customer} skipped: customerId" in caplog.text
 
@@ -388,20 +389,21 @@ async def test_device_with_unreadable_service_states_keeps_its_identity(
     fake.break_status(malformed, "malformed")
     fake.break_status(missing, "missing")
     adapter = make_adapter(fake)
-    by_id = flat(await collect(adapter))
+    pages = [page async for page in adapter.iter_endpoint_pages(None)]
+    by_id = flat([page.statuses for page in pages])
     assert len(by_id) == 30
     for device_id in (malformed, missing):
         status = by_id[str(device_id)]
         assert status.product is None and status.protection_enabled is None and status.online is None
         assert status.hostname == fake.devices[device_id].name
-    assert {(e.device_id, e.field) for e in adapter.last_status_errors} == {
+    assert {(e.endpoint_id, e.field) for page in pages for e in page.skipped} == {
         (str(malformed), "data"),
         (str(missing), "service-monitor-status"),
     }
 
 
 # ---------------------------------------------------------------------------------------------
-# Notifications (HTTP-XML) and the canonical alert
+# Notifications (HTTP-XML)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -525,27 +527,13 @@ def test_malformed_bodies_are_refused(adapter: NcentralAdapter, body: bytes, fie
     assert caught.value.field == field
 
 
-def test_parses_the_canonical_alert(adapter: NcentralAdapter) -> None:
-    base = {
-        "event_id": "script-42",
-        "client_id": 100,
-        "endpoint_id": "526898132189",
-        "hostname": "ACME-WS01",
-        "problem": "threat_detected",
-        "state": "active",
-        "message": "EICAR found",
-        "occurred_at": "2026-11-20T11:00:00Z",
-    }
-    [active] = adapter.parse_webhook(webhook(base))
-    assert active.client_id == "100" and active.problem == ProblemKind.THREAT_DETECTED
-    [cleared] = adapter.parse_webhook(webhook({**base, "event_id": "script-43", "state": "cleared"}))
-    assert cleared.state == "cleared"
+def test_leaves_the_canonical_alert_to_the_core(adapter: NcentralAdapter) -> None:
+    """The core parses canonical bodies before the adapter sees one; JSON reaching the adapter is
+    not an N-central notification."""
+    body = {"event_id": "script-42", "endpoint_id": "526898132189", "state": "active"}
     with pytest.raises(WebhookParseError) as caught:
-        adapter.parse_webhook(webhook({k: v for k, v in base.items() if k != "endpoint_id"}))
-    assert caught.value.field == "endpoint_id"
-    with pytest.raises(WebhookParseError) as caught:
-        adapter.parse_webhook(webhook({**base, "problem": "on_fire"}))
-    assert caught.value.field == "problem"
+        adapter.parse_webhook(webhook(body))
+    assert caught.value.field == "body"
 
 
 async def test_deliveries_are_verified_by_the_generic_token_scheme(
@@ -572,7 +560,6 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
     adapter = make_adapter(
         fake, options={"scan_item_id": 2001, "scan_parameters": {"Mode": "quick"}}, clock=fake.clock
     )
-    assert adapter.supported_actions == frozenset({ActionKind.SCAN})
     device = fake.devices[small.device_ids[5]]
     result = await adapter.run_action(str(device.id), ActionKind.SCAN)
     [task] = fake.tasks.values()
@@ -586,7 +573,7 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
 
 async def test_actions_the_api_cannot_run_are_unsupported(fake: NcentralFake, small: FleetSeed) -> None:
     adapter = make_adapter(fake)
-    assert adapter.supported_actions == frozenset()
+    assert SPEC.actions == frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
     with pytest.raises(UnsupportedActionError) as caught:
         await adapter.run_action(str(small.device_ids[0]), ActionKind.DEPLOY_AGENT)
     assert caught.value.field == "action"

@@ -90,7 +90,7 @@ async def test_jwt_exchange_then_paged_listing_with_the_access_token(router: res
     adapter = make_adapter(
         page_size=2, read_service_status=False, access_expiry_override="30m", refresh_expiry_override="25h"
     )
-    statuses = [s async for p in adapter.iter_endpoint_pages(None) for s in p]
+    statuses = [s async for p in adapter.iter_endpoint_pages(None) for s in p.statuses]
     assert [s.endpoint_id for s in statuses] == ["1", "2", "3"]
     assert statuses[0].last_seen_at == datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
 
@@ -150,7 +150,7 @@ async def test_service_states_read_from_a_bare_array(router: respx.MockRouter) -
             {"taskId": 3, "moduleName": "Agent Status", "stateStatus": "Normal"},
         ],
     )
-    [[status]] = [p async for p in make_adapter().iter_endpoint_pages(None)]
+    [[status]] = [p.statuses async for p in make_adapter().iter_endpoint_pages(None)]
     assert (status.product, status.protection_enabled, status.online) == ("AV Defender", False, True)
 
 

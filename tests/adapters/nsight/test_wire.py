@@ -100,7 +100,7 @@ async def test_listing_wire_services_and_apikey_parameter(router: respx.MockRout
     route = router.get(API).mock(side_effect=handler)
     adapter = make_adapter()
     pages = [page async for page in adapter.iter_endpoint_pages(None)]
-    assert [[s.endpoint_id for s in page] for page in pages] == [["31", "32"]]
+    assert [[s.endpoint_id for s in page.statuses] for page in pages] == [["31", "32"]]
     requests = [call.request for call in route.calls]
     assert [params(r) for r in requests] == [
         {"apikey": KEY, "service": "list_clients"},
@@ -112,9 +112,9 @@ async def test_listing_wire_services_and_apikey_parameter(router: respx.MockRout
     assert first.method == "GET" and first.url.path == "/api/"
     assert str(first.url).startswith(f"{API}?apikey={KEY}&service=list_clients")
     assert "xml" in first.headers["accept"]
-    assert pages[0][0].last_seen_at is None
-    assert pages[0][1].last_seen_at == datetime(2026, 11, 20, 11, tzinfo=UTC)
-    assert pages[0][0].client_name == "Acme & Co"
+    assert pages[0].statuses[0].last_seen_at is None
+    assert pages[0].statuses[1].last_seen_at == datetime(2026, 11, 20, 11, tzinfo=UTC)
+    assert pages[0].statuses[0].client_name == "Acme & Co"
     await adapter.aclose()
 
 
@@ -142,7 +142,9 @@ async def test_failing_checks_wire_per_client_and_account(router: respx.MockRout
         )
     )
     adapter = make_adapter()
-    (event,) = await adapter.poll_alerts(None)
+    polled = await adapter.poll_alerts(None)
+    (event,) = polled.events
+    assert polled.complete_for == frozenset({"11"})
     assert params(route.calls[-1].request) == {
         "apikey": KEY,
         "service": "list_failing_checks",
@@ -154,7 +156,7 @@ async def test_failing_checks_wire_per_client_and_account(router: respx.MockRout
     )
     await adapter.aclose()
     account = make_adapter(failing_checks_scope="account")
-    await account.poll_alerts(None)
+    assert (await account.poll_alerts(None)).complete_for == frozenset({"11"})
     assert params(route.calls[-1].request) == {
         "apikey": KEY,
         "service": "list_failing_checks",
