@@ -19,6 +19,7 @@ from connector.infra.security.crypto import generate_key
 from connector.models import Connection
 from connector.runtime import build_services
 from connector.settings import Settings
+from connector.statuses import SyncStatus, SyncTrigger
 from connector.tenants.service import (
     DEFAULT_TENANT,
     create_api_key,
@@ -154,7 +155,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
             for connection in connections:
                 try:
                     async with db.transaction(services.sessions) as session:
-                        started = await start_run(session, connection, "cli")
+                        started = await start_run(session, connection, SyncTrigger.CLI)
                 except SyncConflict as conflict:
                     print(f"{connection.name}: a sync is already running (run {conflict.run_id}); skipped")
                     code = max(code, 2)
@@ -171,7 +172,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 for error in done.errors:
                     print(f"  error: {error.get('message')}", file=sys.stderr)
-                if done.status != "succeeded":
+                if done.status != SyncStatus.SUCCEEDED:
                     code = max(code, 1)
             tickets = await Worker(services, concurrency=8, handlers=AFTER_SYNC_WORK).run_until_idle()
             print(f"ticket and configuration work: {tickets} job(s) run")

@@ -7,16 +7,18 @@ modules beside it); a read of a tenant-owned table filters by tenant only throug
 
 from __future__ import annotations
 
+import enum
 import os
 import random
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -31,6 +33,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from connector.statuses import (
+    ActionStatus,
+    DeliveryStatus,
+    EventState,
+    Health,
+    JobStatus,
+    ProblemSource,
+    ProblemStatus,
+    Routing,
+    SyncStatus,
+    SyncTrigger,
+    TicketState,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -76,6 +92,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Money = Numeric(14, 4, asdecimal=True)
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def status_column(kind: type[E], default: E | None = None) -> Any:
+    """A status column: the enum's values in a VARCHAR(16) (no native enum type, no CHECK
+    constraint — the same column as before), read back as enum members."""
+    column_type = Enum(
+        kind,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
+    return mapped_column(column_type, default=default) if default is not None else mapped_column(column_type)
 
 
 class Base(DeclarativeBase):
@@ -203,8 +236,7 @@ class Delivery(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(String(16))
-    """queued | processed | failed | dead | rejected"""
+    status: Mapped[DeliveryStatus] = status_column(DeliveryStatus)
     dedupe_key: Mapped[str | None] = mapped_column(String(120))
     event_count: Mapped[int] = mapped_column(Integer, default=0)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -239,8 +271,7 @@ class Job(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    """queued | running | done | dead"""
+    status: Mapped[JobStatus] = status_column(JobStatus, JobStatus.QUEUED)
     unique_key: Mapped[str | None] = mapped_column(String(200))
     delivery_id: Mapped[str | None] = mapped_column(String(32), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -279,8 +310,7 @@ class ProblemState(Base):
     endpoint_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    state: Mapped[str] = mapped_column(String(16))
-    """active | cleared"""
+    state: Mapped[EventState] = status_column(EventState)
     event_at: Mapped[datetime]
     """When the newest event happened (`occurred_at`; the sync's time for status findings)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -311,12 +341,9 @@ class Problem(Base):
     client_id: Mapped[str] = mapped_column(String(100))
     hostname: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(40))
-    source: Mapped[str] = mapped_column(String(16))
-    """alert | status"""
-    state: Mapped[str] = mapped_column(String(16), default="open")
-    """open | cleared"""
-    routing: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending | ticketed | unmapped | no_rule — why a ticket does or does not exist"""
+    source: Mapped[ProblemSource] = status_column(ProblemSource)
+    state: Mapped[ProblemStatus] = status_column(ProblemStatus, ProblemStatus.OPEN)
+    routing: Mapped[Routing] = status_column(Routing, Routing.PENDING)
     message: Mapped[str] = mapped_column(Text, default="")
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     noted_occurrences: Mapped[int] = mapped_column(Integer, default=1)
@@ -341,8 +368,7 @@ class TicketLink(Base):
     psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     company_id: Mapped[str] = mapped_column(String(100))
     marker: Mapped[str] = mapped_column(String(40), unique=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending | open | closed"""
+    state: Mapped[TicketState] = status_column(TicketState, TicketState.PENDING)
     ticket_id: Mapped[str | None] = mapped_column(String(100))
     ticket_number: Mapped[str | None] = mapped_column(String(100))
     ticket_url: Mapped[str | None] = mapped_column(String(500))
@@ -378,7 +404,7 @@ class Endpoint(Base):
     active_threats: Mapped[int | None]
     online: Mapped[bool | None]
     last_seen_at: Mapped[datetime | None]
-    health: Mapped[str] = mapped_column(String(16), default="unprotected")
+    health: Mapped[Health] = status_column(Health, Health.UNPROTECTED)
     fingerprint: Mapped[str] = mapped_column(String(32), default="")
     pushed_fields_fingerprint: Mapped[str | None] = mapped_column(String(32))
     """Fingerprint of the status fields last written to the PSA configuration (None = never)."""
@@ -406,10 +432,8 @@ class SyncRun(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
-    trigger: Mapped[str] = mapped_column(String(16))
-    """schedule | api | cli"""
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    """running | succeeded | failed | interrupted"""
+    trigger: Mapped[SyncTrigger] = status_column(SyncTrigger)
+    status: Mapped[SyncStatus] = status_column(SyncStatus, SyncStatus.RUNNING)
     full: Mapped[bool] = mapped_column(Boolean, default=False)
     changed_since: Mapped[datetime | None]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -545,8 +569,7 @@ class EndpointAction(Base):
     problem_id: Mapped[str | None] = mapped_column(String(32))
     requested_by: Mapped[str] = mapped_column(String(32))
     """api | rule"""
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    """queued | sending | accepted | failed"""
+    status: Mapped[ActionStatus] = status_column(ActionStatus, ActionStatus.QUEUED)
     vendor_reference: Mapped[str | None] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text, default="")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)

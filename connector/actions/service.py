@@ -19,6 +19,7 @@ from connector.infra.context import Services
 from connector.infra.errors import FieldError
 from connector.infra.jobs.kinds import enqueue
 from connector.models import Connection, Endpoint, EndpointAction, Problem
+from connector.statuses import ActionStatus, ProblemStatus
 
 ADDRESSES: dict[ActionKind, tuple[ProblemKind, ...]] = {
     ActionKind.SCAN: (ProblemKind.THREAT_DETECTED, ProblemKind.SCAN_OVERDUE),
@@ -70,7 +71,7 @@ async def target_problem(session: AsyncSession, endpoint: Endpoint, action: Acti
         .where(
             Problem.rmm_connection_id == endpoint.rmm_connection_id,
             Problem.endpoint_id == endpoint.endpoint_id,
-            Problem.state == "open",
+            Problem.state == ProblemStatus.OPEN,
             Problem.kind.in_([k.value for k in ADDRESSES[action]]),
         )
         .order_by(Problem.first_seen_at)
@@ -96,7 +97,7 @@ async def request_action(
         action=action.value,
         problem_id=problem_id,
         requested_by=requested_by,
-        status="queued",
+        status=ActionStatus.QUEUED,
     )
     session.add(row)
     await session.flush()
@@ -111,27 +112,27 @@ async def run_action(services: Services, action_id: str) -> None:
     certainly never reached the RMM (429, no connection) is retried by the job."""
     async with db.transaction(services.sessions) as session:
         row = await session.get(EndpointAction, action_id, with_for_update=True)
-        if row is None or row.status not in ("queued", "sending"):
+        if row is None or row.status not in (ActionStatus.QUEUED, ActionStatus.SENDING):
             return
-        if row.status == "sending":
+        if row.status == ActionStatus.SENDING:
             _finish(
                 row,
-                "failed",
+                ActionStatus.FAILED,
                 None,
                 "interrupted while the RMM was being asked; not sent again (check the RMM)",
             )
             return
-        row.status = "sending"
+        row.status = ActionStatus.SENDING
         endpoint = await session.get(Endpoint, row.endpoint_row_id)
         connection = await session.get(Connection, endpoint.rmm_connection_id) if endpoint else None
         action = ActionKind(row.action)
     if endpoint is None or connection is None:
         return
     adapter = await services.adapters.rmm(connection)
-    status, reference, message = "failed", None, ""
+    status, reference, message = ActionStatus.FAILED, None, ""
     try:
         result = await adapter.run_action(endpoint.endpoint_id, action)
-        status = "accepted" if result.accepted else "failed"
+        status = ActionStatus.ACCEPTED if result.accepted else ActionStatus.FAILED
         reference, message = result.vendor_reference, result.message
     except UnsupportedActionError as exc:
         message = str(exc)
@@ -139,7 +140,9 @@ async def run_action(services: Services, action_id: str) -> None:
         if not exc.maybe_applied:  # the RMM never saw it: safe to send again
             async with db.transaction(services.sessions) as session:
                 await session.execute(
-                    update(EndpointAction).where(EndpointAction.id == action_id).values(status="queued")
+                    update(EndpointAction)
+                    .where(EndpointAction.id == action_id)
+                    .values(status=ActionStatus.QUEUED)
                 )
             raise
         message = f"the RMM did not confirm the request ({exc}); not sent again (check the RMM)"
@@ -151,7 +154,7 @@ async def run_action(services: Services, action_id: str) -> None:
         _finish(stored, status, reference, message)
 
 
-def _finish(row: EndpointAction, status: str, reference: str | None, message: str) -> None:
+def _finish(row: EndpointAction, status: ActionStatus, reference: str | None, message: str) -> None:
     row.status, row.vendor_reference, row.message = status, reference, message
     row.finished_at = datetime.now(UTC)
 
@@ -159,7 +162,7 @@ def _finish(row: EndpointAction, status: str, reference: str | None, message: st
 async def accepted_action_for(session: AsyncSession, problem_id: str) -> EndpointAction | None:
     return await session.scalar(
         select(EndpointAction)
-        .where(EndpointAction.problem_id == problem_id, EndpointAction.status == "accepted")
+        .where(EndpointAction.problem_id == problem_id, EndpointAction.status == ActionStatus.ACCEPTED)
         .order_by(EndpointAction.requested_at.desc())
         .limit(1)
     )

@@ -13,13 +13,15 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from adapters.base import ProblemKind
+from connector.statuses import ProblemStatus, TicketState
+from connector.statuses import Routing as RoutingState
 from mappings.rules import PROBLEM_TITLES
 
 
 @dataclass(frozen=True)
 class ProblemView:
     kind: ProblemKind
-    state: Literal["open", "cleared"]
+    state: ProblemStatus
     hostname: str
     endpoint_id: str
     client: str
@@ -33,7 +35,7 @@ class ProblemView:
 
 @dataclass(frozen=True)
 class LinkView:
-    state: Literal["pending", "open", "closed"]
+    state: TicketState
     last_note_at: datetime | None
 
 
@@ -58,7 +60,7 @@ class Nothing:
 
 @dataclass(frozen=True)
 class Unroutable:
-    reason: Literal["unmapped", "no_rule"]
+    reason: Literal[RoutingState.UNMAPPED, RoutingState.NO_RULE]
 
 
 @dataclass(frozen=True)
@@ -97,26 +99,26 @@ Action = Nothing | Unroutable | OpenTicket | ResumeCreate | AddNote | NoteLater 
 
 
 def decide(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
-    if problem.state == "open":
+    if problem.state == ProblemStatus.OPEN:
         return _while_open(problem, link, routing, now)
-    if link is None or link.state == "closed":
+    if link is None or link.state == TicketState.CLOSED:
         return Nothing()
-    if link.state == "pending":
+    if link.state == TicketState.PENDING:
         rule = routing.rule or RuleView(timedelta(0), "{problem_title} on {hostname}")
         return ResumeCreate(render_summary(rule.summary_template, problem), describe(problem), False)
     return CloseTicket(resolution_note(problem))
 
 
 def _while_open(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
-    if link is None or link.state == "closed":
+    if link is None or link.state == TicketState.CLOSED:
         if link is not None:
             return Nothing()  # closed by a technician while the problem lasts: never reopen behind them
         if routing.company_id is None:
-            return Unroutable("unmapped")
+            return Unroutable(RoutingState.UNMAPPED)
         if routing.rule is None:
-            return Unroutable("no_rule")
+            return Unroutable(RoutingState.NO_RULE)
         return OpenTicket(render_summary(routing.rule.summary_template, problem), describe(problem))
-    if link.state == "pending":
+    if link.state == TicketState.PENDING:
         template = routing.rule.summary_template if routing.rule else "{problem_title} on {hostname}"
         return ResumeCreate(render_summary(template, problem), describe(problem), True)
     unreported = problem.occurrences - problem.noted_occurrences

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
-State = Literal["active", "cleared"]
+from connector.statuses import EventState
+
+State = EventState
 
 
 @dataclass(frozen=True)
@@ -84,21 +85,21 @@ def supersedes(event: Incoming, newest: Newest | None) -> bool:
         return True
     if event.at != newest.at:
         return event.at > newest.at
-    return event.state == "cleared" and newest.state == "active"
+    return event.state == EventState.CLEARED and newest.state == EventState.ACTIVE
 
 
 def decide(newest: Newest | None, event: Incoming) -> Decision:
     """What `event` does, given the newest event recorded for its problem (None: none yet)."""
     if supersedes(event, newest):
         record = Newest(event.state, event.at)
-        if event.state == "cleared":
+        if event.state == EventState.CLEARED:
             return Decision(Clear(), record)
-        if newest is None or newest.state == "cleared":
+        if newest is None or newest.state == EventState.CLEARED:
             return Decision(Open(), record)
         return Decision(Continue(count=event.occurrence), record)
     assert newest is not None
-    if event.state == "cleared" or not event.occurrence:
+    if event.state == EventState.CLEARED or not event.occurrence:
         return Decision(Ignore(), None)
-    if newest.state == "active":
+    if newest.state == EventState.ACTIVE:
         return Decision(Continue(count=True), None)  # an earlier report of the episode still open
     return Decision(History(cleared_at=newest.at), None)

@@ -19,6 +19,7 @@ from connector.infra.jobs import queue
 from connector.infra.jobs.kinds import JobContext, enqueue, handles
 from connector.infra.logs import get_logger
 from connector.models import Connection, Delivery
+from connector.statuses import DeliveryStatus
 
 log = get_logger("connector.alerts.jobs")
 
@@ -68,7 +69,7 @@ async def _retry_alone(session: AsyncSession, tenant_id: str, delivery_id: str, 
     await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id)
-        .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000], attempts=1)
+        .values(status=DeliveryStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], attempts=1)
     )
     await enqueue(
         session,
@@ -87,13 +88,13 @@ async def _mark_unparseable(
     await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id)
-        .values(status="dead", error=f"unparseable: {exc}"[:2000], attempts=attempt)
+        .values(status=DeliveryStatus.DEAD, error=f"unparseable: {exc}"[:2000], attempts=attempt)
     )
 
 
 async def _apply_delivery(services: Services, session: AsyncSession, delivery_id: str, attempt: int) -> None:
     delivery = await session.get(Delivery, delivery_id)
-    if delivery is None or delivery.body is None or delivery.status == "processed":
+    if delivery is None or delivery.body is None or delivery.status == DeliveryStatus.PROCESSED:
         return
     connection = await session.get(Connection, delivery.connection_id)
     if connection is None:
@@ -107,7 +108,7 @@ async def _apply_delivery(services: Services, session: AsyncSession, delivery_id
     events = parse_delivery(adapter, request)
     problem_ids = await apply_events(session, connection, events)
     await enqueue_reconciles(session, delivery.tenant_id, problem_ids, delivery_id=delivery.id)
-    delivery.status = "processed"
+    delivery.status = DeliveryStatus.PROCESSED
     delivery.processed_at = datetime.now(UTC)
     delivery.attempts = attempt
     delivery.error = None
@@ -122,8 +123,11 @@ async def reconcile(context: JobContext, job: ReconcileJob) -> None:
         async with context.services.sessions() as session, session.begin():
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id == context.job.delivery_id, Delivery.status.in_(("failed", "dead")))
-                .values(status="processed", error=None)
+                .where(
+                    Delivery.id == context.job.delivery_id,
+                    Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.DEAD)),
+                )
+                .values(status=DeliveryStatus.PROCESSED, error=None)
             )
 
 

@@ -31,6 +31,7 @@ from connector.infra.db import DatabaseUnavailable, is_unavailable
 from connector.infra.logs import get_logger
 from connector.infra.security.webhooks import verify_generic
 from connector.models import Connection, Delivery, Job, Problem, new_id
+from connector.statuses import DeliveryStatus
 
 log = get_logger("connector.alerts.ingest")
 TARGET_TTL_SECONDS = 10.0
@@ -333,7 +334,7 @@ class DeliveryWriter:
                 known = {(c, k): i for c, k, i in rows.all() if k is not None}
             stored: dict[str, list[str]] = {}
             for v in fresh.values():
-                if v["id"] in inserted and v["status"] == "queued":
+                if v["id"] in inserted and v["status"] == DeliveryStatus.QUEUED:
                     stored.setdefault(v["tenant_id"], []).append(v["id"])
             jobs = [
                 DELIVERIES.row(DeliveriesJob(delivery_ids=ids), tenant_id=tenant_id)
@@ -405,7 +406,7 @@ def delivery_values(
     can make this row fail its insert."""
     connection_id, tenant_id = target_or_connection
     digest = hashlib.sha256(request.body).hexdigest()
-    accepted = status == "queued"
+    accepted = status == DeliveryStatus.QUEUED
     return {
         "id": new_id(),
         "tenant_id": tenant_id,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connector.infra.jobs.kinds import JobKind, JobPayload
 from connector.infra.jobs.queue import ClaimedJob
 from connector.models import Delivery
+from connector.statuses import DeliveryStatus
 
 
 class DeliveryJob(JobPayload):
@@ -31,7 +32,7 @@ async def mark_delivery_failed(session: AsyncSession, job: ClaimedJob, error: st
         await session.execute(
             update(Delivery)
             .where(Delivery.id == job.delivery_id)
-            .values(status="dead" if dead else "failed", error=error[:4000])
+            .values(status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED, error=error[:4000])
         )
 
 

@@ -24,8 +24,9 @@ from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra import db
 from connector.infra.jobs.kinds import enqueue
 from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
+from connector.statuses import EventState, ProblemSource, ProblemStatus, Routing
 
-OCCURRENCE_SOURCES = frozenset({"alert"})
+OCCURRENCE_SOURCES = frozenset({ProblemSource.ALERT})
 """Sources whose events are occurrences (each counts); status findings and polled alerts are
 observations of the current state (see `domain.event_order`)."""
 
@@ -97,7 +98,7 @@ async def open_problem(
             Problem.rmm_connection_id == connection_id,
             Problem.endpoint_id == endpoint_id,
             Problem.kind == kind.value,
-            Problem.state == "open",
+            Problem.state == ProblemStatus.OPEN,
         )
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -134,8 +135,10 @@ async def observe_active(
     """Open a problem or continue the open one (an alert counts a repeat). Returns the problem when
     it was opened or counted, None when nothing needs a reconciliation (an observation of a problem
     already open, a stale observation, or an alert older than the newest clear, kept as history)."""
-    incoming = event_order.Incoming("active", at, occurrence=source in OCCURRENCE_SOURCES)
-    row = await _lock_newest(session, connection, endpoint_id, kind, event_order.Newest("active", at))
+    incoming = event_order.Incoming(EventState.ACTIVE, at, occurrence=source in OCCURRENCE_SOURCES)
+    row = await _lock_newest(
+        session, connection, endpoint_id, kind, event_order.Newest(EventState.ACTIVE, at)
+    )
     decision = _decide_and_record(row, incoming)
     match decision.effect:
         case event_order.Open() | event_order.Continue():
@@ -166,8 +169,10 @@ async def observe_cleared(
     """Clear the open problem if this clear is the newest event; a clear that finds no open problem
     is still recorded, so an older active applied after it does not open one. Returns the cleared
     problem, or None."""
-    row = await _lock_newest(session, connection, endpoint_id, kind, event_order.Newest("cleared", at))
-    decision = _decide_and_record(row, event_order.Incoming("cleared", at, occurrence=False))
+    row = await _lock_newest(
+        session, connection, endpoint_id, kind, event_order.Newest(EventState.CLEARED, at)
+    )
+    decision = _decide_and_record(row, event_order.Incoming(EventState.CLEARED, at, occurrence=False))
     if not isinstance(decision.effect, event_order.Clear):
         return None
     return await _close(session, connection, endpoint_id, kind, message, at)
@@ -183,15 +188,17 @@ async def clear_retired(
             select(Problem.kind).where(
                 Problem.rmm_connection_id == connection.id,
                 Problem.endpoint_id == endpoint_id,
-                Problem.state == "open",
+                Problem.state == ProblemStatus.OPEN,
             )
         )
     )
     cleared = []
     for kind in map(ProblemKind, kinds):
-        row = await _lock_newest(session, connection, endpoint_id, kind, event_order.Newest("cleared", at))
+        row = await _lock_newest(
+            session, connection, endpoint_id, kind, event_order.Newest(EventState.CLEARED, at)
+        )
         when = at if row is None else max(at, row.event_at)
-        decision = _decide_and_record(row, event_order.Incoming("cleared", when, occurrence=False))
+        decision = _decide_and_record(row, event_order.Incoming(EventState.CLEARED, when, occurrence=False))
         if isinstance(decision.effect, event_order.Clear):
             problem = await _close(session, connection, endpoint_id, kind, message, when)
             if problem is not None:
@@ -204,8 +211,7 @@ def _decide_and_record(row: ProblemState | None, incoming: event_order.Incoming)
     the row updated with what it says is the newest event now."""
     if row is None:
         return event_order.decide(None, incoming)
-    state: event_order.State = "active" if row.state == "active" else "cleared"
-    decision = event_order.decide(event_order.Newest(state, row.event_at), incoming)
+    decision = event_order.decide(event_order.Newest(row.state, row.event_at), incoming)
     if decision.newest is not None:
         row.state, row.event_at = decision.newest.state, decision.newest.at
     return decision
@@ -230,8 +236,8 @@ async def _open(
         hostname=hostname,
         kind=kind.value,
         source=source,
-        state="open",
-        routing="pending",
+        state=ProblemStatus.OPEN,
+        routing=Routing.PENDING,
         message=message,
         occurrences=1,
         noted_occurrences=1,
@@ -263,7 +269,7 @@ async def _close(
     current = await open_problem(session, connection.id, endpoint_id, kind)
     if current is None:
         return None
-    current.state = "cleared"
+    current.state = ProblemStatus.CLEARED
     current.cleared_at = at
     current.clear_message = message or None
     await session.flush()
@@ -291,7 +297,7 @@ async def _record_history(
             Problem.rmm_connection_id == connection.id,
             Problem.endpoint_id == endpoint_id,
             Problem.kind == kind.value,
-            Problem.state == "cleared",
+            Problem.state == ProblemStatus.CLEARED,
             Problem.cleared_at >= at,
         )
         .order_by(Problem.cleared_at)
@@ -311,8 +317,8 @@ async def _record_history(
             hostname=hostname,
             kind=kind.value,
             source=source,
-            state="cleared",
-            routing="pending",
+            state=ProblemStatus.CLEARED,
+            routing=Routing.PENDING,
             message=message,
             occurrences=1,
             noted_occurrences=1,
@@ -350,7 +356,7 @@ async def apply_events(
                 kind=event.problem,
                 message=event.message,
                 at=event.occurred_at,
-                source="alert",
+                source=ProblemSource.ALERT,
             )
         else:
             problem = await observe_cleared(
@@ -388,7 +394,7 @@ async def apply_polled(
                 kind=event.problem,
                 message=event.message,
                 at=event.occurred_at,
-                source="poll",
+                source=ProblemSource.POLL,
             )
             opened += problem is not None
         else:
@@ -418,8 +424,8 @@ async def _absent_from_poll(
     rows = await session.execute(
         select(Problem.endpoint_id, Problem.kind, Problem.client_id, Problem.hostname).where(
             Problem.rmm_connection_id == connection.id,
-            Problem.state == "open",
-            Problem.source == "poll",
+            Problem.state == ProblemStatus.OPEN,
+            Problem.source == ProblemSource.POLL,
         )
     )
     return [
@@ -466,8 +472,8 @@ async def reroute_unmapped(
             db.scoped(select(Problem.id), Problem, tenant_id).where(
                 Problem.rmm_connection_id == rmm_connection_id,
                 Problem.client_id == client_id,
-                Problem.state == "open",
-                Problem.routing.in_(("unmapped", "no_rule", "pending")),
+                Problem.state == ProblemStatus.OPEN,
+                Problem.routing.in_((Routing.UNMAPPED, Routing.NO_RULE, Routing.PENDING)),
             )
         )
     )
@@ -480,7 +486,7 @@ async def reroute_waiting(session: AsyncSession, tenant_id: str) -> int:
     ids = list(
         await session.scalars(
             db.scoped(select(Problem.id), Problem, tenant_id).where(
-                Problem.state == "open", Problem.routing == "no_rule"
+                Problem.state == ProblemStatus.OPEN, Problem.routing == Routing.NO_RULE
             )
         )
     )

@@ -7,8 +7,9 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from connector.models import Problem, TicketLink
+from connector.statuses import DeliveryStatus
 
-DELIVERY_STATUSES = ("queued", "processed", "failed", "dead", "rejected")
+DELIVERY_STATUSES = tuple(DeliveryStatus)
 
 
 class DeliveryOut(BaseModel):

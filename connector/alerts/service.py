@@ -12,6 +12,7 @@ from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.jobs.kinds import enqueue
 from connector.models import ClientMapping, Connection, Delivery, Endpoint, Problem, TicketLink
+from connector.statuses import DeliveryStatus
 
 
 async def list_deliveries(
@@ -54,7 +55,7 @@ async def replay_delivery(session: AsyncSession, tenant_id: str, delivery_id: st
     await enqueue(
         session, DELIVERY, DeliveryJob(delivery_id=row.id), tenant_id=row.tenant_id, delivery_id=row.id
     )
-    row.status = "queued"
+    row.status = DeliveryStatus.QUEUED
     row.error = None
     await session.flush()
     session.info["wake_workers"] = True

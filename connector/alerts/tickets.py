@@ -30,6 +30,7 @@ from connector.models import (
     TicketLink,
     TicketRule,
 )
+from connector.statuses import Routing, TicketState
 from mappings.resolution import ticket_rule_for
 
 LOCK_TTL = timedelta(minutes=5)
@@ -107,7 +108,7 @@ def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, 
     p = loaded.problem
     problem = domain.ProblemView(
         kind=ProblemKind(p.kind),
-        state="open" if p.state == "open" else "cleared",
+        state=p.state,
         hostname=p.hostname or p.endpoint_id,
         endpoint_id=p.endpoint_id,
         client=(loaded.mapping.psa_company_name or loaded.mapping.rmm_client_name or p.client_id)
@@ -122,11 +123,7 @@ def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, 
     )
     link = None
     if loaded.link is not None:
-        state = loaded.link.state
-        link = domain.LinkView(
-            state="pending" if state == "pending" else ("open" if state == "open" else "closed"),
-            last_note_at=loaded.link.last_note_at,
-        )
+        link = domain.LinkView(state=loaded.link.state, last_note_at=loaded.link.last_note_at)
     rule = None
     if loaded.rule is not None:
         rule = domain.RuleView(
@@ -213,7 +210,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 await session.execute(
                     update(TicketLink)
                     .where(TicketLink.id == loaded.link.id)
-                    .values(state="closed", closed_at=now)
+                    .values(state=TicketState.CLOSED, closed_at=now)
                 )
             return "closed"
     return None  # pragma: no cover - the match is exhaustive
@@ -271,7 +268,7 @@ async def _open(services: Services, loaded: Loaded, summary: str, description: s
         psa_connection_id=loaded.psa.id,
         company_id=loaded.mapping.psa_company_id,
         marker=marker_for(problem.id),
-        state="pending",
+        state=TicketState.PENDING,
     )
     async with db.transaction(services.sessions) as session:
         session.add(link)
@@ -293,7 +290,7 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
             await session.execute(
                 update(TicketLink)
                 .where(TicketLink.id == loaded.link.id)
-                .values(state="closed", closed_at=datetime.now(UTC))
+                .values(state=TicketState.CLOSED, closed_at=datetime.now(UTC))
             )
         return "abandoned"
     ref = await psa.create_ticket(_spec(loaded, loaded.link.marker, summary, description))
@@ -309,7 +306,7 @@ async def _record_open(services: Services, loaded: Loaded, ref: TicketRef) -> No
             update(TicketLink)
             .where(TicketLink.id == loaded.link.id)
             .values(
-                state="closed" if ref.closed else "open",
+                state=TicketState.CLOSED if ref.closed else TicketState.OPEN,
                 ticket_id=ref.id,
                 ticket_number=ref.number,
                 ticket_url=ref.url,
@@ -317,5 +314,5 @@ async def _record_open(services: Services, loaded: Loaded, ref: TicketRef) -> No
             )
         )
         await session.execute(
-            update(Problem).where(Problem.id == loaded.problem.id).values(routing="ticketed")
+            update(Problem).where(Problem.id == loaded.problem.id).values(routing=Routing.TICKETED)
         )

@@ -23,6 +23,7 @@ from adapters.errors import WebhookParseError
 from connector.alerts.ingest import Ingest, delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
 from connector.infra.metrics import Metrics
+from connector.statuses import DeliveryStatus
 
 router = APIRouter(tags=["webhooks"])
 
@@ -45,7 +46,11 @@ async def receive(
     if not ok:
         await ingest.writer.submit(
             delivery_values(
-                owner, incoming, status="rejected", source_ip=source_ip, rejection=f"401 {reason}"
+                owner,
+                incoming,
+                status=DeliveryStatus.REJECTED,
+                source_ip=source_ip,
+                rejection=f"401 {reason}",
             )
         )
         return 401, {"error": "unauthorized", "message": reason}
@@ -55,7 +60,11 @@ async def receive(
         message = str(exc)
         await ingest.writer.submit(
             delivery_values(
-                owner, incoming, status="rejected", source_ip=source_ip, rejection=f"400 {message}"
+                owner,
+                incoming,
+                status=DeliveryStatus.REJECTED,
+                source_ip=source_ip,
+                rejection=f"400 {message}",
             )
         )
         return 400, {
@@ -64,7 +73,7 @@ async def receive(
             "errors": [{"field": exc.field or "body", "message": exc.message}],
         }
     delivery_id, duplicate = await ingest.writer.submit(
-        delivery_values(owner, incoming, status="queued", source_ip=source_ip, events=events)
+        delivery_values(owner, incoming, status=DeliveryStatus.QUEUED, source_ip=source_ip, events=events)
     )
     return 202, {"delivery_id": delivery_id, "duplicate": duplicate}
 
@@ -195,8 +204,12 @@ class WebhookFastPath:
                 body=b"", headers=headers, query={}, received_at=datetime.now(UTC)
             )
             values = delivery_values(
-                (target.connection_id, target.tenant_id), incoming, status="rejected", source_ip=source_ip,
-                rejection=f"413 {message}", size=size,
-            )  # fmt: skip
+                (target.connection_id, target.tenant_id),
+                incoming,
+                status=DeliveryStatus.REJECTED,
+                source_ip=source_ip,
+                rejection=f"413 {message}",
+                size=size,
+            )
             await ingest.writer.submit(values)
         return 413, {"error": "payload_too_large", "message": message}

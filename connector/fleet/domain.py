@@ -12,13 +12,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import EndpointStatus, ProblemKind
+from connector.statuses import Health
 
-Health = Literal["protected", "at_risk", "unprotected", "offline", "unknown"]
 """`unknown`: the RMM reports no antivirus state for the endpoint at all (e.g. N-sight, whose
 antivirus status arrives only as failing checks) — shown as such rather than guessed."""
 
@@ -112,12 +112,12 @@ def health(status: EndpointStatus, limits: Thresholds, now: datetime) -> Health:
     any present problem."""
     present = {f.kind for f in findings(status, limits, now) if f.present}
     if ProblemKind.AGENT_OFFLINE in present or status.online is False:
-        return "offline"
+        return Health.OFFLINE
     if status.product is None and status.protection_enabled is None:
-        return "unknown"
+        return Health.UNKNOWN
     if status.product is None or ProblemKind.NOT_PROTECTED in present:
-        return "unprotected"
-    return "at_risk" if present else "protected"
+        return Health.UNPROTECTED
+    return Health.AT_RISK if present else Health.PROTECTED
 
 
 def fingerprint(status: EndpointStatus) -> str:

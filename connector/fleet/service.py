@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import NotFound
 from connector.models import Endpoint, EndpointAction, Problem, TicketLink
+from connector.statuses import ProblemStatus
 
 RECENT_PROBLEMS = 50
 RECENT_ACTIONS = 20
@@ -46,7 +47,7 @@ async def list_endpoints(
                 Problem.rmm_connection_id == Endpoint.rmm_connection_id,
                 Problem.endpoint_id == Endpoint.endpoint_id,
                 Problem.kind == problem,
-                Problem.state == "open",
+                Problem.state == ProblemStatus.OPEN,
             )
             .exists()
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connector.infra.jobs.kinds import JobContext, handles
 from connector.models import SyncRun
+from connector.statuses import SyncStatus
 from connector.sync.configurations import push_client
 from connector.sync.jobs import CONFIGURATIONS, SYNC, ConfigurationsJob, SyncJob
 from connector.sync.run import execute_run
@@ -13,7 +14,7 @@ async def run_sync(context: JobContext, job: SyncJob) -> None:
     """Execute a sync run that is still the connection's running one (a replaced run is skipped)."""
     async with context.services.sessions() as session:
         run = await session.get(SyncRun, job.run_id)
-    if run is None or run.status != "running":
+    if run is None or run.status != SyncStatus.RUNNING:
         return
     await execute_run(context.services, job.run_id)
 

@@ -45,6 +45,7 @@ from connector.models import (
     Tenant,
     UsageDaily,
 )
+from connector.statuses import ProblemStatus, SyncStatus
 from connector.sync.configurations import enqueue_configuration_pushes
 from connector.sync.jobs import SYNC, SyncJob
 
@@ -85,12 +86,12 @@ async def start_run(session: AsyncSession, connection: Connection, trigger: str)
     heartbeat stopped (its process died) is marked interrupted and replaced."""
     now = datetime.now(UTC)
     current = await session.scalar(
-        select(SyncRun).where(SyncRun.connection_id == connection.id, SyncRun.status == "running")
+        select(SyncRun).where(SyncRun.connection_id == connection.id, SyncRun.status == SyncStatus.RUNNING)
     )
     if current is not None:
         if now - current.heartbeat_at < HEARTBEAT_STALE:
             raise SyncConflict(current.id)
-        current.status = "interrupted"
+        current.status = SyncStatus.INTERRUPTED
         current.finished_at = now
         await session.flush()
     cursor = await session.get(SyncCursor, connection.id)
@@ -104,7 +105,7 @@ async def start_run(session: AsyncSession, connection: Connection, trigger: str)
         tenant_id=connection.tenant_id,
         connection_id=connection.id,
         trigger=trigger,
-        status="running",
+        status=SyncStatus.RUNNING,
         full=full,
         changed_since=None
         if full or cursor is None or cursor.changed_since is None
@@ -118,7 +119,9 @@ async def start_run(session: AsyncSession, connection: Connection, trigger: str)
             session.add(run)
     except IntegrityError:  # another trigger won the race for this connection
         other = await session.scalar(
-            select(SyncRun.id).where(SyncRun.connection_id == connection.id, SyncRun.status == "running")
+            select(SyncRun.id).where(
+                SyncRun.connection_id == connection.id, SyncRun.status == SyncStatus.RUNNING
+            )
         )
         raise SyncConflict(other or "unknown") from None
     return run
@@ -360,7 +363,7 @@ async def _evaluate(
                     select(Problem).where(
                         Problem.rmm_connection_id == connection.id,
                         Problem.endpoint_id.in_([r.endpoint_id for r in rows]),
-                        Problem.state == "open",
+                        Problem.state == ProblemStatus.OPEN,
                     )
                 )
             }
@@ -519,7 +522,7 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
             await enqueue_configuration_pushes(session, run, c.dirty_clients)
         row = await session.get(SyncRun, run.id)
         assert row is not None
-        row.status = "failed" if failed else "succeeded"
+        row.status = SyncStatus.FAILED if failed else SyncStatus.SUCCEEDED
         row.finished_at = now
         row.heartbeat_at = now
         row.pages, row.endpoints_seen, row.endpoints_changed = c.pages, c.seen, c.changed

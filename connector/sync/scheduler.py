@@ -13,6 +13,7 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.logs import get_logger
 from connector.models import SyncRun
+from connector.statuses import SyncTrigger
 from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
 
 log = get_logger("connector.sync.scheduler")
@@ -35,7 +36,7 @@ async def schedule_due_syncs(services: Services) -> int:
             if last is not None and now - last < interval * 0.9:
                 continue
             try:
-                run = await start_run(session, connection, "schedule")
+                run = await start_run(session, connection, SyncTrigger.SCHEDULE)
             except SyncConflict:
                 continue
             await enqueue_run(session, run)

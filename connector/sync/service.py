@@ -9,6 +9,7 @@ from connector.connections.service import get_connection
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.models import SyncRun
+from connector.statuses import SyncTrigger
 from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
 
 
@@ -27,7 +28,7 @@ async def start_syncs(session: AsyncSession, tenant_id: str, connection_id: str 
     runs = []
     for connection in connections:
         try:
-            run = await start_run(session, connection, "api")
+            run = await start_run(session, connection, SyncTrigger.API)
         except SyncConflict:
             if connection_id is not None:
                 raise

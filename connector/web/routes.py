@@ -31,6 +31,7 @@ from connector.infra.logs import get_logger
 from connector.infra.security.apikeys import authenticate
 from connector.rules import service as rules
 from connector.rules.schemas import SuggestionOut
+from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -121,7 +122,9 @@ def _client_names(clients: list[fleet_stats.ClientCounts]) -> dict[tuple[str, st
 
 async def _open_problems(session: AsyncSession, tenant_id: str, *, routing: str | None) -> list[ProblemOut]:
     """Oldest first: the problems waiting longest lead the page."""
-    rows = await alerts.list_problems(session, tenant_id, state="open", routing=routing, limit=PROBLEM_LIMIT)
+    rows = await alerts.list_problems(
+        session, tenant_id, state=ProblemStatus.OPEN, routing=routing, limit=PROBLEM_LIMIT
+    )
     return sorted((ProblemOut.of(problem, link) for problem, link in rows), key=lambda p: p.first_seen_at)
 
 
@@ -148,9 +151,11 @@ async def overview(request: Request, session: Session, user: User) -> Response:
         several_rmms=len({c.rmm_connection_id for c in clients}) > 1,
         chart=trend_chart(points, TREND_DAYS, datetime.now(UTC).date()),
         days=TREND_DAYS,
-        open_problems=await alerts.count_problems(session, tenant_id, state="open"),
-        unmapped_problems=await alerts.count_problems(session, tenant_id, state="open", routing="unmapped"),
-        dead_deliveries=await alerts.count_deliveries(session, tenant_id, status="dead"),
+        open_problems=await alerts.count_problems(session, tenant_id, state=ProblemStatus.OPEN),
+        unmapped_problems=await alerts.count_problems(
+            session, tenant_id, state=ProblemStatus.OPEN, routing=Routing.UNMAPPED
+        ),
+        dead_deliveries=await alerts.count_deliveries(session, tenant_id, status=DeliveryStatus.DEAD),
     )
 
 
@@ -167,7 +172,9 @@ async def problems_page(
     tenant_id = user.principal.tenant_id
     _, clients = await fleet_stats.summary(session, tenant_id)
     problems = await _open_problems(session, tenant_id, routing=routing)
-    unmapped = await alerts.count_problems(session, tenant_id, state="open", routing="unmapped")
+    unmapped = await alerts.count_problems(
+        session, tenant_id, state=ProblemStatus.OPEN, routing=Routing.UNMAPPED
+    )
     return render(
         request,
         "problems.html",
@@ -214,9 +221,9 @@ async def activity(request: Request, session: Session, user: User, done: str | N
             continue
         runs = await sync.list_runs(session, tenant_id, connection_id=connection.id, limit=1)
         last_runs.append((connection, runs[0] if runs else None))
-    failed_runs = await sync.list_runs(session, tenant_id, status="failed", limit=20)
+    failed_runs = await sync.list_runs(session, tenant_id, status=SyncStatus.FAILED, limit=20)
     deliveries = []
-    for status in ("dead", "failed"):
+    for status in (DeliveryStatus.DEAD, DeliveryStatus.FAILED):
         deliveries += await alerts.list_deliveries(session, tenant_id, status=status, limit=200)
     deliveries.sort(key=lambda d: d.received_at, reverse=True)
     return render(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGES = ("connector", "adapters", "mappings")
-KERNEL = ("connector.models", "connector.settings")
+KERNEL = ("connector.models", "connector.settings", "connector.statuses")
 FEATURES = ("tenants", "connections", "fleet", "actions", "alerts", "rules", "billing", "sync", "web")
 """Feature packages of `connector/`, lowest first: each may import only those before it."""
 ROOTS = ("connector.runtime", "connector.app", "connector.cli", "connector.demo", "connector.__init__")

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connector.infra.context import Services
 from connector.infra.jobs import queue
 from connector.infra.jobs.queue import ClaimedJob
+from connector.statuses import JobStatus
 
 
 class JobPayload(BaseModel):
@@ -62,7 +63,7 @@ class JobKind(Generic[P]):
             "tenant_id": tenant_id,
             "kind": self.name,
             "payload": payload.model_dump(mode="json"),
-            "status": "queued",
+            "status": JobStatus.QUEUED,
             "unique_key": self.unique_key(payload) if self.unique_key is not None else None,
             "delivery_id": delivery_id,
             "attempts": 0,

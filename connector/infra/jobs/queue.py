@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connector.infra import db
 from connector.models import Job
+from connector.statuses import JobStatus
 
 UNIQUE_WHERE = text("status = 'queued' AND unique_key IS NOT NULL")
 
@@ -79,8 +80,8 @@ async def claim(
 ) -> list[ClaimedJob]:
     now = datetime.now(UTC)
     claimable = or_(
-        and_(Job.status == "queued", Job.run_after <= now),
-        and_(Job.status == "running", Job.lease_expires_at < now),
+        and_(Job.status == JobStatus.QUEUED, Job.run_after <= now),
+        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
     )
     if kinds is not None and not kinds:
         return []
@@ -101,7 +102,7 @@ async def claim(
                 update(Job)
                 .where(Job.id == job_id, Job.attempts == attempts, claimable)
                 .values(
-                    status="running",
+                    status=JobStatus.RUNNING,
                     attempts=attempts + 1,
                     lease_owner=owner,
                     lease_expires_at=now + lease,
@@ -128,14 +129,19 @@ async def claim(
 
 def _held(job: ClaimedJob) -> Any:
     return and_(
-        Job.id == job.id, Job.status == "running", Job.lease_owner == job.owner, Job.attempts == job.attempt
+        Job.id == job.id,
+        Job.status == JobStatus.RUNNING,
+        Job.lease_owner == job.owner,
+        Job.attempts == job.attempt,
     )
 
 
 async def complete(session: AsyncSession, job: ClaimedJob) -> None:
     """Mark done inside the caller's transaction; raises LeaseLost (roll back!) if no longer held."""
     result = await session.execute(
-        update(Job).where(_held(job)).values(status="done", finished_at=datetime.now(UTC), lease_owner=None)
+        update(Job)
+        .where(_held(job))
+        .values(status=JobStatus.DONE, finished_at=datetime.now(UTC), lease_owner=None)
     )
     if db.affected(result) != 1:
         raise LeaseLost(f"job {job.id} attempt {job.attempt}")
@@ -159,7 +165,7 @@ async def _merge_into_queued_twin(session: AsyncSession, job: ClaimedJob, when: 
         return False
     twin = await session.scalar(
         select(Job)
-        .where(Job.unique_key == unique_key, Job.status == "queued", Job.id != job.id)
+        .where(Job.unique_key == unique_key, Job.status == JobStatus.QUEUED, Job.id != job.id)
         .with_for_update()
     )
     if twin is None:
@@ -168,7 +174,7 @@ async def _merge_into_queued_twin(session: AsyncSession, job: ClaimedJob, when: 
         update(Job)
         .where(_held(job))
         .values(
-            status="done",
+            status=JobStatus.DONE,
             finished_at=datetime.now(UTC),
             last_error=f"merged into queued job {twin.id}: {note}"[:4000],
             lease_owner=None,
@@ -191,7 +197,7 @@ async def postpone(sessions: async_sessionmaker[AsyncSession], job: ClaimedJob, 
                     update(Job)
                     .where(_held(job))
                     .values(
-                        status="queued",
+                        status=JobStatus.QUEUED,
                         run_after=until,
                         attempts=job.attempt - 1,
                         lease_owner=None,
@@ -221,7 +227,7 @@ async def fail(
         if not dead and await _merge_into_queued_twin(session, job, when, error):
             return "queued"
         values = {
-            "status": "dead" if dead else "queued",
+            "status": JobStatus.DEAD if dead else JobStatus.QUEUED,
             "run_after": when,
             "last_error": error[:4000],
             "lease_owner": None,

@@ -1,0 +1,99 @@
+"""The status words of the service's records, as `StrEnum`s: stored as the same VARCHAR values
+(no migration), compared and matched with type checking instead of string literals. Pure: the
+models and the domain modules both use them."""
+
+from __future__ import annotations
+
+import enum
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class DeliveryStatus(enum.StrEnum):
+    QUEUED = "queued"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    DEAD = "dead"
+    """Its job used every attempt; replayable."""
+    REJECTED = "rejected"
+    """Refused at the door (401, 400, 413): listed, never processed."""
+
+
+class ProblemStatus(enum.StrEnum):
+    OPEN = "open"
+    CLEARED = "cleared"
+
+
+class ProblemSource(enum.StrEnum):
+    ALERT = "alert"
+    STATUS = "status"
+    POLL = "poll"
+
+
+class Routing(enum.StrEnum):
+    """Why a problem's ticket does or does not exist."""
+
+    PENDING = "pending"
+    TICKETED = "ticketed"
+    UNMAPPED = "unmapped"
+    NO_RULE = "no_rule"
+
+
+class EventState(enum.StrEnum):
+    """The newest event recorded for an RMM connection × endpoint × problem kind."""
+
+    ACTIVE = "active"
+    CLEARED = "cleared"
+
+
+class TicketState(enum.StrEnum):
+    PENDING = "pending"
+    """Recorded with its marker before the PSA create; repaired by finding the marker."""
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SyncStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class SyncTrigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    API = "api"
+    CLI = "cli"
+
+
+class ActionStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    """Marked before the RMM call: never sent again after an interruption."""
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+
+
+class Health(enum.StrEnum):
+    PROTECTED = "protected"
+    AT_RISK = "at_risk"
+    UNPROTECTED = "unprotected"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"
+    """The RMM reports no antivirus state for the endpoint."""
+
+
+class LineAction(enum.StrEnum):
+    """What a billing push did (or, in a dry run, would do) with one line."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    ERROR = "error"
+    WOULD_CREATE = "would_create"
+    WOULD_UPDATE = "would_update"
