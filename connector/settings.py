@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'connector.infra.db').resolve()}"
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'connector.db').resolve()}"
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -100,7 +100,7 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
         "run_scheduler": False,
     }
     if backend == "sqlite":
-        path = tmp_path / "connector.infra.db"
+        path = tmp_path / "connector.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         _RAN["sqlite"] += 1
         return Settings(database_url=f"sqlite+aiosqlite:///{path}", **common)

@@ -69,7 +69,7 @@ def test_first_serve_prints_an_admin_key_once_and_it_works(tmp_path: Path) -> No
     assert status == 200, first
     keys = KEY.findall(first)
     assert len(keys) == 1, first
-    assert (tmp_path / "data" / "connector.infra.db").exists()
+    assert (tmp_path / "data" / "connector.db").exists()
     assert oct((tmp_path / "data" / "secret.key").stat().st_mode)[-3:] == "600"
 
     second, status = _serve(tmp_path, port)

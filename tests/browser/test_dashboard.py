@@ -230,9 +230,9 @@ async def _seed(server: LiveServer, services: Services, vendors: VendorRouter) -
 @pytest.fixture(scope="module")
 def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("dashboard")
-    shutil.copy(sqlite_template, data / "connector.infra.db")
+    shutil.copy(sqlite_template, data / "connector.db")
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{data / 'connector.infra.db'}",
+        database_url=f"sqlite+aiosqlite:///{data / 'connector.db'}",
         data_dir=data,
         secret_key=Fernet.generate_key().decode(),
         allow_insecure_loopback=True,

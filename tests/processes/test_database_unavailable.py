@@ -228,7 +228,7 @@ def test_a_locked_sqlite_database_answers_503_instead_of_a_false_201(tmp_path: P
         with service.client() as client, service.client() as browser:
             psa = client.post("/api/v1/connections", json=psa_connection(), headers=service.headers)
             csrf = sign_in(browser, service.headers)
-            locker = sqlite3.connect(tmp_path / "connector.infra.db", isolation_level=None)
+            locker = sqlite3.connect(tmp_path / "connector.db", isolation_level=None)
             try:
                 locker.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long writer would
                 assert_unavailable(service.webhook(client, connection_id))

@@ -134,7 +134,7 @@ class Deployment:
     def create(cls, backend: str, folder: Path) -> Deployment:
         folder.mkdir(parents=True, exist_ok=True)
         if backend == "sqlite":
-            return cls(backend, folder, database_url=f"sqlite+aiosqlite:///{folder / 'connector.infra.db'}")
+            return cls(backend, folder, database_url=f"sqlite+aiosqlite:///{folder / 'connector.db'}")
         return cls(backend, folder, database_url=PG_URL, schema=f"proc_{uuid.uuid4().hex[:12]}")
 
     def env(self, **overrides: str) -> dict[str, str]:
