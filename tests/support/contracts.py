@@ -231,6 +231,7 @@ class Description:
         self.models = dict(models if models is not None else schemas)
         self._patterns = [(_template_regex(t), t) for t in {t for _m, t in self.operations}]
         self._validators: dict[tuple[str, str, bool], Any] = {}
+        self._partial: dict[str, Any] | None = None
         self.answers: Description | None = None
         """Where answers are validated, when another document describes them (else this one)."""
 
@@ -263,8 +264,8 @@ class Description:
 
     # -- schemas -------------------------------------------------------------------------------
 
-    def _validator_for(self, schema: dict[str, Any], *, strict: bool) -> Any:
-        key = (json.dumps(schema, sort_keys=True), self.ref_root, strict)
+    def _validator_for(self, schema: dict[str, Any], *, strict: bool, partial: bool = False) -> Any:
+        key = (json.dumps(schema, sort_keys=True), self.ref_root, strict, partial)
         cached = self._validators.get(key)
         if cached is None:
             root: dict[str, Any] = dict(schema)
@@ -273,14 +274,32 @@ class Description:
             parts = self.ref_root.strip("#/").split("/")
             for part in parts[:-1]:
                 node = node.setdefault(part, {})
-            node[parts[-1]] = self.strict_schemas if strict else self.response_schemas
+            node[parts[-1]] = (
+                self.strict_schemas
+                if strict
+                else self.partial_schemas()
+                if partial
+                else self.response_schemas
+            )
             root.update(container)
             cached = self.validator(root)
             self._validators[key] = cached
         return cached
 
-    def validate_schema(self, schema: dict[str, Any], value: Any, *, strict: bool, what: str) -> None:
-        errors = sorted(self._validator_for(schema, strict=strict).iter_errors(value), key=lambda e: e.path)
+    def partial_schemas(self) -> dict[str, Any]:
+        """The answer schemas without `required`: a partial answer (`fields=`) leaves fields out."""
+        if self._partial is None:
+            self._partial = copy.deepcopy(self.response_schemas)
+            for schema in self._partial.values():
+                if isinstance(schema, dict):
+                    schema.pop("required", None)
+        return self._partial
+
+    def validate_schema(
+        self, schema: dict[str, Any], value: Any, *, strict: bool, what: str, partial: bool = False
+    ) -> None:
+        validator = self._validator_for(schema, strict=strict, partial=partial)
+        errors = sorted(validator.iter_errors(value), key=lambda e: e.path)
         if errors:
             first = errors[0]
             where = "/".join(str(p) for p in first.absolute_path) or "(body)"
@@ -399,7 +418,10 @@ class Description:
         )
         if schema is None:
             return False
-        self.validate_schema(schema, exchange.response, strict=False, what=f"answer to {operation.name}")
+        partial = any(name.lower() in ("fields", "includefields") for name, _ in exchange.query)
+        self.validate_schema(
+            schema, exchange.response, strict=False, partial=partial, what=f"answer to {operation.name}"
+        )
         return True
 
     def check_all(
