@@ -165,7 +165,7 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
         description.check(sent("POST", "/service/tickets", {**good, "summry": "typo"}))
     with pytest.raises(ContractError, match="'summary' is a required property"):
         description.check(sent("POST", "/service/tickets", {"company": {"id": 1}}))
-    with pytest.raises(ContractError, match="Max length|is too long"):
+    with pytest.raises(ContractError, match="is too long"):
         description.check(sent("POST", "/service/tickets", {**good, "summary": "x" * 101}))
     with pytest.raises(ContractError, match="not a path"):
         description.check(sent("GET", "/service/widgets"))
