@@ -466,6 +466,17 @@ def _json_schema_of(content: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _resolved(document: Mapping[str, Any], node: Mapping[str, Any]) -> Any:
+    """A `$ref` to `#/components/requestBodies/…` or `#/components/parameters/…`, followed."""
+    ref = node.get("$ref") if isinstance(node, Mapping) else None
+    if not isinstance(ref, str) or not ref.startswith("#/components/") or "/schemas/" in ref:
+        return node
+    target: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
+
+
 def openapi3(
     document: Mapping[str, Any],
     *,
@@ -473,8 +484,10 @@ def openapi3(
     title: str | None = None,
     case_insensitive_query: bool = False,
     models: Mapping[str, str] | None = None,
+    null_in_answers: bool = False,
 ) -> Description:
-    """An OpenAPI 3 document; `models` maps a path template to its resource model, if needed."""
+    """An OpenAPI 3 document; `models` maps a path template to its resource model, if needed;
+    `null_in_answers` lets any answer property be null (see `nullable_properties`)."""
     operations = []
     for template, item in document["paths"].items():
         shared = item.get("parameters", [])
@@ -482,8 +495,8 @@ def openapi3(
             raw = item.get(method)
             if not isinstance(raw, dict):
                 continue
-            parameters = [*shared, *raw.get("parameters", [])]
-            request = raw.get("requestBody") or {}
+            parameters = [_resolved(document, p) for p in [*shared, *raw.get("parameters", [])]]
+            request = _resolved(document, raw.get("requestBody") or {})
             responses = {
                 str(status): schema
                 for status, answer in (raw.get("responses") or {}).items()
@@ -515,7 +528,24 @@ def openapi3(
         ref_root="#/components/schemas",
         schemas=document.get("components", {}).get("schemas", {}),
         case_insensitive_query=case_insensitive_query,
+        response_schemas=nullable_properties(document.get("components", {}).get("schemas", {}))
+        if null_in_answers
+        else None,
     )
+
+
+def nullable_properties(schemas: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy where every property may be null, for OpenAPI 3.0 documents generated from .NET
+    models without `nullable` (the server writes `null` for every unset reference-typed field)."""
+    copied: dict[str, Any] = copy.deepcopy(dict(schemas))
+    for schema in copied.values():
+        if isinstance(schema, dict):
+            for name, prop in list(schema.get("properties", {}).items()):
+                if "$ref" in prop:
+                    schema["properties"][name] = {"anyOf": [prop, {"enum": [None]}]}
+                else:
+                    prop["nullable"] = True
+    return copied
 
 
 def null_allowed(schemas: Mapping[str, Any]) -> dict[str, Any]:
