@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.connectwise_automate import SPEC
-from adapters.connectwise_automate.models import ComputerRead
+from adapters.connectwise_automate.models import AutomateOptions, ComputerRead
 from adapters.testing.harness import RmmWorld, load_harness
 from connector.fleet.domain import Thresholds, health
 from connector.statuses import Health
@@ -119,8 +119,8 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
     ],
 )
 async def test_an_empty_or_unrecognised_virus_scanner_is_unknown_protection(scanner: Any) -> None:
-    psa = world()
-    adapter: Any = psa.adapter(sleep=no_sleep)
+    assert AutomateOptions().missing_scanner_means_unprotected is False  # the default
+    adapter: Any = world().adapter(sleep=no_sleep, options={"missing_scanner_means_unprotected": False})
     computer = ComputerRead.model_validate(
         {"Id": "7", "ComputerName": "WS-7", "Client": {"Id": "1", "Name": "Acme"}, "VirusScanner": scanner}
     )
