@@ -24,7 +24,7 @@ Sources (vendor-notes/rmm.md §2 and the documents it cites):
   client `src/Api/Client.php`); `X-ACCESS-EXPIRY-OVERRIDE` / `X-REFRESH-EXPIRY-OVERRIDE` on the
   exchange (eagle00789 `Connect-Ncentral.ps1`).
 - Direct task body `{name, itemId, taskType: Script|AutomationPolicy|MacScript, customerId, deviceId,
-  credential: {type: LocalSystem}, parameters: [{name, value, type}]}` (eagle00789 module
+  credential: {type: LocalSystem}, parameters: [{name, value, type, description}]}` (eagle00789 module
   `New-NcentralScheduledTask`; sgibson-adt/N-central_MCP `src/tools/scheduled-tasks.js`); the item must
   be a custom repository item with "Enable API" on, else 403 `ScriptNotRunnableException` (N-central_MCP
   README; FAQ).
@@ -664,7 +664,9 @@ class NcentralAdapter:
             taskType=kind,
             customerId=int(customer),
             deviceId=int(device),
-            parameters=[TaskParameter(name=k, value=v) for k, v in parameters.items()],
+            # `ScheduledTaskParameter.description` is required and must not be empty: the
+            # parameter's own name describes it.
+            parameters=[TaskParameter(name=k, value=v, description=k) for k, v in parameters.items()],
         )
         option = "scan_item_id" if action is ActionKind.SCAN else "definitions_item_id"
         try:

@@ -137,6 +137,13 @@ class NcentralOptions(BaseModel):
     definitions_task_type: TaskType = "AutomationPolicy"
     definitions_parameters: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("scan_parameters", "definitions_parameters")
+    @classmethod
+    def _parameter_names(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("a script parameter needs a name")
+        return value
+
     @field_validator("server_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -268,10 +275,12 @@ class TaskCredential(_Write):
 
 
 class TaskParameter(_Write):
-    name: str
+    """`ScheduledTaskParameter`: `name`, `description` and `type` are required, the first two non-empty."""
+
+    name: str = Field(min_length=1)
     value: str
-    type: str = "string"
-    description: str | None = None
+    type: Literal["string", "integer", "boolean", "text", "dword", "password"] = "string"
+    description: str = Field(min_length=1)
 
 
 class DirectTaskWrite(_Write):

@@ -568,7 +568,9 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
     assert task.body["taskType"] == "AutomationPolicy"
     assert task.body["deviceId"] == device.id and task.body["customerId"] == device.customer_id
     assert task.body["credential"] == {"type": "LocalSystem"}
-    assert task.body["parameters"] == [{"name": "Mode", "value": "quick", "type": "string"}]
+    assert task.body["parameters"] == [
+        {"name": "Mode", "value": "quick", "type": "string", "description": "Mode"}
+    ]
 
 
 async def test_actions_the_api_cannot_run_are_unsupported(fake: NcentralFake, small: FleetSeed) -> None:
