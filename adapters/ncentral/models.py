@@ -114,8 +114,8 @@ class NcentralOptions(BaseModel):
     )
     server_timezone: str = Field(
         default="UTC",
-        description="IANA zone of the N-central server: how offset-less times (TimeOfStateChange in "
-        "notifications, transitionTime) are read",
+        description="IANA zone of the N-central server: how offset-less server-local times are read "
+        "(TimeOfStateChange in notifications, the API's …Local fields); the API's other times are UTC",
     )
     access_expiry_override: str | None = Field(
         default=None, description="X-ACCESS-EXPIRY-OVERRIDE sent when authenticating, e.g. 30m"
@@ -236,7 +236,11 @@ class DeviceRead(LenientRead):
     siteId: str | None = None
     siteName: str | None = None
     soId: str | None = None
+    uri: str | None = None
     lastApplianceCheckinTime: str | None = None
+    """Per the description, the agent's last check-in; without an offset it is UTC."""
+    lastApplianceCheckinTimeLocal: str | None = None
+    """The same "in server local time with timezone offset"; without one, server-local."""
 
     _ids = field_validator("deviceId", "customerId", "siteId", "soId", mode="before")(id_text)
 

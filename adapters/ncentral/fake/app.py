@@ -28,6 +28,7 @@ from adapters.ncentral.fake.store import (
     Fault,
     Row,
     iso,
+    local_iso,
     local_text,
 )
 from adapters.testing.faults import AsgiFake, CallLog, PathFaultHooks, first_fault, sort_key
@@ -137,7 +138,7 @@ class NcentralFake(NcentralSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
             "siteName": site.name if site else None,
             "applianceId": device.id % 1_000_000_007,
             "lastApplianceCheckinTime": iso(device.last_checkin),
-            "lastApplianceCheckinTimeLocal": iso(device.last_checkin),
+            "lastApplianceCheckinTimeLocal": local_iso(device.last_checkin, self.server_zone),
         }
         return row
 

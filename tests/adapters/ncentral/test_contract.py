@@ -12,18 +12,26 @@ Every operation sent must also be among the 104 of `rmm/ncentral-path-inventory.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.base import ProblemKind
+from adapters.errors import WebhookParseError
 from adapters.ncentral import SPEC
+from adapters.ncentral.adapter import NcentralAdapter
+from adapters.ncentral.fake import DEFAULT_TEMPLATE, NcentralFake
+from adapters.ncentral.models import NcentralCredentials, NcentralOptions
 from adapters.testing.harness import RmmWorld, load_harness
+from tests.support.adapter_helpers import build_adapter, webhook_request
 from tests.support.contracts import ContractError, Description, Exchange, drive_rmm, no_sleep, openapi3
-from tests.support.specs import load_json
+from tests.support.specs import load_json, spec_path
 
 API = "https://ncentral.example.com/api"
+RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SCALARS = {
     "string": {"type": "string"},
     "boolean": {"type": "boolean"},
@@ -237,3 +245,110 @@ async def test_direct_task_parameters_carry_a_description_and_the_fake_requires_
                 "/api/scheduled-tasks/direct", json={**body, "parameters": parameters}, headers=headers
             )
             assert answer.status_code == status, answer.text
+
+
+def sample(name: str) -> bytes:
+    return spec_path(f"rmm/samples/ncentral/{name}").read_bytes()
+
+
+def adapter_over(fake: NcentralFake, **options: Any) -> NcentralAdapter:
+    return build_adapter(
+        SPEC,
+        NcentralAdapter,
+        connection_id="nc-contract",
+        base_url="https://ncentral.example.com",
+        credentials=NcentralCredentials(**fake.credentials()),
+        options=NcentralOptions(**options),
+        transport_factory=fake.transport_factory,
+    )
+
+
+async def listed(adapter: NcentralAdapter) -> None:
+    assert [s async for page in adapter.iter_endpoint_pages(None) for s in page.statuses]
+
+
+async def test_the_default_template_without_device_id_is_resolved_from_what_it_carries() -> None:
+    """The real default-template notification: no DeviceID; `CustomerName` "Jasons Deli > Morrisville"."""
+    fake = NcentralFake()
+    deli = fake.add_customer("Jasons Deli")
+    morrisville = fake.add_site(deli.id, "Morrisville")
+    probe = fake.add_device(deli.id, "SLS-2189 - JD's Probe", site_id=morrisville.id)
+    other = fake.add_customer("Other Co")
+    fake.add_device(other.id, "SLS-2189 - JD's Probe")  # the same name elsewhere
+    adapter = adapter_over(fake)
+    real = sample("notification-default-template.xml")
+    assert b"<DeviceID>" not in real
+    # As delivered it reports CPU, which is not a security service: refused, naming the keyword.
+    with pytest.raises(WebhookParseError) as caught:
+        adapter.parse_webhook(webhook_request(real, RECEIVED))
+    assert caught.value.field == "AffectedService"
+    antivirus = real.replace(b"<AffectedService>CPU<", b"<AffectedService>AV Defender Status<")
+    with pytest.raises(WebhookParseError) as caught:  # before any listing
+        adapter.parse_webhook(webhook_request(antivirus, RECEIVED))
+    assert caught.value.field == "DeviceName" and "run a sync" in caught.value.message
+    await listed(adapter)
+    [event] = adapter.parse_webhook(webhook_request(antivirus, RECEIVED))
+    await adapter.aclose()
+    assert (event.endpoint_id, event.client_id) == (str(probe.id), str(deli.id))
+    assert event.problem is ProblemKind.PROTECTION_DISABLED and event.state == "active"
+    assert event.hostname == "SLS-2189 - JD's Probe"
+
+
+async def test_a_name_shared_within_one_customer_asks_for_device_id() -> None:
+    fake = NcentralFake()
+    deli = fake.add_customer("Jasons Deli")
+    first = fake.add_device(deli.id, "WS-1")
+    fake.add_device(deli.id, "WS-1")
+    adapter = adapter_over(fake)
+    await listed(adapter)
+    body = fake.notification_xml(first.id, "AV Defender Status", "Failed", keywords=DEFAULT_TEMPLATE)
+    uri = f"10.0.{deli.id % 250}.{first.id % 250}".encode()
+    assert uri in body
+    # The URI tells the two apart.
+    [event] = adapter.parse_webhook(webhook_request(body, RECEIVED))
+    assert event.endpoint_id == str(first.id)
+    no_uri = body.replace(b"<DeviceURI>" + uri + b"</DeviceURI>", b"<DeviceURI/>")
+    with pytest.raises(WebhookParseError) as caught:
+        adapter.parse_webhook(webhook_request(no_uri, RECEIVED))
+    await adapter.aclose()
+    assert caught.value.field == "DeviceName" and "add DeviceID" in caught.value.message
+
+
+async def test_customer_name_is_an_org_unit_path() -> None:
+    fake = NcentralFake()
+    deli = fake.add_customer("Jasons Deli")
+    site = fake.add_site(deli.id, "Morrisville")
+    device = fake.add_device(deli.id, "POS-1", site_id=site.id)
+    body = fake.notification_xml(device.id, "AV Defender Status", "Failed")
+    assert b"<CustomerName>Jasons Deli &gt; Morrisville</CustomerName>" in body
+    adapter = adapter_over(fake)
+    [_ async for _ in adapter.list_clients()]  # customers known by name, devices not listed yet
+    [event] = adapter.parse_webhook(webhook_request(body, RECEIVED))
+    await adapter.aclose()
+    assert (event.endpoint_id, event.client_id) == (str(device.id), str(deli.id))
+
+
+async def test_times_without_offset_follow_the_description_on_a_non_utc_server() -> None:
+    """`lastApplianceCheckinTime` is UTC when it has no offset; `lastApplianceCheckinTimeLocal` is
+    server-local; notifications' `TimeOfStateChange` is server-local."""
+    fake = NcentralFake(server_timezone="America/New_York")
+    acme = fake.add_customer("Acme")
+    checked_in = datetime(2026, 11, 20, 11, 30, tzinfo=UTC)
+    plain = fake.add_device(acme.id, "PLAIN", last_checkin=checked_in)
+    local_only = fake.add_device(acme.id, "LOCAL", last_checkin=checked_in)
+    fake.corrupt_device(plain.id, lastApplianceCheckinTime="2026-11-20 11:30:00")
+    fake.corrupt_device(
+        local_only.id, lastApplianceCheckinTime=None, lastApplianceCheckinTimeLocal="2026-11-20 06:30:00"
+    )
+    adapter = adapter_over(fake, server_timezone="America/New_York")
+    statuses = {s.endpoint_id: s async for page in adapter.iter_endpoint_pages(None) for s in page.statuses}
+    assert statuses[str(plain.id)].last_seen_at == checked_in
+    assert statuses[str(local_only.id)].last_seen_at == checked_in
+    # The fake renders the Local field with the server's offset, as the description shows.
+    answer = fake._device_row(fake.devices[plain.id])
+    assert answer["lastApplianceCheckinTimeLocal"].endswith("-05:00")
+    body = fake.notification_xml(plain.id, "AV Defender Status", "Failed", at=checked_in)
+    assert b"<TimeOfStateChange>2026-11-20 06:30:00</TimeOfStateChange>" in body
+    [event] = adapter.parse_webhook(webhook_request(body, RECEIVED))
+    await adapter.aclose()
+    assert event.occurred_at == checked_in
