@@ -185,6 +185,12 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
         )
     with pytest.raises(ContractError, match="required header 'clientid'"):
         description.check(sent("GET", "/service/tickets", headers={}))
+    # Answers too: a fake drifting from the vendor's model is caught.
+    answer = Exchange.of(
+        "GET", f"{API}/service/tickets/5?fields=id,summary", status=200, response={"id": 5, "summary": 7}
+    )
+    with pytest.raises(ContractError, match="summary: 7 is not of type 'string'"):
+        description.check_response(answer)
 
 
 def test_real_payloads_parse_through_the_read_models() -> None:

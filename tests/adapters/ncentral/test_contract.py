@@ -160,6 +160,8 @@ async def test_every_request_the_adapter_sends_is_in_the_description(description
     await parametrised.aclose()
 
     operations = description.check_all(log)
+    assert any(e.path == "/api/devices" and description.check_response(e) for e in log)
+    assert any(e.path.endswith("/service-monitor-status") and description.check_response(e) for e in log)
     assert operations <= inventory(), operations - inventory()
     assert operations >= {
         "POST /api/auth/authenticate",
@@ -210,6 +212,9 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
         description.check(sent("GET", "/device-list"))
     with pytest.raises(ContractError, match="query parameter 'page'"):
         description.check(sent("GET", "/devices?page=1"))
+    answer = Exchange.of("GET", f"{API}/devices/5", status=200, response={"data": {"deviceId": "five"}})
+    with pytest.raises(ContractError, match="deviceId: 'five' is not of type 'integer'"):
+        description.check_response(answer)
 
 
 # ---------------------------------------------------------------------------------------------
