@@ -78,6 +78,7 @@ async def test_every_request_the_adapter_sends_is_in_the_description(description
         "POST /Tickets",
         "GET /Tickets/{id}",
         "POST /Actions",
+        "GET /Actions",
         "GET /Asset",
         "GET /Asset/{id}",
         "POST /Asset",

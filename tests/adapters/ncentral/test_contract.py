@@ -158,6 +158,13 @@ async def test_every_request_the_adapter_sends_is_in_the_description(description
     sites = [s async for s in parametrised.list_sites()]  # type: ignore[attr-defined]
     assert sites
     await parametrised.aclose()
+    # Tokens that expire within the refresh margin are refreshed (`POST /api/auth/refresh`).
+    fake: Any = psa.fake  # type: ignore[attr-defined]
+    fake.access_lifetime = 60
+    refreshing = psa.adapter(sleep=no_sleep, options={"token_refresh_margin_seconds": 120})
+    await refreshing.test_connection()
+    [c async for c in refreshing.list_clients()]
+    await refreshing.aclose()
 
     operations = description.check_all(log)
     assert any(e.path == "/api/devices" and description.check_response(e) for e in log)
@@ -165,6 +172,7 @@ async def test_every_request_the_adapter_sends_is_in_the_description(description
     assert operations <= inventory(), operations - inventory()
     assert operations >= {
         "POST /api/auth/authenticate",
+        "POST /api/auth/refresh",
         "GET /api/devices",
         "GET /api/devices/{deviceId}",
         "GET /api/devices/{deviceId}/service-monitor-status",
