@@ -102,6 +102,9 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
         description.check(sent("POST", "/Batch/ScriptExecute", {**good, "ScriptID": 5}))
     with pytest.raises(ContractError, match="ScriptId"):
         description.check(sent("POST", "/Batch/ScriptExecute", {**good, "ScriptId": "five"}))
+    # Automate's document marks no property required; it requires the token request's body.
+    with pytest.raises(ContractError, match="needs a JSON body"):
+        description.check(sent("POST", "/apitoken"))
     with pytest.raises(ContractError, match="not a path"):
         description.check(sent("GET", "/Widgets"))
     with pytest.raises(ContractError, match="query parameter 'filter'"):
