@@ -6,7 +6,8 @@ and the compact ConnectWise Manage form (`connectwise_compact`: per path and met
 the body schema and the returned model). `Description.check(exchange)` refuses a request unless
 
 - its path (under the description's base path) and method are an operation of the document;
-- every query parameter it carries is declared by that operation, and every required one is there;
+- every query parameter it carries is declared by that operation, and every required query
+  parameter and header is there;
 - its JSON body validates against the operation's body schema, with `$ref`s resolved against the
   document and every object schema closed (`additionalProperties: false`), so an unknown or
   misspelt field fails here rather than being dropped by the vendor (required fields, types, enums
@@ -19,8 +20,9 @@ the body schema and the returned model). `Description.check(exchange)` refuses a
 schema for that status, where the document has one (objects left open: a vendor may add fields).
 
 `RecordingTransport` wraps the transport an adapter is given (a stateful fake's ASGI app) and keeps
-every request with its answer, so a test drives the adapter through each public operation and then
-checks everything it sent.
+every request with its answer; `drive_psa` / `drive_rmm` take a harness world's adapter through every
+public operation of its kind (and the lookups after writes that time out), so a test then checks
+everything it sent with `Description.check_all`.
 """
 
 from __future__ import annotations
@@ -218,7 +220,6 @@ class Description:
         schemas: Mapping[str, Any],
         validator: type[Any] = OAS30Validator,
         case_insensitive_query: bool = False,
-        models: Mapping[str, Any] | None = None,
         response_schemas: Mapping[str, Any] | None = None,
     ) -> None:
         self.title = title
@@ -230,7 +231,6 @@ class Description:
         self.response_schemas = dict(response_schemas if response_schemas is not None else schemas)
         self.validator = validator
         self.case_insensitive_query = case_insensitive_query
-        self.models = dict(models if models is not None else schemas)
         self._patterns = [(_template_regex(t), t) for t in {t for _m, t in self.operations}]
         self._validators: dict[tuple[str, str, bool], Any] = {}
         self._partial: dict[str, Any] | None = None
@@ -308,7 +308,7 @@ class Description:
             raise ContractError(f"{what}: {where}: {first.message}")
 
     def model_properties(self, model: str) -> dict[str, Any]:
-        schema = self.models.get(model)
+        schema = self.schemas.get(model)
         if not isinstance(schema, dict):
             raise ContractError(f"{model} is not a model of {self.title}")
         properties: dict[str, Any] = schema.get("properties", {})
@@ -488,11 +488,10 @@ def openapi3(
     base_paths: Sequence[str],
     title: str | None = None,
     case_insensitive_query: bool = False,
-    models: Mapping[str, str] | None = None,
     null_in_answers: bool = False,
 ) -> Description:
-    """An OpenAPI 3 document; `models` maps a path template to its resource model, if needed;
-    `null_in_answers` lets any answer property be null (see `nullable_properties`)."""
+    """An OpenAPI 3 document; `null_in_answers` lets any answer property be null (see
+    `nullable_properties`)."""
     operations = []
     for template, item in document["paths"].items():
         shared = item.get("parameters", [])
@@ -524,7 +523,6 @@ def openapi3(
                     body_required=bool(request.get("required")),
                     raw_body=bool(request.get("content")) and _json_schema_of(request["content"]) is None,
                     responses=responses,
-                    model=(models or {}).get(template),
                 )
             )
     return Description(
