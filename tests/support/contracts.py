@@ -39,8 +39,8 @@ import httpx
 import jsonschema  # type: ignore[import-untyped]
 from openapi_schema_validator import OAS30Validator
 
-from adapters.base import ConfigurationUpdate, PsaAdapter, RmmAdapter
-from adapters.testing.harness import PsaOperation, PsaWorld, RmmWorld, billing_line, ticket_spec
+from adapters.base import AdapterSpec, ConfigurationUpdate, PsaAdapter, RmmAdapter
+from adapters.testing.harness import PsaOperation, PsaWorld, RmmWorld, billing_line, load_harness, ticket_spec
 
 JSON_PATCH_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 
@@ -463,6 +463,19 @@ def condition_fields(conditions: str) -> list[str]:
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
+def _declared_parameters(parameters: Sequence[Mapping[str, Any]]) -> dict[str, frozenset[str]]:
+    """An operation's query names, required query names and required headers (lower-cased)."""
+    return {
+        "query": frozenset(p["name"] for p in parameters if p.get("in") == "query"),
+        "required_query": frozenset(
+            p["name"] for p in parameters if p.get("in") == "query" and p.get("required")
+        ),
+        "required_headers": frozenset(
+            p["name"].lower() for p in parameters if p.get("in") == "header" and p.get("required")
+        ),
+    }
+
+
 def _json_schema_of(content: Mapping[str, Any]) -> dict[str, Any] | None:
     for media, entry in content.items():
         if "json" in media and isinstance(entry, dict) and "schema" in entry:
@@ -512,13 +525,7 @@ def openapi3(
                 Operation(
                     method=method.upper(),
                     template=template,
-                    query=frozenset(p["name"] for p in parameters if p.get("in") == "query"),
-                    required_query=frozenset(
-                        p["name"] for p in parameters if p.get("in") == "query" and p.get("required")
-                    ),
-                    required_headers=frozenset(
-                        p["name"].lower() for p in parameters if p.get("in") == "header" and p.get("required")
-                    ),
+                    **_declared_parameters(parameters),
                     body=_json_schema_of(request.get("content") or {}),
                     body_required=bool(request.get("required")),
                     raw_body=bool(request.get("content")) and _json_schema_of(request["content"]) is None,
@@ -602,13 +609,7 @@ def swagger2(
                 Operation(
                     method=method.upper(),
                     template=template,
-                    query=frozenset(p["name"] for p in parameters if p.get("in") == "query"),
-                    required_query=frozenset(
-                        p["name"] for p in parameters if p.get("in") == "query" and p.get("required")
-                    ),
-                    required_headers=frozenset(
-                        p["name"].lower() for p in parameters if p.get("in") == "header" and p.get("required")
-                    ),
+                    **_declared_parameters(parameters),
                     body=body["schema"] if body else None,
                     body_required=bool(body and body.get("required")),
                     responses=responses,
@@ -767,3 +768,20 @@ async def drive_rmm(world: RmmWorld, log: list[Exchange]) -> RmmAdapter:
     for action in sorted(world.spec.actions):
         await adapter.run_action(first, action)
     return adapter
+
+
+TWO_CLIENTS = ("Acme Dental", "Blue Harbor Logistics")
+
+
+def psa_world(spec: AdapterSpec) -> PsaWorld:
+    """The kind's fake, seeded small: two companies with two devices each."""
+    started = load_harness(spec).start(companies=TWO_CLIENTS, devices_per_company=2)
+    assert isinstance(started, PsaWorld)
+    return started
+
+
+def rmm_world(spec: AdapterSpec) -> RmmWorld:
+    """The kind's fake, seeded small: two clients with three endpoints each."""
+    started = load_harness(spec).start(clients=TWO_CLIENTS, endpoints_per_client=3)
+    assert isinstance(started, RmmWorld)
+    return started

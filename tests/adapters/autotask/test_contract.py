@@ -28,8 +28,8 @@ from adapters.autotask.models import (
     TicketRead,
 )
 from adapters.base import BillingLine, ConfigurationUpdate
-from adapters.testing.harness import PsaWorld, load_harness, ticket_spec
-from tests.support.contracts import ContractError, Description, Exchange, drive_psa, swagger2
+from adapters.testing.harness import ticket_spec
+from tests.support.contracts import ContractError, Description, Exchange, drive_psa, psa_world, swagger2
 from tests.support.specs import load_json
 
 API = "https://webservices14.autotask.net/ATServicesRest"
@@ -69,16 +69,9 @@ def check_all(description: Description, log: list[Exchange]) -> set[str]:
     return description.check_all(as_documented(e) for e in log)
 
 
-def world() -> PsaWorld:
-    harness = load_harness(SPEC)
-    started = harness.start(companies=("Acme Dental", "Blue Harbor Logistics"), devices_per_company=2)
-    assert isinstance(started, PsaWorld)
-    return started
-
-
 async def test_every_request_the_adapter_sends_is_in_the_swagger(description: Description) -> None:
     log: list[Exchange] = []
-    psa = world()
+    psa = psa_world(SPEC)
     adapter = await drive_psa(psa, log)
     fake: Any = psa.fake  # type: ignore[attr-defined]
     company = next(iter(psa.companies))

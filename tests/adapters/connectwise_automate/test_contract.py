@@ -18,10 +18,17 @@ import pytest
 
 from adapters.connectwise_automate import SPEC
 from adapters.connectwise_automate.models import AutomateOptions, ComputerRead
-from adapters.testing.harness import RmmWorld, load_harness
 from connector.fleet.domain import Thresholds, health
 from connector.statuses import Health
-from tests.support.contracts import ContractError, Description, Exchange, drive_rmm, no_sleep, openapi3
+from tests.support.contracts import (
+    ContractError,
+    Description,
+    Exchange,
+    drive_rmm,
+    no_sleep,
+    openapi3,
+    rmm_world,
+)
 from tests.support.specs import load_json
 
 SECTIONS = ("Computers", "Company", "Batch", "Scripts", "System", "Commands")
@@ -69,17 +76,9 @@ def description() -> Description:
     return loaded
 
 
-def world() -> RmmWorld:
-    started = load_harness(SPEC).start(
-        clients=("Acme Dental", "Blue Harbor Logistics"), endpoints_per_client=3
-    )
-    assert isinstance(started, RmmWorld)
-    return started
-
-
 async def test_every_request_the_adapter_sends_is_in_the_description(description: Description) -> None:
     log: list[Exchange] = []
-    adapter = await drive_rmm(world(), log)
+    adapter = await drive_rmm(rmm_world(SPEC), log)
     await adapter.aclose()
     operations = description.check_all(log)
     assert any(e.path.endswith("/Computers") and description.check_response(e) for e in log)
@@ -124,7 +123,9 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
 )
 async def test_an_empty_or_unrecognised_virus_scanner_is_unknown_protection(scanner: Any) -> None:
     assert AutomateOptions().missing_scanner_means_unprotected is False  # the default
-    adapter: Any = world().adapter(sleep=no_sleep, options={"missing_scanner_means_unprotected": False})
+    adapter: Any = rmm_world(SPEC).adapter(
+        sleep=no_sleep, options={"missing_scanner_means_unprotected": False}
+    )
     computer = ComputerRead.model_validate(
         {"Id": "7", "ComputerName": "WS-7", "Client": {"Id": "1", "Name": "Acme"}, "VirusScanner": scanner}
     )
@@ -135,7 +136,7 @@ async def test_an_empty_or_unrecognised_virus_scanner_is_unknown_protection(scan
 
 
 async def test_a_recognised_scanner_names_the_product() -> None:
-    adapter: Any = world().adapter(sleep=no_sleep)
+    adapter: Any = rmm_world(SPEC).adapter(sleep=no_sleep)
     computer = ComputerRead.model_validate(
         {"Id": "7", "Client": {"Id": "1"}, "VirusScanner": {"Id": "12", "Name": "Webroot SecureAnywhere"}}
     )

@@ -31,7 +31,6 @@ from adapters.connectwise_manage.models import (
     TicketRead,
 )
 from adapters.errors import ConfigurationError
-from adapters.testing.harness import PsaWorld, load_harness
 from tests.support.contracts import (
     ContractError,
     Description,
@@ -39,6 +38,7 @@ from tests.support.contracts import (
     connectwise_compact,
     drive_psa,
     no_sleep,
+    psa_world,
     record_world,
 )
 from tests.support.specs import load_json
@@ -56,21 +56,13 @@ def description() -> Description:
     )
 
 
-def world() -> PsaWorld:
-    started = load_harness(SPEC).start(
-        companies=("Acme Dental", "Blue Harbor Logistics"), devices_per_company=2
-    )
-    assert isinstance(started, PsaWorld)
-    return started
-
-
 def api_only(exchange: Exchange) -> bool:
     return "/login/companyinfo/" in exchange.path
 
 
 async def test_every_request_the_adapter_sends_is_in_the_description(description: Description) -> None:
     log: list[Exchange] = []
-    psa = world()
+    psa = psa_world(SPEC)
     adapter = await drive_psa(psa, log)
     await adapter.aclose()
     # Status written into configuration custom fields (a whole-array `customFields` replace).
@@ -116,7 +108,7 @@ async def test_every_request_the_adapter_sends_is_in_the_description(description
 
 async def test_a_number_custom_field_is_written_as_a_number() -> None:
     log: list[Exchange] = []
-    psa = world()
+    psa = psa_world(SPEC)
     fake: Any = psa.fake  # type: ignore[attr-defined]
     fake.add_configuration_custom_field("Threats", type="Number")
     fake.add_configuration_custom_field("Antivirus Status")
@@ -139,7 +131,7 @@ async def test_a_number_custom_field_is_written_as_a_number() -> None:
 
 
 async def test_the_fake_refuses_text_in_a_number_custom_field() -> None:
-    psa = world()
+    psa = psa_world(SPEC)
     fake: Any = psa.fake  # type: ignore[attr-defined]
     fake.add_configuration_custom_field("Threats", type="Number")
     config_id = fake.configurations.ids[0]

@@ -30,7 +30,6 @@ from adapters.halopsa.models import (
     TicketRead,
     TicketTypeRead,
 )
-from adapters.testing.harness import PsaWorld, load_harness
 from tests.support.contracts import (
     ContractError,
     Description,
@@ -38,6 +37,7 @@ from tests.support.contracts import (
     drive_psa,
     no_sleep,
     openapi3,
+    psa_world,
     record_world,
 )
 from tests.support.specs import load_json
@@ -50,21 +50,13 @@ def description() -> Description:
     return openapi3(load_json("halopsa/swagger.json"), base_paths=["/api"])
 
 
-def world() -> PsaWorld:
-    started = load_harness(SPEC).start(
-        companies=("Acme Dental", "Blue Harbor Logistics"), devices_per_company=2
-    )
-    assert isinstance(started, PsaWorld)
-    return started
-
-
 def token_request(exchange: Exchange) -> bool:
     return exchange.path.startswith("/auth/")
 
 
 async def test_every_request_the_adapter_sends_is_in_the_description(description: Description) -> None:
     log: list[Exchange] = []
-    adapter = await drive_psa(world(), log)
+    adapter = await drive_psa(psa_world(SPEC), log)
     await adapter.aclose()
     operations = description.check_all(log, skip=token_request)
     assert operations >= {
@@ -138,7 +130,7 @@ def test_real_payloads_parse_through_the_read_models() -> None:
 
 
 async def test_priorities_are_policies_with_uuid_ids() -> None:
-    psa = world()
+    psa = psa_world(SPEC)
     fake: Any = psa.fake  # type: ignore[attr-defined]
     assert all(isinstance(p["id"], str) and len(p["id"]) == 36 for p in fake.priorities)
     adapter = psa.adapter(sleep=no_sleep)
@@ -150,7 +142,7 @@ async def test_priorities_are_policies_with_uuid_ids() -> None:
 
 async def test_a_ticket_names_its_team_by_name_and_department() -> None:
     log: list[Exchange] = []
-    psa = world()
+    psa = psa_world(SPEC)
     fake: Any = psa.fake  # type: ignore[attr-defined]
     record_world(psa, log)
     adapter = psa.adapter(sleep=no_sleep)
@@ -182,7 +174,7 @@ async def test_a_ticket_names_its_team_by_name_and_department() -> None:
 async def test_contract_status_is_text_and_site_client_ids_are_numbers() -> None:
     assert ContractRead.model_validate({"id": 1, "contract_status": "Active"}).contract_status == "Active"
     assert SiteRead.model_validate({"id": 30, "client_id": 12.0}).client_id == 12
-    psa = world()
+    psa = psa_world(SPEC)
     fake: Any = psa.fake  # type: ignore[attr-defined]
     assert all(isinstance(s["client_id"], float) for s in fake.sites.values())
     adapter = psa.adapter(sleep=no_sleep)

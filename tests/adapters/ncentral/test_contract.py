@@ -25,9 +25,16 @@ from adapters.ncentral import SPEC
 from adapters.ncentral.adapter import NcentralAdapter
 from adapters.ncentral.fake import DEFAULT_TEMPLATE, NcentralFake
 from adapters.ncentral.models import NcentralCredentials, NcentralOptions
-from adapters.testing.harness import RmmWorld, load_harness
 from tests.support.adapter_helpers import build_adapter, webhook_request
-from tests.support.contracts import ContractError, Description, Exchange, drive_rmm, no_sleep, openapi3
+from tests.support.contracts import (
+    ContractError,
+    Description,
+    Exchange,
+    drive_rmm,
+    no_sleep,
+    openapi3,
+    rmm_world,
+)
 from tests.support.specs import load_json, spec_path
 
 API = "https://ncentral.example.com/api"
@@ -134,17 +141,9 @@ def inventory() -> set[str]:
     return set(load_json("rmm/ncentral-path-inventory.json")["operations"])
 
 
-def world() -> RmmWorld:
-    started = load_harness(SPEC).start(
-        clients=("Acme Dental", "Blue Harbor Logistics"), endpoints_per_client=3
-    )
-    assert isinstance(started, RmmWorld)
-    return started
-
-
 async def test_every_request_the_adapter_sends_is_in_the_description(description: Description) -> None:
     log: list[Exchange] = []
-    psa = world()
+    psa = rmm_world(SPEC)
     adapter = await drive_rmm(psa, log)
     await adapter.aclose()
     # With parameters configured for the scripts.
@@ -231,7 +230,7 @@ def test_the_validator_refuses_planted_bad_requests(description: Description) ->
 
 
 async def test_direct_task_parameters_carry_a_description_and_the_fake_requires_it() -> None:
-    rmm = world()
+    rmm = rmm_world(SPEC)
     fake: Any = rmm.fake  # type: ignore[attr-defined]
     adapter = rmm.adapter(sleep=no_sleep, options={"scan_parameters": {"CommandLine": "-full"}})
     await adapter.run_action(next(iter(rmm.endpoints)), sorted(SPEC.actions)[0])
