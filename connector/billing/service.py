@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import BillingLine
 from adapters.errors import AdapterError
+from connector.audit import service as audit
+from connector.audit.domain import Actor
 from connector.billing import domain
 from connector.infra import db
 from connector.infra.context import Services
@@ -497,10 +499,20 @@ async def _record(
         state.quantity, state.unit_price, state.unit_cost = line.quantity, line.unit_price, line.unit_cost
 
 
-async def close_period(session: AsyncSession, tenant_id: str, period: str) -> BillingPeriod:
+async def close_period(session: AsyncSession, tenant_id: str, period: str, *, actor: Actor) -> BillingPeriod:
     domain.parse_period(period)
     row = await session.get(BillingPeriod, (tenant_id, period))
     if row is None:
         row = BillingPeriod(tenant_id=tenant_id, period=period)
         session.add(row)
+        audit.record(
+            session,
+            tenant_id,
+            "billing_period.closed",
+            actor,
+            target_type="billing_period",
+            target_id=period,
+            summary=f"billing period {period} closed (pushing it again needs an override)",
+            after={"closed": True},
+        )
     return row

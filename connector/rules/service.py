@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Role
 from connector.alerts.problems import reroute_unmapped, reroute_waiting
+from connector.audit import service as audit
+from connector.audit.domain import Actor, changed
 from connector.connections.service import build_psa, build_rmm, connection_of_role, validation_errors
 from connector.infra.context import Services
 from connector.infra.db import scoped, tenant_rows
@@ -35,6 +37,11 @@ class RuleKind(Generic[RowT]):
     unique_fields: tuple[str, ...]
     """The fields (besides tenant) that must be unique together; the last one is named in errors."""
     check_references: ReferenceCheck
+
+    @property
+    def name(self) -> str:
+        """As audit kinds and dependents name it: `client_mapping`, `ticket_rule`, `billing_rule`."""
+        return self.entity.replace(" ", "_")
 
     def duplicate_clause(self, data: BaseModel) -> ColumnElement[bool]:
         """Rows with the same unique fields as `data` (within a tenant: scope the query)."""
@@ -106,22 +113,62 @@ async def _save(
 
 
 async def create(
-    kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, payload: dict[str, Any]
+    kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, payload: dict[str, Any], *, actor: Actor
 ) -> RowT:
     data = _validate(kind, payload)
     row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data)
     await session.refresh(row)
+    _audit(kind, session, row, "created", actor, None, _row_values(kind, row))
     return row
 
 
 async def update(
-    kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str, changes: dict[str, Any]
+    kind: RuleKind[RowT],
+    session: AsyncSession,
+    tenant_id: str,
+    row_id: str,
+    changes: dict[str, Any],
+    *,
+    actor: Actor,
 ) -> RowT:
     row = await get(kind, session, tenant_id, row_id)
-    data = _validate(kind, _row_values(kind, row) | changes)
+    before = _row_values(kind, row)
+    data = _validate(kind, before | changes)
     row = await _save(kind, session, tenant_id, row, data)
     await session.refresh(row)
+    old, new = changed(before, _row_values(kind, row))
+    if new:
+        _audit(kind, session, row, "updated", actor, old, new)
     return row
+
+
+def _audit(
+    kind: RuleKind[Any],
+    session: AsyncSession,
+    row: Any,
+    verb: str,
+    actor: Actor,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
+    audit.record(
+        session,
+        row.tenant_id,
+        f"{kind.name}.{verb}",
+        actor,
+        target_type=kind.name,
+        target_id=row.id,
+        connection_id=getattr(row, "psa_connection_id", None),
+        client_id=getattr(row, "rmm_client_id", None),
+        summary=f"{kind.entity} {verb}{fields}",
+        before=before,
+        after=after,
+    )
+
+
+def snapshot(kind: RuleKind[Any], row: Any) -> dict[str, Any]:
+    return _row_values(kind, row)
 
 
 async def get(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str) -> RowT:
@@ -129,10 +176,6 @@ async def get(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_i
     if row is None:
         raise NotFound(kind.entity)
     return row
-
-
-async def delete(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str) -> None:
-    await session.delete(await get(kind, session, tenant_id, row_id))
 
 
 async def list_rows(

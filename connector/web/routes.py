@@ -22,6 +22,7 @@ from connector.alerts import service as alerts
 from connector.alerts.schemas import ProblemOut
 from connector.api import errors as api_errors
 from connector.api.deps import ServicesDep, Session
+from connector.audit.domain import Actor
 from connector.billing import domain as domain_billing
 from connector.billing.service import build_preview
 from connector.connections.service import list_connections
@@ -349,7 +350,13 @@ async def accept_mapping(request: Request, session: Session, user: User) -> Resp
     tenant_id = user.principal.tenant_id
     body = {name: form.get(name) or None for name in MAPPING_FIELDS}
     try:
-        row = await rules.create(rules.CLIENT_MAPPINGS, session, tenant_id, body)
+        row = await rules.create(
+            rules.CLIENT_MAPPINGS,
+            session,
+            tenant_id,
+            body,
+            actor=Actor.key(user.principal.api_key_id, dashboard=True),
+        )
     except FieldError as exc:
         raise WebError(422, "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)) from None
     except Conflict as exc:
