@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import ActionKind, AdapterSpec, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
 from connector.actions.jobs import ACTION, ActionJob
+from connector.audit import service as audit
+from connector.audit.domain import WORKER
 from connector.connections.service import get_connection
 from connector.fleet.service import get_endpoint
 from connector.infra import db
@@ -130,12 +132,13 @@ async def run_action(services: Services, action_id: str) -> None:
         return
     adapter = await services.adapters.rmm(connection)
     status, reference, message = ActionStatus.FAILED, None, ""
+    sent = True
     try:
         result = await adapter.run_action(endpoint.endpoint_id, action)
         status = ActionStatus.ACCEPTED if result.accepted else ActionStatus.FAILED
         reference, message = result.vendor_reference, result.message
     except UnsupportedActionError as exc:
-        message = str(exc)
+        message, sent = str(exc), False
     except TransientVendorError as exc:
         if not exc.maybe_applied:  # the RMM never saw it: safe to send again
             async with db.transaction(services.sessions) as session:
@@ -152,6 +155,26 @@ async def run_action(services: Services, action_id: str) -> None:
         stored = await session.get(EndpointAction, action_id)
         assert stored is not None
         _finish(stored, status, reference, message)
+        if sent:
+            audit.record(
+                session,
+                stored.tenant_id,
+                "action.sent",
+                WORKER,
+                target_type="endpoint",
+                target_id=endpoint.endpoint_id,
+                connection_id=connection.id,
+                client_id=endpoint.client_id,
+                summary=f"'{action.value}' sent to {endpoint.hostname}: {status.value}"
+                + (f" ({message})" if message else ""),
+                after={
+                    "action": action.value,
+                    "requested_by": stored.requested_by,
+                    "problem_id": stored.problem_id,
+                    "status": status.value,
+                    "vendor_reference": reference,
+                },
+            )
 
 
 def _finish(row: EndpointAction, status: ActionStatus, reference: str | None, message: str) -> None:

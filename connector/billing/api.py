@@ -163,7 +163,12 @@ async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -
     of the tenant runs (from the API, any replica, or `connector sync --billing`)."""
     try:  # long work (PSA calls, one per changed line): statement timeouts of background work
         _, results = await push(
-            services.work, who.tenant_id, body.period, dry_run=body.dry_run, override=body.override
+            services.work,
+            who.tenant_id,
+            body.period,
+            dry_run=body.dry_run,
+            override=body.override,
+            actor=Actor.key(who.api_key_id),
         )
     except PushRunning as running:
         return JSONResponse(
