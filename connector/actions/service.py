@@ -117,12 +117,11 @@ async def run_action(services: Services, action_id: str) -> None:
         if row is None or row.status not in (ActionStatus.QUEUED, ActionStatus.SENDING):
             return
         if row.status == ActionStatus.SENDING:
-            _finish(
-                row,
-                ActionStatus.FAILED,
-                None,
-                "interrupted while the RMM was being asked; not sent again (check the RMM)",
-            )
+            message = "interrupted while the RMM was being asked; not sent again (check the RMM)"
+            _finish(row, ActionStatus.FAILED, None, message)
+            endpoint = await session.get(Endpoint, row.endpoint_row_id)
+            if endpoint is not None:  # it may have reached the RMM: the trail says so
+                _audit(session, row, endpoint, endpoint.rmm_connection_id, ActionKind(row.action), message)
             return
         row.status = ActionStatus.SENDING
         endpoint = await session.get(Endpoint, row.endpoint_row_id)
@@ -156,25 +155,37 @@ async def run_action(services: Services, action_id: str) -> None:
         assert stored is not None
         _finish(stored, status, reference, message)
         if sent:
-            audit.record(
-                session,
-                stored.tenant_id,
-                "action.sent",
-                WORKER,
-                target_type="endpoint",
-                target_id=endpoint.endpoint_id,
-                connection_id=connection.id,
-                client_id=endpoint.client_id,
-                summary=f"'{action.value}' sent to {endpoint.hostname}: {status.value}"
-                + (f" ({message})" if message else ""),
-                after={
-                    "action": action.value,
-                    "requested_by": stored.requested_by,
-                    "problem_id": stored.problem_id,
-                    "status": status.value,
-                    "vendor_reference": reference,
-                },
-            )
+            _audit(session, stored, endpoint, connection.id, action, message)
+
+
+def _audit(
+    session: AsyncSession,
+    row: EndpointAction,
+    endpoint: Endpoint,
+    connection_id: str,
+    action: ActionKind,
+    message: str,
+) -> None:
+    """The action sent to the RMM (or perhaps sent: interrupted mid-call), with its recorded outcome."""
+    audit.record(
+        session,
+        row.tenant_id,
+        "action.sent",
+        WORKER,
+        target_type="endpoint",
+        target_id=endpoint.endpoint_id,
+        connection_id=connection_id,
+        client_id=endpoint.client_id,
+        summary=f"'{action.value}' sent to {endpoint.hostname}: {row.status.value}"
+        + (f" ({message})" if message else ""),
+        after={
+            "action": action.value,
+            "requested_by": row.requested_by,
+            "problem_id": row.problem_id,
+            "status": row.status.value,
+            "vendor_reference": row.vendor_reference,
+        },
+    )
 
 
 def _finish(row: EndpointAction, status: ActionStatus, reference: str | None, message: str) -> None:

@@ -505,28 +505,29 @@ async def _record(
                 "unit_price": state.unit_price,
                 "unit_cost": state.unit_cost,
             }
-        if result.action != "unchanged":
-            audit.record(
-                session,
-                tenant_id,
-                "billing_line.written",
-                actor,
-                target_type="billing_line",
-                target_id=line_id,
-                connection_id=item.rule.psa_connection_id,
-                summary=f"{result.action} {line.product} × {line.quantity} for company "
-                f"{line.company_name or line.company_id} ({period})",
-                before=before,
-                after={
-                    "action": result.action,
-                    "company_id": line.company_id,
-                    "agreement_id": agreement_id,
-                    "period": period,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "unit_cost": line.unit_cost,
-                },
-            )
+        # Upserted only because the record differed: the PSA now holds the line as wanted (`unchanged`:
+        # an earlier push wrote it and died before recording it).
+        audit.record(
+            session,
+            tenant_id,
+            "billing_line.written",
+            actor,
+            target_type="billing_line",
+            target_id=line_id,
+            connection_id=item.rule.psa_connection_id,
+            summary=f"{result.action} {line.product} × {line.quantity} for company "
+            f"{line.company_name or line.company_id} ({period})",
+            before=before,
+            after={
+                "action": result.action,
+                "company_id": line.company_id,
+                "agreement_id": agreement_id,
+                "period": period,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "unit_cost": line.unit_cost,
+            },
+        )
         state.period = period
         state.pushed_at = datetime.now(UTC)
         state.agreement_id, state.line_id = agreement_id, line_id
