@@ -37,6 +37,9 @@ from mappings.resolution import ticket_rule_for
 
 LOCK_TTL = timedelta(minutes=5)
 MAX_STEPS = 6
+DISABLED_PSA_RETRY = timedelta(minutes=5)
+"""How often a problem whose ticket lives in a disabled PSA connection looks again: nothing is
+written to a disabled connection, and the work resumes once it is enabled."""
 
 
 @dataclass
@@ -163,6 +166,9 @@ async def _step(services: Services, problem_id: str) -> str | None:
         return None
     problem_view, link_view, routing = _views(loaded)
     action = domain.decide(problem_view, link_view, routing, now)
+    writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket)
+    if isinstance(action, writes) and loaded.psa is not None and not loaded.psa.enabled:
+        raise RetryLater(now + DISABLED_PSA_RETRY)  # the lock is released by the caller
     match action:
         case domain.Nothing():
             return None

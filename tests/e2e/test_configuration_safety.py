@@ -341,3 +341,23 @@ async def test_api_key_changes_are_audited_without_the_key(
     assert made["kind"] == "api_key.created" and made["target_id"] == key["id"]
     assert made["after"] == {"name": "ops", "role": "viewer", "prefix": key["prefix"]}
     assert revoked["kind"] == "api_key.revoked" and revoked["after"] == {"revoked": True}
+
+
+async def test_nothing_is_written_to_a_disabled_psa_and_the_work_resumes_once_enabled(stack: Stack) -> None:
+    psa = f"/api/v1/connections/{stack.psa['id']}"
+    assert (await stack.client.patch(psa, json={"enabled": False}, headers=stack.headers)).status_code == 200
+    calls = stack.manage.call_count()
+    clear = canonical_alert(
+        "clear-1", endpoint_id="ep-1", state="cleared", occurred_at="2026-11-20T11:00:00Z"
+    )
+    assert (await stack.post_alert(clear)).status_code == 202
+    await stack.work()
+    assert stack.manage.call_count() == calls  # the ticket is not closed behind the engineer's back
+    assert [t for t in stack.tickets() if t["status"]["id"] == stack.seed.closed_status_id] == []
+
+    assert (await stack.client.patch(psa, json={"enabled": True}, headers=stack.headers)).status_code == 200
+    await stack.pass_time(600)
+    await stack.work()
+    closed = [t for t in stack.tickets() if t["status"]["id"] == stack.seed.closed_status_id]
+    assert len(closed) == 1
+    assert len(await audit(stack, kind="ticket.closed")) == 1
