@@ -1,4 +1,5 @@
-"""`/api/v1/connections` and `/api/v1/adapters`."""
+"""`/api/v1/connections` and `/api/v1/adapters`. Deleting a connection is routed in `rules.api`: it
+must know what depends on a connection (mappings, rules, billing lines, open tickets)."""
 
 from __future__ import annotations
 

@@ -361,3 +361,26 @@ async def test_nothing_is_written_to_a_disabled_psa_and_the_work_resumes_once_en
     closed = [t for t in stack.tickets() if t["status"]["id"] == stack.seed.closed_status_id]
     assert len(closed) == 1
     assert len(await audit(stack, kind="ticket.closed")) == 1
+
+
+async def test_thresholds_and_a_closed_billing_period_are_audited(stack: Stack) -> None:
+    limits = {"definitions_max_age_days": 5, "scan_max_age_days": 14, "offline_after_days": 7}
+    assert (
+        await stack.client.put("/api/v1/settings/thresholds", json=limits, headers=stack.headers)
+    ).status_code == 200
+    limits["definitions_max_age_days"] = 2
+    assert (
+        await stack.client.put("/api/v1/settings/thresholds", json=limits, headers=stack.headers)
+    ).status_code == 200
+    assert (
+        await stack.client.put("/api/v1/settings/thresholds", json=limits, headers=stack.headers)
+    ).status_code == 200
+    latest, first = await audit(stack, kind="thresholds")  # the unchanged third PUT is no entry
+    assert latest["before"] == {"definitions_max_age_days": 5} and latest["after"] == {
+        "definitions_max_age_days": 2
+    }
+    assert first["after"]["definitions_max_age_days"] == 5
+    closed = await stack.client.post("/api/v1/billing/periods/2026-10/close", headers=stack.headers)
+    assert closed.status_code == 200
+    [entry] = await audit(stack, kind="billing_period.closed")
+    assert entry["target_id"] == "2026-10" and entry["api_key_id"]
