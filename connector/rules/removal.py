@@ -242,6 +242,8 @@ async def _hand_over(
         try:
             if psa_row is None:
                 raise AdapterError("the ticket's PSA connection is gone")
+            if not psa_row.enabled:  # nothing is written to a disabled connection, not even this
+                raise AdapterError("the PSA connection is disabled: no note written")
             psa = await services.adapters.psa(psa_row)
             if link.ticket_id is None:  # created or not: the marker tells
                 ref = await psa.find_ticket(link.marker, link.company_id)

@@ -384,3 +384,18 @@ async def test_thresholds_and_a_closed_billing_period_are_audited(stack: Stack) 
     assert closed.status_code == 200
     [entry] = await audit(stack, kind="billing_period.closed")
     assert entry["target_id"] == "2026-10" and entry["api_key_id"]
+
+
+async def test_a_forced_delete_of_a_disabled_psa_writes_no_note_and_says_so(stack: Stack) -> None:
+    psa = f"/api/v1/connections/{stack.psa['id']}"
+    assert (await stack.client.patch(psa, json={"enabled": False}, headers=stack.headers)).status_code == 200
+    calls = stack.manage.call_count()
+    forced = await stack.client.delete(psa, params={"force": "true"}, headers=stack.headers)
+    assert forced.status_code == 200
+    tickets = forced.json()["tickets"]
+    assert len(tickets) == 3 and {(t["noted"], t["error"]) for t in tickets} == {
+        (False, "the PSA connection is disabled: no note written")
+    }
+    assert stack.manage.call_count() == calls
+    assert await open_problems_without_a_link(stack.services) == 0
+    assert {p["ticket_state"] for p in await stack.problems(state="open")} == {"handed_over"}
