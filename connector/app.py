@@ -16,6 +16,7 @@ from connector.alerts.ingest import Ingest
 from connector.api import health
 from connector.api.errors import install_error_handlers
 from connector.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
+from connector.audit import api as audit
 from connector.billing import api as billing
 from connector.connections import api as connections
 from connector.fleet import api as fleet
@@ -81,6 +82,7 @@ def create_app(
         sync.router,
         actions.router,
         billing.router,
+        audit.router,
         webhooks.router,
     ):
         app.include_router(router)

@@ -187,6 +187,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
     """Push (or with --dry-run, plan) every tenant's billing lines for the period; exit 1 on any
     error line, 2 if the period is closed and --override was not given, 3 if a push of a tenant was
     already running (that tenant is skipped; run again later)."""
+    from connector.audit.domain import CLI
     from connector.billing.domain import parse_period
     from connector.billing.service import PeriodClosed, PushRunning, push
     from connector.models import BillingRule, Tenant
@@ -222,6 +223,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                         dry_run=args.dry_run,
                         override=args.override,
                         trigger="cli",
+                        actor=CLI,
                     )
                 except PeriodClosed:
                     print(f"{tenant.name}: period {args.period} is closed (use --override to push it)")

@@ -365,7 +365,9 @@ class TicketLink(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id", ondelete="CASCADE"), unique=True)
-    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    psa_connection_id: Mapped[str | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"))
+    """None once the PSA connection was removed (the link is then `handed_over`): the problem keeps
+    its ticket's number and address."""
     company_id: Mapped[str] = mapped_column(String(100))
     marker: Mapped[str] = mapped_column(String(40), unique=True)
     state: Mapped[TicketState] = status_column(TicketState, TicketState.PENDING)
@@ -574,3 +576,34 @@ class EndpointAction(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """One configuration change or one write made to a PSA or RMM: who (which API key, or the
+    background worker), when, what, and the values before and after with secrets redacted.
+    Written in the transaction that records the change, so an entry exists iff the change does.
+    `connection_id` is not a foreign key: the trail outlives the connections it names."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_tenant_seq", "tenant_id", "seq"),
+        Index("ix_audit_events_tenant_at", "tenant_id", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    category: Mapped[str] = mapped_column(String(8))
+    """config | psa | rmm"""
+    kind: Mapped[str] = mapped_column(String(64))
+    """e.g. `connection.updated`, `ticket.created`, `billing_line.written`, `action.sent`"""
+    actor: Mapped[str] = mapped_column(String(64))
+    """`api_key`, `dashboard`, `cli` or `worker`"""
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    connection_id: Mapped[str | None] = mapped_column(String(32))
+    client_id: Mapped[str | None] = mapped_column(String(100))
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(500))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)

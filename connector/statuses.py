@@ -56,6 +56,9 @@ class TicketState(enum.StrEnum):
     """Recorded with its marker before the PSA create; repaired by finding the marker."""
     OPEN = "open"
     CLOSED = "closed"
+    HANDED_OVER = "handed_over"
+    """Its PSA connection was removed: the ticket was left open in the PSA with a note saying so, for
+    a technician to close; the connector no longer writes to it."""
 
 
 class SyncStatus(enum.StrEnum):

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import ActionKind, AdapterSpec, ProblemKind
 from adapters.errors import AdapterError, TransientVendorError, UnsupportedActionError
 from connector.actions.jobs import ACTION, ActionJob
+from connector.audit import service as audit
+from connector.audit.domain import WORKER
 from connector.connections.service import get_connection
 from connector.fleet.service import get_endpoint
 from connector.infra import db
@@ -115,12 +117,11 @@ async def run_action(services: Services, action_id: str) -> None:
         if row is None or row.status not in (ActionStatus.QUEUED, ActionStatus.SENDING):
             return
         if row.status == ActionStatus.SENDING:
-            _finish(
-                row,
-                ActionStatus.FAILED,
-                None,
-                "interrupted while the RMM was being asked; not sent again (check the RMM)",
-            )
+            message = "interrupted while the RMM was being asked; not sent again (check the RMM)"
+            _finish(row, ActionStatus.FAILED, None, message)
+            endpoint = await session.get(Endpoint, row.endpoint_row_id)
+            if endpoint is not None:  # it may have reached the RMM: the trail says so
+                _audit(session, row, endpoint, endpoint.rmm_connection_id, ActionKind(row.action), message)
             return
         row.status = ActionStatus.SENDING
         endpoint = await session.get(Endpoint, row.endpoint_row_id)
@@ -130,12 +131,13 @@ async def run_action(services: Services, action_id: str) -> None:
         return
     adapter = await services.adapters.rmm(connection)
     status, reference, message = ActionStatus.FAILED, None, ""
+    sent = True
     try:
         result = await adapter.run_action(endpoint.endpoint_id, action)
         status = ActionStatus.ACCEPTED if result.accepted else ActionStatus.FAILED
         reference, message = result.vendor_reference, result.message
     except UnsupportedActionError as exc:
-        message = str(exc)
+        message, sent = str(exc), False
     except TransientVendorError as exc:
         if not exc.maybe_applied:  # the RMM never saw it: safe to send again
             async with db.transaction(services.sessions) as session:
@@ -152,6 +154,38 @@ async def run_action(services: Services, action_id: str) -> None:
         stored = await session.get(EndpointAction, action_id)
         assert stored is not None
         _finish(stored, status, reference, message)
+        if sent:
+            _audit(session, stored, endpoint, connection.id, action, message)
+
+
+def _audit(
+    session: AsyncSession,
+    row: EndpointAction,
+    endpoint: Endpoint,
+    connection_id: str,
+    action: ActionKind,
+    message: str,
+) -> None:
+    """The action sent to the RMM (or perhaps sent: interrupted mid-call), with its recorded outcome."""
+    audit.record(
+        session,
+        row.tenant_id,
+        "action.sent",
+        WORKER,
+        target_type="endpoint",
+        target_id=endpoint.endpoint_id,
+        connection_id=connection_id,
+        client_id=endpoint.client_id,
+        summary=f"'{action.value}' sent to {endpoint.hostname}: {row.status.value}"
+        + (f" ({message})" if message else ""),
+        after={
+            "action": action.value,
+            "requested_by": row.requested_by,
+            "problem_id": row.problem_id,
+            "status": row.status.value,
+            "vendor_reference": row.vendor_reference,
+        },
+    )
 
 
 def _finish(row: EndpointAction, status: ActionStatus, reference: str | None, message: str) -> None:

@@ -98,10 +98,14 @@ class CloseTicket:
 Action = Nothing | Unroutable | OpenTicket | ResumeCreate | AddNote | NoteLater | CloseTicket
 
 
+FINISHED = (TicketState.CLOSED, TicketState.HANDED_OVER)
+"""Link states the connector never writes to the ticket again."""
+
+
 def decide(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
     if problem.state == ProblemStatus.OPEN:
         return _while_open(problem, link, routing, now)
-    if link is None or link.state == TicketState.CLOSED:
+    if link is None or link.state in FINISHED:
         return Nothing()
     if link.state == TicketState.PENDING:
         rule = routing.rule or RuleView(timedelta(0), "{problem_title} on {hostname}")
@@ -110,9 +114,9 @@ def decide(problem: ProblemView, link: LinkView | None, routing: Routing, now: d
 
 
 def _while_open(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
-    if link is None or link.state == TicketState.CLOSED:
+    if link is None or link.state in FINISHED:
         if link is not None:
-            return Nothing()  # closed by a technician while the problem lasts: never reopen behind them
+            return Nothing()  # closed (or handed over) while the problem lasts: never reopen behind them
         if routing.company_id is None:
             return Unroutable(RoutingState.UNMAPPED)
         if routing.rule is None:
@@ -165,3 +169,12 @@ def repeat_note(problem: ProblemView, unreported: int) -> str:
 def resolution_note(problem: ProblemView) -> str:
     cleared = problem.clear_message or "the condition is no longer reported"
     return f"Resolved: {PROBLEM_TITLES[problem.kind].lower()} on {problem.hostname} cleared ({cleared})."
+
+
+def handover_note(reason: str, when: datetime) -> str:
+    """The note left on an open ticket the connector stops managing (its connection was removed)."""
+    return (
+        f"This ticket is no longer managed by connector: {reason} at "
+        f"{when.isoformat(timespec='minutes')}. The problem was still open then; connector will not add "
+        "notes to it or close it. Check the endpoint and close this ticket by hand once it is resolved."
+    )

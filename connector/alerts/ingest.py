@@ -44,6 +44,8 @@ class WebhookTarget:
     kind: str
     secret: str
     adapter: RmmAdapter
+    enabled: bool = True
+    """A disabled connection's deliveries are verified and recorded as refused (403), not stored."""
 
 
 class TargetCache:
@@ -80,13 +82,14 @@ class TargetCache:
         async with self._services.sessions() as session:
             row = await session.get(Connection, connection_id)
         target = None
-        if row is not None and row.role == "rmm" and row.enabled and row.webhook_secret_encrypted is not None:
+        if row is not None and row.role == "rmm" and row.webhook_secret_encrypted is not None:
             target = WebhookTarget(
                 connection_id=row.id,
                 tenant_id=row.tenant_id,
                 kind=row.kind,
                 secret=self._services.cipher.decrypt_text(row.webhook_secret_encrypted),
                 adapter=await self._services.adapters.rmm(row),
+                enabled=row.enabled,
             )
         if len(connection_id) <= 64:
             self._entries[connection_id] = (now + TARGET_TTL_SECONDS, target)

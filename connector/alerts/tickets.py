@@ -18,6 +18,8 @@ from adapters.base import ActionKind, ProblemKind, TicketRef, TicketSpec
 from connector.actions.service import accepted_action_for, request_action
 from connector.alerts import domain
 from connector.alerts.problems import enqueue_reconciles
+from connector.audit import service as audit
+from connector.audit.domain import WORKER
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import RetryLater
@@ -35,6 +37,9 @@ from mappings.resolution import ticket_rule_for
 
 LOCK_TTL = timedelta(minutes=5)
 MAX_STEPS = 6
+DISABLED_PSA_RETRY = timedelta(minutes=5)
+"""How often a problem whose ticket lives in a disabled PSA connection looks again: nothing is
+written to a disabled connection, and the work resumes once it is enabled."""
 
 
 @dataclass
@@ -161,6 +166,9 @@ async def _step(services: Services, problem_id: str) -> str | None:
         return None
     problem_view, link_view, routing = _views(loaded)
     action = domain.decide(problem_view, link_view, routing, now)
+    writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket)
+    if isinstance(action, writes) and loaded.psa is not None and not loaded.psa.enabled:
+        raise RetryLater(now + DISABLED_PSA_RETRY)  # the lock is released by the caller
     match action:
         case domain.Nothing():
             return None
@@ -182,6 +190,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
             psa = await services.adapters.psa(loaded.psa)
             await psa.add_note(loaded.link.ticket_id, text)
             async with db.transaction(services.sessions) as session:
+                _audit(session, loaded, "ticket.noted", f"note added ({covered} more occurrence(s))", text)
                 await session.execute(
                     update(TicketLink)
                     .where(TicketLink.id == loaded.link.id)
@@ -207,6 +216,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 )
             await psa.close_ticket(loaded.link.ticket_id, status, resolution)
             async with db.transaction(services.sessions) as session:
+                _audit(session, loaded, "ticket.closed", "closed: the problem cleared", resolution, status)
                 await session.execute(
                     update(TicketLink)
                     .where(TicketLink.id == loaded.link.id)
@@ -283,7 +293,7 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
     psa = await services.adapters.psa(loaded.psa)
     ref = await psa.find_ticket(loaded.link.marker, loaded.link.company_id)
     if ref is not None:
-        await _record_open(services, loaded, ref)
+        await _record_open(services, loaded, ref, found=True)
         return "recovered"
     if not create or loaded.rule is None:
         async with db.transaction(services.sessions) as session:
@@ -298,10 +308,15 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
     return "created"
 
 
-async def _record_open(services: Services, loaded: Loaded, ref: TicketRef) -> None:
+async def _record_open(services: Services, loaded: Loaded, ref: TicketRef, *, found: bool = False) -> None:
     assert loaded.link is not None
     now = datetime.now(UTC)
+    loaded.link.ticket_id, loaded.link.ticket_number = ref.id, ref.number
     async with db.transaction(services.sessions) as session:
+        how = "found by its marker after an interrupted create" if found else "created"
+        _audit(
+            session, loaded, "ticket.created", f"{how} for {loaded.problem.kind} on {loaded.problem.hostname}"
+        )
         await session.execute(
             update(TicketLink)
             .where(TicketLink.id == loaded.link.id)
@@ -316,3 +331,33 @@ async def _record_open(services: Services, loaded: Loaded, ref: TicketRef) -> No
         await session.execute(
             update(Problem).where(Problem.id == loaded.problem.id).values(routing=Routing.TICKETED)
         )
+
+
+def _audit(
+    session: AsyncSession,
+    loaded: Loaded,
+    kind: str,
+    what: str,
+    text: str | None = None,
+    status_id: str | None = None,
+) -> None:
+    """The PSA write just made, in the transaction that records it."""
+    link, problem = loaded.link, loaded.problem
+    assert link is not None
+    after: dict[str, str | None] = {"problem_id": problem.id, "company_id": link.company_id}
+    if text is not None:
+        after["text"] = text
+    if status_id is not None:
+        after["status_id"] = status_id
+    audit.record(
+        session,
+        problem.tenant_id,
+        kind,
+        WORKER,
+        target_type="ticket",
+        target_id=link.ticket_id,
+        connection_id=link.psa_connection_id,
+        client_id=problem.client_id,
+        summary=f"ticket {link.ticket_number or link.ticket_id}: {what}",
+        after=after,
+    )

@@ -54,6 +54,18 @@ async def receive(
             )
         )
         return 401, {"error": "unauthorized", "message": reason}
+    if not target.enabled:
+        message = "this connection is disabled; enable it to receive alerts again"
+        await ingest.writer.submit(
+            delivery_values(
+                owner,
+                incoming,
+                status=DeliveryStatus.REJECTED,
+                source_ip=source_ip,
+                rejection=f"403 {message}",
+            )
+        )
+        return 403, {"error": "connection_disabled", "message": message}
     try:
         events = parse_delivery(target.adapter, incoming)
     except WebhookParseError as exc:
@@ -81,7 +93,8 @@ async def receive(
 @router.post("/webhooks/{connection_id}", status_code=202)
 async def receive_webhook(connection_id: str, request: Request) -> JSONResponse:
     """Receive a vendor alert (or the canonical alert). `202 {"delivery_id", "duplicate"}` once stored;
-    401 bad or stale signature/token; 400 unparseable body naming the problem; 413 too large."""
+    401 bad or stale signature/token; 403 the connection is disabled (recorded as refused, not
+    processed); 400 unparseable body naming the problem; 413 too large."""
     incoming = WebhookRequest(
         body=await request.body(),
         headers={k.lower(): v for k, v in request.headers.items()},

@@ -74,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"error": "conflict", "message": str(exc)}, status_code=409)
+        return JSONResponse({"error": "conflict", "message": str(exc), **exc.details}, status_code=409)
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         status, body, headers = database_error(exc, request.url.path)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.audit.domain import Actor
 from connector.billing import domain
 from connector.billing.schemas import (
     ClosedPeriodOut,
@@ -162,7 +163,12 @@ async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -
     of the tenant runs (from the API, any replica, or `connector sync --billing`)."""
     try:  # long work (PSA calls, one per changed line): statement timeouts of background work
         _, results = await push(
-            services.work, who.tenant_id, body.period, dry_run=body.dry_run, override=body.override
+            services.work,
+            who.tenant_id,
+            body.period,
+            dry_run=body.dry_run,
+            override=body.override,
+            actor=Actor.key(who.api_key_id),
         )
     except PushRunning as running:
         return JSONResponse(
@@ -185,7 +191,7 @@ async def close(
     session: Session, who: Engineer, period: str = Path(pattern=PERIOD_PATTERN, description="YYYY-MM")
 ) -> ClosedPeriodOut:
     try:
-        row = await close_period(session, who.tenant_id, period)
+        row = await close_period(session, who.tenant_id, period, actor=Actor.key(who.api_key_id))
     except ValueError as exc:
         raise FieldError("period", str(exc)) from None
     return ClosedPeriodOut(period=row.period, closed=True)

@@ -29,8 +29,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import BillingLine
+from adapters.base import BillingLine, BillingLineResult
 from adapters.errors import AdapterError
+from connector.audit import service as audit
+from connector.audit.domain import WORKER, Actor
 from connector.billing import domain
 from connector.infra import db
 from connector.infra.context import Services
@@ -230,6 +232,7 @@ async def push(
     dry_run: bool = False,
     override: bool = False,
     trigger: str = "api",
+    actor: Actor = WORKER,
 ) -> tuple[Preview, list[PushResult]]:
     """Reconcile the period's lines into the PSA under the tenant's push lease (`PushRunning` when
     another push holds it). A dry run writes nothing, so it needs no lease."""
@@ -241,7 +244,7 @@ async def push(
         preview, connections = await _load(services, tenant_id, period)
         if preview.closed and not override:
             raise PeriodClosed(period)
-        return preview, await _write(services, tenant_id, period, preview, connections, lease)
+        return preview, await _write(services, tenant_id, period, preview, connections, lease, actor)
 
 
 async def _load(services: Services, tenant_id: str, period: str) -> tuple[Preview, dict[str, Connection]]:
@@ -263,10 +266,11 @@ async def _write(
     preview: Preview,
     connections: dict[str, Connection],
     lease: PushLease,
+    actor: Actor,
 ) -> list[PushResult]:
     """Write the changed lines, at most PSA_CONCURRENCY at a time, each recorded as it succeeds;
     then mark the unchanged ones current for the period."""
-    writer = _LineWriter(services, tenant_id, period, connections, lease)
+    writer = _LineWriter(services, tenant_id, period, connections, lease, actor)
     tasks = [asyncio.ensure_future(writer.write(item)) for item in preview.lines]
     try:
         results = list(await asyncio.gather(*tasks))
@@ -289,6 +293,7 @@ class _LineWriter:
     period: str
     connections: dict[str, Connection]
     lease: PushLease
+    actor: Actor
     agreements: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PSA_CONCURRENCY))
 
@@ -323,7 +328,7 @@ class _LineWriter:
                 result = await adapter.upsert_billing_line(_billing_line(item, agreement_id))
             except AdapterError as exc:
                 return PushResult.of(line, "error", error=str(exc))
-        await _record(self.services, self.tenant_id, item, self.period, agreement_id, result.line_id)
+        await _record(self.services, self.tenant_id, item, self.period, agreement_id, result, self.actor)
         return PushResult.of(line, result.action, result.line_id)
 
 
@@ -479,28 +484,70 @@ async def _record(
     item: PreviewLine,
     period: str,
     agreement_id: str | None,
-    line_id: str | None,
+    result: BillingLineResult,
+    actor: Actor,
 ) -> None:
-    line = item.line
+    """What the PSA now holds for the line, with its audit entry when the PSA was written to."""
+    line, line_id = item.line, result.line_id
     async with db.transaction(services.sessions) as session:
         state = await session.scalar(
             select(BillingLineState).where(
                 BillingLineState.rule_id == line.rule_id, BillingLineState.company_id == line.company_id
             )
         )
+        before = None
         if state is None:
             state = BillingLineState(tenant_id=tenant_id, rule_id=line.rule_id, company_id=line.company_id)
             session.add(state)
+        else:
+            before = {
+                "quantity": state.quantity,
+                "unit_price": state.unit_price,
+                "unit_cost": state.unit_cost,
+            }
+        # Upserted only because the record differed: the PSA now holds the line as wanted (`unchanged`:
+        # an earlier push wrote it and died before recording it).
+        audit.record(
+            session,
+            tenant_id,
+            "billing_line.written",
+            actor,
+            target_type="billing_line",
+            target_id=line_id,
+            connection_id=item.rule.psa_connection_id,
+            summary=f"{result.action} {line.product} × {line.quantity} for company "
+            f"{line.company_name or line.company_id} ({period})",
+            before=before,
+            after={
+                "action": result.action,
+                "company_id": line.company_id,
+                "agreement_id": agreement_id,
+                "period": period,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "unit_cost": line.unit_cost,
+            },
+        )
         state.period = period
         state.pushed_at = datetime.now(UTC)
         state.agreement_id, state.line_id = agreement_id, line_id
         state.quantity, state.unit_price, state.unit_cost = line.quantity, line.unit_price, line.unit_cost
 
 
-async def close_period(session: AsyncSession, tenant_id: str, period: str) -> BillingPeriod:
+async def close_period(session: AsyncSession, tenant_id: str, period: str, *, actor: Actor) -> BillingPeriod:
     domain.parse_period(period)
     row = await session.get(BillingPeriod, (tenant_id, period))
     if row is None:
         row = BillingPeriod(tenant_id=tenant_id, period=period)
         session.add(row)
+        audit.record(
+            session,
+            tenant_id,
+            "billing_period.closed",
+            actor,
+            target_type="billing_period",
+            target_id=period,
+            summary=f"billing period {period} closed (pushing it again needs an override)",
+            after={"closed": True},
+        )
     return row

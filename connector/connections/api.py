@@ -1,10 +1,12 @@
-"""`/api/v1/connections` and `/api/v1/adapters`."""
+"""`/api/v1/connections` and `/api/v1/adapters`. Deleting a connection is routed in `rules.api`: it
+must know what depends on a connection (mappings, rules, billing lines, open tickets)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
+from connector.audit.domain import Actor
 from connector.connections import service as svc
 from connector.connections.schemas import (
     AdapterOut,
@@ -80,6 +82,7 @@ async def create_connection(
         credentials=body.credentials,
         options=body.options,
         enabled=body.enabled,
+        actor=Actor.key(who.api_key_id),
     )
     return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
 
@@ -97,18 +100,9 @@ async def patch_connection(
 ) -> ConnectionOut:
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    await svc.update_connection(services, session, row, changes)
+    await svc.update_connection(services, session, row, changes, Actor.key(who.api_key_id))
     after_commit(session, lambda: services.connection_changed(connection_id))
     return to_out(services, row)
-
-
-@router.delete("/connections/{connection_id}", status_code=204)
-async def delete_connection(
-    connection_id: str, services: ServicesDep, session: Session, who: Engineer
-) -> Response:
-    await svc.delete_connection(session, who.tenant_id, connection_id)
-    after_commit(session, lambda: services.connection_changed(connection_id))
-    return Response(status_code=204)
 
 
 @router.post("/connections/{connection_id}/webhook-secret", response_model=WebhookSecretOut)
@@ -116,7 +110,7 @@ async def rotate_webhook_secret(
     connection_id: str, services: ServicesDep, session: Session, who: Engineer
 ) -> WebhookSecretOut:
     row = await svc.get_connection(session, who.tenant_id, connection_id)
-    secret = await svc.rotate_webhook_secret(services, row)
+    secret = await svc.rotate_webhook_secret(services, session, row, Actor.key(who.api_key_id))
     after_commit(session, lambda: services.connection_changed(connection_id))
     return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
 

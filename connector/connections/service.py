@@ -26,6 +26,8 @@ from adapters.base import (
     outbound_fields,
 )
 from adapters.errors import AdapterError, ConfigurationError, CredentialsError, TransientVendorError
+from connector.audit import service as audit
+from connector.audit.domain import Actor, changed
 from connector.infra.context import Services
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
@@ -152,6 +154,7 @@ async def create_connection(
     credentials: Mapping[str, Any],
     options: Mapping[str, Any],
     enabled: bool,
+    actor: Actor,
 ) -> tuple[Connection, str | None]:
     """Returns the row and, for RMM connections, the webhook secret in plain text (shown once)."""
     spec = spec_for(services, kind)
@@ -176,6 +179,17 @@ async def create_connection(
     session.add(row)
     await _flush_unique_name(session)
     await session.refresh(row)
+    audit.record(
+        session,
+        tenant_id,
+        "connection.created",
+        actor,
+        target_type="connection",
+        target_id=row.id,
+        connection_id=row.id,
+        summary=f"{row.role} connection {row.name!r} ({row.kind}) created",
+        after=snapshot(services, row),
+    )
     return row, secret
 
 
@@ -184,8 +198,10 @@ async def update_connection(
     session: AsyncSession,
     row: Connection,
     changes: Mapping[str, Any],
+    actor: Actor,
 ) -> Connection:
     spec = spec_for(services, row.kind)
+    before = snapshot(services, row)
     if "name" in changes:
         row.name = changes["name"]
     if "base_url" in changes:
@@ -200,18 +216,54 @@ async def update_connection(
         row.enabled = bool(changes["enabled"])
     await _flush_unique_name(session)
     await session.refresh(row)
+    old, new = changed(before, snapshot(services, row))
+    if new:
+        verb = {False: "disabled", True: "enabled"}.get(new["enabled"]) if list(new) == ["enabled"] else None
+        audit.record(
+            session,
+            row.tenant_id,
+            "connection.updated",
+            actor,
+            target_type="connection",
+            target_id=row.id,
+            connection_id=row.id,
+            summary=f"connection {row.name!r} {verb or 'changed: ' + ', '.join(sorted(new))}",
+            before=old,
+            after=new,
+        )
     return row
 
 
-async def delete_connection(session: AsyncSession, tenant_id: str, connection_id: str) -> None:
-    await session.delete(await get_connection(session, tenant_id, connection_id))
+def snapshot(services: Services, row: Connection) -> dict[str, Any]:
+    """The connection's settings as an audit entry shows them: credentials are redacted when the
+    entry is written (kept here so a changed secret still shows up as a change)."""
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "base_url": row.base_url,
+        "options": dict(row.options),
+        "enabled": row.enabled,
+        "credentials": services.cipher.decrypt_json(row.credentials_encrypted),
+    }
 
 
-async def rotate_webhook_secret(services: Services, row: Connection) -> str:
+async def rotate_webhook_secret(
+    services: Services, session: AsyncSession, row: Connection, actor: Actor
+) -> str:
     if row.role != Role.RMM.value:
         raise FieldError("id", "only RMM connections receive webhooks")
     secret = new_webhook_secret()
     row.webhook_secret_encrypted = services.cipher.encrypt_text(secret)
+    audit.record(
+        session,
+        row.tenant_id,
+        "connection.webhook_secret_rotated",
+        actor,
+        target_type="connection",
+        target_id=row.id,
+        connection_id=row.id,
+        summary=f"webhook secret of {row.name!r} rotated (the old one no longer verifies)",
+    )
     return secret
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from connector.api.deps import Engineer, Session, Viewer
 from connector.api.schemas import Offset
+from connector.audit.domain import Actor
 from connector.fleet import endpoints, service
 from connector.fleet import stats as fleet_stats
 from connector.fleet.domain import Thresholds
@@ -101,4 +102,4 @@ async def get_thresholds(session: Session, who: Viewer) -> Thresholds:
 @router.put("/settings/thresholds", response_model=Thresholds)
 async def put_thresholds(body: Thresholds, session: Session, who: Engineer) -> Thresholds:
     """New limits apply at the next sync, which re-evaluates every endpoint against them."""
-    return await endpoints.set_thresholds(session, who.tenant_id, body)
+    return await endpoints.set_thresholds(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))

@@ -7,6 +7,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import EndpointStatus
+from connector.audit import service as audit
+from connector.audit.domain import Actor, changed
 from connector.fleet import domain
 from connector.models import Endpoint, Tenant
 from connector.tenants.service import get_tenant
@@ -42,9 +44,23 @@ async def get_thresholds(session: AsyncSession, tenant_id: str) -> domain.Thresh
 
 
 async def set_thresholds(
-    session: AsyncSession, tenant_id: str, thresholds: domain.Thresholds
+    session: AsyncSession, tenant_id: str, thresholds: domain.Thresholds, *, actor: Actor
 ) -> domain.Thresholds:
     """New limits apply at the next sync, which re-evaluates every endpoint against them."""
     tenant = await get_tenant(session, tenant_id)
+    before = (tenant.settings or {}).get("thresholds")
     tenant.settings = {**(tenant.settings or {}), "thresholds": thresholds.model_dump()}
+    old, new = changed(dict(before or {}), thresholds.model_dump())
+    if new:
+        audit.record(
+            session,
+            tenant_id,
+            "thresholds.updated",
+            actor,
+            target_type="thresholds",
+            target_id=None,
+            summary=f"status thresholds changed: {', '.join(sorted(new))}",
+            before=old,
+            after=new,
+        )
     return thresholds

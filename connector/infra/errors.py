@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FieldError(Exception):
     """Input that cannot be accepted (HTTP 422), naming the offending field."""
@@ -26,4 +28,9 @@ class NotFound(Exception):
 
 
 class Conflict(Exception):
-    """The request conflicts with work in progress (HTTP 409)."""
+    """The request conflicts with work in progress or with records that depend on what it would
+    remove (HTTP 409). `details` are added to the JSON body (e.g. the dependents, by kind and id)."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = details or {}

@@ -8,12 +8,73 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
 from connector.api.schemas import Offset
+from connector.audit.domain import Actor
+from connector.rules import removal
 from connector.rules import service as rules
-from connector.rules.schemas import BillingRuleOut, ClientMappingOut, SuggestionOut, TicketRuleOut
+from connector.rules.schemas import (
+    BillingRuleOut,
+    ClientMappingOut,
+    DependentOut,
+    RemovalOut,
+    SuggestionOut,
+    TicketOutcomeOut,
+    TicketRuleOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])
+
+FORCE = Query(
+    False,
+    description="delete even though records depend on it: they are removed too and open tickets are "
+    "handed over or kept, as the answer lists (without it: 409 naming the dependents)",
+)
+DEPENDENTS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "records depend on it: `dependents` lists them by kind and id, `counts` by kind"},
+    200: {
+        "model": RemovalOut,
+        "description": "forced: what was removed with it and what became of its tickets",
+    },
+}
+
+
+def removal_answer(done: removal.Removal) -> RemovalOut:
+    return RemovalOut(
+        deleted=DependentOut(kind=done.kind, id=done.id, label=""),
+        removed=[DependentOut(kind=d.kind, id=d.id, label=d.label) for d in done.removed],
+        tickets=[
+            TicketOutcomeOut(
+                problem_id=t.problem_id,
+                ticket_id=t.ticket_id,
+                ticket_number=t.ticket_number,
+                action=t.action,
+                noted=t.noted,
+                error=t.error,
+            )
+            for t in done.tickets
+        ],
+    )
+
+
+def answer(done: removal.Removal, force: bool) -> Response:
+    """204 for a plain delete; a forced one answers 200 with what it did."""
+    if not force:
+        return Response(status_code=204)
+    return Response(removal_answer(done).model_dump_json(), status_code=200, media_type="application/json")
+
+
+@router.delete("/connections/{connection_id}", status_code=204, tags=["connections"], responses=DEPENDENTS)
+async def delete_connection(
+    connection_id: str, services: ServicesDep, session: Session, who: Engineer, force: bool = FORCE
+) -> Response:
+    """Refused with 409 while mappings, rules, billing lines or open tickets depend on the connection
+    (disable it with `PATCH {"enabled": false}` to stop it without deleting anything)."""
+    done = await removal.remove_connection(
+        services, session, who.tenant_id, connection_id, force=force, actor=Actor.key(who.api_key_id)
+    )
+    after_commit(session, lambda: services.connection_changed(connection_id))
+    return answer(done, force)
 
 
 def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> None:
@@ -29,7 +90,8 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
     async def create_item(
         services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
     ) -> Any:
-        row = await rules.create(kind, session, who.tenant_id, body, services)
+        actor = Actor.key(who.api_key_id)
+        row = await rules.create(kind, session, who.tenant_id, body, services, actor=actor)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -41,13 +103,17 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
     async def patch_item(
         item_id: str, services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
     ) -> Any:
-        row = await rules.update(kind, session, who.tenant_id, item_id, body, services)
+        row = await rules.update(
+            kind, session, who.tenant_id, item_id, body, services, actor=Actor.key(who.api_key_id)
+        )
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
-    async def delete_item(item_id: str, session: Session, who: Engineer) -> Response:
-        await rules.delete(kind, session, who.tenant_id, item_id)
-        return Response(status_code=204)
+    async def delete_item(item_id: str, session: Session, who: Engineer, force: bool = FORCE) -> Response:
+        done = await removal.remove_rule(
+            kind, session, who.tenant_id, item_id, force=force, actor=Actor.key(who.api_key_id)
+        )
+        return answer(done, force)
 
     schema_body = {
         "requestBody": {"content": {"application/json": {"schema": kind.schema.model_json_schema()}}}
@@ -60,7 +126,9 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
     router.add_api_route(
         path + "/{item_id}", patch_item, methods=["PATCH"], response_model=out, openapi_extra=schema_body
     )
-    router.add_api_route(path + "/{item_id}", delete_item, methods=["DELETE"], status_code=204)
+    router.add_api_route(
+        path + "/{item_id}", delete_item, methods=["DELETE"], status_code=204, responses=DEPENDENTS
+    )
 
 
 @router.get("/client-mappings/suggestions", response_model=list[SuggestionOut])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -76,3 +77,29 @@ class BillingRuleOut(BaseModel):
     enabled: bool
     created_at: datetime
     updated_at: datetime
+
+
+class DependentOut(BaseModel):
+    kind: str
+    """client_mapping | ticket_rule | billing_rule | billing_line | open_ticket"""
+    id: str
+    label: str
+
+
+class TicketOutcomeOut(BaseModel):
+    problem_id: str
+    ticket_id: str | None
+    ticket_number: str | None
+    action: Literal["handed_over", "kept"]
+    """`handed_over`: a note says connector no longer manages it, left open for a technician;
+    `kept`: still managed by connector, closed when its problem clears."""
+    noted: bool
+    error: str | None
+
+
+class RemovalOut(BaseModel):
+    """What a forced delete removed with the row, and what it did with the open tickets."""
+
+    deleted: DependentOut
+    removed: list[DependentOut]
+    tickets: list[TicketOutcomeOut]

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import TICKET_RULE_FIELDS, RequiresTicketFields, Role
 from adapters.errors import AdapterError
 from connector.alerts.problems import reroute_unmapped, reroute_waiting
+from connector.audit import service as audit
+from connector.audit.domain import Actor, changed
 from connector.connections.service import build_psa, build_rmm, connection_of_role, validation_errors
 from connector.infra.context import Services
 from connector.infra.db import scoped, tenant_rows
@@ -43,6 +45,11 @@ class RuleKind(Generic[RowT]):
     unique_fields: tuple[str, ...]
     """The fields (besides tenant) that must be unique together; the last one is named in errors."""
     check_references: ReferenceCheck
+
+    @property
+    def name(self) -> str:
+        """As audit kinds and dependents name it: `client_mapping`, `ticket_rule`, `billing_rule`."""
+        return self.entity.replace(" ", "_")
 
     def duplicate_clause(self, data: BaseModel) -> ColumnElement[bool]:
         """Rows with the same unique fields as `data` (within a tenant: scope the query)."""
@@ -156,11 +163,14 @@ async def create(
     tenant_id: str,
     payload: dict[str, Any],
     services: Services | None = None,
+    *,
+    actor: Actor,
 ) -> RowT:
     """A new rule; with `services`, references the vendor decides on are checked with it too."""
     data = _validate(kind, payload)
     row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data, services)
     await session.refresh(row)
+    _audit(kind, session, row, "created", actor, None, _row_values(kind, row))
     return row
 
 
@@ -171,12 +181,47 @@ async def update(
     row_id: str,
     changes: dict[str, Any],
     services: Services | None = None,
+    *,
+    actor: Actor,
 ) -> RowT:
     row = await get(kind, session, tenant_id, row_id)
-    data = _validate(kind, _row_values(kind, row) | changes)
+    before = _row_values(kind, row)
+    data = _validate(kind, before | changes)
     row = await _save(kind, session, tenant_id, row, data, services)
     await session.refresh(row)
+    old, new = changed(before, _row_values(kind, row))
+    if new:
+        _audit(kind, session, row, "updated", actor, old, new)
     return row
+
+
+def _audit(
+    kind: RuleKind[Any],
+    session: AsyncSession,
+    row: Any,
+    verb: str,
+    actor: Actor,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
+    audit.record(
+        session,
+        row.tenant_id,
+        f"{kind.name}.{verb}",
+        actor,
+        target_type=kind.name,
+        target_id=row.id,
+        connection_id=getattr(row, "psa_connection_id", None),
+        client_id=getattr(row, "rmm_client_id", None),
+        summary=f"{kind.entity} {verb}{fields}",
+        before=before,
+        after=after,
+    )
+
+
+def snapshot(kind: RuleKind[Any], row: Any) -> dict[str, Any]:
+    return _row_values(kind, row)
 
 
 async def get(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str) -> RowT:
@@ -184,10 +229,6 @@ async def get(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_i
     if row is None:
         raise NotFound(kind.entity)
     return row
-
-
-async def delete(kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str) -> None:
-    await session.delete(await get(kind, session, tenant_id, row_id))
 
 
 async def list_rows(

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ConfigurationUpdate, PsaAdapter
 from adapters.errors import AdapterError
+from connector.audit import service as audit
+from connector.audit.domain import WORKER
 from connector.fleet import domain
 from connector.fleet.domain import Thresholds
 from connector.fleet.endpoints import thresholds_of, to_status
@@ -83,6 +85,8 @@ class PendingWrite:
 @dataclass
 class Outcome:
     written: list[PendingWrite] = field(default_factory=list)
+    record_ids: dict[str, str | None] = field(default_factory=dict)
+    """endpoint row id → the PSA configuration record written (None: missing and not created)."""
     errors: list[dict[str, str]] = field(default_factory=list)
     """Refusals the run reports (a retry would be refused again)."""
     transient: list[AdapterError] = field(default_factory=list)
@@ -100,7 +104,7 @@ async def push_client(services: Services, connection_id: str, client_id: str, ru
     if not work:
         return 0
     outcome = await _send(await services.adapters.psa(target.psa), work)
-    await _record(services, run_id, outcome, calls=len(work))
+    await _record(services, run_id, outcome, calls=len(work), target=target, client_id=client_id)
     if outcome.transient:
         raise outcome.transient[0]
     return len(work)
@@ -176,7 +180,7 @@ async def _send(adapter: PsaAdapter, work: list[PendingWrite]) -> Outcome:
     async def send(write: PendingWrite) -> None:
         async with slots:
             try:
-                await adapter.upsert_configuration(write.update)
+                record_id = await adapter.upsert_configuration(write.update)
             except AdapterError as exc:
                 if exc.retryable:
                     outcome.transient.append(exc)
@@ -190,14 +194,23 @@ async def _send(adapter: PsaAdapter, work: list[PendingWrite]) -> Outcome:
                     )
                 return
         outcome.written.append(write)
+        outcome.record_ids[write.endpoint_row_id] = record_id
 
     await asyncio.gather(*(send(write) for write in work))
     return outcome
 
 
-async def _record(services: Services, run_id: str | None, outcome: Outcome, *, calls: int) -> None:
-    """The written fingerprints (one statement per distinct one), and the calls and refusals on the
-    sync run, whose row lock makes concurrent jobs add up."""
+async def _record(
+    services: Services,
+    run_id: str | None,
+    outcome: Outcome,
+    *,
+    calls: int,
+    target: ClientTarget,
+    client_id: str,
+) -> None:
+    """The written fingerprints (one statement per distinct one), an audit entry per write, and the
+    calls and refusals on the sync run, whose row lock makes concurrent jobs add up."""
     by_fingerprint: dict[str, list[str]] = defaultdict(list)
     for write in outcome.written:
         by_fingerprint[write.fingerprint].append(write.endpoint_row_id)
@@ -205,6 +218,22 @@ async def _record(services: Services, run_id: str | None, outcome: Outcome, *, c
         for fingerprint, ids in by_fingerprint.items():
             await session.execute(
                 update(Endpoint).where(Endpoint.id.in_(ids)).values(pushed_fields_fingerprint=fingerprint)
+            )
+        for write in outcome.written:
+            record_id = outcome.record_ids.get(write.endpoint_row_id)
+            if record_id is None:  # the PSA has no such record and may not create it: nothing written
+                continue
+            audit.record(
+                session,
+                target.psa.tenant_id,
+                "configuration.updated",
+                WORKER,
+                target_type="configuration",
+                target_id=record_id,
+                connection_id=target.psa.id,
+                client_id=client_id,
+                summary=f"configuration {record_id} of {write.update.device_name} written",
+                after={"company_id": write.update.company_id, "fields": dict(write.update.fields)},
             )
         if run_id is not None:
             run = await session.get(SyncRun, run_id, with_for_update=True)

@@ -7,14 +7,17 @@ from connector.models import SyncRun
 from connector.statuses import SyncStatus
 from connector.sync.configurations import push_client
 from connector.sync.jobs import CONFIGURATIONS, SYNC, ConfigurationsJob, SyncJob
-from connector.sync.run import execute_run
+from connector.sync.run import execute_run, skip_if_disabled
 
 
 async def run_sync(context: JobContext, job: SyncJob) -> None:
-    """Execute a sync run that is still the connection's running one (a replaced run is skipped)."""
+    """Execute a sync run that is still the connection's running one (a replaced run is skipped, and
+    so is a run of a connection disabled since it was queued)."""
     async with context.services.sessions() as session:
         run = await session.get(SyncRun, job.run_id)
     if run is None or run.status != SyncStatus.RUNNING:
+        return
+    if await skip_if_disabled(context.services, job.run_id):
         return
     await execute_run(context.services, job.run_id)
 

@@ -187,6 +187,21 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
     return await _finish(services, run, counters, failed)
 
 
+async def skip_if_disabled(services: Services, run_id: str) -> bool:
+    """A run queued before its connection was disabled does not read the RMM: it ends `interrupted`
+    saying why (True), and leaves the cursor where it was."""
+    async with db.transaction(services.sessions) as session:
+        run = await session.get(SyncRun, run_id, with_for_update=True)
+        connection = await session.get(Connection, run.connection_id) if run is not None else None
+        if run is None or connection is None or connection.enabled:
+            return False
+        now = datetime.now(UTC)
+        run.status, run.finished_at, run.heartbeat_at = SyncStatus.INTERRUPTED, now, now
+        run.errors = [{"stage": "rmm", "message": "the connection was disabled before the run started"}]
+        log.info("sync skipped: connection disabled", connection=connection.id, run=run.id)
+        return True
+
+
 def _snapshot(run: SyncRun, counters: _Counters) -> SyncRun:
     run.pages, run.endpoints_seen, run.endpoints_changed = counters.pages, counters.seen, counters.changed
     return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from connector.api.deps import Admin, Session
+from connector.audit.domain import Actor
 from connector.infra.security.apikeys import ApiRole
 from connector.tenants import service
 from connector.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
@@ -20,11 +21,15 @@ async def list_keys(session: Session, who: Admin) -> list[ApiKeyOut]:
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=201)
 async def create_key(body: ApiKeyIn, session: Session, who: Admin) -> ApiKeyCreated:
-    row, plaintext = await service.issue_api_key(session, who.tenant_id, ApiRole(body.role), body.name)
+    row, plaintext = await service.issue_api_key(
+        session, who.tenant_id, ApiRole(body.role), body.name, actor=Actor.key(who.api_key_id)
+    )
     return ApiKeyCreated(**ApiKeyOut.model_validate(row, from_attributes=True).model_dump(), key=plaintext)
 
 
 @router.delete("/api-keys/{key_id}", status_code=204)
 async def revoke_key(key_id: str, session: Session, who: Admin) -> Response:
-    await service.revoke_api_key(session, who.tenant_id, key_id, current_key_id=who.api_key_id)
+    await service.revoke_api_key(
+        session, who.tenant_id, key_id, current_key_id=who.api_key_id, actor=Actor.key(who.api_key_id)
+    )
     return Response(status_code=204)

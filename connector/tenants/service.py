@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connector.audit import service as audit
+from connector.audit.domain import CLI, Actor
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.security.apikeys import ApiRole, generate_api_key
@@ -32,21 +34,32 @@ async def get_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
 
 
 async def create_api_key(
-    session: AsyncSession, tenant: Tenant, role: ApiRole, name: str
+    session: AsyncSession, tenant: Tenant, role: ApiRole, name: str, *, actor: Actor = CLI
 ) -> tuple[ApiKey, str]:
     """Returns the row and the plaintext key, which is never stored and cannot be shown again."""
     new = generate_api_key()
     row = ApiKey(tenant_id=tenant.id, name=name, role=role.value, prefix=new.prefix, key_hash=new.key_hash)
     session.add(row)
     await session.flush()
+    audit.record(
+        session,
+        tenant.id,
+        "api_key.created",
+        actor,
+        target_type="api_key",
+        target_id=row.id,
+        summary=f"{role.value} API key {name!r} created (prefix {new.prefix})",
+        after={"name": name, "role": role.value, "prefix": new.prefix},
+    )
     return row, new.plaintext
 
 
 async def issue_api_key(
-    session: AsyncSession, tenant_id: str, role: ApiRole, name: str
+    session: AsyncSession, tenant_id: str, role: ApiRole, name: str, *, actor: Actor
 ) -> tuple[ApiKey, str]:
     """`create_api_key` for the caller's tenant, with the row's stored values loaded for the answer."""
-    row, plaintext = await create_api_key(session, await get_tenant(session, tenant_id), role, name)
+    tenant = await get_tenant(session, tenant_id)
+    row, plaintext = await create_api_key(session, tenant, role, name, actor=actor)
     await session.refresh(row)
     return row, plaintext
 
@@ -55,13 +68,27 @@ async def list_api_keys(session: AsyncSession, tenant_id: str) -> list[ApiKey]:
     return list(await session.scalars(tenant_rows(ApiKey, tenant_id).order_by(ApiKey.created_at)))
 
 
-async def revoke_api_key(session: AsyncSession, tenant_id: str, key_id: str, *, current_key_id: str) -> None:
+async def revoke_api_key(
+    session: AsyncSession, tenant_id: str, key_id: str, *, current_key_id: str, actor: Actor
+) -> None:
     """Revoke one of the tenant's keys; never the key making the request (it would lock the caller out)."""
     row = await session.scalar(tenant_rows(ApiKey, tenant_id).where(ApiKey.id == key_id))
     if row is None:
         raise NotFound("api key")
     if row.id == current_key_id:
         raise FieldError("key_id", "cannot revoke the key making this request")
+    if row.revoked_at is None:
+        audit.record(
+            session,
+            tenant_id,
+            "api_key.revoked",
+            actor,
+            target_type="api_key",
+            target_id=row.id,
+            summary=f"{row.role} API key {row.name!r} revoked (prefix {row.prefix})",
+            before={"revoked": False},
+            after={"revoked": True},
+        )
     revoke(row)
 
 

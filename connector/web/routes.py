@@ -22,6 +22,8 @@ from connector.alerts import service as alerts
 from connector.alerts.schemas import ProblemOut
 from connector.api import errors as api_errors
 from connector.api.deps import ServicesDep, Session
+from connector.audit import service as audit
+from connector.audit.domain import KINDS, Actor, Category
 from connector.billing import domain as domain_billing
 from connector.billing.service import build_preview
 from connector.connections.service import list_connections
@@ -252,6 +254,52 @@ async def replay(delivery_id: str, request: Request, session: Session, user: Use
     return redirect("/activity?done=replayed")
 
 
+# -- audit ----------------------------------------------------------------------------------------
+
+AUDIT_PAGE = 100
+AUDIT_ENTITIES = sorted({kind.split(".")[0] for kind in KINDS})
+
+
+@router.get("/audit")
+async def audit_page(
+    request: Request,
+    session: Session,
+    user: User,
+    category: str | None = Query(None, pattern="^(config|psa|rmm)?$"),
+    kind: str | None = Query(None, max_length=64),
+    connection: str | None = Query(None, max_length=32),
+    before: int | None = Query(None, ge=1, le=2**62),
+) -> Response:
+    """Configuration changes and PSA/RMM writes, newest first, a page at a time."""
+    tenant_id = user.principal.tenant_id
+    if kind and kind not in KINDS and kind not in AUDIT_ENTITIES:
+        raise WebError(422, "There is no such kind of audit entry.")
+    filters = audit.AuditFilter(
+        kind=kind or None,
+        category=Category(category) if category else None,
+        connection_id=connection or None,
+    )
+    events, next_before = await audit.list_events(
+        session, tenant_id, filters, limit=AUDIT_PAGE, before=before
+    )
+    connections = await list_connections(session, tenant_id)
+    keep = {"category": category or "", "kind": kind or "", "connection": connection or ""}
+    older = (
+        urlencode({**{k: v for k, v in keep.items() if v}, "before": next_before}) if next_before else None
+    )
+    return render(
+        request,
+        "audit.html",
+        user,
+        events=events,
+        older=older,
+        entities=AUDIT_ENTITIES,
+        connections=connections,
+        names={c.id: c.name for c in connections},
+        chosen=keep,
+    )
+
+
 # -- billing --------------------------------------------------------------------------------------
 
 
@@ -349,7 +397,13 @@ async def accept_mapping(request: Request, session: Session, user: User) -> Resp
     tenant_id = user.principal.tenant_id
     body = {name: form.get(name) or None for name in MAPPING_FIELDS}
     try:
-        row = await rules.create(rules.CLIENT_MAPPINGS, session, tenant_id, body)
+        row = await rules.create(
+            rules.CLIENT_MAPPINGS,
+            session,
+            tenant_id,
+            body,
+            actor=Actor.key(user.principal.api_key_id, dashboard=True),
+        )
     except FieldError as exc:
         raise WebError(422, "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)) from None
     except Conflict as exc:

@@ -65,7 +65,13 @@ ROUTES = [
         body=lambda w: {"name": "Renamed"},
         id_source=_conn,
     ),
-    Route("DELETE", "/api/v1/connections/{connection_id}", "engineer", id_source=_conn),
+    Route(
+        "DELETE",
+        "/api/v1/connections/{connection_id}",
+        "engineer",
+        query=lambda w: {"force": "true"},  # it has a mapping: a plain delete answers 409
+        id_source=_conn,
+    ),
     Route("POST", "/api/v1/connections/{connection_id}/test", "engineer", id_source=_conn),
     Route("POST", "/api/v1/connections/{connection_id}/webhook-secret", "engineer", id_source=_conn),
     Route("GET", "/api/v1/deliveries", "viewer"),
@@ -91,6 +97,7 @@ ROUTES = [
     ),
     Route("GET", "/api/v1/settings/thresholds", "viewer"),
     Route("GET", "/api/v1/fleet/summary", "viewer"),
+    Route("GET", "/api/v1/audit", "viewer"),
     Route("GET", "/api/v1/billing/preview", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("POST", "/api/v1/billing/push", "engineer", body=lambda w: {"period": "2026-10", "dry_run": True}),
     Route(

@@ -18,7 +18,18 @@ from pathlib import Path
 
 PACKAGES = ("connector", "adapters", "mappings")
 KERNEL = ("connector.models", "connector.settings", "connector.statuses")
-FEATURES = ("tenants", "connections", "fleet", "actions", "alerts", "rules", "billing", "sync", "web")
+FEATURES = (
+    "audit",
+    "tenants",
+    "connections",
+    "fleet",
+    "actions",
+    "alerts",
+    "rules",
+    "billing",
+    "sync",
+    "web",
+)
 """Feature packages of `connector/`, lowest first: each may import only those before it."""
 ROOTS = ("connector.runtime", "connector.app", "connector.cli", "connector.demo", "connector.__init__")
 """The composition root and entry points: they may import anything."""

@@ -41,7 +41,15 @@ def set_cookies(response: httpx.Response) -> list[str]:
 
 
 async def test_pages_redirect_to_sign_in_when_signed_out(client: httpx.AsyncClient) -> None:
-    for path in ("/", "/problems", "/problems/nope", "/activity", "/billing?period=2026-01", "/mappings"):
+    for path in (
+        "/",
+        "/problems",
+        "/problems/nope",
+        "/activity",
+        "/billing?period=2026-01",
+        "/mappings",
+        "/audit",
+    ):
         response = await client.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/login?next=/"), response.headers["location"]
@@ -176,3 +184,35 @@ def test_trend_chart_leaves_out_days_without_history() -> None:
     assert chart.points[0].x == chart.left and chart.points[-1].x == chart.right
     assert chart.points[-1].y == chart.top and chart.latest == 1.0 and chart.lowest == 0.9
     assert trend_chart([], 30, today).line == ""
+
+
+async def test_the_audit_page_lists_changes_with_filters_and_no_secrets(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    engineer = await make_key("engineer")
+    secret = "psa-audit-page-secret-41b7"
+    created = await client.post(
+        "/api/v1/connections",
+        json={
+            "name": "Audited PSA",
+            "kind": "dummy_psa",
+            "base_url": "https://psa.example.com",
+            "credentials": {"username": "svc", "api_secret": secret},
+        },
+        headers=engineer,
+    )
+    assert created.status_code == 201
+    patched = await client.patch(
+        f"/api/v1/connections/{created.json()['id']}", json={"enabled": False}, headers=engineer
+    )
+    assert patched.status_code == 200
+    assert (await sign_in(client, plaintext(await make_key("viewer")))).status_code == 303
+
+    page = await client.get("/audit")
+    assert page.status_code == 200
+    assert 'data-kind="connection.created"' in page.text and 'data-kind="connection.updated"' in page.text
+    assert "connection &#39;Audited PSA&#39; disabled" in page.text
+    assert secret not in page.text
+    only_psa = await client.get("/audit", params={"category": "psa"})
+    assert 'id="no-audit"' in only_psa.text
+    assert (await client.get("/audit", params={"kind": "nonsense"})).status_code == 422

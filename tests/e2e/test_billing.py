@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from connector.audit.domain import WORKER
 from connector.billing import service as billing
 from connector.infra import db
 from connector.infra.context import Services
@@ -195,12 +196,22 @@ async def test_crash_after_the_psa_write_is_repaired_by_update_never_a_second_li
     with pytest.raises(RuntimeError):
         await billing.push(stack.services, await _tenant(stack), PERIOD)
     assert len(additions(stack, 0)) == 1
+    assert await _audited_lines(stack) == []  # the write was never recorded: neither is its entry
 
     await record_usage(stack, "c-0", [10, 11])
     _, results = await billing.push(stack.services, await _tenant(stack), PERIOD)
     assert [r.action for r in results] == ["updated"]
     [addition] = additions(stack, 0)
     assert addition["quantity"] == 11
+    [entry] = await _audited_lines(stack)  # recorded with the repair
+    assert entry["after"]["quantity"] == 11 and entry["target_id"] == str(addition["id"])
+
+
+async def _audited_lines(stack: Stack) -> list[dict[str, Any]]:
+    response = await stack.client.get("/api/v1/audit", params={"kind": "billing_line"}, headers=stack.headers)
+    assert response.status_code == 200
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
 
 
 async def _tenant(stack: Stack) -> str:
@@ -295,6 +306,6 @@ async def test_an_expired_push_lease_is_taken_over_and_its_holder_stops_writing(
         await lease.renew()
         assert not lease.held()
         preview, connections = await billing._load(stack.services, tenant, PERIOD)
-        results = await billing._write(stack.services, tenant, PERIOD, preview, connections, lease)
+        results = await billing._write(stack.services, tenant, PERIOD, preview, connections, lease, WORKER)
     assert [r.action for r in results] == ["error"] and "lease" in (results[0].error or "")
     assert additions(stack, 0) == []

@@ -458,6 +458,9 @@ async def test_an_action_interrupted_mid_call_is_reported_not_resent(stack: Stac
     detail = (await stack.client.get(f"/api/v1/endpoints/{endpoint['id']}", headers=stack.headers)).json()
     assert detail["actions"][0]["status"] == "failed"
     assert "interrupted" in detail["actions"][0]["message"]
+    audit = await stack.client.get("/api/v1/audit", params={"kind": "action.sent"}, headers=stack.headers)
+    [entry] = audit.json()["events"]  # it may have reached the RMM: the trail says so
+    assert entry["after"]["status"] == "failed" and "interrupted" in entry["summary"]
 
 
 # -- every observer is judged by its events' own times ----------------------------------------------

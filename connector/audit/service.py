@@ -1,0 +1,105 @@
+"""Writing audit entries (in the caller's transaction) and listing them for a tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connector.audit.domain import KINDS, Actor, Category, redact
+from connector.infra.db import tenant_rows
+from connector.infra.logs import get_logger
+from connector.models import AuditEvent
+
+log = get_logger("connector.audit")
+
+
+def record(
+    session: AsyncSession,
+    tenant_id: str,
+    kind: str,
+    actor: Actor,
+    *,
+    target_type: str,
+    target_id: str | None,
+    summary: str,
+    connection_id: str | None = None,
+    client_id: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add one entry to the session: it is committed, or rolled back, with the change it records."""
+    category = KINDS[kind]
+    row = AuditEvent(
+        tenant_id=tenant_id,
+        category=category.value,
+        kind=kind,
+        actor=actor.via,
+        api_key_id=actor.api_key_id,
+        connection_id=connection_id,
+        client_id=client_id,
+        target_type=target_type,
+        target_id=target_id,
+        summary=summary[:500],
+        before=redact(before) if before is not None else None,
+        after=redact(after) if after is not None else None,
+    )
+    session.add(row)
+    if category is Category.CONFIG:
+        log.info(
+            "configuration changed",
+            kind=kind,
+            target_id=target_id,
+            actor=actor.via,
+            api_key_id=actor.api_key_id,
+        )
+    return row
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    kind: str | None = None
+    category: Category | None = None
+    connection_id: str | None = None
+    client_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def clauses(self) -> Sequence[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.kind:
+            out.append(or_(AuditEvent.kind == self.kind, AuditEvent.kind.startswith(self.kind + ".")))
+        if self.category is not None:
+            out.append(AuditEvent.category == self.category.value)
+        if self.connection_id:
+            out.append(AuditEvent.connection_id == self.connection_id)
+        if self.client_id:
+            out.append(AuditEvent.client_id == self.client_id)
+        if self.since is not None:
+            out.append(AuditEvent.at >= self.since)
+        if self.until is not None:
+            out.append(AuditEvent.at < self.until)
+        return out
+
+
+async def list_events(
+    session: AsyncSession,
+    tenant_id: str,
+    filters: AuditFilter,
+    *,
+    limit: int = 100,
+    before: int | None = None,
+) -> tuple[list[AuditEvent], int | None]:
+    """Newest first, `limit` at a time; returns the page and the cursor of the next (None: last
+    page). The cursor is an entry's sequence number, so entries written meanwhile never shift a page."""
+    query = tenant_rows(AuditEvent, tenant_id).where(*filters.clauses())
+    if before is not None:
+        query = query.where(AuditEvent.seq < before)
+    rows = list(await session.scalars(query.order_by(AuditEvent.seq.desc()).limit(limit + 1)))
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1].seq
+    return rows, None
