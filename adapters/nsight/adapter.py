@@ -146,6 +146,11 @@ ACTION_SERVICES: Mapping[ActionKind, str] = {
 }
 ACTIONS = frozenset(ACTION_SERVICES)
 """Managed Antivirus calls; agent deployment has none."""
+REFUSALS: Mapping[ActionKind, str] = {
+    ActionKind.DEPLOY_AGENT: "N-sight's Data Extraction API has no call that installs an agent or a "
+    "protection product; deploy from the dashboard (site installer, Download Agent, or Managed "
+    "Antivirus in the device's monitoring policy)",
+}
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s\"']+", re.I)
 
 
@@ -467,8 +472,8 @@ class NsightAdapter:
         service = ACTION_SERVICES.get(action)
         if service is None:
             raise UnsupportedActionError(
-                f"N-sight's API has no call for {action.value!r}; deploy the agent from the dashboard "
-                "(site installer or Download Agent) instead",
+                f"N-sight's API has no call for {action.value!r}: "
+                + REFUSALS.get(action, "not a Managed Antivirus action"),
                 field="action",
             )
         device = endpoint_id.strip()
@@ -501,4 +506,4 @@ def create_adapter(ctx: ConnectionContext) -> NsightAdapter:
     return NsightAdapter(ctx)
 
 
-__all__ = ["ACTIONS", "ACTION_SERVICES", "API_PATH", "NsightAdapter", "create_adapter"]
+__all__ = ["ACTIONS", "ACTION_SERVICES", "API_PATH", "REFUSALS", "NsightAdapter", "create_adapter"]

@@ -1,22 +1,42 @@
-"""`/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules`: the same CRUD shape
-for each, over `connector.rules.service`."""
+"""`/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules`,
+`/api/v1/deploy-rules`: the same CRUD shape for each, over `connector.rules.service`."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.registry import AdapterRegistry
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.api.schemas import Offset
+from connector.rules import deploy
 from connector.rules import service as rules
-from connector.rules.schemas import BillingRuleOut, ClientMappingOut, SuggestionOut, TicketRuleOut
+from connector.rules.schemas import (
+    BillingRuleOut,
+    ClientMappingOut,
+    DeployRuleOut,
+    SuggestionOut,
+    TicketRuleOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])
 
+SavedCheck = Callable[[AdapterRegistry, AsyncSession, str, Any], Awaitable[None]]
+"""A check of a saved row that needs the installed kinds (it runs before the commit: a refusal
+rolls the write back)."""
 
-def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> None:
+
+async def _no_check(_registry: AdapterRegistry, _session: AsyncSession, _tenant: str, _row: Any) -> None:
+    return None
+
+
+def _register(
+    path: str, kind: rules.RuleKind[Any], out: type[BaseModel], check: SavedCheck = _no_check
+) -> None:
     async def list_items(
         session: Session,
         who: Viewer,
@@ -26,8 +46,11 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         rows = await rules.list_rows(kind, session, who.tenant_id, limit=limit, offset=offset)
         return [out.model_validate(row, from_attributes=True) for row in rows]
 
-    async def create_item(session: Session, who: Engineer, body: dict[str, Any] = Body(...)) -> Any:
+    async def create_item(
+        session: Session, services: ServicesDep, who: Engineer, body: dict[str, Any] = Body(...)
+    ) -> Any:
         row = await rules.create(kind, session, who.tenant_id, body)
+        await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -37,9 +60,14 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         )
 
     async def patch_item(
-        item_id: str, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
+        item_id: str,
+        session: Session,
+        services: ServicesDep,
+        who: Engineer,
+        body: dict[str, Any] = Body(...),
     ) -> Any:
         row = await rules.update(kind, session, who.tenant_id, item_id, body)
+        await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -80,3 +108,4 @@ async def mapping_suggestions(
 _register("/client-mappings", rules.CLIENT_MAPPINGS, ClientMappingOut)
 _register("/ticket-rules", rules.TICKET_RULES, TicketRuleOut)
 _register("/billing-rules", rules.BILLING_RULES, BillingRuleOut)
+_register("/deploy-rules", rules.DEPLOY_RULES, DeployRuleOut, deploy.check_rule_supported)

@@ -1,5 +1,5 @@
-"""Response bodies of `/api/v1/client-mappings`, `/api/v1/ticket-rules` and `/api/v1/billing-rules`
-(their request bodies are the rule models of `mappings.rules`)."""
+"""Response bodies of `/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules` and
+`/api/v1/deploy-rules` (their request bodies are the rule models of `mappings.rules`)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,15 @@ class BillingRuleOut(BaseModel):
     description: str | None
     unit_price: Decimal
     cost_tiers: list[CostTier]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeployRuleOut(BaseModel):
+    id: str
+    rmm_connection_id: str
+    interval_minutes: int
     enabled: bool
     created_at: datetime
     updated_at: datetime
