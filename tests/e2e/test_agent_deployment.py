@@ -17,9 +17,12 @@ from sqlalchemy import func, select, update
 
 from adapters.base import ActionKind
 from adapters.connectwise_automate.fake.harness import SCRIPTS, AutomateHarness, AutomateWorld
+from adapters.nsight import SPEC as NSIGHT
 from connector import runtime
+from connector.actions.service import check_supported
 from connector.infra import db
 from connector.infra.context import Services
+from connector.infra.errors import FieldError
 from connector.models import AgentDeployGuard, AgentDeployment, DeployRule, Endpoint, EndpointAction
 from connector.rules.deploy import claim
 from tests.support.vendors import VendorRouter
@@ -214,3 +217,12 @@ async def test_concurrent_claims_deploy_once(
             )
             == 1
         )
+
+
+def test_the_action_refusal_names_why_the_rmm_cannot() -> None:
+    with pytest.raises(FieldError) as refused:
+        check_supported(NSIGHT, ActionKind.DEPLOY_AGENT)
+    assert refused.value.errors[0]["field"] == "action"
+    text = refused.value.errors[0]["message"]
+    assert "nsight cannot run 'deploy_agent'" in text and "no call that installs an agent" in text
+    assert "supports: scan, update_definitions" in text
