@@ -32,8 +32,9 @@ Antivirus state and online
 The device listings carry no antivirus field. Each listed device's Managed Antivirus answers give
 the product ("Managed Antivirus (Bitdefender)" / "(VIPRE)" after option `mav_engine`), the last
 finished scan and the active threats (see `antivirus.py`); a device reporting no scan and no threat
-has no Managed Antivirus and is unprotected (option `without_mav: unknown` leaves it unknown, for
-accounts whose devices run another antivirus N-sight does not report). Real-time protection is off
+has no Managed Antivirus: unknown by default (it may run another antivirus N-sight does not report,
+and an unknown raises no ticket), unprotected with option `without_mav: unprotected` (an account
+that runs Managed Antivirus on every device). Real-time protection is off
 while a security check of the device fails as "protection disabled" (`list_failing_checks` for the
 client, read once per client during the listing), else on. A device whose MAV answers cannot be read
 keeps None for every antivirus field (unknown, never "fine").

@@ -61,9 +61,9 @@ class NsightOptions(BaseModel):
         default=2, description="Managed Antivirus engine the `v` parameter asks for: 1 VIPRE, 2 Bitdefender"
     )
     without_mav: Literal["unprotected", "unknown"] = Field(
-        default="unprotected",
-        description="what a device without Managed Antivirus is: unprotected (nothing N-sight manages "
-        "protects it) or unknown (another antivirus N-sight does not report may protect it)",
+        default="unknown",
+        description="what a device without Managed Antivirus is: unknown (another antivirus N-sight "
+        "does not report may protect it; no ticket) or unprotected (every device should run MAV)",
     )
     max_concurrency: int = Field(default=2, ge=1, le=8)
     malformed_retries: int = Field(

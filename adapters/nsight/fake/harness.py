@@ -154,7 +154,11 @@ class NsightHarness:
                 device = fake.add_device(site.id, device_name(name, n))
                 endpoints[str(device.id)] = SeededEndpoint(str(device.id), str(client.id), device.name)
         connection = ConnectionBody(
-            kind=SPEC.kind, name=SPEC.title, base_url=url, credentials=fake.credentials()
+            kind=SPEC.kind,
+            name=SPEC.title,
+            base_url=url,
+            credentials=fake.credentials(),
+            options={"without_mav": "unprotected"},  # the seeded MSP runs Managed Antivirus everywhere
         )
         return NsightWorld(
             spec=SPEC,

@@ -116,7 +116,7 @@ async def test_listing_wire_services_and_apikey_parameter(router: respx.MockRout
         return httpx.Response(200, content=bodies[service])
 
     route = router.get(API).mock(side_effect=handler)
-    adapter = make_adapter()
+    adapter = make_adapter(without_mav="unprotected")
     pages = [page async for page in adapter.iter_endpoint_pages(None)]
     assert [[s.endpoint_id for s in page.statuses] for page in pages] == [["31", "32"]]
     requests = [call.request for call in route.calls]
@@ -154,6 +154,11 @@ async def test_listing_wire_services_and_apikey_parameter(router: respx.MockRout
         None,
     )
     await adapter.aclose()
+    # By default that is unknown (another antivirus may protect it), never "unprotected".
+    default = make_adapter()
+    pages = [page async for page in default.iter_endpoint_pages(None)]
+    assert pages[0].statuses[1].product is None and pages[0].statuses[1].protection_enabled is None
+    await default.aclose()
 
 
 @pytest.mark.parametrize("base", [SERVER, f"{SERVER}/", f"{SERVER}/api", "wwweurope1.systemmonitor.eu.com"])
