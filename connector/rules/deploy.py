@@ -27,7 +27,15 @@ from connector.connections.service import connection_of_role
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.logs import get_logger
-from connector.models import AgentDeployGuard, AgentDeployment, Connection, DeployRule, Endpoint, new_id
+from connector.models import (
+    AgentDeployGuard,
+    AgentDeployment,
+    Connection,
+    DeployRule,
+    Endpoint,
+    EndpointAction,
+    new_id,
+)
 from connector.statuses import Health
 
 log = get_logger("connector.rules.deploy")
@@ -47,9 +55,21 @@ async def claim(
     session: AsyncSession, rule: DeployRule, endpoint: Endpoint, now: datetime
 ) -> AgentDeployment | None:
     """Claim the endpoint for a deployment now and request it, in the caller's transaction; None
-    when another deployment to it is younger than the rule's interval."""
+    when another deployment to it is younger than the rule's interval, including one asked for
+    otherwise (over the API, or by a ticket rule before this deploy rule existed)."""
     deployment_id = new_id()
     cutoff = now - timedelta(minutes=rule.interval_minutes)
+    recent = await session.scalar(
+        select(EndpointAction.id)
+        .where(
+            EndpointAction.endpoint_row_id == endpoint.id,
+            EndpointAction.action == ActionKind.DEPLOY_AGENT.value,
+            EndpointAction.requested_at > cutoff,
+        )
+        .limit(1)
+    )
+    if recent is not None:
+        return None
     statement = (
         db.dialect_insert(session, AgentDeployGuard)
         .values(

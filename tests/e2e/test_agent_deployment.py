@@ -25,6 +25,7 @@ from connector.infra.context import Services
 from connector.infra.errors import FieldError
 from connector.models import AgentDeployGuard, AgentDeployment, DeployRule, Endpoint, EndpointAction
 from connector.rules.deploy import claim
+from tests.e2e.stack import build_stack
 from tests.support.vendors import VendorRouter
 
 Headers = dict[str, str]
@@ -45,6 +46,21 @@ async def _sync(
     result: dict[str, Any] = (await client.get(f"/api/v1/sync-runs/{run['id']}", headers=headers)).json()
     assert result["status"] == "succeeded", result
     return result
+
+
+async def shift_back(services: Services, endpoint_rows: list[str], by: timedelta) -> None:
+    """As if `by` had passed since the endpoints' last deployments (guard and action times)."""
+    async with db.transaction(services.sessions) as session:
+        guards = await session.scalars(
+            select(AgentDeployGuard).where(AgentDeployGuard.endpoint_row_id.in_(endpoint_rows))
+        )
+        for guard in guards:
+            guard.last_requested_at -= by
+        actions = await session.scalars(
+            select(EndpointAction).where(EndpointAction.endpoint_row_id.in_(endpoint_rows))
+        )
+        for action in actions:
+            action.requested_at -= by
 
 
 def deploys(world: AutomateWorld) -> Counter[int]:
@@ -104,12 +120,7 @@ async def test_rule_deploys_once_per_interval_and_shows_it_on_the_endpoint(
     world.fake.set_av(bare[1], product="Windows Defender")
     world.touch([str(bare[1])])
     rows = {e["endpoint_id"]: e["id"] for e in listed}
-    async with db.transaction(services.sessions) as session:
-        await session.execute(
-            update(AgentDeployGuard)
-            .where(AgentDeployGuard.endpoint_row_id.in_([rows[str(bare[0])], rows[str(bare[1])]]))
-            .values(last_requested_at=datetime.now(UTC) - timedelta(minutes=61))
-        )
+    await shift_back(services, [rows[str(bare[0])], rows[str(bare[1])]], timedelta(minutes=61))
     await _sync(client, headers, services, rmm["id"])
     assert deploys(world) == Counter({bare[0]: 2, bare[1]: 1, bare[2]: 1})
 
@@ -117,10 +128,7 @@ async def test_rule_deploys_once_per_interval_and_shows_it_on_the_endpoint(
         f"/api/v1/deploy-rules/{rule['id']}", json={"enabled": False}, headers=headers
     )
     assert patched.status_code == 200, patched.text
-    async with db.transaction(services.sessions) as session:
-        await session.execute(
-            update(AgentDeployGuard).values(last_requested_at=datetime.now(UTC) - timedelta(days=1))
-        )
+    await shift_back(services, list(rows.values()), timedelta(days=1))
     await _sync(client, headers, services, rmm["id"])
     assert deploys(world) == Counter({bare[0]: 2, bare[1]: 1, bare[2]: 1})
 
@@ -226,3 +234,65 @@ def test_the_action_refusal_names_why_the_rmm_cannot() -> None:
     text = refused.value.errors[0]["message"]
     assert "nsight cannot run 'deploy_agent'" in text and "no call that installs an agent" in text
     assert "supports: scan, update_definitions" in text
+
+
+async def test_a_ticket_rule_deploying_too_does_not_deploy_twice(
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[Headers]],
+) -> None:
+    """A ticket rule whose automatic action is `deploy_agent` leaves the deployment to the deploy
+    rule: one unprotected endpoint, one ticket, one deployment."""
+    headers = await make_key("engineer")
+    world = AutomateHarness().start(clients=["Acme Dental"], endpoints_per_client=3)
+    for host in world.hosts:
+        vendors.add(host, world.transport())
+    stack = await build_stack(
+        client,
+        services,
+        vendors,
+        headers,
+        rmm_kind="connectwise_automate",
+        rmm_credentials=dict(world.connection.credentials),
+        rmm_base_url=world.connection.base_url,
+        map_clients=(),
+    )
+    options = {**world.connection.options, "missing_scanner_means_unprotected": True}
+    patched = await client.patch(
+        f"/api/v1/connections/{stack.rmm['id']}", json={"options": options}, headers=headers
+    )
+    assert patched.status_code == 200, patched.text
+    (client_id,) = world.clients
+    await stack.map_client(client_id, stack.seed.company_ids[0])
+    await _post(
+        client,
+        headers,
+        "/api/v1/ticket-rules",
+        {
+            "psa_connection_id": stack.psa["id"],
+            "problem": "not_protected",
+            "board_id": str(stack.seed.board_id),
+            "auto_action": "deploy_agent",
+        },
+    )
+    first, second = (int(e) for e in list(world.endpoints)[:2])
+    # Before any deploy rule, the ticket rule deploys (once per problem).
+    world.fake.set_av(first, product=None)
+    await _sync(client, headers, services, stack.rmm["id"])
+    await stack.work()
+    assert deploys(world) == Counter({first: 1})
+    # A deploy rule created now counts that deployment; with the rule in place, the ticket rule
+    # leaves deployments to it.
+    await _post(client, headers, "/api/v1/deploy-rules", {"rmm_connection_id": stack.rmm["id"]})
+    world.fake.set_av(second, product=None)
+    world.touch([str(second)])
+    for _ in range(2):
+        await _sync(client, headers, services, stack.rmm["id"])
+        await stack.work()
+    assert deploys(world) == Counter({first: 1, second: 1})
+    problems = await stack.problems(state="open")
+    assert sorted(p["endpoint_id"] for p in problems if p["kind"] == "not_protected") == sorted(
+        [str(first), str(second)]
+    )
+    assert len(stack.tickets(stack.seed.company_ids[0])) == 2
