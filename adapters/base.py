@@ -382,6 +382,8 @@ class AdapterSpec:
     actions: frozenset[ActionKind] = frozenset()
     """The remote actions this RMM kind can run (`run_action`), declared so the core can refuse
     any other before queuing it and show them without building an adapter."""
+    refusals: Mapping[ActionKind, str] = field(default_factory=dict)
+    """Why the RMM's API cannot run an action it does not declare: named in the refusal."""
     harness: str | None = None
     """Import path of the test harness over this kind's fake (`"package.module:Class"`), loaded only
     by `adapters.testing.harness.load_harness`; None = the package ships no fake."""

@@ -103,12 +103,13 @@ def shares(items: Sequence[T], parts: int) -> list[list[T]]:
 
 
 def put_some_in_trouble(world: RmmWorld, rng: random.Random) -> int:
-    """About `TROUBLE_SHARE` of the world's endpoints develop one of the problems its fake can cause."""
+    """About `TROUBLE_SHARE` of the world's endpoints develop one of the problems its fake can cause,
+    the kinds taken in turn so that every kind shows (at risk and unprotected alike)."""
     kinds = world.trouble_kinds
     troubled = 0
     for endpoint_id in world.endpoints:
         if rng.random() < TROUBLE_SHARE:
-            world.put_in_trouble(endpoint_id, kinds[rng.randrange(len(kinds))])
+            world.put_in_trouble(endpoint_id, kinds[troubled % len(kinds)])
             troubled += 1
     return troubled
 

@@ -607,3 +607,45 @@ class AuditEvent(Base):
     summary: Mapped[str] = mapped_column(String(500))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class DeployRule(Timestamped, Base):
+    """Automatic agent deployment on one RMM connection: endpoints it reports without any protection
+    product get the connection's `deploy_agent` action, at most once per `interval_minutes`."""
+
+    __tablename__ = "deploy_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "rmm_connection_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=10_080)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AgentDeployGuard(Base):
+    """One row per endpoint a deploy rule ever deployed to: when it last did. Claimed with a single
+    conditional upsert, so concurrent sweeps deploy to an endpoint at most once per interval."""
+
+    __tablename__ = "agent_deploy_guards"
+
+    endpoint_row_id: Mapped[str] = mapped_column(
+        ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    last_requested_at: Mapped[datetime]
+    deployment_id: Mapped[str] = mapped_column(String(32))
+
+
+class AgentDeployment(Base):
+    """An agent deployment a deploy rule requested on an endpoint (its action holds the outcome)."""
+
+    __tablename__ = "agent_deployments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    endpoint_row_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str | None] = mapped_column(ForeignKey("deploy_rules.id", ondelete="SET NULL"))
+    action_id: Mapped[str | None] = mapped_column(ForeignKey("endpoint_actions.id", ondelete="SET NULL"))
+    interval_minutes: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)

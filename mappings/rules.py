@@ -72,6 +72,20 @@ class TicketRuleIn(_Strict):
         return value
 
 
+class DeployRuleIn(_Strict):
+    """Automatic agent deployment on one RMM connection (its kind must declare `deploy_agent`)."""
+
+    rmm_connection_id: str = Field(min_length=1, max_length=32)
+    interval_minutes: int = Field(
+        default=10_080,
+        ge=1,
+        le=525_600,
+        strict=True,
+        description="at most one deployment per endpoint within this many minutes (default a week)",
+    )
+    enabled: bool = Field(default=True, strict=True)
+
+
 class CostTier(_Strict):
     """From `min_seats` (inclusive) upward, every seat costs `unit_cost` (aggregated pricing)."""
 
@@ -112,5 +126,6 @@ __all__ = [
     "BillingRuleIn",
     "ClientMappingIn",
     "CostTier",
+    "DeployRuleIn",
     "TicketRuleIn",
 ]

@@ -50,8 +50,10 @@ returns an active event per security alert (see `alerts.py`); Automate's API sho
 so clears come from status observations or from a template posting `Status: Success`. The alerts
 since a time are not a snapshot of what is open, so the poll is complete for no client.
 
-Actions (`ACTIONS`): scan and definitions update, each a script the connection's options name; an
-action whose script is not configured raises `UnsupportedActionError` naming the option.
+Actions (`ACTIONS`): scan, definitions update and agent deployment, each a script the connection's
+options name (`deploy_script_id`: a script that installs the security product's agent, e.g. an MSI
+from the Automate share); an action whose script is not configured raises `UnsupportedActionError`
+naming the option.
 """
 
 from __future__ import annotations
@@ -126,8 +128,13 @@ FALLBACK_TOKEN_LIFETIME = timedelta(minutes=10)
 """Used when `ExpirationDate` is missing or already past by our clock (server clock or zone skew):
 short, so a renewal comes early; a 401 renews anyway."""
 MAX_PAGES = 100_000
-ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
-"""What this adapter runs (a configured script each); agents are deployed with Automate's installers."""
+ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS, ActionKind.DEPLOY_AGENT})
+"""What this adapter runs: a configured script each (`POST /Batch/ScriptExecute`)."""
+_SCRIPT_OPTIONS: dict[ActionKind, tuple[str, str]] = {
+    ActionKind.SCAN: ("scan_script_id", "scan_script_parameters"),
+    ActionKind.UPDATE_DEFINITIONS: ("definitions_script_id", "definitions_script_parameters"),
+    ActionKind.DEPLOY_AGENT: ("deploy_script_id", "deploy_script_parameters"),
+}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -490,11 +497,9 @@ class ConnectWiseAutomateAdapter:
                 "Automate's own installers",
                 field="action",
             )
-        if action is ActionKind.SCAN:
-            script, params, option = opts.scan_script_id, opts.scan_script_parameters, "scan_script_id"
-        else:
-            script, params = opts.definitions_script_id, opts.definitions_script_parameters
-            option = "definitions_script_id"
+        option, params_option = _SCRIPT_OPTIONS[action]
+        script: int | None = getattr(opts, option)
+        params: dict[str, str] = getattr(opts, params_option)
         if script is None:
             raise UnsupportedActionError(
                 f"no Automate script is configured for {action.value!r}; set the connection option {option}",

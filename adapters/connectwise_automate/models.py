@@ -94,6 +94,10 @@ class AutomateOptions(BaseModel):
         default=None, ge=1, description="Automate script run for 'update_definitions'"
     )
     definitions_script_parameters: dict[str, str] = Field(default_factory=dict)
+    deploy_script_id: int | None = Field(
+        default=None, ge=1, description="Automate script run for 'deploy_agent' (installs the AV agent)"
+    )
+    deploy_script_parameters: dict[str, str] = Field(default_factory=dict)
     skip_offline_agents: bool = Field(
         default=False, description="OfflineActionFlags.SkipsOfflineAgents for script runs"
     )

@@ -60,8 +60,10 @@ page's `skipped` as well. Outages (5xx, 429 after retries) fail the run.
 
 Alerts: N-central pushes (see `alerts.py`); `poll_alerts` returns nothing.
 
-Actions (`ACTIONS`): scan and definitions update, each a repository item the connection's options
-name; an action whose item is not configured raises `UnsupportedActionError` naming the option.
+Actions (`ACTIONS`): scan, definitions update and agent deployment, each a repository item the
+connection's options name (`deploy_item_id`: a custom script or automation policy that installs the
+security product's agent, with Enable API on) run as a direct task; an action whose item is not
+configured raises `UnsupportedActionError` naming the option.
 """
 
 from __future__ import annotations
@@ -132,8 +134,13 @@ DEFAULT_ACCESS_SECONDS = 3600
 MAX_PAGES = 100_000
 NORMAL = "normal"
 PROBLEM_STATES = frozenset({"failed", "warning"})
-ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
-"""What the REST API can run (a repository item each); agents are deployed with N-central's installers."""
+ACTIONS = frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS, ActionKind.DEPLOY_AGENT})
+"""What the REST API can run: a repository item each, as a direct task."""
+_ITEM_OPTIONS: dict[ActionKind, tuple[str, str, str]] = {
+    ActionKind.SCAN: ("scan_item_id", "scan_task_type", "scan_parameters"),
+    ActionKind.UPDATE_DEFINITIONS: ("definitions_item_id", "definitions_task_type", "definitions_parameters"),
+    ActionKind.DEPLOY_AGENT: ("deploy_item_id", "deploy_task_type", "deploy_parameters"),
+}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -696,20 +703,10 @@ class NcentralAdapter:
                 "or a probe's discovery job",
                 field="action",
             )
-        if action is ActionKind.SCAN:
-            item, kind, params, option = (
-                opts.scan_item_id,
-                opts.scan_task_type,
-                opts.scan_parameters,
-                "scan_item_id",
-            )
-        else:
-            item, kind, params, option = (
-                opts.definitions_item_id,
-                opts.definitions_task_type,
-                opts.definitions_parameters,
-                "definitions_item_id",
-            )
+        option, kind_option, params_option = _ITEM_OPTIONS[action]
+        item: int | None = getattr(opts, option)
+        kind: TaskType = getattr(opts, kind_option)
+        params: dict[str, str] = getattr(opts, params_option)
         if item is None:
             raise UnsupportedActionError(
                 f"no N-central repository item is configured for {action.value!r}; set the connection "
@@ -745,7 +742,7 @@ class NcentralAdapter:
             # parameter's own name describes it.
             parameters=[TaskParameter(name=k, value=v, description=k) for k, v in parameters.items()],
         )
-        option = "scan_item_id" if action is ActionKind.SCAN else "definitions_item_id"
+        option = _ITEM_OPTIONS[action][0]
         try:
             response = await self._client.request(
                 "POST", DIRECT_TASK_PATH, json=task.wire(), idempotent=False

@@ -136,6 +136,13 @@ class NcentralOptions(BaseModel):
     )
     definitions_task_type: TaskType = "AutomationPolicy"
     definitions_parameters: dict[str, str] = Field(default_factory=dict)
+    deploy_item_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="Repository ID run for 'deploy_agent': installs the protection agent (Enable API on)",
+    )
+    deploy_task_type: TaskType = "AutomationPolicy"
+    deploy_parameters: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("scan_parameters", "definitions_parameters")
     @classmethod

@@ -6,7 +6,7 @@ See `adapter.py` for sources and behaviour, `fake/` for the stateful fake used b
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.nsight.adapter import ACTIONS, NsightAdapter, create_adapter
+from adapters.nsight.adapter import ACTIONS, REFUSALS, NsightAdapter, create_adapter
 from adapters.nsight.models import NsightCredentials, NsightOptions
 
 SPEC = AdapterSpec(
@@ -19,6 +19,7 @@ SPEC = AdapterSpec(
     webhook_scheme="generic",
     default_base_url="https://www.am.remote.management",
     actions=ACTIONS,
+    refusals=REFUSALS,
     harness="adapters.nsight.fake.harness:NsightHarness",
 )
 

@@ -20,11 +20,29 @@ Sources:
 Requests and limits
 -------------------
 `GET {server}/api/?apikey=…&service=…`. There is no paging; the narrowest documented listings are per
-site, so a full pass costs 1 (list_clients) + 1 per client (list_sites) + up to 2 per site
-(list_servers, list_workstations — skipped when the client's count for that kind is 0). Nothing is ever
-requested per device. N-able asks for no automated call more often than every 90 seconds: the core's
-schedule must respect that; this adapter adds per-connection concurrency (default 2) and the shared
-client's retries with Retry-After.
+site, so a full pass costs 1 (list_clients) + 2 per client (list_sites, list_failing_checks) + up to 2
+per site (list_servers, list_workstations — skipped when the client's count for that kind is 0) + 2
+per listed device (list_mav_scans, list_mav_threats: the antivirus state exists only per device;
+option `managed_antivirus: false` drops them). N-able asks for no automated call more often than every
+90 seconds: the core's schedule must respect that; this adapter adds per-connection concurrency
+(default 2) and the shared client's retries with Retry-After.
+
+Antivirus state and online
+--------------------------
+The device listings carry no antivirus field. Each listed device's Managed Antivirus answers give
+the product ("Managed Antivirus (Bitdefender)" / "(VIPRE)" after option `mav_engine`), the last
+finished scan and the active threats (see `antivirus.py`); a device reporting no scan and no threat
+has no Managed Antivirus: unknown by default (it may run another antivirus N-sight does not report,
+and an unknown raises no ticket), unprotected with option `without_mav: unprotected` (an account
+that runs Managed Antivirus on every device). Real-time protection is off
+while a security check of the device fails as "protection disabled" (`list_failing_checks` for the
+client, read once per client during the listing), else on. A device whose MAV answers cannot be read
+keeps None for every antivirus field (unknown, never "fine").
+`online` is not taken from the listings' `<online>` flag: a real dashboard reports `<online>1` for
+devices that are offline (specs/rmm/samples/nsight/workstation_item_python_nableapi.json). A device is
+offline when `<online>` is 0 or the client's failing checks list it with an `<offline>` element
+(failing_checks_client_fixture.xml), online when they were read and do not; None when they could not
+be read.
 
 Incremental reads
 -----------------
@@ -67,6 +85,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
@@ -80,6 +99,7 @@ from adapters.base import (
     EndpointPage,
     EndpointStatus,
     PolledAlerts,
+    ProblemKind,
     RmmClient,
     WebhookRequest,
 )
@@ -94,6 +114,7 @@ from adapters.errors import (
 )
 from adapters.http import VendorHttpClient
 from adapters.nsight import alerts
+from adapters.nsight.antivirus import MavState, mav_state, product_name
 from adapters.nsight.models import (
     NsightClient,
     NsightCredentials,
@@ -110,6 +131,9 @@ from adapters.nsight.parsing import (
     parse_clients,
     parse_devices,
     parse_failing_checks,
+    parse_mav_scans,
+    parse_mav_threats,
+    parse_offline_devices,
     parse_sites,
     parse_xml,
 )
@@ -123,6 +147,11 @@ ACTION_SERVICES: Mapping[ActionKind, str] = {
 }
 ACTIONS = frozenset(ACTION_SERVICES)
 """Managed Antivirus calls; agent deployment has none."""
+REFUSALS: Mapping[ActionKind, str] = {
+    ActionKind.DEPLOY_AGENT: "N-sight's Data Extraction API has no call that installs an agent or a "
+    "protection product; deploy from the dashboard (site installer, Download Agent, or Managed "
+    "Antivirus in the device's monitoring policy)",
+}
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s\"']+", re.I)
 
 
@@ -154,6 +183,14 @@ def parse_http_error(response: httpx.Response) -> tuple[str, str | None]:
     except NsightMalformedResponseError:
         text = _APIKEY_IN_TEXT.sub(r"\1[redacted]", response.text.strip())
         return (text[:200] or response.reason_phrase or f"HTTP {response.status_code}", None)
+
+
+@dataclass(frozen=True)
+class _ClientChecks:
+    """What a client's failing checks say about its devices during a listing."""
+
+    offline: frozenset[str]
+    protection_off: frozenset[str]
 
 
 def _changed(device: NsightDevice, since: datetime | None) -> bool:
@@ -241,8 +278,29 @@ class NsightAdapter:
         for client in await self._clients(ParseReport()):
             yield RmmClient(id=client.id, name=client.name)
 
-    @staticmethod
-    def _status(device: NsightDevice, client: NsightClient, site: NsightSite) -> EndpointStatus:
+    def _status(
+        self,
+        device: NsightDevice,
+        client: NsightClient,
+        site: NsightSite,
+        checks: _ClientChecks | None,
+        mav: MavState | None,
+    ) -> EndpointStatus:
+        online: bool | None
+        if device.online is False:
+            online = False  # `<online>0` is believable; `<online>1` is not (module docstring)
+        else:
+            online = None if checks is None else device.id not in checks.offline
+        product: str | None = None
+        protection: bool | None = None
+        last_scan: datetime | None = None
+        threats: int | None = None
+        if mav is not None and mav.installed:
+            product = product_name(self._options.mav_engine)
+            protection = None if checks is None else device.id not in checks.protection_off
+            last_scan, threats = mav.last_scan_at, mav.active_threats
+        elif mav is not None and self._options.without_mav == "unprotected":
+            protection = False
         return EndpointStatus(
             endpoint_id=device.id,
             client_id=client.id,
@@ -252,12 +310,66 @@ class NsightAdapter:
             serial_number=device.serial_number,
             os_name=device.os,
             device_type=device.kind,
-            online=device.online,
+            product=product,
+            protection_enabled=protection,
+            last_scan_at=last_scan,
+            active_threats=threats,
+            online=online,
             last_seen_at=device.last_contact_at,
         )
 
+    async def _client_checks(self, client: NsightClient, report: ParseReport) -> _ClientChecks | None:
+        """The client's failing checks (all types, so `<offline>` devices are included); None, with
+        a warning, when they cannot be read (online and protection then stay unknown)."""
+        where = f"failing checks of client {client.id} ({client.name})"
+        try:
+            root = await self._read("list_failing_checks", {"clientid": client.id}, where)
+        except (NsightMalformedResponseError, NotFoundError, VendorRequestError) as exc:
+            log.warning("N-sight %s could not be read: %s", where, exc)
+            report.skipped.append(f"{where}: unreadable ({exc}); online and protection unknown")
+            return None
+        mark = len(report.skipped)
+        failing = parse_failing_checks(root, report)
+        self._log_skipped(report, mark)
+        protection_off = frozenset(
+            c.device_id
+            for c in failing
+            if c.client_id == client.id
+            and alerts.is_security_check(c, self._options.security_check_types)
+            and alerts.problem_for(c) is ProblemKind.PROTECTION_DISABLED
+        )
+        return _ClientChecks(offline=frozenset(parse_offline_devices(root)), protection_off=protection_off)
+
+    async def _mav(self, device: NsightDevice, where: str, report: ParseReport) -> MavState | None:
+        """The device's Managed Antivirus state; None (antivirus fields unknown) when unreadable."""
+        engine = str(self._options.mav_engine)
+        scope = f"{where} {device.kind} {device.id} ({device.name})"
+        try:
+            scans = await self._read(
+                "list_mav_scans", {"deviceid": device.id, "details": "NO", "v": engine}, scope
+            )
+            threats = await self._read("list_mav_threats", {"deviceid": device.id, "v": engine}, scope)
+        except (NsightMalformedResponseError, NotFoundError, VendorRequestError) as exc:
+            line = f"{scope}: field managed_antivirus unreadable ({exc}); antivirus state unknown"
+            log.warning("N-sight item skipped: %s", line)
+            report.skipped.append(line)
+            return None
+        state = mav_state(parse_mav_scans(scans), parse_mav_threats(threats))
+        if state.unknown_statuses:
+            log.warning(
+                "N-sight %s: threat status %s not recognised, counted as active",
+                scope,
+                ", ".join(state.unknown_statuses),
+            )
+        return state
+
     async def _site_page(
-        self, client: NsightClient, site: NsightSite, since: datetime | None, report: ParseReport
+        self,
+        client: NsightClient,
+        site: NsightSite,
+        since: datetime | None,
+        report: ParseReport,
+        checks: _ClientChecks | None,
     ) -> EndpointPage:
         where = f"site {site.id} ({site.name}) of client {client.id} ({client.name})"
         page = EndpointPage(statuses=[])
@@ -268,7 +380,13 @@ class NsightAdapter:
             mark, unreadable = len(report.skipped), len(report.devices)
             devices = parse_devices(root, "server" if kind == "server" else "workstation", where, report)
             self._log_skipped(report, mark)
-            page.statuses.extend(self._status(d, client, site) for d in devices if _changed(d, since))
+            changed = [d for d in devices if _changed(d, since)]
+            states: list[MavState | None] = [None] * len(changed)
+            if self._options.managed_antivirus:
+                states = list(await asyncio.gather(*(self._mav(d, where, report) for d in changed)))
+            page.statuses.extend(
+                self._status(d, client, site, checks, state) for d, state in zip(changed, states, strict=True)
+            )
             page.skipped.extend(report.devices[unreadable:])
         return page
 
@@ -288,9 +406,10 @@ class NsightAdapter:
                 log.error("N-sight sites of %s could not be read: %s", where, exc)
                 failures.append(f"{where}: {exc}")
                 continue
+            checks = await self._client_checks(client, report) if sites else None
             for site in sites:
                 try:
-                    page = await self._site_page(client, site, changed_since, report)
+                    page = await self._site_page(client, site, changed_since, report, checks)
                 except (NsightMalformedResponseError, NotFoundError) as exc:
                     scope = exc.field or f"site {site.id}"
                     log.error("N-sight devices of %s could not be read: %s", scope, exc.message)
@@ -354,8 +473,8 @@ class NsightAdapter:
         service = ACTION_SERVICES.get(action)
         if service is None:
             raise UnsupportedActionError(
-                f"N-sight's API has no call for {action.value!r}; deploy the agent from the dashboard "
-                "(site installer or Download Agent) instead",
+                f"N-sight's API has no call for {action.value!r}: "
+                + REFUSALS.get(action, "not a Managed Antivirus action"),
                 field="action",
             )
         device = endpoint_id.strip()
@@ -388,4 +507,4 @@ def create_adapter(ctx: ConnectionContext) -> NsightAdapter:
     return NsightAdapter(ctx)
 
 
-__all__ = ["ACTIONS", "ACTION_SERVICES", "API_PATH", "NsightAdapter", "create_adapter"]
+__all__ = ["ACTIONS", "ACTION_SERVICES", "API_PATH", "REFUSALS", "NsightAdapter", "create_adapter"]

@@ -52,6 +52,19 @@ class NsightOptions(BaseModel):
         description="per_client: one list_failing_checks call per client (recommended by N-able for "
         "large accounts); account: a single call for the whole account",
     )
+    managed_antivirus: bool = Field(
+        default=True,
+        description="read each listed device's Managed Antivirus state (list_mav_scans and "
+        "list_mav_threats: two calls per device and sync) so endpoints get a product, scans and threats",
+    )
+    mav_engine: Literal[1, 2] = Field(
+        default=2, description="Managed Antivirus engine the `v` parameter asks for: 1 VIPRE, 2 Bitdefender"
+    )
+    without_mav: Literal["unprotected", "unknown"] = Field(
+        default="unknown",
+        description="what a device without Managed Antivirus is: unknown (another antivirus N-sight "
+        "does not report may protect it; no ticket) or unprotected (every device should run MAV)",
+    )
     max_concurrency: int = Field(default=2, ge=1, le=8)
     malformed_retries: int = Field(
         default=1, ge=0, le=3, description="re-requests of a listing whose XML could not be parsed"
@@ -104,6 +117,26 @@ class FailingCheck:
     description: str
     output: str = ""
     last_run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MavScan:
+    """One Managed Antivirus scan (`list_mav_scans`); type and status upper-cased, spaces as `_`."""
+
+    type: str
+    status: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MavThreat:
+    """The latest occurrence of one threat (`list_mav_threats`); status upper-cased."""
+
+    name: str
+    category: str | None
+    status: str
+    last_event_at: datetime | None = None
 
 
 @dataclass

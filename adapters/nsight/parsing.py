@@ -3,8 +3,10 @@
 - XML goes through defusedxml with DTDs, entity declarations and external references forbidden: an
   entity-expansion bomb or an external-entity payload is refused before anything is expanded.
 - Every response is `<result created=".." host=".." status="OK|FAIL">`; a FAIL carries its reason in
-  `<msg>` (documented for mav_definitions_update, api_mav_definitions_update.htm). Some clients also
-  report an `<error><errorcode/><message/></error>` child; both are read.
+  `<msg>` (documented for mav_definitions_update, api_mav_definitions_update.htm) or as
+  `<error><errorcode/><message/></error>` (errorcode 3 = login failed, 4 = invalid parameter:
+  specs/rmm/samples/nsight/service_params.json). Failures are classified by the code, never by the
+  wording of the message.
 - Names may come wrapped in CDATA and the server declares ISO-8859-1; ElementTree handles both when
   it is given the raw bytes.
 - A device lacking its id or name is skipped and reported (naming the site, the device and the
@@ -13,7 +15,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -27,13 +28,14 @@ from adapters.errors import (
     AdapterError,
     CredentialsError,
     NotFoundError,
-    RateLimitedError,
     TransientVendorError,
     VendorRequestError,
 )
 from adapters.nsight.models import (
     DeviceKind,
     FailingCheck,
+    MavScan,
+    MavThreat,
     NsightClient,
     NsightDevice,
     NsightSite,
@@ -61,11 +63,10 @@ class NsightIncompleteListingError(TransientVendorError):
 
 T = TypeVar("T")
 
-_CREDENTIAL_WORDS = re.compile(
-    r"api ?key|apikey|authenticat|unauthori[sz]ed|access denied|permission|not permitted|forbidden", re.I
-)
-_RATE_WORDS = re.compile(r"too many|rate limit|throttl|frequency", re.I)
-_NOT_FOUND_WORDS = re.compile(r"not found|does not exist|no such|unknown (device|site|client)", re.I)
+ERRORCODE_LOGIN_FAILED = "3"
+"""`<error><errorcode>3</errorcode>`: login failed (wrong or revoked API key)."""
+ERRORCODE_INVALID_PARAMETER = "4"
+"""`<error><errorcode>4</errorcode>`: a parameter is invalid, e.g. an id this key cannot see."""
 
 
 def parse_xml(content: bytes, where: str) -> Element:
@@ -94,14 +95,15 @@ def failure_message(root: Element) -> str:
     return f"error code {code}" if code else "the server reported status FAIL without a message"
 
 
-def classify_failure(message: str, service: str) -> AdapterError:
-    """A `status="FAIL"` message → the adapter error the core acts on."""
-    if _CREDENTIAL_WORDS.search(message):
-        return CredentialsError(f"N-sight refused the API key: {message}", field="api_key")
-    if _RATE_WORDS.search(message):
-        return RateLimitedError(f"N-sight asked to slow down: {message}", status=None)
-    if _NOT_FOUND_WORDS.search(message):
-        return NotFoundError(f"{service}: {message}", field=service)
+def classify_failure(message: str, service: str, code: str | None = None) -> AdapterError:
+    """A `status="FAIL"` answer → the adapter error the core acts on, by its `<errorcode>` (the
+    message texts are not published and are never matched): 3 = login failed → CredentialsError,
+    4 = invalid parameter → NotFoundError (the id is not one this key can see); anything else,
+    including the documented `<msg>`-only refusals, → VendorRequestError."""
+    if code == ERRORCODE_LOGIN_FAILED:
+        return CredentialsError(f"N-sight refused the API key (login failed): {message}", field="api_key")
+    if code == ERRORCODE_INVALID_PARAMETER:
+        return NotFoundError(f"{service}: invalid parameter: {message}", field=service)
     return VendorRequestError(f"{service}: {message}", field=service)
 
 
@@ -111,7 +113,7 @@ def check_result(root: Element, service: str, where: str) -> Element:
         raise NsightMalformedResponseError(f"expected <result>, got <{root.tag}>", field=where)
     status = (root.get("status") or "OK").strip().upper()
     if status != "OK":
-        raise classify_failure(failure_message(root), service)
+        raise classify_failure(failure_message(root), service, text(root, "error/errorcode"))
     return root
 
 
@@ -294,3 +296,62 @@ def parse_failing_checks(root: Element, report: ParseReport) -> list[FailingChec
                         )
                     )
     return checks
+
+
+def parse_offline_devices(root: Element) -> set[str]:
+    """The devices a `list_failing_checks` answer reports with an `<offline>` element (the agent
+    is not reporting): the reliable offline signal, unlike the listings' `<online>` flag."""
+    offline: set[str] = set()
+    for site in root.iterfind("items/client/site"):
+        for _kind, device in _failing_devices(site):
+            device_id = text(device, "id")
+            if device_id and device.find("offline") is not None:
+                offline.add(device_id)
+    return offline
+
+
+def _scan_time(node: Element, *names: str) -> datetime | None:
+    for name in names:
+        try:
+            when = parse_time(text(node, name))
+        except ValueError:
+            continue
+        if when is not None:
+            return when
+    return None
+
+
+def parse_mav_scans(root: Element) -> list[MavScan]:
+    """`list_mav_scans&details=NO`: `<scan>` items (type QUICK/DEEP/ACTIVE/CUSTOM, or the
+    Bitdefender names "Quick"/"Deep"/"Active Protection"/"Custom"; status NONE/PENDING/…/FINISHED;
+    `start`/`end` in UTC, `end` only once finished), read wherever they sit under `<result>`."""
+    scans: list[MavScan] = []
+    for node in root.iter("scan"):
+        scans.append(
+            MavScan(
+                type=(text(node, "type") or text(node, "scantype") or "").upper().replace(" ", "_"),
+                status=(text(node, "status") or "").upper(),
+                started_at=_scan_time(node, "start", "scanstartdatetime"),
+                ended_at=_scan_time(node, "end", "scanenddatetime"),
+            )
+        )
+    return scans
+
+
+def parse_mav_threats(root: Element) -> list[MavThreat]:
+    """`list_mav_threats`: the latest occurrence of each threat (`name`, `category`, `last_event`,
+    `last_status`); a `<threat>` without a name is not a threat."""
+    threats: list[MavThreat] = []
+    for node in root.iter("threat"):
+        name = text(node, "name")
+        if not name:
+            continue
+        threats.append(
+            MavThreat(
+                name=name,
+                category=text(node, "category"),
+                status=(text(node, "last_status") or "").upper(),
+                last_event_at=_scan_time(node, "last_event"),
+            )
+        )
+    return threats

@@ -60,9 +60,11 @@ def check_supported(spec: AdapterSpec | None, action: ActionKind) -> None:
         raise FieldError("kind", "the connection's adapter kind is no longer installed")
     if action not in spec.actions:
         offered = ", ".join(sorted(a.value for a in spec.actions))
+        reason = spec.refusals.get(action)
         raise FieldError(
             "action",
             f"{spec.kind} cannot run '{action.value}' through its API"
+            + (f" ({reason})" if reason else "")
             + (f"; it supports: {offered}" if offered else ""),
         )
 

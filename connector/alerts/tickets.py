@@ -26,6 +26,7 @@ from connector.infra.jobs.kinds import RetryLater
 from connector.models import (
     ClientMapping,
     Connection,
+    DeployRule,
     Endpoint,
     EndpointAction,
     Problem,
@@ -227,12 +228,20 @@ async def _step(services: Services, problem_id: str) -> str | None:
 
 
 async def _auto_action(services: Services, loaded: Loaded) -> None:
-    """The rule's automatic action for a newly opened problem, at most once per problem."""
+    """The rule's automatic action for a newly opened problem, at most once per problem. An agent
+    deployment is left to the connection's deploy rule when it has one (its interval guard is what
+    keeps deployments to one per endpoint; a second automatic path would deploy twice)."""
     rule, problem = loaded.rule, loaded.problem
     if rule is None or rule.auto_action is None:
         return
     async with db.transaction(services.sessions) as session:
         if await session.scalar(select(EndpointAction.id).where(EndpointAction.problem_id == problem.id)):
+            return
+        if rule.auto_action == ActionKind.DEPLOY_AGENT and await session.scalar(
+            db.scoped(select(DeployRule.id), DeployRule, problem.tenant_id).where(
+                DeployRule.rmm_connection_id == problem.rmm_connection_id, DeployRule.enabled.is_(True)
+            )
+        ):
             return
         endpoint = await session.scalar(
             select(Endpoint).where(

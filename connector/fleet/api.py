@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Query
 
 from connector.api.deps import Engineer, Session, Viewer
@@ -13,6 +15,7 @@ from connector.fleet.domain import Thresholds
 from connector.fleet.schemas import (
     ActionOut,
     ClientHealthOut,
+    DeploymentOut,
     EndpointDetail,
     EndpointOut,
     EndpointProblemOut,
@@ -60,6 +63,19 @@ async def get_endpoint(endpoint_id: str, session: Session, who: Viewer) -> Endpo
             **EndpointOut.model_validate(row, from_attributes=True).model_dump(),
             "problems": [],
             "actions": [ActionOut.model_validate(a, from_attributes=True) for a in history.actions],
+            "deployments": [
+                DeploymentOut(
+                    id=deployment.id,
+                    rule_id=deployment.rule_id,
+                    action_id=deployment.action_id,
+                    status=action.status if action else None,
+                    message=action.message if action else None,
+                    requested_at=deployment.requested_at,
+                    interval_minutes=deployment.interval_minutes,
+                    next_allowed_at=deployment.requested_at + timedelta(minutes=deployment.interval_minutes),
+                )
+                for deployment, action in history.deployments
+            ],
         }
     )
     for problem, link in history.problems:

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.base import EndpointStatus, ProblemKind
 from connector.statuses import Health
 
-"""`unknown`: the RMM reports no antivirus state for the endpoint at all (e.g. N-sight, whose
-antivirus status arrives only as failing checks) — shown as such rather than guessed."""
+"""`unknown`: the RMM reports no antivirus state for the endpoint at all (e.g. an N-sight device
+whose Managed Antivirus answers could not be read) — shown as such rather than guessed."""
 
 
 class Thresholds(BaseModel):

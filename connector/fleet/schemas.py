@@ -56,9 +56,23 @@ class EndpointProblemOut(BaseModel):
     ticket_state: str | None = None
 
 
+class DeploymentOut(BaseModel):
+    """An agent deployment a deploy rule requested; `status` is its action's."""
+
+    id: str
+    rule_id: str | None
+    action_id: str | None
+    status: str | None
+    message: str | None
+    requested_at: datetime
+    interval_minutes: int
+    next_allowed_at: datetime = Field(description="no other automatic deployment before this time")
+
+
 class EndpointDetail(EndpointOut):
     problems: list[EndpointProblemOut]
     actions: list[ActionOut]
+    deployments: list[DeploymentOut] = Field(default_factory=list)
 
 
 class HealthCountsOut(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import NotFound
-from connector.models import Endpoint, EndpointAction, Problem, TicketLink
+from connector.models import AgentDeployment, Endpoint, EndpointAction, Problem, TicketLink
 from connector.statuses import ProblemStatus
 
 RECENT_PROBLEMS = 50
@@ -68,6 +68,8 @@ class EndpointHistory:
     """Newest first, each with its ticket link if it has one."""
     actions: Sequence[EndpointAction]
     """Newest first."""
+    deployments: Sequence[tuple[AgentDeployment, EndpointAction | None]] = ()
+    """Agent deployments a deploy rule requested, newest first, each with its action."""
 
 
 async def endpoint_history(session: AsyncSession, endpoint: Endpoint) -> EndpointHistory:
@@ -87,4 +89,15 @@ async def endpoint_history(session: AsyncSession, endpoint: Endpoint) -> Endpoin
         .order_by(EndpointAction.requested_at.desc())
         .limit(RECENT_ACTIONS)
     )
-    return EndpointHistory([(problem, link) for problem, link in problems.all()], list(actions))
+    deployments = await session.execute(
+        scoped(select(AgentDeployment, EndpointAction), AgentDeployment, endpoint.tenant_id)
+        .outerjoin(EndpointAction, EndpointAction.id == AgentDeployment.action_id)
+        .where(AgentDeployment.endpoint_row_id == endpoint.id)
+        .order_by(AgentDeployment.requested_at.desc())
+        .limit(RECENT_ACTIONS)
+    )
+    return EndpointHistory(
+        [(problem, link) for problem, link in problems.all()],
+        list(actions),
+        [(deployment, action) for deployment, action in deployments.all()],
+    )

@@ -1,22 +1,26 @@
-"""`/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules`: the same CRUD shape
-for each, over `connector.rules.service`."""
+"""`/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules`,
+`/api/v1/deploy-rules`: the same CRUD shape for each, over `connector.rules.service`."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.registry import AdapterRegistry
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
 from connector.api.schemas import Offset
 from connector.audit.domain import Actor
-from connector.rules import removal
+from connector.rules import deploy, removal
 from connector.rules import service as rules
 from connector.rules.schemas import (
     BillingRuleOut,
     ClientMappingOut,
     DependentOut,
+    DeployRuleOut,
     RemovalOut,
     SuggestionOut,
     TicketOutcomeOut,
@@ -77,7 +81,18 @@ async def delete_connection(
     return answer(done, force)
 
 
-def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> None:
+SavedCheck = Callable[[AdapterRegistry, AsyncSession, str, Any], Awaitable[None]]
+"""A check of a saved row that needs the installed kinds (it runs before the commit: a refusal
+rolls the write back)."""
+
+
+async def _no_check(_registry: AdapterRegistry, _session: AsyncSession, _tenant: str, _row: Any) -> None:
+    return None
+
+
+def _register(
+    path: str, kind: rules.RuleKind[Any], out: type[BaseModel], check: SavedCheck = _no_check
+) -> None:
     async def list_items(
         session: Session,
         who: Viewer,
@@ -92,6 +107,7 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
     ) -> Any:
         actor = Actor.key(who.api_key_id)
         row = await rules.create(kind, session, who.tenant_id, body, services, actor=actor)
+        await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -106,6 +122,7 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         row = await rules.update(
             kind, session, who.tenant_id, item_id, body, services, actor=Actor.key(who.api_key_id)
         )
+        await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -150,3 +167,4 @@ async def mapping_suggestions(
 _register("/client-mappings", rules.CLIENT_MAPPINGS, ClientMappingOut)
 _register("/ticket-rules", rules.TICKET_RULES, TicketRuleOut)
 _register("/billing-rules", rules.BILLING_RULES, BillingRuleOut)
+_register("/deploy-rules", rules.DEPLOY_RULES, DeployRuleOut, deploy.check_rule_supported)

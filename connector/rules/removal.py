@@ -33,6 +33,7 @@ from connector.models import (
     BillingRule,
     ClientMapping,
     Connection,
+    DeployRule,
     Problem,
     TicketLink,
     TicketRule,
@@ -136,6 +137,10 @@ async def connection_dependents(
         out += await _billing_lines(session, tenant_id, [rule.id for rule in billing])
         links = await _live_links(session, tenant_id, TicketLink.psa_connection_id == row.id)
     else:
+        for deploy_rule in await session.scalars(
+            tenant_rows(DeployRule, tenant_id).where(DeployRule.rmm_connection_id == row.id)
+        ):
+            out.append(Dependent("deploy_rule", deploy_rule.id, f"every {deploy_rule.interval_minutes} min"))
         links = await _live_links(session, tenant_id, Problem.rmm_connection_id == row.id)
     out += [_ticket(link, problem) for link, problem in links]
     return out, links
@@ -177,7 +182,7 @@ async def rule_dependents(kind: RuleKind[Any], session: AsyncSession, row: Any) 
         return [_ticket(link, problem) for link, problem in links]
     if isinstance(row, BillingRule):
         return await _billing_lines(session, tenant_id, [row.id])
-    return []  # pragma: no cover - every rule kind is handled above
+    return []  # a deploy rule: nothing depends on it (its deployments are history)
 
 
 # -- removing -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Response bodies of `/api/v1/client-mappings`, `/api/v1/ticket-rules` and `/api/v1/billing-rules`
-(their request bodies are the rule models of `mappings.rules`)."""
+"""Response bodies of `/api/v1/client-mappings`, `/api/v1/ticket-rules`, `/api/v1/billing-rules` and
+`/api/v1/deploy-rules` (their request bodies are the rule models of `mappings.rules`)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class BillingRuleOut(BaseModel):
 
 class DependentOut(BaseModel):
     kind: str
-    """client_mapping | ticket_rule | billing_rule | billing_line | open_ticket"""
+    """client_mapping | ticket_rule | billing_rule | billing_line | deploy_rule | open_ticket"""
     id: str
     label: str
 
@@ -103,3 +103,12 @@ class RemovalOut(BaseModel):
     deleted: DependentOut
     removed: list[DependentOut]
     tickets: list[TicketOutcomeOut]
+
+
+class DeployRuleOut(BaseModel):
+    id: str
+    rmm_connection_id: str
+    interval_minutes: int
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime

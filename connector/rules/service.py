@@ -1,5 +1,5 @@
-"""Client mappings, ticket rules and billing rules: one tenant-scoped CRUD with per-kind reference
-checks, so all three validate, deduplicate and isolate tenants the same way."""
+"""Client mappings, ticket rules, billing rules and deploy rules: one tenant-scoped CRUD with per-kind
+reference checks, so all of them validate, deduplicate and isolate tenants the same way."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from connector.connections.service import build_psa, build_rmm, connection_of_ro
 from connector.infra.context import Services
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import FieldError, NotFound
-from connector.models import BillingRule, ClientMapping, TicketRule
+from connector.models import BillingRule, ClientMapping, DeployRule, TicketRule
 from mappings.matching import Suggestion, suggest
-from mappings.rules import BillingRuleIn, ClientMappingIn, TicketRuleIn
+from mappings.rules import BillingRuleIn, ClientMappingIn, DeployRuleIn, TicketRuleIn
 
-RowT = TypeVar("RowT", ClientMapping, TicketRule, BillingRule)
+RowT = TypeVar("RowT", ClientMapping, TicketRule, BillingRule, DeployRule)
 
 ReferenceCheck = Callable[[AsyncSession, str, BaseModel, Services | None], Awaitable[None]]
 """Checks a rule's references (session, tenant, rule, and the services to ask a vendor with, when
@@ -112,6 +112,15 @@ TICKET_RULES = RuleKind(
 BILLING_RULES = RuleKind(
     "billing rule", BillingRule, BillingRuleIn, ("psa_connection_id", "product"), _check_psa_rule
 )
+
+
+async def _check_rmm_rule(
+    session: AsyncSession, tenant_id: str, data: BaseModel, _services: Services | None
+) -> None:
+    await connection_of_role(session, tenant_id, data.rmm_connection_id, Role.RMM, "rmm_connection_id")  # type: ignore[attr-defined]
+
+
+DEPLOY_RULES = RuleKind("deploy rule", DeployRule, DeployRuleIn, ("rmm_connection_id",), _check_rmm_rule)
 
 
 def _validate(kind: RuleKind[Any], values: dict[str, Any]) -> BaseModel:

@@ -1,8 +1,9 @@
 """Security status sync of one RMM connection: page through endpoints changed since the cursor (a
 full pass when there is none, or when the last full pass is older than a day), store what changed,
 derive problems (the second observer next to alerts, feeding the same reconciliation), retire
-endpoints gone from the RMM on full passes, record daily usage, and push changed status onto the
-PSA's configuration records.
+endpoints gone from the RMM on full passes, record daily usage, push changed status onto the
+PSA's configuration records, and request the agent deployments the connection's deploy rule asks
+for (`connector.rules.deploy`).
 
 A run is resumable: the cursor only advances when a run succeeds, every step compares fingerprints
 before writing, so re-running an interrupted or finished run repeats reads but no PSA writes.
@@ -45,6 +46,7 @@ from connector.models import (
     Tenant,
     UsageDaily,
 )
+from connector.rules.deploy import deploy_unprotected
 from connector.statuses import ProblemStatus, SyncStatus
 from connector.sync.configurations import enqueue_configuration_pushes
 from connector.sync.jobs import SYNC, SyncJob
@@ -176,6 +178,7 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
         await _evaluate(services, run, connection, limits, counters)
         await _record_usage(services, connection)
         await _record_health(services, connection)
+        await deploy_unprotected(services, connection)
     except AdapterError as exc:
         failed = True
         counters.errors.append({"stage": "rmm", "type": type(exc).__name__, "message": str(exc)})

@@ -139,6 +139,12 @@ for _path, _attr, _body, _patch in (
         lambda w: billing_rule_body(w.psa["id"], "Other AV"),
         {"enabled": False},
     ),
+    (
+        "/api/v1/deploy-rules",
+        "deploy_rule",
+        lambda w: {"rmm_connection_id": w.ids["spare_rmm_id"], "interval_minutes": 60},
+        {"enabled": False},
+    ),
 ):
     _ident: Callable[[World], str] = lambda w, a=_attr: str(getattr(w, a)["id"])  # noqa: E731
     ROUTES += [
@@ -247,6 +253,7 @@ async def test_lists_show_only_the_callers_tenant(client: Any, make_key: Any, ac
         "/api/v1/client-mappings",
         "/api/v1/ticket-rules",
         "/api/v1/billing-rules",
+        "/api/v1/deploy-rules",
     ):
         assert (await client.get(path, headers=globex)).json() == []
         assert len((await client.get(path, headers=acme.headers)).json()) >= 1
@@ -263,6 +270,7 @@ async def test_references_to_another_tenants_connections_are_refused(
         ("/api/v1/client-mappings", mapping_body(acme.rmm["id"], own_psa["id"]), "rmm_connection_id"),
         ("/api/v1/ticket-rules", ticket_rule_body(acme.psa["id"]), "psa_connection_id"),
         ("/api/v1/billing-rules", billing_rule_body(acme.psa["id"]), "psa_connection_id"),
+        ("/api/v1/deploy-rules", {"rmm_connection_id": acme.rmm["id"]}, "rmm_connection_id"),
     ]
     for path, body, field in cases:
         response = await client.post(path, json=body, headers=globex)

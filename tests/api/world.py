@@ -19,6 +19,7 @@ class World:
     mapping: dict[str, Any]
     ticket_rule: dict[str, Any]
     billing_rule: dict[str, Any]
+    deploy_rule: dict[str, Any] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
 
 
@@ -114,7 +115,10 @@ async def build_world(client: httpx.AsyncClient, headers: dict[str, str]) -> Wor
     mapping = await post("/api/v1/client-mappings", mapping_body(rmm["id"], psa["id"]))
     ticket_rule = await post("/api/v1/ticket-rules", ticket_rule_body(psa["id"]))
     billing_rule = await post("/api/v1/billing-rules", billing_rule_body(psa["id"]))
-    world = World(headers, rmm, psa, mapping, ticket_rule, billing_rule)
+    deploy_rule = await post("/api/v1/deploy-rules", {"rmm_connection_id": rmm["id"]})
+    spare = await post("/api/v1/connections", rmm_body("Spare RMM"))
+    world = World(headers, rmm, psa, mapping, ticket_rule, billing_rule, deploy_rule)
+    world.ids["spare_rmm_id"] = spare["id"]
     alert = canonical_alert("evt-world-1")
     received = await client.post(
         f"/webhooks/{rmm['id']}", json=alert, params={"token": rmm["webhook_secret"]}

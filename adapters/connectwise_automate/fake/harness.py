@@ -30,7 +30,7 @@ SERVER = "https://connectwise-automate.example.com"
 PRODUCT = "Microsoft Defender Antivirus"
 PATHS = {RmmOperation.LIST_CLIENTS: "/Clients", RmmOperation.LIST_ENDPOINTS: "/Computers"}
 KEYS = {RmmOperation.LIST_CLIENTS: "GET /clients", RmmOperation.LIST_ENDPOINTS: "GET /computers"}
-SCRIPTS = {ActionKind.SCAN: 6001, ActionKind.UPDATE_DEFINITIONS: 6002}
+SCRIPTS = {ActionKind.SCAN: 6001, ActionKind.UPDATE_DEFINITIONS: 6002, ActionKind.DEPLOY_AGENT: 6003}
 """The fake's seeded scripts the connection runs for each action."""
 
 
@@ -172,6 +172,7 @@ class AutomateHarness:
                 # Every product on this fleet is one Automate detects, so a computer without a
                 # scanner has none (the NOT_PROTECTED trouble), not an undetected one (unknown).
                 "missing_scanner_means_unprotected": True,
+                "deploy_script_id": SCRIPTS[ActionKind.DEPLOY_AGENT],
                 **({"page_size": page_size} if page_size else {}),
             },
         )

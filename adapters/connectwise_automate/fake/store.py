@@ -182,6 +182,7 @@ class AutomateStore:
         self.scripts: dict[int, str] = {
             6001: "Connector - Antivirus Full Scan",
             6002: "Connector - Update Antivirus Definitions",
+            6003: "Connector - Deploy Endpoint Protection Agent",
         }
         self.script_runs: list[ScriptRun] = []
         self.corrupted: dict[int, dict[str, Any]] = {}

@@ -28,7 +28,7 @@ SERVER = "https://ncentral.example.com"
 PROTECTION_SERVICE = "AV Defender Status"
 PATHS = {RmmOperation.LIST_CLIENTS: "/api/customers", RmmOperation.LIST_ENDPOINTS: "/api/devices"}
 KEYS = {RmmOperation.LIST_CLIENTS: "GET /api/customers", RmmOperation.LIST_ENDPOINTS: "GET /api/devices"}
-ITEMS = {ActionKind.SCAN: 2001, ActionKind.UPDATE_DEFINITIONS: 2002}
+ITEMS = {ActionKind.SCAN: 2001, ActionKind.UPDATE_DEFINITIONS: 2002, ActionKind.DEPLOY_AGENT: 2003}
 """The fake's API-enabled repository items the connection runs for each action."""
 
 
@@ -160,6 +160,7 @@ class NcentralHarness:
             options={
                 "scan_item_id": ITEMS[ActionKind.SCAN],
                 "definitions_item_id": ITEMS[ActionKind.UPDATE_DEFINITIONS],
+                "deploy_item_id": ITEMS[ActionKind.DEPLOY_AGENT],
                 **({"page_size": page_size} if page_size else {}),
             },
         )

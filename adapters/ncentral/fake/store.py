@@ -185,6 +185,7 @@ class NcentralStore:
         self.repository: dict[int, RepositoryItem] = {
             2001: RepositoryItem(2001, "Connector - AV Quick Scan"),
             2002: RepositoryItem(2002, "Connector - Update AV Definitions"),
+            2003: RepositoryItem(2003, "Connector - Deploy Endpoint Protection"),
             105: RepositoryItem(105, "Bundled script", api_enabled=False),
         }
         self.tasks: dict[int, DirectTask] = {}

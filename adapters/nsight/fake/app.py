@@ -24,10 +24,23 @@ from adapters.testing.faults import AsgiFake, first_fault
 
 
 class NsightApiError(Exception):
-    def __init__(self, message: str, status: int = 200) -> None:
+    """A FAIL answer: with `code`, the `<error><errorcode/><message/></error>` shape (3 = login
+    failed, 4 = invalid parameter); without, the `<msg>` shape."""
+
+    def __init__(self, message: str, status: int = 200, code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.code = code
+
+    def body(self) -> str:
+        if self.code is None:
+            return f"<msg>{escape(self.message)}</msg>"
+        return f"<error><errorcode>{self.code}</errorcode><message>{escape(self.message)}</message></error>"
+
+
+LOGIN_FAILED = 3
+INVALID_PARAMETER = 4
 
 
 class NsightFake(NsightSeeding, AsgiFake):
@@ -66,13 +79,12 @@ class NsightFake(NsightSeeding, AsgiFake):
                 self._result(f"<msg>{message}</msg>", "FAIL"), fault.status, fault.retry_headers()
             )
         if params.get("apikey") != self.api_key:
-            return self._xml_response(
-                self._result("<msg>Invalid API key</msg>", "FAIL"), self.auth_failure_status
-            )
+            refused = NsightApiError("Login failed", code=LOGIN_FAILED)
+            return self._xml_response(self._result(refused.body(), "FAIL"), self.auth_failure_status)
         try:
             body = self._service(service, params)
         except NsightApiError as exc:
-            return self._xml_response(self._result(f"<msg>{escape(exc.message)}</msg>", "FAIL"), exc.status)
+            return self._xml_response(self._result(exc.body(), "FAIL"), exc.status)
         for body_fault in self.body_faults:
             if body_fault.matches(service, params):
                 body_fault.fired += 1
@@ -83,7 +95,7 @@ class NsightFake(NsightSeeding, AsgiFake):
     def _require(self, params: dict[str, str], name: str) -> int:
         value = params.get(name, "")
         if not value.isdigit():
-            raise NsightApiError(f"Missing or invalid parameter {name}")
+            raise NsightApiError(f"Missing or invalid parameter {name}", code=INVALID_PARAMETER)
         return int(value)
 
     def _service(self, service: str, params: dict[str, str]) -> bytes:
@@ -93,6 +105,8 @@ class NsightFake(NsightSeeding, AsgiFake):
             "list_servers": lambda p: self._list_devices(p, "server"),
             "list_workstations": lambda p: self._list_devices(p, "workstation"),
             "list_failing_checks": self._list_failing_checks,
+            "list_mav_scans": self._list_mav_scans,
+            "list_mav_threats": self._list_mav_threats,
             "mav_scan_start": self._mav_scan_start,
             "mav_definitions_update": self._mav_definitions_update,
         }
@@ -130,7 +144,7 @@ class NsightFake(NsightSeeding, AsgiFake):
     def _list_sites(self, params: dict[str, str]) -> bytes:
         client_id = self._require(params, "clientid")
         if client_id not in self.clients:
-            raise NsightApiError("Invalid clientid")
+            raise NsightApiError("Invalid clientid", code=INVALID_PARAMETER)
         parts = [
             f"<site><siteid>{site.id}</siteid><name>{cdata(site.name)}</name>"
             "<connection_ok>1</connection_ok><creation_date>2024-01-15</creation_date>"
@@ -158,7 +172,7 @@ class NsightFake(NsightSeeding, AsgiFake):
             "os": escape(device.os),
             f"{device.kind}id": str(device.id),
             "agent_version": "10_13_3",
-            "online": "1" if device.online else "0",
+            "online": "1",  # a real dashboard reports 1 for offline devices too
             "active_247": "1",
             "check_interval_247": "5",
             "status_247": "1" if device.online else "5",
@@ -175,7 +189,7 @@ class NsightFake(NsightSeeding, AsgiFake):
     def _list_devices(self, params: dict[str, str], kind: str) -> bytes:
         site_id = self._require(params, "siteid")
         if site_id not in self.sites:
-            raise NsightApiError("Invalid siteid")
+            raise NsightApiError("Invalid siteid", code=INVALID_PARAMETER)
         parts = [
             self._device_xml(d) for d in self.devices.values() if d.site_id == site_id and d.kind == kind
         ]
@@ -184,7 +198,7 @@ class NsightFake(NsightSeeding, AsgiFake):
     def _list_failing_checks(self, params: dict[str, str]) -> bytes:
         client_filter = self._require(params, "clientid") if "clientid" in params else None
         if client_filter is not None and client_filter not in self.clients:
-            raise NsightApiError("Invalid clientid")
+            raise NsightApiError("Invalid clientid", code=INVALID_PARAMETER)
         check_type = params.get("check_type", "random")
         by_device: dict[int, list[FakeCheck]] = {}
         for check in self.checks.values():
@@ -195,8 +209,9 @@ class NsightFake(NsightSeeding, AsgiFake):
             if check_type == "tasks" and check.check_type != 1023:
                 continue
             by_device.setdefault(check.device_id, []).append(check)
+        offline = {d.id for d in self.devices.values() if not d.online} if check_type != "tasks" else set()
         clients: dict[int, dict[int, list[int]]] = {}
-        for device_id in sorted(by_device):
+        for device_id in sorted(set(by_device) | offline):
             site = self.sites[self.devices[device_id].site_id]
             if client_filter is not None and site.client_id != client_filter:
                 continue
@@ -208,6 +223,11 @@ class NsightFake(NsightSeeding, AsgiFake):
                 groups: dict[str, list[str]] = {"server": [], "workstation": []}
                 for device_id in device_ids:
                     device = self.devices[device_id]
+                    offline_xml = (
+                        "<offline><description>offline - no response from agent</description></offline>"
+                        if device_id in offline
+                        else ""
+                    )
                     check_xml = "".join(
                         f"<check><checkid>{c.id}</checkid><check_type>{c.check_type}</check_type>"
                         f"<description>{cdata(c.description)}</description>"
@@ -215,11 +235,12 @@ class NsightFake(NsightSeeding, AsgiFake):
                         f"<utc_run>{wire_time(c.utc_run)}</utc_run>"
                         f"<formatted_output>{cdata(c.output)}</formatted_output>"
                         f"<consecutive_fails>{c.consecutive_fails}</consecutive_fails></check>"
-                        for c in by_device[device_id]
+                        for c in by_device.get(device_id, [])
                     )
+                    failed = f"<failed_checks>{check_xml}</failed_checks>" if check_xml else ""
                     groups[device.kind].append(
                         f"<{device.kind}><id>{device.id}</id><name>{cdata(device.name)}</name>"
-                        f"<failed_checks>{check_xml}</failed_checks></{device.kind}>"
+                        f"{offline_xml}{failed}</{device.kind}>"
                     )
                 site_parts.append(
                     f"<site><siteid>{site_id}</siteid><name>{cdata(self.sites[site_id].name)}</name>"
@@ -236,8 +257,42 @@ class NsightFake(NsightSeeding, AsgiFake):
     def _device(self, params: dict[str, str]) -> FakeDevice:
         device = self.devices.get(self._require(params, "deviceid"))
         if device is None:
-            raise NsightApiError("Device not found")
+            raise NsightApiError("Invalid deviceid", code=INVALID_PARAMETER)
         return device
+
+    def _engine(self, params: dict[str, str]) -> None:
+        if params.get("v", "2") not in ("1", "2"):
+            raise NsightApiError("Invalid parameter v", code=INVALID_PARAMETER)
+
+    def _list_mav_scans(self, params: dict[str, str]) -> bytes:
+        """`<scan>` items directly under `<result>`, as in api_list_mav_scans.htm's example."""
+        device = self._device(params)
+        if params.get("details") not in ("YES", "NO"):
+            raise NsightApiError("Missing or invalid parameter details", code=INVALID_PARAMETER)
+        self._engine(params)
+        parts = [
+            f"<scan><type>{escape(scan.type)}</type><status>{scan.status}</status>"
+            f"<start>{wire_time(scan.start)}</start>"
+            + (f"<end>{wire_time(scan.end)}</end>" if scan.end else "")
+            + "<cookies_scanned>0</cookies_scanned><registry_scanned>0</registry_scanned>"
+            "<files_scanned>20837</files_scanned><folders_scanned>2046</folders_scanned>"
+            "<processes_scanned>25</processes_scanned></scan>"
+            for scan in device.scans
+        ]
+        return self._result("".join(parts))
+
+    def _list_mav_threats(self, params: dict[str, str]) -> bytes:
+        """`<threat>` items (name, category, last_event, last_status, ...) under `<result>`."""
+        device = self._device(params)
+        self._engine(params)
+        parts = [
+            f"<threat><name>{cdata(t.name)}</name><category>{escape(t.category)}</category>"
+            f"<last_event>{wire_time(t.last_event)}</last_event><last_status>{t.last_status}</last_status>"
+            "<last_scan_type>Active Protection</last_scan_type>"
+            "<last_trace_count>1</last_trace_count></threat>"
+            for t in device.threats
+        ]
+        return self._result("".join(parts))
 
     def _mav_scan_start(self, params: dict[str, str]) -> bytes:
         device = self._device(params)

@@ -34,12 +34,13 @@ SERVICES = {
 class NsightWorld(FakeWorld[NsightFake]):
     clients: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, SeededEndpoint] = field(default_factory=dict)
-    reports_products: bool = False
-    """Antivirus state arrives only as failing checks: listings name no product."""
+    reports_products: bool = True
+    """Each device's Managed Antivirus answers name the product (MAV on every seeded device)."""
     trouble_kinds: tuple[ProblemKind, ...] = (
         ProblemKind.THREAT_DETECTED,
         ProblemKind.PROTECTION_DISABLED,
         ProblemKind.DEFINITIONS_OUTDATED,
+        ProblemKind.NOT_PROTECTED,
     )
     polls_snapshots: bool = True
     """`list_failing_checks` is what fails now, per client."""
@@ -81,12 +82,16 @@ class NsightWorld(FakeWorld[NsightFake]):
             self.fake.set_av_state(device, protection=False)
         elif kind is ProblemKind.DEFINITIONS_OUTDATED:
             self.fake.set_av_state(device, definitions_current=False)
+        elif kind is ProblemKind.NOT_PROTECTED:
+            self.fake.remove_mav(device)
         else:
             raise ValueError(f"the N-sight fake cannot cause {kind}")
         self.touch([endpoint_id])
         return kind
 
     def clear_trouble(self, endpoint_id: str) -> None:
+        if not self.fake.devices[int(endpoint_id)].mav:
+            self.fake.install_mav(self.fake.devices[int(endpoint_id)])
         self.fake.set_av_state(int(endpoint_id), protection=True, definitions_current=True, threats=0)
         self.touch([endpoint_id])
 
@@ -149,7 +154,11 @@ class NsightHarness:
                 device = fake.add_device(site.id, device_name(name, n))
                 endpoints[str(device.id)] = SeededEndpoint(str(device.id), str(client.id), device.name)
         connection = ConnectionBody(
-            kind=SPEC.kind, name=SPEC.title, base_url=url, credentials=fake.credentials()
+            kind=SPEC.kind,
+            name=SPEC.title,
+            base_url=url,
+            credentials=fake.credentials(),
+            options={"without_mav": "unprotected"},  # the seeded MSP runs Managed Antivirus everywhere
         )
         return NsightWorld(
             spec=SPEC,

@@ -68,6 +68,30 @@ class FakeDevice:
     last_contact: datetime | None
     user: str = ""
     ip: str = ""
+    mav: bool = True
+    """Managed Antivirus installed: the device reports scans (and threats when found)."""
+    scans: list[FakeScan] = field(default_factory=list)
+    threats: list[FakeThreat] = field(default_factory=list)
+
+
+@dataclass
+class FakeScan:
+    """A Managed Antivirus scan as `list_mav_scans` reports it (Bitdefender names)."""
+
+    type: str
+    status: str
+    start: datetime
+    end: datetime | None
+
+
+@dataclass
+class FakeThreat:
+    """The latest occurrence of one threat as `list_mav_threats` reports it."""
+
+    name: str
+    category: str
+    last_status: str
+    last_event: datetime
 
 
 @dataclass
@@ -171,6 +195,7 @@ class NsightStore:
         online: bool = True,
         last_contact: datetime | None = None,
         last_boot: datetime | None = None,
+        mav: bool = True,
     ) -> FakeDevice:
         if site_id not in self.sites:
             raise KeyError(f"no site {site_id}")
@@ -186,10 +211,29 @@ class NsightStore:
             last_boot=last_boot if last_boot is not None else contact - timedelta(days=2),
             ip=f"10.{site_id % 250}.{len(self.devices) // 250 % 250}.{len(self.devices) % 250 + 1}",
         )
+        if mav:
+            self.install_mav(device)
         self.devices[device.id] = device
         return device
 
     # -- mutators -------------------------------------------------------------------------------
+
+    def install_mav(self, device: FakeDevice, last_scan: datetime | None = None) -> None:
+        """Managed Antivirus on the device: its active protection and a finished deep scan."""
+        when = last_scan or self.now - timedelta(days=1)
+        device.mav = True
+        device.scans = [
+            FakeScan("Active Protection", "FINISHED", when - timedelta(days=6), None),
+            FakeScan("Deep", "FINISHED", when - timedelta(minutes=40), when),
+        ]
+
+    def remove_mav(self, device_id: int) -> None:
+        """Managed Antivirus uninstalled (or never deployed): no scans, no threats."""
+        device = self.devices[device_id]
+        device.mav, device.scans, device.threats = False, [], []
+
+    def set_last_scan(self, device_id: int, when: datetime) -> None:
+        self.install_mav(self.devices[device_id], when)
 
     def fail_check(self, device_id: int, kind: CheckKind, output: str | None = None) -> int:
         """Make a check of this kind fail on the device (re-failing an existing one); its id."""
@@ -234,8 +278,20 @@ class NsightStore:
         definitions_current: bool | None = None,
         threats: int | None = None,
     ) -> None:
-        """Express an antivirus state through the Managed Antivirus / AV update checks."""
+        """Express an antivirus state through the Managed Antivirus answers and the MAV / AV update
+        checks: threats are `Detected` MAV threats (0 = every threat cleaned) and a failing threat
+        check; protection off is a failing Managed Antivirus check."""
         found = f"{threats} threats found" if threats else None
+        if threats is not None:
+            device = self.devices[device_id]
+            if not device.mav:
+                self.install_mav(device)
+            for threat in device.threats:
+                threat.last_status = "Cleaned"
+            for n in range(threats):
+                device.threats.append(
+                    FakeThreat(f"Gen:Variant.Fake.{device_id}.{n + 1}", "Trojan", "Detected", self.now)
+                )
         wanted: list[tuple[CheckKind, bool | None, str | None]] = [
             ("av_protection", None if protection is None else not protection, None),
             ("av_definitions", None if definitions_current is None else not definitions_current, None),

@@ -534,7 +534,7 @@ async def test_run_action_refusals(fake: AutomateFake, small: FleetSeed) -> None
     assert caught.value.field == "definitions_script_id"
     with pytest.raises(UnsupportedActionError) as caught:
         await adapter.run_action(str(offline), ActionKind.DEPLOY_AGENT)
-    assert caught.value.field == "action"
+    assert caught.value.field == "deploy_script_id"
     with pytest.raises(VendorRequestError) as refused:
         await adapter.run_action("ACME-WS01", ActionKind.SCAN)
     assert refused.value.field == "endpoint_id"

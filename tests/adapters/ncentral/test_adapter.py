@@ -573,10 +573,12 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
 
 async def test_actions_the_api_cannot_run_are_unsupported(fake: NcentralFake, small: FleetSeed) -> None:
     adapter = make_adapter(fake)
-    assert SPEC.actions == frozenset({ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS})
+    assert SPEC.actions == frozenset(
+        {ActionKind.SCAN, ActionKind.UPDATE_DEFINITIONS, ActionKind.DEPLOY_AGENT}
+    )
     with pytest.raises(UnsupportedActionError) as caught:
         await adapter.run_action(str(small.device_ids[0]), ActionKind.DEPLOY_AGENT)
-    assert caught.value.field == "action"
+    assert caught.value.field == "deploy_item_id"
     with pytest.raises(UnsupportedActionError) as caught:
         await adapter.run_action(str(small.device_ids[0]), ActionKind.UPDATE_DEFINITIONS)
     assert caught.value.field == "definitions_item_id"

@@ -109,13 +109,21 @@ async def test_lists_2500_devices_over_40_clients_with_requests_per_site(fake: N
     assert {s.endpoint_id for s in statuses} == {str(d) for d in seed.device_ids}
     assert len(pages) == len(seed.site_ids)
     assert all(len({s.site_id for s in page}) == 1 for page in pages)
-    # 1 list_clients + 1 list_sites per client + at most 2 listings per site; never per device.
+    # 1 list_clients + 2 per client (sites, failing checks) + at most 2 listings per site + the
+    # two Managed Antivirus reads per device.
     assert fake.call_count("list_clients") == 1
-    assert fake.call_count("list_sites") == 40
+    assert fake.call_count("list_sites") == fake.call_count("list_failing_checks") == 40
     assert fake.call_count("list_workstations") == len(seed.site_ids)
-    assert fake.call_count() <= 1 + 40 + 2 * len(seed.site_ids) < 2500 / 10
+    assert fake.call_count("list_mav_scans") == fake.call_count("list_mav_threats") == 2500
+    assert fake.call_count() <= 1 + 2 * 40 + 2 * len(seed.site_ids) + 2 * 2500
     assert adapter.request_count == fake.call_count()
     await adapter.aclose()
+    fake.reset_calls()
+    listing_only = make_adapter(fake, options={"managed_antivirus": False})
+    assert sum(len(page) for page in await collect(listing_only)) == 2500
+    assert fake.call_count("list_mav_scans") == 0
+    assert fake.call_count() <= 1 + 2 * 40 + 2 * len(seed.site_ids) < 2500 / 10
+    await listing_only.aclose()
 
 
 async def test_status_fields_are_mapped(fake: NsightFake, adapter: NsightAdapter) -> None:
@@ -136,8 +144,15 @@ async def test_status_fields_are_mapped(fake: NsightFake, adapter: NsightAdapter
     )
     assert srv.last_seen_at == seen.replace(microsecond=0)
     assert by_id[str(ws.id)].online is False and by_id[str(ws.id)].device_type == "workstation"
-    # N-sight reports no AV state on the device listing: "not reported", never "off".
-    assert srv.protection_enabled is None and srv.definitions_date is None and srv.active_threats is None
+    # The antivirus state comes from the device's Managed Antivirus answers; N-sight reports no
+    # definitions date: "not reported", never "current".
+    assert (srv.product, srv.protection_enabled, srv.active_threats) == (
+        "Managed Antivirus (Bitdefender)",
+        True,
+        0,
+    )
+    assert srv.last_scan_at == (fake.now - timedelta(days=1)).replace(microsecond=0)
+    assert srv.definitions_date is None
 
 
 async def test_kinds_a_client_does_not_have_are_not_requested(
@@ -192,7 +207,8 @@ async def test_device_missing_id_or_name_is_skipped_with_warning(
     }
     assert len(statuses) == 28
     assert str(no_id.id) not in statuses and str(no_name.id) not in statuses
-    assert statuses[str(bad_online.id)].online is None
+    # `<online>` unreadable: the client's failing checks (no `<offline>` for it) still say online.
+    assert statuses[str(bad_online.id)].online is True
     text = caplog.text
     assert f"{no_id.kind}id missing" in text and no_id.name in text
     assert f"{no_name.kind} {no_name.id}: field name missing" in text
@@ -255,7 +271,7 @@ async def test_wrong_key_is_credentials_error_without_leaking_it(fake: NsightFak
     adapter = make_adapter(fake, api_key=wrong)
     with pytest.raises(CredentialsError) as info:
         await adapter.test_connection()
-    assert "Invalid API key" in str(info.value)
+    assert "login failed" in str(info.value)
     assert wrong not in str(info.value) and wrong not in repr(info.value)
     with pytest.raises(CredentialsError):
         await collect(adapter)

@@ -12,9 +12,9 @@ import respx
 
 from adapters.base import ActionKind, ConnectionContext, ProblemKind
 from adapters.errors import (
+    AdapterError,
     CredentialsError,
     NotFoundError,
-    RateLimitedError,
     TransientVendorError,
     VendorRequestError,
 )
@@ -80,42 +80,85 @@ def params(request: httpx.Request) -> dict[str, str]:
 async def test_listing_wire_services_and_apikey_parameter(router: respx.MockRouter) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         service = request.url.params["service"]
+        device = request.url.params.get("deviceid")
         bodies = {
             "list_clients": xml(
                 "<items><client><name><![CDATA[Acme & Co]]></name><clientid>11</clientid>"
                 "<server_count>1</server_count><workstation_count>1</workstation_count></client></items>"
             ),
             "list_sites": xml("<items><site><siteid>21</siteid><name>HQ</name></site></items>"),
+            "list_failing_checks": xml(
+                "<items><client><clientid>11</clientid><name>Acme</name><site><siteid>21</siteid>"
+                "<servers><server><id>31</id><name>SRV</name><offline><description>offline"
+                "</description></offline></server></servers></site></client></items>"
+            ),
             "list_servers": xml(
                 "<items><server><name>SRV</name><serverid>31</serverid><online>1</online>"
                 "<last_boot_time>1763640000</last_boot_time></server></items>"
             ),
             "list_workstations": xml(
-                "<items><workstation><name>WS</name><workstationid>32</workstationid><online>0</online>"
+                "<items><workstation><name>WS</name><workstationid>32</workstationid><online>1</online>"
                 "<utc_apt>2026-11-20 11:00:00</utc_apt></workstation></items>"
+            ),
+            "list_mav_scans": xml(
+                "<scan><type>Deep</type><status>FINISHED</status><start>2026-11-19 10:00:00</start>"
+                "<end>2026-11-19 10:40:00</end></scan>"
+                if device == "31"
+                else ""
+            ),
+            "list_mav_threats": xml(
+                "<threat><name>Gen:Trojan.X</name><category>Trojan</category>"
+                "<last_event>2026-11-19 10:30:00</last_event><last_status>Detected</last_status></threat>"
+                if device == "31"
+                else ""
             ),
         }
         return httpx.Response(200, content=bodies[service])
 
     route = router.get(API).mock(side_effect=handler)
-    adapter = make_adapter()
+    adapter = make_adapter(without_mav="unprotected")
     pages = [page async for page in adapter.iter_endpoint_pages(None)]
     assert [[s.endpoint_id for s in page.statuses] for page in pages] == [["31", "32"]]
     requests = [call.request for call in route.calls]
     assert [params(r) for r in requests] == [
         {"apikey": KEY, "service": "list_clients"},
         {"apikey": KEY, "service": "list_sites", "clientid": "11"},
+        {"apikey": KEY, "service": "list_failing_checks", "clientid": "11"},
         {"apikey": KEY, "service": "list_servers", "siteid": "21"},
+        {"apikey": KEY, "service": "list_mav_scans", "deviceid": "31", "details": "NO", "v": "2"},
+        {"apikey": KEY, "service": "list_mav_threats", "deviceid": "31", "v": "2"},
         {"apikey": KEY, "service": "list_workstations", "siteid": "21"},
+        {"apikey": KEY, "service": "list_mav_scans", "deviceid": "32", "details": "NO", "v": "2"},
+        {"apikey": KEY, "service": "list_mav_threats", "deviceid": "32", "v": "2"},
     ]
     first = requests[0]
     assert first.method == "GET" and first.url.path == "/api/"
     assert str(first.url).startswith(f"{API}?apikey={KEY}&service=list_clients")
     assert "xml" in first.headers["accept"]
-    assert pages[0].statuses[0].last_seen_at is None
-    assert pages[0].statuses[1].last_seen_at == datetime(2026, 11, 20, 11, tzinfo=UTC)
-    assert pages[0].statuses[0].client_name == "Acme & Co"
+    server, workstation = pages[0].statuses
+    assert server.last_seen_at is None
+    assert workstation.last_seen_at == datetime(2026, 11, 20, 11, tzinfo=UTC)
+    assert server.client_name == "Acme & Co"
+    # `<online>1` is what a real dashboard says of offline devices too: the failing checks decide.
+    assert (server.online, workstation.online) == (False, True)
+    assert (server.product, server.protection_enabled, server.active_threats) == (
+        "Managed Antivirus (Bitdefender)",
+        True,
+        1,
+    )
+    assert server.last_scan_at == datetime(2026, 11, 19, 10, 40, tzinfo=UTC)
+    # No scan and no threat: no Managed Antivirus on the device, so nothing N-sight manages protects it.
+    assert (workstation.product, workstation.protection_enabled, workstation.active_threats) == (
+        None,
+        False,
+        None,
+    )
     await adapter.aclose()
+    # By default that is unknown (another antivirus may protect it), never "unprotected".
+    default = make_adapter()
+    pages = [page async for page in default.iter_endpoint_pages(None)]
+    assert pages[0].statuses[1].product is None and pages[0].statuses[1].protection_enabled is None
+    await default.aclose()
 
 
 @pytest.mark.parametrize("base", [SERVER, f"{SERVER}/", f"{SERVER}/api", "wwweurope1.systemmonitor.eu.com"])
@@ -228,18 +271,28 @@ async def test_fail_with_error_element_shape(router: respx.MockRouter) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_check_result_classifies_failures() -> None:
+def test_check_result_classifies_failures_by_errorcode_not_wording() -> None:
     assert check_result(parse_xml(OK_EMPTY, "t"), "list_clients", "t").tag == "result"
-    cases: list[tuple[str, type[Exception]]] = [
-        ("Invalid API key", CredentialsError),
-        ("Too many requests", RateLimitedError),
-        ("Device not found", NotFoundError),
-        ("Missing or invalid parameter siteid", VendorRequestError),
-    ]
-    for message, error in cases:
-        with pytest.raises(error):
-            check_result(parse_xml(xml(f"<msg>{message}</msg>", "FAIL"), "t"), "list_sites", "t")
-    assert isinstance(classify_failure("whatever", "list_sites"), VendorRequestError)
+
+    def failure(inner: str) -> AdapterError:
+        with pytest.raises(AdapterError) as info:
+            check_result(parse_xml(xml(inner, "FAIL"), "t"), "list_sites", "t")
+        return info.value
+
+    def coded(code: int, message: str) -> str:
+        return f"<error><errorcode>{code}</errorcode><message>{message}</message></error>"
+
+    # errorcode 3 = login failed, whatever the text says (the texts are not published).
+    assert type(failure(coded(3, "Login failed"))) is CredentialsError
+    assert type(failure(coded(3, "Something else entirely"))) is CredentialsError
+    assert failure(coded(3, "x")).field == "api_key"
+    # errorcode 4 = invalid parameter: the id is not one the key can see, not a credentials problem.
+    assert type(failure(coded(4, "Invalid API key permission for siteid"))) is NotFoundError
+    # A `<msg>` without a code is a refusal of the request, whatever words it uses.
+    for message in ("Invalid API key", "Too many requests", "Device not found", "Access denied"):
+        assert type(failure(f"<msg>{message}</msg>")) is VendorRequestError
+    assert type(classify_failure("whatever", "list_sites")) is VendorRequestError
+    assert type(classify_failure("whatever", "list_sites", "3")) is CredentialsError
     with pytest.raises(NsightMalformedResponseError):
         check_result(parse_xml(b"<scans/>", "t"), "list_sites", "t")
 
