@@ -3,6 +3,7 @@ checks, so all three validate, deduplicate and isolate tenants the same way."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -192,4 +193,12 @@ async def suggest_mappings(
     finally:
         await rmm.aclose()
         await psa.aclose()
-    return suggest(clients, companies, threshold=threshold)
+    return await run_suggest(clients, companies, threshold=threshold)
+
+
+async def run_suggest(
+    clients: list[tuple[str, str]], companies: list[tuple[str, str]], *, threshold: float
+) -> list[Suggestion]:
+    """`suggest` in a worker thread: CPU-bound (a million name comparisons for 1,000 × 1,000), so
+    it runs off the event loop, and webhooks, the API and the worker of this process go on."""
+    return await asyncio.to_thread(suggest, clients, companies, threshold=threshold)
