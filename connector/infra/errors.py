@@ -27,3 +27,12 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The request conflicts with work in progress (HTTP 409)."""
+
+
+class VendorUnavailable(Exception):
+    """A vendor system that had to be read could not be (HTTP 502, `psa_unavailable`): the answer
+    depends on it, so nothing was stored."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -15,6 +15,13 @@ from connector.rules.schemas import BillingRuleOut, ClientMappingOut, Suggestion
 
 router = APIRouter(prefix="/api/v1", tags=["mappings"])
 
+ALLOW_UNCHECKED = Query(
+    False,
+    description="The PSA ids are checked against the PSA (422 naming a field whose id it does not "
+    "have). When the PSA cannot be read the answer is 502 and nothing is saved, unless this is true: "
+    "then the row is saved with `psa_check: unchecked`.",
+)
+
 
 def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> None:
     async def list_items(
@@ -26,8 +33,15 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         rows = await rules.list_rows(kind, session, who.tenant_id, limit=limit, offset=offset)
         return [out.model_validate(row, from_attributes=True) for row in rows]
 
-    async def create_item(session: Session, who: Engineer, body: dict[str, Any] = Body(...)) -> Any:
-        row = await rules.create(kind, session, who.tenant_id, body)
+    async def create_item(
+        services: ServicesDep,
+        session: Session,
+        who: Engineer,
+        body: dict[str, Any] = Body(...),
+        allow_unchecked: bool = ALLOW_UNCHECKED,
+    ) -> Any:
+        checking = rules.PsaChecking(services, allow_unchecked=allow_unchecked)
+        row = await rules.create(kind, session, who.tenant_id, body, checking)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -37,9 +51,15 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         )
 
     async def patch_item(
-        item_id: str, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
+        item_id: str,
+        services: ServicesDep,
+        session: Session,
+        who: Engineer,
+        body: dict[str, Any] = Body(...),
+        allow_unchecked: bool = ALLOW_UNCHECKED,
     ) -> Any:
-        row = await rules.update(kind, session, who.tenant_id, item_id, body)
+        checking = rules.PsaChecking(services, allow_unchecked=allow_unchecked)
+        row = await rules.update(kind, session, who.tenant_id, item_id, body, checking)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
