@@ -5,7 +5,10 @@
 #
 # Without CONNECTOR_DATABASE_URL the database is a SQLite file in the /data volume, and without
 # CONNECTOR_SECRET_KEY the credential key is generated there too: keep that volume. The first start
-# prints an initial admin API key to the log. Other commands run the same image, e.g.
+# writes an initial admin API key to /data/initial-admin.key (mode 0600, never to the log); read it
+# (then delete it) with
+#   docker run --rm -v connector-data:/data --entrypoint cat connector /data/initial-admin.key
+# Other commands run the same image, e.g.
 #   docker run --rm -v connector-data:/data connector sync
 
 # Build stage: turn the build context into a wheel so no source tree lands in the final image.

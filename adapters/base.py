@@ -166,6 +166,23 @@ class PsaOption(_Record):
     closed: bool = False
 
 
+class CatalogKind(enum.StrEnum):
+    """The PSA look-ups an engineer picks ids from when writing rules and mappings."""
+
+    BOARDS = "boards"
+    """Where tickets are opened: Manage service boards, Autotask queues, Halo teams."""
+    STATUSES = "statuses"
+    """Ticket statuses (`parent_id`: the board, where statuses are per board)."""
+    PRIORITIES = "priorities"
+    TICKET_TYPES = "ticket-types"
+    """Ticket types (`parent_id`: the board, where types are per board)."""
+    AGREEMENT_TYPES = "agreement-types"
+    """What a billing rule's `agreement_type` names (matched by name, case-insensitively)."""
+    PRODUCTS = "products"
+    """What a billing rule's `psa_product_id` names."""
+    COMPANIES = "companies"
+
+
 class TicketRef(_Record):
     id: str
     number: str | None = None
@@ -287,6 +304,10 @@ class PsaAdapter(Adapter, Protocol):
 
     async def list_ticket_options(self) -> dict[str, list[PsaOption]]:
         """Boards/queues, statuses, priorities and types, keyed by those names."""
+        ...
+
+    async def list_catalog(self, kind: CatalogKind) -> list[PsaOption]:
+        """Every current value of one look-up, with `id` as rules and mappings store it."""
         ...
 
     async def find_ticket(self, marker: str, company_id: str) -> TicketRef | None: ...

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adapters.base import CatalogKind, PsaOption
 from adapters.errors import AdapterError, ConfigurationError, TransientVendorError
 
 M = TypeVar("M", bound=BaseModel)
@@ -181,3 +182,23 @@ async def create_or_recover(
             if found is not None:
                 return found
         raise
+
+
+TICKET_CATALOG: dict[CatalogKind, str] = {
+    CatalogKind.BOARDS: "boards",
+    CatalogKind.STATUSES: "statuses",
+    CatalogKind.PRIORITIES: "priorities",
+    CatalogKind.TICKET_TYPES: "types",
+}
+"""The catalog kinds `PsaAdapter.list_ticket_options` already reads, by its keys."""
+
+
+async def ticket_catalog(adapter: Any, kind: CatalogKind) -> list[PsaOption] | None:
+    """The ticket look-ups and companies every PSA adapter reads the same way (None: another kind,
+    which the adapter reads itself)."""
+    if kind in TICKET_CATALOG:
+        options: dict[str, list[PsaOption]] = await adapter.list_ticket_options()
+        return options.get(TICKET_CATALOG[kind], [])
+    if kind is CatalogKind.COMPANIES:
+        return [PsaOption(id=c.id, name=c.name) async for c in adapter.list_companies()]
+    return None

@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from enum import IntEnum
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from adapters.registry import AdapterRegistry
@@ -15,7 +19,7 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.logs import configure_logging, get_logger
 from connector.infra.security.apikeys import ApiRole
-from connector.infra.security.crypto import generate_key
+from connector.infra.security.crypto import SecretKeyError, generate_key, write_private_file
 from connector.models import Connection
 from connector.runtime import build_services
 from connector.settings import Settings
@@ -29,23 +33,74 @@ from connector.tenants.service import (
 
 log = get_logger("connector.cli")
 
-EXIT_BILLING_PUSH_RUNNING = 3
-"""`sync --billing`: another push of a tenant held its lease (README, command table)."""
+
+class Exit(IntEnum):
+    """The exit codes of every command (README, "Exit codes"). When several apply to one run (one
+    connection failed, another was already syncing), the highest is returned."""
+
+    OK = 0
+    FAILED = 1
+    """Work failed: a connection's sync failed, a billing line was an error."""
+    USAGE = 2
+    """The command line is wrong (an unknown option, a malformed --period); argparse's code too."""
+    BILLING_PUSH_RUNNING = 3
+    """`sync --billing`: another push of a tenant held its lease; that tenant was skipped."""
+    SYNC_RUNNING = 4
+    """`sync`: a connection was already syncing; it was skipped."""
+    PERIOD_CLOSED = 5
+    """`sync --billing`: the period is closed and --override was not given."""
+    NOT_FOUND = 6
+    """`sync --connection ID`: no enabled RMM connection has that id."""
+    DATABASE_UNAVAILABLE = 7
+    """The database could not be reached or did not answer in time."""
+    CONFIGURATION = 8
+    """A setting is invalid (the message names it); nothing was started."""
 
 
-async def bootstrap(services: Services, *, out: Callable[[str], Any] = print) -> None:
-    """Migrate, ensure the default tenant, and on first start print an admin key once."""
-    await db.migrate(services.settings.resolved_database_url(), schema=services.settings.database_schema)
-    async with db.transaction(services.sessions) as session:
-        if await has_active_admin_key(session):
-            return
-        tenant = await get_or_create_tenant(session, DEFAULT_TENANT)
-        _, plaintext = await create_api_key(session, tenant, ApiRole.ADMIN, "initial admin")
-    out(
-        "\n  No API key existed, so an admin key was created. It is shown only this once:\n\n"
-        f"    {plaintext}\n\n"
-        "  Use it as 'Authorization: Bearer <key>'. Create more with 'connector apikey create'.\n",
+EXIT_BILLING_PUSH_RUNNING = Exit.BILLING_PUSH_RUNNING
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot work; `main` prints one line naming it and exits `Exit.CONFIGURATION`."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+async def bootstrap(services: Services, *, terminal: Callable[[str], Any] | None = None) -> None:
+    """Migrate and, on the first start, create an admin key: written once to a file only this user
+    can read (`CONNECTOR_INITIAL_ADMIN_KEY_FILE`) and shown on an interactive terminal, never to
+    the log stream. Under the migration lock, so processes starting together create one key."""
+    settings = services.settings
+    url = settings.resolved_database_url()
+    path = settings.resolved_initial_admin_key_file()
+    async with db.migration_lock(url, schema=settings.database_schema):
+        await db.migrate(url, schema=settings.database_schema, locked=True)
+        async with db.transaction(services.sessions) as session:
+            if await has_active_admin_key(session):
+                return
+            tenant = await get_or_create_tenant(session, DEFAULT_TENANT)
+            _, plaintext = await create_api_key(session, tenant, ApiRole.ADMIN, "initial admin")
+            try:  # before the commit: a key nobody can read is not created
+                write_private_file(path, plaintext + "\n")
+            except OSError as exc:
+                raise ConfigurationError(
+                    "CONNECTOR_INITIAL_ADMIN_KEY_FILE", f"cannot write {path}: {exc.strerror}"
+                ) from exc
+    log.warning(
+        "no API key existed: an admin key was created and written to a file only this user can read; "
+        "read it, then delete the file",
+        path=str(path),
     )
+    if terminal is None and sys.stdout.isatty():
+        terminal = print
+    if terminal is not None:
+        terminal(
+            "\n  No API key existed, so an admin key was created (also in "
+            f"{path}):\n\n    {plaintext}\n\n"
+            "  Use it as 'Authorization: Bearer <key>'. Create more with 'connector apikey create'.\n",
+        )
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,7 +194,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> int:
         services = build_services(settings, purpose="work")
-        code = 0
+        code = Exit.OK
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
             async with services.sessions() as session:
@@ -148,33 +203,41 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
                 connections = [c for c in connections if c.id == args.connection]
                 if not connections:
                     print(f"no enabled RMM connection with id {args.connection}", file=sys.stderr)
-                    return 2
+                    return Exit.NOT_FOUND
             if not connections:
                 print("no enabled RMM connections to sync")
-                return 0
+                return Exit.OK
+            runs: list[tuple[str, str]] = []
             for connection in connections:
                 try:
                     async with db.transaction(services.sessions) as session:
                         started = await start_run(session, connection, SyncTrigger.CLI)
                 except SyncConflict as conflict:
                     print(f"{connection.name}: a sync is already running (run {conflict.run_id}); skipped")
-                    code = max(code, 2)
+                    code = max(code, Exit.SYNC_RUNNING)
                     continue
-                done = await execute_run(services, started.id, progress=progress(connection.name))
+                await execute_run(services, started.id, progress=progress(connection.name))
                 if tty:
                     print()
+                runs.append((connection.name, started.id))
+            # The configuration writes of a run are its jobs: the run's PSA calls are known once
+            # they are done, so the summary is printed after them, as the run recorded it.
+            tickets = await Worker(services, concurrency=8, handlers=AFTER_SYNC_WORK).run_until_idle()
+            for name, run_id in runs:
+                async with services.sessions() as session:
+                    done = await session.get(SyncRun, run_id)
+                assert done is not None
                 print(
-                    f"{connection.name}: {done.status} - {'full' if done.full else 'incremental'} pass, "
+                    f"{name}: {done.status} - {'full' if done.full else 'incremental'} pass, "
                     f"{done.pages} page(s), {done.endpoints_seen} seen, {done.endpoints_changed} changed, "
                     f"{done.endpoints_retired} retired, "
                     f"problems +{done.problems_opened}/-{done.problems_closed}, "
-                    f"{done.psa_calls} PSA configuration write(s)"
+                    f"{done.psa_calls} PSA call(s)"
                 )
                 for error in done.errors:
                     print(f"  error: {error.get('message')}", file=sys.stderr)
                 if done.status != SyncStatus.SUCCEEDED:
-                    code = max(code, 1)
-            tickets = await Worker(services, concurrency=8, handlers=AFTER_SYNC_WORK).run_until_idle()
+                    code = max(code, Exit.FAILED)
             print(f"ticket and configuration work: {tickets} job(s) run")
             return code
         finally:
@@ -184,9 +247,8 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
-    """Push (or with --dry-run, plan) every tenant's billing lines for the period; exit 1 on any
-    error line, 2 if the period is closed and --override was not given, 3 if a push of a tenant was
-    already running (that tenant is skipped; run again later)."""
+    """Push (or with --dry-run, plan) every tenant's billing lines for the period, then print a
+    table of the outcomes per tenant; exit codes: `Exit`."""
     from connector.audit.domain import CLI
     from connector.billing.domain import parse_period
     from connector.billing.service import PeriodClosed, PushRunning, push
@@ -194,16 +256,17 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
 
     if not args.period:
         print("--billing needs --period YYYY-MM", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     try:
         parse_period(args.period)
     except ValueError as exc:
         print(f"--period: {exc}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
 
     async def run() -> int:
         services = build_services(settings, purpose="work")
-        code = 0
+        code = Exit.OK
+        summary: list[tuple[str, dict[str, int]]] = []
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
             async with services.sessions() as session:
@@ -227,24 +290,25 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                     )
                 except PeriodClosed:
                     print(f"{tenant.name}: period {args.period} is closed (use --override to push it)")
-                    code = max(code, 2)
+                    code = max(code, Exit.PERIOD_CLOSED)
                     continue
                 except PushRunning as running:
                     print(f"{tenant.name}: skipped: {running}", file=sys.stderr)
-                    code = max(code, EXIT_BILLING_PUSH_RUNNING)
+                    code = max(code, Exit.BILLING_PUSH_RUNNING)
                     continue
+                counts: dict[str, int] = {}
                 for r in results:
                     detail = f" - {r.error}" if r.error else ""
                     print(
                         f"{tenant.name}: company {r.company_id} {r.product} x{r.quantity}: {r.action}{detail}"
                     )
                     if r.action == "error":
-                        code = max(code, 1)
-                summary: dict[str, int] = {}
-                for r in results:
-                    summary[r.action] = summary.get(r.action, 0) + 1
-                mode = " (dry run: nothing written)" if args.dry_run else ""
-                print(f"{tenant.name}: {args.period} {summary or 'no lines'}{mode}")
+                        code = max(code, Exit.FAILED)
+                    counts[r.action] = counts.get(r.action, 0) + 1
+                summary.append((tenant.name, counts))
+            mode = " (dry run: nothing written)" if args.dry_run else ""
+            print(f"\nbilling {args.period}{mode}")
+            print(billing_table(summary))
             return code
         finally:
             await services.aclose()
@@ -253,6 +317,28 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
 
 
 SPINNER = "|/-\\"
+
+
+def billing_table(rows: Sequence[tuple[str, dict[str, int]]]) -> str:
+    """Lines per tenant and outcome (created, updated, unchanged, error, ...) as a plain-text table."""
+    actions: list[str] = []
+    for _, counts in rows:
+        actions += [a for a in counts if a not in actions]
+    header = ["tenant", *actions, "lines"]
+    body = [
+        [name, *(str(counts.get(a, 0)) for a in actions), str(sum(counts.values()))] for name, counts in rows
+    ]
+    if not body:
+        body = [["(no tenant has billing rules)", *([""] * (len(header) - 1))]]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        return "  ".join(
+            [first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(rest, widths[1:], strict=True))]
+        )
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(row) for row in body)])
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -319,6 +405,7 @@ def cmd_secrets_generate(_settings: Settings, _args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"connector {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="API, worker and scheduler in one process")
@@ -371,12 +458,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def package_version() -> str:
+    try:
+        return version("connector")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def settings_problem(error: ValidationError) -> str:
+    """One line naming each invalid setting as it is set: `CONNECTOR_PORT: Input should be ...`."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = "CONNECTOR_" + "_".join(str(part) for part in item["loc"][:1]).upper()
+        problems.append(f"{name}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def _fail(code: Exit, message: str) -> int:
+    print(f"connector: {message}", file=sys.stderr)
+    return int(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    code: int = args.func(settings, args)
-    return code
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _fail(Exit.CONFIGURATION, f"configuration error: {settings_problem(exc)}")
+    try:
+        configure_logging(settings.log_level, settings.log_format)
+    except (ValueError, TypeError) as exc:
+        return _fail(Exit.CONFIGURATION, f"configuration error: CONNECTOR_LOG_LEVEL: {exc}")
+    try:
+        code: int = args.func(settings, args)
+    except ConfigurationError as exc:
+        return _fail(Exit.CONFIGURATION, f"configuration error: {exc}")
+    except SecretKeyError as exc:
+        return _fail(Exit.CONFIGURATION, f"configuration error: CONNECTOR_SECRET_KEY: {exc}")
+    except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+        return _fail(Exit.CONFIGURATION, f"configuration error: CONNECTOR_DATABASE_URL: {exc}")
+    except Exception as exc:
+        if db.is_unavailable(exc):
+            return _fail(Exit.DATABASE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}: {exc}")
+        raise
+    return int(code)
 
 
 if __name__ == "__main__":

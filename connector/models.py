@@ -175,6 +175,9 @@ class ClientMapping(Timestamped, Base):
     psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     psa_company_id: Mapped[str] = mapped_column(String(100))
     psa_company_name: Mapped[str | None] = mapped_column(String(300))
+    psa_check: Mapped[str | None] = mapped_column(String(16))
+    """`checked`: the PSA ids were found in the PSA when last saved; `unchecked`: saved while the
+    PSA could not be read (`allow_unchecked`); None: saved before ids were checked."""
 
 
 class TicketRule(Timestamped, Base):
@@ -192,6 +195,9 @@ class TicketRule(Timestamped, Base):
     priority_id: Mapped[str | None] = mapped_column(String(100))
     status_new_id: Mapped[str | None] = mapped_column(String(100))
     status_closed_id: Mapped[str | None] = mapped_column(String(100))
+    psa_check: Mapped[str | None] = mapped_column(String(16))
+    """`checked`: the PSA ids were found in the PSA when last saved; `unchecked`: saved while the
+    PSA could not be read (`allow_unchecked`); None: saved before ids were checked."""
     summary_template: Mapped[str] = mapped_column(String(300))
     note_interval_minutes: Mapped[int] = mapped_column(Integer, default=60)
     auto_action: Mapped[str | None] = mapped_column(String(40))
@@ -215,6 +221,9 @@ class BillingRule(Timestamped, Base):
     agreement_type: Mapped[str | None] = mapped_column(String(200))
     agreement_id: Mapped[str | None] = mapped_column(String(100))
     psa_product_id: Mapped[str] = mapped_column(String(200))
+    psa_check: Mapped[str | None] = mapped_column(String(16))
+    """`checked`: the PSA ids were found in the PSA when last saved; `unchecked`: saved while the
+    PSA could not be read (`allow_unchecked`); None: saved before ids were checked."""
     description: Mapped[str | None] = mapped_column(String(300))
     unit_price: Mapped[Decimal] = mapped_column(Money)
     cost_tiers: Mapped[list[Any]] = mapped_column(default=list)

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     """Default: a SQLite file in `data_dir`. PostgreSQL: postgresql+asyncpg://user@host/db."""
     database_schema: str = Field(default="", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$|^$")
     """PostgreSQL only: keep all tables in this schema (for a database shared with other apps)."""
+    initial_admin_key_file: Path | None = None
+    """Where the first start writes the admin key it creates (0600, once); default
+    `data_dir/initial-admin.key`. Read it, then delete it."""
     secret_key: SecretStr | None = None
     """Comma-separated Fernet keys; the first encrypts, all decrypt (rotation). Default: a key file
     generated in `data_dir` on first start."""
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'connector.db').resolve()}"
+
+    def resolved_initial_admin_key_file(self) -> Path:
+        return self.initial_admin_key_file or self.data_dir / "initial-admin.key"
 
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -100,3 +100,11 @@ class LineAction(enum.StrEnum):
     ERROR = "error"
     WOULD_CREATE = "would_create"
     WOULD_UPDATE = "would_update"
+
+
+class PsaCheck(enum.StrEnum):
+    """Whether the PSA ids of a mapping or rule were found in the PSA when it was last saved."""
+
+    CHECKED = "checked"
+    UNCHECKED = "unchecked"
+    """Saved while the PSA could not be read (`allow_unchecked`): the ids may not exist."""

@@ -1,14 +1,17 @@
 """Suggest RMM client ↔ PSA company pairs by name similarity.
 
-Names are normalized (case, punctuation, legal suffixes such as "Inc" or "GmbH") and compared with a
-ratio; each client gets its best company above a threshold, and a company is proposed only once.
+Names are normalized (case, punctuation, legal suffixes such as "Inc" or "GmbH") and compared with
+rapidfuzz's `fuzz.ratio` (the normalized Indel similarity, computed in C++: 1,000 × 1,000 names take
+a fraction of a second); each client gets its best company above a threshold, and a company is
+proposed only once. CPU-bound: async callers run `suggest` in a worker thread.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from difflib import SequenceMatcher
+
+from rapidfuzz import fuzz, process
 
 LEGAL_SUFFIXES = {
     "inc",
@@ -52,7 +55,7 @@ def similarity(a: str, b: str) -> float:
         return 0.0
     if na == nb:
         return 1.0
-    return SequenceMatcher(None, na, nb).ratio()
+    return float(fuzz.ratio(na, nb)) / 100.0
 
 
 def suggest(
@@ -64,17 +67,35 @@ def suggest(
     """Greedy best-first assignment of (id, name) clients to (id, name) companies."""
     candidates: list[Suggestion] = []
     by_normal: dict[str, list[tuple[str, str]]] = {}
+    normal_names: list[str] = []
     for company_id, company_name in companies:
-        by_normal.setdefault(normalize(company_name), []).append((company_id, company_name))
+        normal = normalize(company_name)
+        normal_names.append(normal)
+        if normal:  # a name that is only a suffix or punctuation ("Inc.") matches nothing
+            by_normal.setdefault(normal, []).append((company_id, company_name))
     for client_id, client_name in clients:
-        exact = by_normal.get(normalize(client_name))
-        pool = exact if exact else companies
-        for company_id, company_name in pool:
-            score = 1.0 if exact else similarity(client_name, company_name)
-            if score >= threshold:
-                candidates.append(
-                    Suggestion(client_id, client_name, company_id, company_name, round(score, 3))
-                )
+        normal = normalize(client_name)
+        if not normal:
+            continue
+        exact = by_normal.get(normal)
+        if exact:  # the same normalized name: only those companies, at 1.0
+            candidates += [Suggestion(client_id, client_name, cid, cname, 1.0) for cid, cname in exact]
+            continue
+        # every company at or above the threshold, scored in one C++ pass over the names
+        for _, score, index in process.extract(
+            normal,
+            normal_names,
+            scorer=fuzz.ratio,
+            processor=None,
+            score_cutoff=threshold * 100,
+            limit=None,
+        ):
+            if not normal_names[index]:
+                continue
+            company_id, company_name = companies[index]
+            candidates.append(
+                Suggestion(client_id, client_name, company_id, company_name, round(score / 100, 3))
+            )
     candidates.sort(key=lambda s: (-s.score, s.client_name))
     used_clients: set[str] = set()
     used_companies: set[str] = set()

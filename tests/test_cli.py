@@ -63,24 +63,139 @@ def _serve(tmp_path: Path, port: int) -> tuple[str, int]:
     return output, status
 
 
-def test_first_serve_prints_an_admin_key_once_and_it_works(tmp_path: Path) -> None:
+def test_first_serve_writes_an_admin_key_once_to_a_private_file_and_it_works(tmp_path: Path) -> None:
     port = _free_port()
     first, status = _serve(tmp_path, port)
     assert status == 200, first
-    keys = KEY.findall(first)
-    assert len(keys) == 1, first
+    key_file = tmp_path / "data" / "initial-admin.key"
+    key = key_file.read_text().strip()
+    assert KEY.fullmatch(key)
+    assert oct(key_file.stat().st_mode)[-3:] == "600"
+    assert KEY.findall(first) == []  # output is not a terminal here: the log stream never has it
+    assert str(key_file) in first  # the log says where it is
     assert (tmp_path / "data" / "connector.db").exists()
     assert oct((tmp_path / "data" / "secret.key").stat().st_mode)[-3:] == "600"
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", "serve", "--port", str(port)],
+            env=_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    answer = client.get("/api/v1/connections", headers={"Authorization": f"Bearer {key}"})
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    assert answer.status_code == 200
+    key_file.unlink()  # as the operator is told to, once read
 
     second, status = _serve(tmp_path, port)
     assert status == 200
     assert KEY.findall(second) == []  # never shown again
+    assert not key_file.exists()  # nor written again: an admin key exists
 
     created = _cli(tmp_path, "apikey", "create", "--role", "viewer", "--tenant", "acme")
     assert created.returncode == 0, created.stderr
     viewer_key = created.stdout.strip()
     assert KEY.fullmatch(viewer_key)
     assert "shown once" in created.stderr
+
+
+def test_the_first_admin_key_is_shown_on_an_interactive_terminal(tmp_path: Path) -> None:
+    import pty
+
+    port = _free_port()
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "serve", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(terminal)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 30
+        while not KEY.search(shown.decode(errors="replace")) and time.monotonic() < deadline:
+            try:
+                shown += os.read(controller, 4096)
+            except OSError:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        os.close(controller)
+    keys = KEY.findall(shown.decode(errors="replace"))
+    assert keys == [(tmp_path / "data" / "initial-admin.key").read_text().strip()]
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_a_documented_exit_code(tmp_path: Path) -> None:
+    from connector.cli import Exit
+
+    env = _env(tmp_path) | {"CONNECTOR_PORT": "eighty"}
+    done = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == Exit.CONFIGURATION == 8
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("connector: configuration error: CONNECTOR_PORT: ")
+    assert "Traceback" not in done.stderr
+
+    env = _env(tmp_path) | {"CONNECTOR_SECRET_KEY": "not-a-fernet-key"}
+    done = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # migrate needs no key; a command that builds the services reads it
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "sync"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == Exit.CONFIGURATION, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("connector: configuration error: CONNECTOR_SECRET_KEY: ")
+
+    env = _env(tmp_path) | {"CONNECTOR_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:9/none"}
+    done = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == Exit.DATABASE_UNAVAILABLE == 7, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("connector: database unavailable: ")
+
+
+def test_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    done = _cli(tmp_path, "--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"connector {version('connector')}"
+
+
+def test_exit_codes_are_distinct() -> None:
+    from connector.cli import Exit
+
+    assert len({int(code) for code in Exit}) == len(Exit)
 
 
 def test_migrate_up_and_down(tmp_path: Path) -> None:

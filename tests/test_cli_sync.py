@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 
 from adapters.errors import CredentialsError
 from connector import cli
@@ -103,7 +104,7 @@ def test_sync_exits_1_and_names_the_error_when_a_connection_fails(
     assert "API key revoked" in captured.err
 
 
-def test_sync_exits_2_when_the_connection_is_already_syncing(
+def test_sync_exits_4_when_the_connection_is_already_syncing(
     settings: Settings, fleet: tuple[str, FleetFake], monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     connection_id = _connection(settings, fleet[0])
@@ -122,9 +123,9 @@ def test_sync_exits_2_when_the_connection_is_already_syncing(
             await services.aclose()
 
     asyncio.run(pretend_running())
-    assert run_sync(settings, monkeypatch, "--connection", connection_id) == 2
+    assert run_sync(settings, monkeypatch, "--connection", connection_id) == cli.Exit.SYNC_RUNNING
     assert "already running" in capsys.readouterr().out
-    assert run_sync(settings, monkeypatch, "--connection", "nope") == 2
+    assert run_sync(settings, monkeypatch, "--connection", "nope") == cli.Exit.NOT_FOUND
 
 
 def test_billing_push_from_the_command_line(
@@ -200,10 +201,22 @@ def test_billing_push_from_the_command_line(
             await services.aclose()
 
     asyncio.run(configure())
+    capsys.readouterr()
     assert run_sync(settings, monkeypatch) == 0  # the status sync records today's usage
+    # the summary counts the PSA calls the run recorded, its configuration writes included
+    [shown] = re.findall(r"(\d+) PSA call\(s\)", capsys.readouterr().out)
+
+    async def recorded() -> int:
+        services = services_with_fakes(settings)
+        try:
+            async with services.sessions() as session:
+                return int(await session.scalar(select(SyncRun.psa_calls)) or 0)
+        finally:
+            await services.aclose()
+
+    assert int(shown) == asyncio.run(recorded()) > 0
     monkeypatch.setattr(cli, "build_services", services_with_fakes)
     period = datetime.now(UTC).strftime("%Y-%m")
-    capsys.readouterr()
 
     assert run_sync(settings, monkeypatch, "--billing", "--period", period, "--dry-run") == 0
     out = capsys.readouterr().out
@@ -213,6 +226,11 @@ def test_billing_push_from_the_command_line(
     assert run_sync(settings, monkeypatch, "--billing", "--period", period) == 0
     out = capsys.readouterr().out
     assert "x30: created" in out
+    header, rule, row = out.strip().splitlines()[-3:]  # the summary: a table, not a Python dict
+    assert header.split() == ["tenant", "created", "lines"]
+    assert set(rule) <= {"-", " "}
+    assert row.split() == ["default", "2", "2"]
+    assert "{" not in out
     assert [len(manage.additions_for(a)) for a in seed.agreement_ids.values()] == [1, 1]
 
-    assert run_sync(settings, monkeypatch, "--billing", "--period", "2026-13") == 2
+    assert run_sync(settings, monkeypatch, "--billing", "--period", "2026-13") == cli.Exit.USAGE

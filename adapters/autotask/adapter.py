@@ -76,6 +76,7 @@ from adapters.autotask.models import (
     QueryFilter,
     QueryPage,
     SentModel,
+    ServiceRead,
     ThresholdInfo,
     TicketCreate,
     TicketNoteCreate,
@@ -89,6 +90,7 @@ from adapters.autotask.threshold import ThresholdGuard, ThresholdPolicy
 from adapters.base import (
     BillingLine,
     BillingLineResult,
+    CatalogKind,
     ConfigurationUpdate,
     ConnectionContext,
     PsaAgreement,
@@ -97,7 +99,14 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
-from adapters.common import best_device_match, create_or_recover, json_body, parse_record, settings_as
+from adapters.common import (
+    best_device_match,
+    create_or_recover,
+    json_body,
+    parse_record,
+    settings_as,
+    ticket_catalog,
+)
 from adapters.errors import (
     AdapterError,
     ConfigurationError,
@@ -558,6 +567,20 @@ class AutotaskAdapter:
             "types": await self._picklist("Tickets", "issueType"),
             "subtypes": await self._picklist("Tickets", "subIssueType"),
         }
+
+    async def list_catalog(self, kind: CatalogKind) -> list[PsaOption]:
+        common = await ticket_catalog(self, kind)
+        if common is not None:
+            return common
+        if kind is CatalogKind.AGREEMENT_TYPES:
+            return await self._picklist("Contracts", "contractType")
+        # products: the services per-seat billing adjusts on a contract (`BillingLine.product_id`)
+        services = await self._query(
+            ServiceRead, "Services", [q.eq("isActive", True)], ["id", "name", "isActive"]
+        )
+        return [
+            PsaOption(id=str(s.id), name=s.name or str(s.id)) for s in sorted(services, key=lambda s: s.id)
+        ]
 
     # -- tickets ----------------------------------------------------------------------------
 

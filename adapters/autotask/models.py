@@ -328,6 +328,12 @@ class ContractRead(LenientRead):
     endDate: str | None = None
 
 
+class ServiceRead(LenientRead):
+    id: int
+    name: str | None = None
+    isActive: bool | None = None
+
+
 class TicketRead(LenientRead):
     id: int
     ticketNumber: str | None = None

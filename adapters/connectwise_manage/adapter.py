@@ -57,6 +57,7 @@ from pydantic import BaseModel, ValidationError
 from adapters.base import (
     BillingLine,
     BillingLineResult,
+    CatalogKind,
     ConfigurationUpdate,
     ConnectionContext,
     PsaAgreement,
@@ -72,15 +73,18 @@ from adapters.common import (
     merge_status_block,
     parse_record,
     settings_as,
+    ticket_catalog,
 )
 from adapters.connectwise_manage import conditions as cond
 from adapters.connectwise_manage.models import (
     AdditionCreate,
     AdditionRead,
     AgreementRead,
+    AgreementTypeRead,
     BoardRead,
     BoardStatusRead,
     BoardTypeRead,
+    CatalogItemRead,
     CompanyInfo,
     CompanyRead,
     ConfigurationCreate,
@@ -530,6 +534,37 @@ class ConnectWiseManageAdapter:
             "priorities": [PsaOption(id=str(p.id), name=p.name or str(p.id)) for p in priorities],
             "types": types,
         }
+
+    async def list_catalog(self, kind: CatalogKind) -> list[PsaOption]:
+        common = await ticket_catalog(self, kind)
+        if common is not None:
+            return common
+        if kind is CatalogKind.AGREEMENT_TYPES:
+            types = await self._collect(
+                AgreementTypeRead,
+                "/finance/agreements/types",
+                {"conditions": cond.eq("inactiveFlag", False), "orderBy": "name asc"},
+                "agreement type",
+            )
+            return [PsaOption(id=str(t.id), name=t.name or str(t.id)) for t in types]
+        # products: catalog items, by the key billing lines name them with (identifier or id)
+        items = await self._collect(
+            CatalogItemRead,
+            "/procurement/catalog",
+            {
+                "conditions": cond.eq("inactiveFlag", False),
+                "fields": "id,identifier,description,inactiveFlag",
+            },
+            "catalog item",
+        )
+        by_id = self._options.billing_product_key == "id"
+        return [
+            PsaOption(
+                id=str(i.id) if by_id or not i.identifier else i.identifier,
+                name=i.description or i.identifier or str(i.id),
+            )
+            for i in items
+        ]
 
     # -- tickets ----------------------------------------------------------------------------
 

@@ -261,6 +261,19 @@ class AgreementRead(_Read):
     cancelledFlag: bool | None = None
 
 
+class AgreementTypeRead(_Read):
+    id: int
+    name: str | None = None
+    inactiveFlag: bool | None = None
+
+
+class CatalogItemRead(_Read):
+    id: int
+    identifier: str | None = None
+    description: str | None = None
+    inactiveFlag: bool | None = None
+
+
 class BoardRead(_Read):
     id: int
     name: str | None = None

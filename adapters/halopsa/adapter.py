@@ -68,6 +68,7 @@ from pydantic import BaseModel, ValidationError
 from adapters.base import (
     BillingLine,
     BillingLineResult,
+    CatalogKind,
     ConfigurationUpdate,
     ConnectionContext,
     PsaAgreement,
@@ -82,6 +83,7 @@ from adapters.common import (
     merge_status_block,
     parse_record,
     settings_as,
+    ticket_catalog,
 )
 from adapters.errors import (
     AdapterError,
@@ -102,6 +104,7 @@ from adapters.halopsa.models import (
     HaloOptions,
     InvoiceLineCreate,
     InvoiceLineRead,
+    ItemRead,
     PriorityRead,
     RecurringInvoiceRead,
     SiteRead,
@@ -517,6 +520,19 @@ class HaloPsaAdapter:
                 PsaOption(id=str(t.id), name=t.name or str(t.id)) for t in types if t.visible is not False
             ],
         }
+
+    async def list_catalog(self, kind: CatalogKind) -> list[PsaOption]:
+        common = await ticket_catalog(self, kind)
+        if common is not None:
+            return common
+        if kind is CatalogKind.AGREEMENT_TYPES:
+            # Halo has no agreement types: a billing rule's `agreement_type` names client contracts
+            # by their reference, or all of them as "Contract" (as `list_agreements` reports them)
+            contracts = await self._collect(ContractRead, "/ClientContract", {}, "contracts")
+            refs = sorted({c.ref for c in contracts if c.ref and not c.expired})
+            return [PsaOption(id="Contract", name="Contract"), *(PsaOption(id=r, name=r) for r in refs)]
+        items = await self._collect(ItemRead, "/Item", {}, "items")
+        return [PsaOption(id=str(i.id), name=i.name or str(i.id)) for i in items if not i.inactive]
 
     # -- tickets ----------------------------------------------------------------------------
 

@@ -230,6 +230,12 @@ class ContractRead(_Read):
     billingdescription: Any = None
 
 
+class ItemRead(_Read):
+    id: int
+    name: str | None = None
+    inactive: bool | None = None
+
+
 class StatusRead(_Read):
     id: int
     name: str | None = None

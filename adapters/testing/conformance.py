@@ -38,6 +38,7 @@ from adapters.base import (
     ActionKind,
     AdapterSpec,
     AlertEvent,
+    CatalogKind,
     ConfigurationUpdate,
     EndpointPage,
     EndpointStatus,
@@ -491,6 +492,25 @@ class PsaConformance:
             assert ids.priority_id in {o.id for o in options["priorities"]}
         if ids.type_id is not None:
             assert ids.type_id in {o.id for o in options.get("types", [])}
+
+    async def test_catalog_holds_every_seeded_id_a_rule_names(
+        self, adapter: PsaAdapter, world: PsaWorld
+    ) -> None:
+        """Rules and mappings are checked against `list_catalog`: every id the harness seeds for a
+        ticket rule, a billing rule and a mapping must be in it, under the kind the core checks."""
+        catalog = {kind: await adapter.list_catalog(kind) for kind in CatalogKind}
+        ids = world.ticket_ids
+        assert ids.board_id in {o.id for o in catalog[CatalogKind.BOARDS]}
+        statuses = {o.id: o for o in catalog[CatalogKind.STATUSES]}
+        assert statuses[ids.status_closed_id].closed and not statuses[ids.status_new_id].closed
+        if ids.priority_id is not None:
+            assert ids.priority_id in {o.id for o in catalog[CatalogKind.PRIORITIES]}
+        if ids.type_id is not None:
+            assert ids.type_id in {o.id for o in catalog[CatalogKind.TICKET_TYPES]}
+        agreement_types = {o.name.casefold() for o in catalog[CatalogKind.AGREEMENT_TYPES]}
+        assert world.billing_ids.agreement_type.casefold() in agreement_types
+        assert world.billing_ids.product_id in {o.id for o in catalog[CatalogKind.PRODUCTS]}
+        assert self.first_company(world) in {o.id for o in catalog[CatalogKind.COMPANIES]}
 
     # -- tickets --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connector.infra.db import DatabaseUnavailable, is_unavailable
-from connector.infra.errors import Conflict, FieldError, NotFound
+from connector.infra.errors import Conflict, FieldError, NotFound, VendorUnavailable
 from connector.infra.logs import get_logger
 
 log = get_logger("connector.api")
@@ -71,6 +71,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"error": "not_found", "message": str(exc)}, status_code=404)
+
+    @app.exception_handler(VendorUnavailable)
+    async def _vendor_unavailable(_request: Request, exc: VendorUnavailable) -> JSONResponse:
+        body: dict[str, Any] = {"error": "psa_unavailable", "message": str(exc)}
+        if exc.field is not None:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=502)
 
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:

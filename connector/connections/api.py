@@ -3,13 +3,17 @@ must know what depends on a connection (mappings, rules, billing lines, open tic
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
+from adapters.base import CatalogKind, Role
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
 from connector.audit.domain import Actor
 from connector.connections import service as svc
+from connector.connections.catalog import read_catalog
 from connector.connections.schemas import (
     AdapterOut,
+    CatalogItemOut,
+    CatalogOut,
     ConnectionCreated,
     ConnectionIn,
     ConnectionOut,
@@ -18,6 +22,7 @@ from connector.connections.schemas import (
     WebhookSecretOut,
 )
 from connector.infra.context import Services
+from connector.infra.errors import FieldError
 from connector.models import Connection
 
 router = APIRouter(prefix="/api/v1", tags=["connections"])
@@ -123,3 +128,27 @@ async def test_connection(
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     check = await svc.check_live(services, row)
     return ConnectionTestOut(ok=check.ok, error_kind=check.error_kind, message=check.message)
+
+
+@router.get("/connections/{connection_id}/catalog/{kind}", response_model=CatalogOut)
+async def connection_catalog(
+    connection_id: str,
+    kind: CatalogKind,
+    services: ServicesDep,
+    session: Session,
+    who: Viewer,
+    refresh: bool = Query(False, description="read the PSA again instead of the copy kept briefly"),
+) -> CatalogOut:
+    """The ids a PSA connection offers for rules and mappings, read from the PSA (kept up to a
+    minute per process); 502 `psa_unavailable` when the PSA cannot be read."""
+    row = await svc.get_connection(session, who.tenant_id, connection_id)
+    if row.role != Role.PSA.value:
+        raise FieldError("connection_id", f"connection {row.name!r} is a {row.role} connection; expected psa")
+    catalog = await read_catalog(services, row, kind, refresh=refresh)
+    return CatalogOut(
+        connection_id=row.id,
+        kind=kind.value,
+        fetched_at=catalog.fetched_at,
+        cached=catalog.cached,
+        items=[CatalogItemOut(**item.model_dump()) for item in catalog.items],
+    )

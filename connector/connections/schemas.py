@@ -69,3 +69,23 @@ class AdapterOut(BaseModel):
     credentials_schema: dict[str, Any]
     options_schema: dict[str, Any]
     actions: list[str] = Field(default_factory=list, description="remote actions this RMM kind can run")
+
+
+class CatalogItemOut(BaseModel):
+    id: str
+    """As rules and mappings name it (`board_id`, `psa_product_id`, ...; agreement types by name)."""
+    name: str
+    parent_id: str | None = None
+    """The board a status or ticket type belongs to, where the PSA keeps them per board."""
+    closed: bool = False
+    """Statuses: a status that closes the ticket."""
+
+
+class CatalogOut(BaseModel):
+    connection_id: str
+    kind: str
+    fetched_at: datetime
+    """When the items were read from the PSA."""
+    cached: bool
+    """Served from this process's copy (kept up to a minute); `?refresh=true` reads the PSA again."""
+    items: list[CatalogItemOut]

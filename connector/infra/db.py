@@ -23,6 +23,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from asyncpg.exceptions import ConnectionDoesNotExistError  # type: ignore[import-untyped]
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
 from sqlalchemy import CursorResult, Delete, Result, Select, Table, Update, event, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,7 +37,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 import migrations
+from connector.infra.logs import get_logger
 from connector.models import Base
+
+log = get_logger("connector.db")
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -159,13 +164,72 @@ def alembic_config(url: str, schema: str = "") -> Config:
     return config
 
 
-async def migrate(url: str, revision: str = "head", *, schema: str = "") -> None:
-    """Apply migrations. Alembic's env runs its own event loop, so it runs in a worker thread."""
+MIGRATION_LOCK_WAIT_NOTICE_SECONDS = 1.0
+
+
+def _lock_file(url: str) -> Path | None:
+    """The file next to a SQLite database that its migrating processes lock (None: in memory)."""
+    path = url.split(":///", 1)[-1]
+    if not path or path == ":memory:" or "mode=memory" in path:
+        return None
+    return Path(path.split("?", 1)[0] + ".migrate.lock")
+
+
+@asynccontextmanager
+async def migration_lock(url: str, *, schema: str = "") -> AsyncIterator[None]:
+    """Held while migrating (and creating the first admin key): one process at a time per database
+    (per schema on PostgreSQL); the others wait for it, then find the work done.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own, keyed by the schema, so
+    the lock goes with the connection if the process dies. SQLite: an exclusive lock on a file
+    next to the database (`<file>.migrate.lock`), released by the kernel if the process dies."""
+    if is_sqlite(url):
+        lock_path = _lock_file(url)
+        if lock_path is None:
+            yield
+            return
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(lock_path, mode=0o600)
+        try:
+            await asyncio.to_thread(lock.acquire, timeout=MIGRATION_LOCK_WAIT_NOTICE_SECONDS)
+        except FileLockTimeout:
+            log.info("waiting for another process to finish migrating", lock=str(lock_path))
+            await asyncio.to_thread(lock.acquire)
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    engine = create_engine(url)
+    key = f"connector.migrate:{schema}"
+    try:
+        async with engine.connect() as conn:
+            if not await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:key))"), {"key": key}):
+                log.info("waiting for another process to finish migrating", schema=schema or "public")
+                await conn.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
+                await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def migrate(url: str, revision: str = "head", *, schema: str = "", locked: bool = False) -> None:
+    """Apply migrations under the migration lock (`locked=True`: the caller holds it already).
+    Alembic's env runs its own event loop, so it runs in a worker thread."""
+    if not locked:
+        async with migration_lock(url, schema=schema):
+            await migrate(url, revision, schema=schema, locked=True)
+        return
     await asyncio.to_thread(command.upgrade, alembic_config(url, schema), revision)
 
 
 async def downgrade(url: str, revision: str = "base", *, schema: str = "") -> None:
-    await asyncio.to_thread(command.downgrade, alembic_config(url, schema), revision)
+    async with migration_lock(url, schema=schema):
+        await asyncio.to_thread(command.downgrade, alembic_config(url, schema), revision)
 
 
 @functools.cache

@@ -34,3 +34,12 @@ class Conflict(Exception):
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.details: dict[str, Any] = details or {}
+
+
+class VendorUnavailable(Exception):
+    """A vendor system that had to be read could not be (HTTP 502, `psa_unavailable`): the answer
+    depends on it, so nothing was stored."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

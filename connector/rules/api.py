@@ -41,6 +41,12 @@ DEPENDENTS: dict[int | str, dict[str, Any]] = {
         "description": "forced: what was removed with it and what became of its tickets",
     },
 }
+ALLOW_UNCHECKED = Query(
+    False,
+    description="The PSA ids are checked against the PSA (422 naming a field whose id it does not "
+    "have). When the PSA cannot be read the answer is 502 and nothing is saved, unless this is true: "
+    "then the row is saved with `psa_check: unchecked`.",
+)
 
 
 def removal_answer(done: removal.Removal) -> RemovalOut:
@@ -103,10 +109,15 @@ def _register(
         return [out.model_validate(row, from_attributes=True) for row in rows]
 
     async def create_item(
-        services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
+        services: ServicesDep,
+        session: Session,
+        who: Engineer,
+        body: dict[str, Any] = Body(...),
+        allow_unchecked: bool = ALLOW_UNCHECKED,
     ) -> Any:
+        checking = rules.PsaChecking(services, allow_unchecked=allow_unchecked)
         actor = Actor.key(who.api_key_id)
-        row = await rules.create(kind, session, who.tenant_id, body, services, actor=actor)
+        row = await rules.create(kind, session, who.tenant_id, body, checking, actor=actor)
         await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
@@ -117,11 +128,16 @@ def _register(
         )
 
     async def patch_item(
-        item_id: str, services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
+        item_id: str,
+        services: ServicesDep,
+        session: Session,
+        who: Engineer,
+        body: dict[str, Any] = Body(...),
+        allow_unchecked: bool = ALLOW_UNCHECKED,
     ) -> Any:
-        row = await rules.update(
-            kind, session, who.tenant_id, item_id, body, services, actor=Actor.key(who.api_key_id)
-        )
+        checking = rules.PsaChecking(services, allow_unchecked=allow_unchecked)
+        actor = Actor.key(who.api_key_id)
+        row = await rules.update(kind, session, who.tenant_id, item_id, body, checking, actor=actor)
         await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)

@@ -21,6 +21,9 @@ class ClientMappingOut(BaseModel):
     psa_connection_id: str
     psa_company_id: str
     psa_company_name: str | None
+    psa_check: str | None
+    """`checked`: the ids were found in the PSA when last saved; `unchecked`: saved while the PSA
+    could not be read (`allow_unchecked=true`); null: saved before ids were checked."""
     created_at: datetime
     updated_at: datetime
 
@@ -58,6 +61,8 @@ class TicketRuleOut(BaseModel):
     update_configurations: bool
     create_configurations: bool
     enabled: bool
+    psa_check: str | None
+    """As on client mappings."""
     created_at: datetime
     updated_at: datetime
 
@@ -75,6 +80,8 @@ class BillingRuleOut(BaseModel):
     unit_price: Decimal
     cost_tiers: list[CostTier]
     enabled: bool
+    psa_check: str | None
+    """As on client mappings."""
     created_at: datetime
     updated_at: datetime
 

@@ -14,16 +14,18 @@ from sqlalchemy import JSON, ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import TICKET_RULE_FIELDS, RequiresTicketFields, Role
+from adapters.base import TICKET_RULE_FIELDS, CatalogKind, PsaOption, RequiresTicketFields, Role
 from adapters.errors import AdapterError
 from connector.alerts.problems import reroute_unmapped, reroute_waiting
 from connector.audit import service as audit
 from connector.audit.domain import Actor, changed
+from connector.connections.catalog import read_catalog
 from connector.connections.service import build_psa, build_rmm, connection_of_role, validation_errors
 from connector.infra.context import Services
 from connector.infra.db import scoped, tenant_rows
-from connector.infra.errors import FieldError, NotFound
-from connector.models import BillingRule, ClientMapping, DeployRule, TicketRule
+from connector.infra.errors import FieldError, NotFound, VendorUnavailable
+from connector.models import BillingRule, ClientMapping, Connection, DeployRule, TicketRule
+from connector.statuses import PsaCheck
 from mappings.matching import Suggestion, suggest
 from mappings.rules import BillingRuleIn, ClientMappingIn, DeployRuleIn, TicketRuleIn
 
@@ -38,6 +40,86 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class PsaRef:
+    """One id a mapping or rule names in its PSA, and the look-up it must be found in."""
+
+    field: str
+    kind: CatalogKind
+    value: str
+    by_name: bool = False
+    """Matched against the names, case-insensitively (agreement types), not the ids."""
+    board: str | None = None
+    """For statuses and ticket types: the board they must belong to where the PSA keeps them per
+    board (options without a parent belong to every board)."""
+
+    def found_in(self, options: Sequence[PsaOption]) -> bool:
+        wanted = self.value.casefold()
+        for option in options:
+            if (option.name if self.by_name else option.id).casefold() != wanted:
+                continue
+            if self.board is None or option.parent_id is None or option.parent_id == self.board:
+                return True
+        return False
+
+
+def _mapping_refs(data: BaseModel) -> list[PsaRef]:
+    assert isinstance(data, ClientMappingIn)
+    return [PsaRef("psa_company_id", CatalogKind.COMPANIES, data.psa_company_id)]
+
+
+def _ticket_rule_refs(data: BaseModel) -> list[PsaRef]:
+    assert isinstance(data, TicketRuleIn)
+    board = data.board_id
+    refs = [PsaRef("board_id", CatalogKind.BOARDS, board)]
+    optional = [
+        ("type_id", CatalogKind.TICKET_TYPES, data.type_id, board),
+        ("priority_id", CatalogKind.PRIORITIES, data.priority_id, None),
+        ("status_new_id", CatalogKind.STATUSES, data.status_new_id, board),
+        ("status_closed_id", CatalogKind.STATUSES, data.status_closed_id, board),
+    ]
+    refs += [PsaRef(f, kind, value, board=parent) for f, kind, value, parent in optional if value]
+    return refs
+
+
+def _billing_rule_refs(data: BaseModel) -> list[PsaRef]:
+    assert isinstance(data, BillingRuleIn)
+    refs = [PsaRef("psa_product_id", CatalogKind.PRODUCTS, data.psa_product_id)]
+    if data.agreement_type:
+        refs.append(PsaRef("agreement_type", CatalogKind.AGREEMENT_TYPES, data.agreement_type, by_name=True))
+    return refs
+
+
+async def check_psa_ids(services: Services, row: Connection, refs: Sequence[PsaRef]) -> None:
+    """Every id must exist in the PSA (422 naming each field that does not); `VendorUnavailable`
+    when the PSA cannot be read. A look-up is taken from the brief cache, and read again when an
+    id is missing from it (it may have been added in the PSA just now)."""
+    missing: list[dict[str, str]] = []
+    for kind in dict.fromkeys(ref.kind for ref in refs):
+        wanted = [ref for ref in refs if ref.kind is kind]
+        if any(m["field"] == "board_id" for m in missing):  # nothing belongs to a missing board
+            wanted = [ref for ref in wanted if ref.board is None]
+        if not wanted:
+            continue
+        catalog = await read_catalog(services, row, kind)
+        if catalog.cached and not all(ref.found_in(catalog.items) for ref in wanted):
+            catalog = await read_catalog(services, row, kind, refresh=True)
+        what = "name" if wanted[0].by_name else "id"
+        missing += [
+            {
+                "field": ref.field,
+                "message": f"no {kind.value.replace('-', ' ')} with this {what} in PSA connection "
+                f"{row.name!r}"
+                + (" for this board" if ref.board is not None else "")
+                + f" (GET /api/v1/connections/{row.id}/catalog/{kind.value} lists them)",
+            }
+            for ref in wanted
+            if not ref.found_in(catalog.items)
+        ]
+    if missing:
+        raise FieldError.many(missing)
+
+
+@dataclass(frozen=True)
 class RuleKind(Generic[RowT]):
     entity: str
     model: type[RowT]
@@ -45,6 +127,9 @@ class RuleKind(Generic[RowT]):
     unique_fields: tuple[str, ...]
     """The fields (besides tenant) that must be unique together; the last one is named in errors."""
     check_references: ReferenceCheck
+    psa_refs: Callable[[BaseModel], list[PsaRef]] | None
+    """The ids the row names in its PSA connection (`psa_connection_id`), checked on every save
+    that is given a `PsaChecking`; None for a kind without a PSA side (deploy rules)."""
 
     @property
     def name(self) -> str:
@@ -104,13 +189,28 @@ async def _check_ticket_rule(
 
 
 CLIENT_MAPPINGS = RuleKind(
-    "client mapping", ClientMapping, ClientMappingIn, ("rmm_connection_id", "rmm_client_id"), _check_mapping
+    "client mapping",
+    ClientMapping,
+    ClientMappingIn,
+    ("rmm_connection_id", "rmm_client_id"),
+    _check_mapping,
+    _mapping_refs,
 )
 TICKET_RULES = RuleKind(
-    "ticket rule", TicketRule, TicketRuleIn, ("psa_connection_id", "problem"), _check_ticket_rule
+    "ticket rule",
+    TicketRule,
+    TicketRuleIn,
+    ("psa_connection_id", "problem"),
+    _check_ticket_rule,
+    _ticket_rule_refs,
 )
 BILLING_RULES = RuleKind(
-    "billing rule", BillingRule, BillingRuleIn, ("psa_connection_id", "product"), _check_psa_rule
+    "billing rule",
+    BillingRule,
+    BillingRuleIn,
+    ("psa_connection_id", "product"),
+    _check_psa_rule,
+    _billing_rule_refs,
 )
 
 
@@ -120,7 +220,36 @@ async def _check_rmm_rule(
     await connection_of_role(session, tenant_id, data.rmm_connection_id, Role.RMM, "rmm_connection_id")  # type: ignore[attr-defined]
 
 
-DEPLOY_RULES = RuleKind("deploy rule", DeployRule, DeployRuleIn, ("rmm_connection_id",), _check_rmm_rule)
+DEPLOY_RULES = RuleKind(
+    "deploy rule", DeployRule, DeployRuleIn, ("rmm_connection_id",), _check_rmm_rule, None
+)
+
+
+@dataclass(frozen=True)
+class PsaChecking:
+    """How a save checks the PSA ids: `services` reads the PSA; `allow_unchecked` stores the row
+    marked `unchecked` when the PSA cannot be read (instead of answering 502)."""
+
+    services: Services
+    allow_unchecked: bool = False
+
+
+async def _psa_check(
+    kind: RuleKind[Any], session: AsyncSession, tenant_id: str, data: BaseModel, checking: PsaChecking
+) -> PsaCheck:
+    connection_id: str = data.psa_connection_id  # type: ignore[attr-defined]
+    row = await connection_of_role(session, tenant_id, connection_id, Role.PSA, "psa_connection_id")
+    try:
+        await check_psa_ids(checking.services, row, kind.psa_refs(data) if kind.psa_refs else [])
+    except VendorUnavailable as exc:
+        if not checking.allow_unchecked:
+            raise VendorUnavailable(
+                f"{exc}; nothing was saved. Retry, or pass allow_unchecked=true to save the "
+                f"{kind.entity} marked psa_check=unchecked",
+                field="psa_connection_id",
+            ) from exc
+        return PsaCheck.UNCHECKED
+    return PsaCheck.CHECKED
 
 
 def _validate(kind: RuleKind[Any], values: dict[str, Any]) -> BaseModel:
@@ -140,9 +269,9 @@ async def _save(
     tenant_id: str,
     row: RowT,
     data: BaseModel,
-    services: Services | None,
+    checking: PsaChecking | None,
 ) -> RowT:
-    await kind.check_references(session, tenant_id, data, services)
+    await kind.check_references(session, tenant_id, data, checking.services if checking else None)
     clash = await session.scalar(
         scoped(select(kind.model.id), kind.model, tenant_id).where(
             kind.duplicate_clause(data), kind.model.id != row.id
@@ -152,6 +281,8 @@ async def _save(
         raise FieldError(
             kind.unique_fields[-1], f"a {kind.entity} for this {kind.unique_fields[-1]} already exists"
         )
+    if checking is not None and isinstance(row, (ClientMapping, TicketRule, BillingRule)):
+        row.psa_check = await _psa_check(kind, session, tenant_id, data, checking)
     python_values, json_values = data.model_dump(), data.model_dump(mode="json")
     for name, value in python_values.items():
         is_json = isinstance(kind.model.__table__.c[name].type, JSON)
@@ -171,13 +302,14 @@ async def create(
     session: AsyncSession,
     tenant_id: str,
     payload: dict[str, Any],
-    services: Services | None = None,
+    checking: PsaChecking | None = None,
     *,
     actor: Actor,
 ) -> RowT:
-    """A new rule; with `services`, references the vendor decides on are checked with it too."""
+    """A new rule; with `checking`, the ids it names in its PSA and the fields the PSA requires are
+    checked with the PSA too."""
     data = _validate(kind, payload)
-    row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data, services)
+    row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data, checking)
     await session.refresh(row)
     _audit(kind, session, row, "created", actor, None, _row_values(kind, row))
     return row
@@ -189,14 +321,14 @@ async def update(
     tenant_id: str,
     row_id: str,
     changes: dict[str, Any],
-    services: Services | None = None,
+    checking: PsaChecking | None = None,
     *,
     actor: Actor,
 ) -> RowT:
     row = await get(kind, session, tenant_id, row_id)
     before = _row_values(kind, row)
     data = _validate(kind, before | changes)
-    row = await _save(kind, session, tenant_id, row, data, services)
+    row = await _save(kind, session, tenant_id, row, data, checking)
     await session.refresh(row)
     old, new = changed(before, _row_values(kind, row))
     if new:
@@ -297,4 +429,12 @@ async def suggest_mappings(
     finally:
         await rmm.aclose()
         await psa.aclose()
-    return suggest(clients, companies, threshold=threshold)
+    return await run_suggest(clients, companies, threshold=threshold)
+
+
+async def run_suggest(
+    clients: list[tuple[str, str]], companies: list[tuple[str, str]], *, threshold: float
+) -> list[Suggestion]:
+    """`suggest` in a worker thread: CPU-bound (a million name comparisons for 1,000 × 1,000), so
+    it runs off the event loop, and webhooks, the API and the worker of this process go on."""
+    return await asyncio.to_thread(suggest, clients, companies, threshold=threshold)

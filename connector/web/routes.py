@@ -390,18 +390,22 @@ MAPPING_FIELDS = (
 
 
 @router.post("/mappings")
-async def accept_mapping(request: Request, session: Session, user: User) -> Response:
+async def accept_mapping(request: Request, services: ServicesDep, session: Session, user: User) -> Response:
     form = await read_form(request)
     check_csrf(form, user.csrf)
     require_engineer(user)
     tenant_id = user.principal.tenant_id
     body = {name: form.get(name) or None for name in MAPPING_FIELDS}
     try:
+        # the company was offered from the PSA's own listing moments ago: when the PSA cannot be
+        # read again now, the mapping is saved marked unchecked rather than refused
+        checking = rules.PsaChecking(services, allow_unchecked=True)
         row = await rules.create(
             rules.CLIENT_MAPPINGS,
             session,
             tenant_id,
             body,
+            checking,
             actor=Actor.key(user.principal.api_key_id, dashboard=True),
         )
     except FieldError as exc:

@@ -43,7 +43,7 @@ class Route:
         assert self.id_source is not None
         prefix = self.template.split("{", 1)[0]
         suffix = self.template.split("}", 1)[1]
-        return f"{prefix}{self.id_source(world)}{suffix}"
+        return f"{prefix}{self.id_source(world)}{suffix}".replace("{kind}", "boards")
 
 
 def _conn(w: World) -> str:
@@ -74,6 +74,9 @@ ROUTES = [
     ),
     Route("POST", "/api/v1/connections/{connection_id}/test", "engineer", id_source=_conn),
     Route("POST", "/api/v1/connections/{connection_id}/webhook-secret", "engineer", id_source=_conn),
+    Route(
+        "GET", "/api/v1/connections/{connection_id}/catalog/{kind}", "viewer", id_source=lambda w: w.psa["id"]
+    ),
     Route("GET", "/api/v1/deliveries", "viewer"),
     Route("GET", "/api/v1/deliveries/{delivery_id}", "viewer", id_source=lambda w: w.ids["delivery_id"]),
     Route(

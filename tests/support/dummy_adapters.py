@@ -15,6 +15,7 @@ from adapters.base import (
     AlertEvent,
     BillingLine,
     BillingLineResult,
+    CatalogKind,
     ConfigurationUpdate,
     ConnectionContext,
     EndpointPage,
@@ -85,6 +86,18 @@ class DummyRmm(_Base):
         return ActionResult(accepted=True)
 
 
+DEFAULT_CATALOG: dict[CatalogKind, list[str]] = {
+    CatalogKind.BOARDS: ["1", "2", "7"],
+    CatalogKind.STATUSES: ["1", "2", "10", "20", "30"],
+    CatalogKind.PRIORITIES: ["1", "2", "3", "4"],
+    CatalogKind.TICKET_TYPES: ["1", "2", "3"],
+    CatalogKind.AGREEMENT_TYPES: ["Managed Services", "Managed Security"],
+    CatalogKind.PRODUCTS: ["EDR-SEAT", "KES-SEAT", "AV-SEAT"],
+    CatalogKind.COMPANIES: [*(str(n) for n in range(1, 10)), *(str(n) for n in range(250, 310))],
+}
+"""What the dummy PSA holds unless a test says otherwise: the ids the API tests write rules with."""
+
+
 class DummyPsa(_Base):
     companies: list[PsaCompany] = []
 
@@ -97,6 +110,21 @@ class DummyPsa(_Base):
 
     async def list_ticket_options(self) -> dict[str, list[PsaOption]]:
         return {}
+
+    catalog: dict[CatalogKind, list[str]] = DEFAULT_CATALOG
+    """The ids each look-up holds (tests set their own to check refusals)."""
+    catalog_error: Exception | None = None
+    """Raised by every look-up (a PSA that cannot be reached)."""
+    catalog_reads: list[CatalogKind] = []
+
+    async def list_catalog(self, kind: CatalogKind) -> list[PsaOption]:
+        type(self).catalog_reads.append(kind)
+        if self.catalog_error is not None:
+            raise self.catalog_error
+        ids = list(self.catalog.get(kind, []))
+        if kind is CatalogKind.COMPANIES:
+            ids += [c.id for c in self.companies]
+        return [PsaOption(id=i, name=i) for i in ids]
 
     async def find_ticket(self, marker: str, company_id: str) -> TicketRef | None:
         return None

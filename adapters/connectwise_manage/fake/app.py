@@ -99,6 +99,7 @@ class ManageFake(ManageSeeding, AsgiFake, TimeoutHooks[Fault]):
         r("GET", "/system/info", self._system_info)
         listing: list[tuple[str, Table, str | None]] = [
             ("/company/companies", self.companies, None),
+            ("/finance/agreements/types", self.agreement_types, None),
             ("/finance/agreements", self.agreements, None),
             ("/service/boards", self.boards, None),
             ("/service/boards/{parentId}/statuses", self.statuses, "parentId"),

@@ -93,6 +93,19 @@ AGREEMENT_FIELDS = _words(
     "billingCycle billAmount billStartDate prorateFlag invoiceProratedAdditionsFlag invoiceDescription "
     "billTime billExpenses billProducts agreementStatus _info customFields"
 )
+AGREEMENT_TYPE_FIELDS = _words(
+    "id name prefixSuffixOption defaultFlag inactiveFlag prePaymentFlag invoicePreSuffix location "
+    "department restrictLocationFlag restrictDepartmentFlag sla applicationUnits applicationLimit "
+    "applicationCycle applicationUnlimitedFlag oneTimeFlag coverAgreementTimeFlag "
+    "coverAgreementProductFlag coverAgreementExpenseFlag coverSalesTaxFlag carryOverUnusedFlag "
+    "allowOverrunsFlag expiredDays limit expireWhenZero chargeToFirmFlag employeeCompRate "
+    "employeeCompNotExceed compHourlyRate compLimitAmount billingCycle billOneTimeFlag billingTerms "
+    "invoicingCycle billAmount taxableFlag restrictDownPaymentFlag invoiceDescription topCommentFlag "
+    "bottomCommentFlag workRole workType projectType invoiceTemplate billTime billExpenses billProducts "
+    "billableTimeInvoiceFlag billableExpenseInvoiceFlag billableProductInvoiceFlag copyWorkRolesFlag "
+    "copyWorkTypesFlag integrationXRef prorateFlag emailTemplate autoInvoiceFlag billZeroAmountFlag "
+    "invoiceProratedAdditionsFlag _info"
+)
 BOARD_FIELDS = _words("id name location department inactiveFlag projectFlag _info")
 STATUS_FIELDS = _words(
     "id name board sortOrder displayOnBoard inactive closedStatus timeEntryNotAllowed defaultFlag "

@@ -17,6 +17,7 @@ from adapters.connectwise_manage.fake.query import lookup
 from adapters.connectwise_manage.fake.schema import (
     ADDITION_FIELDS,
     AGREEMENT_FIELDS,
+    AGREEMENT_TYPE_FIELDS,
     BOARD_FIELDS,
     CATALOG_FIELDS,
     COMPANY_FIELDS,
@@ -156,7 +157,7 @@ class ManageStore:
         self.requests: deque[RecordedRequest] = deque(maxlen=10_000)
         self.api_versions: Counter[str] = Counter()
         self.ignored_patch_ops: list[dict[str, Any]] = []
-        self._agreement_types: dict[str, int] = {}
+        self.agreement_types = Table("agreementType", AGREEMENT_TYPE_FIELDS)
         self._match_cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
 
         self.companies = Table("company", COMPANY_FIELDS)
@@ -229,7 +230,7 @@ class ManageStore:
         status: str = "Active",
         **fields: Any,
     ) -> Row:
-        type_id = self._agreement_types.setdefault(type_name, len(self._agreement_types) + 1)
+        type_id = self.agreement_type(type_name)["id"]
         row: Row = {
             "name": name,
             "type": {"id": type_id, "name": type_name},
@@ -244,6 +245,31 @@ class ManageStore:
             **fields,
         }
         return self.agreements.insert(row)
+
+    def agreement_type(self, name: str, *, inactive: bool = False) -> Row:
+        """The agreement type of that name (added, as Manage's setup tables hold them, if new)."""
+        for row in self.agreement_types:
+            if row["name"] == name:
+                return row
+        return self.agreement_types.insert(
+            {
+                "name": name,
+                "defaultFlag": False,
+                "inactiveFlag": inactive,
+                "prePaymentFlag": False,
+                "applicationUnlimitedFlag": True,
+                "billingCycle": {"id": 1, "name": "Monthly"},
+                "invoicingCycle": "CalendarYear",
+                "employeeCompRate": "Actual",
+                "employeeCompNotExceed": "Billing",
+                "billTime": "Billable",
+                "billExpenses": "Billable",
+                "billProducts": "Billable",
+                "taxableFlag": False,
+                "prorateFlag": True,
+                "_info": _info(),
+            }
+        )
 
     def add_board(
         self,

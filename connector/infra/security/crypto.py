@@ -7,8 +7,10 @@ with the new key), then drop the old key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +73,37 @@ def generate_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def load_or_create_key_file(path: Path) -> str:
-    """The embedded default keeps its key in a 0600 file beside the SQLite database, created once."""
-    if path.exists():
-        return path.read_text().strip()
+def _private_temp_file(path: Path, text: str) -> Path:
+    """`text` in a new 0600 file beside `path` (same filesystem, so it can be linked or renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp: mode 0600
     with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    return key
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(name)
+
+
+def load_or_create_key_file(path: Path) -> str:
+    """The embedded default keeps its key in a 0600 file beside the SQLite database, created once.
+    Processes starting at once agree on one key: the file appears whole (written aside, then
+    hard-linked into place, which fails if another process linked its key first)."""
+    if not path.exists():
+        temp = _private_temp_file(path, generate_key() + "\n")
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            temp.unlink()
+    return path.read_text().strip()
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write `text` to `path` readable and writable by this user only (0600), replacing any older
+    file atomically, so a reader never sees a partial file or one with wider permissions."""
+    temp = _private_temp_file(path, text)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

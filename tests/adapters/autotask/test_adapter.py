@@ -488,3 +488,21 @@ async def test_concurrency_is_capped_at_three(fake: AutotaskFake, seed: DemoSeed
     await asyncio.gather(*(adapter.list_agreements(str(cid)) for cid in seed.company_ids * 3))
     await adapter.aclose()
     assert peak == 3
+
+
+async def test_catalog_reads_picklists_services_and_companies(
+    adapter: AutotaskAdapter, fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    from adapters.base import CatalogKind
+
+    retired = fake.add_service("Retired seat", unit_price=1.0, unit_cost=0.5)
+    retired["isActive"] = False
+    boards = await adapter.list_catalog(CatalogKind.BOARDS)
+    assert {b.id for b in boards} == {str(i) for i in seed.queue_ids.values()}
+    assert ("5", True) in {(s.id, s.closed) for s in await adapter.list_catalog(CatalogKind.STATUSES)}
+    agreement_types = await adapter.list_catalog(CatalogKind.AGREEMENT_TYPES)
+    assert "Recurring Service" in {t.name for t in agreement_types}
+    products = await adapter.list_catalog(CatalogKind.PRODUCTS)
+    assert [p.id for p in products] == [str(seed.service_ids["EDR"]), str(seed.service_ids["AV"])]
+    companies = await adapter.list_catalog(CatalogKind.COMPANIES)
+    assert {c.id for c in companies} >= {str(i) for i in seed.company_ids}

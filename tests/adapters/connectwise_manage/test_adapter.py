@@ -420,3 +420,35 @@ async def test_billing_unknown_product_is_a_vendor_error(
     with pytest.raises(VendorRequestError) as info:
         await adapter.upsert_billing_line(line_for(seed, product_id="NO-SUCH"))
     assert info.value.field == "product"
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_catalog_reads_every_look_up_from_its_endpoint(
+    adapter: ConnectWiseManageAdapter, fake: ManageFake, seed: DemoSeed
+) -> None:
+    from adapters.base import CatalogKind
+
+    fake.agreement_type("Retired Plan", inactive=True)
+    fake.add_product("OLD-SEAT")["inactiveFlag"] = True
+    boards = await adapter.list_catalog(CatalogKind.BOARDS)
+    assert [(b.id, b.name) for b in boards] == [(str(seed.board_id), "Security Alerts")]
+    statuses = await adapter.list_catalog(CatalogKind.STATUSES)
+    assert str(seed.closed_status_id) in {s.id for s in statuses if s.closed}
+    assert {p.id for p in await adapter.list_catalog(CatalogKind.PRIORITIES)} == {
+        str(i) for i in seed.priority_ids.values()
+    }
+    types = await adapter.list_catalog(CatalogKind.TICKET_TYPES)
+    assert {(t.id, t.parent_id) for t in types} == {
+        (str(i), str(seed.board_id)) for i in seed.type_ids.values()
+    }
+    agreement_types = await adapter.list_catalog(CatalogKind.AGREEMENT_TYPES)
+    assert [t.name for t in agreement_types] == ["Managed Services"]  # the inactive one is not offered
+    assert fake.call_count("GET", "/finance/agreements/types") == 1
+    products = await adapter.list_catalog(CatalogKind.PRODUCTS)
+    assert [p.id for p in products] == seed.product_identifiers  # as billing lines name them
+    companies = await adapter.list_catalog(CatalogKind.COMPANIES)
+    assert [c.id for c in companies] == [str(i) for i in seed.company_ids]

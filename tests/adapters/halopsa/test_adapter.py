@@ -449,3 +449,19 @@ async def test_slow_responses_still_work(fake: HaloFake, seed: DemoSeed) -> None
     adapter = make_adapter(fake)
     assert len([c async for c in adapter.list_companies()]) == 3
     await adapter.aclose()
+
+
+async def test_catalog_reads_teams_items_contracts_and_clients(
+    adapter: HaloPsaAdapter, fake: HaloFake, seed: DemoSeed
+) -> None:
+    from adapters.base import CatalogKind
+
+    boards = await adapter.list_catalog(CatalogKind.BOARDS)
+    assert [b.name for b in boards] == ["Service Desk", "Security Operations"]
+    products = await adapter.list_catalog(CatalogKind.PRODUCTS)
+    assert {p.id for p in products} == {str(i) for i in seed.item_ids.values()}
+    agreement_types = await adapter.list_catalog(CatalogKind.AGREEMENT_TYPES)
+    assert agreement_types[0].name == "Contract"
+    assert {f"MSA-{n + 1:03d}" for n in range(len(seed.client_ids))} <= {t.name for t in agreement_types}
+    companies = await adapter.list_catalog(CatalogKind.COMPANIES)
+    assert {c.id for c in companies} >= {str(i) for i in seed.client_ids}
