@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from connector.actions import api as actions
 from connector.alerts import api as alerts
 from connector.alerts import webhook as webhooks
 from connector.alerts.ingest import Ingest
 from connector.api import health
+from connector.api.deps import StrictQuery
 from connector.api.errors import install_error_handlers
 from connector.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
+from connector.api.openapi import install_openapi
 from connector.billing import api as billing
 from connector.connections import api as connections
 from connector.fleet import api as fleet
@@ -62,17 +65,20 @@ def create_app(
             await ingest.stop()
             await (current.aclose() if owned else current.close_work())
 
-    app = FastAPI(
+    # `/docs` and `/redoc` load their scripts and styles from the installed package, not a CDN.
+    app: FastAPI = FastAPIOffline(
         title="connector",
         version="0.1.0",
         description="RMM endpoint security status, alerts and billing into the PSA.",
         lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
+    app.include_router(health.router)
     for router in (
-        health.router,
         admin.router,
         connections.router,
         rules.router,
@@ -81,9 +87,9 @@ def create_app(
         sync.router,
         actions.router,
         billing.router,
-        webhooks.router,
-    ):
-        app.include_router(router)
+    ):  # a mistyped filter is refused rather than ignored
+        app.include_router(router, dependencies=[StrictQuery])
+    app.include_router(webhooks.router)
     install_dashboard(app)
     app.add_middleware(NulRefusalMiddleware)  # inside the body limit: reads bodies already capped
     app.add_middleware(

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.infra.context import Services
+from connector.infra.errors import FieldError
 from connector.infra.security.apikeys import ApiRole, authenticate
 
 
@@ -54,13 +58,24 @@ UNAUTHORIZED = HTTPException(
 )
 
 
-async def get_principal(request: Request, services: Annotated[Services, Depends(get_services)]) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+BEARER = HTTPBearer(
+    scheme_name="ApiKey",
+    bearerFormat="ck_…",
+    description="An API key (`connector apikey create` or `POST /api/v1/api-keys`) as `Authorization: "
+    "Bearer ck_…`; its role (viewer < engineer < admin) decides what it may do.",
+    auto_error=False,  # the 401 body and header are this module's, not FastAPI's 403
+)
+
+
+async def get_principal(
+    services: Annotated[Services, Depends(get_services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> Principal:
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise UNAUTHORIZED
     async with services.sessions() as session, session.begin():
-        row = await authenticate(session, token.strip())
+        row = await authenticate(session, token)
         if row is None:
             raise UNAUTHORIZED
         return Principal(tenant_id=row.tenant_id, api_key_id=row.id, role=ApiRole(row.role))
@@ -82,3 +97,31 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 Viewer = Annotated[Principal, Depends(require(ApiRole.VIEWER))]
 Engineer = Annotated[Principal, Depends(require(ApiRole.ENGINEER))]
 Admin = Annotated[Principal, Depends(require(ApiRole.ADMIN))]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not declare: a mistyped filter (`?stauts=open`)
+    would otherwise be ignored and the unfiltered listing answered as if it were the filtered one."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)  # only for requests with a query: a few attribute reads
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise FieldError.many(
+            [{"field": name, "message": f"unknown query parameter; allowed: {allowed}"} for name in unknown]
+        )
+
+
+StrictQuery = Depends(refuse_unknown_query)
+"""For routers whose routes take filters: `APIRouter(dependencies=[StrictQuery])`."""

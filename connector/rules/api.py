@@ -47,16 +47,18 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         await rules.delete(kind, session, who.tenant_id, item_id)
         return Response(status_code=204)
 
-    schema_body = {
-        "requestBody": {"content": {"application/json": {"schema": kind.schema.model_json_schema()}}}
-    }
+    full = kind.schema.model_json_schema()
+    # A PATCH merges the given fields into the stored ones (then validates the whole): none required.
+    partial = {key: value for key, value in full.items() if key != "required"}
+    schema_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": full}}}}
+    patch_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": partial}}}}
     router.add_api_route(path, list_items, methods=["GET"], response_model=list[out])  # type: ignore[valid-type]
     router.add_api_route(
         path, create_item, methods=["POST"], response_model=out, status_code=201, openapi_extra=schema_body
     )
     router.add_api_route(path + "/{item_id}", get_item, methods=["GET"], response_model=out)
     router.add_api_route(
-        path + "/{item_id}", patch_item, methods=["PATCH"], response_model=out, openapi_extra=schema_body
+        path + "/{item_id}", patch_item, methods=["PATCH"], response_model=out, openapi_extra=patch_body
     )
     router.add_api_route(path + "/{item_id}", delete_item, methods=["DELETE"], status_code=204)
 
