@@ -17,7 +17,12 @@ from connector.alerts.ingest import Ingest
 from connector.api import health
 from connector.api.deps import StrictQuery
 from connector.api.errors import install_error_handlers
-from connector.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
+from connector.api.middleware import (
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    NulRefusalMiddleware,
+    RequestIdMiddleware,
+)
 from connector.api.openapi import install_openapi
 from connector.billing import api as billing
 from connector.connections import api as connections
@@ -100,5 +105,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         webhooks.WebhookFastPath, max_bytes=settings.webhook_max_body_bytes, metrics=metrics
-    )  # outermost: the webhook hot path skips the API's middleware, router and dependencies
+    )  # the webhook hot path skips the API's middleware, router and dependencies
+    app.add_middleware(RequestIdMiddleware)  # outermost: every request, webhooks included, has an id
     return app

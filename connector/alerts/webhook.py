@@ -24,9 +24,11 @@ from adapters.errors import WebhookParseError
 from connector.alerts.canonical import CanonicalAlert
 from connector.alerts.ingest import Ingest, delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
+from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
 from connector.statuses import DeliveryStatus
 
+log = get_logger("connector.alerts.webhook")
 router = APIRouter(tags=["webhooks"])
 
 TEMPLATE = "/webhooks/{connection_id}"
@@ -55,6 +57,7 @@ async def receive(
                 rejection=f"401 {reason}",
             )
         )
+        log.warning("webhook refused", connection_id=connection_id, status=401, reason=reason)
         return 401, {"error": "unauthorized", "message": reason}
     try:
         events = parse_delivery(target.adapter, incoming)
@@ -69,6 +72,7 @@ async def receive(
                 rejection=f"400 {message}",
             )
         )
+        log.warning("webhook refused", connection_id=connection_id, status=400, reason=message)
         return 400, {
             "error": "bad_request",
             "message": message,
@@ -76,6 +80,14 @@ async def receive(
         }
     delivery_id, duplicate = await ingest.writer.submit(
         delivery_values(owner, incoming, status=DeliveryStatus.QUEUED, source_ip=source_ip, events=events)
+    )
+    log.info(
+        "webhook accepted",
+        tenant_id=target.tenant_id,
+        connection_id=connection_id,
+        delivery_id=delivery_id,
+        duplicate=duplicate,
+        events=len(events),
     )
     return 202, {"delivery_id": delivery_id, "duplicate": duplicate}
 

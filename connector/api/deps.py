@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, HTTPException, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -14,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.infra.context import Services
 from connector.infra.errors import FieldError
+from connector.infra.logs import get_logger
 from connector.infra.security.apikeys import ApiRole, authenticate
+
+log = get_logger("connector.api")
 
 
 def get_services(request: Request) -> Services:
@@ -78,6 +82,8 @@ async def get_principal(
         row = await authenticate(session, token)
         if row is None:
             raise UNAUTHORIZED
+        # Every later log line of the request says whose key made it.
+        structlog.contextvars.bind_contextvars(tenant_id=row.tenant_id, key_id=row.id)
         return Principal(tenant_id=row.tenant_id, api_key_id=row.id, role=ApiRole(row.role))
 
 
@@ -88,6 +94,32 @@ def require(role: ApiRole) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return check
+
+
+def configuration_changed(
+    session: AsyncSession,
+    who: Principal,
+    entity: str,
+    operation: str,
+    entity_id: str,
+    fields: Iterable[str] = (),
+) -> None:
+    """One INFO event for a configuration change, written once the request's transaction has
+    committed (a change that rolled back is not reported). Field names only: values can be secrets."""
+    names = sorted(fields)
+
+    def report() -> None:
+        log.info(
+            "configuration changed",
+            entity=entity,
+            operation=operation,
+            id=entity_id,
+            fields=names,
+            tenant_id=who.tenant_id,
+            key_id=who.api_key_id,  # (a key named `api_key…` would be redacted as a secret)
+        )
+
+    after_commit(session, report)
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit, configuration_changed
 from connector.connections import service as svc
 from connector.connections.schemas import (
     AdapterOut,
@@ -81,6 +81,7 @@ async def create_connection(
         options=body.options,
         enabled=body.enabled,
     )
+    configuration_changed(session, who, "connection", "create", row.id, body.model_fields_set)
     return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
 
 
@@ -99,6 +100,7 @@ async def patch_connection(
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     await svc.update_connection(services, session, row, changes)
     after_commit(session, lambda: services.connection_changed(connection_id))
+    configuration_changed(session, who, "connection", "update", connection_id, changes)
     return to_out(services, row)
 
 
@@ -108,6 +110,7 @@ async def delete_connection(
 ) -> Response:
     await svc.delete_connection(session, who.tenant_id, connection_id)
     after_commit(session, lambda: services.connection_changed(connection_id))
+    configuration_changed(session, who, "connection", "delete", connection_id)
     return Response(status_code=204)
 
 
@@ -118,6 +121,7 @@ async def rotate_webhook_secret(
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     secret = await svc.rotate_webhook_secret(services, row)
     after_commit(session, lambda: services.connection_changed(connection_id))
+    configuration_changed(session, who, "connection", "rotate_webhook_secret", connection_id)
     return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from connector.api.deps import Engineer, Session, Viewer
+from connector.api.deps import Engineer, Session, Viewer, configuration_changed
 from connector.api.schemas import Offset
 from connector.fleet import endpoints, service
 from connector.fleet import stats as fleet_stats
@@ -101,4 +101,6 @@ async def get_thresholds(session: Session, who: Viewer) -> Thresholds:
 @router.put("/settings/thresholds", response_model=Thresholds)
 async def put_thresholds(body: Thresholds, session: Session, who: Engineer) -> Thresholds:
     """New limits apply at the next sync, which re-evaluates every endpoint against them."""
-    return await endpoints.set_thresholds(session, who.tenant_id, body)
+    thresholds = await endpoints.set_thresholds(session, who.tenant_id, body)
+    configuration_changed(session, who, "thresholds", "update", who.tenant_id, body.model_fields_set)
+    return thresholds

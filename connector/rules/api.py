@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, configuration_changed
 from connector.api.schemas import Offset
 from connector.rules import service as rules
 from connector.rules.schemas import BillingRuleOut, ClientMappingOut, SuggestionOut, TicketRuleOut
@@ -29,6 +29,7 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
     async def create_item(session: Session, who: Engineer, body: dict[str, Any] = Body(...)) -> Any:
         row = await rules.create(kind, session, who.tenant_id, body)
         await rules.reroute_after_change(session, who.tenant_id, row)
+        configuration_changed(session, who, kind.entity, "create", row.id, body)
         return out.model_validate(row, from_attributes=True)
 
     async def get_item(item_id: str, session: Session, who: Viewer) -> Any:
@@ -41,10 +42,12 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
     ) -> Any:
         row = await rules.update(kind, session, who.tenant_id, item_id, body)
         await rules.reroute_after_change(session, who.tenant_id, row)
+        configuration_changed(session, who, kind.entity, "update", item_id, body)
         return out.model_validate(row, from_attributes=True)
 
     async def delete_item(item_id: str, session: Session, who: Engineer) -> Response:
         await rules.delete(kind, session, who.tenant_id, item_id)
+        configuration_changed(session, who, kind.entity, "delete", item_id)
         return Response(status_code=204)
 
     full = kind.schema.model_json_schema()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from connector.api.deps import Admin, Session
+from connector.api.deps import Admin, Session, configuration_changed
 from connector.infra.security.apikeys import ApiRole
 from connector.tenants import service
 from connector.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
@@ -21,10 +21,12 @@ async def list_keys(session: Session, who: Admin) -> list[ApiKeyOut]:
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=201)
 async def create_key(body: ApiKeyIn, session: Session, who: Admin) -> ApiKeyCreated:
     row, plaintext = await service.issue_api_key(session, who.tenant_id, ApiRole(body.role), body.name)
+    configuration_changed(session, who, "api_key", "create", row.id, ("name", "role"))
     return ApiKeyCreated(**ApiKeyOut.model_validate(row, from_attributes=True).model_dump(), key=plaintext)
 
 
 @router.delete("/api-keys/{key_id}", status_code=204)
 async def revoke_key(key_id: str, session: Session, who: Admin) -> Response:
     await service.revoke_api_key(session, who.tenant_id, key_id, current_key_id=who.api_key_id)
+    configuration_changed(session, who, "api_key", "revoke", key_id)
     return Response(status_code=204)
