@@ -151,9 +151,12 @@ async def refuse_unknown_query(request: Request) -> None:
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise FieldError.many(
-            [{"field": name, "message": f"unknown query parameter; allowed: {allowed}"} for name in unknown]
+            [
+                {"field": name[:64], "message": f"unknown query parameter; allowed: {allowed}"}
+                for name in unknown
+            ]
         )
 
 
 StrictQuery = Depends(refuse_unknown_query)
-"""For routers whose routes take filters: `APIRouter(dependencies=[StrictQuery])`."""
+"""For the API's routers: `app.include_router(router, dependencies=[StrictQuery])`."""
