@@ -8,14 +8,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from connector.actions import api as actions
 from connector.alerts import api as alerts
 from connector.alerts import webhook as webhooks
 from connector.alerts.ingest import Ingest
 from connector.api import health
+from connector.api.deps import StrictQuery
 from connector.api.errors import install_error_handlers
-from connector.api.middleware import BodyLimitMiddleware, MetricsMiddleware, NulRefusalMiddleware
+from connector.api.middleware import (
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+    NulRefusalMiddleware,
+    RequestIdMiddleware,
+)
+from connector.api.openapi import install_openapi
 from connector.audit import api as audit
 from connector.billing import api as billing
 from connector.connections import api as connections
@@ -63,17 +71,20 @@ def create_app(
             await ingest.stop()
             await (current.aclose() if owned else current.close_work())
 
-    app = FastAPI(
+    # `/docs` and `/redoc` load their scripts and styles from the installed package, not a CDN.
+    app: FastAPI = FastAPIOffline(
         title="connector",
         version="0.1.0",
         description="RMM endpoint security status, alerts and billing into the PSA.",
         lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     if services is not None:
         app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
+    app.include_router(health.router)
     for router in (
-        health.router,
         admin.router,
         connections.router,
         rules.router,
@@ -83,9 +94,9 @@ def create_app(
         actions.router,
         billing.router,
         audit.router,
-        webhooks.router,
-    ):
-        app.include_router(router)
+    ):  # a mistyped filter is refused rather than ignored
+        app.include_router(router, dependencies=[StrictQuery])
+    app.include_router(webhooks.router)
     install_dashboard(app)
     app.add_middleware(NulRefusalMiddleware)  # inside the body limit: reads bodies already capped
     app.add_middleware(
@@ -96,5 +107,6 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         webhooks.WebhookFastPath, max_bytes=settings.webhook_max_body_bytes, metrics=metrics
-    )  # outermost: the webhook hot path skips the API's middleware, router and dependencies
+    )  # the webhook hot path skips the API's middleware, router and dependencies
+    app.add_middleware(RequestIdMiddleware)  # outermost: every request, webhooks included, has an id
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -23,7 +24,9 @@ from connector.infra.jobs.worker import Worker
 from connector.infra.metrics import Metrics
 from connector.models import Delivery
 from connector.settings import Settings
+from connector.statuses import JobStatus
 from connector.sync import handlers as sync_handlers
+from connector.sync import service as sync_service
 from connector.sync.jobs import CONFIGURATIONS
 from connector.sync.scheduler import start_scheduler
 
@@ -59,17 +62,39 @@ def worker(services: Services, *, concurrency: int = 4, poll_interval: float = 1
 
 
 async def refresh_queue_gauges(services: Services) -> None:
+    now = datetime.now(UTC)
     async with services.sessions() as session:
         job_counts = await queue.counts(session)
+        backlogs = await queue.backlogs(session, now)
         delivery_counts = (
             await session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
         ).all()
-    services.metrics.jobs.clear()
+        syncs = await sync_service.last_successes(session)
+    metrics = services.metrics
+    for gauge in (metrics.jobs, metrics.dead_jobs, metrics.queue_depth, metrics.queue_oldest_age):
+        gauge.clear()
     for kind, status, count in job_counts:
-        services.metrics.jobs.labels(kind, status).set(count)
-    services.metrics.deliveries.clear()
+        metrics.jobs.labels(kind, status).set(count)
+        if status == JobStatus.DEAD:
+            metrics.dead_jobs.labels(kind).set(count)
+    for kind in JOB_HANDLERS.names():  # every kind has a series, 0 when nothing waits
+        metrics.queue_depth.labels(kind).set(0)
+        metrics.queue_oldest_age.labels(kind).set(0)
+        metrics.dead_jobs.labels(kind)
+    for backlog in backlogs:
+        metrics.queue_depth.labels(backlog.kind).set(backlog.depth)
+        metrics.queue_oldest_age.labels(backlog.kind).set(
+            max(0.0, (now - backlog.oldest_since).total_seconds())
+        )
+    metrics.deliveries.clear()
     for status, count in delivery_counts:
-        services.metrics.deliveries.labels(status).set(count)
+        metrics.deliveries.labels(status).set(count)
+    metrics.sync_last_success.clear()
+    metrics.sync_last_duration.clear()
+    for run in syncs:
+        metrics.sync_last_success.labels(run.connection_id, run.kind).set(run.finished_at.timestamp())
+        duration = (run.finished_at - run.started_at).total_seconds()
+        metrics.sync_last_duration.labels(run.connection_id, run.kind).set(duration)
 
 
 async def start_gauges(services: Services) -> Callable[[], Awaitable[None]]:

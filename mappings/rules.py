@@ -34,6 +34,21 @@ class _Strict(BaseModel):
 
 
 class ClientMappingIn(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rmm_connection_id": "c_0123abcd",
+                    "rmm_client_id": "42",
+                    "rmm_client_name": "Acme Dental",
+                    "psa_connection_id": "c_4567ef01",
+                    "psa_company_id": "250",
+                    "psa_company_name": "Acme Dental Group",
+                }
+            ]
+        }
+    )
+
     rmm_connection_id: str = Field(min_length=1, max_length=32)
     rmm_client_id: str = Field(min_length=1, max_length=100)
     rmm_client_name: str | None = Field(default=None, max_length=300)
@@ -43,6 +58,21 @@ class ClientMappingIn(_Strict):
 
 
 class TicketRuleIn(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "psa_connection_id": "c_4567ef01",
+                    "problem": "threat_detected",
+                    "board_id": "1",
+                    "priority_id": "2",
+                    "summary_template": "{problem_title} on {hostname}",
+                    "auto_action": "scan",
+                }
+            ]
+        }
+    )
+
     psa_connection_id: str = Field(min_length=1, max_length=32)
     problem: ProblemKind | None = None
     """None = the default rule for every problem without a rule of its own."""
@@ -94,6 +124,24 @@ class CostTier(_Strict):
 
 
 class BillingRuleIn(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "psa_connection_id": "c_4567ef01",
+                    "product": "acme edr",
+                    "agreement_type": "Managed Services",
+                    "psa_product_id": "EDR-SEAT",
+                    "unit_price": "4.50",
+                    "cost_tiers": [
+                        {"min_seats": 1, "unit_cost": "2.10"},
+                        {"min_seats": 100, "unit_cost": "1.80"},
+                    ],
+                }
+            ]
+        }
+    )
+
     psa_connection_id: str = Field(min_length=1, max_length=32)
     product: str = Field(min_length=1, max_length=200)
     """Security product name as reported by the RMM (case-insensitive substring match)."""

@@ -9,6 +9,8 @@ from adapters.base import ActionKind
 
 
 class ActionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"action": "scan", "problem_id": "p_0123abcd"}]}
+    )
     action: ActionKind
     problem_id: str | None = None

@@ -23,6 +23,7 @@ from connector.audit.domain import WORKER
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import RetryLater
+from connector.infra.logs import get_logger
 from connector.models import (
     ClientMapping,
     Connection,
@@ -35,6 +36,8 @@ from connector.models import (
 )
 from connector.statuses import Routing, TicketState
 from mappings.resolution import ticket_rule_for
+
+log = get_logger("connector.alerts.tickets")
 
 LOCK_TTL = timedelta(minutes=5)
 MAX_STEPS = 6
@@ -183,9 +186,9 @@ async def _step(services: Services, problem_id: str) -> str | None:
         case domain.OpenTicket(summary=summary, description=description):
             await _open(services, loaded, summary, description)
             await _auto_action(services, loaded)
-            return "created"
+            return _done(services, loaded, "created")
         case domain.ResumeCreate(summary=summary, description=description, create_if_missing=create):
-            return await _resume(services, loaded, summary, description, create)
+            return _done(services, loaded, await _resume(services, loaded, summary, description, create))
         case domain.AddNote(text=text, covers_occurrences=covered):
             assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
             psa = await services.adapters.psa(loaded.psa)
@@ -202,7 +205,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
                     .where(Problem.id == problem_id)
                     .values(noted_occurrences=Problem.noted_occurrences + covered)
                 )
-            return "noted"
+            return _done(services, loaded, "noted")
         case domain.CloseTicket(resolution=resolution):
             assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
             psa = await services.adapters.psa(loaded.psa)
@@ -223,8 +226,30 @@ async def _step(services: Services, problem_id: str) -> str | None:
                     .where(TicketLink.id == loaded.link.id)
                     .values(state=TicketState.CLOSED, closed_at=now)
                 )
-            return "closed"
+            return _done(services, loaded, "closed")
     return None  # pragma: no cover - the match is exhaustive
+
+
+def _done(services: Services, loaded: Loaded, action: str) -> str:
+    """One INFO event and one count per ticket action taken in the PSA (created, recovered — found
+    by its marker after an interrupted create —, noted, closed, abandoned)."""
+    psa_kind = loaded.psa.kind if loaded.psa is not None else "unknown"
+    services.metrics.tickets.labels(psa_kind, action).inc()
+    link, problem = loaded.link, loaded.problem
+    log.info(
+        "ticket " + action,
+        action=action,
+        tenant_id=problem.tenant_id,
+        problem_id=problem.id,
+        problem=problem.kind,
+        endpoint_id=problem.endpoint_id,
+        psa_connection_id=loaded.psa.id if loaded.psa is not None else None,
+        psa_kind=psa_kind,
+        company_id=link.company_id if link is not None else None,
+        ticket_id=link.ticket_id if link is not None else None,
+        ticket_number=link.ticket_number if link is not None else None,
+    )
+    return action
 
 
 async def _auto_action(services: Services, loaded: Loaded) -> None:

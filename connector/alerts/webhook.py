@@ -16,15 +16,19 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
+from connector.alerts.canonical import CanonicalAlert
 from connector.alerts.ingest import Ingest, delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
+from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
 from connector.statuses import DeliveryStatus
 
+log = get_logger("connector.alerts.webhook")
 router = APIRouter(tags=["webhooks"])
 
 TEMPLATE = "/webhooks/{connection_id}"
@@ -53,6 +57,7 @@ async def receive(
                 rejection=f"401 {reason}",
             )
         )
+        log.warning("webhook refused", connection_id=connection_id, status=401, reason=reason)
         return 401, {"error": "unauthorized", "message": reason}
     if not target.enabled:
         message = "this connection is disabled; enable it to receive alerts again"
@@ -79,6 +84,7 @@ async def receive(
                 rejection=f"400 {message}",
             )
         )
+        log.warning("webhook refused", connection_id=connection_id, status=400, reason=message)
         return 400, {
             "error": "bad_request",
             "message": message,
@@ -87,20 +93,81 @@ async def receive(
     delivery_id, duplicate = await ingest.writer.submit(
         delivery_values(owner, incoming, status=DeliveryStatus.QUEUED, source_ip=source_ip, events=events)
     )
+    log.info(
+        "webhook accepted",
+        tenant_id=target.tenant_id,
+        connection_id=connection_id,
+        delivery_id=delivery_id,
+        duplicate=duplicate,
+        events=len(events),
+    )
     return 202, {"delivery_id": delivery_id, "duplicate": duplicate}
 
 
-@router.post("/webhooks/{connection_id}", status_code=202)
-async def receive_webhook(connection_id: str, request: Request) -> JSONResponse:
+class WebhookAccepted(BaseModel):
+    delivery_id: str = Field(description="the stored delivery (`GET /api/v1/deliveries/{id}`)")
+    duplicate: bool = Field(description="the same delivery was received before; stored once")
+
+
+WEBHOOK_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "connection_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 64},
+            "description": "the RMM connection (its `webhook_url` holds it)",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "The vendor's own alert format (JSON, XML or form, as the RMM sends it) or the "
+        "canonical alert; authenticated by the connection's signature scheme or `?token=` secret.",
+        "content": {
+            "application/json": {
+                "schema": CanonicalAlert.model_json_schema(),
+                "example": {
+                    "event_id": "a-1001",
+                    "client_id": "c-3",
+                    "endpoint_id": "ep-17",
+                    "hostname": "FRONTDESK-01",
+                    "problem": "threat_detected",
+                    "state": "active",
+                    "message": "Trojan quarantined",
+                    "occurred_at": "2026-01-05T09:30:00Z",
+                },
+            },
+            "*/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    "responses": {
+        "400": {"description": "unparseable body; `errors` names the problem"},
+        "401": {"description": "bad or stale signature or token (the delivery is still recorded)"},
+        "404": {"description": "no RMM connection with this id"},
+        "413": {"description": "body over the webhook size limit (recorded, metadata only)"},
+        "503": {"description": "the database is unavailable; retry later"},
+    },
+}
+
+
+@router.post(
+    "/webhooks/{connection_id}",
+    status_code=202,
+    response_model=WebhookAccepted,
+    openapi_extra=WEBHOOK_OPENAPI,
+)
+async def receive_webhook(request: Request) -> JSONResponse:
     """Receive a vendor alert (or the canonical alert). `202 {"delivery_id", "duplicate"}` once stored;
     401 bad or stale signature/token; 403 the connection is disabled (recorded as refused, not
-    processed); 400 unparseable body naming the problem; 413 too large."""
+    processed); 400 unparseable body naming the problem; 413 too large.
+    (Served by `WebhookFastPath`; this route documents it and answers in-process calls.)"""
     incoming = WebhookRequest(
         body=await request.body(),
         headers={k.lower(): v for k, v in request.headers.items()},
         query=dict(request.query_params),
         received_at=datetime.now(UTC),
     )
+    connection_id = str(request.path_params["connection_id"])
     status, body = await receive(
         request.app.state.ingest, connection_id, incoming, request.client.host if request.client else None
     )

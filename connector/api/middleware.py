@@ -1,18 +1,59 @@
-"""ASGI middleware: request-body size limits, refusal of NUL characters, and request metrics."""
+"""ASGI middleware: request ids, request-body size limits, refusal of NUL characters, and request
+metrics."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.api.errors import validation_body
 from connector.infra.metrics import Metrics
 
 NUL = "\x00"
+REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
+"""An `X-Request-ID` a caller (or a proxy) sends is kept when it is this shape; anything else (too
+long, spaces, control characters that could forge log lines) is replaced by a generated one."""
+
+
+class RequestIdMiddleware:
+    """Every HTTP request gets an id: the caller's `X-Request-ID` if usable, else a new one. It is
+    bound to every log line written while the request is handled (uvicorn's access line included)
+    and returned in the `X-Request-ID` response header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == REQUEST_ID_HEADER), b"")
+        request_id = given.decode("ascii") if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        before = set(structlog.contextvars.get_contextvars())
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:  # what the request bound (its API key, …) ends with it
+            added = set(structlog.contextvars.get_contextvars()) - before - {"request_id"}
+            structlog.contextvars.unbind_contextvars(*added)
+            structlog.contextvars.reset_contextvars(**tokens)
 
 
 class BodyTooLarge(Exception):

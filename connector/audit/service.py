@@ -48,15 +48,7 @@ def record(
         before=redact(before) if before is not None else None,
         after=redact(after) if after is not None else None,
     )
-    session.add(row)
-    if category is Category.CONFIG:
-        log.info(
-            "configuration changed",
-            kind=kind,
-            target_id=target_id,
-            actor=actor.via,
-            api_key_id=actor.api_key_id,
-        )
+    session.add(row)  # (the API logs each configuration change once its transaction commits)
     return row
 
 

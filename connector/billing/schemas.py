@@ -10,7 +10,9 @@ from connector.billing.domain import PERIOD_PATTERN
 
 
 class PushRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"period": "2026-01", "dry_run": True}]}
+    )
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     # Strict: `"dry_run": "no"` or `0` must not turn a planned dry run into a real push.
     dry_run: bool = Field(default=False, strict=True)

@@ -298,6 +298,29 @@ class _LineWriter:
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PSA_CONCURRENCY))
 
     async def write(self, item: PreviewLine) -> PushResult:
+        """Writes the line if it changed; one INFO event per line with what was done."""
+        result = await self._write(item)
+        connection = self.connections.get(item.rule.psa_connection_id)
+        psa_kind = connection.kind if connection is not None else "unknown"
+        if result.action in ("created", "updated"):
+            self.services.metrics.billing_lines.labels(psa_kind, result.action).inc()
+        (log.warning if result.action == "error" else log.info)(
+            "billing line " + result.action,
+            action=result.action,
+            tenant_id=self.tenant_id,
+            period=self.period,
+            psa_connection_id=item.rule.psa_connection_id,
+            psa_kind=psa_kind,
+            rule_id=item.rule.id,
+            company_id=result.company_id,
+            product=result.product,
+            quantity=result.quantity,
+            line_id=result.line_id,
+            error=result.error,
+        )
+        return result
+
+    async def _write(self, item: PreviewLine) -> PushResult:
         line, rule = item.line, item.rule
         if item.action == "unchanged":
             return PushResult.of(line, "unchanged", item.pushed.line_id if item.pushed else None)

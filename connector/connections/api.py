@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from adapters.base import CatalogKind, Role
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit, configuration_changed
 from connector.audit.domain import Actor
 from connector.connections import service as svc
 from connector.connections.catalog import read_catalog
@@ -89,6 +89,7 @@ async def create_connection(
         enabled=body.enabled,
         actor=Actor.key(who.api_key_id),
     )
+    configuration_changed(session, who, "connection", "create", row.id, body.model_fields_set)
     return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
 
 
@@ -107,6 +108,7 @@ async def patch_connection(
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     await svc.update_connection(services, session, row, changes, Actor.key(who.api_key_id))
     after_commit(session, lambda: services.connection_changed(connection_id))
+    configuration_changed(session, who, "connection", "update", connection_id, changes)
     return to_out(services, row)
 
 
@@ -117,6 +119,7 @@ async def rotate_webhook_secret(
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     secret = await svc.rotate_webhook_secret(services, session, row, Actor.key(who.api_key_id))
     after_commit(session, lambda: services.connection_changed(connection_id))
+    configuration_changed(session, who, "connection", "rotate_webhook_secret", connection_id)
     return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
 
 

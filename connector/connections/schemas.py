@@ -5,12 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.schemas import RequestBody
 
 
 class ConnectionIn(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Manage (production)",
+                    "kind": "connectwise_manage",
+                    "base_url": "https://api-na.myconnectwise.net",
+                    "credentials": {
+                        "company_id": "acme",
+                        "public_key": "pub",
+                        "private_key": "priv",
+                        "client_id": "00000000-0000-0000-0000-000000000000",
+                    },
+                }
+            ]
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200)
     kind: str = Field(min_length=1, max_length=64)
     base_url: str | None = Field(default=None, max_length=500)
@@ -20,6 +38,10 @@ class ConnectionIn(RequestBody):
 
 
 class ConnectionPatch(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"enabled": False}, {"credentials": {"private_key": "new-key"}}]}
+    )
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     base_url: str | None = Field(default=None, max_length=500)
     credentials: dict[str, Any] | None = None

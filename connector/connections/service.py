@@ -31,6 +31,7 @@ from connector.audit.domain import Actor, changed
 from connector.infra.context import Services
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
+from connector.infra.metrics import instrument_adapter, metered
 from connector.infra.security.urls import UrlPolicyError
 from connector.models import Connection
 
@@ -287,13 +288,15 @@ def build_adapter(services: Services, row: Connection) -> Adapter:
             services.cipher.decrypt_json(row.credentials_encrypted)
         ),
         options=spec.options_model.model_validate(row.options),
-        transport_factory=services.transport_factory,
+        transport_factory=metered(services.transport_factory, services.metrics, row.kind),
         sleep=services.adapter_sleep,
     )
     try:
-        return spec.factory(context)
+        adapter = spec.factory(context)
     except httpx.InvalidURL as exc:  # stored before the address policy normalized hosts
         raise ConfigurationError("the stored URL is not valid; set it again", field="base_url") from exc
+    instrument_adapter(adapter)
+    return adapter
 
 
 LIVE_CHECK_SECONDS = 30.0

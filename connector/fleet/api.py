@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Query
 
-from connector.api.deps import Engineer, Session, Viewer
+from connector.api.deps import Engineer, Session, Viewer, configuration_changed
 from connector.api.schemas import Offset
 from connector.audit.domain import Actor
 from connector.fleet import endpoints, service
@@ -118,4 +118,6 @@ async def get_thresholds(session: Session, who: Viewer) -> Thresholds:
 @router.put("/settings/thresholds", response_model=Thresholds)
 async def put_thresholds(body: Thresholds, session: Session, who: Engineer) -> Thresholds:
     """New limits apply at the next sync, which re-evaluates every endpoint against them."""
-    return await endpoints.set_thresholds(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
+    thresholds = await endpoints.set_thresholds(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
+    configuration_changed(session, who, "thresholds", "update", who.tenant_id, body.model_fields_set)
+    return thresholds

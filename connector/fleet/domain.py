@@ -27,7 +27,12 @@ class Thresholds(BaseModel):
     """Per-tenant limits for the time-based checks (settable over the API). Strict: `true` or
     `"14"` is refused rather than read as a number of days."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"definitions_max_age_days": 3, "scan_max_age_days": 14, "offline_after_days": 7}]
+        },
+    )
 
     definitions_max_age_days: int = Field(default=3, ge=1, le=365, strict=True)
     scan_max_age_days: int = Field(default=14, ge=1, le=365, strict=True)

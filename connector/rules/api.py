@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.registry import AdapterRegistry
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit, configuration_changed
 from connector.api.schemas import Offset
 from connector.audit.domain import Actor
 from connector.rules import deploy, removal
@@ -84,6 +84,7 @@ async def delete_connection(
         services, session, who.tenant_id, connection_id, force=force, actor=Actor.key(who.api_key_id)
     )
     after_commit(session, lambda: services.connection_changed(connection_id))
+    configuration_changed(session, who, "connection", "delete", connection_id)
     return answer(done, force)
 
 
@@ -120,6 +121,7 @@ def _register(
         row = await rules.create(kind, session, who.tenant_id, body, checking, actor=actor)
         await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
+        configuration_changed(session, who, kind.entity, "create", row.id, body)
         return out.model_validate(row, from_attributes=True)
 
     async def get_item(item_id: str, session: Session, who: Viewer) -> Any:
@@ -140,24 +142,28 @@ def _register(
         row = await rules.update(kind, session, who.tenant_id, item_id, body, checking, actor=actor)
         await check(services.registry, session, who.tenant_id, row)
         await rules.reroute_after_change(session, who.tenant_id, row)
+        configuration_changed(session, who, kind.entity, "update", item_id, body)
         return out.model_validate(row, from_attributes=True)
 
     async def delete_item(item_id: str, session: Session, who: Engineer, force: bool = FORCE) -> Response:
         done = await removal.remove_rule(
             kind, session, who.tenant_id, item_id, force=force, actor=Actor.key(who.api_key_id)
         )
+        configuration_changed(session, who, kind.entity, "delete", item_id)
         return answer(done, force)
 
-    schema_body = {
-        "requestBody": {"content": {"application/json": {"schema": kind.schema.model_json_schema()}}}
-    }
+    full = kind.schema.model_json_schema()
+    # A PATCH merges the given fields into the stored ones (then validates the whole): none required.
+    partial = {key: value for key, value in full.items() if key != "required"}
+    schema_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": full}}}}
+    patch_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": partial}}}}
     router.add_api_route(path, list_items, methods=["GET"], response_model=list[out])  # type: ignore[valid-type]
     router.add_api_route(
         path, create_item, methods=["POST"], response_model=out, status_code=201, openapi_extra=schema_body
     )
     router.add_api_route(path + "/{item_id}", get_item, methods=["GET"], response_model=out)
     router.add_api_route(
-        path + "/{item_id}", patch_item, methods=["PATCH"], response_model=out, openapi_extra=schema_body
+        path + "/{item_id}", patch_item, methods=["PATCH"], response_model=out, openapi_extra=patch_body
     )
     router.add_api_route(
         path + "/{item_id}", delete_item, methods=["DELETE"], status_code=204, responses=DEPENDENTS

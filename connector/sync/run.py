@@ -164,6 +164,16 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
     limits = thresholds_of(tenant)
     counters = _Counters()
     failed = False
+    log.info(
+        "sync started",
+        tenant_id=run.tenant_id,
+        connection_id=connection.id,
+        kind=connection.kind,
+        run_id=run.id,
+        trigger=run.trigger,
+        full=run.full,
+        changed_since=run.changed_since.isoformat() if run.changed_since else None,
+    )
     try:
         adapter = await services.adapters.rmm(connection)
         async for page in adapter.iter_endpoint_pages(run.changed_since):
@@ -182,11 +192,11 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
     except AdapterError as exc:
         failed = True
         counters.errors.append({"stage": "rmm", "type": type(exc).__name__, "message": str(exc)})
-        log.warning("sync failed", connection=connection.id, run=run.id, error=str(exc))
+        log.warning("sync failed", connection_id=connection.id, run_id=run.id, error=str(exc))
     except Exception as exc:
         failed = True
         counters.errors.append({"stage": "internal", "type": type(exc).__name__, "message": str(exc)})
-        log.exception("sync failed", connection=connection.id, run=run.id)
+        log.exception("sync failed", connection_id=connection.id, run_id=run.id)
     return await _finish(services, run, counters, failed)
 
 
@@ -555,6 +565,24 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
             if run.full:
                 cursor.last_full_at = run.started_at
     services.wake_workers()
+    (log.warning if failed else log.info)(
+        "sync finished",
+        tenant_id=run.tenant_id,
+        connection_id=run.connection_id,
+        run_id=run.id,
+        status=row.status,
+        full=run.full,
+        seconds=round((now - run.started_at).total_seconds(), 3),
+        pages=c.pages,
+        endpoints_seen=c.seen,
+        endpoints_skipped=c.skipped,
+        endpoints_changed=c.changed,
+        endpoints_retired=c.retired,
+        problems_opened=c.opened,
+        problems_closed=c.closed,
+        psa_calls=c.psa_calls,
+        errors=len(c.errors),
+    )
     return row
 
 

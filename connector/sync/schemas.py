@@ -28,5 +28,7 @@ class SyncRunOut(BaseModel):
 
 
 class SyncRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{}, {"connection_id": "c_0123abcd"}]}
+    )
     connection_id: str | None = Field(default=None, description="one RMM connection; default: all")

@@ -3,13 +3,17 @@ list and read their run records."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.connections.service import get_connection
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
-from connector.models import SyncRun
-from connector.statuses import SyncTrigger
+from connector.models import Connection, SyncRun
+from connector.statuses import SyncStatus, SyncTrigger
 from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
 
 
@@ -64,3 +68,37 @@ async def get_run(session: AsyncSession, tenant_id: str, run_id: str) -> SyncRun
     if row is None:
         raise NotFound("sync run")
     return row
+
+
+@dataclass(frozen=True)
+class LastSuccess:
+    connection_id: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+
+
+async def last_successes(session: AsyncSession) -> list[LastSuccess]:
+    """Each RMM connection's latest successful run, across tenants (for the metrics)."""
+    latest = (
+        select(SyncRun.connection_id, func.max(SyncRun.finished_at).label("finished_at"))
+        .where(SyncRun.status == SyncStatus.SUCCEEDED)
+        .group_by(SyncRun.connection_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(SyncRun.connection_id, Connection.kind, SyncRun.started_at, SyncRun.finished_at)
+        .join(
+            latest,
+            and_(
+                SyncRun.connection_id == latest.c.connection_id, SyncRun.finished_at == latest.c.finished_at
+            ),
+        )
+        .join(Connection, Connection.id == SyncRun.connection_id)
+        .where(SyncRun.status == SyncStatus.SUCCEEDED)
+    )
+    return [
+        LastSuccess(connection_id, kind, started, finished)
+        for connection_id, kind, started, finished in rows.all()
+        if finished is not None
+    ]

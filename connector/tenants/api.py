@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from connector.api.deps import Admin, Session
+from connector.api.deps import Admin, Session, configuration_changed
 from connector.audit.domain import Actor
 from connector.infra.security.apikeys import ApiRole
 from connector.tenants import service
@@ -24,6 +24,7 @@ async def create_key(body: ApiKeyIn, session: Session, who: Admin) -> ApiKeyCrea
     row, plaintext = await service.issue_api_key(
         session, who.tenant_id, ApiRole(body.role), body.name, actor=Actor.key(who.api_key_id)
     )
+    configuration_changed(session, who, "api_key", "create", row.id, ("name", "role"))
     return ApiKeyCreated(**ApiKeyOut.model_validate(row, from_attributes=True).model_dump(), key=plaintext)
 
 
@@ -32,4 +33,5 @@ async def revoke_key(key_id: str, session: Session, who: Admin) -> Response:
     await service.revoke_api_key(
         session, who.tenant_id, key_id, current_key_id=who.api_key_id, actor=Actor.key(who.api_key_id)
     )
+    configuration_changed(session, who, "api_key", "revoke", key_id)
     return Response(status_code=204)

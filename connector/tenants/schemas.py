@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.schemas import RequestBody
 
 
 class ApiKeyIn(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "ci pipeline", "role": "engineer"}]})
+
     name: str = Field(min_length=1, max_length=200)
     role: str = Field(pattern="^(admin|engineer|viewer)$")
 

@@ -109,7 +109,7 @@ async def logout(request: Request, services: ServicesDep) -> Response:
     user = await current_user(request, services)
     if user is not None:
         check_csrf(await read_form(request), user.csrf)
-        log.info("dashboard sign-out", api_key_id=user.principal.api_key_id)
+        log.info("dashboard sign-out", key_id=user.principal.api_key_id)
     response = redirect("/login")
     clear_session(response, request)
     return response
@@ -250,7 +250,7 @@ async def replay(delivery_id: str, request: Request, session: Session, user: Use
         raise WebError(404, "There is no such delivery.") from None
     except FieldError as exc:
         raise WebError(422, exc.errors[0]["message"]) from None
-    log.info("dashboard replay", delivery_id=delivery_id, api_key_id=user.principal.api_key_id)
+    log.info("dashboard replay", delivery_id=delivery_id, key_id=user.principal.api_key_id)
     return redirect("/activity?done=replayed")
 
 
@@ -413,7 +413,7 @@ async def accept_mapping(request: Request, services: ServicesDep, session: Sessi
     except Conflict as exc:
         raise WebError(409, str(exc)) from None
     await rules.reroute_after_change(session, tenant_id, row)
-    log.info("dashboard mapping", mapping_id=row.id, api_key_id=user.principal.api_key_id)
+    log.info("dashboard mapping", mapping_id=row.id, key_id=user.principal.api_key_id)
     query = urlencode({"rmm": row.rmm_connection_id, "psa": row.psa_connection_id, "done": "mapped"})
     return redirect(f"/mappings?{query}")
 

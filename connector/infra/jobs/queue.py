@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, case, func, or_, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connector.infra import db
-from connector.models import Job
+from connector.models import Job, UTCDateTime
 from connector.statuses import JobStatus
 
 UNIQUE_WHERE = text("status = 'queued' AND unique_key IS NOT NULL")
@@ -70,6 +70,13 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(statement)
 
 
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(Job.status == JobStatus.QUEUED, Job.run_after <= now),
+        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+    )
+
+
 async def claim(
     sessions: async_sessionmaker[AsyncSession],
     owner: str,
@@ -79,10 +86,7 @@ async def claim(
     kinds: list[str] | None = None,
 ) -> list[ClaimedJob]:
     now = datetime.now(UTC)
-    claimable = or_(
-        and_(Job.status == JobStatus.QUEUED, Job.run_after <= now),
-        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
-    )
+    claimable = _claimable(now)
     if kinds is not None and not kinds:
         return []
     conditions = [claimable] + ([Job.kind.in_(kinds)] if kinds else [])
@@ -249,3 +253,23 @@ async def fail(
 async def counts(session: AsyncSession) -> list[tuple[str, str, int]]:
     rows = await session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status))
     return [(kind, status, int(n)) for kind, status, n in rows.all()]
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The jobs of one kind a worker could claim now, and since when the oldest has waited."""
+
+    kind: str
+    depth: int
+    oldest_since: datetime
+
+
+async def backlogs(session: AsyncSession, now: datetime) -> list[Backlog]:
+    # Waiting since it fell due (queued) or since its lease expired (a worker died holding it).
+    since = case((Job.status == JobStatus.QUEUED, Job.run_after), else_=Job.lease_expires_at)
+    rows = await session.execute(
+        select(Job.kind, func.count(), type_coerce(func.min(since), UTCDateTime()))
+        .where(_claimable(now))
+        .group_by(Job.kind)
+    )
+    return [Backlog(kind, int(depth), oldest or now) for kind, depth, oldest in rows.all()]

@@ -191,6 +191,17 @@ class Worker:
             outcome=status,
             error=message,
         )
+        if status == "dead":
+            self.services.metrics.dead_lettered.labels(job.kind).inc()
+            log.info(
+                "job dead-lettered",
+                job=job.id,
+                kind=job.kind,
+                tenant_id=job.tenant_id,
+                attempts=job.attempt,
+                delivery_id=job.delivery_id,
+                error=message,
+            )
 
     async def _renew(self, job: ClaimedJob) -> None:
         interval = self.lease.total_seconds() / 3
