@@ -230,7 +230,8 @@ async def suggest_mappings(
     *,
     threshold: float = 0.75,
 ) -> list[Suggestion]:
-    """Unmapped RMM clients paired with PSA companies by name similarity, read live from both."""
+    """Unmapped RMM clients paired with PSA companies (the RMM's own links first, then by name
+    similarity), read live from both."""
     rmm_row = await connection_of_role(session, tenant_id, rmm_connection_id, Role.RMM, "rmm_connection_id")
     psa_row = await connection_of_role(session, tenant_id, psa_connection_id, Role.PSA, "psa_connection_id")
     mapped = set(
@@ -242,9 +243,11 @@ async def suggest_mappings(
     )
     rmm, psa = build_rmm(services, rmm_row), build_psa(services, psa_row)
     try:
-        clients = [(c.id, c.name) async for c in rmm.list_clients() if c.id not in mapped]
+        unmapped = [c async for c in rmm.list_clients() if c.id not in mapped]
         companies = [(c.id, c.name) async for c in psa.list_companies()]
     finally:
         await rmm.aclose()
         await psa.aclose()
-    return suggest(clients, companies, threshold=threshold)
+    clients = [(c.id, c.name) for c in unmapped]
+    linked = {c.id: c.psa_company_ids[psa_row.kind] for c in unmapped if psa_row.kind in c.psa_company_ids}
+    return suggest(clients, companies, threshold=threshold, linked=linked)
