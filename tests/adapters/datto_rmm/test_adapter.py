@@ -213,8 +213,15 @@ async def test_polled_contexts_map_to_problems_and_other_alerts_are_skipped() ->
 
 
 def delivery(**fields: Any) -> WebhookRequest:
-    body = {"state": "active", "alertUid": "a-1", "deviceUid": "d-1", "siteUid": "s-1",
-            "alertType": "Antivirus", "message": "Antivirus definitions are not up to date", **fields}  # fmt: skip
+    body = {
+        "state": "active",
+        "alertUid": "a-1",
+        "deviceUid": "d-1",
+        "siteUid": "s-1",
+        "alertType": "Antivirus",
+        "message": "Antivirus definitions are not up to date",
+        **fields,
+    }
     return WebhookRequest(body=json.dumps(body).encode(), headers={}, received_at=datetime.now(UTC))
 
 
