@@ -164,12 +164,11 @@ class DattoFake(Seeding):
         if isinstance(paging, Response):
             return paging
         page, size = paging
+        records: list[Any]
         if template == "/v2/account/sites":
-            rows = [self._site(s) for s in self.sites.values()]
-            key_name = "sites"
+            records, key_name = list(self.sites.values()), "sites"
         elif template == "/v2/account/devices":
-            rows = [self._device(d) for d in self.devices.values() if not d.deleted]
-            key_name = "devices"
+            records, key_name = [d for d in self.devices.values() if not d.deleted], "devices"
         else:
             muted = request.query_params.get("muted")
             if muted not in (None, "true", "false"):
@@ -179,10 +178,9 @@ class DattoFake(Seeding):
             open_alerts = [a for a in self.alerts.values() if not a.resolved]
             if muted is not None:
                 open_alerts = [a for a in open_alerts if a.muted == (muted == "true")]
-            rows = [self._alert(a) for a in open_alerts]
-            key_name = "alerts"
-        chunk = rows[page * size : (page + 1) * size]
-        more = (page + 1) * size < len(rows)
+            records, key_name = open_alerts, "alerts"
+        chunk = self._rows(key_name, records[page * size : (page + 1) * size])
+        more = (page + 1) * size < len(records)
         base = f"{request.url.scheme}://{request.url.netloc}{path}"
         extra = "&".join(f"{k}={v}" for k, v in request.query_params.items() if k not in ("page", "max"))
 
@@ -193,7 +191,7 @@ class DattoFake(Seeding):
             {
                 "pageDetails": {
                     "count": len(chunk),
-                    "totalCount": len(rows),
+                    "totalCount": len(records),
                     "prevPageUrl": link(page - 1) if page > 0 else None,
                     "nextPageUrl": link(page + 1) if more else None,
                 },
@@ -307,9 +305,20 @@ class DattoFake(Seeding):
 
     # -- records on the wire ---------------------------------------------------------------------
 
-    def _site(self, site: FakeSite) -> dict[str, Any]:
-        devices = [d for d in self.devices.values() if d.site_uid == site.uid and not d.deleted]
-        online = sum(1 for d in devices if d.online)
+    def _rows(self, key: str, records: list[Any]) -> list[dict[str, Any]]:
+        """One page's records on the wire (only the page's: a 50,000-device account stays cheap)."""
+        if key == "devices":
+            return [self._device(d) for d in records]
+        if key == "alerts":
+            return [self._alert(a) for a in records]
+        counts: dict[str, list[int]] = {s.uid: [0, 0] for s in records}
+        for device in self.devices.values():
+            if device.site_uid in counts and not device.deleted:
+                counts[device.site_uid][0] += 1
+                counts[device.site_uid][1] += int(device.online)
+        return [self._site(s, *counts[s.uid]) for s in records]
+
+    def _site(self, site: FakeSite, total: int, online: int) -> dict[str, Any]:
         return {
             "id": site.id,
             "uid": site.uid,
@@ -321,9 +330,9 @@ class DattoFake(Seeding):
             "splashtopAutoInstall": False,
             "proxySettings": None,
             "devicesStatus": {
-                "numberOfDevices": len(devices),
+                "numberOfDevices": total,
                 "numberOfOnlineDevices": online,
-                "numberOfOfflineDevices": len(devices) - online,
+                "numberOfOfflineDevices": total - online,
             },
             "autotaskCompanyName": site.autotask_company_name,
             "autotaskCompanyId": site.autotask_company_id,
