@@ -269,7 +269,8 @@ async def one_size_vendor(harness: PsaHarness, size: int, args: argparse.Namespa
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"RMM page size 1000, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
+    rmm = f"the {args.rmm} fake (its own paging; sqlite)" if args.rmm else "RMM page size 1000"
+    print(f"{rmm}, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
           f"{args.map_share:.0%} of clients mapped to the PSA, {args.backend}")  # fmt: skip
     for harness in psa_harnesses(args.psa):
         for size in (int(s) for s in args.sizes.split(",")):
