@@ -60,6 +60,9 @@ class _Command(BaseModel):
 class RmmClient(_Record):
     id: str
     name: str
+    psa_company_ids: Mapping[str, str] = Field(default_factory=dict)
+    """Companies the RMM itself links this client to, by PSA kind (`{"autotask": "29684"}`): the
+    core proposes these mappings ahead of name matches."""
 
 
 class EndpointStatus(_Record):

@@ -5,7 +5,10 @@ for: the first full sync, a second sync with nothing changed, and a sync with 1 
 changed.
 
     .venv/bin/python -m benchmarks.status_sync [--sizes 5000,50000] [--latency 0.05] [--map-share 0.1]
-        [--backend sqlite|postgresql] [--psa KIND ...]
+        [--backend sqlite|postgresql] [--psa KIND ...] [--rmm KIND]
+
+`--rmm KIND` syncs from that installed RMM kind's own fake (its harness) instead of the generic
+fleet RMM, so its paging and request budget are what is measured.
 
 `--map-share` is the share of clients mapped to a PSA company (their endpoints' configurations are
 written to the PSA); the rest are synced and evaluated but have no PSA side.
@@ -21,13 +24,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from adapters.registry import discover
-from adapters.testing.harness import PsaHarness, device_name
+from adapters.testing.harness import PsaHarness, RmmOperation, device_name, installed_harnesses
 from benchmarks.tenant import (
     CONFIGURATION_FIELDS,
     add_psa_argument,
@@ -84,6 +88,9 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
     clients = max(1, size // 100)
     per_client = size // clients
     mapped = max(1, int(clients * args.map_share))
+    if args.rmm:
+        await one_size_vendor(harness, size, args)
+        return
     fleet = FleetFake(page_size=1000, latency=args.latency)
     fleet.seed(clients, per_client)
     # The mapped clients' PSA companies hold a configuration record per endpoint, by hostname.
@@ -179,8 +186,91 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
                 await engine.dispose()
 
 
+async def one_size_vendor(harness: PsaHarness, size: int, args: argparse.Namespace) -> None:
+    """The same three syncs against an installed RMM kind's own fake (`--rmm`)."""
+    clients = max(1, size // 100)
+    per_client = size // clients
+    mapped = max(1, int(clients * args.map_share))
+    [rmm_harness] = [h for h in installed_harnesses(discover().all())[0] if h.spec.kind == args.rmm]
+    host = f"{args.rmm.replace('_', '-')}-{uuid.uuid4().hex[:8]}.example.com"
+    names = [f"Bench client {c}" for c in range(clients)]
+    rmm = rmm_harness.start(clients=names, endpoints_per_client=per_client, base_url=f"https://{host}")
+    fake: Any = getattr(rmm, "fake", None)
+    psa = harness.start(
+        companies=names[:mapped], devices_per_company=per_client, configuration_fields=CONFIGURATION_FIELDS
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        common = {"data_dir": Path(tmp), "secret_key": Fernet.generate_key().decode(), "run_worker": False}
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", **common)
+        await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
+        from tests.support.vendors import VendorRouter
+
+        vendors = VendorRouter()
+        for rmm_host in rmm.hosts:
+            vendors.add(rmm_host, rmm.transport())
+        services = build_services(settings, registry=discover(), transport_factory=vendors.factory)
+        app = create_app(services=services, migrate=False)
+        try:
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client,
+            ):
+                async with db.transaction(services.sessions) as session:
+                    tenant = await get_or_create_tenant(session, "default")
+                    _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
+                stack = await build_tenant(
+                    client, {"Authorization": f"Bearer {key}"}, vendors, psa, rmm_kind=args.rmm,
+                    rmm_credentials=dict(rmm.connection.credentials), rmm_base_url=rmm.connection.base_url,
+                )  # fmt: skip
+                by_name = {name: client_id for client_id, name in rmm.clients.items()}
+                for company, name in psa.companies.items():
+                    await stack.map_client(by_name[name], company, name)
+                psa.set_latency(args.latency)
+                if fake is not None and hasattr(fake, "latency"):
+                    fake.latency = args.latency
+                async with services.sessions() as session:
+                    connection = await session.get(Connection, stack.rmm["id"])
+                assert connection is not None
+                import gc
+
+                gc.collect()
+                baseline = rss_mb()
+                print(f"{args.rmm} → {harness.spec.kind}, {size} endpoints: seeded RSS {baseline:.0f} MB")
+
+                async def run(label: str) -> None:
+                    psa.reset_calls()
+                    rmm.reset_calls()
+                    started = time.perf_counter()
+                    with PeakRss() as peak:
+                        async with db.transaction(services.sessions) as session:
+                            row = await start_run(session, connection, "cli")
+                        done = await execute_run(services, row.id)
+                        synced = time.perf_counter() - started
+                        jobs = await runtime.worker(services, concurrency=8).run_until_idle()
+                        elapsed = time.perf_counter() - started
+                    listed = rmm.calls(RmmOperation.LIST_ENDPOINTS)
+                    minimum = len(rmm.endpoint_page_sizes())
+                    total = fake.call_count() if fake is not None and hasattr(fake, "call_count") else listed
+                    print(
+                        f"{size:>7} {label:<18} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
+                        f"peak RSS {peak.peak:5.0f} MB (+{peak.peak - baseline:4.0f})   "
+                        f"RMM requests {total:5d} (device pages {listed}, minimum {minimum})   "
+                        f"PSA requests {psa.request_count():6d}   changed {done.endpoints_changed:6d}   "
+                        f"problems +{done.problems_opened} ({jobs} jobs)"
+                    )
+
+                await run("first full sync")
+                await run("nothing changed")
+                for endpoint_id in list(rmm.endpoints)[::100]:
+                    rmm.put_in_trouble(endpoint_id)
+                await run("1% changed")
+        finally:
+            await services.aclose()
+
+
 async def main(args: argparse.Namespace) -> None:
-    print(f"RMM page size 1000, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
+    rmm = f"the {args.rmm} fake (its own paging; sqlite)" if args.rmm else "RMM page size 1000"
+    print(f"{rmm}, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
           f"{args.map_share:.0%} of clients mapped to the PSA, {args.backend}")  # fmt: skip
     for harness in psa_harnesses(args.psa):
         for size in (int(s) for s in args.sizes.split(",")):
@@ -195,5 +285,6 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--map-share", type=float, default=0.1)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--rmm", default=None, help="an installed RMM kind whose own fake to sync from")
     add_psa_argument(parser)
     asyncio.run(main(parser.parse_args()))

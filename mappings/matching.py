@@ -1,4 +1,4 @@
-"""Suggest RMM client ↔ PSA company pairs by name similarity.
+"""Suggest RMM client ↔ PSA company pairs by the RMM's own links, then by name similarity.
 
 Names are normalized (case, punctuation, legal suffixes such as "Inc" or "GmbH") and compared with
 rapidfuzz's `fuzz.ratio` (the normalized Indel similarity, computed in C++: 1,000 × 1,000 names take
@@ -9,6 +9,7 @@ proposed only once. CPU-bound: async callers run `suggest` in a worker thread.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -42,6 +43,8 @@ class Suggestion:
     company_id: str
     company_name: str
     score: float
+    linked: bool = False
+    """The RMM links this client to this company (not a name match)."""
 
 
 def normalize(name: str) -> str:
@@ -63,9 +66,19 @@ def suggest(
     companies: list[tuple[str, str]],
     *,
     threshold: float = 0.75,
+    linked: Mapping[str, str] | None = None,
 ) -> list[Suggestion]:
-    """Greedy best-first assignment of (id, name) clients to (id, name) companies."""
+    """Greedy best-first assignment of (id, name) clients to (id, name) companies. `linked` maps a
+    client id to the company the RMM itself links it to: that pair is proposed with score 1.0
+    ahead of every name match, when the company is among `companies`."""
     candidates: list[Suggestion] = []
+    names = dict(companies)
+    for client_id, client_name in clients:
+        company_id = (linked or {}).get(client_id)
+        if company_id is not None and company_id in names:
+            candidates.append(
+                Suggestion(client_id, client_name, company_id, names[company_id], 1.0, linked=True)
+            )
     by_normal: dict[str, list[tuple[str, str]]] = {}
     normal_names: list[str] = []
     for company_id, company_name in companies:
@@ -96,7 +109,7 @@ def suggest(
             candidates.append(
                 Suggestion(client_id, client_name, company_id, company_name, round(score / 100, 3))
             )
-    candidates.sort(key=lambda s: (-s.score, s.client_name))
+    candidates.sort(key=lambda s: (not s.linked, -s.score, s.client_name))
     used_clients: set[str] = set()
     used_companies: set[str] = set()
     chosen: list[Suggestion] = []

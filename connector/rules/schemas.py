@@ -34,6 +34,8 @@ class SuggestionOut(BaseModel):
     psa_company_id: str
     psa_company_name: str
     score: float
+    linked: bool = False
+    """The RMM itself links this client to this company (e.g. a Datto site's Autotask company)."""
 
     @classmethod
     def of(cls, suggestion: Suggestion) -> SuggestionOut:
@@ -43,6 +45,7 @@ class SuggestionOut(BaseModel):
             psa_company_id=suggestion.company_id,
             psa_company_name=suggestion.company_name,
             score=suggestion.score,
+            linked=suggestion.linked,
         )
 
 

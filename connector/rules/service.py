@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -412,7 +412,8 @@ async def suggest_mappings(
     *,
     threshold: float = 0.75,
 ) -> list[Suggestion]:
-    """Unmapped RMM clients paired with PSA companies by name similarity, read live from both."""
+    """Unmapped RMM clients paired with PSA companies (the RMM's own links first, then by name
+    similarity), read live from both."""
     rmm_row = await connection_of_role(session, tenant_id, rmm_connection_id, Role.RMM, "rmm_connection_id")
     psa_row = await connection_of_role(session, tenant_id, psa_connection_id, Role.PSA, "psa_connection_id")
     mapped = set(
@@ -424,17 +425,23 @@ async def suggest_mappings(
     )
     rmm, psa = build_rmm(services, rmm_row), build_psa(services, psa_row)
     try:
-        clients = [(c.id, c.name) async for c in rmm.list_clients() if c.id not in mapped]
+        unmapped = [c async for c in rmm.list_clients() if c.id not in mapped]
         companies = [(c.id, c.name) async for c in psa.list_companies()]
     finally:
         await rmm.aclose()
         await psa.aclose()
-    return await run_suggest(clients, companies, threshold=threshold)
+    clients = [(c.id, c.name) for c in unmapped]
+    linked = {c.id: c.psa_company_ids[psa_row.kind] for c in unmapped if psa_row.kind in c.psa_company_ids}
+    return await run_suggest(clients, companies, threshold=threshold, linked=linked)
 
 
 async def run_suggest(
-    clients: list[tuple[str, str]], companies: list[tuple[str, str]], *, threshold: float
+    clients: list[tuple[str, str]],
+    companies: list[tuple[str, str]],
+    *,
+    threshold: float,
+    linked: Mapping[str, str] | None = None,
 ) -> list[Suggestion]:
     """`suggest` in a worker thread: CPU-bound (a million name comparisons for 1,000 × 1,000), so
     it runs off the event loop, and webhooks, the API and the worker of this process go on."""
-    return await asyncio.to_thread(suggest, clients, companies, threshold=threshold)
+    return await asyncio.to_thread(suggest, clients, companies, threshold=threshold, linked=linked)

@@ -117,6 +117,21 @@ def alert_with(raw_field: str, raw_value: bytes) -> bytes:
     return json.dumps(alert).encode().replace(b'"@@"', raw_value)
 
 
+def datto_alert(**overrides: Any) -> bytes:
+    """The body template documented for Datto RMM's webhook settings, variables substituted."""
+    item: dict[str, Any] = {
+        "source": "datto-rmm",
+        "state": "active",
+        "alertUid": "a1b2c3d4-0000-4000-8000-000000000001",
+        "deviceUid": "d1b2c3d4-0000-4000-8000-000000000001",
+        "siteUid": "s1b2c3d4-0000-4000-8000-000000000001",
+        "alertType": "Antivirus",
+        "message": "Antivirus is not running",
+    }
+    item.update(overrides)
+    return json.dumps(item).encode()
+
+
 def automate_alert(**overrides: Any) -> bytes:
     item: dict[str, Any] = {
         "ComputerId": "12",
@@ -331,6 +346,30 @@ HOSTILE: list[Hostile] = [
         field="event_id",
     ),
     Hostile("N-central: deeply nested JSON", b"[" * 100_000 + b"]" * 100_000, kind="ncentral", field="body"),
+    # --- Datto RMM's webhook body template ----------------------------------------------------
+    Hostile(
+        "Datto RMM: 5,000-character alertUid",
+        datto_alert(alertUid="a" * 5_000),
+        kind="datto_rmm",
+        field="alertUid",
+    ),
+    Hostile(
+        "Datto RMM: NUL in deviceUid", datto_alert(deviceUid="d\x00"), kind="datto_rmm", field="deviceUid"
+    ),
+    Hostile(
+        "Datto RMM: lone surrogate in siteUid",
+        datto_alert(siteUid="SITE").replace(b'"SITE"', b'"\\ud800"'),
+        kind="datto_rmm",
+        field="siteUid",
+    ),
+    Hostile(
+        "Datto RMM: unsubstituted variable",
+        datto_alert(deviceUid="[device_uid]"),
+        kind="datto_rmm",
+        field="deviceUid",
+    ),
+    Hostile("Datto RMM: object as siteUid", datto_alert(siteUid={"a": 1}), kind="datto_rmm", field="siteUid"),
+    Hostile("Datto RMM: unknown state", datto_alert(state="maybe"), kind="datto_rmm", field="state"),
     Hostile(
         "N-central: 10,000-digit number", alert_with("event_id", b"3" * 10_000), kind="ncentral", field="body"
     ),
@@ -354,6 +393,7 @@ async def setup(
         "dummy_rmm": {"username": "svc", "api_secret": "rmm-secret"},
         "connectwise_automate": {"username": "svc", "password": "pw", "client_id": "cid"},
         "ncentral": {"api_token": "token-0123456789"},
+        "datto_rmm": {"api_key": "KEY", "api_secret": "secret"},
     }
     for kind, credentials in connections.items():
         response = await client.post(
