@@ -304,6 +304,22 @@ class PsaAdapter(Adapter, Protocol):
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult: ...
 
 
+TICKET_RULE_FIELDS = frozenset({"board_id", "type_id", "priority_id", "status_new_id"})
+"""The fields of a ticket rule that route a new ticket (`TicketSpec` board, type, priority, status)."""
+
+
+@runtime_checkable
+class RequiresTicketFields(Protocol):
+    """A PSA whose tenants decide which ticket fields are required. The core asks when a ticket
+    rule is saved, so a rule that leaves one unset is refused then, naming the field, rather than
+    every ticket failing later."""
+
+    async def required_ticket_fields(self) -> frozenset[str]:
+        """The `TICKET_RULE_FIELDS` every new ticket must carry that the adapter cannot fill from
+        its own options."""
+        ...
+
+
 # ---------------------------------------------------------------------------------------------
 # Adapter declaration
 # ---------------------------------------------------------------------------------------------

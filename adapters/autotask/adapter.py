@@ -123,6 +123,14 @@ _ZONE_UNKNOWN = re.compile(r"zone information could not be determined", re.I)
 _BAD_INTEGRATION = re.compile(r"integration\s*code|tracking identifier", re.I)
 _FOR_FIELD = re.compile(r"\bfor\s+([A-Za-z][A-Za-z0-9_]*)\s*\.?\s*$")
 
+TICKET_RULE_FIELD_OF = {
+    "queueID": "board_id",
+    "issueType": "type_id",
+    "priority": "priority_id",
+    "status": "status_new_id",
+}
+"""Autotask ticket fields a ticket rule sets, by the rule field that sets them."""
+
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -479,6 +487,18 @@ class AutotaskAdapter:
         return [
             PsaOption(id=v.value, name=v.label or v.value, parent_id=v.parentValue or None) for v in values
         ]
+
+    async def required_ticket_fields(self) -> frozenset[str]:
+        """Required ticket fields are tenant metadata (`isRequired` of `Tickets/entityInformation/
+        fields`): those a rule routes with, less what the options fill (the new status, and the
+        priority when a default is configured). `companyID` and `title` are always sent."""
+        info = await self._field_info("Tickets")
+        filled = {"status"} | ({"priority"} if self._options.default_priority_id is not None else set())
+        return frozenset(
+            rule_field
+            for name, rule_field in TICKET_RULE_FIELD_OF.items()
+            if name not in filled and (field := info.get(name.lower())) is not None and field.isRequired
+        )
 
     # -- Adapter ----------------------------------------------------------------------------
 

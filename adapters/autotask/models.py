@@ -15,10 +15,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+)
 
 from adapters.base import OUTBOUND_URL
-from adapters.common import LenientRead
+from adapters.common import LenientRead, id_text
 
 # ---------------------------------------------------------------------------------------------
 # Connection settings
@@ -271,11 +279,14 @@ class QueryPage(LenientRead):
 
 
 class PicklistValue(LenientRead):
-    value: str
+    """`PickListValue.value` is a string in the document; real tenants also answer integers
+    (`subIssueType`, `ticketType`), so both are read, as text."""
+
+    value: Annotated[str, BeforeValidator(id_text)]
     label: str | None = None
     isDefaultValue: bool | None = None
     sortOrder: int | None = None
-    parentValue: str | None = None
+    parentValue: Annotated[str | None, BeforeValidator(id_text)] = None
     isActive: bool | None = None
     isSystem: bool | None = None
 

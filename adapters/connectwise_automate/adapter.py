@@ -4,7 +4,7 @@ antivirus state, alerts, and scripts run as actions.
 Sources (vendor-notes/rmm.md §1 and the files it cites):
 - Base `https://{server}/cwa/api/v1` (HealthITAU/pyconnectwise `clients/automate_client.py`;
   asachs01/node-connectwise-automate `src/http.ts`).
-- Token: `POST /cwa/api/v1/apitoken` with `{"UserName", "Password"[, "TwoFactorPasscode"]}` and the
+- Token: `POST /cwa/api/v1/apitoken` with `{"Username", "Password"[, "TwoFactorPasscode"]}` and the
   `ClientId` header → `TokenResult` (`AccessToken`, `ExpirationDate`, `IsTwoFactorRequired`, ...); with
   2FA on and no passcode the answer is 200 with an empty `AccessToken` (pyconnectwise
   `Contracts/Security.py`; node lib `src/auth.ts`; gavsto/AutomateAPI `Connect-AutomateAPI.ps1`).
@@ -31,7 +31,8 @@ Sources (vendor-notes/rmm.md §1 and the files it cites):
 
 Status mapping (Automate reports no real-time protection state, last scan or threat count on a
 computer): `product` = `VirusScanner.Name`; a computer without a detected scanner reports
-`protection_enabled=False` (→ not_protected) unless `missing_scanner_means_unprotected` is off;
+no protection state (→ unknown: an empty or unrecognised `VirusScanner` may be a product Automate
+does not detect) unless `missing_scanner_means_unprotected` is on (then → not_protected);
 `definitions_date` = `AntivirusDefinitionDate`; `online` = `Status == "Online"`; `last_seen_at` =
 `RemoteAgentLastContact`. Timestamps without an offset are read in `options.server_timezone`.
 
@@ -90,6 +91,7 @@ from adapters.connectwise_automate.models import (
     KeyValue,
     LocationRead,
     OfflineFlags,
+    Ref,
     ScriptBatchResponseRead,
     ScriptExecuteWrite,
     TokenCredentialsWrite,
@@ -278,7 +280,7 @@ class ConnectWiseAutomateAdapter:
     async def _request_token(self, now: datetime) -> _Token:
         creds = self._credentials
         body = TokenCredentialsWrite(
-            UserName=creds.username,
+            Username=creds.username,
             Password=creds.password.get_secret_value(),
             TwoFactorPasscode=(
                 creds.two_factor_passcode.get_secret_value().replace(" ", "")
@@ -411,8 +413,10 @@ class ConnectWiseAutomateAdapter:
         if not computer.Id or computer.Client is None or not computer.Client.Id:
             log.warning("Automate computer %s skipped: no Id or Client.Id", computer.Id or "?")
             return None
-        scanner = computer.VirusScanner
-        product = scanner.Name.strip() if scanner and scanner.Name and scanner.Id != "0" else None
+        product = scanner_product(computer.VirusScanner)
+        # Automate reports a scanner only for the products it knows: an empty or unrecognised
+        # VirusScanner says nothing about protection (unknown), unless the engineer says every
+        # product in use is one Automate detects.
         protection: bool | None = None
         if product is None and self._options.missing_scanner_means_unprotected:
             protection = False
@@ -550,3 +554,15 @@ __all__ = [
     "parse_automate_error",
     "parse_time",
 ]
+
+
+UNRECOGNISED_SCANNER_NAMES = frozenset({"", "none", "unknown", "not detected", "n/a", "no antivirus"})
+
+
+def scanner_product(scanner: Ref | None) -> str | None:
+    """The product name of a computer's `VirusScanner`, or None when it is empty (`null`, `{}`,
+    Id 0) or names no product (`Unknown`, `None`, …)."""
+    if scanner is None or scanner.Id in (None, "0"):
+        return None
+    name = (scanner.Name or "").strip()
+    return None if name.casefold() in UNRECOGNISED_SCANNER_NAMES else name

@@ -83,9 +83,10 @@ class AutomateOptions(BaseModel):
         default=True, description="Ask only for the computer fields the adapter maps (includeFields)"
     )
     missing_scanner_means_unprotected: bool = Field(
-        default=True,
-        description="A computer without a detected VirusScanner reports 'no protection' (not_protected); "
-        "turn off when the AV product is one Automate does not detect",
+        default=False,
+        description="A computer whose VirusScanner is empty or unrecognised reports 'no protection' "
+        "(not_protected) instead of unknown; turn on only when every AV product in use is one "
+        "Automate detects",
     )
     scan_script_id: int | None = Field(default=None, ge=1, description="Automate script run for 'scan'")
     scan_script_parameters: dict[str, str] = Field(default_factory=dict)
@@ -227,7 +228,8 @@ class _Write(BaseModel):
 
 
 class TokenCredentialsWrite(_Write):
-    UserName: str
+    Username: str
+    """`TokenCredentials.Username` as the document spells it (the server binds names case-insensitively)."""
     Password: str
     TwoFactorPasscode: str | None = None
 

@@ -85,6 +85,7 @@ from adapters.connectwise_manage.models import (
     CompanyRead,
     ConfigurationCreate,
     ConfigurationRead,
+    CustomFieldRead,
     CustomFieldValueWrite,
     ErrorResponseRead,
     IdRef,
@@ -691,8 +692,9 @@ class ConnectWiseManageAdapter:
                 raise ConfigurationError(
                     f"configuration {config.id} has no custom field captioned {key!r}", field=f"fields.{key}"
                 )
-            if values[index] is None or str(values[index]) != value:
-                values[index] = value
+            wanted = custom_field_value(custom[index], value, key)
+            if values[index] is None or values[index] != wanted:
+                values[index] = wanted
                 changed = True
         if not changed:
             return []
@@ -852,3 +854,20 @@ class ConnectWiseManageAdapter:
 
 def create_adapter(ctx: ConnectionContext) -> ConnectWiseManageAdapter:
     return ConnectWiseManageAdapter(ctx)
+
+
+def custom_field_value(field: CustomFieldRead, text: str, key: str) -> Any:
+    """The value to write into a configuration custom field: a `Number` field takes a JSON number
+    (Manage refuses text there), every other type the text."""
+    if (field.type or "").casefold() != "number":
+        return text
+    try:
+        number = Decimal(text.strip())
+    except ArithmeticError:
+        number = None
+    if number is None or not number.is_finite():
+        raise ConfigurationError(
+            f"custom field {field.caption!r} is a Number field; {text!r} is not a number",
+            field=f"fields.{key}",
+        )
+    return int(number) if number == number.to_integral_value() else float(number)

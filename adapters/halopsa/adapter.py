@@ -36,7 +36,8 @@ What is written where
 ---------------------
 - Tickets carry a stable `[marker]` at the end of the summary (and optionally the raw marker in a
   ticket custom field); `find_ticket` searches the client's tickets for the marker text and checks
-  the summary. `TicketSpec.board_id` is the Halo team (`team_id`).
+  the summary. `TicketSpec.board_id` is the Halo team's id; the ticket names it the way Halo's
+  ticket schema does (`team` by name, `team_department_id`).
 - Notes and closes are Actions: a note is `{ticket_id, outcome, note, hiddenfromuser}`; a close is
   one Action with the resolution as its note and `new_status` = the closed status.
 - Asset status goes into a delimited block of the asset's `notes` (default) or into asset custom
@@ -129,7 +130,7 @@ _FIELD_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsite\b", re.I), "site_id"),
     (re.compile(r"\bstatus\b", re.I), "status_id"),
     (re.compile(r"\bpriority\b", re.I), "priority_id"),
-    (re.compile(r"\bteam\b", re.I), "team_id"),
+    (re.compile(r"\bteam\b", re.I), "board_id"),
     (re.compile(r"\bitem\b", re.I), "_itemid"),
     (re.compile(r"\binventory", re.I), "inventory_number"),
     (re.compile(r"\bnote\b", re.I), "note"),
@@ -357,6 +358,7 @@ class HaloPsaAdapter:
         self._credentials: HaloCredentials = credentials
         self._options: HaloOptions = options
         self._sleep: Callable[[float], Awaitable[None]] = ctx.sleep or asyncio.sleep
+        self._teams: dict[int, TeamRead] | None = None
         self.instance_url = self._instance(ctx.base_url)
         self.api_base = f"{self.instance_url}/api"
         self.auth_base = options.auth_url or f"{self.instance_url}/auth"
@@ -503,12 +505,13 @@ class HaloPsaAdapter:
             ],
             "priorities": [
                 PsaOption(
-                    id=str(p.priorityid if p.priorityid is not None else p.id),
+                    id=str(p.priorityid),
                     name=p.name or str(p.priorityid),
                     parent_id=str(p.slaid) if p.slaid is not None else None,
                 )
                 for p in priorities
-                if p.priorityid is not None or p.id is not None
+                # Tickets take `priorityid`; the row `id` is a UUID no ticket field takes.
+                if p.priorityid is not None
             ],
             "types": [
                 PsaOption(id=str(t.id), name=t.name or str(t.id)) for t in types if t.visible is not False
@@ -540,17 +543,30 @@ class HaloPsaAdapter:
         open_ones = [r for r in refs if not r.closed]
         return (open_ones or refs)[0]
 
+    async def _team(self, team_id: int) -> TeamRead:
+        """The team a ticket goes to: Halo's ticket takes the team by name and department
+        (`Faults.team`, `team_department_id`), so the id a rule names is looked up once."""
+        if self._teams is None:
+            self._teams = {t.id: t for t in await self._lookup(TeamRead, "/Team", {}, "teams")}
+        team = self._teams.get(team_id)
+        if team is None or not team.name:
+            self._teams = None  # a team added since is found on the next call
+            raise ConfigurationError(f"HaloPSA has no team {team_id}", field="board_id")
+        return team
+
     async def create_ticket(self, spec: TicketSpec) -> TicketRef:
         token = marker_token(spec.marker)
         custom = None
         if self._options.marker_custom_field_id:
             custom = [CustomFieldWrite(id=self._options.marker_custom_field_id, value=spec.marker)]
         board = spec.board_id.strip()
+        team = await self._team(_as_int(board, "board_id")) if board and board != "0" else None
         body = TicketCreate(
             summary=summary_with_marker(spec.summary, token),
             details=spec.description or None,
             client_id=_as_int(spec.company_id, "company_id"),
-            team_id=_as_int(board, "board_id") if board and board != "0" else None,
+            team=team.name if team else None,
+            team_department_id=team.department_id if team else None,
             tickettype_id=_as_int(spec.type_id, "type_id") if spec.type_id else None,
             priority_id=_as_int(spec.priority_id, "priority_id") if spec.priority_id else None,
             status_id=_as_int(spec.status_id, "status_id") if spec.status_id else None,

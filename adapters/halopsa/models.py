@@ -127,7 +127,11 @@ class TicketCreate(_Sent):
     summary: str = Field(min_length=1)
     details: str | None = None
     client_id: int
-    team_id: int | None = None
+    team: str | None = None
+    """The team's name (`Faults.team`); Halo's ticket schema has no `team_id`."""
+    team_department_id: int | None = None
+    """The department the team belongs to (`SectionDetail.department_id`), which tells apart
+    teams of the same name in different departments."""
     tickettype_id: int | None = None
     priority_id: int | None = None
     status_id: int | None = None
@@ -211,7 +215,8 @@ class ClientRead(_Read):
 class SiteRead(_Read):
     id: int
     name: str | None = None
-    client_id: int | None = None
+    client_id: float | None = None
+    """`Site.client_id` is a `number` (double) in Halo's description, unlike other `client_id`s."""
     inactive: bool | None = None
 
 
@@ -219,7 +224,8 @@ class ContractRead(_Read):
     id: int
     client_id: int | None = None
     ref: str | None = None
-    contract_status: int | None = None
+    contract_status: str | None = None
+    """A string in Halo's description (`ContractHeader.contract_status`)."""
     expired: bool | None = None
     billingdescription: Any = None
 
@@ -237,7 +243,9 @@ class TicketTypeRead(_Read):
 
 
 class PriorityRead(_Read):
-    id: int | None = None
+    """`Policy`: `id` is the row's UUID (a string); `priorityid` is what tickets take."""
+
+    id: str | None = None
     priorityid: int | None = None
     slaid: int | None = None
     name: str | None = None
@@ -246,6 +254,7 @@ class PriorityRead(_Read):
 class TeamRead(_Read):
     id: int
     name: str | None = None
+    department_id: int | None = None
     inactive: bool | None = None
     forrequests: bool | None = None
 

@@ -24,7 +24,7 @@ Sources (vendor-notes/rmm.md §2 and the documents it cites):
   client `src/Api/Client.php`); `X-ACCESS-EXPIRY-OVERRIDE` / `X-REFRESH-EXPIRY-OVERRIDE` on the
   exchange (eagle00789 `Connect-Ncentral.ps1`).
 - Direct task body `{name, itemId, taskType: Script|AutomationPolicy|MacScript, customerId, deviceId,
-  credential: {type: LocalSystem}, parameters: [{name, value, type}]}` (eagle00789 module
+  credential: {type: LocalSystem}, parameters: [{name, value, type, description}]}` (eagle00789 module
   `New-NcentralScheduledTask`; sgibson-adt/N-central_MCP `src/tools/scheduled-tasks.js`); the item must
   be a custom repository item with "Enable API" on, else 403 `ScriptNotRunnableException` (N-central_MCP
   README; FAQ).
@@ -47,7 +47,9 @@ on the AV product and are not verified on a tenant): `product` = the first prote
 without " Status"; `protection_enabled` = True if any protection service is Normal, False if they are
 all Failed/Warning, else None; `active_threats` = 1 (at least one) when a threat service fails, 0 when
 all are Normal, else None; `online` from the Agent Status service (Normal → True, Failed → False);
-`last_seen_at` = `lastApplianceCheckinTime`. N-central's REST API exposes no definitions date, last AV
+`last_seen_at` = `lastApplianceCheckinTime` (offset-less = UTC; else `lastApplianceCheckinTimeLocal`,
+offset-less = `server_timezone`, as the description puts it). N-central's REST API exposes no
+definitions date, last AV
 scan time or serial number without per-device asset calls, so those stay None. A device with no
 protection service reports product None and protection None (unknown, not "unprotected").
 
@@ -99,6 +101,7 @@ from adapters.errors import (
     TransientVendorError,
     UnsupportedActionError,
     VendorRequestError,
+    WebhookParseError,
     classify_status,
 )
 from adapters.http import VendorHttpClient
@@ -198,6 +201,23 @@ class _Token:
     refresh_expires_at: datetime | None
 
 
+@dataclass(frozen=True)
+class KnownDevice:
+    """A listed device as notifications can name it."""
+
+    device_id: str
+    customer_id: str
+    names: frozenset[str]
+    """longName, discoveredName (casefolded)."""
+    uri: str
+    units: tuple[str, ...]
+    """Customer and site names (casefolded)."""
+
+    def in_path(self, path: tuple[str, ...]) -> bool:
+        """Whether a notification's org-unit path ends in this device's customer (and site)."""
+        return bool(path) and (path[-len(self.units) :] == self.units or path[-1] in self.units)
+
+
 class SecurityState:
     """Service states of one device → the normalized security fields."""
 
@@ -284,6 +304,8 @@ class NcentralAdapter:
         self.refreshes = 0
         self._device_customers: dict[str, str] = {}
         self._customer_ids: dict[str, str] = {}
+        self._known_devices: dict[str, KnownDevice] = {}
+        """Devices seen in listings, by id: what a notification without `DeviceID` is matched on."""
 
     @property
     def request_count(self) -> int:
@@ -497,12 +519,21 @@ class NcentralAdapter:
             return self._skip(device.deviceId, "longName", "missing (and no discoveredName)")
         return device, name
 
+    def _checkin(self, device: DeviceRead) -> datetime | None:
+        """The agent's last check-in. The description gives `lastApplianceCheckinTime` (read as UTC
+        when it carries no offset) and `lastApplianceCheckinTimeLocal` "in server local time with
+        timezone offset" (read in `server_timezone` when the offset is missing)."""
+        plain = alerts.parse_local_time(device.lastApplianceCheckinTime, UTC)
+        if plain is not None:
+            return plain
+        return alerts.parse_local_time(device.lastApplianceCheckinTimeLocal, self._tz)
+
     def _changed(self, device: DeviceRead, since: datetime | None) -> bool:
         if since is None:
             return True
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        seen = alerts.parse_local_time(device.lastApplianceCheckinTime, self._tz)
+        seen = self._checkin(device)
         return seen is None or seen >= since
 
     async def _services(
@@ -545,7 +576,7 @@ class NcentralAdapter:
             hostname=name,
             os_name=device.supportedOs or device.supportedOsLabel,
             device_type=_device_type(device),
-            last_seen_at=alerts.parse_local_time(device.lastApplianceCheckinTime, self._tz),
+            last_seen_at=self._checkin(device),
             **security,
         )
 
@@ -567,9 +598,7 @@ class NcentralAdapter:
                     continue
                 device = identity[0]
                 assert device.deviceId is not None and device.customerId is not None
-                self._device_customers[device.deviceId] = device.customerId
-                if device.customerName:
-                    self._customer_ids.setdefault(device.customerName.strip().lower(), device.customerId)
+                self._remember(device, identity[1])
                 if self._changed(device, changed_since):
                     kept.append(identity)
             if not kept and not skipped:
@@ -593,17 +622,65 @@ class NcentralAdapter:
         """N-central signs nothing: the core's X-Connector-Signature / token check applies."""
         return None
 
-    def resolve_client(self, device_id: str, customer_name: str | None) -> str | None:
-        """Customer id of a device seen in a listing, else of a customer known by name."""
-        known = self._device_customers.get(device_id)
-        if known is not None:
-            return known
-        if customer_name:
-            return self._customer_ids.get(customer_name.strip().lower())
-        return None
+    def _remember(self, device: DeviceRead, name: str) -> None:
+        assert device.deviceId is not None and device.customerId is not None
+        self._device_customers[device.deviceId] = device.customerId
+        if device.customerName:
+            self._customer_ids.setdefault(device.customerName.strip().lower(), device.customerId)
+        units = tuple(
+            unit.strip().casefold()
+            for unit in (device.customerName, device.siteName)
+            if unit and unit.strip()
+        )
+        self._known_devices[device.deviceId] = KnownDevice(
+            device.deviceId,
+            device.customerId,
+            frozenset(n.strip().casefold() for n in (name, device.longName, device.discoveredName) if n),
+            (device.uri or "").strip(),
+            units,
+        )
+
+    def _client_of_path(self, path: tuple[str, ...]) -> str | None:
+        """The customer an org-unit path names: its innermost unit that is a known customer, or the
+        customer of devices at a site of that name under the path's other units."""
+        for unit in reversed(path):
+            found = self._customer_ids.get(unit.lower())
+            if found is not None:
+                return found
+        wanted = tuple(unit.casefold() for unit in path)
+        customers = {d.customer_id for d in self._known_devices.values() if d.units and d.in_path(wanted)}
+        return customers.pop() if len(customers) == 1 else None
+
+    def resolve_device(self, notified: alerts.NotifiedDevice) -> tuple[str, str] | None:
+        """(device id, customer id) of what a notification names: by `DeviceID` (the customer from
+        the listed device, else from the `CustomerName` path), else by `DeviceName` among the listed
+        devices, narrowed by the path and then `DeviceURI` when several share the name."""
+        if notified.device_id is not None:
+            client = self._device_customers.get(notified.device_id) or self._client_of_path(
+                notified.customer_path
+            )
+            return (notified.device_id, client) if client is not None else None
+        name = (notified.device_name or "").strip().casefold()
+        candidates = [d for d in self._known_devices.values() if name in d.names]
+        wanted = tuple(unit.casefold() for unit in notified.customer_path)
+        uri = (notified.device_uri or "").strip()
+        if len(candidates) > 1 and wanted:
+            candidates = [d for d in candidates if d.in_path(wanted)] or candidates
+        if len(candidates) > 1 and uri:
+            candidates = [d for d in candidates if d.uri == uri] or candidates
+        if not candidates:
+            return None
+        if len(candidates) > 1:
+            raise WebhookParseError(
+                f"{len(candidates)} devices are named {notified.device_name!r} under "
+                f"{' > '.join(notified.customer_path) or 'this server'}; add DeviceID to the notification "
+                "template",
+                field="DeviceName",
+            )
+        return candidates[0].device_id, candidates[0].customer_id
 
     def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
-        return alerts.parse_body(request, tz=self._tz, resolve_client=self.resolve_client)
+        return alerts.parse_body(request, tz=self._tz, resolve_device=self.resolve_device)
 
     async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
         """N-central pushes its notifications; the status sync is the backstop."""
@@ -664,7 +741,9 @@ class NcentralAdapter:
             taskType=kind,
             customerId=int(customer),
             deviceId=int(device),
-            parameters=[TaskParameter(name=k, value=v) for k, v in parameters.items()],
+            # `ScheduledTaskParameter.description` is required and must not be empty: the
+            # parameter's own name describes it.
+            parameters=[TaskParameter(name=k, value=v, description=k) for k, v in parameters.items()],
         )
         option = "scan_item_id" if action is ActionKind.SCAN else "definitions_item_id"
         try:

@@ -12,11 +12,13 @@ N-central signs nothing: the core's `?token=` / `X-Connector-Token` check applie
 the notification method's URL).
 
 What the template must contain (and what happens otherwise, each a `WebhookParseError` naming the
-keyword): `ActiveNotificationTriggerID`, `DeviceID`, `AffectedService`, `QualitativeNewState`. The
-schema has no customer-id keyword (its keywords are listed alphabetically: `ConfigurationParameters,
-CustomerName, DeviceDescription, DeviceID, …`), so the client id comes from `resolve_client`: the
-adapter answers from the devices and customers it has listed (device id first, then the customer
-name); an unknown device is reported as a `CustomerName` error until a sync has listed it.
+keyword): `ActiveNotificationTriggerID`, `AffectedService`, `QualitativeNewState`, and the device:
+`DeviceID`, or what N-central's default template carries instead (`DeviceName`, `DeviceURI`,
+`CustomerName`; the default template has no `DeviceID`). The schema has no customer-id keyword, and
+`CustomerName` is the org-unit path (`Parent > Site`, e.g. "Jasons Deli > Morrisville"), so device
+and client come from `resolve_device`: the adapter answers from the devices and customers it has
+listed (device id first; else the device name, narrowed by the path and the URI); an unknown device
+is reported until a sync has listed it, and a name shared by several devices asks for `DeviceID`.
 
 Mapping: `QualitativeNewState` Failed/Warning → `active`, Normal → `cleared`; other states (Stale,
 No Data, Disconnected, Misconfigured) are not problems and are refused with a clear message. The
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from xml.etree.ElementTree import Element
 
@@ -40,8 +43,27 @@ from defusedxml import DefusedXmlException
 from adapters.base import AlertEvent, ProblemKind, WebhookRequest
 from adapters.errors import WebhookParseError
 
-ClientResolver = Callable[[str, str | None], str | None]
-"""(device id, customer name) → customer id, or None when unknown."""
+
+@dataclass(frozen=True)
+class NotifiedDevice:
+    """What a notification says about its device."""
+
+    device_id: str | None
+    device_name: str | None
+    device_uri: str | None
+    customer_path: tuple[str, ...]
+    """`CustomerName` split into org units, outermost first ("Parent > Site" → (Parent, Site))."""
+
+
+DeviceResolver = Callable[[NotifiedDevice], "tuple[str, str] | None"]
+"""What a notification names → (device id, customer id); None when unknown. Raises
+`WebhookParseError` when it names several devices."""
+
+
+def customer_path(value: str | None) -> tuple[str, ...]:
+    """`CustomerName` as org units: "Jasons Deli > Morrisville" → ("Jasons Deli", "Morrisville")."""
+    return tuple(part.strip() for part in re.split(r"\s+>\s+", (value or "").strip()) if part.strip())
+
 
 MAX_ID_DIGITS = 18
 """N-central device ids are database integers; a longer run of digits is not one."""
@@ -141,7 +163,7 @@ def notification_event(
     *,
     tz: tzinfo,
     received_at: datetime,
-    resolve_client: ClientResolver,
+    resolve_device: DeviceResolver,
     prefix: str = "",
 ) -> AlertEvent:
     fields = _fields(node)
@@ -154,9 +176,18 @@ def notification_event(
 
     template_hint = "add this keyword to the HTTP-XML notification template"
     trigger = required("ActiveNotificationTriggerID", template_hint)
-    device = required("DeviceID", template_hint)
-    if not (device.isascii() and device.isdigit()) or len(device.lstrip("0")) > MAX_ID_DIGITS:
-        raise WebhookParseError(f"not an N-central device id: {device[:40]!r}", field=f"{prefix}DeviceID")
+    device_id = fields.get("deviceid") or None
+    if device_id is not None and (
+        not (device_id.isascii() and device_id.isdigit()) or len(device_id.lstrip("0")) > MAX_ID_DIGITS
+    ):
+        raise WebhookParseError(f"not an N-central device id: {device_id[:40]!r}", field=f"{prefix}DeviceID")
+    device_name = fields.get("devicename") or None
+    if device_id is None and device_name is None:
+        raise WebhookParseError(
+            "missing, and no DeviceName either; add DeviceID (or DeviceName) to the HTTP-XML "
+            "notification template",
+            field=f"{prefix}DeviceID",
+        )
     service = required("AffectedService", template_hint)
     new_state = required("QualitativeNewState", template_hint)
     state_key = new_state.lower()
@@ -178,13 +209,24 @@ def notification_event(
             field=f"{prefix}AffectedService",
         )
     customer_name = fields.get("customername") or None
-    client = resolve_client(device, customer_name)
-    if client is None:
+    notified = NotifiedDevice(
+        device_id=device_id,
+        device_name=device_name,
+        device_uri=fields.get("deviceuri") or fields.get("deviceip") or None,
+        customer_path=customer_path(customer_name),
+    )
+    try:
+        resolved = resolve_device(notified)
+    except WebhookParseError as exc:
+        raise WebhookParseError(exc.message, field=f"{prefix}{exc.field or 'DeviceName'}") from None
+    if resolved is None:
+        named = f"device {device_id}" if device_id else f"device {device_name!r}"
         raise WebhookParseError(
-            f"device {device} ({customer_name or 'no CustomerName'}) is not known yet: N-central "
+            f"{named} ({customer_name or 'no CustomerName'}) is not known yet: N-central "
             "notifications carry no customer id, so it is taken from the listed devices; run a sync",
-            field=f"{prefix}CustomerName",
+            field=f"{prefix}{'CustomerName' if device_id else 'DeviceName'}",
         )
+    device, client = resolved
     raw_time = fields.get("timeofstatechange", "")
     occurred = parse_local_time(raw_time, tz) if raw_time else received_at
     if occurred is None:
@@ -209,7 +251,7 @@ def notification_event(
 
 
 def parse_notifications(
-    body: bytes, *, tz: tzinfo, received_at: datetime, resolve_client: ClientResolver
+    body: bytes, *, tz: tzinfo, received_at: datetime, resolve_device: DeviceResolver
 ) -> list[AlertEvent]:
     nodes = load_notifications(body)
     several = len(nodes) > 1
@@ -218,14 +260,14 @@ def parse_notifications(
             node,
             tz=tz,
             received_at=received_at,
-            resolve_client=resolve_client,
+            resolve_device=resolve_device,
             prefix=f"notification[{i}]." if several else "",
         )
         for i, node in enumerate(nodes)
     ]
 
 
-def parse_body(request: WebhookRequest, *, tz: tzinfo, resolve_client: ClientResolver) -> list[AlertEvent]:
+def parse_body(request: WebhookRequest, *, tz: tzinfo, resolve_device: DeviceResolver) -> list[AlertEvent]:
     """N-central's HTTP-XML notification (the canonical alert JSON is the core's to parse)."""
     text = request.body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
@@ -234,11 +276,13 @@ def parse_body(request: WebhookRequest, *, tz: tzinfo, resolve_client: ClientRes
         raise WebhookParseError(
             "neither the canonical alert nor an N-central HTTP-XML notification (XML)", field="body"
         )
-    return parse_notifications(text, tz=tz, received_at=request.received_at, resolve_client=resolve_client)
+    return parse_notifications(text, tz=tz, received_at=request.received_at, resolve_device=resolve_device)
 
 
 __all__ = [
-    "ClientResolver",
+    "DeviceResolver",
+    "NotifiedDevice",
+    "customer_path",
     "load_notifications",
     "notification_event",
     "parse_body",

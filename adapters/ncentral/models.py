@@ -114,8 +114,8 @@ class NcentralOptions(BaseModel):
     )
     server_timezone: str = Field(
         default="UTC",
-        description="IANA zone of the N-central server: how offset-less times (TimeOfStateChange in "
-        "notifications, transitionTime) are read",
+        description="IANA zone of the N-central server: how offset-less server-local times are read "
+        "(TimeOfStateChange in notifications, the API's …Local fields); the API's other times are UTC",
     )
     access_expiry_override: str | None = Field(
         default=None, description="X-ACCESS-EXPIRY-OVERRIDE sent when authenticating, e.g. 30m"
@@ -136,6 +136,13 @@ class NcentralOptions(BaseModel):
     )
     definitions_task_type: TaskType = "AutomationPolicy"
     definitions_parameters: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("scan_parameters", "definitions_parameters")
+    @classmethod
+    def _parameter_names(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not name.strip() for name in value):
+            raise ValueError("a script parameter needs a name")
+        return value
 
     @field_validator("server_timezone")
     @classmethod
@@ -229,7 +236,11 @@ class DeviceRead(LenientRead):
     siteId: str | None = None
     siteName: str | None = None
     soId: str | None = None
+    uri: str | None = None
     lastApplianceCheckinTime: str | None = None
+    """Per the description, the agent's last check-in; without an offset it is UTC."""
+    lastApplianceCheckinTimeLocal: str | None = None
+    """The same "in server local time with timezone offset"; without one, server-local."""
 
     _ids = field_validator("deviceId", "customerId", "siteId", "soId", mode="before")(id_text)
 
@@ -268,10 +279,12 @@ class TaskCredential(_Write):
 
 
 class TaskParameter(_Write):
-    name: str
+    """`ScheduledTaskParameter`: `name`, `description` and `type` are required, the first two non-empty."""
+
+    name: str = Field(min_length=1)
     value: str
-    type: str = "string"
-    description: str | None = None
+    type: Literal["string", "integer", "boolean", "text", "dword", "password"] = "string"
+    description: str = Field(min_length=1)
 
 
 class DirectTaskWrite(_Write):

@@ -26,8 +26,10 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         rows = await rules.list_rows(kind, session, who.tenant_id, limit=limit, offset=offset)
         return [out.model_validate(row, from_attributes=True) for row in rows]
 
-    async def create_item(session: Session, who: Engineer, body: dict[str, Any] = Body(...)) -> Any:
-        row = await rules.create(kind, session, who.tenant_id, body)
+    async def create_item(
+        services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
+    ) -> Any:
+        row = await rules.create(kind, session, who.tenant_id, body, services)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 
@@ -37,9 +39,9 @@ def _register(path: str, kind: rules.RuleKind[Any], out: type[BaseModel]) -> Non
         )
 
     async def patch_item(
-        item_id: str, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
+        item_id: str, services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
     ) -> Any:
-        row = await rules.update(kind, session, who.tenant_id, item_id, body)
+        row = await rules.update(kind, session, who.tenant_id, item_id, body, services)
         await rules.reroute_after_change(session, who.tenant_id, row)
         return out.model_validate(row, from_attributes=True)
 

@@ -3,6 +3,8 @@ checks, so all three validate, deduplicate and isolate tenants the same way."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -12,7 +14,8 @@ from sqlalchemy import JSON, ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Role
+from adapters.base import TICKET_RULE_FIELDS, RequiresTicketFields, Role
+from adapters.errors import AdapterError
 from connector.alerts.problems import reroute_unmapped, reroute_waiting
 from connector.connections.service import build_psa, build_rmm, connection_of_role, validation_errors
 from connector.infra.context import Services
@@ -24,7 +27,12 @@ from mappings.rules import BillingRuleIn, ClientMappingIn, TicketRuleIn
 
 RowT = TypeVar("RowT", ClientMapping, TicketRule, BillingRule)
 
-ReferenceCheck = Callable[[AsyncSession, str, BaseModel], Awaitable[None]]
+ReferenceCheck = Callable[[AsyncSession, str, BaseModel, Services | None], Awaitable[None]]
+"""Checks a rule's references (session, tenant, rule, and the services to ask a vendor with, when
+the caller has them)."""
+
+REQUIREMENTS_CHECK_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,21 +54,53 @@ class RuleKind(Generic[RowT]):
         return and_(*clauses)
 
 
-async def _check_mapping(session: AsyncSession, tenant_id: str, data: BaseModel) -> None:
+async def _check_mapping(
+    session: AsyncSession, tenant_id: str, data: BaseModel, _services: Services | None
+) -> None:
     assert isinstance(data, ClientMappingIn)
     await connection_of_role(session, tenant_id, data.rmm_connection_id, Role.RMM, "rmm_connection_id")
     await connection_of_role(session, tenant_id, data.psa_connection_id, Role.PSA, "psa_connection_id")
 
 
-async def _check_psa_rule(session: AsyncSession, tenant_id: str, data: BaseModel) -> None:
+async def _check_psa_rule(
+    session: AsyncSession, tenant_id: str, data: BaseModel, _services: Services | None
+) -> None:
     await connection_of_role(session, tenant_id, data.psa_connection_id, Role.PSA, "psa_connection_id")  # type: ignore[attr-defined]
+
+
+async def _check_ticket_rule(
+    session: AsyncSession, tenant_id: str, data: BaseModel, services: Services | None
+) -> None:
+    """The connection, and, where the PSA's tenant decides which ticket fields are required
+    (`RequiresTicketFields`), that an enabled rule sets each of them. When the PSA cannot be asked
+    (unreachable, refusing), the rule is saved: tickets then fail with the PSA's own error."""
+    assert isinstance(data, TicketRuleIn)
+    row = await connection_of_role(session, tenant_id, data.psa_connection_id, Role.PSA, "psa_connection_id")
+    if services is None or not data.enabled:
+        return
+    try:
+        adapter = await services.adapters.psa(row)
+        if not isinstance(adapter, RequiresTicketFields):
+            return
+        required = await asyncio.wait_for(adapter.required_ticket_fields(), REQUIREMENTS_CHECK_SECONDS)
+    except (AdapterError, TimeoutError) as exc:
+        log.warning("required ticket fields of connection %s not read: %s", row.id, type(exc).__name__)
+        return
+    missing = sorted(name for name in required & TICKET_RULE_FIELDS if not getattr(data, name))
+    if missing:
+        raise FieldError.many(
+            [
+                {"field": name, "message": f"{row.name!r} requires this on every new ticket; set it"}
+                for name in missing
+            ]
+        )
 
 
 CLIENT_MAPPINGS = RuleKind(
     "client mapping", ClientMapping, ClientMappingIn, ("rmm_connection_id", "rmm_client_id"), _check_mapping
 )
 TICKET_RULES = RuleKind(
-    "ticket rule", TicketRule, TicketRuleIn, ("psa_connection_id", "problem"), _check_psa_rule
+    "ticket rule", TicketRule, TicketRuleIn, ("psa_connection_id", "problem"), _check_ticket_rule
 )
 BILLING_RULES = RuleKind(
     "billing rule", BillingRule, BillingRuleIn, ("psa_connection_id", "product"), _check_psa_rule
@@ -79,9 +119,14 @@ def _row_values(kind: RuleKind[Any], row: Any) -> dict[str, Any]:
 
 
 async def _save(
-    kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row: RowT, data: BaseModel
+    kind: RuleKind[RowT],
+    session: AsyncSession,
+    tenant_id: str,
+    row: RowT,
+    data: BaseModel,
+    services: Services | None,
 ) -> RowT:
-    await kind.check_references(session, tenant_id, data)
+    await kind.check_references(session, tenant_id, data, services)
     clash = await session.scalar(
         scoped(select(kind.model.id), kind.model, tenant_id).where(
             kind.duplicate_clause(data), kind.model.id != row.id
@@ -106,20 +151,30 @@ async def _save(
 
 
 async def create(
-    kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, payload: dict[str, Any]
+    kind: RuleKind[RowT],
+    session: AsyncSession,
+    tenant_id: str,
+    payload: dict[str, Any],
+    services: Services | None = None,
 ) -> RowT:
+    """A new rule; with `services`, references the vendor decides on are checked with it too."""
     data = _validate(kind, payload)
-    row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data)
+    row = await _save(kind, session, tenant_id, kind.model(tenant_id=tenant_id), data, services)
     await session.refresh(row)
     return row
 
 
 async def update(
-    kind: RuleKind[RowT], session: AsyncSession, tenant_id: str, row_id: str, changes: dict[str, Any]
+    kind: RuleKind[RowT],
+    session: AsyncSession,
+    tenant_id: str,
+    row_id: str,
+    changes: dict[str, Any],
+    services: Services | None = None,
 ) -> RowT:
     row = await get(kind, session, tenant_id, row_id)
     data = _validate(kind, _row_values(kind, row) | changes)
-    row = await _save(kind, session, tenant_id, row, data)
+    row = await _save(kind, session, tenant_id, row, data, services)
     await session.refresh(row)
     return row
 

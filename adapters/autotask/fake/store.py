@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from adapters.autotask.fake.schema import (
     FIELDS,
+    REQUIRED,
     UDF_ENTITIES,
     Fault,
     RecordedRequest,
@@ -50,6 +51,9 @@ class AutotaskStore:
         """Requests other integrations made this hour: they share the same threshold."""
         self.request_count = 0
         self.data: dict[str, dict[int, Row]] = {entity: {} for entity in FIELDS}
+        self.required: dict[str, tuple[str, ...]] = dict(REQUIRED)
+        """Required fields per entity: tenant metadata in Autotask (`isRequired`), so a test may
+        change them; writes missing one are refused."""
         self.adjustments: list[Row] = []
         self.picklists: dict[str, dict[str, list[Row]]] = {
             "Tickets": {},

@@ -11,7 +11,6 @@ from adapters.autotask.fake.schema import (
     ADJUSTMENT_FIELDS,
     FIELDS,
     READ_ONLY,
-    REQUIRED,
     UDF_ENTITIES,
     Row,
     invalid,
@@ -42,7 +41,7 @@ class AutotaskWrites(AutotaskQueries):
         if create:
             if data.get("id") not in (None, 0):
                 raise invalid("id must not be set when creating an entity.")
-            for name in REQUIRED.get(entity, ()):
+            for name in self.required.get(entity, ()):
                 if data.get(name) in (None, ""):
                     raise invalid(f"Missing Required Field: {name}.")
 

@@ -86,7 +86,8 @@ class AutomateFake(AutomateSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
             "Id": str(computer.id),
             "ComputerName": computer.name,
             "FriendlyName": computer.name,
-            "Client": {"Id": client.id, "Name": client.name},
+            # `LabTech.Models.Computer`: the nested client's Id is a string, the location's an int.
+            "Client": {"Id": str(client.id), "Name": client.name},
             "Location": {"Id": location.id, "Name": location.name},
             "Status": "Online" if computer.online else "Offline",
             "Type": computer.type,
@@ -97,7 +98,7 @@ class AutomateFake(AutomateSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
             "LastHeartbeat": wire_time(computer.last_contact),
             "DateAdded": wire_time(computer.date_added),
             "VirusScanner": (
-                {"Id": computer.scanner[0], "Name": computer.scanner[1]} if computer.scanner else None
+                {"Id": str(computer.scanner[0]), "Name": computer.scanner[1]} if computer.scanner else None
             ),
             "AntivirusDefinitionDate": wire_time(computer.definitions),
             "LocalIPAddress": f"10.{computer.client_id % 250}.{computer.id // 250 % 250}.{computer.id % 250}",

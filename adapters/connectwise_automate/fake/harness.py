@@ -169,6 +169,9 @@ class AutomateHarness:
             options={
                 "scan_script_id": SCRIPTS[ActionKind.SCAN],
                 "definitions_script_id": SCRIPTS[ActionKind.UPDATE_DEFINITIONS],
+                # Every product on this fleet is one Automate detects, so a computer without a
+                # scanner has none (the NOT_PROTECTED trouble), not an undetected one (unknown).
+                "missing_scanner_means_unprotected": True,
                 **({"page_size": page_size} if page_size else {}),
             },
         )

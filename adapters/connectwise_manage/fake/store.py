@@ -303,16 +303,18 @@ class ManageStore:
         )
 
     def add_priority(self, name: str, *, sort_order: int | None = None, default: bool = False) -> Row:
-        return self.priorities.insert(
-            {
-                "name": name,
-                "color": "Blue",
-                "sortOrder": sort_order if sort_order is not None else len(self.priorities) + 1,
-                "defaultFlag": default,
-                "level": "NotApplicable",
-                "_info": _info(),
-            }
-        )
+        row: Row = {
+            "name": name,
+            "color": "Blue",
+            "sortOrder": sort_order if sort_order is not None else len(self.priorities) + 1,
+            "defaultFlag": default,
+            "_info": _info(),
+        }
+        # Priority.level is one of Critical/High/Medium/Low (OpenAPI 2026.4), absent otherwise.
+        level = next((lv for lv in ("Critical", "High", "Medium", "Low") if lv in name), None)
+        if level:
+            row["level"] = level
+        return self.priorities.insert(row)
 
     def add_configuration_type(self, name: str) -> Row:
         return self.configuration_types.insert(
@@ -454,7 +456,6 @@ class ManageStore:
             "sequenceNumber": float(len(self.additions.by_parent.get(agreement["id"], [])) + 1),
             "prorateCurrentPeriodFlag": False,
             "effectiveDate": agreement.get("startDate"),
-            "cancelledDate": None,
             **data,
             "product": {"id": product["id"], "identifier": product["identifier"], "serializedFlag": False},
             "agreementId": agreement["id"],

@@ -366,7 +366,15 @@ class ManageWrites(ManageStore):
                 )
             if item["id"] not in by_id:
                 raise invalid("configuration", "customFields", f"custom field {item['id']} does not exist")
-            by_id[item["id"]]["value"] = item.get("value")
+            value_sent = item.get("value")
+            if (
+                str(by_id[item["id"]].get("type", "")).casefold() == "number"
+                and value_sent is not None
+                and (isinstance(value_sent, bool) or not isinstance(value_sent, int | float))
+            ):
+                # Manage refuses text in a Number custom field.
+                raise invalid("configuration", "customFields", f"custom field {item['id']} takes a number")
+            by_id[item["id"]]["value"] = value_sent
         return list(by_id.values())
 
     def _patch_configuration(self, request: Request, params: dict[str, int]) -> Row:

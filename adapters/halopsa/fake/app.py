@@ -258,7 +258,12 @@ class HaloFake(HaloSeeding, AsgiFake, TimeoutHooks[Fault]):
     @staticmethod
     def _client_id_filter(row: Row, query: Any) -> bool:
         wanted = query.get("client_id")
-        return wanted is None or str(row.get("client_id")) == wanted
+        if wanted is None:
+            return True
+        try:
+            return float(row.get("client_id") or 0) == float(wanted)
+        except ValueError:
+            return False
 
     def _client_filter(self, row: Row, query: Any) -> bool:
         if row.get("inactive") and not truthy(query.get("includeinactive")):

@@ -4,6 +4,7 @@ request records the HTTP layer fills."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -100,7 +101,8 @@ class HaloStore:
         row = {
             "id": sid,
             "name": name,
-            "client_id": client_id,
+            # `Site.client_id` is a number (double) in Halo's description.
+            "client_id": float(client_id),
             "client_name": self.clients[client_id]["name"],
             "inactive": inactive,
         }
@@ -116,6 +118,7 @@ class HaloStore:
             "ref": ref,
             "start_date": "2025-01-01T00:00:00",
             "expired": expired,
+            "contract_status": "Expired" if expired else "Active",
             "billingperiod": 1,
         }
         self.contracts[kid] = row
@@ -151,7 +154,8 @@ class HaloStore:
 
     def add_priority(self, sla_id: int, priority_id: int, name: str) -> Row:
         row = {
-            "id": len(self.priorities) + 1,
+            # `Policy.id` is a UUID; tickets take `priorityid`.
+            "id": str(uuid.UUID(int=(sla_id << 32) + priority_id)),
             "priorityid": priority_id,
             "slaid": sla_id,
             "name": name,

@@ -14,6 +14,13 @@ from adapters.halopsa.fake.schema import (
 )
 from adapters.halopsa.fake.store import HaloStore
 
+TICKET_WRITE_FIELDS = frozenset(
+    "id summary details client_id site_id user_id tickettype_id status_id priority_id team "
+    "team_department_id agent_id department_id customfields category_1 impact urgency".split()
+)
+"""The `Faults` properties (Halo's ticket schema) the fake takes; others are refused, as the schema
+is closed (`team_id`, for one, is not among them)."""
+
 
 class HaloWrites(HaloStore):
     """Write handlers; `add_ticket`, `add_asset` and `add_invoice_line` seed through the same
@@ -54,7 +61,14 @@ class HaloWrites(HaloStore):
             raise invalid(message)
         return ref
 
+    def _check_ticket_fields(self, data: Row) -> None:
+        unknown = sorted(set(data) - TICKET_WRITE_FIELDS)
+        if unknown:
+            # `Faults` is `additionalProperties: false` in Halo's description.
+            raise invalid(f"{unknown[0]} is not a field of a ticket")
+
     def _create_ticket(self, data: Row) -> Row:
+        self._check_ticket_fields(data)
         summary = str(data.get("summary") or "").strip()
         if not summary:
             raise invalid("Please enter a Summary")
@@ -93,9 +107,19 @@ class HaloWrites(HaloStore):
             if not any(p["priorityid"] == pid for p in self.priorities):
                 raise invalid("Please select a valid Priority")
             row["priority_id"] = pid
-        if data.get("team_id") is not None:
-            tid = self._check_ref(self.teams, data["team_id"], "Please select a valid Team")
-            row["team_id"], row["team"] = tid, self.teams[tid]["name"]
+        if data.get("team") is not None:
+            # Faults takes the team by name, with `team_department_id` telling apart teams of one
+            # name in different departments.
+            department = data.get("team_department_id")
+            teams = [
+                t
+                for t in self.teams.values()
+                if str(t["name"]).casefold() == str(data["team"]).casefold()
+                and (department is None or t.get("department_id") == department)
+            ]
+            if len(teams) != 1:
+                raise invalid("Please select a valid Team")
+            row["team_id"], row["team"] = teams[0]["id"], teams[0]["name"]
         if isinstance(data.get("customfields"), list):
             for cf in data["customfields"]:
                 if not isinstance(cf, dict) or "id" not in cf:
@@ -115,6 +139,7 @@ class HaloWrites(HaloStore):
 
     def _write_ticket(self, data: Row) -> Row:
         if data.get("id"):
+            self._check_ticket_fields(data)
             row = self.tickets.get(as_int(data["id"], "Invalid ticket id"))
             if row is None:
                 raise invalid(f"Ticket {data['id']} not found")

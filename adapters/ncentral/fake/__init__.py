@@ -42,6 +42,7 @@ from adapters.ncentral.fake.seed import FleetSeed
 from adapters.ncentral.fake.store import (
     AGENT_SERVICE,
     AV_PRODUCTS,
+    DEFAULT_TEMPLATE,
     MAX_PAGE_SIZE,
     THREAT_SERVICE,
     DirectTask,
@@ -56,6 +57,7 @@ from adapters.ncentral.fake.store import (
 __all__ = [
     "AGENT_SERVICE",
     "AV_PRODUCTS",
+    "DEFAULT_TEMPLATE",
     "MAX_PAGE_SIZE",
     "THREAT_SERVICE",
     "DirectTask",

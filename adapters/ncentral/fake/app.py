@@ -28,6 +28,7 @@ from adapters.ncentral.fake.store import (
     Fault,
     Row,
     iso,
+    local_iso,
     local_text,
 )
 from adapters.testing.faults import AsgiFake, CallLog, PathFaultHooks, first_fault, sort_key
@@ -137,7 +138,7 @@ class NcentralFake(NcentralSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
             "siteName": site.name if site else None,
             "applianceId": device.id % 1_000_000_007,
             "lastApplianceCheckinTime": iso(device.last_checkin),
-            "lastApplianceCheckinTimeLocal": iso(device.last_checkin),
+            "lastApplianceCheckinTimeLocal": local_iso(device.last_checkin, self.server_zone),
         }
         return row
 
@@ -399,8 +400,23 @@ class NcentralFake(NcentralSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
             if not isinstance(task[name], int) or isinstance(task[name], bool):
                 raise NcentralApiError(400, f"BadRequestException: Invalid {name} format.")
         credential = task.get("credential")
-        if credential is not None and not (isinstance(credential, dict) and credential.get("type")):
+        if not (isinstance(credential, dict) and credential.get("type")):
+            # `credential` (and its `type`) are required in `DirectSupportTask`.
             raise NcentralApiError(400, "BadRequestException: Invalid credential: type is required.")
+        parameters = task.get("parameters") or []
+        if not isinstance(parameters, list):
+            raise NcentralApiError(400, "BadRequestException: parameters must be an array.")
+        for index, parameter in enumerate(parameters):
+            # `ScheduledTaskParameter`: name, description (both non-empty) and type are required.
+            if not isinstance(parameter, dict):
+                raise NcentralApiError(400, f"BadRequestException: parameters[{index}] is not an object.")
+            for name in ("name", "description", "type"):
+                if not str(parameter.get(name) or "").strip():
+                    raise NcentralApiError(
+                        400, f"BadRequestException: parameters[{index}].{name} must not be empty."
+                    )
+            if parameter["type"] not in ("string", "integer", "boolean", "text", "dword", "password"):
+                raise NcentralApiError(400, f"BadRequestException: parameters[{index}].type is invalid.")
         item = self.repository.get(task["itemId"])
         if item is None:
             raise NcentralApiError(

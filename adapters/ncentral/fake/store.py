@@ -9,9 +9,10 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 
@@ -51,10 +52,36 @@ def iso(when: datetime | None) -> str | None:
     return text
 
 
-def local_text(when: datetime, *, millis: bool = False) -> str:
-    """Server-local, offset-less form used by notifications and transition times (server in UTC)."""
-    value = when.astimezone(UTC)
+def local_text(when: datetime, *, millis: bool = False, zone: tzinfo = UTC) -> str:
+    """The offset-less form of notifications (server-local: `zone`) and transition times (UTC). A
+    naive `when` is taken as already in `zone`."""
+    value = when if when.tzinfo is None else when.astimezone(zone)
     return value.strftime("%Y-%m-%d %H:%M:%S") + (f".{value.microsecond // 1000:03d}" if millis else "")
+
+
+def local_iso(when: datetime | None, zone: tzinfo) -> str | None:
+    """A `…Local` field: "server local time with timezone offset", e.g. 2026-11-20T07:00:00.000-05:00."""
+    return None if when is None else when.astimezone(zone).isoformat(timespec="milliseconds")
+
+
+DEFAULT_TEMPLATE = (
+    "ActiveNotificationTriggerID",
+    "CustomerName",
+    "DeviceName",
+    "DeviceURI",
+    "ExternalCustomerID",
+    "AffectedService",
+    "TaskIdent",
+    "NcentralURI",
+    "QualitativeOldState",
+    "QualitativeNewState",
+    "TimeOfStateChange",
+    "ProbeURI",
+    "QuantitativeNewState",
+    "ServiceOrganizationName",
+)
+"""The keywords of N-central's default HTTP-XML notification template, in its order: no `DeviceID`
+(the real sample, specs/rmm/samples/ncentral/notification-default-template.xml)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,8 +162,11 @@ class NcentralStore:
         now: datetime | None = None,
         access_lifetime: int = 3600,
         refresh_lifetime: int = 90000,
+        server_timezone: str = "UTC",
     ) -> None:
         self.api_token = api_token
+        self.server_zone: tzinfo = ZoneInfo(server_timezone)
+        """The server's zone: `…Local` fields and notification times are in it; other times UTC."""
         self.now = now or datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
@@ -314,6 +344,7 @@ class NcentralStore:
         limits the elements to those listed, like a notification template."""
         device = self.devices[device_id]
         customer = self.customers[device.customer_id]
+        site = self.sites.get(device.site_id) if device.site_id is not None else None
         key = (device_id, service)
         trigger = self._triggers.get(key)
         if trigger is None:
@@ -323,7 +354,8 @@ class NcentralStore:
             self._triggers.pop(key, None)
         values = {
             "ActiveNotificationTriggerID": str(trigger),
-            "CustomerName": customer.name,
+            # The org-unit path: "Customer > Site" for a device at a site.
+            "CustomerName": f"{customer.name} > {site.name}" if site else customer.name,
             "DeviceID": str(device.id),
             "DeviceName": device.name,
             "DeviceURI": f"10.0.{device.customer_id % 250}.{device.id % 250}",
@@ -333,7 +365,7 @@ class NcentralStore:
             "NcentralURI": "ncentral.example.com",
             "QualitativeOldState": old_state or ("Normal" if new_state != "Normal" else "Failed"),
             "QualitativeNewState": new_state,
-            "TimeOfStateChange": local_text(at or self.now),
+            "TimeOfStateChange": local_text(at or self.now, zone=self.server_zone),
             "ProbeURI": f"10.0.{device.customer_id % 250}.{device.id % 250}",
             "QuantitativeNewState": quantitative,
             "ServiceOrganizationName": SO_NAME,

@@ -176,7 +176,7 @@ async def test_maps_antivirus_and_status_fields(
     assert first.serial_number == f"SN{protected.id:08d}"
 
     no_av = by_id[str(bare.id)]
-    assert no_av.product is None and no_av.protection_enabled is False and no_av.definitions_date is None
+    assert no_av.product is None and no_av.protection_enabled is None and no_av.definitions_date is None
 
     offline = by_id[str(gone.id)]
     assert offline.online is False
@@ -184,13 +184,13 @@ async def test_maps_antivirus_and_status_fields(
     assert offline.device_type == "server"
 
 
-async def test_missing_scanner_can_be_reported_as_unknown(fake: AutomateFake) -> None:
+async def test_missing_scanner_can_be_reported_as_not_protected(fake: AutomateFake) -> None:
     client = fake.add_client("Acme")
     site = fake.add_location(client.id)
     fake.add_computer(site.id, "NO-AV", product=None)
-    adapter = make_adapter(fake, options={"missing_scanner_means_unprotected": False})
+    adapter = make_adapter(fake, options={"missing_scanner_means_unprotected": True})
     [[status]] = await collect(adapter)
-    assert status.product is None and status.protection_enabled is None
+    assert status.product is None and status.protection_enabled is False
 
 
 async def test_incremental_read_returns_only_computers_changed_since_the_cursor(fake: AutomateFake) -> None:

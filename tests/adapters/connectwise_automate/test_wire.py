@@ -90,7 +90,7 @@ async def test_token_request_body_and_headers(router: respx.MockRouter) -> None:
     await adapter.test_connection()
     sent = token.calls.last.request
     assert json.loads(sent.content) == {
-        "UserName": "integrator",
+        "Username": "integrator",
         "Password": "s3cret!",
         "TwoFactorPasscode": "123456",
     }
@@ -104,7 +104,7 @@ async def test_token_body_without_passcode(router: respx.MockRouter) -> None:
     token = router.post(f"{API}/apitoken").mock(return_value=httpx.Response(200, json=token_body()))
     router.get(f"{API}/Computers").mock(return_value=httpx.Response(200, json=[]))
     await make_adapter().test_connection()
-    assert json.loads(token.calls.last.request.content) == {"UserName": "integrator", "Password": "s3cret!"}
+    assert json.loads(token.calls.last.request.content) == {"Username": "integrator", "Password": "s3cret!"}
 
 
 async def test_every_call_carries_bearer_and_client_id_and_page_two_keeps_the_condition(

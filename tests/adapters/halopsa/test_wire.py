@@ -128,6 +128,9 @@ async def test_second_401_is_a_credentials_error(router: respx.MockRouter) -> No
 
 
 async def test_ticket_create_body(router: respx.MockRouter) -> None:
+    router.get(f"{API}/Team").respond(
+        json=[{"id": 2, "name": "Security Operations", "department_id": 4, "inactive": False}]
+    )
     route = router.post(f"{API}/Tickets").respond(
         json={"id": 1234, "summary": "x", "client_id": 12, "status_id": 1, "hasbeenclosed": False}
     )
@@ -139,7 +142,8 @@ async def test_ticket_create_body(router: respx.MockRouter) -> None:
             "summary": "PC-7: threat detected [cn:ep-7:threat_detected]",
             "details": "Trojan quarantined.",
             "client_id": 12,
-            "team_id": 2,
+            "team": "Security Operations",
+            "team_department_id": 4,
             "tickettype_id": 3,
             "priority_id": 1,
             "customfields": [{"id": 201, "value": "cn:ep-7:threat_detected"}],

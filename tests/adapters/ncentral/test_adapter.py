@@ -370,7 +370,12 @@ async def test_malformed_devices_are_skipped_and_named(
     fake.corrupt_device(no_customer, customerId=None)
     fake.corrupt_device(no_id, deviceId=None)
     fake.corrupt_device(no_name, longName=None, discoveredName="")
-    fake.corrupt_device(bad_time, lastApplianceCheckinTime="yesterday-ish", customerName=None)
+    fake.corrupt_device(
+        bad_time,
+        lastApplianceCheckinTime="yesterday-ish",
+        lastApplianceCheckinTimeLocal="",
+        customerName=None,
+    )
     adapter = make_adapter(fake)
     with caplog.at_level(logging.WARNING, logger="adapters.ncentral"):
         pages = [page async for page in adapter.iter_endpoint_pages(None)]
@@ -476,14 +481,7 @@ async def test_customer_is_resolved_by_name_before_any_device_listing(
     ("change", "field"),
     [
         (
-            {
-                "keywords": (
-                    "ActiveNotificationTriggerID",
-                    "DeviceName",
-                    "AffectedService",
-                    "QualitativeNewState",
-                )
-            },
+            {"keywords": ("ActiveNotificationTriggerID", "AffectedService", "QualitativeNewState")},
             "DeviceID",
         ),
         ({"keywords": ("DeviceID", "AffectedService", "QualitativeNewState")}, "ActiveNotificationTriggerID"),
@@ -568,7 +566,9 @@ async def test_scan_runs_the_configured_repository_item(fake: NcentralFake, smal
     assert task.body["taskType"] == "AutomationPolicy"
     assert task.body["deviceId"] == device.id and task.body["customerId"] == device.customer_id
     assert task.body["credential"] == {"type": "LocalSystem"}
-    assert task.body["parameters"] == [{"name": "Mode", "value": "quick", "type": "string"}]
+    assert task.body["parameters"] == [
+        {"name": "Mode", "value": "quick", "type": "string", "description": "Mode"}
+    ]
 
 
 async def test_actions_the_api_cannot_run_are_unsupported(fake: NcentralFake, small: FleetSeed) -> None:
