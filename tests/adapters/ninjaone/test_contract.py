@@ -24,6 +24,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from adapters.ninjaone import SPEC
+from adapters.ninjaone.fake.harness import NinjaOneHarness, NinjaOneWorld
 from adapters.ninjaone.models import (
     ActivityRead,
     AntivirusStatusRead,
@@ -32,7 +33,7 @@ from adapters.ninjaone.models import (
     DeviceRead,
     OrganizationRead,
 )
-from adapters.testing.harness import RmmWorld, load_harness
+from adapters.testing.harness import load_harness
 from tests.support.contracts import ContractError, Description, Exchange, drive_rmm, openapi3
 from tests.support.specs import spec_path
 
@@ -52,12 +53,12 @@ def description() -> Description:
     return openapi3(document(), base_paths=[""])
 
 
-def world() -> RmmWorld:
-    started = load_harness(SPEC).start(
+def world() -> NinjaOneWorld:
+    harness = load_harness(SPEC)
+    assert isinstance(harness, NinjaOneHarness)
+    return harness.start(
         clients=("Acme Dental", "Blue Harbor Logistics"), endpoints_per_client=3, page_size=2
     )
-    assert isinstance(started, RmmWorld)
-    return started
 
 
 def is_token_request(exchange: Exchange) -> bool:
