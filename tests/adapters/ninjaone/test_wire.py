@@ -79,10 +79,9 @@ async def test_reports_follow_the_cursor_and_a_429_waits_what_retry_after_asks()
     respx.get(f"{EU}/v2/queries/computer-systems").mock(
         return_value=httpx.Response(200, json={"results": []})
     )
+    device = {"id": 1, "organizationId": 3, "systemName": "WS-1", "offline": False}
     respx.get(f"{EU}/v2/devices-detailed").mock(
-        return_value=httpx.Response(
-            200, json=[{"id": 1, "organizationId": 3, "systemName": "WS-1", "offline": False}]
-        )
+        side_effect=[httpx.Response(200, json=[device]), httpx.Response(200, json=[])]
     )
     sleep = RecordingSleep()
     ninja = adapter(sleep, page_size=1)
