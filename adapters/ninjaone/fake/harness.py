@@ -49,7 +49,8 @@ class NinjaOneWorld(FakeWorld[NinjaOneFake]):
 
     @property
     def changed_at(self) -> datetime:
-        return self.fake.now + timedelta(minutes=2)
+        """After `cursor()`, and not before the real clock (a core cursor taken by a long run)."""
+        return max(self.fake.now + timedelta(minutes=2), datetime.now(UTC) + timedelta(seconds=1))
 
     def adapter(
         self,
