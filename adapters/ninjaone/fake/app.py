@@ -5,10 +5,12 @@ fault hooks."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import secrets
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -22,6 +24,7 @@ from adapters.ninjaone.fake.store import (
     DEFAULT_PAGE_SIZE,
     SCOPES,
     FakeDevice,
+    FakeOrganization,
     Fault,
     Row,
     ScriptRun,
@@ -31,6 +34,7 @@ from adapters.testing.faults import AsgiFake, CallLog, PathFaultHooks, first_fau
 
 WEBHOOK_FIELDS = frozenset({"url", "activities", "expand", "headers", "organizationIds"})
 RUN_SCRIPT_FIELDS = frozenset({"type", "id", "uid", "parameters", "runAs"})
+T = TypeVar("T")
 QUERY_ROUTES = (
     "/v2/queries/antivirus-status",
     "/v2/queries/antivirus-threats",
@@ -69,6 +73,10 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
 
     # -- wire rendering --------------------------------------------------------------------------
 
+    @staticmethod
+    def organization_row(org: FakeOrganization) -> Row:
+        return {"id": org.id, "name": org.name, "nodeApprovalMode": "AUTOMATIC"}
+
     def device_row(self, device: FakeDevice) -> Row:
         row: Row = {
             "id": device.id,
@@ -97,7 +105,8 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
                 row[name] = value
         return row
 
-    def _antivirus_rows(self) -> list[Row]:
+    def _antivirus_rows(self, offset: int, size: int) -> list[Row]:
+        pairs = [(d, p) for d in self.devices.values() for p in d.products][offset : offset + size]
         return [
             {
                 "productName": p.name,
@@ -107,11 +116,10 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
                 "deviceId": d.id,
                 "timestamp": epoch(p.at),
             }
-            for d in self.devices.values()
-            for p in d.products
+            for d, p in pairs
         ]
 
-    def _threat_rows(self) -> list[Row]:
+    def _threat_rows(self, offset: int, size: int) -> list[Row]:
         return [
             {
                 "name": t.name,
@@ -125,10 +133,10 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
                 "deviceId": t.device_id,
                 "timestamp": epoch(t.at),
             }
-            for t in self.threats.values()
+            for t in list(self.threats.values())[offset : offset + size]
         ]
 
-    def _system_rows(self) -> list[Row]:
+    def _system_rows(self, offset: int, size: int) -> list[Row]:
         return [
             {
                 "name": d.name,
@@ -145,7 +153,7 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
                 "deviceId": d.id,
                 "timestamp": epoch(d.system_at),
             }
-            for d in self.devices.values()
+            for d in list(self.devices.values())[offset : offset + size]
         ]
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -176,16 +184,11 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
         scopes = self._authorize(request)
         method = request.method
         if method == "GET" and path == "/v2/organizations":
-            rows: list[Row] = [
-                {"id": o.id, "name": o.name, "nodeApprovalMode": "AUTOMATIC"}
-                for o in self.organizations.values()
-            ]
-            return self._after_page(request, rows, scopes)
+            return self._after_page(request, self.organizations, self.organization_row, scopes)
         if method == "GET" and path == "/v2/devices-detailed":
             if request.query_params.get("df"):
                 raise NinjaOneApiError(400, "Device filters are not supported by this fake")
-            rows = [self.device_row(d) for d in self.devices.values()]
-            return self._after_page(request, rows, scopes)
+            return self._after_page(request, self.devices, self.device_row, scopes)
         if method == "GET" and path in QUERY_ROUTES:
             self._need(scopes, "monitoring")
             return self._report(request, path)
@@ -253,17 +256,19 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
         except ValueError:
             raise NinjaOneApiError(400, f"Invalid value for {name}: {raw!r}") from None
 
-    def _after_page(self, request: Request, rows: list[Row], scopes: frozenset[str]) -> Response:
+    def _after_page(
+        self, request: Request, items: Mapping[int, T], render: Callable[[T], Row], scopes: frozenset[str]
+    ) -> Response:
+        """Records with an id above `after`, in id order, `pageSize` of them (all without it)."""
         self._need(scopes, "monitoring")
         size = self._int_param(request, "pageSize", None)
         after = self._int_param(request, "after", 0) or 0
         if size is not None and size < 1:
             raise NinjaOneApiError(400, "pageSize must be positive")
-        chosen = sorted(
-            (r for r in rows if int(r.get("id") or 0) > after or "id" not in r),
-            key=lambda r: int(r.get("id") or 0),
-        )
-        return JSONResponse(chosen if size is None else chosen[:size])
+        ids = sorted(items)
+        start = bisect.bisect_right(ids, after)
+        chosen = ids[start:] if size is None else ids[start : start + size]
+        return JSONResponse([render(items[i]) for i in chosen])
 
     def _report(self, request: Request, path: str) -> Response:
         size = self._int_param(request, "pageSize", DEFAULT_PAGE_SIZE) or DEFAULT_PAGE_SIZE
@@ -277,12 +282,11 @@ class NinjaOneFake(NinjaOneSeeding, AsgiFake, PathFaultHooks[Fault], CallLog):
                 raise NinjaOneApiError(400, "Cursor is invalid or expired")
             offset = held[1]
         if path.endswith("antivirus-status"):
-            rows = self._antivirus_rows()
+            chunk = self._antivirus_rows(offset, size)
         elif path.endswith("antivirus-threats"):
-            rows = self._threat_rows()
+            chunk = self._threat_rows(offset, size)
         else:
-            rows = self._system_rows()
-        chunk = rows[offset : offset + size]
+            chunk = self._system_rows(offset, size)
         cursor_name = secrets.token_hex(12)
         expires = self.clock() + timedelta(seconds=CURSOR_LIFETIME)
         self.cursors[cursor_name] = (path, offset + len(chunk), expires)
