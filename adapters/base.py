@@ -344,6 +344,17 @@ class RequiresTicketFields(Protocol):
         ...
 
 
+@runtime_checkable
+class RegistersWebhook(Protocol):
+    """An RMM whose API registers the webhook it posts alerts to (NinjaOne's `PUT /v2/webhook`).
+    The core calls it from a connection action with the connection's webhook URL and secret, so
+    the engineer need not paste them into the vendor's settings."""
+
+    async def register_webhook(self, url: str, secret: str) -> None:
+        """Point the vendor's webhook at `url`, authenticated with `secret`; replaces an earlier one."""
+        ...
+
+
 # ---------------------------------------------------------------------------------------------
 # Adapter declaration
 # ---------------------------------------------------------------------------------------------

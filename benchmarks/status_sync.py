@@ -5,10 +5,12 @@ for: the first full sync, a second sync with nothing changed, and a sync with 1 
 changed.
 
     .venv/bin/python -m benchmarks.status_sync [--sizes 5000,50000] [--latency 0.05] [--map-share 0.1]
-        [--backend sqlite|postgresql] [--psa KIND ...] [--rmm KIND]
+        [--backend sqlite|postgresql] [--psa KIND ...] [--rmm KIND ...]
 
-`--rmm KIND` syncs from that installed RMM kind's own fake (its harness) instead of the generic
-fleet RMM, so its paging and request budget are what is measured.
+The RMM is a synthetic one (one call per page of 1000, `tests/support/fleet_rmm.py`) unless `--rmm`
+names installed RMM kinds with a harness: then each is measured through its real adapter against
+its stateful fake (each request answered after `--latency`), and its requests are every vendor call
+the adapter made (token, reports, lists).
 
 `--map-share` is the share of clients mapped to a PSA company (their endpoints' configurations are
 written to the PSA); the rest are synced and evaluated but have no PSA side.
@@ -22,6 +24,8 @@ import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +35,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from adapters.registry import discover
-from adapters.testing.harness import PsaHarness, RmmOperation, device_name, installed_harnesses
+from adapters.testing.harness import PsaHarness, PsaWorld, RmmHarness, device_name, installed_harnesses
 from benchmarks.tenant import (
     CONFIGURATION_FIELDS,
     add_psa_argument,
@@ -84,21 +88,44 @@ class PeakRss:
         self.peak = max(self.peak, rss_mb())
 
 
-async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> None:
-    clients = max(1, size // 100)
-    per_client = size // clients
-    mapped = max(1, int(clients * args.map_share))
-    if args.rmm:
-        await one_size_vendor(harness, size, args)
-        return
+class DelayedTransport(httpx.AsyncBaseTransport):
+    """A harness world's transport answering each request after `latency` seconds, counted."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, latency: float) -> None:
+        self.inner = inner
+        self.latency = latency
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None  # shared by every adapter of the run
+
+
+@dataclass
+class RmmSide:
+    """The RMM a size is measured against: the synthetic fleet RMM, or a vendor harness world."""
+
+    kind: str
+    base_url: str
+    credentials: dict[str, Any]
+    options: dict[str, Any]
+    client_ids: list[str]
+    requests: Callable[[], int]
+    reset: Callable[[], None]
+    change: Callable[[list[str]], None]
+    endpoint_ids: list[str]
+    cleanup: Callable[[], None]
+
+
+def fleet_side(size: int, args: argparse.Namespace, psa: PsaWorld, clients: int, per_client: int) -> RmmSide:
     fleet = FleetFake(page_size=1000, latency=args.latency)
     fleet.seed(clients, per_client)
     # The mapped clients' PSA companies hold a configuration record per endpoint, by hostname.
-    psa = harness.start(
-        companies=[f"Bench client {c}" for c in range(mapped)],
-        devices_per_company=per_client,
-        configuration_fields=CONFIGURATION_FIELDS,
-    )
     for c, name in enumerate(psa.companies.values()):
         for e in range(per_client):
             status = fleet.endpoints[f"ep-{c}-{e}"]
@@ -108,6 +135,93 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
             )
     host = f"fleet-{uuid.uuid4().hex[:8]}.example.com"
     FLEETS[host] = fleet
+
+    def reset() -> None:
+        fleet.page_requests = 0
+
+    def cleanup() -> None:
+        FLEETS.pop(host, None)
+
+    def change(ids: list[str]) -> None:
+        for endpoint_id in ids:
+            fleet.change(endpoint_id, last_scan_at=datetime.now(UTC))
+
+    return RmmSide(
+        kind="fleet_rmm",
+        base_url=f"https://{host}",
+        credentials={"token": "t"},
+        options={},
+        client_ids=[f"c-{c}" for c in range(clients)],
+        requests=lambda: fleet.page_requests,
+        reset=reset,
+        change=change,
+        endpoint_ids=sorted(fleet.endpoints),
+        cleanup=cleanup,
+    )
+
+
+def world_side(
+    rmm_harness: RmmHarness, args: argparse.Namespace, vendors: Any, clients: int, per_client: int
+) -> RmmSide:
+    # Client names as the PSA's companies, so the mapped clients' devices match their records.
+    world = rmm_harness.start(
+        clients=[f"Bench client {c}" for c in range(clients)], endpoints_per_client=per_client
+    )
+    delayed = DelayedTransport(world.transport(), args.latency)
+    for host in world.hosts:
+        vendors.add(host, delayed)
+
+    def reset() -> None:
+        delayed.requests = 0
+        world.reset_calls()
+
+    def change(ids: list[str]) -> None:
+        # "Healthy again" on a healthy endpoint: the agent reports fresh antivirus status.
+        for endpoint_id in ids:
+            world.clear_trouble(endpoint_id)
+
+    return RmmSide(
+        kind=world.spec.kind,
+        base_url=world.connection.base_url,
+        credentials=dict(world.connection.credentials),
+        options=dict(world.connection.options),
+        client_ids=list(world.clients),
+        requests=lambda: delayed.requests,
+        reset=reset,
+        change=change,
+        endpoint_ids=list(world.endpoints),
+        cleanup=lambda: None,
+    )
+
+
+def rmm_harnesses(kinds: list[str]) -> list[RmmHarness]:
+    installed, _ = installed_harnesses(discover().all())
+    known = {h.spec.kind: h for h in installed}
+    unknown = sorted(set(kinds) - set(known))
+    if unknown:
+        raise SystemExit(f"no RMM harness for {', '.join(unknown)}; installed: {', '.join(sorted(known))}")
+    return [known[kind] for kind in kinds]
+
+
+async def one_size(
+    harness: PsaHarness, size: int, args: argparse.Namespace, rmm_harness: RmmHarness | None = None
+) -> None:
+    clients = max(1, size // 100)
+    per_client = size // clients
+    mapped = max(1, int(clients * args.map_share))
+    psa = harness.start(
+        companies=[f"Bench client {c}" for c in range(mapped)],
+        devices_per_company=per_client,
+        configuration_fields=CONFIGURATION_FIELDS,
+    )
+    from tests.support.vendors import VendorRouter
+
+    vendors = VendorRouter()
+    side = (
+        world_side(rmm_harness, args, vendors, clients, per_client)
+        if rmm_harness is not None
+        else fleet_side(size, args, psa, clients, per_client)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         common = {"data_dir": Path(tmp), "secret_key": Fernet.generate_key().decode(), "run_worker": False}
@@ -117,9 +231,6 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
             else Settings(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", **common)
         )
         await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
-        from tests.support.vendors import VendorRouter
-
-        vendors = VendorRouter()
         registry = discover()
         registry.add(FLEET_RMM)
         services = build_services(settings, registry=registry, transport_factory=vendors.factory)
@@ -133,11 +244,11 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
                     tenant = await get_or_create_tenant(session, "default")
                     _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
                 stack = await build_tenant(
-                    client, {"Authorization": f"Bearer {key}"}, vendors, psa, rmm_kind="fleet_rmm",
-                    rmm_credentials={"token": "t"}, rmm_base_url=f"https://{host}",
+                    client, {"Authorization": f"Bearer {key}"}, vendors, psa, rmm_kind=side.kind,
+                    rmm_credentials=side.credentials, rmm_base_url=side.base_url, rmm_options=side.options,
                 )  # fmt: skip
-                for c, (company, name) in enumerate(psa.companies.items()):
-                    await stack.map_client(f"c-{c}", company, name)
+                for client_id, (company, name) in zip(side.client_ids, psa.companies.items(), strict=False):
+                    await stack.map_client(client_id, company, name)
                 psa.set_latency(args.latency)
                 async with services.sessions() as session:
                     connection = await session.get(Connection, stack.rmm["id"])
@@ -147,12 +258,12 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
 
                 gc.collect()
                 baseline = rss_mb()
-                kind = harness.spec.kind
+                kind = f"{side.kind} → {harness.spec.kind}"
                 print(f"{kind}, {size} endpoints: RSS with the fakes seeded (baseline) {baseline:.0f} MB")
 
                 async def run(label: str) -> None:
                     psa.reset_calls()
-                    fleet.page_requests = 0
+                    side.reset()
                     started = time.perf_counter()
                     with PeakRss() as peak:
                         async with db.transaction(services.sessions) as session:
@@ -164,7 +275,7 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
                     print(
                         f"{size:>7} {label:<22} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
                         f"peak RSS {peak.peak:5.0f} MB (+{peak.peak - baseline:4.0f} over baseline)   "
-                        f"RMM requests {fleet.page_requests:5d}   "
+                        f"RMM requests {side.requests():5d}   "
                         f"PSA requests {psa.request_count():6d} ({calls_by_method(psa) or 'none'})   "
                         f"changed {done.endpoints_changed:6d}   "
                         f"problems +{done.problems_opened} ({jobs} jobs)"
@@ -172,13 +283,11 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
 
                 await run("first full sync")
                 await run("nothing changed")
-                ids = sorted(fleet.endpoints)
-                for endpoint_id in ids[::100]:
-                    fleet.change(endpoint_id, last_scan_at=datetime.now(UTC))
+                side.change(side.endpoint_ids[::100])
                 await run("1% changed")
         finally:
             await services.aclose()
-            FLEETS.pop(host, None)
+            side.cleanup()
             if args.backend == "postgresql":
                 engine = db.create_engine(PG_URL)
                 async with engine.begin() as conn:
@@ -186,95 +295,14 @@ async def one_size(harness: PsaHarness, size: int, args: argparse.Namespace) -> 
                 await engine.dispose()
 
 
-async def one_size_vendor(harness: PsaHarness, size: int, args: argparse.Namespace) -> None:
-    """The same three syncs against an installed RMM kind's own fake (`--rmm`)."""
-    clients = max(1, size // 100)
-    per_client = size // clients
-    mapped = max(1, int(clients * args.map_share))
-    [rmm_harness] = [h for h in installed_harnesses(discover().all())[0] if h.spec.kind == args.rmm]
-    host = f"{args.rmm.replace('_', '-')}-{uuid.uuid4().hex[:8]}.example.com"
-    names = [f"Bench client {c}" for c in range(clients)]
-    rmm = rmm_harness.start(clients=names, endpoints_per_client=per_client, base_url=f"https://{host}")
-    fake: Any = getattr(rmm, "fake", None)
-    psa = harness.start(
-        companies=names[:mapped], devices_per_company=per_client, configuration_fields=CONFIGURATION_FIELDS
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        common = {"data_dir": Path(tmp), "secret_key": Fernet.generate_key().decode(), "run_worker": False}
-        settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", **common)
-        await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
-        from tests.support.vendors import VendorRouter
-
-        vendors = VendorRouter()
-        for rmm_host in rmm.hosts:
-            vendors.add(rmm_host, rmm.transport())
-        services = build_services(settings, registry=discover(), transport_factory=vendors.factory)
-        app = create_app(services=services, migrate=False)
-        try:
-            async with (
-                app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client,
-            ):
-                async with db.transaction(services.sessions) as session:
-                    tenant = await get_or_create_tenant(session, "default")
-                    _, key = await create_api_key(session, tenant, ApiRole.ENGINEER, "bench")
-                stack = await build_tenant(
-                    client, {"Authorization": f"Bearer {key}"}, vendors, psa, rmm_kind=args.rmm,
-                    rmm_credentials=dict(rmm.connection.credentials), rmm_base_url=rmm.connection.base_url,
-                )  # fmt: skip
-                by_name = {name: client_id for client_id, name in rmm.clients.items()}
-                for company, name in psa.companies.items():
-                    await stack.map_client(by_name[name], company, name)
-                psa.set_latency(args.latency)
-                if fake is not None and hasattr(fake, "latency"):
-                    fake.latency = args.latency
-                async with services.sessions() as session:
-                    connection = await session.get(Connection, stack.rmm["id"])
-                assert connection is not None
-                import gc
-
-                gc.collect()
-                baseline = rss_mb()
-                print(f"{args.rmm} → {harness.spec.kind}, {size} endpoints: seeded RSS {baseline:.0f} MB")
-
-                async def run(label: str) -> None:
-                    psa.reset_calls()
-                    rmm.reset_calls()
-                    started = time.perf_counter()
-                    with PeakRss() as peak:
-                        async with db.transaction(services.sessions) as session:
-                            row = await start_run(session, connection, "cli")
-                        done = await execute_run(services, row.id)
-                        synced = time.perf_counter() - started
-                        jobs = await runtime.worker(services, concurrency=8).run_until_idle()
-                        elapsed = time.perf_counter() - started
-                    listed = rmm.calls(RmmOperation.LIST_ENDPOINTS)
-                    minimum = len(rmm.endpoint_page_sizes())
-                    total = fake.call_count() if fake is not None and hasattr(fake, "call_count") else listed
-                    print(
-                        f"{size:>7} {label:<18} {synced:7.1f} s sync {elapsed:7.1f} s incl. PSA jobs   "
-                        f"peak RSS {peak.peak:5.0f} MB (+{peak.peak - baseline:4.0f})   "
-                        f"RMM requests {total:5d} (device pages {listed}, minimum {minimum})   "
-                        f"PSA requests {psa.request_count():6d}   changed {done.endpoints_changed:6d}   "
-                        f"problems +{done.problems_opened} ({jobs} jobs)"
-                    )
-
-                await run("first full sync")
-                await run("nothing changed")
-                for endpoint_id in list(rmm.endpoints)[::100]:
-                    rmm.put_in_trouble(endpoint_id)
-                await run("1% changed")
-        finally:
-            await services.aclose()
-
-
 async def main(args: argparse.Namespace) -> None:
-    rmm = f"the {args.rmm} fake (its own paging; sqlite)" if args.rmm else "RMM page size 1000"
-    print(f"{rmm}, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
+    print(f"RMM page size 1000, {args.latency * 1000:.0f} ms per RMM page and per PSA call, "
           f"{args.map_share:.0%} of clients mapped to the PSA, {args.backend}")  # fmt: skip
+    rmms: list[RmmHarness | None] = list(rmm_harnesses(args.rmm)) if args.rmm else [None]
     for harness in psa_harnesses(args.psa):
-        for size in (int(s) for s in args.sizes.split(",")):
-            await one_size(harness, size, args)
+        for rmm in rmms:
+            for size in (int(s) for s in args.sizes.split(",")):
+                await one_size(harness, size, args, rmm)
 
 
 if __name__ == "__main__":
@@ -285,6 +313,11 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--map-share", type=float, default=0.1)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--rmm", default=None, help="an installed RMM kind whose own fake to sync from")
     add_psa_argument(parser)
+    parser.add_argument(
+        "--rmm",
+        action="append",
+        metavar="KIND",
+        help="an RMM kind to measure through its harness (repeatable); default: the synthetic fleet RMM",
+    )
     asyncio.run(main(parser.parse_args()))

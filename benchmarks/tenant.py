@@ -92,6 +92,7 @@ async def build_tenant(
     rmm_kind: str = "dummy_rmm",
     rmm_credentials: dict[str, Any] | None = None,
     rmm_base_url: str = "https://rmm.example.com",
+    rmm_options: dict[str, Any] | None = None,
 ) -> Tenant:
     """An RMM connection, a connection to the PSA world (routed through `vendors`) and a ticket rule
     for it, created through the API."""
@@ -105,6 +106,7 @@ async def build_tenant(
             "kind": rmm_kind,
             "base_url": rmm_base_url,
             "credentials": rmm_credentials or {"username": "svc", "api_secret": "rmm-secret"},
+            **({"options": rmm_options} if rmm_options else {}),
         },
     )
     tenant.psa = await tenant.post("/api/v1/connections", psa.connection.as_json())

@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from adapters.registry import discover
+from adapters.testing.harness import installed_harnesses
+
 KEY = re.compile(r"ck_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
 
@@ -324,6 +327,10 @@ def test_demo_starts_a_seeded_msp_and_prints_how_to_sign_in(tmp_path: Path) -> N
         assert api.get("/fleet/summary").json()["overall"]["total"] >= 1000
         assert any(p["ticket_id"] for p in api.get("/problems").json())
         assert len(api.get("/client-mappings").json()) >= 20
+        # Every installed kind whose harness is in the demo has a connection there.
+        rmms, psas = installed_harnesses(discover().all())
+        kinds = {c["kind"] for c in api.get("/connections").json()}
+        assert {h.spec.kind for h in [*rmms, *psas] if h.in_demo} <= kinds, kinds
     finally:
         proc.terminate()
         proc.communicate(timeout=20)

@@ -123,6 +123,20 @@ async def rotate_webhook_secret(
     return WebhookSecretOut(webhook_url=webhook_url(services, row) or "", webhook_secret=secret)
 
 
+@router.post("/connections/{connection_id}/register-webhook", response_model=ConnectionTestOut)
+async def register_webhook(
+    connection_id: str, services: ServicesDep, session: Session, who: Engineer
+) -> ConnectionTestOut:
+    """Registers the connection's webhook URL and secret with the vendor (RMM kinds whose API
+    can, such as NinjaOne); a kind that cannot is a 422 naming `kind`."""
+    row = await svc.get_connection(session, who.tenant_id, connection_id)
+    url = webhook_url(services, row)
+    if url is None:
+        raise FieldError("id", "only RMM connections receive webhooks")
+    check = await svc.register_webhook(services, row, url)
+    return ConnectionTestOut(ok=check.ok, error_kind=check.error_kind, message=check.message)
+
+
 @router.post("/connections/{connection_id}/test", response_model=ConnectionTestOut)
 async def test_connection(
     connection_id: str, services: ServicesDep, session: Session, who: Engineer

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from adapters.base import (
     AdapterSpec,
     ConnectionContext,
     PsaAdapter,
+    RegistersWebhook,
     RmmAdapter,
     Role,
     outbound_fields,
@@ -313,12 +314,38 @@ class LiveCheck:
 
 async def check_live(services: Services, row: Connection) -> LiveCheck:
     """Check the stored credentials against the vendor, within LIVE_CHECK_SECONDS."""
+    return await _live(services, row, lambda adapter: adapter.test_connection())
+
+
+async def register_webhook(services: Services, row: Connection, url: str) -> LiveCheck:
+    """Ask the vendor to post to this connection's webhook URL with its secret (kinds whose
+    adapter `RegistersWebhook`); the answer says what the vendor refused."""
+    if row.role != Role.RMM.value:
+        raise FieldError("id", "only RMM connections receive webhooks")
+    if row.webhook_secret_encrypted is None:
+        raise FieldError("id", "the connection has no webhook secret: rotate one first")
+    secret = services.cipher.decrypt_text(row.webhook_secret_encrypted)
+
+    async def register(adapter: Adapter) -> None:
+        if not isinstance(adapter, RegistersWebhook):
+            raise FieldError(
+                "kind",
+                f"{row.kind} cannot register its webhook through its API: enter the webhook URL "
+                "and secret in the vendor's settings",
+            )
+        await adapter.register_webhook(url, secret)
+
+    return await _live(services, row, register)
+
+
+async def _live(services: Services, row: Connection, call: Callable[[Adapter], Awaitable[None]]) -> LiveCheck:
+    """One vendor call on a fresh adapter within LIVE_CHECK_SECONDS, its failure as a LiveCheck."""
     try:
         adapter = build_adapter(services, row)
     except AdapterError as exc:  # e.g. a URL stored before the address policy normalized hosts
         return LiveCheck(False, "configuration", str(exc))
     try:
-        await asyncio.wait_for(adapter.test_connection(), LIVE_CHECK_SECONDS)
+        await asyncio.wait_for(call(adapter), LIVE_CHECK_SECONDS)
     except CredentialsError as exc:
         return LiveCheck(False, "credentials", str(exc))
     except ConfigurationError as exc:
