@@ -103,15 +103,15 @@ def shares(items: Sequence[T], parts: int) -> list[list[T]]:
 
 
 def put_some_in_trouble(world: RmmWorld, rng: random.Random) -> int:
-    """About `TROUBLE_SHARE` of the world's endpoints develop one of the problems its fake can cause,
-    the kinds taken in turn so that every kind shows (at risk and unprotected alike)."""
+    """About `TROUBLE_SHARE` of the world's endpoints (and at least one per kind) develop one of the
+    problems its fake can cause, the kinds taken in turn so that every kind shows (at risk and
+    unprotected alike), however many other vendors drew from `rng` before."""
     kinds = world.trouble_kinds
-    troubled = 0
-    for endpoint_id in world.endpoints:
-        if rng.random() < TROUBLE_SHARE:
-            world.put_in_trouble(endpoint_id, kinds[troubled % len(kinds)])
-            troubled += 1
-    return troubled
+    endpoint_ids = list(world.endpoints)
+    count = min(len(endpoint_ids), max(len(kinds), round(len(endpoint_ids) * TROUBLE_SHARE)))
+    for n, endpoint_id in enumerate(rng.sample(endpoint_ids, count)):
+        world.put_in_trouble(endpoint_id, kinds[n % len(kinds)])
+    return count
 
 
 async def seed(

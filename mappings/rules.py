@@ -105,6 +105,12 @@ class TicketRuleIn(_Strict):
 class DeployRuleIn(_Strict):
     """Automatic agent deployment on one RMM connection (its kind must declare `deploy_agent`)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"rmm_connection_id": "c_0123abcd", "interval_minutes": 10_080, "enabled": True}]
+        }
+    )
+
     rmm_connection_id: str = Field(min_length=1, max_length=32)
     interval_minutes: int = Field(
         default=10_080,

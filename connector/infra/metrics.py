@@ -49,6 +49,9 @@ VENDOR_OPERATIONS = (
     "close_ticket",
     "upsert_configuration",
     "upsert_billing_line",
+    "list_catalog",
+    "required_ticket_fields",
+    "register_webhook",
 )
 """The adapter contract's calls that reach the vendor (the `operation` label; others: `other`)."""
 
@@ -207,19 +210,19 @@ def vendor_operation(name: str) -> Iterator[None]:
         _operation.reset(token)
 
 
-def _coroutine(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+def _coroutine(name: str, method: Callable[..., Any], current: Callable[[], Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
         with vendor_operation(name):
-            return await method(*args, **kwargs)
+            return await current()(*args, **kwargs)
 
     return call
 
 
-def _iterator(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+def _iterator(name: str, method: Callable[..., Any], current: Callable[[], Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def iterate(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        inner = method(*args, **kwargs)
+        inner = current()(*args, **kwargs)
         try:
             while True:
                 with vendor_operation(name):
@@ -238,10 +241,16 @@ def _iterator(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
 
 def instrument_adapter(adapter: Any) -> None:
     """Labels the vendor requests each contract call makes with its name (wraps the bound methods
-    on the instance; the adapter's type and behaviour are unchanged)."""
+    on the instance; the adapter's type and behaviour are unchanged). Each call looks the method up
+    on the type again, so the instance keeps following its class, as an unwrapped one would."""
     for name in VENDOR_OPERATIONS:
         method = getattr(adapter, name, None)
+
+        def current(name: str = name, method: Any = method) -> Any:
+            on_type = getattr(type(adapter), name, None)
+            return on_type.__get__(adapter) if on_type is not None else method
+
         if inspect.iscoroutinefunction(method):
-            setattr(adapter, name, _coroutine(name, method))
+            setattr(adapter, name, _coroutine(name, method, current))
         elif inspect.isasyncgenfunction(method):
-            setattr(adapter, name, _iterator(name, method))
+            setattr(adapter, name, _iterator(name, method, current))

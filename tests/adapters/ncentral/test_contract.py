@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.base import ProblemKind
+from adapters.base import ActionKind, ProblemKind
 from adapters.errors import WebhookParseError
 from adapters.ncentral import SPEC
 from adapters.ncentral.adapter import NcentralAdapter
@@ -233,7 +233,7 @@ async def test_direct_task_parameters_carry_a_description_and_the_fake_requires_
     rmm = rmm_world(SPEC)
     fake: Any = rmm.fake  # type: ignore[attr-defined]
     adapter = rmm.adapter(sleep=no_sleep, options={"scan_parameters": {"CommandLine": "-full"}})
-    await adapter.run_action(next(iter(rmm.endpoints)), sorted(SPEC.actions)[0])
+    await adapter.run_action(next(iter(rmm.endpoints)), ActionKind.SCAN)
     await adapter.aclose()
     (task,) = fake.tasks.values()
     assert task.body["parameters"] == [

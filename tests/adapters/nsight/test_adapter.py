@@ -302,7 +302,8 @@ async def test_api_key_never_reaches_logs(
     fake.fail_next(500, times=1)
     fake.truncate("list_workstations", siteid=small.site_ids[0])
     adapter = make_adapter(fake)
-    with caplog.at_level(logging.DEBUG):
+    # httpx's own logger too: the service sets it to WARNING, and another test may have configured it
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         with pytest.raises(NsightIncompleteListingError):
             await collect(adapter)
         await adapter.poll_alerts(None)
