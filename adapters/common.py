@@ -5,9 +5,12 @@ applied."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -202,3 +205,47 @@ async def ticket_catalog(adapter: Any, kind: CatalogKind) -> list[PsaOption] | N
     if kind is CatalogKind.COMPANIES:
         return [PsaOption(id=c.id, name=c.name) async for c in adapter.list_companies()]
     return None
+
+
+@dataclass(frozen=True)
+class BearerToken:
+    value: str
+    expires_at: datetime
+
+
+class TokenCache:
+    """One bearer token per adapter object, shared by its concurrent requests. It is fetched when
+    there is none or it is within `margin` of expiring, and fetched again when the vendor refused
+    it (`force`) — once for all the requests refused with the same token, not once each."""
+
+    def __init__(
+        self,
+        fetch: Callable[[datetime], Awaitable[BearerToken]],
+        *,
+        clock: Callable[[], datetime],
+        margin: timedelta,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._margin = margin
+        self._lock = asyncio.Lock()
+        self._token: BearerToken | None = None
+        self._generation = 0
+
+    async def get(self, force: bool = False) -> BearerToken:
+        seen = self._generation
+        async with self._lock:
+            now = self._clock()
+            current = self._token
+            if current is not None:
+                if not force and current.expires_at - self._margin > now:
+                    return current
+                if force and self._generation != seen:
+                    return current  # another request renewed it while this one waited
+            self._token = await self._fetch(now)
+            self._generation += 1
+            return self._token
+
+    async def headers(self, force: bool) -> Mapping[str, str]:
+        """The `Authorization` header, as `VendorHttpClient`'s `auth_headers` asks for it."""
+        return {"Authorization": f"Bearer {(await self.get(force)).value}"}

@@ -61,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -81,7 +80,7 @@ from adapters.base import (
     SkippedEndpoint,
     WebhookRequest,
 )
-from adapters.common import server_root, settings_as
+from adapters.common import BearerToken, TokenCache, server_root, settings_as
 from adapters.connectwise_automate import alerts
 from adapters.connectwise_automate import conditions as cond
 from adapters.connectwise_automate.models import (
@@ -214,13 +213,6 @@ def _online(status: str | None) -> bool | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: str
-    expires_at: datetime
-    issued_at: datetime
-
-
 # ---------------------------------------------------------------------------------------------
 # The adapter
 # ---------------------------------------------------------------------------------------------
@@ -245,15 +237,17 @@ class ConnectWiseAutomateAdapter:
                 "ClientId": credentials.client_id.get_secret_value(),
                 "Accept": "application/json",
             },
-            auth_headers=self._auth_headers,
+            auth_headers=lambda force: self._tokens.headers(force),
             error_parser=parse_automate_error,
             max_concurrency=options.max_concurrency,
             transport=ctx.transport_factory(self.api_base),
             sleep=self._sleep,
         )
-        self._token: _Token | None = None
-        self._token_lock = asyncio.Lock()
-        self._token_generation = 0
+        self._tokens = TokenCache(
+            self._request_token,
+            clock=self._clock,
+            margin=timedelta(seconds=self._options.token_refresh_margin_seconds),
+        )
         self.token_requests = 0
 
     @property
@@ -265,26 +259,7 @@ class ConnectWiseAutomateAdapter:
 
     # -- auth ----------------------------------------------------------------------------------
 
-    async def _auth_headers(self, force: bool) -> Mapping[str, str]:
-        token = await self._ensure_token(force)
-        return {"Authorization": f"Bearer {token.value}"}
-
-    async def _ensure_token(self, force: bool) -> _Token:
-        margin = timedelta(seconds=self._options.token_refresh_margin_seconds)
-        seen = self._token_generation
-        async with self._token_lock:
-            now = self._clock()
-            current = self._token
-            if current is not None:
-                if not force and current.expires_at - margin > now:
-                    return current
-                if force and self._token_generation != seen:
-                    return current  # another request renewed it while this one waited
-            self._token = await self._request_token(now)
-            self._token_generation += 1
-            return self._token
-
-    async def _request_token(self, now: datetime) -> _Token:
+    async def _request_token(self, now: datetime) -> BearerToken:
         creds = self._credentials
         body = TokenCredentialsWrite(
             Username=creds.username,
@@ -320,7 +295,7 @@ class ConnectWiseAutomateAdapter:
         expires = parse_time(result.ExpirationDate, self._tz)
         if expires is None or expires <= now:
             expires = now + FALLBACK_TOKEN_LIFETIME
-        return _Token(value=result.AccessToken, expires_at=expires, issued_at=now)
+        return BearerToken(value=result.AccessToken, expires_at=expires)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -394,7 +369,7 @@ class ConnectWiseAutomateAdapter:
 
     async def test_connection(self) -> None:
         """A fresh token, then one page of one computer."""
-        await self._ensure_token(force=True)
+        await self._tokens.get(force=True)
         await self._client.get_json("/Computers", params={"page": 1, "pageSize": 1, "includeFields": "Id"})
 
     async def list_clients(self) -> AsyncIterator[RmmClient]:

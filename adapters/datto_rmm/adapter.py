@@ -55,7 +55,6 @@ import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -75,7 +74,7 @@ from adapters.base import (
     SkippedEndpoint,
     WebhookRequest,
 )
-from adapters.common import server_root, settings_as
+from adapters.common import BearerToken, TokenCache, server_root, settings_as
 from adapters.datto_rmm import alerts
 from adapters.datto_rmm.budget import BudgetTransport, RequestBudget
 from adapters.datto_rmm.models import (
@@ -170,12 +169,6 @@ def antivirus_state(status: str | None) -> tuple[bool | None, bool]:
     return (None, True)
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: str
-    expires_at: datetime
-
-
 class DattoRmmAdapter:
     """RmmAdapter for the Datto RMM API v2."""
 
@@ -197,15 +190,17 @@ class DattoRmmAdapter:
         self._client = VendorHttpClient(
             self.root,
             headers={"Accept": "application/json"},
-            auth_headers=self._auth_headers,
+            auth_headers=lambda force: self._tokens.headers(force),
             error_parser=parse_datto_error,
             max_concurrency=self._options.max_concurrency,
             transport=BudgetTransport(inner, self.budget),
             sleep=self._sleep,
         )
-        self._token: _Token | None = None
-        self._token_lock = asyncio.Lock()
-        self._token_generation = 0
+        self._tokens = TokenCache(
+            lambda _now: self._request_token(),
+            clock=self._clock,
+            margin=timedelta(seconds=self._options.token_refresh_margin_seconds),
+        )
         self.token_requests = 0
 
     @property
@@ -217,24 +212,7 @@ class DattoRmmAdapter:
 
     # -- auth ----------------------------------------------------------------------------------
 
-    async def _auth_headers(self, force: bool) -> Mapping[str, str]:
-        return {"Authorization": f"Bearer {(await self._ensure_token(force)).value}"}
-
-    async def _ensure_token(self, force: bool) -> _Token:
-        margin = timedelta(seconds=self._options.token_refresh_margin_seconds)
-        seen = self._token_generation
-        async with self._token_lock:
-            current = self._token
-            if current is not None:
-                if not force and current.expires_at - margin > self._clock():
-                    return current
-                if force and self._token_generation != seen:
-                    return current  # renewed by another request while this one waited
-            self._token = await self._request_token()
-            self._token_generation += 1
-            return self._token
-
-    async def _request_token(self) -> _Token:
+    async def _request_token(self) -> BearerToken:
         form = urlencode(
             {
                 "grant_type": "password",
@@ -270,7 +248,7 @@ class DattoRmmAdapter:
             if token.expires_in and token.expires_in > 0
             else TOKEN_LIFETIME
         )
-        return _Token(value=token.access_token, expires_at=now + lifetime)
+        return BearerToken(value=token.access_token, expires_at=now + lifetime)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -302,7 +280,7 @@ class DattoRmmAdapter:
 
     async def test_connection(self) -> None:
         """A fresh token, then the account."""
-        await self._ensure_token(force=True)
+        await self._tokens.get(force=True)
         await self._client.get_json(f"{API}/account")
 
     async def _sites(self) -> AsyncIterator[SiteRead]:

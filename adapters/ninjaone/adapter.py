@@ -88,7 +88,7 @@ from adapters.base import (
     SkippedEndpoint,
     WebhookRequest,
 )
-from adapters.common import server_root, settings_as
+from adapters.common import BearerToken, TokenCache, server_root, settings_as
 from adapters.errors import (
     CredentialsError,
     NotFoundError,
@@ -175,12 +175,6 @@ def parse_ninja_error(response: httpx.Response) -> tuple[str, str | None]:
     return (str(message)[:500], str(field_name) if field_name else None)
 
 
-@dataclass(frozen=True)
-class _Token:
-    value: str
-    expires_at: datetime
-
-
 @dataclass
 class _Reports:
     """The query reports of one listing, by device id."""
@@ -203,15 +197,17 @@ class NinjaOneAdapter:
         self._client = VendorHttpClient(
             self.api_base,
             headers={"Accept": "application/json"},
-            auth_headers=self._auth_headers,
+            auth_headers=lambda force: self._tokens.headers(force),
             error_parser=parse_ninja_error,
             max_concurrency=self._options.max_concurrency,
             transport=ctx.transport_factory(self.api_base),
             sleep=self._sleep,
         )
-        self._token: _Token | None = None
-        self._token_lock = asyncio.Lock()
-        self._token_generation = 0
+        self._tokens = TokenCache(
+            self._request_token,
+            clock=self._clock,
+            margin=timedelta(seconds=self._options.token_refresh_margin_seconds),
+        )
         self.token_requests = 0
 
     @property
@@ -223,26 +219,7 @@ class NinjaOneAdapter:
 
     # -- auth ----------------------------------------------------------------------------------
 
-    async def _auth_headers(self, force: bool) -> Mapping[str, str]:
-        token = await self._ensure_token(force)
-        return {"Authorization": f"Bearer {token.value}"}
-
-    async def _ensure_token(self, force: bool) -> _Token:
-        margin = timedelta(seconds=self._options.token_refresh_margin_seconds)
-        seen = self._token_generation
-        async with self._token_lock:
-            now = self._clock()
-            current = self._token
-            if current is not None:
-                if not force and current.expires_at - margin > now:
-                    return current
-                if force and self._token_generation != seen:
-                    return current  # renewed by another request while this one waited
-            self._token = await self._request_token(now)
-            self._token_generation += 1
-            return self._token
-
-    async def _request_token(self, now: datetime) -> _Token:
+    async def _request_token(self, now: datetime) -> BearerToken:
         form = urlencode(
             {
                 "grant_type": "client_credentials",
@@ -272,7 +249,7 @@ class NinjaOneAdapter:
         if not token.access_token:
             raise CredentialsError("NinjaOne issued no access token", field="credentials")
         lifetime = timedelta(seconds=token.expires_in) if token.expires_in else FALLBACK_TOKEN_LIFETIME
-        return _Token(value=token.access_token, expires_at=now + lifetime)
+        return BearerToken(value=token.access_token, expires_at=now + lifetime)
 
     # -- paging ----------------------------------------------------------------------------------
 
@@ -326,7 +303,7 @@ class NinjaOneAdapter:
 
     async def test_connection(self) -> None:
         """A fresh token, then one organization."""
-        await self._ensure_token(force=True)
+        await self._tokens.get(force=True)
         await self._client.get_json("/v2/organizations", params={"pageSize": 1})
 
     async def list_clients(self) -> AsyncIterator[RmmClient]:

@@ -1,10 +1,14 @@
-"""The adapters' shared helpers: the create-or-recover rule every PSA write relies on, and server URLs."""
+"""The adapters' shared helpers: the create-or-recover rule every PSA write relies on, server URLs
+and the bearer-token cache."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from adapters.common import create_or_recover, server_root
+from adapters.common import BearerToken, TokenCache, create_or_recover, server_root
 from adapters.errors import ConfigurationError, TransientVendorError, VendorRequestError
 from adapters.testing.harness import RecordingSleep
 
@@ -91,3 +95,21 @@ def test_server_root_without_a_host_names_base_url(typed: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         server_root(typed, vendor="Test")
     assert caught.value.field == "base_url"
+
+
+async def test_token_cache_renews_once_for_requests_refused_together_and_before_expiry() -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    fetched: list[datetime] = []
+
+    async def fetch(at: datetime) -> BearerToken:
+        fetched.append(at)
+        await asyncio.sleep(0)
+        return BearerToken(f"t{len(fetched)}", at + timedelta(hours=1))
+
+    tokens = TokenCache(fetch, clock=lambda: now[0], margin=timedelta(minutes=2))
+    assert (await tokens.get()).value == "t1"
+    assert (await tokens.get()).value == "t1"  # reused
+    refused = await asyncio.gather(*(tokens.get(force=True) for _ in range(5)))
+    assert {t.value for t in refused} == {"t2"} and len(fetched) == 2  # one renewal for all five
+    now[0] += timedelta(minutes=59)  # within the margin of expiry
+    assert await tokens.headers(False) == {"Authorization": "Bearer t3"}
