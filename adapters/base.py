@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Role(enum.StrEnum):
@@ -77,6 +77,9 @@ class EndpointStatus(_Record):
     site_id: str | None = None
     hostname: str
     serial_number: str | None = None
+    mac_addresses: tuple[str, ...] | None = None
+    """The endpoint's network adapters' MAC addresses as `AA:BB:CC:DD:EE:FF`, sorted, for matching
+    the same device across sources; anything not a 48-bit address is dropped."""
     os_name: str | None = None
     device_type: str | None = None
     product: str | None = None
@@ -86,6 +89,24 @@ class EndpointStatus(_Record):
     active_threats: int | None = None
     online: bool | None = None
     last_seen_at: datetime | None = None
+
+    @field_validator("mac_addresses", mode="before")
+    @classmethod
+    def _normal_macs(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return None if value is None else normal_macs([value])
+        return normal_macs(value)
+
+
+def normal_macs(values: Any) -> tuple[str, ...]:
+    """`aa-bb-cc-dd-ee-ff`, `AABB.CCDD.EEFF` and `aabbccddeeff` alike as `AA:BB:CC:DD:EE:FF`, unique
+    and sorted; the all-zero address and anything not 12 hex digits are dropped."""
+    found = set()
+    for value in values:
+        digits = "".join(ch for ch in str(value) if ch not in ":-. ").upper()
+        if len(digits) == 12 and all(ch in "0123456789ABCDEF" for ch in digits) and digits != "0" * 12:
+            found.add(":".join(digits[i : i + 2] for i in range(0, 12, 2)))
+    return tuple(sorted(found))
 
 
 class AlertEvent(_Record):

@@ -407,6 +407,7 @@ class Endpoint(Base):
     client_name: Mapped[str | None] = mapped_column(String(255))
     hostname: Mapped[str] = mapped_column(String(255))
     serial_number: Mapped[str | None] = mapped_column(String(100))
+    mac_addresses: Mapped[list[str] | None] = mapped_column(JSON)
     os_name: Mapped[str | None] = mapped_column(String(255))
     product: Mapped[str | None] = mapped_column(String(255))
     protection_enabled: Mapped[bool | None]

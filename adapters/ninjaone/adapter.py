@@ -43,8 +43,8 @@ is used, else the first. `protection_enabled` = productState ON; `definitions_da
 timestamp when UP_TO_DATE, that minus `outdated_definitions_age_days` when OUT_OF_DATE (NinjaOne
 gives no date), None otherwise; `active_threats` = the device's threat rows not quarantined,
 removed, cleaned, deleted or restored; `online` = not `offline`; `last_seen_at` = `lastContact`;
-`serial_number` = computer-systems `serialNumber` (else `biosSerialNumber`). MAC addresses are
-read (`Device.macAddresses`) but the core's endpoint record has no field for them yet.
+`serial_number` = computer-systems `serialNumber` (else `biosSerialNumber`). `mac_addresses` =
+`Device.macAddresses` (normalized by the core's record).
 
 Incremental reads: NinjaOne's device filter has no "changed since"; every call reads the three
 reports and the device list in full (pages of `page_size`, the fewest the API allows) and yields
@@ -378,6 +378,7 @@ class NinjaOneAdapter:
             or device.displayName
             or device.id,
             serial_number=serial,
+            mac_addresses=device.macAddresses,
             device_type=_device_type(device.nodeClass),
             product=product or None,
             protection_enabled=protection,

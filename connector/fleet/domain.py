@@ -129,6 +129,8 @@ def fingerprint(status: EndpointStatus) -> str:
     """Changes exactly when something the service stores or pushes changes (not `last_seen_at`, which
     moves on every check-in and would make every sync rewrite every endpoint)."""
     data = status.model_dump(mode="json", exclude={"last_seen_at", "online"})
+    if data.get("mac_addresses") is None:  # as before MACs were read: an upgrade rewrites nothing
+        del data["mac_addresses"]
     data["offline_day"] = status.last_seen_at.date().isoformat() if status.last_seen_at else None
     return _digest(data)
 

@@ -18,6 +18,7 @@ STATUS_FIELDS = (
     "client_name",
     "hostname",
     "serial_number",
+    "mac_addresses",
     "os_name",
     "product",
     "protection_enabled",

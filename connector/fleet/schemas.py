@@ -29,6 +29,7 @@ class EndpointOut(BaseModel):
     client_name: str | None
     hostname: str
     serial_number: str | None
+    mac_addresses: list[str] | None = None
     os_name: str | None
     product: str | None
     protection_enabled: bool | None

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from adapters.base import normal_macs
 from adapters.ninjaone.fake.harness import NinjaOneHarness
 from connector.infra.context import Services
 from tests.support.vendors import VendorRouter
@@ -50,6 +51,11 @@ async def test_registered_webhook_deliveries_open_and_clear_one_problem_per_seri
     await _work(services)
 
     endpoint = next(iter(rmm.endpoints))
+    # the sync stored the device's MAC addresses, one spelling, on the endpoint the API shows
+    listed = (await client.get("/api/v1/endpoints", params={"limit": 500}, headers=headers)).json()
+    mine = next(e for e in listed if e["endpoint_id"] == endpoint)
+    device = rmm.fake.devices[int(endpoint)]
+    assert device.macs and mine["mac_addresses"] == list(normal_macs(device.macs))
 
     def deliver(active: bool, value: str = secret) -> Any:
         alert = rmm.native_alert(endpoint, active=active)

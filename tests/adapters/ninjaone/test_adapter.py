@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.base import ActionKind, EndpointStatus, ProblemKind, WebhookRequest
+from adapters.base import ActionKind, EndpointStatus, ProblemKind, WebhookRequest, normal_macs
 from adapters.errors import CredentialsError, UnsupportedActionError, WebhookParseError
 from adapters.ninjaone.adapter import NinjaOneAdapter
 from adapters.ninjaone.fake.harness import PRODUCT, WEBHOOK_SECRET, NinjaOneHarness, NinjaOneWorld
@@ -94,6 +94,7 @@ async def test_status_serial_and_presence_are_read() -> None:
     device = rmm.fake.devices[int(first)]
     assert status.product == PRODUCT and status.protection_enabled is True
     assert status.serial_number == device.serial
+    assert device.macs and status.mac_addresses == normal_macs(device.macs)
     assert status.hostname == device.name and status.client_id == str(device.organization_id)
     assert status.online is False
     assert status.last_seen_at == device.last_contact
