@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.connectwise_automate.fake import AutomateFake
+from connector.cli import Exit
 from connector.infra import db
 from tests.conftest import PG_URL, _postgres_reachable
 from tests.support.processes import Deployment, Proc, ServedApp, query, wait_until
@@ -148,7 +149,7 @@ def test_concurrent_syncs_deploy_once_per_endpoint_within_the_interval(world: Wo
         first, second = world.sync_cli(), world.sync_cli()
         codes = sorted([first.wait(), second.wait()])
         outputs = "\n---\n".join(p.output() for p in (first, second))
-        assert codes in ([0, 0], [0, 2]), outputs
+        assert codes in ([Exit.OK, Exit.OK], [Exit.OK, Exit.SYNC_RUNNING]), outputs
         assert world.deploys() == Counter({c: 1 for c in bare}), outputs
     rows = query(
         world.deployment,
