@@ -188,6 +188,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 await enqueue_reconciles(session, loaded.problem.tenant_id, [problem_id], run_after=at)
             return None
         case domain.OpenTicket(summary=summary, description=description):
+            description += await storms.evidence(services, loaded.problem)
             await _open(services, loaded, summary, description)
             await _auto_action(services, loaded)
             return _done(services, loaded, "created")

@@ -162,8 +162,8 @@ async def test_a_storm_of_thirty_endpoints_is_one_ticket_that_closes_when_they_r
     assert any("fell back below the storm threshold" in note for note in ticket.notes)
 
 
-@pytest.mark.parametrize("harness", PSAS[:1], ids=kind_of)
-async def test_exclusions_and_the_minimum_age(
+@pytest.mark.parametrize("harness", PSAS, ids=kind_of)
+async def test_exclusions_the_minimum_age_and_the_evidence(
     harness: PsaHarness,
     client: httpx.AsyncClient,
     services: Services,
@@ -207,3 +207,12 @@ async def test_exclusions_and_the_minimum_age(
     await _settle(services)
     [ticket] = psa.tickets(company)
     assert device_name(CLIENT_NAMES[0], 0) in ticket.summary
+    # The body carries the evidence: the reported status fields and the problem's dashboard page.
+    body = "\n".join((ticket.description, *ticket.notes))
+    assert "Real-time protection: no" in body and "Antivirus product: Acme EDR" in body, body
+    [waiting] = [
+        p
+        for p in (await client.get("/api/v1/problems", headers=headers)).json()
+        if p["routing"] != "excluded"
+    ]
+    assert f"/problems/{waiting['id']}" in body

@@ -180,3 +180,46 @@ def membership_note(change: Membership, still: int) -> str | None:
 def storm_resolution(kind: ProblemKind, client: str, still: int) -> str:
     rest = f"; {still} endpoint(s) still affected get tickets of their own" if still else ""
     return f"Resolved: {PROBLEM_TITLES[kind].lower()} on {client} fell back below the storm threshold{rest}."
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the ticket body shows of the endpoint's last reported status."""
+
+    product: str | None
+    protection_enabled: bool | None
+    definitions_date: datetime | None
+    last_scan_at: datetime | None
+    active_threats: int | None
+    online: bool | None
+    last_seen_at: datetime | None
+    os_name: str | None
+    dashboard_url: str | None
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "not reported"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def evidence_text(evidence: Evidence) -> str:
+    """The status fields and links appended to a new ticket's description."""
+    rows = [
+        ("Antivirus product", evidence.product),
+        ("Real-time protection", evidence.protection_enabled),
+        ("Definitions dated", evidence.definitions_date),
+        ("Last full scan", evidence.last_scan_at),
+        ("Active threats", evidence.active_threats),
+        ("Online", evidence.online),
+        ("Last seen by the RMM", evidence.last_seen_at),
+        ("Operating system", evidence.os_name),
+    ]
+    lines = ["", "Status reported by the RMM:"] + [f"- {name}: {_shown(value)}" for name, value in rows]
+    if evidence.dashboard_url:
+        lines += ["", f"In connector: {evidence.dashboard_url}"]
+    return "\n".join(lines)

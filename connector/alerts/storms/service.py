@@ -342,3 +342,31 @@ async def _write(services: Services, loaded: Loaded, storm_id: str, now: datetim
         services.metrics.tickets.labels(loaded.psa.kind, step.replace(" ", "_")).inc()
         log.info("ticket " + step, storm_id=storm.id, client_id=problem.client_id, members=len(current))
     return Handled(step)
+
+
+async def evidence(services: Services, problem: Problem) -> str:
+    """The endpoint's reported status and the problem's page in the dashboard, for a new ticket's
+    description (empty when the endpoint was never synced and no public address is known)."""
+    async with services.sessions() as session:
+        row = await session.scalar(
+            select(Endpoint).where(
+                Endpoint.rmm_connection_id == problem.rmm_connection_id,
+                Endpoint.endpoint_id == problem.endpoint_id,
+            )
+        )
+    base = services.settings.resolved_public_url()
+    if row is None:
+        return f"\n\nIn connector: {base}/problems/{problem.id}" if base else ""
+    return "\n" + domain.evidence_text(
+        domain.Evidence(
+            product=row.product,
+            protection_enabled=row.protection_enabled,
+            definitions_date=row.definitions_date,
+            last_scan_at=row.last_scan_at,
+            active_threats=row.active_threats,
+            online=row.online,
+            last_seen_at=row.last_seen_at,
+            os_name=row.os_name,
+            dashboard_url=f"{base}/problems/{problem.id}" if base else None,
+        )
+    )
