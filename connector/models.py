@@ -204,6 +204,13 @@ class TicketRule(Timestamped, Base):
     update_configurations: Mapped[bool] = mapped_column(Boolean, default=True)
     create_configurations: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    storm_min_endpoints: Mapped[int | None] = mapped_column(Integer)
+    storm_min_percent: Mapped[int | None] = mapped_column(Integer)
+    storm_window_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    priority_map: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    disabled_problems: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    exclusions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    min_age_minutes: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class BillingRule(Timestamped, Base):
@@ -361,6 +368,46 @@ class Problem(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     cleared_at: Mapped[datetime | None]
     clear_message: Mapped[str | None] = mapped_column(Text)
+    lock_owner: Mapped[str | None] = mapped_column(String(64))
+    lock_expires_at: Mapped[datetime | None]
+    storm_id: Mapped[str | None] = mapped_column(ForeignKey("storms.id", ondelete="SET NULL"))
+    """The client-level storm ticket this problem is listed on (it then has no ticket of its own)."""
+
+
+class Storm(Base):
+    """One client-level ticket for many endpoints of a client with the same problem. At most one
+    open per RMM connection × client × problem kind (partial unique index): concurrent workers
+    that both see the storm insert one row, and its lock lets one of them write the ticket."""
+
+    __tablename__ = "storms"
+    __table_args__ = (
+        Index(
+            "uq_storms_open",
+            "rmm_connection_id",
+            "client_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    psa_connection_id: Mapped[str | None] = mapped_column(ForeignKey("connections.id", ondelete="SET NULL"))
+    client_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    company_id: Mapped[str] = mapped_column(String(100))
+    marker: Mapped[str] = mapped_column(String(40), unique=True)
+    ticket_id: Mapped[str | None] = mapped_column(String(100))
+    ticket_number: Mapped[str | None] = mapped_column(String(100))
+    ticket_url: Mapped[str | None] = mapped_column(String(500))
+    members: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Endpoint id → host name, as last listed on the ticket."""
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
     lock_owner: Mapped[str | None] = mapped_column(String(64))
     lock_expires_at: Mapped[datetime | None]
 

@@ -42,6 +42,12 @@ class Routing(enum.StrEnum):
     TICKETED = "ticketed"
     UNMAPPED = "unmapped"
     NO_RULE = "no_rule"
+    EXCLUDED = "excluded"
+    """Switched off or excluded by the ticket rule: no ticket."""
+    WAITING = "waiting"
+    """A status finding younger than the rule's minimum age."""
+    STORM = "storm"
+    """Listed on the client's storm ticket instead of a ticket of its own."""
 
 
 class EventState(enum.StrEnum):

@@ -57,6 +57,15 @@ class ClientMappingIn(_Strict):
     psa_company_name: str | None = Field(default=None, max_length=300)
 
 
+class TicketExclusion(_Strict):
+    """Problems of matching endpoints open no ticket. `field`: `endpoint` (host name or RMM id),
+    `client` (name or RMM id) or `device_type` (operating system name); `pattern`: shell-style
+    (`*`, `?`), case-insensitive."""
+
+    field: Literal["endpoint", "client", "device_type"]
+    pattern: str = Field(min_length=1, max_length=200)
+
+
 class TicketRuleIn(_Strict):
     model_config = ConfigDict(
         json_schema_extra={
@@ -87,6 +96,26 @@ class TicketRuleIn(_Strict):
     update_configurations: bool = Field(default=True, strict=True)
     create_configurations: bool = Field(default=False, strict=True)
     enabled: bool = Field(default=True, strict=True)
+    storm_min_endpoints: int | None = Field(default=None, ge=2, le=100_000, strict=True)
+    """A client-level storm ticket once this many endpoints of one client have the problem."""
+    storm_min_percent: int | None = Field(default=None, ge=1, le=100, strict=True)
+    """... or once this share (%) of the client's endpoints has it."""
+    storm_window_minutes: int = Field(default=60, ge=1, le=10_080, strict=True)
+    """The endpoints that start a storm were first seen within this window."""
+    priority_map: dict[Literal["critical", "high", "medium", "low"], str] = Field(default_factory=dict)
+    """Problem severity → PSA priority id; severities not listed use `priority_id`."""
+    disabled_problems: list[ProblemKind] = Field(default_factory=list, max_length=20)
+    """Problems that open no ticket under this rule."""
+    exclusions: list[TicketExclusion] = Field(default_factory=list, max_length=200)
+    min_age_minutes: int = Field(default=0, ge=0, le=10_080, strict=True)
+    """A problem found by a status sync opens a ticket only once it is this old."""
+
+    @field_validator("priority_map")
+    @classmethod
+    def _priority_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not 1 <= len(v) <= 100 for v in value.values()):
+            raise ValueError("each priority id is 1 to 100 characters")
+        return value
 
     @field_validator("summary_template")
     @classmethod

@@ -174,6 +174,8 @@ class TicketSeen:
     closed: bool
     notes: tuple[str, ...]
     """Every note, action or resolution text on the ticket, oldest first."""
+    description: str = ""
+    """The ticket's own text, as created."""
 
 
 @dataclass(frozen=True)

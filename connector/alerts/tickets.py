@@ -18,6 +18,7 @@ from adapters.base import ActionKind, ProblemKind, TicketRef, TicketSpec
 from connector.actions.service import accepted_action_for, request_action
 from connector.alerts import domain
 from connector.alerts.problems import enqueue_reconciles
+from connector.alerts.storms import service as storms
 from connector.audit import service as audit
 from connector.audit.domain import WORKER
 from connector.infra import db
@@ -168,6 +169,9 @@ async def _step(services: Services, problem_id: str) -> str | None:
         loaded = await _load(session, problem_id)
     if loaded is None:
         return None
+    handled = await storms.route(services, loaded, now)
+    if handled is not None:
+        return handled.step
     problem_view, link_view, routing = _views(loaded)
     action = domain.decide(problem_view, link_view, routing, now)
     writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket)
@@ -184,6 +188,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 await enqueue_reconciles(session, loaded.problem.tenant_id, [problem_id], run_after=at)
             return None
         case domain.OpenTicket(summary=summary, description=description):
+            description += await storms.evidence(services, loaded.problem)
             await _open(services, loaded, summary, description)
             await _auto_action(services, loaded)
             return _done(services, loaded, "created")
@@ -296,7 +301,7 @@ def _spec(loaded: Loaded, marker: str, summary: str, description: str) -> Ticket
         board_id=rule.board_id,
         summary=summary,
         description=description,
-        priority_id=rule.priority_id,
+        priority_id=storms.priority_of(rule, loaded.problem.kind),
         type_id=rule.type_id,
         status_id=rule.status_new_id,
     )

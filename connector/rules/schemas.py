@@ -64,6 +64,13 @@ class TicketRuleOut(BaseModel):
     update_configurations: bool
     create_configurations: bool
     enabled: bool
+    storm_min_endpoints: int | None
+    storm_min_percent: int | None
+    storm_window_minutes: int
+    priority_map: dict[str, str]
+    disabled_problems: list[str]
+    exclusions: list[dict[str, str]]
+    min_age_minutes: int
     psa_check: str | None
     """As on client mappings."""
     created_at: datetime

@@ -97,6 +97,7 @@ class AutotaskWorld(FakeWorld[AutotaskFake]):
                 summary=t["title"],
                 closed=t["status"] == self.seed.complete_status_id,
                 notes=tuple(str(n.get("description", "")) for n in self.fake.notes_for(t["id"])),
+                description=str(t.get("description") or ""),
             )
             for t in self.fake.tickets_for(int(company_id))
         ]

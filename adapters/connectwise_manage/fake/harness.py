@@ -95,6 +95,7 @@ class ManageWorld(FakeWorld[ManageFake]):
                 summary=t["summary"],
                 closed=bool(t["closedFlag"]) or t["status"]["id"] == self.seed.closed_status_id,
                 notes=tuple(n["text"] for n in self.fake.notes_for(t["id"])),
+                description=str(t.get("initialDescription") or ""),
             )
             for t in self.fake.tickets_for(int(company_id))
         ]

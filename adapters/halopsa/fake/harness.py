@@ -97,6 +97,7 @@ class HaloWorld(FakeWorld[HaloFake]):
                 summary=t["summary"],
                 closed=t["status_id"] == self.seed.closed_status_id,
                 notes=tuple(str(a.get("note", "")) for a in self.fake.actions_for(t["id"])),
+                description=str(t.get("details") or ""),
             )
             for t in self.fake.tickets_for(int(company_id))
         ]
