@@ -16,6 +16,7 @@ from adapters.base import EndpointStatus
 from adapters.testing.harness import CLIENT_NAMES, PsaHarness, PsaWorld, TicketSeen, device_name
 from connector.infra.context import Services
 from tests.api.world import canonical_alert
+from tests.e2e.stack import Stack, build_stack
 from tests.e2e.test_vendor_matrix import (
     CONFIGURATION_FIELDS,
     PSAS,
@@ -204,3 +205,62 @@ async def test_a_ticket_deleted_in_the_psa_is_opened_again_once(
     flow.psa.delete_ticket(second.id)
     await flow.alert("ep-1")
     assert flow.tickets("ep-1") == []  # deleted twice: not forced on them a third time
+
+
+async def _stack(
+    client: httpx.AsyncClient, services: Services, vendors: VendorRouter, headers: Headers, **rule: Any
+) -> Stack:
+    stack = await build_stack(client, services, vendors, headers, note_interval_minutes=0)
+    if rule:
+        response = await client.patch(f"/api/v1/ticket-rules/{stack.rule['id']}", json=rule, headers=headers)
+        assert response.status_code == 200, response.text
+    return stack
+
+
+async def test_a_technicians_close_is_reraised_after_the_rules_interval(
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[Headers]],
+) -> None:
+    stack = await _stack(client, services, vendors, await make_key("engineer"), reraise_minutes=120)
+    await stack.post_alert(canonical_alert("evt-1"))
+    await stack.work()
+    [first] = stack.tickets()
+    stack.manage.member_update(first["id"], close=True)
+    await stack.post_alert(canonical_alert("evt-2", occurred_at="2026-11-20T10:05:00Z"))
+    await stack.work()
+    assert len(stack.tickets()) == 1
+    [problem] = await stack.problems()
+    assert problem["ticket_state"] == "acknowledged"
+
+    await stack.pass_time(3600)  # inside the interval
+    await stack.work()
+    assert len(stack.tickets()) == 1
+    await stack.pass_time(7200)  # the reconcile the interval scheduled comes due
+    await stack.work()
+    tickets = stack.tickets()
+    assert len(tickets) == 2 and [t["closedFlag"] for t in tickets] == [True, False], tickets
+    [problem] = await stack.problems()
+    assert problem["ticket_state"] == "open" and problem["ticket_id"] == str(tickets[1]["id"])
+
+
+async def test_a_ticket_merged_in_the_psa_is_followed_into_the_ticket_it_went_into(
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[Headers]],
+) -> None:
+    stack = await _stack(client, services, vendors, await make_key("engineer"))
+    await stack.post_alert(canonical_alert("evt-1"))
+    await stack.work()
+    [ours] = stack.tickets()
+    parent = stack.manage.add_ticket(stack.company_id, stack.seed.board_id, "Several alerts on EP-1")
+    stack.manage.merge_ticket(ours["id"], into=parent["id"], member="APIMember")
+    await stack.post_alert(canonical_alert("evt-2", state="cleared"))
+    await stack.work()
+    parent = next(t for t in stack.tickets() if t["id"] == parent["id"])
+    assert parent["closedFlag"] is True
+    assert any("Resolved" in n["text"] for n in stack.manage.notes_for(parent["id"]))
+    [problem] = await stack.problems()
+    assert problem["ticket_id"] == str(parent["id"]) and problem["ticket_state"] == "closed"
