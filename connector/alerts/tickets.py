@@ -23,6 +23,7 @@ from adapters.base import (
     TicketRef,
     TicketSpec,
 )
+from adapters.errors import AdapterError
 from connector.actions.service import accepted_action_for, request_action
 from connector.alerts import domain
 from connector.alerts.problems import enqueue_reconciles
@@ -375,8 +376,17 @@ async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
     if connection is None or not connection.enabled:
         return
     rmm = await services.adapters.rmm(connection)
-    if isinstance(rmm, ClearsAlerts):
+    if not isinstance(rmm, ClearsAlerts):
+        return
+    try:
         await rmm.clear_alert(loaded.problem.endpoint_id, ProblemKind(loaded.problem.kind))
+    except AdapterError as exc:  # the acknowledgement is recorded; the RMM keeps its alert
+        log.warning(
+            "rmm alert not cleared",
+            problem_id=loaded.problem.id,
+            rmm_connection_id=connection.id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def _done(services: Services, loaded: Loaded, action: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.base import EndpointStatus
+from adapters.base import EndpointStatus, ProblemKind
 from adapters.testing.harness import CLIENT_NAMES, PsaHarness, PsaWorld, TicketSeen, device_name
 from connector.infra.context import Services
 from tests.api.world import canonical_alert
@@ -264,3 +264,24 @@ async def test_a_ticket_merged_in_the_psa_is_followed_into_the_ticket_it_went_in
     assert any("Resolved" in n["text"] for n in stack.manage.notes_for(parent["id"]))
     [problem] = await stack.problems()
     assert problem["ticket_id"] == str(parent["id"]) and problem["ticket_state"] == "closed"
+
+
+@pytest.mark.parametrize("clear", [True, False], ids=["clear_rmm_alert", "leave_rmm_alert"])
+async def test_a_technicians_close_resolves_the_rmm_alert_when_the_rule_says_so(
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[Headers]],
+    fleet: tuple[str, FleetFake],
+    clear: bool,
+) -> None:
+    harness = next(h for h in PSAS if h.spec.kind == "connectwise_manage")
+    flow = await _flow(
+        harness, client, services, vendors, await make_key("engineer"), fleet, clear_rmm_alert=clear
+    )
+    await flow.alert("ep-1")
+    [ticket] = flow.tickets("ep-1")
+    flow.psa.human_close(ticket.id)
+    await flow.alert("ep-1")
+    await flow.alert("ep-1")
+    assert fleet[1].cleared_alerts == ([("ep-1", ProblemKind.THREAT_DETECTED)] if clear else [])
