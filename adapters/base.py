@@ -214,6 +214,29 @@ class TicketRef(_Record):
     closed: bool = False
 
 
+class TicketActivity(_Record):
+    """Work on a ticket done by someone other than the integration's own API identity."""
+
+    kind: Literal["note", "time_entry", "status", "assignment", "edit"]
+    by: str | None = None
+    at: datetime | None = None
+
+
+class TicketReadback(_Record):
+    """A ticket as the PSA has it now, for deciding whether the connector may still close it."""
+
+    id: str
+    closed: bool
+    closed_by_human: bool = False
+    merged_into: str | None = None
+    """The ticket it was merged into (the PSA keeps the merged one closed, pointing there)."""
+    human_activity: list[TicketActivity] = []
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.human_activity) or self.closed_by_human
+
+
 class BillingLineResult(_Record):
     action: Literal["created", "updated", "unchanged"]
     line_id: str
@@ -342,6 +365,12 @@ class PsaAdapter(Adapter, Protocol):
 
     async def close_ticket(self, ticket_id: str, status_id: str | None, resolution: str) -> None: ...
 
+    async def read_ticket(self, ticket_id: str) -> TicketReadback | None:
+        """The ticket read back before the connector closes or notes it: whether it is closed (and
+        by a person), merged into another, and every note, time entry, status change or
+        reassignment made by anyone but the integration's API identity. None when it is gone."""
+        ...
+
     async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
         """Write status onto the configuration record; its id, or None when missing and not created."""
         ...
@@ -374,6 +403,17 @@ class RegistersWebhook(Protocol):
     async def register_webhook(self, url: str, secret: str) -> None:
         """Point the vendor's webhook at `url`, authenticated with `secret`; replaces an earlier one."""
         ...
+
+
+@runtime_checkable
+class ClearsAlerts(Protocol):
+    """An RMM whose API can resolve or acknowledge the alert behind a problem. When a ticket rule
+    says so, the core calls it once a technician closes the problem's ticket. No RMM adapter here
+    implements it yet; of the RMM APIs in the vendor specs, Datto RMM can resolve an alert
+    (`POST /api/v2/alert/{alertUid}/resolve`) and NinjaOne can reset one (`/v2/alert/{uid}/reset`).
+    Both need the vendor's alert id kept with the problem, which problems do not record today."""
+
+    async def clear_alert(self, endpoint_id: str, problem: ProblemKind) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,6 +201,9 @@ class TicketRule(Timestamped, Base):
     summary_template: Mapped[str] = mapped_column(String(300))
     note_interval_minutes: Mapped[int] = mapped_column(Integer, default=60)
     auto_action: Mapped[str | None] = mapped_column(String(40))
+    close_policy: Mapped[str] = mapped_column(String(24), default="close_if_untouched")
+    reraise_minutes: Mapped[int | None] = mapped_column(Integer)
+    clear_rmm_alert: Mapped[bool] = mapped_column(Boolean, default=False)
     update_configurations: Mapped[bool] = mapped_column(Boolean, default=True)
     create_configurations: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -434,6 +437,9 @@ class TicketLink(Base):
     last_note_at: Mapped[datetime | None]
     notes_added: Mapped[int] = mapped_column(Integer, default=0)
     closed_at: Mapped[datetime | None]
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    """Times a new ticket was opened on this link: after the first was deleted in the PSA, or a
+    technician's close outlasted the rule's re-raise interval."""
 
 
 class Endpoint(Base):

@@ -62,6 +62,12 @@ class TicketState(enum.StrEnum):
     """Recorded with its marker before the PSA create; repaired by finding the marker."""
     OPEN = "open"
     CLOSED = "closed"
+    ACKNOWLEDGED = "acknowledged"
+    """A technician closed the ticket while the problem lasts: the problem counts as acknowledged;
+    no new ticket until it clears and comes back (or the rule's re-raise interval passes)."""
+    LEFT_OPEN = "left_open"
+    """The problem cleared but the ticket had a person's work on it (or the rule says `note_only`):
+    the resolution note was added and the ticket left open for a technician to close."""
     HANDED_OVER = "handed_over"
     """Its PSA connection was removed: the ticket was left open in the PSA with a note saying so, for
     a technician to close; the connector no longer writes to it."""

@@ -6,6 +6,7 @@ checks that need it (connection exists in this tenant, has the right role, no du
 
 from __future__ import annotations
 
+import enum
 import itertools
 import string
 from decimal import Decimal
@@ -24,6 +25,18 @@ PROBLEM_TITLES: dict[ProblemKind, str] = {
     ProblemKind.SCAN_OVERDUE: "Full scan overdue",
     ProblemKind.AGENT_OFFLINE: "Agent offline",
 }
+
+
+class ClosePolicy(enum.StrEnum):
+    """What a ticket rule does with its ticket when the problem clears."""
+
+    CLOSE = "close"
+    """Close it, whatever was done on it in the PSA."""
+    NOTE_ONLY = "note_only"
+    """Add the resolution note and leave it open for a technician to close."""
+    CLOSE_IF_UNTOUCHED = "close_if_untouched"
+    """Close it unless a person added a note or time, changed its status or reassigned it; then
+    add the resolution note and leave it open."""
 
 
 class _Strict(BaseModel):
@@ -93,6 +106,12 @@ class TicketRuleIn(_Strict):
     summary_template: str = Field(default="{problem_title} on {hostname}", min_length=1, max_length=300)
     note_interval_minutes: int = Field(default=60, ge=0, le=10_080, strict=True)
     auto_action: ActionKind | None = None
+    close_policy: ClosePolicy = ClosePolicy.CLOSE_IF_UNTOUCHED
+    reraise_minutes: int | None = Field(default=None, ge=1, le=525_600, strict=True)
+    """A ticket a technician closed while its problem lasts: open a new one after this long (None:
+    only once the problem clears and comes back)."""
+    clear_rmm_alert: bool = Field(default=False, strict=True)
+    """When a technician closes the ticket, resolve the alert in the RMM (RMMs that can)."""
     update_configurations: bool = Field(default=True, strict=True)
     create_configurations: bool = Field(default=False, strict=True)
     enabled: bool = Field(default=True, strict=True)

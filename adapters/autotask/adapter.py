@@ -83,6 +83,7 @@ from adapters.autotask.models import (
     TicketNoteRead,
     TicketRead,
     TicketUpdate,
+    TimeEntryRead,
     UdfValue,
     ZoneInfo,
 )
@@ -96,6 +97,8 @@ from adapters.base import (
     PsaAgreement,
     PsaCompany,
     PsaOption,
+    TicketActivity,
+    TicketReadback,
     TicketRef,
     TicketSpec,
 )
@@ -224,6 +227,13 @@ def parse_autotask_error(response: httpx.Response) -> tuple[str, str | None]:
         if field:
             break
     return ("; ".join(messages)[:1000], field)
+
+
+def _when(stamp: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
 
 
 def _as_int(value: str, field: str) -> int:
@@ -690,6 +700,45 @@ class AutotaskAdapter:
                 resolution=resolution[:32000] if resolution.strip() and not ticket.resolution else None,
             )
             await self._update("/Tickets", update)
+
+    async def read_ticket(self, ticket_id: str) -> TicketReadback | None:
+        """The ticket (`lastActivityPersonType`/`lastActivityResourceID`, `assignedResourceID`,
+        `completedByResourceID`), its TicketNotes and its TimeEntries. The integration's own
+        resource is the ticket's `creatorResourceID`: work by any other resource or by a contact
+        is a person's."""
+        tid = _as_int(ticket_id, "ticket_id")
+        try:
+            ticket = await self._get_item(TicketRead, f"/Tickets/{tid}", "ticket")
+        except NotFoundError:
+            return None
+        me = ticket.creatorResourceID
+        activity: list[TicketActivity] = []
+        fields = ["id", "ticketID", "creatorResourceID", "createdByContactID", "createDateTime"]
+        for note in await self._query(TicketNoteRead, "TicketNotes", [q.eq("ticketID", tid)], fields):
+            if note.createdByContactID is not None or note.creatorResourceID != me:
+                by = note.creatorResourceID or note.createdByContactID
+                activity.append(TicketActivity(kind="note", by=str(by), at=_when(note.createDateTime)))
+        fields = ["id", "ticketID", "resourceID", "dateWorked"]
+        for entry in await self._query(TimeEntryRead, "TimeEntries", [q.eq("ticketID", tid)], fields):
+            activity.append(
+                TicketActivity(kind="time_entry", by=str(entry.resourceID), at=_when(entry.dateWorked))
+            )
+        if ticket.assignedResourceID is not None and ticket.assignedResourceID != me:
+            activity.append(TicketActivity(kind="assignment", by=str(ticket.assignedResourceID)))
+        contact = ticket.lastActivityPersonType == 2
+        if contact or (ticket.lastActivityResourceID is not None and ticket.lastActivityResourceID != me):
+            activity.append(
+                TicketActivity(
+                    kind="edit", by=str(ticket.lastActivityResourceID), at=_when(ticket.lastActivityDate)
+                )
+            )
+        done_by = ticket.completedByResourceID
+        return TicketReadback(
+            id=str(ticket.id),
+            closed=bool(ticket.completedDate),
+            closed_by_human=bool(ticket.completedDate and done_by is not None and done_by != me),
+            human_activity=activity,
+        )
 
     # -- configuration items ----------------------------------------------------------------
 

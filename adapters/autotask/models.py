@@ -344,6 +344,13 @@ class TicketRead(LenientRead):
     externalID: str | None = None
     completedDate: str | None = None
     resolution: str | None = None
+    creatorResourceID: int | None = None
+    completedByResourceID: int | None = None
+    assignedResourceID: int | None = None
+    lastActivityDate: str | None = None
+    lastActivityPersonType: int | None = None
+    """1 a resource, 2 a contact (not queryable: read it from the ticket itself)."""
+    lastActivityResourceID: int | None = None
 
 
 class TicketNoteRead(LenientRead):
@@ -351,6 +358,16 @@ class TicketNoteRead(LenientRead):
     ticketID: int | None = None
     title: str | None = None
     description: str | None = None
+    creatorResourceID: int | None = None
+    createdByContactID: int | None = None
+    createDateTime: str | None = None
+
+
+class TimeEntryRead(LenientRead):
+    id: int
+    ticketID: int | None = None
+    resourceID: int | None = None
+    dateWorked: str | None = None
 
 
 class ConfigurationItemRead(LenientRead):

@@ -63,6 +63,8 @@ from adapters.base import (
     PsaAgreement,
     PsaCompany,
     PsaOption,
+    TicketActivity,
+    TicketReadback,
     TicketRef,
     TicketSpec,
 )
@@ -102,6 +104,7 @@ from adapters.connectwise_manage.models import (
     ServiceNoteCreate,
     TicketCreate,
     TicketRead,
+    TimeEntryRead,
     patch_body,
 )
 from adapters.errors import (
@@ -192,6 +195,13 @@ def _next_link_param(response: httpx.Response, name: str) -> str | None:
         return None
     value = httpx.URL(str(link["url"])).params.get(name)
     return str(value) if value is not None else None
+
+
+def _when(stamp: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
 
 
 def _as_int(value: str, field: str) -> int:
@@ -684,6 +694,48 @@ class ConnectWiseManageAdapter:
                 f"/service/tickets/{tid}",
                 [PatchOperation(op="replace", path="status", value=IdRef(id=target))],
             )
+
+    async def read_ticket(self, ticket_id: str) -> TicketReadback | None:
+        """The ticket, its notes and its time entries. The integration's own identity is the member
+        that entered the ticket (`_info.enteredBy`); notes by another member, any time entry, a
+        last update (`_info.updatedBy` — a status change, a reassignment) or a close by another
+        member are a person's work."""
+        tid = _as_int(ticket_id, "ticket_id")
+        fields = "id,closedFlag,closedBy,owner,status,mergedParentTicket,_info"
+        try:
+            ticket = self._parse(
+                TicketRead, await self._get(f"/service/tickets/{tid}", {"fields": fields}), "ticket"
+            )
+        except NotFoundError:
+            return None
+        me = ticket.info.enteredBy if ticket.info else None
+        activity: list[TicketActivity] = []
+        for note in await self._recent_notes(tid, resolution_only=False):
+            author = note.createdBy or (note.member.identifier if note.member else None)
+            if author and author != me:
+                activity.append(TicketActivity(kind="note", by=author, at=_when(note.dateCreated)))
+        params = {
+            "conditions": cond.and_(cond.eq("chargeToType", "ServiceTicket"), cond.eq("chargeToId", tid)),
+            "orderBy": "id desc",
+            "pageSize": 100,
+            "page": 1,
+        }
+        entries = self._parse_list(TimeEntryRead, await self._get("/time/entries", params), "time entry")
+        for entry in entries:
+            by = entry.member.identifier if entry.member else None
+            activity.append(TicketActivity(kind="time_entry", by=by, at=_when(entry.dateEntered)))
+        updated_by = ticket.info.updatedBy if ticket.info else None
+        if updated_by and me and updated_by != me:
+            at = _when(ticket.info.lastUpdated if ticket.info else None)
+            activity.append(TicketActivity(kind="edit", by=updated_by, at=at))
+        merged = ticket.mergedParentTicket.id if ticket.mergedParentTicket else None
+        return TicketReadback(
+            id=str(ticket.id),
+            closed=bool(ticket.closedFlag),
+            closed_by_human=bool(ticket.closedFlag and ticket.closedBy and ticket.closedBy != me),
+            merged_into=str(merged) if merged is not None else None,
+            human_activity=activity,
+        )
 
     # -- configurations ---------------------------------------------------------------------
 

@@ -303,6 +303,15 @@ class PriorityRead(_Read):
     sortOrder: int | None = None
 
 
+class InfoRead(_Read):
+    """`_info` on every record: who entered and last updated it (member identifiers)."""
+
+    enteredBy: str | None = None
+    updatedBy: str | None = None
+    lastUpdated: str | None = None
+    dateEntered: str | None = None
+
+
 class TicketRead(_Read):
     id: int
     summary: str | None = None
@@ -310,12 +319,25 @@ class TicketRead(_Read):
     status: Ref | None = None
     company: Ref | None = None
     closedFlag: bool | None = None
+    closedBy: str | None = None
+    owner: Ref | None = None
+    mergedParentTicket: Ref | None = None
+    info: InfoRead | None = Field(default=None, alias="_info")
 
 
 class NoteRead(_Read):
     id: int
     text: str | None = None
     resolutionFlag: bool | None = None
+    createdBy: str | None = None
+    member: Ref | None = None
+    dateCreated: str | None = None
+
+
+class TimeEntryRead(_Read):
+    id: int
+    member: Ref | None = None
+    dateEntered: str | None = None
 
 
 class CustomFieldRead(_Read):

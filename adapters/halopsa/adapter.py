@@ -59,6 +59,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -74,6 +75,8 @@ from adapters.base import (
     PsaAgreement,
     PsaCompany,
     PsaOption,
+    TicketActivity,
+    TicketReadback,
     TicketRef,
     TicketSpec,
 )
@@ -89,11 +92,13 @@ from adapters.errors import (
     AdapterError,
     ConfigurationError,
     CredentialsError,
+    NotFoundError,
     VendorRequestError,
 )
 from adapters.halopsa.models import (
     ActionCreate,
     ActionRead,
+    AgentRead,
     AssetRead,
     AssetWrite,
     ClientRead,
@@ -211,6 +216,13 @@ def _credential_field(message: str) -> str:
     if "invalid_scope" in lowered or "scope" in lowered:
         return "scope"
     return "client_secret"
+
+
+def _when(stamp: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None
+    except ValueError:
+        return None
 
 
 def _as_int(value: str | int, field: str, *, negative_ok: bool = False) -> int:
@@ -362,6 +374,7 @@ class HaloPsaAdapter:
         self._options: HaloOptions = options
         self._sleep: Callable[[float], Awaitable[None]] = ctx.sleep or asyncio.sleep
         self._teams: dict[int, TeamRead] | None = None
+        self._me: int | None = None
         self.instance_url = self._instance(ctx.base_url)
         self.api_base = f"{self.instance_url}/api"
         self.auth_base = options.auth_url or f"{self.instance_url}/auth"
@@ -653,6 +666,50 @@ class HaloPsaAdapter:
             return True if (await self._ticket(tid)).status_id == target else None
 
         await create_or_recover(post, closed, sleep=self._sleep, what=f"closing action on ticket {tid}")
+
+    async def _my_agent(self) -> int:
+        """The agent the API application logs in as (`GET /Agent/me`): its actions are ours."""
+        if self._me is None:
+            self._me = self._parse(AgentRead, await self._get("/Agent/me"), "agent").id
+        return self._me
+
+    async def read_ticket(self, ticket_id: str) -> TicketReadback | None:
+        """The ticket (`agent_id`, `merged_into_id`, `deleted`) and its Actions: an action by an
+        agent other than the API's is a person's note, time (`timetaken`) or status change."""
+        tid = _as_int(ticket_id, "ticket_id")
+        try:
+            ticket = await self._ticket(tid)
+        except NotFoundError:
+            return None
+        if ticket.deleted:
+            return None
+        me = await self._my_agent()
+        data = await self._get("/Actions", {"ticket_id": tid, "count": 100})
+        actions = self._parse_list(ActionRead, _records(data, "actions"), "actions")
+        activity: list[TicketActivity] = []
+        closed_by_human = False
+        for action in actions:
+            if action.who_agentid in (None, 0, me):
+                continue
+            by, at = str(action.who_agentid), _when(action.datetime)
+            if action.new_status is not None:
+                activity.append(TicketActivity(kind="status", by=by, at=at))
+                closed_by_human = closed_by_human or action.new_status == self._options.closed_status_id
+            if action.timetaken:
+                activity.append(TicketActivity(kind="time_entry", by=by, at=at))
+            if (action.note or "").strip() or not (action.new_status or action.timetaken):
+                activity.append(TicketActivity(kind="note", by=by, at=at))
+        if ticket.agent_id not in (None, 0, me):
+            activity.append(TicketActivity(kind="assignment", by=str(ticket.agent_id)))
+        closed = bool(ticket.hasbeenclosed) or ticket.status_id == self._options.closed_status_id
+        merged = ticket.merged_into_id
+        return TicketReadback(
+            id=str(ticket.id),
+            closed=closed,
+            closed_by_human=closed and closed_by_human,
+            merged_into=str(merged) if merged else None,
+            human_activity=activity,
+        )
 
     # -- assets -----------------------------------------------------------------------------
 

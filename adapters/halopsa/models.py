@@ -271,6 +271,9 @@ class TicketRead(_Read):
     client_id: int | None = None
     status_id: int | None = None
     hasbeenclosed: bool | None = None
+    agent_id: int | None = None
+    merged_into_id: int | None = None
+    deleted: bool | None = None
 
 
 class ActionRead(_Read):
@@ -279,6 +282,16 @@ class ActionRead(_Read):
     note: str | None = None
     outcome: str | None = None
     new_status: int | None = None
+    who_agentid: int | None = None
+    who_type: int | None = None
+    """Who made the action: 1 an agent (0 or absent: the system)."""
+    timetaken: float | None = None
+    datetime: str | None = None
+
+
+class AgentRead(_Read):
+    id: int
+    name: str | None = None
 
 
 class CustomFieldRead(_Read):

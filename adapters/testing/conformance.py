@@ -536,6 +536,45 @@ class PsaConformance:
         [again] = world.tickets(spec.company_id)
         assert again.closed and again.notes == seen.notes
 
+    async def test_read_back_sees_only_the_integrations_own_work_as_untouched(
+        self, adapter: PsaAdapter, world: PsaWorld
+    ) -> None:
+        spec = ticket_spec(world, MARKER)
+        ref = await adapter.create_ticket(spec)
+        await adapter.add_note(ref.id, "Seen again at 10:02.")
+        back = await adapter.read_ticket(ref.id)
+        assert back is not None and back.id == ref.id and not back.closed
+        assert not back.touched, back.human_activity
+        await adapter.close_ticket(ref.id, None, "Cleared.")
+        back = await adapter.read_ticket(ref.id)
+        assert back is not None and back.closed and not back.touched, back
+
+    @pytest.mark.parametrize("edit", ["note", "time_entry", "reassign", "close"])
+    async def test_read_back_reports_a_technicians_work(
+        self, adapter: PsaAdapter, world: PsaWorld, edit: str
+    ) -> None:
+        spec = ticket_spec(world, MARKER)
+        ref = await adapter.create_ticket(spec)
+        if edit == "note":
+            world.human_note(ref.id, "Called the user; looking at it.")
+        elif edit == "time_entry":
+            world.human_time_entry(ref.id)
+        elif edit == "reassign":
+            world.human_reassign(ref.id)
+        else:
+            world.human_close(ref.id)
+        back = await adapter.read_ticket(ref.id)
+        assert back is not None and back.touched, back
+        assert back.closed == back.closed_by_human == (edit == "close"), back
+        if edit in ("note", "time_entry"):
+            assert edit in {a.kind for a in back.human_activity}, back.human_activity
+
+    async def test_read_back_of_a_deleted_ticket_is_none(self, adapter: PsaAdapter, world: PsaWorld) -> None:
+        spec = ticket_spec(world, MARKER)
+        ref = await adapter.create_ticket(spec)
+        world.delete_ticket(ref.id)
+        assert await adapter.read_ticket(ref.id) is None
+
     @pytest.mark.parametrize("fault", MAYBE_APPLIED)
     async def test_create_the_vendor_may_have_applied_is_found_not_repeated(
         self, adapter: PsaAdapter, world: PsaWorld, fault: Fault

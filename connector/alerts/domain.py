@@ -15,7 +15,7 @@ from typing import Literal
 from adapters.base import ProblemKind
 from connector.statuses import ProblemStatus, TicketState
 from connector.statuses import Routing as RoutingState
-from mappings.rules import PROBLEM_TITLES
+from mappings.rules import PROBLEM_TITLES, ClosePolicy
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,15 @@ class ProblemView:
 class LinkView:
     state: TicketState
     last_note_at: datetime | None
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class RuleView:
     note_interval: timedelta
     summary_template: str
+    close_policy: ClosePolicy = ClosePolicy.CLOSE_IF_UNTOUCHED
+    reraise_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,19 @@ class NoteLater:
 @dataclass(frozen=True)
 class CloseTicket:
     resolution: str
+    policy: ClosePolicy = ClosePolicy.CLOSE_IF_UNTOUCHED
 
 
-Action = Nothing | Unroutable | OpenTicket | ResumeCreate | AddNote | NoteLater | CloseTicket
+@dataclass(frozen=True)
+class Reraise:
+    """A technician closed the ticket while the problem lasted, and the rule's re-raise interval
+    has passed with the problem still open: open a new ticket on the same link."""
 
 
-FINISHED = (TicketState.CLOSED, TicketState.HANDED_OVER)
+Action = Nothing | Unroutable | OpenTicket | ResumeCreate | AddNote | NoteLater | CloseTicket | Reraise
+
+
+FINISHED = (TicketState.CLOSED, TicketState.HANDED_OVER, TicketState.LEFT_OPEN, TicketState.ACKNOWLEDGED)
 """Link states the connector never writes to the ticket again."""
 
 
@@ -110,10 +120,18 @@ def decide(problem: ProblemView, link: LinkView | None, routing: Routing, now: d
     if link.state == TicketState.PENDING:
         rule = routing.rule or RuleView(timedelta(0), "{problem_title} on {hostname}")
         return ResumeCreate(render_summary(rule.summary_template, problem), describe(problem), False)
-    return CloseTicket(resolution_note(problem))
+    policy = routing.rule.close_policy if routing.rule else ClosePolicy.CLOSE_IF_UNTOUCHED
+    return CloseTicket(resolution_note(problem), policy)
 
 
 def _while_open(problem: ProblemView, link: LinkView | None, routing: Routing, now: datetime) -> Action:
+    if link is not None and link.state == TicketState.ACKNOWLEDGED:
+        reraise = routing.rule.reraise_after if routing.rule else None
+        if reraise is None or link.closed_at is None:
+            return Nothing()  # acknowledged: a new ticket once the problem clears and comes back
+        if now - link.closed_at < reraise:
+            return NoteLater(link.closed_at + reraise)
+        return Reraise()
     if link is None or link.state in FINISHED:
         if link is not None:
             return Nothing()  # closed (or handed over) while the problem lasts: never reopen behind them
@@ -169,6 +187,15 @@ def repeat_note(problem: ProblemView, unreported: int) -> str:
 def resolution_note(problem: ProblemView) -> str:
     cleared = problem.clear_message or "the condition is no longer reported"
     return f"Resolved: {PROBLEM_TITLES[problem.kind].lower()} on {problem.hostname} cleared ({cleared})."
+
+
+def left_open_note(resolution: str, policy: ClosePolicy, work: str) -> str:
+    """The resolution note on a ticket the connector leaves open for a technician."""
+    if policy == ClosePolicy.NOTE_ONLY:
+        why = "this ticket rule leaves closing to a technician"
+    else:
+        why = f"a technician has worked on this ticket ({work})"
+    return f"{resolution}\nLeft open because {why}: close it once you are done."
 
 
 def handover_note(reason: str, when: datetime) -> str:

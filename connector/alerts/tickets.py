@@ -14,7 +14,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ActionKind, ProblemKind, TicketRef, TicketSpec
+from adapters.base import (
+    ActionKind,
+    ClearsAlerts,
+    ProblemKind,
+    PsaAdapter,
+    TicketReadback,
+    TicketRef,
+    TicketSpec,
+)
+from adapters.errors import AdapterError
 from connector.actions.service import accepted_action_for, request_action
 from connector.alerts import domain
 from connector.alerts.problems import enqueue_reconciles
@@ -35,8 +44,9 @@ from connector.models import (
     TicketLink,
     TicketRule,
 )
-from connector.statuses import Routing, TicketState
+from connector.statuses import ProblemStatus, Routing, TicketState
 from mappings.resolution import ticket_rule_for
+from mappings.rules import ClosePolicy
 
 log = get_logger("connector.alerts.tickets")
 
@@ -133,12 +143,18 @@ def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, 
     )
     link = None
     if loaded.link is not None:
-        link = domain.LinkView(state=loaded.link.state, last_note_at=loaded.link.last_note_at)
+        link = domain.LinkView(
+            state=loaded.link.state, last_note_at=loaded.link.last_note_at, closed_at=loaded.link.closed_at
+        )
     rule = None
     if loaded.rule is not None:
         rule = domain.RuleView(
             note_interval=timedelta(minutes=loaded.rule.note_interval_minutes),
             summary_template=loaded.rule.summary_template,
+            close_policy=ClosePolicy(loaded.rule.close_policy or ClosePolicy.CLOSE_IF_UNTOUCHED),
+            reraise_after=timedelta(minutes=loaded.rule.reraise_minutes)
+            if loaded.rule.reraise_minutes
+            else None,
         )
     usable_psa = loaded.psa is not None and loaded.psa.enabled
     company = loaded.mapping.psa_company_id if loaded.mapping and usable_psa else None
@@ -174,7 +190,7 @@ async def _step(services: Services, problem_id: str) -> str | None:
         return handled.step
     problem_view, link_view, routing = _views(loaded)
     action = domain.decide(problem_view, link_view, routing, now)
-    writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket)
+    writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket, domain.Reraise)
     if isinstance(action, writes) and loaded.psa is not None and not loaded.psa.enabled:
         raise RetryLater(now + DISABLED_PSA_RETRY)  # the lock is released by the caller
     match action:
@@ -197,6 +213,9 @@ async def _step(services: Services, problem_id: str) -> str | None:
         case domain.AddNote(text=text, covers_occurrences=covered):
             assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
             psa = await services.adapters.psa(loaded.psa)
+            found, _ = await _read_back(services, loaded, psa)
+            if found is not None:
+                return _done(services, loaded, found)
             await psa.add_note(loaded.link.ticket_id, text)
             async with db.transaction(services.sessions) as session:
                 _audit(session, loaded, "ticket.noted", f"note added ({covered} more occurrence(s))", text)
@@ -211,9 +230,19 @@ async def _step(services: Services, problem_id: str) -> str | None:
                     .values(noted_occurrences=Problem.noted_occurrences + covered)
                 )
             return _done(services, loaded, "noted")
-        case domain.CloseTicket(resolution=resolution):
+        case domain.Reraise():
+            return _done(services, loaded, await _reopen(services, loaded, "reraised"))
+        case domain.CloseTicket(resolution=resolution, policy=policy):
             assert loaded.link is not None and loaded.link.ticket_id is not None and loaded.psa is not None
             psa = await services.adapters.psa(loaded.psa)
+            found, back = await _read_back(services, loaded, psa)
+            if found is not None:
+                return _done(services, loaded, found)
+            assert back is not None
+            if policy == ClosePolicy.NOTE_ONLY or (policy == ClosePolicy.CLOSE_IF_UNTOUCHED and back.touched):
+                return _done(
+                    services, loaded, await _leave_open(services, loaded, psa, back, resolution, policy)
+                )
             status = loaded.rule.status_closed_id if loaded.rule else None
             async with services.sessions() as session:
                 ran = await accepted_action_for(session, problem_id)
@@ -233,6 +262,136 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 )
             return _done(services, loaded, "closed")
     return None  # pragma: no cover - the match is exhaustive
+
+
+async def _read_back(
+    services: Services, loaded: Loaded, psa: PsaAdapter
+) -> tuple[str | None, TicketReadback | None]:
+    """Read the ticket back before writing to it. Returns the step taken when the PSA had changed
+    it under the connector — merged (relinked to the ticket it went into), deleted (a new ticket,
+    once), closed by a person (the problem is acknowledged) — else (None, what was read)."""
+    link = loaded.link
+    assert link is not None and link.ticket_id is not None
+    back = await psa.read_ticket(link.ticket_id)
+    now = datetime.now(UTC)
+    if back is not None and back.merged_into and back.merged_into != link.ticket_id:
+        async with db.transaction(services.sessions) as session:
+            _audit(session, loaded, "ticket.relinked", f"merged into ticket {back.merged_into}; following it")
+            await session.execute(
+                update(TicketLink)
+                .where(TicketLink.id == link.id)
+                .values(ticket_id=back.merged_into, ticket_number=back.merged_into, ticket_url=None)
+            )
+        return "relinked", back
+    if back is None:
+        if loaded.problem.state == ProblemStatus.OPEN and link.reopened == 0:
+            return await _reopen(services, loaded, "reopened"), None
+        async with db.transaction(services.sessions) as session:
+            _audit(session, loaded, "ticket.gone", "deleted in the PSA; not replaced")
+            await session.execute(
+                update(TicketLink)
+                .where(TicketLink.id == link.id)
+                .values(state=TicketState.CLOSED, closed_at=now)
+            )
+        return "gone", None
+    if back.closed:
+        active = loaded.problem.state == ProblemStatus.OPEN
+        state = TicketState.ACKNOWLEDGED if active else TicketState.CLOSED
+        what = "closed in the PSA while the problem lasts: acknowledged" if active else "closed in the PSA"
+        async with db.transaction(services.sessions) as session:
+            _audit(session, loaded, "ticket.acknowledged" if active else "ticket.closed", what)
+            await session.execute(
+                update(TicketLink).where(TicketLink.id == link.id).values(state=state, closed_at=now)
+            )
+        if active:
+            await _clear_rmm_alert(services, loaded)
+        return ("acknowledged" if active else "closed_in_psa"), back
+    return None, back
+
+
+async def _reopen(services: Services, loaded: Loaded, why: str) -> str:
+    """Open a new ticket on the link (the old one was deleted, or its technician's close outlasted
+    the re-raise interval): back to pending with a fresh marker; the next step creates."""
+    link = loaded.link
+    assert link is not None
+    count = link.reopened + 1
+    marker = f"{marker_for(loaded.problem.id)}-{count}"
+    async with db.transaction(services.sessions) as session:
+        _audit(
+            session,
+            loaded,
+            f"ticket.{why}",
+            f"a new ticket follows ticket {link.ticket_number or link.ticket_id}",
+        )
+        await session.execute(
+            update(TicketLink)
+            .where(TicketLink.id == link.id)
+            .values(
+                state=TicketState.PENDING,
+                marker=marker,
+                ticket_id=None,
+                ticket_number=None,
+                ticket_url=None,
+                closed_at=None,
+                reopened=count,
+            )
+        )
+        await session.execute(
+            update(Problem)
+            .where(Problem.id == loaded.problem.id)
+            .values(noted_occurrences=Problem.occurrences)
+        )
+    return why
+
+
+async def _leave_open(
+    services: Services,
+    loaded: Loaded,
+    psa: PsaAdapter,
+    back: TicketReadback,
+    resolution: str,
+    policy: ClosePolicy,
+) -> str:
+    link = loaded.link
+    assert link is not None and link.ticket_id is not None
+    work = ", ".join(sorted({a.kind.replace("_", " ") for a in back.human_activity})) or "status"
+    text = domain.left_open_note(resolution, policy, work)
+    await psa.add_note(link.ticket_id, text)
+    async with db.transaction(services.sessions) as session:
+        _audit(session, loaded, "ticket.left_open", f"resolved; left open ({work})", text)
+        await session.execute(
+            update(TicketLink)
+            .where(TicketLink.id == link.id)
+            .values(
+                state=TicketState.LEFT_OPEN,
+                last_note_at=datetime.now(UTC),
+                notes_added=TicketLink.notes_added + 1,
+            )
+        )
+    return "left_open"
+
+
+async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
+    """The rule's switch: a technician closed the ticket, so resolve the alert in the RMM where
+    its adapter can (`ClearsAlerts`); any other RMM is left as it is."""
+    if loaded.rule is None or not loaded.rule.clear_rmm_alert:
+        return
+    async with services.sessions() as session:
+        connection = await session.get(Connection, loaded.problem.rmm_connection_id)
+    if connection is None or not connection.enabled:
+        return
+    rmm = await services.adapters.rmm(connection)
+    if not isinstance(rmm, ClearsAlerts):
+        return
+    try:
+        await rmm.clear_alert(loaded.problem.endpoint_id, ProblemKind(loaded.problem.kind))
+    except AdapterError as exc:  # the acknowledgement is recorded; the RMM keeps its alert
+        log.warning(
+            "rmm alert not cleared",
+            problem_id=loaded.problem.id,
+            rmm_connection_id=connection.id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def _done(services: Services, loaded: Loaded, action: str) -> str:

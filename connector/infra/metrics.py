@@ -47,6 +47,8 @@ VENDOR_OPERATIONS = (
     "create_ticket",
     "add_note",
     "close_ticket",
+    "read_ticket",
+    "clear_alert",
     "upsert_configuration",
     "upsert_billing_line",
     "list_catalog",

@@ -61,6 +61,9 @@ class TicketRuleOut(BaseModel):
     summary_template: str
     note_interval_minutes: int
     auto_action: str | None
+    close_policy: str
+    reraise_minutes: int | None
+    clear_rmm_alert: bool
     update_configurations: bool
     create_configurations: bool
     enabled: bool

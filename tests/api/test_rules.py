@@ -170,3 +170,36 @@ async def test_suggestions_pair_unmapped_clients_by_name(
     assert response.status_code == 200, response.text
     pairs = {(s["rmm_client_id"], s["psa_company_id"]) for s in response.json()}
     assert pairs == {("c-2", "251"), ("c-3", "252")}  # c-1 is already mapped, c-4 matches nothing
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("close_policy", "close_when_idle"),
+        ("reraise_minutes", 0),
+        ("reraise_minutes", "60"),
+        ("clear_rmm_alert", "yes"),
+    ],
+)
+async def test_ticket_rule_human_work_fields_are_validated(
+    client: Any, world: World, field: str, value: Any
+) -> None:
+    body = {**ticket_rule_body(world.psa["id"], "scan_overdue"), field: value}
+    error = await _error(client, "POST", "/api/v1/ticket-rules", body, world.headers)
+    assert error["field"] == field
+
+
+async def test_ticket_rule_close_policy_defaults_and_round_trips(client: Any, world: World) -> None:
+    body = ticket_rule_body(world.psa["id"], "scan_overdue")
+    created = (await client.post("/api/v1/ticket-rules", json=body, headers=world.headers)).json()
+    assert (created["close_policy"], created["reraise_minutes"], created["clear_rmm_alert"]) == (
+        "close_if_untouched",
+        None,
+        False,
+    )
+    changed = {"close_policy": "note_only", "reraise_minutes": 240, "clear_rmm_alert": True}
+    response = await client.patch(
+        f"/api/v1/ticket-rules/{created['id']}", json=changed, headers=world.headers
+    )
+    assert response.status_code == 200, response.text
+    assert {k: response.json()[k] for k in changed} == changed

@@ -77,6 +77,8 @@ class Stack:
             for link in links.scalars():
                 assert link.last_note_at is not None
                 link.last_note_at -= shift
+                if link.closed_at is not None:
+                    link.closed_at -= shift
             await session.execute(
                 update(Problem)
                 .where(Problem.lock_expires_at <= now + shift)

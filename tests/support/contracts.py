@@ -720,6 +720,12 @@ async def drive_psa(
     found = await adapter.find_ticket(marker, company)
     assert found is not None and found.id == ref.id
     await adapter.add_note(ref.id, "Full scan started.")
+    # The read-back before a close, with a technician's note, time and reassignment on the ticket.
+    world.human_note(ref.id, "Called the user.")
+    world.human_time_entry(ref.id)
+    world.human_reassign(ref.id)
+    back = await adapter.read_ticket(ref.id)
+    assert back is not None and back.touched
     await adapter.close_ticket(ref.id, world.ticket_ids.status_closed_id, "Protection is back on.")
     status = {name: "Protected" for name in world.configuration_fields}
     devices = world.device_names(company)
@@ -745,6 +751,8 @@ async def drive_psa(
     recovered = await adapter.create_ticket(spec.model_copy(update={"marker": marker + ":again"}))
     world.time_out_next(PsaOperation.ADD_NOTE)
     await adapter.add_note(recovered.id, "Scan finished.")
+    world.delete_ticket(recovered.id)
+    assert await adapter.read_ticket(recovered.id) is None
     return adapter
 
 

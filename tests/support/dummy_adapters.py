@@ -25,6 +25,7 @@ from adapters.base import (
     PsaOption,
     RmmClient,
     Role,
+    TicketReadback,
     TicketRef,
     TicketSpec,
     WebhookRequest,
@@ -137,6 +138,9 @@ class DummyPsa(_Base):
 
     async def close_ticket(self, ticket_id: str, status_id: str | None, resolution: str) -> None:
         return None
+
+    async def read_ticket(self, ticket_id: str) -> TicketReadback | None:
+        return TicketReadback(id=ticket_id, closed=False)
 
     async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
         return None

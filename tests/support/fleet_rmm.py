@@ -20,6 +20,7 @@ from adapters.base import (
     EndpointPage,
     EndpointStatus,
     PolledAlerts,
+    ProblemKind,
     RmmClient,
     Role,
     SkippedEndpoint,
@@ -56,6 +57,8 @@ class FleetFake:
     skipped: list[SkippedEndpoint] = field(default_factory=list)
     """Endpoints the RMM lists but the adapter cannot read (reported on the first page, left out
     of the statuses)."""
+    cleared_alerts: list[tuple[str, ProblemKind]] = field(default_factory=list)
+    """`clear_alert` calls: the RMM resolving an alert because a technician closed its ticket."""
 
     def seed(self, clients: int, per_client: int) -> None:
         for c in range(clients):
@@ -142,6 +145,9 @@ class FleetRmm:
 
     async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
         return PolledAlerts(events=list(self.fake.alerts), complete_for=self.fake.complete_for)
+
+    async def clear_alert(self, endpoint_id: str, problem: ProblemKind) -> None:
+        self.fake.cleared_alerts.append((endpoint_id, problem))
 
     async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
         if action not in ACTIONS:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.base import ProblemKind
 from connector.alerts import domain as d
+from mappings.rules import ClosePolicy
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RULE = d.RuleView(
@@ -73,3 +74,31 @@ def test_ticket_closed_by_a_technician_is_never_reopened_while_the_problem_lasts
     repeated = replace(OPEN, occurrences=3)
     assert d.decide(repeated, d.LinkView("closed", NOW), ROUTED, NOW) == d.Nothing()
     assert d.decide(replace(OPEN, state="cleared"), d.LinkView("closed", NOW), ROUTED, NOW) == d.Nothing()
+
+
+def test_cleared_problem_close_carries_the_rules_close_policy() -> None:
+    cleared = replace(OPEN, state="cleared")
+    link = d.LinkView("open", NOW)
+    assert d.decide(cleared, link, ROUTED, NOW).policy == ClosePolicy.CLOSE_IF_UNTOUCHED  # type: ignore[union-attr]
+    note_only = d.Routing("250", replace(RULE, close_policy=ClosePolicy.NOTE_ONLY))
+    assert d.decide(cleared, link, note_only, NOW) == d.CloseTicket(
+        d.resolution_note(cleared), ClosePolicy.NOTE_ONLY
+    )
+    assert d.decide(cleared, d.LinkView("left_open", NOW), ROUTED, NOW) == d.Nothing()
+
+
+def test_acknowledged_problem_waits_for_the_reraise_interval_or_forever() -> None:
+    repeated = replace(OPEN, occurrences=9)
+    acknowledged = d.LinkView("acknowledged", NOW - timedelta(hours=3), closed_at=NOW - timedelta(hours=2))
+    assert d.decide(repeated, acknowledged, ROUTED, NOW) == d.Nothing()
+    reraising = d.Routing("250", replace(RULE, reraise_after=timedelta(hours=4)))
+    assert d.decide(repeated, acknowledged, reraising, NOW) == d.NoteLater(NOW + timedelta(hours=2))
+    assert d.decide(repeated, acknowledged, reraising, NOW + timedelta(hours=2)) == d.Reraise()
+    assert d.decide(replace(repeated, state="cleared"), acknowledged, reraising, NOW) == d.Nothing()
+
+
+def test_left_open_note_says_why() -> None:
+    assert "a technician has worked on this ticket (note)" in d.left_open_note(
+        "Resolved.", ClosePolicy.CLOSE_IF_UNTOUCHED, "note"
+    )
+    assert "leaves closing to a technician" in d.left_open_note("Resolved.", ClosePolicy.NOTE_ONLY, "")

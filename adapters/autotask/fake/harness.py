@@ -102,6 +102,21 @@ class AutotaskWorld(FakeWorld[AutotaskFake]):
             for t in self.fake.tickets_for(int(company_id))
         ]
 
+    def human_note(self, ticket_id: str, text: str) -> None:
+        self.fake.resource_note(int(ticket_id), text)
+
+    def human_time_entry(self, ticket_id: str) -> None:
+        self.fake.resource_time_entry(int(ticket_id), 0.5)
+
+    def human_close(self, ticket_id: str) -> None:
+        self.fake.resource_update(int(ticket_id), complete=True)
+
+    def human_reassign(self, ticket_id: str) -> None:
+        self.fake.resource_update(int(ticket_id), assign=True)
+
+    def delete_ticket(self, ticket_id: str) -> None:
+        self.fake.delete_ticket(int(ticket_id))
+
     def configurations(self, company_id: str, device: str) -> list[str]:
         return [
             str(c)

@@ -95,8 +95,12 @@ FIELDS: dict[str, dict[str, str]] = {
         "assignedResourceRoleID": "integer",
         "resolution": "string",
         "completedDate": "datetime",
+        "completedByResourceID": "integer",
         "createDate": "datetime",
+        "creatorResourceID": "integer",
         "lastActivityDate": "datetime",
+        "lastActivityPersonType": "integer",
+        "lastActivityResourceID": "integer",
     },
     "TicketNotes": {
         "id": "long",
@@ -105,6 +109,16 @@ FIELDS: dict[str, dict[str, str]] = {
         "description": "string",
         "noteType": "integer",
         "publish": "integer",
+        "createDateTime": "datetime",
+        "creatorResourceID": "integer",
+        "createdByContactID": "integer",
+    },
+    "TimeEntries": {
+        "id": "long",
+        "ticketID": "integer",
+        "resourceID": "integer",
+        "dateWorked": "datetime",
+        "hoursWorked": "double",
         "createDateTime": "datetime",
     },
     "ConfigurationItems": {
@@ -122,8 +136,24 @@ FIELDS: dict[str, dict[str, str]] = {
         "notes": "string",
     },
 }
+API_RESOURCE_ID = 29682885
+"""The resource the fake's API user is (what Autotask records as creator/last actor of its writes)."""
+PERSON_RESOURCE = 1
+"""`lastActivityPersonType`: 1 a resource (a technician or the API user), 2 a contact."""
 UDF_ENTITIES = frozenset({"Companies", "Contracts", "Tickets", "ConfigurationItems"})
-READ_ONLY = {"id", "ticketNumber", "createDate", "createDateTime", "completedDate", "lastActivityDate"}
+READ_ONLY = {
+    "id",
+    "ticketNumber",
+    "createDate",
+    "createDateTime",
+    "completedDate",
+    "lastActivityDate",
+    "completedByResourceID",
+    "creatorResourceID",
+    "lastActivityPersonType",
+    "lastActivityResourceID",
+    "createdByContactID",
+}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "Tickets": ("companyID", "title", "status", "priority"),
     "TicketNotes": ("title", "description", "noteType", "publish"),

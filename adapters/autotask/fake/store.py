@@ -11,6 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from adapters.autotask.fake.schema import (
+    API_RESOURCE_ID,
     FIELDS,
     REQUIRED,
     UDF_ENTITIES,
@@ -48,6 +49,8 @@ class AutotaskStore:
         self.timeframe_minutes = 60
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
         self.other_usage = 0
+        self.actor = API_RESOURCE_ID
+        """The resource a write is recorded as made by: the API user, or a technician in the UI."""
         """Requests other integrations made this hour: they share the same threshold."""
         self.request_count = 0
         self.data: dict[str, dict[int, Row]] = {entity: {} for entity in FIELDS}

@@ -9,7 +9,9 @@ from typing import Any
 from adapters.autotask.fake.query import AutotaskQueries, coerce
 from adapters.autotask.fake.schema import (
     ADJUSTMENT_FIELDS,
+    API_RESOURCE_ID,
     FIELDS,
+    PERSON_RESOURCE,
     READ_ONLY,
     UDF_ENTITIES,
     Row,
@@ -84,6 +86,7 @@ class AutotaskWrites(AutotaskQueries):
             (int(v["value"]) for v in self.picklists["Tickets"]["status"] if v["label"] == "Complete"), 5
         )
         ticket["completedDate"] = wire_date(self.now()) if status == complete else None
+        ticket["completedByResourceID"] = self.actor if status == complete else None
 
     def _create_ticket(self, data: Row) -> Row:
         self._check_fields("Tickets", data, create=True)
@@ -101,6 +104,7 @@ class AutotaskWrites(AutotaskQueries):
         row: Row = {name: None for name in FIELDS["Tickets"] if name != "id"}
         row.update({k: v for k, v in data.items() if k not in ("id", "userDefinedFields")})
         row.update({"createDate": wire_date(stamp), "lastActivityDate": wire_date(stamp)})
+        row.update({"creatorResourceID": self.actor, **self._activity()})
         ticket = self._insert("Tickets", row, start=7000)
         ticket["ticketNumber"] = f"T{stamp:%Y%m%d}.{ticket['id'] % 10000:04d}"
         self._set_status(ticket, int(data["status"]))
@@ -123,7 +127,7 @@ class AutotaskWrites(AutotaskQueries):
         if "status" in data:
             self._set_status(ticket, int(data["status"]))
         self._apply_udfs("Tickets", ticket, data.get("userDefinedFields"))
-        ticket["lastActivityDate"] = wire_date(self.now())
+        ticket.update(self._activity())
         return int(ticket["id"])
 
     def _post_note(self, ticket_id: int, data: Row) -> int:
@@ -143,11 +147,74 @@ class AutotaskWrites(AutotaskQueries):
                 "noteType": data["noteType"],
                 "publish": data["publish"],
                 "createDateTime": wire_date(self.now()),
+                "creatorResourceID": self.actor,
+                "createdByContactID": None,
             },
             start=90000,
         )
-        self.data["Tickets"][ticket_id]["lastActivityDate"] = wire_date(self.now())
+        self.data["Tickets"][ticket_id].update(self._activity())
         return int(note["id"])
+
+    def _activity(self) -> Row:
+        return {
+            "lastActivityDate": wire_date(self.now()),
+            "lastActivityPersonType": PERSON_RESOURCE,
+            "lastActivityResourceID": self.actor,
+        }
+
+    # -- a technician's work, as Autotask records it (their resource, not the API user) ------
+
+    TECHNICIAN = 30685001
+
+    def _as_technician(self) -> None:
+        self.actor = self.TECHNICIAN
+
+    def resource_note(self, ticket_id: int, text: str) -> Row:
+        try:
+            self._as_technician()
+            note_id = self._post_note(
+                ticket_id, {"title": "Technician", "description": text, "noteType": 1, "publish": 1}
+            )
+        finally:
+            self.actor = API_RESOURCE_ID
+        return self.data["TicketNotes"][note_id]
+
+    def resource_time_entry(self, ticket_id: int, hours: float) -> Row:
+        entry = self._insert(
+            "TimeEntries",
+            {
+                "ticketID": ticket_id,
+                "resourceID": self.TECHNICIAN,
+                "dateWorked": wire_date(self.now()),
+                "hoursWorked": hours,
+                "createDateTime": wire_date(self.now()),
+            },
+            start=40000,
+        )
+        self.data["Tickets"][ticket_id].update(self._activity_of(self.TECHNICIAN))
+        return entry
+
+    def _activity_of(self, resource: int) -> Row:
+        return {**self._activity(), "lastActivityResourceID": resource}
+
+    def resource_update(self, ticket_id: int, *, complete: bool = False, assign: bool = False) -> None:
+        ticket = self.data["Tickets"][ticket_id]
+        try:
+            self._as_technician()
+            if complete:
+                done = next(
+                    int(v["value"]) for v in self.picklists["Tickets"]["status"] if v["label"] == "Complete"
+                )
+                self._set_status(ticket, done)
+            if assign:
+                ticket["assignedResourceID"] = self.TECHNICIAN
+                ticket["assignedResourceRoleID"] = 29683464
+            ticket.update(self._activity())
+        finally:
+            self.actor = API_RESOURCE_ID
+
+    def delete_ticket(self, ticket_id: int) -> None:
+        del self.data["Tickets"][ticket_id]
 
     def _post_configuration_item(self, data: Row) -> int:
         self._check_fields("ConfigurationItems", data, create=True)

@@ -107,6 +107,7 @@ class ManageFake(ManageSeeding, AsgiFake, TimeoutHooks[Fault]):
             ("/service/priorities", self.priorities, None),
             ("/service/tickets", self.tickets, None),
             ("/service/tickets/{parentId}/notes", self.notes, "parentId"),
+            ("/time/entries", self.time_entries, None),
             ("/company/configurations", self.configurations, None),
             ("/company/configurations/types", self.configuration_types, None),
             ("/procurement/catalog", self.products, None),

@@ -55,6 +55,10 @@ NOTE_FIELDS = _words(
     "sentimentScore _info"
 )
 NOTE_REFS = _words("member contact")
+TIME_ENTRY_FIELDS = _words(
+    "id company chargeToId chargeToType member timeStart timeEnd actualHours notes dateEntered "
+    "enteredBy ticketStatus _info"
+)
 ADDITION_FIELDS = _words(
     "id product quantity lessIncluded unitPrice unitCost billCustomer effectiveDate cancelledDate "
     "taxableFlag serialNumber invoiceDescription purchaseItemFlag specialOrderFlag agreementId "

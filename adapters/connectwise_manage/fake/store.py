@@ -27,6 +27,7 @@ from adapters.connectwise_manage.fake.schema import (
     PRIORITY_FIELDS,
     STATUS_FIELDS,
     TICKET_FIELDS,
+    TIME_ENTRY_FIELDS,
     TYPE_FIELDS,
     Fault,
     ManageApiError,
@@ -86,6 +87,16 @@ class Table:
         self.rows[row["id"]] = row
         self.version += 1
 
+    def remove(self, row_id: int) -> None:
+        """Drop a row (a ticket deleted in the PSA's UI)."""
+        row = self.rows.pop(int(row_id))
+        self.ids.remove(row["id"])
+        for index in (self.by_company, self.by_parent):
+            for ids in index.values():
+                if row["id"] in ids:
+                    ids.remove(row["id"])
+        self.version += 1
+
     def candidates(self, *, parent: int | None, company: int | None) -> list[int]:
         base = self.by_parent.get(parent, []) if parent is not None else self.ids
         if company is None:
@@ -103,7 +114,13 @@ def _now() -> str:
 
 def _info(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     stamp = _now()
-    return {"lastUpdated": stamp, "dateEntered": stamp, "enteredBy": "APIMember", **(extra or {})}
+    return {
+        "lastUpdated": stamp,
+        "dateEntered": stamp,
+        "enteredBy": "APIMember",
+        "updatedBy": "APIMember",
+        **(extra or {}),
+    }
 
 
 def _project(row: Row, fields: list[tuple[str, ...]]) -> Row:
@@ -168,6 +185,7 @@ class ManageStore:
         self.priorities = Table("priority", PRIORITY_FIELDS)
         self.tickets = Table("ticket", TICKET_FIELDS)
         self.notes = Table("serviceNote", NOTE_FIELDS, parent_field="ticketId")
+        self.time_entries = Table("timeEntry", TIME_ENTRY_FIELDS)
         self.configurations = Table("configuration", CONFIGURATION_FIELDS)
         self.configuration_types = Table("configurationType", CONFIGURATION_TYPE_FIELDS)
         self.configuration_custom_fields: list[Row] = []

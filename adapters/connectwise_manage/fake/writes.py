@@ -159,8 +159,8 @@ class ManageWrites(ManageStore):
                 ticket["closedBy"] = "APIMember"
         else:
             ticket["closedFlag"] = False
-            ticket["closedDate"] = None
-            ticket["closedBy"] = None
+            ticket.pop("closedDate", None)  # absent, not null: Manage declares them non-nullable
+            ticket.pop("closedBy", None)
 
     def _create_ticket(self, body: Any) -> Row:
         data = self._check_body(body, "ticket", TICKET_FIELDS, TICKET_REFS, ("summary", "company"))
@@ -259,9 +259,62 @@ class ManageWrites(ManageStore):
                 raise invalid("ticket", path, f"changing {path} is not supported by this fake")
             else:
                 updated[path] = value
-        updated["_info"] = {**updated.get("_info", {}), "lastUpdated": _now()}
+        updated["_info"] = {**updated.get("_info", {}), "lastUpdated": _now(), "updatedBy": "APIMember"}
         self.tickets.replace(updated)
         return updated
+
+    # -- a technician's work, as the PSA's own UI records it ---------------------------------
+
+    def member_note(self, ticket_id: int, text: str, *, member: str = "jsmith") -> Row:
+        ticket = self._require(self.tickets, ticket_id)
+        note = self._insert_note(ticket_id, {"text": text, "internalAnalysisFlag": True})
+        note["createdBy"] = member
+        note["member"] = {"id": 7, "identifier": member, "name": member}
+        ticket["_info"] = {**ticket["_info"], "lastUpdated": _now(), "updatedBy": member}
+        return note
+
+    def member_time_entry(self, ticket_id: int, hours: float, *, member: str = "jsmith") -> Row:
+        ticket = self._require(self.tickets, ticket_id)
+        return self.time_entries.insert(
+            {
+                "company": ticket["company"],
+                "chargeToId": ticket_id,
+                "chargeToType": "ServiceTicket",
+                "member": {"id": 7, "identifier": member, "name": member},
+                "timeStart": _now(),
+                "actualHours": hours,
+                "dateEntered": _now(),
+                "enteredBy": member,
+                "_info": _info({"enteredBy": member, "updatedBy": member}),
+            }
+        )
+
+    def member_update(
+        self, ticket_id: int, *, member: str = "jsmith", close: bool = False, owner: str | None = None
+    ) -> None:
+        """A technician changes the ticket: closes it (the board's first closed status) or
+        reassigns it to `owner`."""
+        ticket = self._require(self.tickets, ticket_id)
+        if close:
+            closed = [
+                s
+                for s in self.statuses.all()
+                if s["board"]["id"] == ticket["board"]["id"] and s["closedStatus"]
+            ]
+            self._apply_status(ticket, closed[0])
+            ticket["closedBy"] = member
+        if owner is not None:
+            ticket["owner"] = {"id": 8, "identifier": owner, "name": owner}
+        ticket["_info"] = {**ticket["_info"], "lastUpdated": _now(), "updatedBy": member}
+
+    def merge_ticket(self, ticket_id: int, into: int, *, member: str = "jsmith") -> None:
+        self.member_update(ticket_id, member=member, close=True)
+        ticket = self._require(self.tickets, ticket_id)
+        ticket["mergedParentTicket"] = {"id": into}
+        self._require(self.tickets, into)["hasMergedChildTicketFlag"] = True
+
+    def delete_ticket(self, ticket_id: int) -> None:
+        self.tickets.remove(ticket_id)
 
     # -- notes ------------------------------------------------------------------------------
 

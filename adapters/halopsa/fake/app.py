@@ -126,6 +126,7 @@ class HaloFake(HaloSeeding, AsgiFake, TimeoutHooks[Fault]):
         r("GET", "/Tickets/{id}", self._getter(lambda: self.tickets))
         r("POST", "/Tickets", self._post_many(self._write_ticket))
         r("GET", "/Actions", self._list_actions)
+        r("GET", "/Agent/me", lambda _request, _params: dict(self.API_AGENT))
         r("POST", "/Actions", self._post_many(self._create_action))
         r(
             "GET",

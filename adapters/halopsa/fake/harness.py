@@ -102,6 +102,21 @@ class HaloWorld(FakeWorld[HaloFake]):
             for t in self.fake.tickets_for(int(company_id))
         ]
 
+    def human_note(self, ticket_id: str, text: str) -> None:
+        self.fake.agent_action(int(ticket_id), text)
+
+    def human_time_entry(self, ticket_id: str) -> None:
+        self.fake.agent_action(int(ticket_id), "", timetaken=0.5)
+
+    def human_close(self, ticket_id: str) -> None:
+        self.fake.agent_action(int(ticket_id), "Fixed on site", new_status=self.seed.closed_status_id)
+
+    def human_reassign(self, ticket_id: str) -> None:
+        self.fake.agent_assign(int(ticket_id))
+
+    def delete_ticket(self, ticket_id: str) -> None:
+        self.fake.delete_ticket(int(ticket_id))
+
     def configurations(self, company_id: str, device: str) -> list[str]:
         return [str(a) for a in self.fake.assets_for(int(company_id)) if a.get("inventory_number") == device]
 

@@ -52,6 +52,8 @@ class HaloStore:
         self.outcomes: dict[int, Row] = {}
         self.tickets: dict[int, Row] = {}
         self.actions: dict[int, Row] = {}
+        self.actor: Row = {"id": 1, "name": "API"}
+        """The agent an action is recorded as made by: the API's, or a technician's in the UI."""
         self.assets: dict[int, Row] = {}
         self.asset_types: dict[int, Row] = {}
         self.asset_fields: list[Row] = []

@@ -26,6 +26,10 @@ class HaloWrites(HaloStore):
     """Write handlers; `add_ticket`, `add_asset` and `add_invoice_line` seed through the same
     validation."""
 
+    API_AGENT: Row = {"id": 1, "name": "API"}
+    """The agent the API application logs in as (`GET /Agent/me`)."""
+    TECHNICIAN: Row = {"id": 12, "name": "Jo Smith"}
+
     def add_invoice_line(
         self, invoice_id: int, item_id: int, qty: float, unit_price: float, **extra: Any
     ) -> Row:
@@ -168,7 +172,10 @@ class HaloWrites(HaloStore):
             "note": note or "",
             "hiddenfromuser": bool(data.get("hiddenfromuser", False)),
             "datetime": now_text(),
-            "who": "API",
+            "who": self.actor["name"],
+            "who_agentid": self.actor["id"],
+            "who_type": 1,
+            "timetaken": float(data.get("timetaken") or 0.0),
             "new_status": None,
         }
         if data.get("new_status") is not None:
@@ -177,6 +184,29 @@ class HaloWrites(HaloStore):
             row["new_status"] = status
         self.actions[row["id"]] = row
         return row
+
+    # -- a technician's work, as Halo records it (Actions by another agent) --------------------
+
+    def agent_action(
+        self, ticket_id: int, note: str, *, new_status: int | None = None, timetaken: float = 0.0
+    ) -> Row:
+        try:
+            self.actor = self.TECHNICIAN
+            data: Row = {"ticket_id": ticket_id, "outcome": "Note", "note": note, "timetaken": timetaken}
+            if new_status is not None:
+                data["new_status"] = new_status
+            return self._create_action(data)
+        finally:
+            self.actor = self.API_AGENT
+
+    def agent_assign(self, ticket_id: int) -> None:
+        self.tickets[ticket_id]["agent_id"] = self.TECHNICIAN["id"]
+        self.agent_action(ticket_id, "Reassigned to Jo Smith")
+
+    def delete_ticket(self, ticket_id: int) -> None:
+        del self.tickets[ticket_id]
+        for action_id in [a for a, row in self.actions.items() if row["ticket_id"] == ticket_id]:
+            del self.actions[action_id]
 
     # -- assets ------------------------------------------------------------------------------
 

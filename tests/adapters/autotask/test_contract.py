@@ -41,6 +41,12 @@ def _as_documented(definitions: dict[str, Any]) -> None:
         "type": ["integer", "string", "boolean", "array", "null"],
         "items": {"type": ["integer", "string"]},
     }
+    # A GET of an id that no longer exists (a ticket deleted in Autotask) answers 200 with
+    # `{"item": null}`, which the adapter reads as gone.
+    item = definitions["ItemQueryResultModel[TicketModel,Ticket]"]["properties"]["item"]
+    definitions["ItemQueryResultModel[TicketModel,Ticket]"]["properties"]["item"] = {
+        "anyOf": [item, {"type": "null"}]
+    }
     # Real answers (fixtures below) carry integer picklist values.
     for name in ("value", "parentValue"):
         definitions["PickListValue"]["properties"][name] = {"type": ["string", "integer"]}
