@@ -42,6 +42,8 @@ class Routing(enum.StrEnum):
     TICKETED = "ticketed"
     UNMAPPED = "unmapped"
     NO_RULE = "no_rule"
+    MAINTENANCE = "maintenance"
+    """Held by an open maintenance window: reconciled again when it ends."""
 
 
 class EventState(enum.StrEnum):
