@@ -33,6 +33,7 @@ from connector.infra.context import Services
 from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
 from connector.maintenance import api as maintenance
+from connector.notifications import api as notifications
 from connector.rules import api as rules
 from connector.runtime import BackgroundStarter, build_services
 from connector.settings import Settings
@@ -96,6 +97,7 @@ def create_app(
         billing.router,
         audit.router,
         maintenance.router,
+        notifications.router,
     ):  # a mistyped filter is refused rather than ignored
         app.include_router(router, dependencies=[StrictQuery])
     app.include_router(webhooks.router)
