@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
 from email import message_from_bytes
 from typing import Any
 
@@ -19,33 +17,16 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from connector.infra.context import Services
 from connector.models import Job
 from tests.e2e.stack import Stack, build_stack
 from tests.support.processes import ServedApp, free_port
+from tests.support.receivers import Receiver
 from tests.support.vendors import VendorRouter
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-@dataclass
-class Receiver:
-    """Answers the queued statuses in turn (then 200) and keeps what it received."""
-
-    statuses: list[int] = field(default_factory=list)
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def hook(self, request: Request) -> Response:
-        body = await request.body()
-        with self.lock:
-            self.received.append((dict(request.headers), body))
-            status = self.statuses.pop(0) if self.statuses else 200
-        return Response(status_code=status)
 
 
 @pytest.fixture
