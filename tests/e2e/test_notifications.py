@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from connector.infra.context import Services
 from connector.models import Job
+from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.processes import ServedApp, free_port
 from tests.support.receivers import Receiver
@@ -195,3 +196,24 @@ async def test_bad_channels_are_422_naming_the_field(stack: Stack, body: dict[st
     )
     assert response.status_code == 422, response.text
     assert field in response.text
+
+
+async def test_a_dead_lettered_delivery_is_notified_once(
+    stack: Stack, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+    created = await stack.client.post(
+        "/api/v1/notification-channels",
+        json={"name": "ops", "kind": "webhook", "url": url, "secret": SECRET, "events": ["delivery.dead"]},
+        headers=stack.headers,
+    )
+    assert created.status_code == 201, created.text
+    stack.manage.fail_path("/service/tickets", 400, method="POST")
+    received = await stack.post_alert(canonical_alert("evt-1"))
+    for _ in range(10):
+        await stack.work()
+        await stack.pass_time(3600)
+    [(headers, body)] = state.received
+    payload = Webhook(SECRET).verify(body, headers)
+    assert payload["type"] == "delivery.dead"
+    assert payload["data"]["delivery_id"] == received.json()["delivery_id"]
