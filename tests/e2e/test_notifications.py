@@ -98,6 +98,11 @@ async def test_webhook_is_signed_retried_after_a_500_and_recorded(
         payload = Webhook(SECRET).verify(body, headers)
         assert payload["type"] == "test"
         assert payload["data"]["id"] == notification_id
+    # recorded like every outbound call
+    exposition = stack.services.metrics.render().decode()
+    for outcome in ("server_error", "ok"):
+        line = f'connector_vendor_requests_total{{kind="notify_webhook",operation="notify",outcome="{outcome}"}} 1.0'
+        assert line in exposition, exposition
     with pytest.raises(Exception, match="signature"):
         Webhook("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB").verify(
             state.received[-1][1], state.received[-1][0]
