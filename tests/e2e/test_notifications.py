@@ -101,7 +101,8 @@ async def test_webhook_is_signed_retried_after_a_500_and_recorded(
     # recorded like every outbound call
     exposition = stack.services.metrics.render().decode()
     for outcome in ("server_error", "ok"):
-        line = f'connector_vendor_requests_total{{kind="notify_webhook",operation="notify",outcome="{outcome}"}} 1.0'
+        labels = f'kind="notify_webhook",operation="notify",outcome="{outcome}"'
+        line = f"connector_vendor_requests_total{{{labels}}} 1.0"
         assert line in exposition, exposition
     with pytest.raises(Exception, match="signature"):
         Webhook("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB").verify(
