@@ -32,6 +32,8 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
+from connector.maintenance import api as maintenance
+from connector.notifications import api as notifications
 from connector.rules import api as rules
 from connector.runtime import BackgroundStarter, build_services
 from connector.settings import Settings
@@ -94,6 +96,8 @@ def create_app(
         actions.router,
         billing.router,
         audit.router,
+        maintenance.router,
+        notifications.router,
     ):  # a mistyped filter is refused rather than ignored
         app.include_router(router, dependencies=[StrictQuery])
     app.include_router(webhooks.router)

@@ -712,3 +712,66 @@ class AgentDeployment(Base):
     action_id: Mapped[str | None] = mapped_column(ForeignKey("endpoint_actions.id", ondelete="SET NULL"))
     interval_minutes: Mapped[int] = mapped_column(Integer)
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MaintenanceWindow(Timestamped, Base):
+    """Planned maintenance for a tenant, or one RMM client (`rmm_connection_id` + `client_id`):
+    problems arising while it is open open no ticket until it ends. Times are the client's local
+    wall-clock times in `timezone` (see `connector.maintenance.domain`)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    rmm_connection_id: Mapped[str | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    client_id: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    start_local: Mapped[str | None] = mapped_column(String(19))
+    end_local: Mapped[str | None] = mapped_column(String(19))
+    weekdays: Mapped[list[Any]] = mapped_column(default=list)
+    start_time: Mapped[str | None] = mapped_column(String(5))
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class NotificationChannel(Timestamped, Base):
+    """Where a tenant's notifications go: a signed webhook (`webhook`, or its Slack- or Teams-shaped
+    payloads `slack`, `teams`) or e-mail (`email`). The webhook signing secret or SMTP password is
+    stored encrypted and never returned; `options` holds the rest (SMTP host, recipients, …)."""
+
+    __tablename__ = "notification_channels"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(String(500))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    """The event kinds sent here (empty: all)."""
+    secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Notification(Base):
+    """One notification to one channel: queued, then `delivered` or `dead` after the job's last try."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(
+        ForeignKey("notification_channels.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

@@ -23,6 +23,7 @@ from connector.infra.jobs.kinds import HandlerTable
 from connector.infra.jobs.worker import Worker
 from connector.infra.metrics import Metrics
 from connector.models import Delivery
+from connector.notifications import handlers as notification_handlers
 from connector.settings import Settings
 from connector.statuses import JobStatus
 from connector.sync import handlers as sync_handlers
@@ -33,7 +34,14 @@ from connector.sync.scheduler import start_scheduler
 BackgroundStarter = Callable[[Services], Awaitable[Callable[[], Awaitable[None]]]]
 """Starts a background component (worker, scheduler) and returns its stop function."""
 
-JOB_HANDLERS = HandlerTable.of([*alert_handlers.HANDLERS, *sync_handlers.HANDLERS, *action_handlers.HANDLERS])
+JOB_HANDLERS = HandlerTable.of(
+    [
+        *alert_handlers.HANDLERS,
+        *sync_handlers.HANDLERS,
+        *action_handlers.HANDLERS,
+        *notification_handlers.HANDLERS,
+    ]
+)
 """Every job kind of every feature, with its handler."""
 
 AFTER_SYNC_WORK = JOB_HANDLERS.only(RECONCILE, ACTION, CONFIGURATIONS)

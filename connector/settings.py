@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     """Allow connections to private-range hosts (on-premises PSAs/RMMs)."""
     allow_insecure_loopback: bool = False
     """Allow plain http:// base URLs to loopback addresses (tests, local fakes)."""
+    notification_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long one notification (webhook POST or SMTP conversation) may take before it is retried."""
     run_worker: bool = True
     run_scheduler: bool = True
     db_pool_size: int = Field(default=10, ge=1)

@@ -48,6 +48,8 @@ class Routing(enum.StrEnum):
     """A status finding younger than the rule's minimum age."""
     STORM = "storm"
     """Listed on the client's storm ticket instead of a ticket of its own."""
+    MAINTENANCE = "maintenance"
+    """Held by an open maintenance window: reconciled again when it ends."""
 
 
 class EventState(enum.StrEnum):

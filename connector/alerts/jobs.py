@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connector.infra.jobs.kinds import JobKind, JobPayload
 from connector.infra.jobs.queue import ClaimedJob
 from connector.models import Delivery
+from connector.notifications.domain import Event, EventKind
+from connector.notifications.service import notify
 from connector.statuses import DeliveryStatus
 
 
@@ -34,6 +36,12 @@ async def mark_delivery_failed(session: AsyncSession, job: ClaimedJob, error: st
             .where(Delivery.id == job.delivery_id)
             .values(status=DeliveryStatus.DEAD if dead else DeliveryStatus.FAILED, error=error[:4000])
         )
+        if dead:
+            data = {"delivery_id": job.delivery_id, "job": job.kind, "error": error[:500]}
+            event = Event(
+                EventKind.DELIVERY_DEAD, f"Delivery {job.delivery_id} dead-lettered", error[:500], data
+            )
+            await notify(session, job.tenant_id, event)
 
 
 DELIVERY = JobKind(

@@ -34,6 +34,7 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import RetryLater
 from connector.infra.logs import get_logger
+from connector.maintenance.service import held_until
 from connector.models import (
     ClientMapping,
     Connection,
@@ -193,6 +194,8 @@ async def _step(services: Services, problem_id: str) -> str | None:
     writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket, domain.Reraise)
     if isinstance(action, writes) and loaded.psa is not None and not loaded.psa.enabled:
         raise RetryLater(now + DISABLED_PSA_RETRY)  # the lock is released by the caller
+    if isinstance(action, domain.OpenTicket) and await _in_maintenance(services, loaded.problem, now):
+        return None
     match action:
         case domain.Nothing():
             return None
@@ -392,6 +395,22 @@ async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
             rmm_connection_id=connection.id,
             error=f"{type(exc).__name__}: {exc}",
         )
+
+
+async def _in_maintenance(services: Services, problem: Problem, now: datetime) -> bool:
+    """No ticket opens while a maintenance window of the problem's client or tenant is open: the
+    problem is held and reconciled again (a queued job, so a restart loses nothing) when it ends."""
+    async with db.transaction(services.sessions) as session:
+        until = await held_until(
+            session, problem.tenant_id, problem.rmm_connection_id, problem.client_id, now
+        )
+        if until is None:
+            return False
+        await session.execute(
+            update(Problem).where(Problem.id == problem.id).values(routing=Routing.MAINTENANCE)
+        )
+        await enqueue_reconciles(session, problem.tenant_id, [problem.id], run_after=until)
+    return True
 
 
 def _done(services: Services, loaded: Loaded, action: str) -> str:

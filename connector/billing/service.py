@@ -48,6 +48,8 @@ from connector.models import (
     UsageDaily,
     new_id,
 )
+from connector.notifications.domain import Event, EventKind
+from connector.notifications.service import notify
 
 PSA_CONCURRENCY = 4
 
@@ -244,7 +246,24 @@ async def push(
         preview, connections = await _load(services, tenant_id, period)
         if preview.closed and not override:
             raise PeriodClosed(period)
-        return preview, await _write(services, tenant_id, period, preview, connections, lease, actor)
+        results = await _write(services, tenant_id, period, preview, connections, lease, actor)
+    async with db.transaction(services.sessions) as session:
+        await notify(session, tenant_id, review_event(period, results))
+    return preview, results
+
+
+def review_event(period: str, results: list[PushResult]) -> Event:
+    """After a push, the period waits for someone to review it (and its failed lines, if any)."""
+    failed = [r for r in results if r.action == "error"]
+    written = sum(1 for r in results if r.action in ("created", "updated"))
+    data = {"period": period, "lines": len(results), "written": written, "failed": len(failed)}
+    if failed:
+        subject = f"Billing period {period} needs review: {len(failed)} line(s) failed"
+        text = "; ".join(f"{r.product} for company {r.company_id}: {r.error}" for r in failed[:10])
+    else:
+        subject = f"Billing period {period} pushed: {written} line(s) written, ready for review"
+        text = ""
+    return Event(EventKind.BILLING_REVIEW, subject, text, data)
 
 
 async def _load(services: Services, tenant_id: str, period: str) -> tuple[Preview, dict[str, Connection]]:

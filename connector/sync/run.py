@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import EndpointStatus, ProblemKind, RmmAdapter, SkippedEndpoint
-from adapters.errors import AdapterError
+from adapters.errors import AdapterError, CredentialsError
 from connector.alerts.problems import (
     apply_polled,
     clear_retired,
@@ -46,6 +46,8 @@ from connector.models import (
     Tenant,
     UsageDaily,
 )
+from connector.notifications.domain import Event, EventKind
+from connector.notifications.service import notify
 from connector.rules.deploy import deploy_unprotected
 from connector.statuses import ProblemStatus, SyncStatus
 from connector.sync.configurations import enqueue_configuration_pushes
@@ -541,6 +543,23 @@ async def _record_usage(services: Services, connection: Connection) -> None:
                 row.last_installed = row.last_protected = 0
 
 
+async def _failure_event(session: AsyncSession, run: SyncRun, errors: list[dict[str, Any]]) -> Event:
+    """A failed sync, or — when the RMM refused the connection's credentials — that event instead."""
+    connection = await session.get(Connection, run.connection_id)
+    name = connection.name if connection is not None else run.connection_id
+    first = errors[0] if errors else {"type": "", "message": ""}
+    data = {
+        "connection_id": run.connection_id,
+        "run_id": run.id,
+        "error": str(first.get("message", ""))[:500],
+    }
+    if first.get("type") == CredentialsError.__name__:
+        return Event(
+            EventKind.CREDENTIALS_FAILED, f"Credentials of {name} stopped working", data["error"], data
+        )
+    return Event(EventKind.SYNC_FAILED, f"Sync of {name} failed", data["error"], data)
+
+
 async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) -> SyncRun:
     now = datetime.now(UTC)
     async with db.transaction(services.sessions) as session:
@@ -550,6 +569,8 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
             await enqueue_configuration_pushes(session, run, c.dirty_clients)
         row = await session.get(SyncRun, run.id)
         assert row is not None
+        if failed:
+            await notify(session, run.tenant_id, await _failure_event(session, run, c.errors))
         row.status = SyncStatus.FAILED if failed else SyncStatus.SUCCEEDED
         row.finished_at = now
         row.heartbeat_at = now

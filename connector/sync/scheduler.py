@@ -8,12 +8,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.logs import get_logger
 from connector.models import SyncRun
-from connector.statuses import SyncTrigger
+from connector.notifications.domain import Event, EventKind
+from connector.notifications.service import notify
+from connector.statuses import SyncStatus, SyncTrigger
 from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
 
 log = get_logger("connector.sync.scheduler")
@@ -33,6 +36,9 @@ async def schedule_due_syncs(services: Services) -> int:
             last = await session.scalar(
                 select(func.max(SyncRun.started_at)).where(SyncRun.connection_id == connection.id)
             )
+            await _notify_if_stale(
+                session, connection.tenant_id, connection.id, connection.name, now, interval
+            )
             if last is not None and now - last < interval * 0.9:
                 continue
             try:
@@ -44,6 +50,27 @@ async def schedule_due_syncs(services: Services) -> int:
     if started:
         services.wake_workers()
     return started
+
+
+STALE_AFTER_INTERVALS = 3
+"""A connection whose last successful sync is older than this many sync intervals is stale."""
+
+
+async def _notify_if_stale(
+    session: AsyncSession, tenant_id: str, connection_id: str, name: str, now: datetime, interval: timedelta
+) -> None:
+    """Notify once the last successful sync is too old (the same subject is sent at most hourly)."""
+    last_ok = await session.scalar(
+        select(func.max(SyncRun.finished_at)).where(
+            SyncRun.connection_id == connection_id, SyncRun.status == SyncStatus.SUCCEEDED
+        )
+    )
+    if last_ok is None or now - last_ok < interval * STALE_AFTER_INTERVALS:
+        return
+    hours = round((now - last_ok).total_seconds() / 3600, 1)
+    data = {"connection_id": connection_id, "last_success_at": last_ok.isoformat()}
+    text = f"The last successful sync finished {hours} h ago."
+    await notify(session, tenant_id, Event(EventKind.SYNC_STALE, f"Sync of {name} is stale", text, data))
 
 
 async def start_scheduler(services: Services) -> Callable[[], Awaitable[None]]:

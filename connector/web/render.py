@@ -35,6 +35,7 @@ NAV = (
     ("/activity", "Syncs & deliveries"),
     ("/billing", "Billing"),
     ("/mappings", "Mappings"),
+    ("/maintenance", "Maintenance & notifications"),
     ("/audit", "Audit"),
 )
 

@@ -31,6 +31,9 @@ from connector.fleet import stats as fleet_stats
 from connector.infra.errors import Conflict, FieldError, NotFound
 from connector.infra.logs import get_logger
 from connector.infra.security.apikeys import authenticate
+from connector.maintenance import service as maintenance
+from connector.maintenance.schemas import WindowIn
+from connector.notifications import service as notifications
 from connector.rules import service as rules
 from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
@@ -62,6 +65,9 @@ PERIOD = domain_billing.PERIOD
 NOTICES = {
     "replayed": "The delivery is queued for processing again.",
     "mapped": "Mapping saved; the client's waiting problems are being routed.",
+    "window_added": "Maintenance window saved.",
+    "window_deleted": "Maintenance window deleted.",
+    "tested": "Test notification queued; its outcome shows below.",
 }
 
 
@@ -416,6 +422,96 @@ async def accept_mapping(request: Request, services: ServicesDep, session: Sessi
     log.info("dashboard mapping", mapping_id=row.id, key_id=user.principal.api_key_id)
     query = urlencode({"rmm": row.rmm_connection_id, "psa": row.psa_connection_id, "done": "mapped"})
     return redirect(f"/mappings?{query}")
+
+
+# -- maintenance windows and notifications -------------------------------------------------------
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@router.get("/maintenance")
+async def maintenance_page(
+    request: Request, session: Session, user: User, done: str | None = None
+) -> Response:
+    tenant_id = user.principal.tenant_id
+    now = datetime.now(UTC)
+    windows = [
+        maintenance.out(row, now)
+        for row in await maintenance.list_rows(session, tenant_id, limit=500, offset=0)
+    ]
+    connections = await list_connections(session, tenant_id)
+    channels = [notifications.out(row) for row in await notifications.list_channels(session, tenant_id)]
+    sent = await notifications.list_notifications(session, tenant_id, limit=50, offset=0)
+    return render(
+        request,
+        "maintenance.html",
+        user,
+        windows=windows,
+        rmms=[c for c in connections if c.role == "rmm"],
+        names={c.id: c.name for c in connections},
+        channels=channels,
+        channel_names={c.id: c.name for c in channels},
+        sent=sent,
+        weekdays=WEEKDAYS,
+        notice=NOTICES.get(done or ""),
+    )
+
+
+@router.post("/maintenance")
+async def add_window(request: Request, session: Session, user: User) -> Response:
+    form = await read_form(request)
+    check_csrf(form, user.csrf)
+    require_engineer(user)
+    kind = form.get("kind") or "once"
+    body: dict[str, Any] = {
+        "name": form.get("name") or "",
+        "timezone": form.get("timezone") or "",
+        "kind": kind,
+        "rmm_connection_id": form.get("rmm_connection_id") or None,
+        "client_id": form.get("client_id") or None,
+    }
+    if kind == "weekly":
+        body |= {
+            "weekdays": [i for i in range(7) if form.get(f"day{i}")],
+            "start_time": form.get("start_time") or None,
+            "duration_minutes": int(form.get("duration_minutes") or 0),
+        }
+    else:
+        body |= {"start_local": form.get("start_local") or None, "end_local": form.get("end_local") or None}
+    try:
+        window = WindowIn.model_validate(body)
+        row = await maintenance.create(session, user.principal.tenant_id, window)
+    except FieldError as exc:
+        raise WebError(422, "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)) from None
+    except ValueError as exc:  # pydantic's ValidationError
+        raise WebError(422, str(exc).splitlines()[0] + ": " + "; ".join(str(exc).splitlines()[1:3])) from None
+    log.info("dashboard maintenance window", window_id=row.id, key_id=user.principal.api_key_id)
+    return redirect("/maintenance?done=window_added")
+
+
+@router.post("/maintenance/{window_id}/delete")
+async def delete_window(window_id: str, request: Request, session: Session, user: User) -> Response:
+    check_csrf(await read_form(request), user.csrf)
+    require_engineer(user)
+    try:
+        await maintenance.delete(session, user.principal.tenant_id, window_id)
+    except NotFound:
+        raise WebError(404, "There is no such maintenance window.") from None
+    return redirect("/maintenance?done=window_deleted")
+
+
+@router.post("/notification-channels/{channel_id}/test")
+async def test_channel(
+    channel_id: str, request: Request, services: ServicesDep, session: Session, user: User
+) -> Response:
+    check_csrf(await read_form(request), user.csrf)
+    require_engineer(user)
+    try:
+        await notifications.send_test(session, user.principal.tenant_id, channel_id)
+    except NotFound:
+        raise WebError(404, "There is no such notification channel.") from None
+    session.info["wake_workers"] = True
+    return redirect("/maintenance?done=tested")
 
 
 # -- wiring ---------------------------------------------------------------------------------------

@@ -168,6 +168,44 @@ for _path, _attr, _body, _patch in (
         Route("DELETE", _path + "/{item_id}", "engineer", id_source=_ident),
     ]
 
+WINDOW = {
+    "name": "w",
+    "timezone": "UTC",
+    "kind": "weekly",
+    "weekdays": [0],
+    "start_time": "01:00",
+    "duration_minutes": 60,
+}
+CHANNEL = {"name": "hook", "kind": "slack", "url": "https://hooks.example.com/services/x"}
+_window: Callable[[World], str] = lambda w: w.ids["window_id"]  # noqa: E731
+_channel: Callable[[World], str] = lambda w: w.ids["channel_id"]  # noqa: E731
+ROUTES += [
+    Route("GET", "/api/v1/maintenance-windows", "viewer"),
+    Route("POST", "/api/v1/maintenance-windows", "engineer", body=lambda w: dict(WINDOW)),
+    Route("GET", "/api/v1/maintenance-windows/{window_id}", "viewer", id_source=_window),
+    Route(
+        "PATCH",
+        "/api/v1/maintenance-windows/{window_id}",
+        "engineer",
+        body=lambda w: {"enabled": False},
+        id_source=_window,
+    ),
+    Route("DELETE", "/api/v1/maintenance-windows/{window_id}", "engineer", id_source=_window),
+    Route("GET", "/api/v1/notification-channels", "viewer"),
+    Route("POST", "/api/v1/notification-channels", "engineer", body=lambda w: {**CHANNEL, "name": "another"}),
+    Route("GET", "/api/v1/notification-channels/{channel_id}", "viewer", id_source=_channel),
+    Route(
+        "PATCH",
+        "/api/v1/notification-channels/{channel_id}",
+        "engineer",
+        body=lambda w: {"enabled": False},
+        id_source=_channel,
+    ),
+    Route("DELETE", "/api/v1/notification-channels/{channel_id}", "engineer", id_source=_channel),
+    Route("POST", "/api/v1/notification-channels/{channel_id}/test", "engineer", id_source=_channel),
+    Route("GET", "/api/v1/notifications", "viewer"),
+]
+
 ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 ROUTE_IDS = [f"{r.method} {r.template}" for r in ROUTES]
 
@@ -190,6 +228,13 @@ async def acme(client: Any, make_key: Any, services: Services) -> World:
     )
     assert run.status_code == 202, run.text
     world.ids["run_id"] = run.json()[0]["id"]
+    for path, body, key in (
+        ("/api/v1/maintenance-windows", WINDOW, "window_id"),
+        ("/api/v1/notification-channels", CHANNEL, "channel_id"),
+    ):
+        created = await client.post(path, json=body, headers=world.headers)
+        assert created.status_code == 201, created.text
+        world.ids[key] = created.json()["id"]
     async with db.transaction(services.sessions) as session:
         connection = await session.get(Connection, world.rmm["id"])
         assert connection is not None

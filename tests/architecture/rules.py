@@ -21,7 +21,9 @@ KERNEL = ("connector.models", "connector.settings", "connector.statuses")
 FEATURES = (
     "audit",
     "tenants",
+    "notifications",
     "connections",
+    "maintenance",
     "fleet",
     "actions",
     "alerts",

@@ -216,3 +216,67 @@ async def test_the_audit_page_lists_changes_with_filters_and_no_secrets(
     only_psa = await client.get("/audit", params={"category": "psa"})
     assert 'id="no-audit"' in only_psa.text
     assert (await client.get("/audit", params={"kind": "nonsense"})).status_code == 422
+
+
+async def test_maintenance_page_adds_lists_and_deletes_windows_and_tests_a_channel(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    headers = await make_key("engineer")
+    channel = await client.post(
+        "/api/v1/notification-channels",
+        json={
+            "name": "ops hook",
+            "kind": "webhook",
+            "url": "https://hooks.example.com/secret-path",
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
+        headers=headers,
+    )
+    assert channel.status_code == 201, channel.text
+    await sign_in(client, plaintext(headers))
+    page = await client.get("/maintenance")
+    assert page.status_code == 200
+    assert 'id="no-windows"' in page.text and "ops hook" in page.text
+    assert "secret-path" not in page.text and "whsec_" not in page.text
+    token = csrf_of(page.text)
+
+    bad = await client.post(
+        "/maintenance",
+        data={
+            "csrf_token": token,
+            "name": "n",
+            "timezone": "Nowhere/Land",
+            "kind": "once",
+            "start_local": "2026-12-01T10:00",
+            "end_local": "2026-12-01T11:00",
+        },
+    )
+    assert bad.status_code == 422 and "timezone" in bad.text
+    added = await client.post(
+        "/maintenance",
+        data={
+            "csrf_token": token,
+            "name": "Patch Tuesday",
+            "timezone": "Europe/Berlin",
+            "kind": "weekly",
+            "day1": "1",
+            "start_time": "22:00",
+            "duration_minutes": "240",
+        },
+    )
+    assert added.status_code == 303, added.text
+    page = await client.get("/maintenance")
+    assert "Patch Tuesday" in page.text and "Tue 22:00 for 240 min" in page.text
+    [window] = (await client.get("/api/v1/maintenance-windows", headers=headers)).json()
+    assert window["weekdays"] == [1] and window["timezone"] == "Europe/Berlin"
+
+    tested = await client.post(
+        f"/notification-channels/{channel.json()['id']}/test", data={"csrf_token": token}
+    )
+    assert tested.status_code == 303
+    [sent] = (await client.get("/api/v1/notifications", headers=headers)).json()
+    assert sent["event"] == "test" and sent["status"] == "queued"
+
+    deleted = await client.post(f"/maintenance/{window['id']}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert (await client.get("/api/v1/maintenance-windows", headers=headers)).json() == []

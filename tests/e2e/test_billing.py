@@ -309,3 +309,28 @@ async def test_an_expired_push_lease_is_taken_over_and_its_holder_stops_writing(
         results = await billing._write(stack.services, tenant, PERIOD, preview, connections, lease, WORKER)
     assert [r.action for r in results] == ["error"] and "lease" in (results[0].error or "")
     assert additions(stack, 0) == []
+
+
+async def test_a_push_leaves_the_period_waiting_for_review_with_a_notification(stack: Stack) -> None:
+    channel = await stack.client.post(
+        "/api/v1/notification-channels",
+        json={
+            "name": "billing desk",
+            "kind": "webhook",
+            "url": "https://hooks.example.com/billing",
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "events": ["billing.review"],
+        },
+        headers=stack.headers,
+    )
+    assert channel.status_code == 201, channel.text
+    await record_usage(stack, "c-0", [10])
+    status, _ = await push(stack, dry_run=True)
+    assert status == 200
+    listed = (await stack.client.get("/api/v1/notifications", headers=stack.headers)).json()
+    assert listed == []  # a dry run is no push
+    status, _ = await push(stack)
+    assert status == 200
+    [notification] = (await stack.client.get("/api/v1/notifications", headers=stack.headers)).json()
+    assert notification["event"] == "billing.review"
+    assert notification["subject"] == f"Billing period {PERIOD} pushed: 1 line(s) written, ready for review"

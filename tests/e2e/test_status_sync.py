@@ -3,6 +3,7 @@ ConnectWise Manage fake, through the HTTP API and the job worker, on SQLite and 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from adapters.base import AlertEvent, ProblemKind, RmmAdapter, SkippedEndpoint
 from adapters.errors import CredentialsError, TransientVendorError
@@ -21,6 +25,8 @@ from connector.sync.scheduler import schedule_due_syncs
 from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.fleet_rmm import FLEETS, FleetFake
+from tests.support.processes import ServedApp
+from tests.support.receivers import Receiver
 from tests.support.vendors import VendorRouter
 
 CLIENTS = 3
@@ -646,3 +652,45 @@ async def test_a_complete_poll_clears_only_its_own_clients_polled_problems(
 
     run = await sync(stack)  # the same poll again: nothing more to clear
     assert run["problems_closed"] == 0 and run["problems_opened"] == 0
+
+
+async def test_failed_credentials_and_a_stale_sync_notify_the_tenant(stack: Stack, fleet: FleetFake) -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    state = Receiver()
+    app = Starlette(routes=[Route("/hook", state.hook, methods=["POST"])])
+    with ServedApp(app) as served:
+        created = await stack.client.post(
+            "/api/v1/notification-channels",
+            json={"name": "ops", "kind": "webhook", "url": served.url + "/hook", "secret": secret},
+            headers=stack.headers,
+        )
+        assert created.status_code == 201, created.text
+        fleet.fail_on_page, fleet.failure = 1, CredentialsError("API key revoked", status=401)
+        run = await sync(stack)
+        assert run["status"] == "failed"
+        await stack.work()
+        [(headers, body)] = state.received
+        payload = Webhook(secret).verify(body, headers)
+        assert payload["type"] == "connection.credentials_failed"
+        assert payload["data"]["connection_id"] == stack.rmm["id"]
+        assert payload["data"]["error"] == "API key revoked"
+
+        # a second failure within the hour is not sent again
+        run = await sync(stack)
+        await stack.work()
+        assert len(state.received) == 1
+
+        # the last success long ago: the scheduler reports the connection stale
+        fleet.fail_on_page = None
+        assert (await sync(stack))["status"] == "succeeded"
+        async with db.transaction(stack.services.sessions) as session:
+            await session.execute(
+                update(SyncRun).values(
+                    started_at=datetime.now(UTC) - timedelta(days=1),
+                    finished_at=datetime.now(UTC) - timedelta(days=1),
+                )
+            )
+        await schedule_due_syncs(stack.services)
+        await stack.work()
+        types = [json.loads(b)["type"] for _h, b in state.received]
+        assert types == ["connection.credentials_failed", "sync.stale"]
