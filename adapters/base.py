@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class Role(enum.StrEnum):
     RMM = "rmm"
     PSA = "psa"
+    SECURITY = "security"
+    """A security vendor's console (EDR/AV management): agents, threats and licence use."""
 
 
 class ProblemKind(enum.StrEnum):
@@ -32,6 +34,8 @@ class ProblemKind(enum.StrEnum):
     THREAT_DETECTED = "threat_detected"
     SCAN_OVERDUE = "scan_overdue"
     AGENT_OFFLINE = "agent_offline"
+    UNMANAGED_AGENT = "unmanaged_agent"
+    """A security console's agent that no RMM endpoint of the mapped client matches."""
 
 
 class ActionKind(enum.StrEnum):
@@ -159,6 +163,106 @@ class ActionResult(_Record):
     accepted: bool
     vendor_reference: str | None = None
     message: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Records read from security consoles
+# ---------------------------------------------------------------------------------------------
+
+
+class SecurityCustomer(_Record):
+    """One customer of the MSP in a security console: a KSC virtual server, a SentinelOne site, a
+    Huntress organization, a Sophos tenant. Mapped to PSA companies like an RMM client."""
+
+    id: str
+    name: str
+    psa_company_ids: Mapping[str, str] = Field(default_factory=dict)
+    """Companies the console itself links this customer to, by PSA kind, where a vendor field
+    carries the PSA company id (SentinelOne's site `externalId` and the like)."""
+
+
+class AgentStatus(_Record):
+    """One console agent's protection as the security vendor reports it, normalized across vendors.
+
+    `None` means "the console does not report this". Identity fields (`serial_number`,
+    `mac_addresses`, `hostname`) are what the agent is matched to its RMM endpoint by."""
+
+    agent_id: str
+    customer_id: str
+    customer_name: str | None = None
+    hostname: str
+    serial_number: str | None = None
+    mac_addresses: tuple[str, ...] | None = None
+    """As `EndpointStatus.mac_addresses`: `AA:BB:CC:DD:EE:FF`, sorted, anything else dropped."""
+    os_name: str | None = None
+    device_type: str | None = None
+    product: str | None = None
+    agent_version: str | None = None
+    protection_enabled: bool | None = None
+    definitions_up_to_date: bool | None = None
+    definitions_date: datetime | None = None
+    last_scan_at: datetime | None = None
+    active_threats: int | None = None
+    online: bool | None = None
+    last_seen_at: datetime | None = None
+    isolated: bool | None = None
+    """Network isolation (containment) by the console, where the vendor has it."""
+
+    @field_validator("mac_addresses", mode="before")
+    @classmethod
+    def _normal_macs(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return None if value is None else normal_macs([value])
+        return normal_macs(value)
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    """One vendor page of an agent listing, with the agents on it that could not be read
+    (`SkippedEndpoint.endpoint_id` holds the agent id)."""
+
+    agents: list[AgentStatus]
+    skipped: list[SkippedEndpoint] = field(default_factory=list)
+
+
+class ConsoleThreat(_Record):
+    """A threat (detection, incident) in a security console, in the vendor's own terms."""
+
+    threat_id: str
+    customer_id: str
+    agent_id: str | None = None
+    hostname: str | None = None
+    name: str
+    classification: str | None = None
+    """The vendor's classification (`Malware`, `Ransomware`, `PUA`, …) as it spells it."""
+    severity: str | None = None
+    mitigation_state: str | None = None
+    """The vendor's mitigation / incident state (`mitigated`, `not_mitigated`, `sent`, …)."""
+    resolved: bool = False
+    detected_at: datetime
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ThreatSnapshot:
+    """What one `list_threats` call read: the open threats (and those resolved since `since`).
+
+    `complete_for` names the customers whose every open threat is among `threats`: the core
+    closes the open threat problems of those customers that are absent or resolved."""
+
+    threats: list[ConsoleThreat]
+    complete_for: frozenset[str] = frozenset()
+
+
+class LicenceUse(_Record):
+    """Seats of one product (SKU) a customer uses, as the vendor counts them for its invoice."""
+
+    customer_id: str
+    product: str
+    sku: str | None = None
+    seats_used: int
+    seats_purchased: int | None = None
+    """None: unlimited, or the vendor does not say."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +480,36 @@ class PsaAdapter(Adapter, Protocol):
         ...
 
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult: ...
+
+
+@runtime_checkable
+class SecurityAdapter(Adapter, Protocol):
+    """A security vendor's console: the third kind of source, beside the RMM, of protection status,
+    and the only one of threats as the vendor classifies them and of licence use."""
+
+    def list_customers(self) -> AsyncIterator[SecurityCustomer]: ...
+
+    def iter_agent_pages(self, changed_since: datetime | None) -> AsyncIterator[AgentPage]:
+        """Agents changed since the cursor (all when None; a vendor that cannot filter lists all),
+        a vendor page at a time."""
+        ...
+
+    async def list_threats(self, since: datetime | None) -> ThreatSnapshot:
+        """Every open threat, plus those resolved since `since`, and the customers read completely."""
+        ...
+
+    async def licence_use(self) -> list[LicenceUse]:
+        """Seats in use (and purchased) per customer and product, as the vendor bills them now."""
+        ...
+
+    def verify_webhook(self, request: WebhookRequest, secret: str) -> bool | None:
+        """As `RmmAdapter.verify_webhook`."""
+        ...
+
+    def parse_webhook(self, request: WebhookRequest) -> list[AlertEvent]:
+        """Vendor-native push → events whose `endpoint_id` is the agent id and `client_id` the
+        customer id; raise WebhookParseError for a body it cannot read (or when it has no push)."""
+        ...
 
 
 TICKET_RULE_FIELDS = frozenset({"board_id", "type_id", "priority_id", "status_new_id"})

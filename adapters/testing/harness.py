@@ -48,6 +48,7 @@ from adapters.base import (
     PsaAdapter,
     RmmAdapter,
     Role,
+    SecurityAdapter,
     TicketSpec,
     WebhookRequest,
 )
@@ -91,6 +92,14 @@ class PsaOperation(enum.StrEnum):
     """The write that makes a new billed line (or, where seats are deltas, adjusts them)."""
 
 
+class SecurityOperation(enum.StrEnum):
+    LIST_CUSTOMERS = "list_customers"
+    LIST_AGENTS = "list_agents"
+    """The vendor call that lists agents (per page, or per customer where the vendor lists that way)."""
+    LIST_THREATS = "list_threats"
+    LICENCE_USE = "licence_use"
+
+
 # ---------------------------------------------------------------------------------------------
 # Records a world hands out
 # ---------------------------------------------------------------------------------------------
@@ -123,6 +132,31 @@ class SeededEndpoint:
     id: str
     client_id: str
     hostname: str
+
+
+@dataclass(frozen=True)
+class SeededAgent:
+    """A console agent as seeded: the identity the core matches it to an RMM endpoint by."""
+
+    id: str
+    customer_id: str
+    hostname: str
+    serial_number: str | None = None
+    mac_addresses: tuple[str, ...] = ()
+
+
+def device_serial(hostname: str) -> str:
+    """The serial number a seeded device of this name has in every fake that reports serials."""
+    return "SN-" + hostname.replace("-", "")
+
+
+def device_mac(hostname: str) -> str:
+    """The MAC address a seeded device of this name has in every fake that reports MACs
+    (locally administered, derived from the name so two fakes agree)."""
+    digest = sum((i + 1) * ord(ch) for i, ch in enumerate(hostname))
+    tail = [(digest >> shift) & 0xFF for shift in (0, 8, 16)]
+    head = [0x02, len(hostname) & 0xFF, (ord(hostname[0]) if hostname else 0) & 0xFF]
+    return ":".join(f"{octet:02X}" for octet in head + tail)
 
 
 @dataclass(frozen=True)
@@ -406,6 +440,132 @@ class PsaWorld(VendorWorld, Protocol):
 
 
 @runtime_checkable
+class SecurityWorld(VendorWorld, Protocol):
+    """A seeded security console. Agents are named by `device_name` and carry `device_serial` and
+    `device_mac` where the vendor reports those, so they match an RMM world seeded with the same
+    client names."""
+
+    @property
+    def customers(self) -> Mapping[str, str]:
+        """Seeded customer id → name, in seeding order."""
+        ...
+
+    @property
+    def agents(self) -> Mapping[str, SeededAgent]:
+        """Current agent id → agent, in seeding order (added agents included, removed ones not)."""
+        ...
+
+    @property
+    def reports_serials(self) -> bool: ...
+
+    @property
+    def reports_macs(self) -> bool: ...
+
+    def adapter(
+        self,
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> SecurityAdapter: ...
+
+    def agent_page_sizes(self) -> list[int]:
+        """The page sizes, in order, a full agent listing comes in for this world."""
+        ...
+
+    def cursor(self) -> datetime:
+        """A changed-since cursor later than every change seeded so far."""
+        ...
+
+    def touch(self, agent_ids: Sequence[str]) -> None:
+        """These agents change after `cursor()` (they check in)."""
+        ...
+
+    def add_agent(
+        self,
+        customer_id: str,
+        hostname: str,
+        *,
+        serial_number: str | None = None,
+        mac_addresses: Sequence[str] = (),
+    ) -> str:
+        """A new healthy agent (changed after `cursor()`); its id."""
+        ...
+
+    def remove_agent(self, agent_id: str) -> None:
+        """The agent is uninstalled / decommissioned: gone from listings."""
+        ...
+
+    def set_protection(self, agent_id: str, enabled: bool) -> None:
+        """Real-time protection off (or back on), reported on the next listing as changed."""
+        ...
+
+    def set_last_seen(self, agent_id: str, at: datetime) -> None:
+        """The agent last checked in at `at` (offline), reported as changed."""
+        ...
+
+    def raise_threat(self, agent_id: str, name: str = "Trojan.Generic") -> str:
+        """An open threat on the agent, listed by the next `list_threats`; the threat id."""
+        ...
+
+    def resolve_threat(self, threat_id: str) -> None:
+        """The vendor resolves the threat (mitigated and closed)."""
+        ...
+
+    def set_licences(self, customer_id: str, used: int, purchased: int | None) -> None:
+        """What `licence_use` reports for the customer's (one) product from now on."""
+        ...
+
+    @property
+    def licence_product(self) -> str:
+        """The product name `licence_use` reports seats under."""
+        ...
+
+    def native_threat_webhook(self, threat_id: str) -> WebhookRequest | None:
+        """A delivery in the vendor's own webhook format about the threat, signed with the
+        connection's webhook secret as `webhook_secret` says; None when the vendor has no push."""
+        ...
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The secret `native_threat_webhook` signs with (None when the vendor has no push)."""
+        ...
+
+    def calls(self, operation: SecurityOperation) -> int: ...
+
+    def fail_next(
+        self, operation: SecurityOperation, status: int = 500, *, times: int | None = 1
+    ) -> None: ...
+
+    def rate_limit(
+        self, operation: SecurityOperation, *, times: int | None = 1, retry_after: float = 1.0
+    ) -> None:
+        """429 with `Retry-After: retry_after` for the next `times` calls (None = until cleared)."""
+        ...
+
+
+@runtime_checkable
+class SecurityHarness(Protocol):
+    @property
+    def spec(self) -> AdapterSpec: ...
+
+    @property
+    def in_demo(self) -> bool: ...
+
+    def start(
+        self,
+        *,
+        customers: Sequence[str] = CLIENT_NAMES,
+        agents_per_customer: int = 20,
+        page_size: int | None = None,
+        base_url: str | None = None,
+    ) -> SecurityWorld:
+        """A fresh console with these customers of healthy, up-to-date agents named by
+        `device_name` (numbered from 0), each customer with a product licensed for its agents."""
+        ...
+
+
+@runtime_checkable
 class RmmHarness(Protocol):
     @property
     def spec(self) -> AdapterSpec: ...
@@ -452,7 +612,7 @@ class PsaHarness(Protocol):
         ...
 
 
-def load_harness(spec: AdapterSpec) -> RmmHarness | PsaHarness:
+def load_harness(spec: AdapterSpec) -> RmmHarness | PsaHarness | SecurityHarness:
     """The harness `spec.harness` names (`"package.module:Name"`, a harness class, a zero-argument
     callable or an instance), imported now and not before."""
     if not spec.harness:
@@ -460,7 +620,7 @@ def load_harness(spec: AdapterSpec) -> RmmHarness | PsaHarness:
     module_name, _, attribute = spec.harness.partition(":")
     target: object = getattr(importlib.import_module(module_name), attribute)
     harness = target() if callable(target) else target
-    if not isinstance(harness, RmmHarness | PsaHarness) or harness.spec is not spec:
+    if not isinstance(harness, RmmHarness | PsaHarness | SecurityHarness) or harness.spec is not spec:
         raise TypeError(f"{spec.harness} is not a harness for adapter kind {spec.kind!r}")
     return harness
 
@@ -470,7 +630,7 @@ def installed_harnesses(specs: Sequence[AdapterSpec]) -> tuple[list[RmmHarness],
     rmms: list[RmmHarness] = []
     psas: list[PsaHarness] = []
     for spec in sorted(specs, key=lambda s: s.kind):
-        if not spec.harness:
+        if not spec.harness or spec.role is Role.SECURITY:
             continue
         harness = load_harness(spec)
         # The two protocols have the same member names, so the spec's role tells them apart.
@@ -479,6 +639,15 @@ def installed_harnesses(specs: Sequence[AdapterSpec]) -> tuple[list[RmmHarness],
         else:
             psas.append(cast(PsaHarness, harness))
     return rmms, psas
+
+
+def installed_security_harnesses(specs: Sequence[AdapterSpec]) -> list[SecurityHarness]:
+    """The harnesses of the security-console specs among these that name one, by kind."""
+    return [
+        cast(SecurityHarness, load_harness(spec))
+        for spec in sorted(specs, key=lambda s: s.kind)
+        if spec.harness and spec.role is Role.SECURITY
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,6 +682,12 @@ def build_adapter(
 def rmm_adapter(adapter: Adapter) -> RmmAdapter:
     if not isinstance(adapter, RmmAdapter):
         raise TypeError(f"{type(adapter).__name__} does not satisfy RmmAdapter")
+    return adapter
+
+
+def security_adapter(adapter: Adapter) -> SecurityAdapter:
+    if not isinstance(adapter, SecurityAdapter):
+        raise TypeError(f"{type(adapter).__name__} does not satisfy SecurityAdapter")
     return adapter
 
 

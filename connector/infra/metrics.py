@@ -54,6 +54,10 @@ VENDOR_OPERATIONS = (
     "list_catalog",
     "required_ticket_fields",
     "register_webhook",
+    "list_customers",
+    "iter_agent_pages",
+    "list_threats",
+    "licence_use",
 )
 """The adapter contract's calls that reach the vendor (the `operation` label; others: `other`)."""
 
