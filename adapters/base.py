@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class Role(enum.StrEnum):
@@ -61,6 +61,16 @@ class _Command(BaseModel):
 # ---------------------------------------------------------------------------------------------
 
 
+def _macs_or_none(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return None if value is None else normal_macs([value])
+    return normal_macs(value)
+
+
+MacAddresses = Annotated[tuple[str, ...] | None, BeforeValidator(_macs_or_none)]
+"""A device's MAC addresses as `normal_macs` writes them, from one address or any sequence."""
+
+
 class RmmClient(_Record):
     id: str
     name: str
@@ -81,7 +91,7 @@ class EndpointStatus(_Record):
     site_id: str | None = None
     hostname: str
     serial_number: str | None = None
-    mac_addresses: tuple[str, ...] | None = None
+    mac_addresses: MacAddresses = None
     """The endpoint's network adapters' MAC addresses as `AA:BB:CC:DD:EE:FF`, sorted, for matching
     the same device across sources; anything not a 48-bit address is dropped."""
     os_name: str | None = None
@@ -93,13 +103,6 @@ class EndpointStatus(_Record):
     active_threats: int | None = None
     online: bool | None = None
     last_seen_at: datetime | None = None
-
-    @field_validator("mac_addresses", mode="before")
-    @classmethod
-    def _normal_macs(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return None if value is None else normal_macs([value])
-        return normal_macs(value)
 
 
 def normal_macs(values: Any) -> tuple[str, ...]:
@@ -192,7 +195,7 @@ class AgentStatus(_Record):
     customer_name: str | None = None
     hostname: str
     serial_number: str | None = None
-    mac_addresses: tuple[str, ...] | None = None
+    mac_addresses: MacAddresses = None
     """As `EndpointStatus.mac_addresses`: `AA:BB:CC:DD:EE:FF`, sorted, anything else dropped."""
     os_name: str | None = None
     device_type: str | None = None
@@ -207,13 +210,6 @@ class AgentStatus(_Record):
     last_seen_at: datetime | None = None
     isolated: bool | None = None
     """Network isolation (containment) by the console, where the vendor has it."""
-
-    @field_validator("mac_addresses", mode="before")
-    @classmethod
-    def _normal_macs(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str):
-            return None if value is None else normal_macs([value])
-        return normal_macs(value)
 
 
 @dataclass(frozen=True)
