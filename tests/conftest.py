@@ -98,6 +98,9 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
         "public_url": "https://connector.example.test",
         "run_worker": False,
         "run_scheduler": False,
+        # A loaded CI machine can take seconds for one SQLite commit; the 5 s request deadline is
+        # a production figure, and the tests about deadlines set their own.
+        "db_command_timeout_seconds": 30.0,
     }
     if backend == "sqlite":
         path = tmp_path / "connector.db"
