@@ -479,6 +479,88 @@ class Endpoint(Base):
     retired_at: Mapped[datetime | None]
 
 
+class ConsoleAgent(Base):
+    """The last observed status of one agent in a security console, stored beside the RMM's
+    endpoints (never over them), and which RMM endpoint it is the same device as. Never deleted:
+    an agent gone from the console is `retired`."""
+
+    __tablename__ = "console_agents"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "agent_id", name="uq_console_agents_connection_agent"),
+        Index("ix_console_agents_tenant_customer", "tenant_id", "customer_id"),
+        Index("ix_console_agents_endpoint", "endpoint_ref"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(100))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    customer_name: Mapped[str | None] = mapped_column(String(255))
+    hostname: Mapped[str] = mapped_column(String(255))
+    serial_number: Mapped[str | None] = mapped_column(String(100))
+    mac_addresses: Mapped[list[str] | None] = mapped_column(JSON)
+    os_name: Mapped[str | None] = mapped_column(String(255))
+    device_type: Mapped[str | None] = mapped_column(String(64))
+    product: Mapped[str | None] = mapped_column(String(255))
+    agent_version: Mapped[str | None] = mapped_column(String(64))
+    protection_enabled: Mapped[bool | None]
+    definitions_up_to_date: Mapped[bool | None]
+    definitions_date: Mapped[datetime | None]
+    last_scan_at: Mapped[datetime | None]
+    active_threats: Mapped[int | None]
+    online: Mapped[bool | None]
+    last_seen_at: Mapped[datetime | None]
+    isolated: Mapped[bool | None]
+    fingerprint: Mapped[str] = mapped_column(String(32), default="")
+    seen_in_run_id: Mapped[str | None] = mapped_column(String(32))
+    endpoint_ref: Mapped[str | None] = mapped_column(ForeignKey("endpoints.id", ondelete="SET NULL"))
+    """The RMM endpoint (`endpoints.id`) this agent is the same device as; None = no match."""
+    match_rule: Mapped[str | None] = mapped_column(String(16))
+    """How `endpoint_ref` was found: serial, mac, hostname or manual."""
+    match_note: Mapped[str | None] = mapped_column(String(500))
+    """Why there is no match although candidates exist (ambiguous, duplicate agent)."""
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None]
+
+
+class AgentMatchOverride(Timestamped, Base):
+    """An engineer's word on which RMM endpoint a console agent is, over the automatic rules."""
+
+    __tablename__ = "agent_match_overrides"
+    __table_args__ = (UniqueConstraint("connection_id", "agent_id", name="uq_agent_match_overrides_agent"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(100))
+    endpoint_ref: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+
+
+class LicenceDaily(Base):
+    """Seats a console customer uses per product per day, as the vendor counts them for its
+    invoice (`peak_used` only grows during the day, `last_used` is the latest sync's count)."""
+
+    __tablename__ = "licence_daily"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "customer_id", "product", "day", name="uq_licence_daily_key"),
+        Index("ix_licence_daily_tenant_day", "tenant_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(String(100))
+    product: Mapped[str] = mapped_column(String(255))
+    sku: Mapped[str | None] = mapped_column(String(100))
+    day: Mapped[str] = mapped_column(String(10))
+    """YYYY-MM-DD (UTC)"""
+    peak_used: Mapped[int] = mapped_column(Integer, default=0)
+    last_used: Mapped[int] = mapped_column(Integer, default=0)
+    purchased: Mapped[int | None] = mapped_column(Integer)
+
+
 class SyncRun(Base):
     """One pass over an RMM connection's fleet. At most one `running` per connection (partial unique
     index): a second trigger is refused, and a run whose heartbeat stopped is taken over."""
