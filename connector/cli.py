@@ -173,7 +173,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     from connector.infra.jobs.worker import Worker
     from connector.models import SyncRun
     from connector.runtime import AFTER_SYNC_WORK
-    from connector.sync.run import SyncConflict, execute_run, rmm_connections, start_run
+    from connector.sync.run import SyncConflict, execute_run, start_run, sync_sources
 
     if args.billing:
         return cmd_billing(settings, args)
@@ -198,14 +198,14 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
         try:
             await db.migrate(settings.resolved_database_url(), schema=settings.database_schema)
             async with services.sessions() as session:
-                connections = await rmm_connections(session)
+                connections = await sync_sources(session)
             if args.connection:
                 connections = [c for c in connections if c.id == args.connection]
                 if not connections:
-                    print(f"no enabled RMM connection with id {args.connection}", file=sys.stderr)
+                    print(f"no enabled RMM or security connection with id {args.connection}", file=sys.stderr)
                     return Exit.NOT_FOUND
             if not connections:
-                print("no enabled RMM connections to sync")
+                print("no enabled RMM connections or security consoles to sync")
                 return Exit.OK
             runs: list[tuple[str, str]] = []
             for connection in connections:

@@ -33,6 +33,8 @@ class ProblemSource(enum.StrEnum):
     ALERT = "alert"
     STATUS = "status"
     POLL = "poll"
+    CONSOLE = "console"
+    """Found by comparing a security console with the RMM (coverage), or read from the console."""
 
 
 class Routing(enum.StrEnum):

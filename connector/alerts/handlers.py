@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
-from connector.alerts.ingest import parse_delivery
+from connector.alerts.ingest import parse_delivery, webhook_adapter
 from connector.alerts.jobs import DELIVERIES, DELIVERY, RECONCILE, DeliveriesJob, DeliveryJob, ReconcileJob
 from connector.alerts.problems import apply_events, enqueue_reconciles
 from connector.alerts.tickets import reconcile_problem
@@ -99,7 +99,7 @@ async def _apply_delivery(services: Services, session: AsyncSession, delivery_id
     connection = await session.get(Connection, delivery.connection_id)
     if connection is None:
         return
-    adapter = await services.adapters.rmm(connection)
+    adapter = await webhook_adapter(services, connection)
     request = WebhookRequest(
         body=delivery.body,
         headers={"content-type": delivery.content_type or ""},

@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import String, Table, insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from adapters.base import AlertEvent, RmmAdapter, WebhookRequest
+from adapters.base import AlertEvent, RmmAdapter, SecurityAdapter, WebhookRequest
 from adapters.common import unstorable
 from adapters.errors import WebhookParseError
 from connector.alerts.canonical import fitted_key, load_json, looks_canonical, parse_canonical
@@ -43,7 +43,7 @@ class WebhookTarget:
     tenant_id: str
     kind: str
     secret: str
-    adapter: RmmAdapter
+    adapter: RmmAdapter | SecurityAdapter
     enabled: bool = True
     """A disabled connection's deliveries are verified and recorded as refused (403), not stored."""
 
@@ -82,13 +82,13 @@ class TargetCache:
         async with self._services.sessions() as session:
             row = await session.get(Connection, connection_id)
         target = None
-        if row is not None and row.role == "rmm" and row.webhook_secret_encrypted is not None:
+        if row is not None and row.role in PUSH_ROLES and row.webhook_secret_encrypted is not None:
             target = WebhookTarget(
                 connection_id=row.id,
                 tenant_id=row.tenant_id,
                 kind=row.kind,
                 secret=self._services.cipher.decrypt_text(row.webhook_secret_encrypted),
-                adapter=await self._services.adapters.rmm(row),
+                adapter=await webhook_adapter(self._services, row),
                 enabled=row.enabled,
             )
         if len(connection_id) <= 64:
@@ -96,7 +96,17 @@ class TargetCache:
         return target
 
 
-def parse_delivery(adapter: RmmAdapter, request: WebhookRequest) -> list[AlertEvent]:
+PUSH_ROLES = frozenset({"rmm", "security"})
+"""Connections that receive webhooks: RMMs (alerts) and security consoles (threats, incidents)."""
+
+
+async def webhook_adapter(services: Services, row: Connection) -> RmmAdapter | SecurityAdapter:
+    if row.role == "security":
+        return await services.adapters.security(row)
+    return await services.adapters.rmm(row)
+
+
+def parse_delivery(adapter: RmmAdapter | SecurityAdapter, request: WebhookRequest) -> list[AlertEvent]:
     """The canonical alert if the body is one, else the vendor's native format. Events carrying a
     value the database cannot store are refused here, naming the field, whichever parser made them."""
     document: Any = None

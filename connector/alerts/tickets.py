@@ -381,7 +381,7 @@ async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
         return
     async with services.sessions() as session:
         connection = await session.get(Connection, loaded.problem.rmm_connection_id)
-    if connection is None or not connection.enabled:
+    if connection is None or not connection.enabled or connection.role != "rmm":
         return
     rmm = await services.adapters.rmm(connection)
     if not isinstance(rmm, ClearsAlerts):

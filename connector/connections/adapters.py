@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from adapters.base import Adapter, PsaAdapter, RmmAdapter
+from adapters.base import Adapter, PsaAdapter, RmmAdapter, SecurityAdapter
 from connector.connections.service import build_adapter
 from connector.infra.context import Services
 from connector.models import Connection
@@ -37,6 +37,11 @@ class AdapterCache:
     async def psa(self, row: Connection) -> PsaAdapter:
         adapter = await self.get(row)
         assert isinstance(adapter, PsaAdapter), row.kind
+        return adapter
+
+    async def security(self, row: Connection) -> SecurityAdapter:
+        adapter = await self.get(row)
+        assert isinstance(adapter, SecurityAdapter), row.kind
         return adapter
 
     async def aclose(self) -> None:

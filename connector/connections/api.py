@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api/v1", tags=["connections"])
 
 
 def webhook_url(services: Services, row: Connection) -> str | None:
-    if row.role != "rmm":
+    if row.role not in ("rmm", "security"):
         return None
     return f"{services.settings.resolved_public_url()}/webhooks/{row.id}"
 

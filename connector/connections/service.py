@@ -133,15 +133,21 @@ async def get_connection(session: AsyncSession, tenant_id: str, connection_id: s
     return row
 
 
+PUSH_ROLES = frozenset({Role.RMM, Role.SECURITY})
+"""Roles whose connections get a webhook secret and URL (vendors that push)."""
+
+
 async def connection_of_role(
-    session: AsyncSession, tenant_id: str, connection_id: str, role: Role, field: str
+    session: AsyncSession, tenant_id: str, connection_id: str, role: Role | frozenset[Role], field: str
 ) -> Connection:
     """A referenced connection must exist in this tenant and have the expected role (else 422)."""
     row = await session.scalar(tenant_rows(Connection, tenant_id).where(Connection.id == connection_id))
     if row is None:
         raise FieldError(field, "no such connection")
-    if row.role != role.value:
-        raise FieldError(field, f"connection {row.name!r} is a {row.role} connection; expected {role.value}")
+    roles = frozenset({role}) if isinstance(role, Role) else role
+    if row.role not in {r.value for r in roles}:
+        expected = " or ".join(sorted(r.value for r in roles))
+        raise FieldError(field, f"connection {row.name!r} is a {row.role} connection; expected {expected}")
     return row
 
 
@@ -166,7 +172,7 @@ async def create_connection(
     url = check_base_url(services, url)
     creds = validate_credentials(services, spec, credentials)
     opts = validate_options(services, spec, options)
-    secret = new_webhook_secret() if spec.role is Role.RMM else None
+    secret = new_webhook_secret() if spec.role in PUSH_ROLES else None
     row = Connection(
         tenant_id=tenant_id,
         name=name,
@@ -252,8 +258,8 @@ def snapshot(services: Services, row: Connection) -> dict[str, Any]:
 async def rotate_webhook_secret(
     services: Services, session: AsyncSession, row: Connection, actor: Actor
 ) -> str:
-    if row.role != Role.RMM.value:
-        raise FieldError("id", "only RMM connections receive webhooks")
+    if Role(row.role) not in PUSH_ROLES:
+        raise FieldError("id", "only RMM and security connections receive webhooks")
     secret = new_webhook_secret()
     row.webhook_secret_encrypted = services.cipher.encrypt_text(secret)
     audit.record(
@@ -320,8 +326,8 @@ async def check_live(services: Services, row: Connection) -> LiveCheck:
 async def register_webhook(services: Services, row: Connection, url: str) -> LiveCheck:
     """Ask the vendor to post to this connection's webhook URL with its secret (kinds whose
     adapter `RegistersWebhook`); the answer says what the vendor refused."""
-    if row.role != Role.RMM.value:
-        raise FieldError("id", "only RMM connections receive webhooks")
+    if Role(row.role) not in PUSH_ROLES:
+        raise FieldError("id", "only RMM and security connections receive webhooks")
     if row.webhook_secret_encrypted is None:
         raise FieldError("id", "the connection has no webhook secret: rotate one first")
     secret = services.cipher.decrypt_text(row.webhook_secret_encrypted)

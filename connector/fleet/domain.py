@@ -160,5 +160,10 @@ def billable(status: EndpointStatus) -> bool:
     return status.product is not None
 
 
+def digest(data: Any) -> str:
+    """A short stable hash of JSON-able data, for fingerprints."""
+    return _digest(data)
+
+
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:32]

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from adapters.base import Adapter, PsaAdapter, RmmAdapter, TransportFactory
+from adapters.base import Adapter, PsaAdapter, RmmAdapter, SecurityAdapter, TransportFactory
 from adapters.registry import AdapterRegistry, discover
 from connector.infra import db
 from connector.infra.metrics import Metrics
@@ -33,6 +33,8 @@ class AdapterSource(Protocol):
 
     async def psa(self, row: Connection) -> PsaAdapter: ...
 
+    async def security(self, row: Connection) -> SecurityAdapter: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -50,6 +52,9 @@ class NoAdapters:
         raise RuntimeError(NO_ADAPTERS)
 
     async def psa(self, row: Connection) -> PsaAdapter:
+        raise RuntimeError(NO_ADAPTERS)
+
+    async def security(self, row: Connection) -> SecurityAdapter:
         raise RuntimeError(NO_ADAPTERS)
 
     async def aclose(self) -> None:

@@ -14,13 +14,23 @@ from sqlalchemy import JSON, ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import TICKET_RULE_FIELDS, CatalogKind, PsaOption, RequiresTicketFields, Role
+from adapters.base import (
+    TICKET_RULE_FIELDS,
+    CatalogKind,
+    PsaOption,
+    RequiresTicketFields,
+    RmmAdapter,
+    RmmClient,
+    Role,
+    SecurityAdapter,
+    SecurityCustomer,
+)
 from adapters.errors import AdapterError
 from connector.alerts.problems import reroute_unmapped, reroute_waiting
 from connector.audit import service as audit
 from connector.audit.domain import Actor, changed
 from connector.connections.catalog import read_catalog
-from connector.connections.service import build_psa, build_rmm, connection_of_role, validation_errors
+from connector.connections.service import build_adapter, build_psa, connection_of_role, validation_errors
 from connector.infra.context import Services
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import FieldError, NotFound, VendorUnavailable
@@ -146,11 +156,15 @@ class RuleKind(Generic[RowT]):
         return and_(*clauses)
 
 
+SOURCE_ROLES = frozenset({Role.RMM, Role.SECURITY})
+"""What a client mapping maps to a PSA company: an RMM's client or a security console's customer."""
+
+
 async def _check_mapping(
     session: AsyncSession, tenant_id: str, data: BaseModel, _services: Services | None
 ) -> None:
     assert isinstance(data, ClientMappingIn)
-    await connection_of_role(session, tenant_id, data.rmm_connection_id, Role.RMM, "rmm_connection_id")
+    await connection_of_role(session, tenant_id, data.rmm_connection_id, SOURCE_ROLES, "rmm_connection_id")
     await connection_of_role(session, tenant_id, data.psa_connection_id, Role.PSA, "psa_connection_id")
 
 
@@ -414,7 +428,9 @@ async def suggest_mappings(
 ) -> list[Suggestion]:
     """Unmapped RMM clients paired with PSA companies (the RMM's own links first, then by name
     similarity), read live from both."""
-    rmm_row = await connection_of_role(session, tenant_id, rmm_connection_id, Role.RMM, "rmm_connection_id")
+    rmm_row = await connection_of_role(
+        session, tenant_id, rmm_connection_id, SOURCE_ROLES, "rmm_connection_id"
+    )
     psa_row = await connection_of_role(session, tenant_id, psa_connection_id, Role.PSA, "psa_connection_id")
     mapped = set(
         await session.scalars(
@@ -423,12 +439,14 @@ async def suggest_mappings(
             )
         )
     )
-    rmm, psa = build_rmm(services, rmm_row), build_psa(services, psa_row)
+    source, psa = build_adapter(services, rmm_row), build_psa(services, psa_row)
     try:
-        unmapped = [c async for c in rmm.list_clients() if c.id not in mapped]
+        assert isinstance(source, RmmAdapter | SecurityAdapter), rmm_row.kind
+        listed = source.list_customers() if isinstance(source, SecurityAdapter) else source.list_clients()
+        unmapped: list[RmmClient | SecurityCustomer] = [c async for c in listed if c.id not in mapped]
         companies = [(c.id, c.name) async for c in psa.list_companies()]
     finally:
-        await rmm.aclose()
+        await source.aclose()
         await psa.aclose()
     clients = [(c.id, c.name) for c in unmapped]
     linked = {c.id: c.psa_company_ids[psa_row.kind] for c in unmapped if psa_row.kind in c.psa_company_ids}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import EndpointStatus, ProblemKind, RmmAdapter, SkippedEndpoint
+from adapters.base import EndpointStatus, ProblemKind, RmmAdapter, Role, SkippedEndpoint
 from adapters.errors import AdapterError, CredentialsError
 from connector.alerts.problems import (
     apply_polled,
@@ -30,7 +29,7 @@ from connector.alerts.problems import (
     observe_active,
     observe_cleared,
 )
-from connector.fleet import domain
+from connector.fleet import coverage, domain
 from connector.fleet.endpoints import STATUS_FIELDS, thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
@@ -49,8 +48,10 @@ from connector.models import (
 from connector.notifications.domain import Event, EventKind
 from connector.notifications.service import notify
 from connector.rules.deploy import deploy_unprotected
-from connector.statuses import ProblemStatus, SyncStatus
+from connector.statuses import ProblemSource, ProblemStatus, SyncStatus
+from connector.sync import console
 from connector.sync.configurations import enqueue_configuration_pushes
+from connector.sync.counters import Counters as _Counters
 from connector.sync.jobs import SYNC, SyncJob
 
 log = get_logger("connector.sync.run")
@@ -140,22 +141,6 @@ async def enqueue_run(session: AsyncSession, run: SyncRun) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Counters:
-    pages: int = 0
-    seen: int = 0
-    skipped: int = 0
-    changed: int = 0
-    retired: int = 0
-    opened: int = 0
-    closed: int = 0
-    psa_calls: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    touched: dict[str, None] = field(default_factory=dict)
-    dirty_clients: set[str] = field(default_factory=set)
-    """Clients whose endpoints' PSA configuration fields may have changed in this run."""
-
-
 async def execute_run(services: Services, run_id: str, *, progress: Progress | None = None) -> SyncRun:
     async with services.sessions() as session:
         run = await session.get(SyncRun, run_id)
@@ -177,6 +162,9 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
         changed_since=run.changed_since.isoformat() if run.changed_since else None,
     )
     try:
+        if connection.role == Role.SECURITY.value:
+            await _console_run(services, run, connection, limits, counters)
+            return await _finish(services, run, counters, failed)
         adapter = await services.adapters.rmm(connection)
         async for page in adapter.iter_endpoint_pages(run.changed_since):
             await _store_page(services, run, connection, page.statuses, counters)
@@ -187,19 +175,42 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
         await _poll_alerts(services, run, connection, adapter, counters)
         if run.full:
             await _retire_missing(services, run, connection, counters)
+        await console.rematch(services, connection.tenant_id)
+        await console.evaluate_agents(services, connection.tenant_id, limits, counters)
         await _evaluate(services, run, connection, limits, counters)
         await _record_usage(services, connection)
         await _record_health(services, connection)
         await deploy_unprotected(services, connection)
     except AdapterError as exc:
         failed = True
-        counters.errors.append({"stage": "rmm", "type": type(exc).__name__, "message": str(exc)})
+        stage = "console" if connection.role == Role.SECURITY.value else "rmm"
+        counters.errors.append({"stage": stage, "type": type(exc).__name__, "message": str(exc)})
         log.warning("sync failed", connection_id=connection.id, run_id=run.id, error=str(exc))
     except Exception as exc:
         failed = True
         counters.errors.append({"stage": "internal", "type": type(exc).__name__, "message": str(exc)})
         log.exception("sync failed", connection_id=connection.id, run_id=run.id)
     return await _finish(services, run, counters, failed)
+
+
+async def _console_run(
+    services: Services, run: SyncRun, connection: Connection, limits: domain.Thresholds, c: _Counters
+) -> None:
+    """Read the console, match its agents, and re-evaluate the tenant's RMM endpoints, whose
+    protection the console's agents (or their absence) now speak for."""
+    adapter = await services.adapters.security(connection)
+
+    async def beat() -> None:
+        await _heartbeat(services, run, c)
+
+    await console.read_console(services, run, connection, adapter, c, beat)
+    await console.rematch(services, connection.tenant_id)
+    await console.evaluate_agents(services, connection.tenant_id, limits, c)
+    async with services.sessions() as session:
+        rmms = await rmm_connections(session, connection.tenant_id)
+    for rmm in rmms:
+        await _evaluate(services, run, rmm, limits, c)
+        await _record_health(services, rmm)
 
 
 async def skip_if_disabled(services: Services, run_id: str) -> bool:
@@ -397,14 +408,20 @@ async def _evaluate(
                     )
                 )
             }
+            views = await console.console_views(session, connection.id, connection.tenant_id, rows)
             changes: list[tuple[Endpoint, EndpointStatus, domain.Finding]] = []
             for row in rows:
-                status = to_status(row)
+                view = views.get(row.id)
+                status, _ = coverage.effective_status(to_status(row), view)
                 health = domain.health(status, limits, now)
                 if health != row.health:
                     row.health = health
                     c.dirty_clients.add(row.client_id)
                 for finding in domain.findings(status, limits, now):
+                    if view is not None and view.agent is None and finding.kind is ProblemKind.NOT_PROTECTED:
+                        finding = domain.Finding(
+                            finding.kind, finding.present, coverage.coverage_message(view)
+                        )
                     current = open_problems.get((row.endpoint_id, finding.kind.value))
                     if (finding.present and current is None) or (
                         finding.present is False and current is not None
@@ -424,7 +441,9 @@ async def _evaluate(
                         kind=finding.kind,
                         message=finding.message,
                         at=now,
-                        source="status",
+                        source=ProblemSource.CONSOLE
+                        if row.id in views and finding.kind is ProblemKind.NOT_PROTECTED
+                        else ProblemSource.STATUS,
                     )
                     if problem is not None:
                         c.opened += 1
@@ -617,3 +636,15 @@ async def rmm_connections(session: AsyncSession, tenant_id: str | None = None) -
     if tenant_id is not None:
         query = db.scoped(query, Connection, tenant_id)
     return list(await session.scalars(query.order_by(Connection.created_at)))
+
+
+async def sync_sources(session: AsyncSession, tenant_id: str | None = None) -> list[Connection]:
+    """The connections a sync reads: RMMs first (so a console's agents meet this sync's endpoints),
+    then security consoles."""
+    query = select(Connection).where(
+        Connection.role.in_([Role.RMM.value, Role.SECURITY.value]), Connection.enabled.is_(True)
+    )
+    if tenant_id is not None:
+        query = db.scoped(query, Connection, tenant_id)
+    rows = list(await session.scalars(query.order_by(Connection.created_at)))
+    return sorted(rows, key=lambda row: row.role != Role.RMM.value)

@@ -17,7 +17,7 @@ from connector.models import SyncRun
 from connector.notifications.domain import Event, EventKind
 from connector.notifications.service import notify
 from connector.statuses import SyncStatus, SyncTrigger
-from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
+from connector.sync.run import SyncConflict, enqueue_run, start_run, sync_sources
 
 log = get_logger("connector.sync.scheduler")
 
@@ -30,7 +30,7 @@ async def schedule_due_syncs(services: Services) -> int:
     now = datetime.now(UTC)
     started = 0
     async with services.sessions() as session:
-        connections = await rmm_connections(session)
+        connections = await sync_sources(session)
     for connection in connections:
         async with db.transaction(services.sessions) as session:
             last = await session.scalar(

@@ -14,21 +14,21 @@ from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.models import Connection, SyncRun
 from connector.statuses import SyncStatus, SyncTrigger
-from connector.sync.run import SyncConflict, enqueue_run, rmm_connections, start_run
+from connector.sync.run import SyncConflict, enqueue_run, start_run, sync_sources
 
 
 async def start_syncs(session: AsyncSession, tenant_id: str, connection_id: str | None) -> list[SyncRun]:
-    """Start and queue a run of one RMM connection (`SyncConflict` if one is running) or of every
+    """Start and queue a run of one RMM or security connection (`SyncConflict` if one is running) or of every
     enabled one (those already running are skipped), in the caller's transaction."""
     if connection_id is not None:
         connection = await get_connection(session, tenant_id, connection_id)
-        if connection.role != "rmm":
-            raise FieldError("connection_id", "is a PSA connection; syncs read RMM connections")
+        if connection.role == "psa":
+            raise FieldError("connection_id", "is a PSA connection; syncs read RMM and security connections")
         if not connection.enabled:
             raise FieldError("connection_id", "the connection is disabled")
         connections = [connection]
     else:
-        connections = await rmm_connections(session, tenant_id)
+        connections = await sync_sources(session, tenant_id)
     runs = []
     for connection in connections:
         try:
