@@ -198,8 +198,12 @@ class BillingRuleIn(_Strict):
 
     psa_connection_id: str = Field(min_length=1, max_length=32)
     product: str = Field(min_length=1, max_length=200)
-    """Security product name as reported by the RMM (case-insensitive substring match)."""
-    count_scope: Literal["protected", "installed"] = "protected"
+    """Security product name as reported by the RMM, or by the console for `console_seats`
+    (case-insensitive substring match)."""
+    count_scope: Literal["protected", "installed", "console_seats"] = "protected"
+    """What a seat is: an RMM endpoint with the product and protection on (`protected`), with the
+    product at all (`installed`), or a seat the security console counts for its customer (its
+    licence use, what the vendor invoices for: `console_seats`)."""
     count_method: Literal["peak", "average", "end_of_period"] = "peak"
     agreement_type: str | None = Field(default=None, max_length=200)
     agreement_id: str | None = Field(default=None, max_length=100)

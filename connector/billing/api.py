@@ -72,6 +72,8 @@ def _line_out(item: PreviewLine) -> PreviewLineOut:
             line_id=pushed.line_id,
         ),
         action=item.action,
+        rmm_seats=item.rmm_seats,
+        console_seats=item.console_seats,
     )
 
 

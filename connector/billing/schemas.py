@@ -47,6 +47,12 @@ class PreviewLineOut(BaseModel):
     margin: Money
     pushed: PushedOut | None
     action: Literal["create", "update", "unchanged"] = Field(description="what a push would do")
+    rmm_seats: int | None = Field(
+        default=None, description="seats the RMM counts (`installed` beside a console-counted rule)"
+    )
+    console_seats: int | None = Field(
+        default=None, description="seats the security consoles count (what the vendor invoices)"
+    )
 
 
 class ProductTotalOut(BaseModel):

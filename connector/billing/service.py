@@ -45,6 +45,7 @@ from connector.models import (
     BillingRule,
     ClientMapping,
     Connection,
+    LicenceDaily,
     UsageDaily,
     new_id,
 )
@@ -92,6 +93,10 @@ class PreviewLine:
     clients: list[str]
     agreement_id: str | None = None
     """The agreement the line was last written to (saves a PSA lookup)."""
+    rmm_seats: int | None = None
+    """The seats the RMM counts for the line (its scope; `installed` for a console-counted rule)."""
+    console_seats: int | None = None
+    """The seats the security consoles count for the line's company and product (their invoice)."""
 
 
 @dataclass
@@ -117,6 +122,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
         )
     )
     usage = await usage_rows(session, tenant_id, first, last)
+    licences = await licence_rows(session, tenant_id, first, last)
     mappings = {
         (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
         for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
@@ -126,7 +132,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
         for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
-    return _assemble(period, closed, rules, usage, mappings, states)
+    return _assemble(period, closed, rules, usage, licences, mappings, states)
 
 
 async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: date) -> list[domain.UsageRow]:
@@ -153,11 +159,39 @@ async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: d
     ]
 
 
+async def licence_rows(
+    session: AsyncSession, tenant_id: str, first: date, last: date
+) -> list[domain.UsageRow]:
+    """The consoles' daily seats from `first` to `last` as usage rows of their customers (the seat
+    counts the same whichever RMM scope would read it)."""
+    rows = await session.execute(
+        db.scoped(
+            select(
+                LicenceDaily.connection_id,
+                LicenceDaily.customer_id,
+                LicenceDaily.product,
+                LicenceDaily.day,
+                LicenceDaily.peak_used,
+                LicenceDaily.last_used,
+            ),
+            LicenceDaily,
+            tenant_id,
+        ).where(LicenceDaily.day >= first.isoformat(), LicenceDaily.day <= last.isoformat())
+    )
+    return [
+        domain.UsageRow(
+            connection_id, customer_id, product, date.fromisoformat(day), peak, last_, peak, last_
+        )
+        for connection_id, customer_id, product, day, peak, last_ in rows.all()
+    ]
+
+
 def _assemble(
     period: str,
     closed: bool,
     rules: list[BillingRule],
     usage: list[domain.UsageRow],
+    licences: list[domain.UsageRow],
     mappings: dict[domain.MappingKey, ClientMapping],
     states: dict[tuple[str, str], BillingLineState],
 ) -> Preview:
@@ -166,7 +200,11 @@ def _assemble(
     preview = Preview(period=period, closed=closed, lines=[])
     unmapped: dict[tuple[str, str], domain.UnmappedClient] = {}
     for rule in rules:
-        billed = domain.lines_for_rule(rule, usage, mappings)
+        billed = domain.lines_for_rule(
+            rule, licences if rule.count_scope == CONSOLE_SEATS else usage, mappings
+        )
+        rmm_seats = _quantities(domain.lines_for_rule(_counting(rule, _rmm_scope(rule)), usage, mappings))
+        console_seats = _quantities(domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings))
         for client in billed.unmapped:
             unmapped[(client.rmm_connection_id, client.client_id)] = client
         for line in billed.lines:
@@ -181,10 +219,39 @@ def _assemble(
                     domain.plan(line, pushed),
                     billed.clients[line.company_id],
                     state.agreement_id if state else None,
+                    rmm_seats.get(line.company_id),
+                    console_seats.get(line.company_id),
                 )
             )
     preview.unmapped_clients = list(unmapped.values())
     return preview
+
+
+CONSOLE_SEATS = "console_seats"
+
+
+def _rmm_scope(rule: BillingRule) -> str:
+    """The RMM's view of a rule's seats: its own scope, or `installed` beside a console-counted rule."""
+    return "installed" if rule.count_scope == CONSOLE_SEATS else rule.count_scope
+
+
+@dataclass(frozen=True)
+class _Counting:
+    """A rule counted in another scope, for the reconciliation's other columns."""
+
+    rule: BillingRule
+    count_scope: str
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rule, name)
+
+
+def _counting(rule: BillingRule, scope: str) -> Any:
+    return _Counting(rule, scope)
+
+
+def _quantities(lines: domain.RuleLines) -> dict[str, int]:
+    return {line.company_id: line.quantity for line in lines.lines}
 
 
 def _pushed(state: BillingLineState) -> domain.Pushed:

@@ -2,7 +2,7 @@
 endpoints, never over them), its threats and its licence use; match agents to endpoints
 (`connector.fleet.matching`) per console within the mapped PSA company; and derive the coverage
 problems of agents (`unmanaged_agent`, a silent agent) — the endpoint side (not protected, the
-console's status fields) is merged in by the RMM evaluation through `console_views`.
+console's status fields) is merged in by the RMM evaluation through `fleet.consoles.console_views`.
 
 Like the RMM steps, every write compares before it writes, so a re-run after a crash repeats reads,
 not changes; the run's cursor moves only when the run succeeded.
@@ -32,51 +32,26 @@ from adapters.errors import AdapterError
 from connector.alerts.problems import apply_polled, clear_retired, observe_active, observe_cleared
 from connector.billing.licences import record_licence_use
 from connector.fleet import coverage, domain
+from connector.fleet.consoles import AGENT_FIELDS, company_scopes, consoles_of, to_agent_status
 from connector.fleet.matching import Device, match_devices
 from connector.infra import db
 from connector.infra.context import Services
 from connector.models import (
     AgentMatchOverride,
-    ClientMapping,
     Connection,
     ConsoleAgent,
     Endpoint,
     Problem,
-    SyncCursor,
     SyncRun,
 )
 from connector.statuses import ProblemSource, ProblemStatus
 from connector.sync.counters import Counters
 
-AGENT_FIELDS = (
-    "customer_id",
-    "customer_name",
-    "hostname",
-    "serial_number",
-    "mac_addresses",
-    "os_name",
-    "device_type",
-    "product",
-    "agent_version",
-    "protection_enabled",
-    "definitions_up_to_date",
-    "definitions_date",
-    "last_scan_at",
-    "active_threats",
-    "online",
-    "last_seen_at",
-    "isolated",
-)
-"""The stored status fields, as `AgentStatus` and `ConsoleAgent` both name them."""
 RETIRE_GUARD_SHARE = 0.5
 SKIPPED_REPORTED = 50
 COVERAGE_KINDS = (ProblemKind.UNMANAGED_AGENT.value, ProblemKind.AGENT_OFFLINE.value)
 
 Heartbeat = Callable[[], Awaitable[None]]
-
-
-def to_agent_status(row: ConsoleAgent) -> AgentStatus:
-    return AgentStatus(agent_id=row.agent_id, **{name: getattr(row, name) for name in AGENT_FIELDS})
 
 
 async def read_console(
@@ -278,30 +253,6 @@ async def _retire_missing(services: Services, run: SyncRun, connection: Connecti
 # ---------------------------------------------------------------------------------------------
 
 
-async def company_scopes(session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], str]:
-    """(source connection, client or customer id) → the PSA company it is mapped to."""
-    rows = await session.execute(
-        db.scoped(
-            select(
-                ClientMapping.rmm_connection_id,
-                ClientMapping.rmm_client_id,
-                ClientMapping.psa_connection_id,
-                ClientMapping.psa_company_id,
-            ),
-            ClientMapping,
-            tenant_id,
-        )
-    )
-    return {(conn, client): f"{psa}:{company}" for conn, client, psa, company in rows}
-
-
-async def consoles_of(session: AsyncSession, tenant_id: str) -> list[Connection]:
-    query = db.scoped(select(Connection), Connection, tenant_id).where(
-        Connection.role == "security", Connection.enabled.is_(True)
-    )
-    return list(await session.scalars(query.order_by(Connection.name)))
-
-
 async def rematch(services: Services, tenant_id: str) -> None:
     """Match every console's agents of the tenant to the RMM endpoints, storing only changes."""
     async with db.transaction(services.sessions) as session:
@@ -459,47 +410,3 @@ async def _offline_endpoints(
         ):
             out[ref] = online is False or (seen is not None and now - seen > limit)
     return out
-
-
-async def console_views(
-    session: AsyncSession, rmm_connection_id: str, tenant_id: str, rows: Sequence[Endpoint]
-) -> dict[str, coverage.ConsoleView]:
-    """Endpoint row id → what the console covering its client says (absent: no console covers it).
-    A console covers the PSA companies its customers are mapped to once it has been read completely
-    once: before its first full sync, missing agents mean nothing."""
-    consoles = {
-        c.id: c
-        for c in await consoles_of(session, tenant_id)
-        if (cursor := await session.get(SyncCursor, c.id)) is not None and cursor.last_full_at is not None
-    }
-    if not consoles or not rows:
-        return {}
-    scopes = await company_scopes(session, tenant_id)
-    covering: dict[str, str] = {}
-    for (conn, _customer), scope in scopes.items():
-        if conn in consoles:
-            covering.setdefault(scope, consoles[conn].name)
-    agents: dict[str, ConsoleAgent] = {}
-    for agent in await session.scalars(
-        select(ConsoleAgent)
-        .where(
-            ConsoleAgent.endpoint_ref.in_([r.id for r in rows]),
-            ConsoleAgent.retired_at.is_(None),
-            ConsoleAgent.connection_id.in_(list(consoles)),
-        )
-        .order_by(ConsoleAgent.connection_id)
-    ):
-        assert agent.endpoint_ref is not None
-        agents.setdefault(agent.endpoint_ref, agent)
-    views: dict[str, coverage.ConsoleView] = {}
-    for row in rows:
-        matched = agents.get(row.id)
-        if matched is not None:
-            views[row.id] = coverage.ConsoleView(
-                consoles[matched.connection_id].name, to_agent_status(matched), matched.match_rule
-            )
-        else:
-            found_scope = scopes.get((rmm_connection_id, row.client_id))
-            if found_scope is not None and found_scope in covering:
-                views[row.id] = coverage.ConsoleView(covering[found_scope], None)
-    return views

@@ -29,7 +29,7 @@ from connector.alerts.problems import (
     observe_active,
     observe_cleared,
 )
-from connector.fleet import coverage, domain
+from connector.fleet import consoles, coverage, domain
 from connector.fleet.endpoints import STATUS_FIELDS, thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
@@ -408,7 +408,7 @@ async def _evaluate(
                     )
                 )
             }
-            views = await console.console_views(session, connection.id, connection.tenant_id, rows)
+            views = await consoles.console_views(session, connection.id, connection.tenant_id, rows)
             changes: list[tuple[Endpoint, EndpointStatus, domain.Finding]] = []
             for row in rows:
                 view = views.get(row.id)
