@@ -30,6 +30,8 @@ KINDS: dict[str, Category] = {
     "api_key.created": Category.CONFIG,
     "api_key.revoked": Category.CONFIG,
     "thresholds.updated": Category.CONFIG,
+    "agent_match.set": Category.CONFIG,
+    "agent_match.cleared": Category.CONFIG,
     "billing_period.closed": Category.CONFIG,
     "ticket.created": Category.PSA,
     "ticket.noted": Category.PSA,

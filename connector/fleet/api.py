@@ -9,18 +9,21 @@ from fastapi import APIRouter, Query
 from connector.api.deps import Engineer, Session, Viewer, configuration_changed
 from connector.api.schemas import Offset
 from connector.audit.domain import Actor
-from connector.fleet import endpoints, service
+from connector.fleet import consoles, coverage, endpoints, service
 from connector.fleet import stats as fleet_stats
 from connector.fleet.domain import Thresholds
+from connector.fleet.endpoints import to_status
 from connector.fleet.schemas import (
     ActionOut,
     ClientHealthOut,
+    ConsoleAgentOut,
     DeploymentOut,
     EndpointDetail,
     EndpointOut,
     EndpointProblemOut,
     FleetSummaryOut,
     HealthCountsOut,
+    MatchIn,
     TrendPointOut,
 )
 
@@ -58,9 +61,16 @@ async def list_endpoints(
 async def get_endpoint(endpoint_id: str, session: Session, who: Viewer) -> EndpointDetail:
     row = await service.get_endpoint(session, who.tenant_id, endpoint_id)
     history = await service.endpoint_history(session, row)
+    status, sources = coverage.effective_status(to_status(row), await consoles.endpoint_view(session, row))
+    agent = await consoles.matched_agent(session, row)
     detail = EndpointDetail.model_validate(
         {
             **EndpointOut.model_validate(row, from_attributes=True).model_dump(),
+            **{name: getattr(status, name) for name in sources},
+            "sources": sources,
+            "console_agent": None
+            if agent is None
+            else ConsoleAgentOut.model_validate(agent, from_attributes=True),
             "problems": [],
             "actions": [ActionOut.model_validate(a, from_attributes=True) for a in history.actions],
             "deployments": [
@@ -88,6 +98,61 @@ async def get_endpoint(endpoint_id: str, session: Session, who: Viewer) -> Endpo
             )
         detail.problems.append(item)
     return detail
+
+
+# -- console agents -------------------------------------------------------------------------------
+
+
+@router.get("/console-agents", response_model=list[ConsoleAgentOut])
+async def list_console_agents(
+    session: Session,
+    who: Viewer,
+    connection_id: str | None = None,
+    customer_id: str | None = None,
+    matched: bool | None = Query(None, description="only agents matched (true) or not matched (false)"),
+    limit: int = Query(200, ge=1, le=5000),
+    offset: Offset = 0,
+) -> list[ConsoleAgentOut]:
+    """Agents of the security consoles, each with the RMM endpoint it was matched to, the rule
+    that matched it, or why it is unmatched although there were candidates."""
+    rows = await consoles.list_agents(
+        session,
+        who.tenant_id,
+        connection_id=connection_id,
+        customer_id=customer_id,
+        matched=matched,
+        limit=limit,
+        offset=offset,
+    )
+    return [ConsoleAgentOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.get("/console-agents/{agent_id}", response_model=ConsoleAgentOut)
+async def get_console_agent(agent_id: str, session: Session, who: Viewer) -> ConsoleAgentOut:
+    row = await consoles.get_agent(session, who.tenant_id, agent_id)
+    return ConsoleAgentOut.model_validate(row, from_attributes=True)
+
+
+@router.put("/console-agents/{agent_id}/match", response_model=ConsoleAgentOut)
+async def set_console_agent_match(
+    agent_id: str, body: MatchIn, session: Session, who: Engineer
+) -> ConsoleAgentOut:
+    """Match the agent to this endpoint by hand; kept over the automatic rules until deleted."""
+    row = await consoles.get_agent(session, who.tenant_id, agent_id)
+    row = await consoles.set_match(
+        session, who.tenant_id, row, body.endpoint_id, actor=Actor.key(who.api_key_id)
+    )
+    configuration_changed(session, who, "agent match", "update", row.id, ["endpoint_id"])
+    return ConsoleAgentOut.model_validate(row, from_attributes=True)
+
+
+@router.delete("/console-agents/{agent_id}/match", response_model=ConsoleAgentOut)
+async def clear_console_agent_match(agent_id: str, session: Session, who: Engineer) -> ConsoleAgentOut:
+    """Drop the manual match: the next sync matches the agent by the rules again."""
+    row = await consoles.get_agent(session, who.tenant_id, agent_id)
+    row = await consoles.clear_match(session, who.tenant_id, row, actor=Actor.key(who.api_key_id))
+    configuration_changed(session, who, "agent match", "delete", row.id, ["endpoint_id"])
+    return ConsoleAgentOut.model_validate(row, from_attributes=True)
 
 
 # -- fleet summary --------------------------------------------------------------------------------

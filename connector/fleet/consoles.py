@@ -10,9 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AgentStatus
+from connector.audit import service as audit
+from connector.audit.domain import Actor
 from connector.fleet import coverage
 from connector.infra import db
-from connector.models import ClientMapping, Connection, ConsoleAgent, Endpoint, SyncCursor
+from connector.infra.errors import FieldError, NotFound
+from connector.models import AgentMatchOverride, ClientMapping, Connection, ConsoleAgent, Endpoint, SyncCursor
 
 AGENT_FIELDS = (
     "customer_id",
@@ -106,3 +109,145 @@ async def console_views(
             if found_scope is not None and found_scope in covering:
                 views[row.id] = coverage.ConsoleView(covering[found_scope], None)
     return views
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading agents and overriding their match over the API
+# ---------------------------------------------------------------------------------------------
+
+
+async def list_agents(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    connection_id: str | None = None,
+    customer_id: str | None = None,
+    matched: bool | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[ConsoleAgent]:
+    """Current agents (retired ones are left out), by hostname."""
+    query = db.tenant_rows(ConsoleAgent, tenant_id).where(ConsoleAgent.retired_at.is_(None))
+    if connection_id:
+        query = query.where(ConsoleAgent.connection_id == connection_id)
+    if customer_id:
+        query = query.where(ConsoleAgent.customer_id == customer_id)
+    if matched is not None:
+        query = query.where(
+            ConsoleAgent.endpoint_ref.is_not(None) if matched else ConsoleAgent.endpoint_ref.is_(None)
+        )
+    rows = await session.scalars(
+        query.order_by(ConsoleAgent.hostname, ConsoleAgent.id).limit(limit).offset(offset)
+    )
+    return list(rows)
+
+
+async def get_agent(session: AsyncSession, tenant_id: str, agent_row_id: str) -> ConsoleAgent:
+    row = await session.scalar(db.tenant_rows(ConsoleAgent, tenant_id).where(ConsoleAgent.id == agent_row_id))
+    if row is None:
+        raise NotFound("console agent")
+    return row
+
+
+async def set_match(
+    session: AsyncSession, tenant_id: str, agent: ConsoleAgent, endpoint_row_id: str, *, actor: Actor
+) -> ConsoleAgent:
+    """The engineer's word: this agent is that endpoint, whatever the rules say (until cleared).
+    Applied at once to the agent; the problems follow at the next sync's evaluation."""
+    endpoint = await session.scalar(db.tenant_rows(Endpoint, tenant_id).where(Endpoint.id == endpoint_row_id))
+    if endpoint is None or endpoint.retired_at is not None:
+        raise FieldError("endpoint_id", "no such current endpoint in this tenant")
+    override = await session.scalar(
+        db.tenant_rows(AgentMatchOverride, tenant_id).where(
+            AgentMatchOverride.connection_id == agent.connection_id,
+            AgentMatchOverride.agent_id == agent.agent_id,
+        )
+    )
+    before = {"endpoint_id": agent.endpoint_ref, "rule": agent.match_rule}
+    if override is None:
+        session.add(
+            AgentMatchOverride(
+                tenant_id=tenant_id,
+                connection_id=agent.connection_id,
+                agent_id=agent.agent_id,
+                endpoint_ref=endpoint.id,
+            )
+        )
+    else:
+        override.endpoint_ref = endpoint.id
+    # The endpoint was some other agent's by the rules: that agent is unmatched until the next sync.
+    for other in await session.scalars(
+        db.tenant_rows(ConsoleAgent, tenant_id).where(
+            ConsoleAgent.connection_id == agent.connection_id,
+            ConsoleAgent.endpoint_ref == endpoint.id,
+            ConsoleAgent.id != agent.id,
+        )
+    ):
+        other.endpoint_ref, other.match_rule = None, None
+        other.match_note = f"the endpoint was matched by hand to agent {agent.agent_id}"
+    agent.endpoint_ref, agent.match_rule, agent.match_note = endpoint.id, "manual", None
+    audit.record(
+        session,
+        tenant_id,
+        "agent_match.set",
+        actor,
+        target_type="console_agent",
+        target_id=agent.id,
+        connection_id=agent.connection_id,
+        client_id=agent.customer_id,
+        summary=f"console agent {agent.hostname!r} matched by hand to endpoint {endpoint.hostname!r}",
+        before=before,
+        after={"endpoint_id": endpoint.id, "rule": "manual"},
+    )
+    await session.flush()
+    return agent
+
+
+async def clear_match(
+    session: AsyncSession, tenant_id: str, agent: ConsoleAgent, *, actor: Actor
+) -> ConsoleAgent:
+    """Back to the rules: the override goes, and the next sync matches the agent again."""
+    override = await session.scalar(
+        db.tenant_rows(AgentMatchOverride, tenant_id).where(
+            AgentMatchOverride.connection_id == agent.connection_id,
+            AgentMatchOverride.agent_id == agent.agent_id,
+        )
+    )
+    if override is None:
+        raise NotFound("match override")
+    await session.delete(override)
+    before = {"endpoint_id": agent.endpoint_ref, "rule": agent.match_rule}
+    agent.endpoint_ref, agent.match_rule, agent.match_note = (
+        None,
+        None,
+        "override cleared: matched again at the next sync",
+    )
+    audit.record(
+        session,
+        tenant_id,
+        "agent_match.cleared",
+        actor,
+        target_type="console_agent",
+        target_id=agent.id,
+        connection_id=agent.connection_id,
+        client_id=agent.customer_id,
+        summary=f"manual match of console agent {agent.hostname!r} cleared",
+        before=before,
+        after={"endpoint_id": None, "rule": None},
+    )
+    await session.flush()
+    return agent
+
+
+async def endpoint_view(session: AsyncSession, endpoint: Endpoint) -> coverage.ConsoleView | None:
+    views = await console_views(session, endpoint.rmm_connection_id, endpoint.tenant_id, [endpoint])
+    return views.get(endpoint.id)
+
+
+async def matched_agent(session: AsyncSession, endpoint: Endpoint) -> ConsoleAgent | None:
+    return await session.scalar(
+        db.tenant_rows(ConsoleAgent, endpoint.tenant_id)
+        .where(ConsoleAgent.endpoint_ref == endpoint.id, ConsoleAgent.retired_at.is_(None))
+        .order_by(ConsoleAgent.connection_id)
+        .limit(1)
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from connector.fleet.stats import HEALTH_CLASSES, ClientCounts, Counts
 
@@ -70,10 +70,56 @@ class DeploymentOut(BaseModel):
     next_allowed_at: datetime = Field(description="no other automatic deployment before this time")
 
 
+class ConsoleAgentOut(BaseModel):
+    """An agent in a security console, with the RMM endpoint it was matched to and by which rule."""
+
+    id: str
+    connection_id: str
+    agent_id: str
+    customer_id: str
+    customer_name: str | None
+    hostname: str
+    serial_number: str | None
+    mac_addresses: list[str] | None = None
+    os_name: str | None
+    device_type: str | None
+    product: str | None
+    agent_version: str | None
+    protection_enabled: bool | None
+    definitions_up_to_date: bool | None
+    definitions_date: datetime | None
+    last_scan_at: datetime | None
+    active_threats: int | None
+    online: bool | None
+    last_seen_at: datetime | None
+    isolated: bool | None
+    endpoint_id: str | None = Field(
+        validation_alias="endpoint_ref", description="the matched endpoint (`/api/v1/endpoints/{id}`)"
+    )
+    match_rule: str | None = Field(description="serial, mac, hostname or manual")
+    match_note: str | None = Field(description="why there is no match although there were candidates")
+    first_seen_at: datetime
+    updated_at: datetime
+
+
+class MatchIn(BaseModel):
+    """Match a console agent to this endpoint by hand, over the automatic rules."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"endpoint_id": "0f3a…"}]})
+
+    endpoint_id: str = Field(min_length=1, max_length=32)
+
+
 class EndpointDetail(EndpointOut):
+    """Status fields are the effective ones: the security console's where it reports them."""
+
     problems: list[EndpointProblemOut]
     actions: list[ActionOut]
     deployments: list[DeploymentOut] = Field(default_factory=list)
+    sources: dict[str, str] = Field(
+        default_factory=dict, description="status field → `rmm` or `console:<console connection name>`"
+    )
+    console_agent: ConsoleAgentOut | None = Field(default=None, description="the matched console agent")
 
 
 class HealthCountsOut(BaseModel):

@@ -13,7 +13,7 @@ import pytest
 
 from connector.infra import db
 from connector.infra.context import Services
-from connector.models import Connection, Endpoint
+from connector.models import AgentMatchOverride, Connection, ConsoleAgent, Endpoint
 from tests.api.world import (
     World,
     billing_rule_body,
@@ -204,6 +204,18 @@ ROUTES += [
     Route("DELETE", "/api/v1/notification-channels/{channel_id}", "engineer", id_source=_channel),
     Route("POST", "/api/v1/notification-channels/{channel_id}/test", "engineer", id_source=_channel),
     Route("GET", "/api/v1/notifications", "viewer"),
+    Route("GET", "/api/v1/console-agents", "viewer"),
+    Route("GET", "/api/v1/console-agents/{agent_id}", "viewer", id_source=lambda w: w.ids["agent_id"]),
+    Route(
+        "PUT",
+        "/api/v1/console-agents/{agent_id}/match",
+        "engineer",
+        body=lambda w: {"endpoint_id": w.ids["endpoint_id"]},
+        id_source=lambda w: w.ids["agent_id"],
+    ),
+    Route(
+        "DELETE", "/api/v1/console-agents/{agent_id}/match", "engineer", id_source=lambda w: w.ids["agent_id"]
+    ),
 ]
 
 ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
@@ -250,6 +262,26 @@ async def acme(client: Any, make_key: Any, services: Services) -> World:
         session.add(endpoint)
         await session.flush()
         world.ids["endpoint_id"] = endpoint.id
+        agent = ConsoleAgent(
+            tenant_id=connection.tenant_id,
+            connection_id=connection.id,
+            agent_id="agent-1",
+            customer_id="c-1",
+            hostname="EP-1-PC",
+            endpoint_ref=endpoint.id,
+            match_rule="manual",
+        )
+        session.add(agent)
+        session.add(
+            AgentMatchOverride(
+                tenant_id=connection.tenant_id,
+                connection_id=connection.id,
+                agent_id="agent-1",
+                endpoint_ref=endpoint.id,
+            )
+        )
+        await session.flush()
+        world.ids["agent_id"] = agent.id
     return world
 
 
