@@ -302,7 +302,8 @@ class SentinelOneAdapter:
                 if agent.isDecommissioned and not self._options.include_decommissioned:
                     continue
                 page.agents.append(self.agent_status(agent))
-            yield page
+            if page.agents or page.skipped:
+                yield page
 
     # -- threats ---------------------------------------------------------------------------------
 
@@ -367,7 +368,7 @@ class SentinelOneAdapter:
         uses: list[LicenceUse] = []
         for site in await self._sites():
             assert site.id is not None
-            bundles = [b for b in (site.licenses.bundles if site.licenses else None) or []]
+            bundles = (site.licenses.bundles if site.licenses else None) or []
             names = [(b.displayName or b.name or "").strip() for b in bundles]
             names = [n for n in names if n]
             label = " + ".join(names) or (site.sku or "").strip()

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.base import AgentStatus, SecurityAdapter
-from adapters.errors import CredentialsError, RateLimitedError, VendorRequestError
+from adapters.errors import CredentialsError, RateLimitedError, TransientVendorError, VendorRequestError
 from adapters.sentinelone.adapter import SentinelOneAdapter, api_base, parse_s1_error
 from adapters.sentinelone.fake.harness import LICENCE_PRODUCT, SentinelOneHarness, SentinelOneWorld
 from adapters.sentinelone.models import AgentsQuery, SentinelOneOptions
@@ -251,7 +251,7 @@ async def test_a_failed_threat_read_is_not_a_snapshot() -> None:
     console = world()
     console.fail_next(SecurityOperation.LIST_THREATS, 500, times=None)
     adapter = adapter_of(console)
-    with pytest.raises(Exception, match="Internal Server Error"):
+    with pytest.raises(TransientVendorError, match="Internal Server Error"):
         await adapter.list_threats(None)
     await adapter.aclose()
 
