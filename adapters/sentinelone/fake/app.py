@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -118,9 +119,13 @@ class SentinelOneFake(SentinelOneSeeding, AsgiFake, PathFaultHooks[Fault], CallL
             "usageType": "customer",
         }
 
-    def agent_row(self, agent: FakeAgent) -> Row:
+    def open_threat_counts(self) -> Counter[str]:
+        """Open threats per agent id, counted once per answer rather than once per agent."""
+        return Counter(t.agent_id for t in self.threats.values() if t.incident_status != "resolved")
+
+    def agent_row(self, agent: FakeAgent, open_threats: Counter[str] | None = None) -> Row:
         site = self.sites[agent.site_id]
-        active = self.active_threats(agent.id)
+        active = (open_threats if open_threats is not None else self.open_threat_counts())[agent.id]
         row: Row = {
             "accountId": site.account_id,
             "accountName": self.account_name,
@@ -281,7 +286,8 @@ class SentinelOneFake(SentinelOneSeeding, AsgiFake, PathFaultHooks[Fault], CallL
         if path == "/agents":
             agents = self._filter_agents(request)
             chunk_a, cursor = self._page(request, "agent", agents, lambda a: a.id)
-            return self._answer([self.agent_row(a) for a in chunk_a], len(agents), cursor)
+            counts = self.open_threat_counts()
+            return self._answer([self.agent_row(a, counts) for a in chunk_a], len(agents), cursor)
         threats = self._filter_threats(request)
         chunk_t, cursor = self._page(request, "threat", threats, lambda t: t.id)
         return self._answer([self.threat_row(t) for t in chunk_t], len(threats), cursor)

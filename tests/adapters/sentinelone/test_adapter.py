@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from adapters.base import AgentStatus, SecurityAdapter
 from adapters.errors import CredentialsError, RateLimitedError, TransientVendorError, VendorRequestError
 from adapters.sentinelone.adapter import SentinelOneAdapter, api_base, parse_s1_error
+from adapters.sentinelone.fake.app import SentinelOneFake
 from adapters.sentinelone.fake.harness import LICENCE_PRODUCT, SentinelOneHarness, SentinelOneWorld
 from adapters.sentinelone.models import AgentsQuery, SentinelOneOptions
 from adapters.testing.harness import (
@@ -315,3 +316,44 @@ async def test_a_refused_query_is_a_request_error() -> None:
     with pytest.raises(VendorRequestError, match="Validation Error"):
         await adapter._get("/agents", AgentsQuery(limit=1, cursor="not-base64!"))
     await adapter.aclose()
+
+
+async def test_the_world_counts_calls_by_operation_and_resets() -> None:
+    console = world(page_size=2)
+    adapter = adapter_of(console, page_size=2)
+    [c async for c in adapter.list_customers()]
+    await agents(adapter)
+    await adapter.list_threats(None)
+    assert console.calls(SecurityOperation.LIST_AGENTS) == 3
+    assert console.calls(SecurityOperation.LIST_THREATS) == 1
+    # Customers and licence use are both GET /sites: the counts are one and the same.
+    assert (
+        console.calls(SecurityOperation.LIST_CUSTOMERS) == console.calls(SecurityOperation.LICENCE_USE) == 2
+    )
+    console.reset_calls()
+    assert all(console.calls(op) == 0 for op in SecurityOperation)
+    console.fail_next(SecurityOperation.LIST_CUSTOMERS, 500, times=None)
+    console.clear_faults()
+    assert len([c async for c in adapter.list_customers()]) == 2
+    await adapter.aclose()
+    assert console.hosts == ("connector-msp.sentinelone.net",) and console.page_size == 2
+
+
+async def test_a_seeded_console_reads_with_its_variety() -> None:
+    fake = SentinelOneFake()
+    seeded = fake.seed_console(sites=4, agents=400)
+    console = SentinelOneHarness().start(customers=(), agents_per_customer=0)
+    console.fake = fake
+    adapter = adapter_of(console)
+    read = await agents(adapter)
+    uses = await adapter.licence_use()
+    customers = [c async for c in adapter.list_customers()]
+    await adapter.aclose()
+    assert set(read) == set(seeded.agent_ids) and len(customers) == 4
+    assert {c.psa_company_ids["autotask"] for c in customers} == {"1000", "1001", "1002", "1003"}
+    assert sum(u.seats_used for u in uses) == 400
+    assert any(a.protection_enabled is False for a in read.values())
+    assert any(a.online is False for a in read.values())
+    assert any(a.isolated for a in read.values())
+    assert any(a.definitions_up_to_date is False for a in read.values())
+    assert any((a.active_threats or 0) > 0 for a in read.values())
