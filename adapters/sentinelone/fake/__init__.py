@@ -24,7 +24,7 @@ Test and demo hooks: `add_site`, `add_agent`, `seed_console`, mutators (`touch`,
 (`rate_limit` → 429 + Retry-After, `fail_next` → 5xx, by API-relative path), `latency`, and records
 (`requests`, `call_count`, `reset_calls`).
 
-Files: `store.py` (records, seeding helpers and mutators), `seed.py` (`seed_console`), `app.py` (the
+Files: `store.py` (records, seeding methods and mutators), `seed.py` (`seed_console`), `app.py` (the
 HTTP face), `harness.py` (the `SecurityHarness`).
 """
 

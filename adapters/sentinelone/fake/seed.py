@@ -16,7 +16,7 @@ class ConsoleSeed:
 
 
 class SentinelOneSeeding(SentinelOneStore):
-    """A seeded console, built through the same helpers tests use."""
+    """A seeded console, built through the same methods tests use."""
 
     def seed_console(self, sites: int = 20, agents: int = 2000, *, seed: int = 11) -> ConsoleSeed:
         """Agents spread evenly over sites, mostly healthy; some offline for days, with protection

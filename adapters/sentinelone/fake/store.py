@@ -1,5 +1,5 @@
 """The fake SentinelOne console's state: the API token, sites with their licences, agents, threats,
-the helpers tests seed and change it with, and the fault list and call records."""
+the methods tests seed and change it with, and the fault list and call records."""
 
 from __future__ import annotations
 
