@@ -68,7 +68,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -316,7 +317,7 @@ class KscAdapter:
 
     # -- hosts -----------------------------------------------------------------------------------
 
-    async def host_chunks(self, vserver: str, host_filter: str) -> AsyncIterator[list[dict[str, Any]]]:
+    async def host_chunks(self, vserver: str, host_filter: str) -> AsyncGenerator[list[dict[str, Any]], None]:
         """The hosts of one virtual server matching `host_filter`, a chunk at a time; the accessor
         is released however the reading ends."""
         scope = self.scope(vserver)
@@ -355,36 +356,42 @@ class KscAdapter:
         finally:
             await scope.release("ChunkAccessor.Release", AccessorWrite(strAccessor=accessor))
 
-    async def iter_agent_pages(self, changed_since: datetime | None) -> AsyncIterator[AgentPage]:
+    async def iter_agent_pages(self, changed_since: datetime | None) -> AsyncGenerator[AgentPage, None]:
         """Every host of every virtual server, a chunk per page (`changed_since` cannot be applied:
         module docstring)."""
         for server in await self._vservers():
             assert server.KLVSRV_UID is not None
             name = _vserver_name(server)
-            async for rows in self.host_chunks(server.KLVSRV_UID, ALL_HOSTS_FILTER):
-                page = AgentPage(agents=[])
-                for row in rows:
-                    try:
-                        host = HostRead.model_validate(row)
-                    except ValidationError as exc:
-                        first = exc.errors()[0]
-                        where = ".".join(str(p) for p in first["loc"]) or "host"
-                        page.skipped.append(
-                            SkippedEndpoint(
-                                endpoint_id=str(row.get("KLHST_WKS_HOSTNAME") or "?"),
-                                field=where,
-                                message=first["msg"],
-                            )
-                        )
-                        continue
-                    if not host.KLHST_WKS_HOSTNAME:
-                        page.skipped.append(
-                            SkippedEndpoint(endpoint_id="?", field="KLHST_WKS_HOSTNAME", message="missing")
-                        )
-                        continue
-                    page.agents.append(self.agent_status(host, server.KLVSRV_UID, name))
-                if page.agents or page.skipped:
-                    yield page
+            async with aclosing(self.host_chunks(server.KLVSRV_UID, ALL_HOSTS_FILTER)) as chunks:
+                async for rows in chunks:
+                    page = self.agent_page(rows, server.KLVSRV_UID, name)
+                    if page.agents or page.skipped:
+                        yield page
+
+    def agent_page(self, rows: list[dict[str, Any]], customer_id: str, name: str) -> AgentPage:
+        """One chunk of hosts read; those without their id (or unreadable) in `skipped`."""
+        page = AgentPage(agents=[])
+        for row in rows:
+            try:
+                host = HostRead.model_validate(row)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "host"
+                page.skipped.append(
+                    SkippedEndpoint(
+                        endpoint_id=str(row.get("KLHST_WKS_HOSTNAME") or "?"),
+                        field=where,
+                        message=first["msg"],
+                    )
+                )
+                continue
+            if not host.KLHST_WKS_HOSTNAME:
+                page.skipped.append(
+                    SkippedEndpoint(endpoint_id="?", field="KLHST_WKS_HOSTNAME", message="missing")
+                )
+                continue
+            page.agents.append(self.agent_status(host, customer_id, name))
+        return page
 
     def agent_status(self, host: HostRead, customer_id: str, customer_name: str | None) -> AgentStatus:
         assert host.KLHST_WKS_HOSTNAME is not None
@@ -428,11 +435,12 @@ class KscAdapter:
             uid = server.KLVSRV_UID
             assert uid is not None
             found: list[ConsoleThreat] = []
-            async for rows in self.host_chunks(uid, THREAT_FILTER):
-                for row in rows:
-                    threat = self.threat_of(row, uid)
-                    if threat is not None:
-                        found.append(threat)
+            async with aclosing(self.host_chunks(uid, THREAT_FILTER)) as chunks:
+                async for rows in chunks:
+                    for row in rows:
+                        threat = self.threat_of(row, uid)
+                        if threat is not None:
+                            found.append(threat)
             threats.extend(found)
             complete.add(uid)
         return ThreatSnapshot(threats=threats, complete_for=frozenset(complete))

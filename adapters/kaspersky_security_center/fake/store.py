@@ -49,6 +49,8 @@ class FakeHost:
     nag_version: str = "14.0.0.10902"
     os_name: str = "Microsoft Windows 11 Pro"
     group_id: int = 0
+    win_name: str | None = None
+    """`KLHST_WKS_WINHOSTNAME` when it differs from the display name."""
     broken: bool = False
     """Served without `KLHST_WKS_HOSTNAME` (a record the adapter cannot identify)."""
 
@@ -176,7 +178,7 @@ class KscStore:
             "KLHST_WKS_HOSTNAME": host.hostname,
             "KLHST_WKS_DN": host.display_name,
             "KLHST_WKS_FQDN": f"{host.display_name.lower()}.corp.local",
-            "KLHST_WKS_WINHOSTNAME": host.display_name,
+            "KLHST_WKS_WINHOSTNAME": host.win_name or host.display_name,
             "KLHST_WKS_GROUPID": host.group_id,
             "KLHST_WKS_STATUS": host.status,
             "KLHST_WKS_STATUS_ID": host.status_id,
