@@ -89,7 +89,13 @@ from adapters.base import (
     WebhookRequest,
 )
 from adapters.common import BearerToken, TokenCache, server_root, settings_as
-from adapters.errors import AdapterError, CredentialsError, TransientVendorError, WebhookParseError
+from adapters.errors import (
+    AdapterError,
+    CredentialsError,
+    TransientVendorError,
+    VendorRequestError,
+    WebhookParseError,
+)
 from adapters.http import VendorHttpClient
 from adapters.kaspersky_security_center.models import (
     AccessorWrite,
@@ -254,7 +260,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
         raise TransientVendorError(f"{response.request.url.path} answered something other than an object")
     if isinstance(body.get("PxgError"), dict):
         message, _ = parse_ksc_error(response)
-        raise AdapterError(f"KSC {response.request.url.path}: {message}")
+        raise VendorRequestError(f"KSC {response.request.url.path}: {message}", status=response.status_code)
     return body
 
 

@@ -172,7 +172,7 @@ class KscHarness:
             name=SPEC.title,
             base_url=url,
             credentials=fake.credentials(),
-            options={"page_size": page_size} if page_size else {},
+            options={"product": PRODUCT, **({"page_size": page_size} if page_size else {})},
         )
         return KscWorld(
             spec=SPEC,

@@ -213,7 +213,7 @@ async def test_every_status_field_ksc_reports_is_normalized() -> None:
     assert healthy.hostname == device_name(CUSTOMERS[0], 0)
     assert healthy.customer_name == CUSTOMERS[0]
     assert healthy.protection_enabled is True and healthy.online is True
-    assert healthy.product == SPEC.options_model().product  # type: ignore[attr-defined]
+    assert healthy.product == PRODUCT == ksc.licence_product
     assert healthy.agent_version == host.nag_version and healthy.os_name == host.os_name
     assert healthy.definitions_up_to_date is True
     assert healthy.definitions_date == host.bases_time.replace(microsecond=0)  # type: ignore[union-attr]
