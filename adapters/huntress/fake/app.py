@@ -40,6 +40,13 @@ REPORT_QUERY = PAGING | {"indicator_type", "status", "severity", "platform", "or
 REPORT_STATUSES = frozenset(
     {"sent", "closed", "dismissed", "auto_remediating", "deleting", "partner_dismissed"}
 )
+ADDRESS = {
+    "line1": "1 Harbor Way",
+    "city": "Portland",
+    "state": "OR",
+    "postal_code": "97201",
+    "country": "US",
+}
 SEVERITIES = frozenset({"low", "high", "critical"})
 
 
@@ -177,8 +184,8 @@ class HuntressFake(HuntressStore, AsgiFake, PathFaultHooks[Fault], CallLog):
             "status": "enabled",
             "support_type": "partner_supported",
             "neighborhood_watch": {"edr": 0},
-            "billing_address": None,
-            "shipping_address": None,
+            "billing_address": ADDRESS,
+            "shipping_address": ADDRESS,
         }
 
     def _authorize(self, request: Request) -> None:
