@@ -25,7 +25,7 @@ def adapter(sleep: RecordingSleep | None = None, base_url: str = API, **options:
     ctx = ConnectionContext(
         connection_id="c",
         base_url=base_url,
-        credentials=HuntressCredentials(api_key="hk_public", api_secret="hs_private"),  # type: ignore[arg-type]
+        credentials=HuntressCredentials.model_validate({"api_key": "hk_public", "api_secret": "hs_private"}),
         options=HuntressOptions.model_validate(options),
         sleep=sleep or RecordingSleep(),
     )
