@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ from adapters.huntress.fake.store import (
     ACCOUNT_ID,
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    RATE_WINDOW,
     FakeAgent,
     FakeIncidentReport,
     FakeOrganization,
@@ -95,7 +97,20 @@ class HuntressFake(HuntressStore, AsgiFake, PathFaultHooks[Fault], CallLog):
         self.statuses[response.status_code] += 1
         return response
 
+    def _throttle(self) -> None:
+        """The documented sliding window: request 61 within 60 s of request 1 is refused."""
+        if self.request_limit is None:
+            return
+        now = self.monotonic()
+        while self.sent_at and self.sent_at[0] <= now - RATE_WINDOW:
+            self.sent_at.popleft()
+        if len(self.sent_at) >= self.request_limit:
+            wait = max(1, math.ceil(self.sent_at[0] + RATE_WINDOW - now))
+            raise HuntressApiError(429, "Too Many Requests", {"Retry-After": str(wait)})
+        self.sent_at.append(now)
+
     def _handle(self, request: Request, path: str, parts: list[str]) -> Response:
+        self._throttle()
         fault = first_fault(self.faults, request.method, path)
         if fault is not None:
             fault.claim()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from adapters.huntress.fake.store import HuntressStore
-from adapters.testing.harness import device_mac, device_name, device_serial
+from adapters.testing.harness import device_mac, device_serial
 
 
 @dataclass
@@ -27,8 +27,8 @@ def seed_fleet(
         out.organization_ids.append(store.add_organization(f"Organization {o + 1:03d} Ltd").id)
     for n in range(agents):
         org = store.organizations[out.organization_ids[n % organizations]]
-        name = device_name(org.name, n // organizations)
         server = rng.random() < 0.2
+        name = f"O{(n % organizations) + 1:03d}-{'SRV' if server else 'WS'}{n + 1:05d}"
         agent = store.add_agent(
             org.id,
             name,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ Row = dict[str, Any]
 ACCOUNT_ID = 5
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 500
+RATE_WINDOW = 60.0
 
 
 def stamp(when: datetime | None) -> str | None:
@@ -94,6 +97,11 @@ class HuntressStore:
         self.statuses: Counter[int] = Counter()
         self.requests: list[dict[str, Any]] = []
         self.latency = 0.0
+        self.request_limit: int | None = None
+        """When set, the account's sliding-window limit: more than this many requests in any
+        `RATE_WINDOW` seconds answer 429 with the `Retry-After` until the oldest leaves the window."""
+        self.monotonic: Callable[[], float] = time.monotonic
+        self.sent_at: deque[float] = deque()
         self._ids = {
             "organization": itertools.count(101),
             "agent": itertools.count(5001),

@@ -24,6 +24,7 @@ from adapters.errors import (
 from adapters.huntress import SPEC
 from adapters.huntress.adapter import HuntressAdapter, api_base, classification
 from adapters.huntress.fake.harness import WEBHOOK_SECRET, HuntressHarness, HuntressWorld
+from adapters.huntress.fake.seed import seed_fleet
 from adapters.huntress.models import HuntressOptions
 from adapters.huntress.pacing import RollingWindow
 from adapters.huntress.webhooks import sign
@@ -250,33 +251,66 @@ def test_the_rolling_window_follows_the_documents_example() -> None:
         assert sum(1 for other in sent[: i + 1] if other > at - 60.0) <= 60
 
 
-async def test_the_adapter_paces_itself_under_60_requests_a_minute() -> None:
-    w = world(agents=25, page_size=1)
-    sleep = RecordingSleep()
-    now = [1000.0]
-    adapter = SPEC.factory(
+class VirtualTime:
+    """A monotonic clock that only a sleep moves, shared by the adapter and the fake."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.calls: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        self.now += seconds
+
+
+def paced(w: HuntressWorld, clock: VirtualTime, **options: object) -> HuntressAdapter:
+    built = SPEC.factory(
         ConnectionContext(
             connection_id="pacing",
             base_url=w.connection.base_url,
             credentials=SPEC.credentials_model.model_validate(w.connection.credentials),
-            options=SPEC.options_model.model_validate({"page_size": 1}),
+            options=SPEC.options_model.model_validate(options),
             transport_factory=lambda _url: w.transport(),
-            sleep=sleep,
-            extra={"monotonic": lambda: now[0]},
+            sleep=clock.sleep,
+            extra={"monotonic": clock},
         )
     )
-    assert isinstance(adapter, HuntressAdapter)
+    assert isinstance(built, HuntressAdapter)
+    return built
+
+
+async def test_the_adapter_paces_itself_under_60_requests_a_minute() -> None:
+    w = world(agents=25, page_size=1)
+    clock = VirtualTime()
+    w.fake.request_limit, w.fake.monotonic = 60, clock
+    adapter = paced(w, clock, page_size=1)
     assert len(await agents_of(adapter)) == 75
-    # 3 organization pages and 75 agent pages: 78 requests in no time → the 61st waited a minute.
-    assert w.fake.call_count() == 78
-    assert adapter.window.waits and sleep.calls[0] == pytest.approx(60.0)
-    assert w.fake.statuses[429] == 0
+    # 3 organization pages and 75 agent pages in no time: the 61st waited a minute, and the fake
+    # enforcing the documented sliding window never had to refuse one.
+    assert w.fake.call_count() == 78 and w.fake.statuses[429] == 0
+    assert adapter.window.waits == [pytest.approx(60.0)] and clock.calls == [pytest.approx(60.0)]
     await adapter.aclose()
-    slower = huntress(w, requests_per_minute=10, page_size=500)
+    slower = paced(w, clock, requests_per_minute=10)
     for _ in range(12):
         await slower.test_connection()
-    assert len(slower.window.waits) >= 2
+    assert len(slower.window.waits) == 1 and w.fake.statuses[429] == 0
     await slower.aclose()
+
+
+async def test_without_pacing_the_fake_refuses_and_retry_after_recovers() -> None:
+    """The control: the same burst unpaced meets 429s, each waited out by its Retry-After."""
+    w = world(agents=25, page_size=1)
+    clock = VirtualTime()
+    w.fake.request_limit, w.fake.monotonic = 60, clock
+    adapter = paced(w, clock, page_size=1)
+    adapter.window.limit = 10_000
+    assert len(await agents_of(adapter)) == 75
+    assert w.fake.statuses[429] >= 1
+    assert any(wait >= 59 for wait in clock.calls)
+    await adapter.aclose()
 
 
 async def test_threats_are_open_incident_reports_with_their_classification() -> None:
@@ -423,4 +457,20 @@ async def test_webhook_events_are_parsed_into_alert_events() -> None:
     nul = {**body, "subject": "bad\u0000subject"}
     with pytest.raises(WebhookParseError, match="NUL"):
         adapter.parse_webhook(delivery(json.dumps(nul).encode()))
+    await adapter.aclose()
+
+
+async def test_a_seeded_fleet_reads_with_its_mix_of_states() -> None:
+    w = world(agents=0, customers=())
+    seeded = seed_fleet(w.fake, organizations=4, agents=120)
+    adapter = huntress(w)
+    statuses = await agents_of(adapter)
+    assert set(statuses) == {str(i) for i in seeded.agent_ids}
+    assert any(s.protection_enabled is False for s in statuses.values())
+    assert any(s.definitions_up_to_date is False for s in statuses.values())
+    assert any(s.online is False for s in statuses.values())
+    assert any(s.device_type == "server" for s in statuses.values())
+    threats = await adapter.list_threats(None)
+    assert threats.complete_for == frozenset(str(i) for i in seeded.organization_ids)
+    assert all(t.agent_id in statuses for t in threats.threats)
     await adapter.aclose()
