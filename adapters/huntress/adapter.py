@@ -13,6 +13,8 @@ Sources:
   deliveries carry "a Svix signature, a timestamp, and a unique delivery ID", verified with any Svix
   library against the raw body; Svix documentation, "Verifying Webhooks Manually" (docs.svix.com):
   headers and signed content (see `webhooks.py`).
+- Huntress support, "Managed AV - Interface & Basic Settings" (support.huntress.io article 308): the
+  Managed Antivirus states Protected, Unhealthy and Not Protected and what each means.
 
 Auth: HTTP Basic, `Authorization: Basic base64(<api key>:<api secret>)` on every request
 (`securityDefinitions.basic_auth`). 401 "could not be authenticated" and 403 (the credential's
@@ -31,16 +33,19 @@ Customers: `GET /v1/organizations` (sorted by id ascending).
 Agents: `GET /v1/agents`. The operation filters by organization, platform, hostname, os and
 version but not by time; it sorts by `updated_at`. A changed-since read asks for
 `sort_field=updated_at&sort_direction=desc` and stops at the first page reaching an agent updated
-before the cursor (yielding only those at or after it); a full read sorts by id ascending.
+before the cursor (yielding only those at or after it); a full read sorts by id ascending. (An
+agent updated while such a read pages may move between pages; the next read catches it.)
 Mapping of `Agent`: `hostname`, `serial_number`, `mac_addresses`, `os` (→ os_name; "server" in it →
 device type server, else workstation), `version` (→ agent_version), `defender_status` (Managed
-Antivirus: Healthy/Protected/Compliant → protection on; Disabled/Unhealthy/Unprotected/Not Installed
-/Incompatible → off; otherwise unknown), `defender_substatus` ("Up to date" → definitions up to date,
-"Out of date"/"Outdated" → not), `firewall_status` (Isolated, Pending Release → isolated; Enabled,
-Disabled, Pending Isolation → not), `last_callback_at` (→ last_seen_at; online when within
-`options.offline_after_minutes`). Huntress reports no definitions date, scan time or threat count
-per agent (those stay None; threats come from `list_threats`). An agent without id or organization
-is in its page's `skipped`.
+Antivirus, i.e. Microsoft Defender through Huntress: Healthy/Protected → protection on; Not
+Protected/Disabled/Not Installed/Incompatible → off; Unhealthy — "enabled but not all engines are
+turned on", "signatures are out of date" or "disabled" per Huntress support, "Managed AV -
+Interface & Basic Settings" — and anything else → unknown), `defender_substatus` ("Up to date" →
+definitions up to date, "Out of date"/"Outdated" → not), `firewall_status` (Isolated, Pending
+Release → isolated; Enabled, Disabled, Pending Isolation → not), `last_callback_at` (→
+last_seen_at; online when within `options.offline_after_minutes`). Huntress reports no definitions
+date, scan time or threat count per agent (those stay None; threats come from `list_threats`). An
+agent without id or organization is in its page's `skipped`.
 
 Threats: `GET /v1/incident_reports` per status. Open: `sent`, `auto_remediating`. With a `since`,
 also the reports resolved since then (`closed`, `dismissed`, `partner_dismissed`, sorted by
@@ -129,10 +134,10 @@ INDICATOR_ORDER = (
     "app_control",
     "ai_misuse",
 )
-PROTECTED = frozenset({"healthy", "protected", "compliant", "enabled", "active"})
-UNPROTECTED = frozenset(
-    {"disabled", "unhealthy", "unprotected", "not protected", "not installed", "incompatible", "off"}
-)
+PROTECTED = frozenset({"healthy", "protected", "enabled", "active"})
+UNPROTECTED = frozenset({"not protected", "unprotected", "disabled", "not installed", "incompatible", "off"})
+"""`Unhealthy` is neither: Huntress uses it for Defender on with an engine off, signatures out of
+date, or Defender disabled."""
 UP_TO_DATE = frozenset({"up to date", "uptodate", "current"})
 OUT_OF_DATE = frozenset({"out of date", "outdated", "out-of-date", "definitions out of date"})
 ISOLATED = frozenset({"isolated", "pending release"})

@@ -119,7 +119,7 @@ class HuntressWorld(FakeWorld[HuntressFake]):
         self.fake.remove_agent(int(agent_id))
 
     def set_protection(self, agent_id: str, enabled: bool) -> None:
-        status = "Healthy" if enabled else "Disabled"
+        status = "Healthy" if enabled else "Not Protected"
         agent = self.fake.agents[int(agent_id)]
         self.fake.set_defender(int(agent_id), status, agent.defender_substatus, at=self.changed_at)
 

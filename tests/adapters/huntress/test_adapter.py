@@ -154,7 +154,8 @@ async def test_every_reported_status_field_is_normalized() -> None:
     fake.agents[int(ids[3])].defender_substatus = ""
     statuses = await agents_of(adapter, w.cursor())
     assert statuses[ids[0]].protection_enabled is False
-    assert statuses[ids[1]].protection_enabled is False and statuses[ids[1]].definitions_up_to_date is False
+    # Unhealthy says Defender is on with an engine off, out of date, or off: protection unknown.
+    assert statuses[ids[1]].protection_enabled is None and statuses[ids[1]].definitions_up_to_date is False
     assert statuses[ids[2]].isolated is True
     last = statuses[ids[3]]
     assert last.last_seen_at == silent and last.online is False and last.device_type == "server"
