@@ -259,7 +259,9 @@ class SophosCentralFake(SophosStore, AsgiFake):
             raise SophosApiError(400, "badRequest", "pageSize must be at least 1")
         return min(size, maximum)
 
-    def _key_page(self, rows: list[Row], query: dict[str, str], maximum: int) -> Row:
+    def _key_page(
+        self, rows: list[Row], query: dict[str, str], maximum: int, *, from_key: bool = True
+    ) -> Row:
         size = self._size(query, maximum)
         key = query.get("pageFromKey")
         start = 0
@@ -268,7 +270,8 @@ class SophosCentralFake(SophosStore, AsgiFake):
                 raise SophosApiError(400, "badRequest", f"invalid pageFromKey {key!r}")
             start = int(key) - KEY_BASE
         chunk = rows[start : start + size]
-        pages: Row = {"fromKey": key or str(KEY_BASE), "size": size, "maxSize": maximum}
+        pages: Row = {"fromKey": key or str(KEY_BASE)} if from_key else {}
+        pages |= {"size": size, "maxSize": maximum}
         if start + size < len(rows):
             pages["nextKey"] = str(KEY_BASE + start + size)
         if query.get("pageTotal") == "true":
@@ -339,8 +342,8 @@ class SophosCentralFake(SophosStore, AsgiFake):
                 "associatedPerson": {"name": "CORP\\user", "viaLogin": "CORP\\user", "id": str(uuid.uuid4())},
                 "tamperProtectionEnabled": endpoint.tamper,
                 "assignedProducts": [
-                    {"code": "coreAgent", "version": endpoint.version, "status": "installed"},
-                    {"code": "interceptX", "version": endpoint.version, "status": "installed"},
+                    {"code": "coreAgent", "version": endpoint.version},
+                    {"code": "interceptX", "version": endpoint.version},
                 ],
                 "lastSeenAt": sophos_time(endpoint.last_seen),
                 "online": endpoint.online,
@@ -392,7 +395,7 @@ class SophosCentralFake(SophosStore, AsgiFake):
     def _alerts(self, query: dict[str, str], tenant: FakeTenant) -> Row:
         self._check_query(query, ALERT_QUERY)
         rows = [self.alert_row(a) for a in self.alerts.values() if a.tenant_id == tenant.id]
-        return self._key_page(rows, query, ALERT_MAX_PAGE)
+        return self._key_page(rows, query, ALERT_MAX_PAGE, from_key=False)  # as the example
 
     def _usage(self, query: dict[str, str], year: int, month: int) -> Row:
         self._check_query(query, USAGE_QUERY)
