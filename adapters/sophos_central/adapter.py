@@ -24,7 +24,8 @@ Flow:
   `/organization/v1/tenants` (`X-Organization-ID`): page-number paging, `pages{current, total}`.
   Each tenant carries its `apiHost` (`https://api-{dataRegion}.central.sophos.com`); a tenant
   credential is its own single customer at `apiHosts.dataRegion`. Regional hosts are accepted
-  only under the global host's domain (`central.sophos.com`).
+  only under the global host's domain (`central.sophos.com`), and over HTTPS when the global API
+  is (the collection's whoami example writes `http://api-us01.central.sophos.com`).
 - Agents: `GET {apiHost}/endpoint/v1/endpoints?view=full&pageSize=[&pageFromKey=][&lastSeenAfter=]`
   with `X-Tenant-ID`: key-based paging (`pages.nextKey` → `pageFromKey`); the page size is lowered
   to `pages.maxSize` when an answer states a smaller one.
@@ -369,7 +370,8 @@ class SophosCentralAdapter:
             log.warning("ignoring the API host %r outside %s", value, self._regional_domain)
             return None
         port = f":{url.port}" if url.port else ""
-        return f"{url.scheme}://{host}{port}"
+        scheme = "https" if self.global_base.startswith("https://") else url.scheme
+        return f"{scheme}://{host}{port}"
 
     def _regional_client(self, api_host: str) -> VendorHttpClient:
         client = self._regional.get(api_host)

@@ -233,6 +233,25 @@ async def test_a_tenant_credential_sends_only_collection_requests(description: D
     }
 
 
+async def test_an_organization_credential_sends_only_collection_requests(description: Description) -> None:
+    console = world()
+    console.fake.id_type = "organization"
+    log: list[Exchange] = []
+    record_world(console, log)
+    adapter = console.adapter(sleep=no_sleep)
+    assert {c.id async for c in adapter.list_customers()} == set(console.customers)
+    assert len([a async for page in adapter.iter_agent_pages(None) for a in page.agents]) == 6
+    assert await adapter.licence_use() == []  # no billing report outside the partner API
+    await adapter.aclose()
+    assert {check(description, e) for e in log} == {
+        "POST /api/v2/oauth2/token",
+        "GET /whoami/v1",
+        "GET /organization/v1/tenants",
+        "GET /endpoint/v1/endpoints",
+    }
+    assert all(e.headers.get("x-organization-id") for e in log if e.path.startswith("/organization/"))
+
+
 def test_the_validator_refuses_planted_bad_requests(description: Description) -> None:
     tenant = {"authorization": "Bearer t", "x-tenant-id": "t-1"}
     region = "https://api-eu01.central.sophos.com"
