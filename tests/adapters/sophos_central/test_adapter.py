@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from adapters.base import AgentStatus, Role, SecurityAdapter, WebhookRequest
-from adapters.errors import CredentialsError, RateLimitedError, TransientVendorError, WebhookParseError
+from adapters.errors import (
+    ConfigurationError,
+    CredentialsError,
+    RateLimitedError,
+    TransientVendorError,
+    WebhookParseError,
+)
 from adapters.registry import discover
 from adapters.sophos_central import SPEC
 from adapters.sophos_central.adapter import SophosCentralAdapter
@@ -385,4 +391,13 @@ async def test_harness_mutators_show_in_listings() -> None:
     console.fail_next(SecurityOperation.LICENCE_USE, 500, times=1)
     assert await adapter.licence_use()
     assert console.calls(SecurityOperation.LICENCE_USE) == 2
+    await adapter.aclose()
+
+
+async def test_a_credential_that_is_no_partner_organization_or_tenant_is_a_configuration_error() -> None:
+    console = world()
+    console.fake.id_type = "user"
+    adapter = adapter_of(console)
+    with pytest.raises(ConfigurationError, match="'user'"):
+        await adapter.test_connection()
     await adapter.aclose()

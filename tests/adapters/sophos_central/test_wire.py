@@ -54,7 +54,7 @@ def adapter(sleep: RecordingSleep | None = None, **options: Any) -> SophosCentra
     ctx = ConnectionContext(
         connection_id="c",
         base_url=GLOBAL,
-        credentials=SophosCredentials(client_id="cid", client_secret="csecret"),  # type: ignore[arg-type]
+        credentials=SophosCredentials.model_validate({"client_id": "cid", "client_secret": "csecret"}),
         options=SophosOptions.model_validate({"tenant_name": "Acme Corp", **options}),
         transport_factory=lambda _url: httpx.AsyncHTTPTransport(),
         sleep=sleep or RecordingSleep(),
