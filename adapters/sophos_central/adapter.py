@@ -53,8 +53,11 @@ Status mapping (`AgentStatus`, from `view=full` items):
 
 Incremental reads: `changed_since` is sent as `lastSeenAfter` (the collection's filter, "last seen
 after the given date and time (inclusive)"): every check-in, and every health change an agent
-reports, moves `lastSeenAt`. An agent that goes silent is not re-listed by an incremental read;
-the core's silence check works from the last-seen time it already holds.
+reports, moves `lastSeenAt`. An agent that goes silent does not move it, but Sophos turns its
+`online` off: a second listing per tenant with `online=false` adds the offline endpoints not
+already listed, so the core sees them go offline (with their last-seen time) without a full read.
+Offline agents are thus listed on every incremental read: a superset of what changed, bounded by
+the offline count.
 
 Threats: of a tenant's open alerts, those whose category is `malware`, `pua`, `runtimeDetections`
 or `security`, or whose `type` names a detection (`…Malware…`, `…PUA…`, `…Threat…`, `…Ransom…`,
@@ -454,15 +457,24 @@ class SophosCentralAdapter:
             yield SecurityCustomer(id=tenant.id, name=tenant.name)
 
     async def iter_agent_pages(self, changed_since: datetime | None) -> AsyncIterator[AgentPage]:
-        params: dict[str, Any] = {"view": "full"}
+        passes: list[dict[str, Any]] = [{"view": "full"}]
         if changed_since is not None:
-            params["lastSeenAfter"] = wire_time(changed_since)
+            # Seen since the cursor, then the offline ones (Sophos turns `online` off itself).
+            passes = [
+                {"view": "full", "lastSeenAfter": wire_time(changed_since)},
+                {"view": "full", "online": "false"},
+            ]
         for tenant in await self.tenants():
             if tenant.api_host is None:
                 continue  # not provisioned in a data region yet: it has no endpoints
             client = self._regional_client(tenant.api_host)
-            async for rows in self._key_pages(client, ENDPOINTS, {"X-Tenant-ID": tenant.id}, params):
-                yield self._agent_page(rows, tenant)
+            listed: set[str] = set()
+            for number, params in enumerate(passes):
+                async for rows in self._key_pages(client, ENDPOINTS, {"X-Tenant-ID": tenant.id}, params):
+                    fresh = [row for row in rows if str(row.get("id")) not in listed]
+                    listed.update(str(row.get("id")) for row in fresh)
+                    if number == 0 or fresh:
+                        yield self._agent_page(fresh, tenant)
 
     def _agent_page(self, rows: list[dict[str, Any]], tenant: Tenant) -> AgentPage:
         agents: list[AgentStatus] = []

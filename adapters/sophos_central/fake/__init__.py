@@ -14,7 +14,7 @@ Central where the adapter depends on it (sources in `adapter.py`):
   /partner/v1/billing/usage/{year}/{month}` (`X-Partner-ID`, key paging, 404 "No data for requested
   year or month." after the current month or outside `usage_months`).
 - `api-{region}.central.sophos.com` (one region per tenant, in turn): `GET /endpoint/v1/endpoints`
-  (`view`, `lastSeenAfter`, key paging with `pageSize` lowered to 500) and `GET /common/v1/alerts`
+  (`view`, `lastSeenAfter`, `online`, key paging with `pageSize` lowered to 500) and `GET /common/v1/alerts`
   (open alerts, key paging up to 1000), both with `X-Tenant-ID`; a tenant asked for on another
   region's host is 400.
 - Every API call needs a bearer the token route issued (else 401); a query parameter the fake does

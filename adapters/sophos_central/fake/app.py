@@ -37,7 +37,7 @@ ID_HOST = "id.sophos.com"
 GLOBAL_HOST = "api.central.sophos.com"
 TOKEN_PATH = "/api/v2/oauth2/token"
 USAGE = re.compile(r"^/partner/v1/billing/usage/(\d{4})/(\d{1,2})$")
-ENDPOINT_QUERY = frozenset({"pageFromKey", "pageSize", "pageTotal", "view", "lastSeenAfter"})
+ENDPOINT_QUERY = frozenset({"pageFromKey", "pageSize", "pageTotal", "view", "lastSeenAfter", "online"})
 ALERT_QUERY = frozenset({"pageFromKey", "pageSize", "pageTotal"})
 TENANT_QUERY = frozenset({"page", "pageSize", "pageTotal"})
 USAGE_QUERY = frozenset({"pageFromKey", "pageSize", "pageTotal", "accountId"})
@@ -374,6 +374,10 @@ class SophosCentralFake(SophosStore, AsgiFake):
         if "lastSeenAfter" in query:
             after = parse_time(query["lastSeenAfter"])
             listed = [e for e in listed if e.last_seen >= after]
+        if "online" in query:
+            if query["online"] not in ("true", "false"):
+                raise SophosApiError(400, "badRequest", "online is true or false")
+            listed = [e for e in listed if e.online is (query["online"] == "true")]
         return self._key_page([self.endpoint_row(e, view) for e in listed], query, ENDPOINT_MAX_PAGE)
 
     def alert_row(self, alert: FakeAlert) -> Row:

@@ -147,8 +147,8 @@ async def test_the_page_size_is_lowered_to_the_vendors_max_size() -> None:
     await adapter.aclose()
 
 
-async def test_changed_since_is_sent_as_last_seen_after() -> None:
-    console = world()
+async def test_changed_since_is_last_seen_after_plus_the_offline_agents() -> None:
+    console = world(page_size=2)
     adapter = adapter_of(console)
     cursor = console.cursor()
     assert await agents(adapter, cursor) == {}
@@ -156,15 +156,21 @@ async def test_changed_since_is_sent_as_last_seen_after() -> None:
     console.touch([ids[0], ids[4]])
     protection_off = ids[2]
     console.set_protection(protection_off, False)
+    silent = ids[5]
+    long_ago = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+    console.set_last_seen(silent, long_ago)
     changed = await agents(adapter, cursor)
-    assert set(changed) == {ids[0], ids[4], protection_off}
+    assert set(changed) == {ids[0], ids[4], protection_off, silent}
     assert changed[protection_off].protection_enabled is False
-    sent = [
-        r["query"].get("lastSeenAfter")
-        for r in console.fake.requests
-        if r["path"] == "/endpoint/v1/endpoints"
-    ]
-    assert sent[-1] == cursor.strftime("%Y-%m-%dT%H:%M:%S.") + f"{cursor.microsecond // 1000:03d}Z"
+    assert (changed[silent].online, changed[silent].last_seen_at) == (False, long_ago)
+    queries = [r["query"] for r in console.fake.requests if r["path"] == "/endpoint/v1/endpoints"]
+    stamp = cursor.strftime("%Y-%m-%dT%H:%M:%S.") + f"{cursor.microsecond // 1000:03d}Z"
+    assert {q.get("lastSeenAfter") for q in queries[-4:]} == {stamp, None}
+    assert [q.get("online") for q in queries[-4:]] == [None, "false", None, "false"]
+    # An agent both seen since the cursor and offline is listed once.
+    console.fake.endpoints[ids[0]].online = False
+    again = [a.agent_id async for page in adapter.iter_agent_pages(cursor) for a in page.agents]
+    assert sorted(again) == sorted(changed)
     assert len(await agents(adapter, None)) == 6
     await adapter.aclose()
 
@@ -386,7 +392,7 @@ async def test_harness_mutators_show_in_listings() -> None:
     assert (changed[new].serial_number, changed[new].mac_addresses) == ("SN-NEW", ("02:00:00:00:00:01",))
     everything = await agents(adapter)
     assert gone not in everything and set(everything) == set(console.agents)
-    assert console.calls(SecurityOperation.LIST_AGENTS) == 4
+    assert console.calls(SecurityOperation.LIST_AGENTS) == 2 * 2 + 2  # two passes per tenant, then one
     console.reset_calls()
     console.fail_next(SecurityOperation.LICENCE_USE, 500, times=1)
     assert await adapter.licence_use()
