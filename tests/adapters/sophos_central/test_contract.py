@@ -22,11 +22,18 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 
 from adapters.base import SecurityAdapter
 from adapters.sophos_central import SPEC
-from adapters.sophos_central.adapter import agent_of, classify_alert, threat_of
+from adapters.sophos_central.adapter import (
+    SophosCentralAdapter,
+    agent_of,
+    classify_alert,
+    parse_sophos_error,
+    threat_of,
+)
 from adapters.sophos_central.fake.harness import SophosCentralHarness, SophosCentralWorld
 from adapters.sophos_central.models import (
     AlertRead,
@@ -448,8 +455,6 @@ def test_sample_billing_usage() -> None:
     page = KeyPageRead.model_validate(sample("partner-v1-billing-usage.json"))
     usage = UsageRead.model_validate(page.items[0])
     assert usage.billingEndDate == "2021-04-31"  # not a date: kept as text
-    from adapters.sophos_central.adapter import SophosCentralAdapter
-
     (use,) = SophosCentralAdapter._usage(page.items)
     assert use.customer_id == "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
     assert use.sku == "CEAZ1CSMG" and use.seats_used == 20 and use.seats_purchased is None
@@ -467,3 +472,32 @@ def test_sample_licences() -> None:
         "2024-01-15",
     )
     assert licences.tenant is not None and licences.tenant.id == "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+USED = {
+    "GET /whoami/v1": WhoAmIRead,
+    "GET /partner/v1/tenants": TenantPageRead,
+    "GET /organization/v1/tenants": TenantPageRead,
+    "GET /endpoint/v1/endpoints": KeyPageRead,
+    "GET /common/v1/alerts": KeyPageRead,
+    "GET /partner/v1/billing/usage/{year}/{month}": KeyPageRead,
+}
+
+
+def test_every_example_answer_of_the_requests_used_reads_success_or_error() -> None:
+    """Each example (success and error) of the requests the adapter makes: 2xx bodies through the
+    read models, error bodies through the error parser, which keeps the vendor's message."""
+    requests = collection_parts()[2]
+    seen = 0
+    for name, model in USED.items():
+        for response in requests[name]["response"]:
+            if not response.get("body"):
+                continue
+            body = json.loads(response["body"])
+            if response["code"] < 300:
+                model.model_validate(body)
+            else:
+                message, _field = parse_sophos_error(httpx.Response(response["code"], json=body))
+                assert body["message"] in message and body["correlationId"] in message
+            seen += 1
+    assert seen >= 10
