@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from adapters.base import SecurityAdapter
 from adapters.sophos_central import SPEC
@@ -474,7 +475,7 @@ def test_sample_licences() -> None:
     assert licences.tenant is not None and licences.tenant.id == "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 
 
-USED = {
+USED: dict[str, type[BaseModel]] = {
     "GET /whoami/v1": WhoAmIRead,
     "GET /partner/v1/tenants": TenantPageRead,
     "GET /organization/v1/tenants": TenantPageRead,
