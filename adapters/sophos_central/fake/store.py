@@ -1,4 +1,4 @@
-"""The records of the fake Sophos Central and the helpers that seed and change them."""
+"""The records of the fake Sophos Central and the functions that seed and change them."""
 
 from __future__ import annotations
 
