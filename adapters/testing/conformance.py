@@ -1,4 +1,4 @@
-"""Conformance suites every RMM and PSA adapter inherits in one line, run against its harness.
+"""Conformance suites every RMM, PSA and security adapter inherits in one line, run against its harness.
 
     from adapters.testing.conformance import PsaConformance
     from my_psa.fake.harness import MyPsaHarness
@@ -26,7 +26,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -37,15 +37,19 @@ from pydantic import SecretStr
 from adapters.base import (
     ActionKind,
     AdapterSpec,
+    AgentPage,
+    AgentStatus,
     AlertEvent,
     CatalogKind,
     ConfigurationUpdate,
     EndpointPage,
     EndpointStatus,
     PolledAlerts,
+    ProblemKind,
     PsaAdapter,
     RmmAdapter,
     Role,
+    SecurityAdapter,
     WebhookRequest,
 )
 from adapters.errors import (
@@ -64,6 +68,9 @@ from adapters.testing.harness import (
     RmmHarness,
     RmmOperation,
     RmmWorld,
+    SecurityHarness,
+    SecurityOperation,
+    SecurityWorld,
     billing_line,
     load_harness,
     ticket_spec,
@@ -756,3 +763,201 @@ class PsaConformance:
         world.fail_next(PsaOperation.LIST_COMPANIES, 503, times=None)
         with pytest.raises(TransientVendorError):
             [c async for c in adapter.list_companies()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Security consoles
+# ---------------------------------------------------------------------------------------------
+
+
+async def agent_pages(adapter: SecurityAdapter, changed_since: datetime | None = None) -> list[AgentPage]:
+    """Every page of an agent listing."""
+    return [page async for page in adapter.iter_agent_pages(changed_since)]
+
+
+def agents_of(pages: Sequence[AgentPage]) -> list[AgentStatus]:
+    return [agent for page in pages for agent in page.agents]
+
+
+class SecurityConformance:
+    """Inherit and set `harness`; every `test_*` here then runs against that console's fake."""
+
+    harness: ClassVar[SecurityHarness]
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+    PAGE_SIZE: ClassVar[int] = 25
+    """Agent page size asked of vendors that page (3 customers x 20 agents)."""
+
+    @pytest.fixture
+    def world(self) -> SecurityWorld:
+        return self.harness.start(page_size=self.PAGE_SIZE)
+
+    @pytest.fixture
+    def sleeps(self) -> RecordingSleep:
+        return RecordingSleep()
+
+    @pytest_asyncio.fixture
+    async def adapter(self, world: SecurityWorld, sleeps: RecordingSleep) -> AsyncIterator[SecurityAdapter]:
+        adapter = world.adapter(sleep=sleeps)
+        yield adapter
+        await adapter.aclose()
+
+    # -- declaration ----------------------------------------------------------------------------
+
+    async def test_spec_declares_a_security_adapter(self, world: SecurityWorld) -> None:
+        connection = world.connection
+        check_spec(self.harness.spec, Role.SECURITY, dict(connection.credentials), dict(connection.options))
+        assert connection.kind == self.harness.spec.kind
+
+    async def test_spec_names_this_harness(self) -> None:
+        check_names_harness(self.harness.spec, self.harness)
+
+    async def test_adapter_satisfies_the_protocol(self, adapter: SecurityAdapter) -> None:
+        assert isinstance(adapter, SecurityAdapter)
+
+    async def test_connection_test_passes(self, adapter: SecurityAdapter) -> None:
+        await adapter.test_connection()
+
+    async def test_wrong_credentials_are_a_credentials_error(
+        self, world: SecurityWorld, sleeps: RecordingSleep
+    ) -> None:
+        wrong = world.wrong_credentials()
+        adapter = world.adapter(sleep=sleeps, credentials=wrong)
+        try:
+            with pytest.raises(CredentialsError) as caught:
+                await adapter.test_connection()
+        finally:
+            await adapter.aclose()
+        for secret in secrets_of(self.harness.spec, wrong):
+            assert secret not in str(caught.value), "the error shows the credential"
+
+    # -- customers and agents -------------------------------------------------------------------
+
+    async def test_customers_are_named_once(self, adapter: SecurityAdapter, world: SecurityWorld) -> None:
+        customers = [c async for c in adapter.list_customers()]
+        assert len({c.id for c in customers}) == len(customers)
+        assert {c.id: c.name for c in customers if c.id in world.customers} == dict(world.customers)
+
+    async def test_agents_are_listed_once_in_the_vendors_pages_with_their_identity(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        pages = await agent_pages(adapter)
+        assert [len(page.agents) for page in pages] == world.agent_page_sizes()
+        agents = agents_of(pages)
+        assert sorted(a.agent_id for a in agents) == sorted(world.agents)
+        assert [s for page in pages for s in page.skipped] == []
+        for agent in agents:
+            seeded = world.agents[agent.agent_id]
+            assert (agent.customer_id, agent.hostname.casefold()) == (
+                seeded.customer_id,
+                seeded.hostname.casefold(),
+            )
+            if world.reports_serials:
+                assert agent.serial_number == seeded.serial_number
+            if world.reports_macs:
+                assert set(seeded.mac_addresses) <= set(agent.mac_addresses or ())
+            assert agent.protection_enabled is not False, "a seeded agent is healthy"
+
+    async def test_incremental_read_returns_the_changed_agents(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        cursor = world.cursor()
+        changed = list(world.agents)[::7]
+        world.touch(changed)
+        listed = {a.agent_id for a in agents_of(await agent_pages(adapter, cursor))}
+        assert set(changed) <= listed  # a console that cannot filter lists everything
+        assert len(agents_of(await agent_pages(adapter, None))) == len(world.agents)
+
+    async def test_added_and_removed_agents_show_in_the_next_full_listing(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        customer = next(iter(world.customers))
+        removed = next(a for a in world.agents.values() if a.customer_id == customer).id
+        added = world.add_agent(customer, "NEW-LAPTOP-9")
+        world.remove_agent(removed)
+        listed = {a.agent_id: a for a in agents_of(await agent_pages(adapter))}
+        assert added in listed and listed[added].hostname.casefold() == "new-laptop-9"
+        assert removed not in listed
+
+    async def test_protection_off_and_silence_are_reported(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        off, silent = list(world.agents)[1], list(world.agents)[2]
+        cursor = world.cursor()
+        world.set_protection(off, False)
+        long_ago = cursor - timedelta(days=30)
+        world.set_last_seen(silent, long_ago)
+        listed = {a.agent_id: a for a in agents_of(await agent_pages(adapter, cursor))}
+        assert listed[off].protection_enabled is not True
+        seen = listed[silent].last_seen_at
+        assert seen is not None and abs((seen - long_ago).total_seconds()) < 86_400
+
+    # -- threats --------------------------------------------------------------------------------
+
+    async def test_a_threat_is_open_until_the_vendor_resolves_it(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        agent_id = list(world.agents)[4]
+        customer = world.agents[agent_id].customer_id
+        before = world.cursor()
+        threat = world.raise_threat(agent_id, "Trojan.Conformance")
+        snapshot = await adapter.list_threats(None)
+        open_ = [t for t in snapshot.threats if t.threat_id == threat]
+        assert len(open_) == 1 and not open_[0].resolved
+        assert (open_[0].agent_id, open_[0].customer_id) == (agent_id, customer)
+        assert customer in snapshot.complete_for
+        world.resolve_threat(threat)
+        after = await adapter.list_threats(before)
+        assert all(t.resolved for t in after.threats if t.threat_id == threat)
+        assert customer in after.complete_for
+
+    async def test_native_threat_webhook_is_verified_and_parsed(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        agent_id = list(world.agents)[5]
+        delivery = world.native_threat_webhook(world.raise_threat(agent_id))
+        if delivery is None or world.webhook_secret is None:
+            assert adapter.verify_webhook(
+                WebhookRequest(body=b"{}", headers={}, received_at=world.cursor()), "secret"
+            ) in (None, False)
+            with pytest.raises(WebhookParseError):
+                adapter.parse_webhook(WebhookRequest(body=b"{}", headers={}, received_at=world.cursor()))
+            return
+        assert adapter.verify_webhook(delivery, world.webhook_secret) is True
+        assert adapter.verify_webhook(delivery, world.webhook_secret + "x") is not True
+        events = adapter.parse_webhook(delivery)
+        assert [(e.endpoint_id, e.problem, e.state) for e in events] == [
+            (agent_id, ProblemKind.THREAT_DETECTED, "active")
+        ]
+
+    # -- licences -------------------------------------------------------------------------------
+
+    async def test_licence_use_per_customer_and_product(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        customer = list(world.customers)[1]
+        world.set_licences(customer, 17, 25)
+        uses = [u for u in await adapter.licence_use() if u.customer_id == customer]
+        [use] = [u for u in uses if u.product == world.licence_product]
+        assert use.seats_used == 17
+        assert use.seats_purchased in (25, None)  # None: the vendor does not publish purchased seats
+
+    # -- rate limits and outages ----------------------------------------------------------------
+
+    async def test_429_waits_what_retry_after_asks(
+        self, adapter: SecurityAdapter, world: SecurityWorld, sleeps: RecordingSleep
+    ) -> None:
+        world.rate_limit(SecurityOperation.LIST_CUSTOMERS, times=2, retry_after=7)
+        customers = [c async for c in adapter.list_customers()]
+        assert {c.id for c in customers} >= set(world.customers)
+        assert [s for s in sleeps.calls if s >= 7] == [7.0, 7.0]
+
+    async def test_5xx_on_a_read_is_retried(self, adapter: SecurityAdapter, world: SecurityWorld) -> None:
+        world.fail_next(SecurityOperation.LIST_AGENTS, 500, times=2)
+        assert len(agents_of(await agent_pages(adapter))) == len(world.agents)
+
+    async def test_lasting_5xx_is_a_transient_error(
+        self, adapter: SecurityAdapter, world: SecurityWorld
+    ) -> None:
+        world.fail_next(SecurityOperation.LIST_AGENTS, 503, times=None)
+        with pytest.raises(TransientVendorError):
+            await agent_pages(adapter)

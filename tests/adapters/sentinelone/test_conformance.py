@@ -1,0 +1,6 @@
+from adapters.sentinelone.fake.harness import SentinelOneHarness
+from adapters.testing.conformance import SecurityConformance
+
+
+class TestConformance(SecurityConformance):
+    harness = SentinelOneHarness()
