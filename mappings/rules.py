@@ -24,6 +24,7 @@ PROBLEM_TITLES: dict[ProblemKind, str] = {
     ProblemKind.THREAT_DETECTED: "Threat detected",
     ProblemKind.SCAN_OVERDUE: "Full scan overdue",
     ProblemKind.AGENT_OFFLINE: "Agent offline",
+    ProblemKind.UNMANAGED_AGENT: "Security agent on a device the RMM does not manage",
 }
 
 

@@ -209,7 +209,7 @@ async def _console_run(
     async with services.sessions() as session:
         rmms = await rmm_connections(session, connection.tenant_id)
     for rmm in rmms:
-        await _evaluate(services, run, rmm, limits, c)
+        await _evaluate(services, run, rmm, limits, c, console_read=connection.id if run.full else None)
         await _record_health(services, rmm)
 
 
@@ -375,7 +375,13 @@ async def _retire_missing(services: Services, run: SyncRun, connection: Connecti
 
 
 async def _evaluate(
-    services: Services, run: SyncRun, connection: Connection, limits: domain.Thresholds, c: _Counters
+    services: Services,
+    run: SyncRun,
+    connection: Connection,
+    limits: domain.Thresholds,
+    c: _Counters,
+    *,
+    console_read: str | None = None,
 ) -> None:
     """Derive problems for every active endpoint (not only the changed ones: time-based checks
     cross their threshold without the endpoint changing), a chunk at a time."""
@@ -408,7 +414,13 @@ async def _evaluate(
                     )
                 )
             }
-            views = await consoles.console_views(session, connection.id, connection.tenant_id, rows)
+            views = await consoles.console_views(
+                session,
+                connection.id,
+                connection.tenant_id,
+                rows,
+                read_completely=() if console_read is None else (console_read,),
+            )
             changes: list[tuple[Endpoint, EndpointStatus, domain.Finding]] = []
             for row in rows:
                 view = views.get(row.id)

@@ -29,6 +29,7 @@ SEVERITY: Mapping[ProblemKind, Severity] = {
     ProblemKind.PROTECTION_DISABLED: Severity.HIGH,
     ProblemKind.DEFINITIONS_OUTDATED: Severity.MEDIUM,
     ProblemKind.AGENT_OFFLINE: Severity.MEDIUM,
+    ProblemKind.UNMANAGED_AGENT: Severity.MEDIUM,
     ProblemKind.SCAN_OVERDUE: Severity.LOW,
 }
 
