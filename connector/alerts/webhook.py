@@ -44,7 +44,7 @@ async def receive(
     """Verify, parse and durably store one delivery; returns the status and JSON body to answer."""
     target = await ingest.targets.get(connection_id)
     if target is None:
-        return 404, {"error": "not_found", "message": "no RMM connection with this id"}
+        return 404, {"error": "not_found", "message": "no RMM or security connection with this id"}
     owner = (target.connection_id, target.tenant_id)
     ok, reason = verify(target, incoming)
     if not ok:
@@ -143,7 +143,7 @@ WEBHOOK_OPENAPI: dict[str, Any] = {
     "responses": {
         "400": {"description": "unparseable body; `errors` names the problem"},
         "401": {"description": "bad or stale signature or token (the delivery is still recorded)"},
-        "404": {"description": "no RMM connection with this id"},
+        "404": {"description": "no RMM or security connection with this id"},
         "413": {"description": "body over the webhook size limit (recorded, metadata only)"},
         "503": {"description": "the database is unavailable; retry later"},
     },

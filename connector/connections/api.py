@@ -88,6 +88,7 @@ async def create_connection(
         options=body.options,
         enabled=body.enabled,
         actor=Actor.key(who.api_key_id),
+        vendor_secret=body.webhook_secret.get_secret_value() if body.webhook_secret else None,
     )
     configuration_changed(session, who, "connection", "create", row.id, body.model_fields_set)
     return ConnectionCreated(**to_out(services, row).model_dump(), webhook_secret=secret)
@@ -106,6 +107,8 @@ async def patch_connection(
 ) -> ConnectionOut:
     row = await svc.get_connection(session, who.tenant_id, connection_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if body.webhook_secret is not None:
+        changes["webhook_secret"] = body.webhook_secret.get_secret_value()
     await svc.update_connection(services, session, row, changes, Actor.key(who.api_key_id))
     after_commit(session, lambda: services.connection_changed(connection_id))
     configuration_changed(session, who, "connection", "update", connection_id, changes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connector.api.schemas import RequestBody
 
@@ -35,6 +35,9 @@ class ConnectionIn(RequestBody):
     credentials: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = Field(default=True, strict=True)
+    webhook_secret: SecretStr | None = Field(default=None, min_length=8, max_length=500)
+    """The signing secret the vendor issued for its webhooks (Huntress shows one per account as
+    `whsec_…`), used instead of a generated one; write-only, stored encrypted, never returned."""
 
 
 class ConnectionPatch(RequestBody):
@@ -48,6 +51,9 @@ class ConnectionPatch(RequestBody):
     """Fields given here replace the stored ones; fields left out keep their stored values."""
     options: dict[str, Any] | None = None
     enabled: bool | None = Field(default=None, strict=True)
+    webhook_secret: SecretStr | None = Field(default=None, min_length=8, max_length=500)
+    """The signing secret the vendor issued for its webhooks (Huntress shows one per account as
+    `whsec_…`), used instead of a generated one; write-only, stored encrypted, never returned."""
 
 
 class ConnectionOut(BaseModel):

@@ -163,8 +163,10 @@ async def create_connection(
     options: Mapping[str, Any],
     enabled: bool,
     actor: Actor,
+    vendor_secret: str | None = None,
 ) -> tuple[Connection, str | None]:
-    """Returns the row and, for RMM connections, the webhook secret in plain text (shown once)."""
+    """Returns the row and, for connections that receive webhooks, the generated webhook secret in
+    plain text (shown once; None when the vendor issued it: `vendor_secret`)."""
     spec = spec_for(services, kind)
     url = base_url or spec.default_base_url
     if not url:
@@ -172,7 +174,10 @@ async def create_connection(
     url = check_base_url(services, url)
     creds = validate_credentials(services, spec, credentials)
     opts = validate_options(services, spec, options)
-    secret = new_webhook_secret() if spec.role in PUSH_ROLES else None
+    if vendor_secret is not None and spec.role not in PUSH_ROLES:
+        raise FieldError("webhook_secret", "only RMM and security connections receive webhooks")
+    secret = new_webhook_secret() if spec.role in PUSH_ROLES and vendor_secret is None else None
+    stored = vendor_secret or secret
     row = Connection(
         tenant_id=tenant_id,
         name=name,
@@ -181,7 +186,7 @@ async def create_connection(
         base_url=url,
         credentials_encrypted=services.cipher.encrypt_json(plain_values(creds)),
         options=opts.model_dump(mode="json"),
-        webhook_secret_encrypted=services.cipher.encrypt_text(secret) if secret else None,
+        webhook_secret_encrypted=services.cipher.encrypt_text(stored) if stored else None,
         enabled=enabled,
     )
     session.add(row)
@@ -222,6 +227,20 @@ async def update_connection(
         row.options = validate_options(services, spec, changes["options"]).model_dump(mode="json")
     if "enabled" in changes:
         row.enabled = bool(changes["enabled"])
+    if "webhook_secret" in changes:
+        if Role(row.role) not in PUSH_ROLES:
+            raise FieldError("webhook_secret", "only RMM and security connections receive webhooks")
+        row.webhook_secret_encrypted = services.cipher.encrypt_text(str(changes["webhook_secret"]))
+        audit.record(
+            session,
+            row.tenant_id,
+            "connection.webhook_secret_rotated",
+            actor,
+            target_type="connection",
+            target_id=row.id,
+            connection_id=row.id,
+            summary=f"webhook secret of {row.name!r} replaced by the one the vendor issued",
+        )
     await _flush_unique_name(session)
     await session.refresh(row)
     old, new = changed(before, snapshot(services, row))

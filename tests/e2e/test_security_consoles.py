@@ -36,6 +36,7 @@ from tests.e2e.test_vendor_matrix import (
     _map_by_suggestion,
     _post,
     _sync,
+    _work,
     company_of,
     route,
 )
@@ -195,3 +196,66 @@ async def test_coverage_gaps_become_tickets_and_close_when_the_devices_appear(
     assert await open_problems(client, headers) == []
     tickets = psa.tickets(company)
     assert len(tickets) == 7 and all(t.closed for t in tickets)
+
+
+PUSHING = [h for h in CONSOLES if h.start(customers=[CLIENT], agents_per_customer=1).webhook_secret]
+
+
+@pytest.mark.parametrize("harness", PUSHING, ids=kind_of)
+async def test_vendor_threat_webhooks_open_and_close_a_ticket(
+    harness: SecurityHarness,
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[Headers]],
+) -> None:
+    """The vendor's own push, signed with the secret it issued (given to the connection, never
+    shown again), is verified and ingested like an RMM alert: a threat ticket on the agent's company."""
+    if not PSAS:
+        pytest.skip("no PSA kind with a harness is installed to take the tickets")
+    headers = await make_key("engineer")
+    console = harness.start(customers=[CLIENT], agents_per_customer=3)
+    psa = PSAS[0].start(companies=[CLIENT], devices_per_company=0, configuration_fields=CONFIGURATION_FIELDS)
+    route(vendors, psa)
+    route(vendors, console)
+    assert console.webhook_secret is not None
+    psa_row = await _connect_psa(client, headers, psa)
+    created = await client.post(
+        "/api/v1/connections",
+        json={**console.connection.as_json(), "webhook_secret": console.webhook_secret},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    console_row = created.json()
+    assert console_row["webhook_secret"] is None and console_row["webhook_secret_set"] is True
+    assert console.webhook_secret not in created.text
+    await _map_by_suggestion(client, headers, console_row["id"], psa_row["id"], expected=1)
+    agent_id = list(console.agents)[1]
+    threat = console.raise_threat(agent_id, "Ransom.Conformance")
+    delivery = console.native_threat_webhook(threat)
+    assert delivery is not None
+    url = f"/webhooks/{console_row['id']}"
+    forged = await client.post(
+        url, content=delivery.body, headers={**delivery.headers, "svix-signature": "v1,AAAA"}
+    )
+    assert forged.status_code == 401, forged.text
+    accepted = await client.post(url, content=delivery.body, headers=dict(delivery.headers))
+    assert accepted.status_code == 202, accepted.text
+    await _work(services)
+    [problem] = await open_problems(client, headers)
+    assert (problem["kind"], problem["endpoint_id"], problem["routing"]) == (
+        "threat_detected",
+        agent_id,
+        "ticketed",
+    )
+    [ticket] = psa.tickets(company_of(psa, CLIENT))
+    assert not ticket.closed
+
+    console.resolve_threat(threat)
+    resolved = console.native_threat_webhook(threat)
+    assert resolved is not None
+    assert (await client.post(url, content=resolved.body, headers=dict(resolved.headers))).status_code == 202
+    await _work(services)
+    assert await open_problems(client, headers) == []
+    [ticket] = psa.tickets(company_of(psa, CLIENT))
+    assert ticket.closed
