@@ -100,7 +100,7 @@ async def _store_page(
                 )
             )
         }
-        for agent in page.agents:
+        for agent in sorted(page.agents, key=lambda a: a.agent_id):  # the agents' lock order
             c.seen += 1
             fingerprint = _fingerprint(agent)
             row = existing.get(agent.agent_id)
@@ -314,7 +314,7 @@ async def rematch(services: Services, tenant_id: str) -> None:
                 ],
                 overrides,
             )
-            for agent_id, found in result.items():
+            for agent_id, found in sorted(result.items()):  # the agents' lock order, as a page stores them
                 row = by_ref[agent_id]
                 rule = found.rule.value if found.rule is not None else None
                 note = found.note[:500] if found.note else None
