@@ -16,6 +16,7 @@ from connector.fleet.endpoints import to_status
 from connector.fleet.schemas import (
     ActionOut,
     ClientHealthOut,
+    CompanyCoverageOut,
     ConsoleAgentOut,
     DeploymentOut,
     EndpointDetail,
@@ -170,6 +171,27 @@ async def fleet_summary(
         clients=[ClientHealthOut.of_client(c) for c in clients],
         trend=[TrendPointOut(day=p.day, protected=p.protected, total=p.total) for p in points],
     )
+
+
+@router.get("/fleet/coverage", response_model=list[CompanyCoverageOut])
+async def fleet_coverage(session: Session, who: Viewer) -> list[CompanyCoverageOut]:
+    """Per PSA company a security console covers: RMM endpoints with and without a console agent,
+    agents no endpoint matches, and the console's seat count; least covered first."""
+    return [
+        CompanyCoverageOut(
+            company_id=c.company_id,
+            company_name=c.company_name,
+            consoles=c.consoles,
+            endpoints=c.endpoints,
+            with_agent=c.with_agent,
+            without_agent=c.without_agent,
+            agents=c.agents,
+            unmanaged_agents=c.unmanaged_agents,
+            seats=c.seats,
+            covered_share=c.covered_share,
+        )
+        for c in await consoles.coverage_by_company(session, who.tenant_id)
+    ]
 
 
 # -- thresholds -----------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ merged into the endpoint's status by `connector.fleet.coverage`)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AgentStatus
@@ -15,7 +16,15 @@ from connector.audit.domain import Actor
 from connector.fleet import coverage
 from connector.infra import db
 from connector.infra.errors import FieldError, NotFound
-from connector.models import AgentMatchOverride, ClientMapping, Connection, ConsoleAgent, Endpoint, SyncCursor
+from connector.models import (
+    AgentMatchOverride,
+    ClientMapping,
+    Connection,
+    ConsoleAgent,
+    Endpoint,
+    LicenceDaily,
+    SyncCursor,
+)
 
 AGENT_FIELDS = (
     "customer_id",
@@ -257,3 +266,118 @@ async def matched_agent(session: AsyncSession, endpoint: Endpoint) -> ConsoleAge
         .order_by(ConsoleAgent.connection_id)
         .limit(1)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage per client, for the dashboard and the API
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompanyCoverage:
+    """One PSA company a security console covers: its RMM endpoints, how many of them a console
+    agent matches, the agents no endpoint matches, and the seats the console bills for it."""
+
+    company_id: str
+    company_name: str
+    consoles: list[str] = field(default_factory=list)
+    endpoints: int = 0
+    with_agent: int = 0
+    agents: int = 0
+    unmanaged_agents: int = 0
+    seats: int | None = None
+
+    @property
+    def without_agent(self) -> int:
+        return self.endpoints - self.with_agent
+
+    @property
+    def covered_share(self) -> float:
+        return self.with_agent / self.endpoints if self.endpoints else 0.0
+
+
+async def coverage_by_company(session: AsyncSession, tenant_id: str) -> list[CompanyCoverage]:
+    """Companies a console covers, least covered first."""
+    consoles = {c.id: c.name for c in await consoles_of(session, tenant_id)}
+    if not consoles:
+        return []
+    mappings = list(await session.scalars(db.tenant_rows(ClientMapping, tenant_id)))
+    scope_of = {
+        (m.rmm_connection_id, m.rmm_client_id): f"{m.psa_connection_id}:{m.psa_company_id}" for m in mappings
+    }
+    out: dict[str, CompanyCoverage] = {}
+    for m in mappings:
+        if m.rmm_connection_id in consoles:
+            company = out.setdefault(
+                scope_of[(m.rmm_connection_id, m.rmm_client_id)],
+                CompanyCoverage(m.psa_company_id, m.psa_company_name or m.psa_company_id),
+            )
+            if consoles[m.rmm_connection_id] not in company.consoles:
+                company.consoles.append(consoles[m.rmm_connection_id])
+    matched = select(ConsoleAgent.endpoint_ref).where(
+        ConsoleAgent.endpoint_ref.is_not(None), ConsoleAgent.retired_at.is_(None)
+    )
+    endpoint_rows = await session.execute(
+        db.scoped(
+            select(
+                Endpoint.rmm_connection_id,
+                Endpoint.client_id,
+                func.count(),
+                func.sum(case((Endpoint.id.in_(matched), 1), else_=0)),
+            ),
+            Endpoint,
+            tenant_id,
+        )
+        .where(Endpoint.retired_at.is_(None))
+        .group_by(Endpoint.rmm_connection_id, Endpoint.client_id)
+    )
+    for conn, client, total, with_agent in endpoint_rows:
+        entry = out.get(scope_of.get((conn, client), ""))
+        if entry is not None:
+            entry.endpoints += int(total)
+            entry.with_agent += int(with_agent or 0)
+    agent_rows = await session.execute(
+        db.scoped(
+            select(
+                ConsoleAgent.connection_id,
+                ConsoleAgent.customer_id,
+                func.count(),
+                func.sum(case((ConsoleAgent.endpoint_ref.is_(None), 1), else_=0)),
+            ),
+            ConsoleAgent,
+            tenant_id,
+        )
+        .where(ConsoleAgent.retired_at.is_(None))
+        .group_by(ConsoleAgent.connection_id, ConsoleAgent.customer_id)
+    )
+    for conn, customer, total, unmatched in agent_rows:
+        entry = out.get(scope_of.get((conn, customer), ""))
+        if entry is not None:
+            entry.agents += int(total)
+            entry.unmanaged_agents += int(unmatched or 0)
+    latest = (
+        db.scoped(
+            select(LicenceDaily.connection_id, func.max(LicenceDaily.day).label("day")),
+            LicenceDaily,
+            tenant_id,
+        )
+        .group_by(LicenceDaily.connection_id)
+        .subquery()
+    )
+    seat_rows = await session.execute(
+        db.scoped(
+            select(LicenceDaily.connection_id, LicenceDaily.customer_id, func.sum(LicenceDaily.last_used)),
+            LicenceDaily,
+            tenant_id,
+        )
+        .join(
+            latest,
+            (latest.c.connection_id == LicenceDaily.connection_id) & (latest.c.day == LicenceDaily.day),
+        )
+        .group_by(LicenceDaily.connection_id, LicenceDaily.customer_id)
+    )
+    for conn, customer, seats in seat_rows:
+        entry = out.get(scope_of.get((conn, customer), ""))
+        if entry is not None:
+            entry.seats = (entry.seats or 0) + int(seats or 0)
+    return sorted(out.values(), key=lambda c: (c.covered_share, -c.unmanaged_agents, c.company_name))

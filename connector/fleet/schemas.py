@@ -170,3 +170,18 @@ class FleetSummaryOut(BaseModel):
     overall: HealthCountsOut
     clients: list[ClientHealthOut]
     trend: list[TrendPointOut]
+
+
+class CompanyCoverageOut(BaseModel):
+    """How far the security consoles cover one PSA company's RMM endpoints."""
+
+    company_id: str
+    company_name: str
+    consoles: list[str]
+    endpoints: int = Field(description="current RMM endpoints of the company's clients")
+    with_agent: int = Field(description="of them, matched to a console agent")
+    without_agent: int = Field(description="of them, with no console agent (not protected)")
+    agents: int
+    unmanaged_agents: int = Field(description="console agents no RMM endpoint matches")
+    seats: int | None = Field(description="seats the consoles count for the company (latest day)")
+    covered_share: float

@@ -27,6 +27,7 @@ from connector.audit.domain import KINDS, Actor, Category
 from connector.billing import domain as domain_billing
 from connector.billing.service import build_preview
 from connector.connections.service import list_connections
+from connector.fleet import consoles
 from connector.fleet import stats as fleet_stats
 from connector.infra.errors import Conflict, FieldError, NotFound
 from connector.infra.logs import get_logger
@@ -164,6 +165,7 @@ async def overview(request: Request, session: Session, user: User) -> Response:
             session, tenant_id, state=ProblemStatus.OPEN, routing=Routing.UNMAPPED
         ),
         dead_deliveries=await alerts.count_deliveries(session, tenant_id, status=DeliveryStatus.DEAD),
+        coverage=await consoles.coverage_by_company(session, tenant_id),
     )
 
 

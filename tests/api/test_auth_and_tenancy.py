@@ -205,6 +205,7 @@ ROUTES += [
     Route("POST", "/api/v1/notification-channels/{channel_id}/test", "engineer", id_source=_channel),
     Route("GET", "/api/v1/notifications", "viewer"),
     Route("GET", "/api/v1/console-agents", "viewer"),
+    Route("GET", "/api/v1/fleet/coverage", "viewer"),
     Route("GET", "/api/v1/console-agents/{agent_id}", "viewer", id_source=lambda w: w.ids["agent_id"]),
     Route(
         "PUT",

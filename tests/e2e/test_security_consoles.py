@@ -28,6 +28,7 @@ from adapters.testing.harness import (
 )
 from connector.infra.context import Services
 from connector.models import LicenceDaily
+from tests.browser.test_dashboard_http import plaintext, sign_in
 from tests.e2e.test_vendor_matrix import (
     CONFIGURATION_FIELDS,
     PSAS,
@@ -158,6 +159,23 @@ async def test_coverage_gaps_become_tickets_and_close_when_the_devices_appear(
         await client.get("/api/v1/console-agents", params={"matched": "false"}, headers=headers)
     ).json()
     assert sorted(a["agent_id"] for a in unmatched) == sorted(rogue_agents)
+
+    # Coverage per company, over the API and on the dashboard.
+    [covered] = (await client.get("/api/v1/fleet/coverage", headers=headers)).json()
+    assert (
+        covered["endpoints"],
+        covered["with_agent"],
+        covered["without_agent"],
+        covered["unmanaged_agents"],
+        covered["seats"],
+    ) == (ENDPOINTS, KNOWN_AGENTS, ENDPOINTS - KNOWN_AGENTS, len(ROGUES), KNOWN_AGENTS + len(ROGUES))
+    assert covered["consoles"] == [console_row["name"]]
+    await sign_in(client, plaintext(headers))
+    page = (await client.get("/")).text
+    assert 'id="coverage-table"' in page and console_row["name"] in page
+    row = page.split(f'data-company-id="{covered["company_id"]}"', 1)[1].split("</tr>", 1)[0]
+    assert f'data-gap="without_agent">{ENDPOINTS - KNOWN_AGENTS}<' in row
+    assert f'data-gap="unmanaged_agents">{len(ROGUES)}<' in row
 
     # The console's seat count reaches the licence table and the billing reconciliation.
     async with services.sessions() as session:
