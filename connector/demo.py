@@ -26,7 +26,14 @@ from sqlalchemy import select
 
 from adapters.base import AdapterSpec
 from adapters.registry import AdapterRegistry
-from adapters.testing.harness import PsaWorld, RmmWorld, VendorWorld, installed_harnesses
+from adapters.testing.harness import (
+    PsaWorld,
+    RmmWorld,
+    SecurityWorld,
+    VendorWorld,
+    installed_harnesses,
+    installed_security_harnesses,
+)
 from connector.app import create_app
 from connector.infra import db
 from connector.infra.security.apikeys import ApiRole
@@ -85,11 +92,25 @@ class DemoRmm:
 
 
 @dataclass
+class DemoConsole:
+    name: str
+    world: SecurityWorld
+    connection_id: str
+    gaps: int = 0
+    """Endpoints left without an agent, plus agents the RMM does not know."""
+
+
+@dataclass
 class DemoWorld:
     settings: Settings
     api_key: str
     rmms: list[DemoRmm] = field(default_factory=list)
     psas: list[PsaWorld] = field(default_factory=list)
+    consoles: list[DemoConsole] = field(default_factory=list)
+
+
+CONSOLE_GAPS = 2
+"""Endpoints of each covered client the demo's console has no agent on."""
 
 
 def demo_url(spec: AdapterSpec) -> str:
@@ -156,7 +177,40 @@ async def seed(
             await _map_by_name(client, headers, created["id"], psa_id)
         await _post(client, headers, "/api/v1/sync-runs", {"connection_id": created["id"]})
         built.rmms.append(rmm)
+
+    # Security consoles cover one client each, counted from the end of the list (the clients of the
+    # RMMs seeded last): a few endpoints without an agent, an agent the RMM does not know, a silent
+    # agent and an open threat. They sync after the RMMs (`sync_consoles`).
+    consoles_in_demo = [h for h in installed_security_harnesses(registry.all()) if h.in_demo]
+    covered = [name for rmm in built.rmms for name in rmm.world.clients.values()][::-1]
+    for console_harness, customer in zip(consoles_in_demo, covered, strict=False):
+        # At the vendor's own address: the demo's transport routes every host to its fakes.
+        console = console_harness.start(
+            customers=[customer], agents_per_customer=max(0, per_client - CONSOLE_GAPS)
+        )
+        [customer_id] = console.customers
+        agents = list(console.agents)
+        console.add_agent(customer_id, f"{customer.split()[0].upper()[:6]}-BYOD-LAPTOP")
+        if len(agents) >= 2:
+            console.set_last_seen(agents[0], datetime.now(UTC) - timedelta(days=21))
+            console.raise_threat(agents[1], "Trojan.Win32.Agent (demo)")
+        console.set_licences(customer_id, len(console.agents), per_client)
+        router.add(console)
+        created = await _post(client, headers, "/api/v1/connections", console.connection.as_json())
+        for psa_id in psa_ids:
+            await _map_by_name(client, headers, created["id"], psa_id)
+        built.consoles.append(
+            DemoConsole(
+                console_harness.spec.title, console, created["id"], gaps=min(CONSOLE_GAPS, per_client) + 1
+            )
+        )
     return built
+
+
+async def sync_consoles(client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld) -> None:
+    """Start the consoles' first syncs (after the RMMs', so their agents meet the endpoints)."""
+    for console in world.consoles:
+        await _post(client, headers, "/api/v1/sync-runs", {"connection_id": console.connection_id})
 
 
 async def _post(client: httpx.AsyncClient, headers: dict[str, str], path: str, body: dict[str, Any]) -> Any:
@@ -277,6 +331,8 @@ def run(
         ) as client:
             world = await seed(client, headers, router, services.registry, per_client=per_client)
             await _wait_for_syncs(client, headers)
+            await sync_consoles(client, headers, world)
+            await _wait_for_syncs(client, headers)
             await add_billing_rules(client, headers, world)
             await _replay_alerts(client, headers)
         await _sample_history(services)
@@ -286,7 +342,8 @@ def run(
             "\n  connector demo is running with simulated vendor systems:\n"
             f"    RMMs: {', '.join(r.name for r in world.rmms) or 'none installed'} "
             f"({endpoints} endpoints, {sum(r.in_trouble for r in world.rmms)} in trouble), "
-            f"PSA: {psas or 'none installed'}\n\n"
+            f"PSA: {psas or 'none installed'}\n"
+            f"    Security consoles: {', '.join(c.name for c in world.consoles) or 'none installed'}\n\n"
             f"    Dashboard: http://{host}:{port}/\n"
             f"    API docs:  http://{host}:{port}/docs\n"
             f"    Admin API key (sign in with it): {key}\n\n"

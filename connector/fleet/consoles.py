@@ -4,7 +4,7 @@ merged into the endpoint's status by `connector.fleet.coverage`)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, func, select
@@ -81,17 +81,14 @@ async def console_views(
     rmm_connection_id: str,
     tenant_id: str,
     rows: Sequence[Endpoint],
-    *,
-    read_completely: Collection[str] = (),
 ) -> dict[str, coverage.ConsoleView]:
     """Endpoint row id → what the console covering its client says (absent: no console covers it).
     A console covers the PSA companies its customers are mapped to once it has been read completely
-    once (`read_completely`: by the full run now going): before that, missing agents mean nothing."""
+    once (a console run marks that before it evaluates): before that, missing agents mean nothing."""
     consoles = {
         c.id: c
         for c in await consoles_of(session, tenant_id)
-        if c.id in read_completely
-        or ((cursor := await session.get(SyncCursor, c.id)) is not None and cursor.last_full_at is not None)
+        if (cursor := await session.get(SyncCursor, c.id)) is not None and cursor.last_full_at is not None
     }
     if not consoles or not rows:
         return {}

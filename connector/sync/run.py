@@ -204,13 +204,28 @@ async def _console_run(
         await _heartbeat(services, run, c)
 
     await console.read_console(services, run, connection, adapter, c, beat)
+    if run.full:
+        await _mark_read_completely(services, run)
     await console.rematch(services, connection.tenant_id)
     await console.evaluate_agents(services, connection.tenant_id, limits, c)
     async with services.sessions() as session:
         rmms = await rmm_connections(session, connection.tenant_id)
     for rmm in rmms:
-        await _evaluate(services, run, rmm, limits, c, console_read=connection.id if run.full else None)
+        await _evaluate(services, run, rmm, limits, c)
         await _record_health(services, rmm)
+
+
+async def _mark_read_completely(services: Services, run: SyncRun) -> None:
+    """The console has been read completely once: from now on every evaluation (this run's and
+    any other sync's going on at the same time) counts its missing agents as coverage gaps. Set
+    before this run evaluates, so two syncs never disagree about whether it covers a client; the
+    incremental cursor itself still moves only when the run succeeds."""
+    async with db.transaction(services.sessions) as session:
+        cursor = await session.get(SyncCursor, run.connection_id, with_for_update=True)
+        if cursor is None:
+            session.add(SyncCursor(connection_id=run.connection_id, last_full_at=run.started_at))
+        elif cursor.last_full_at is None or cursor.last_full_at < run.started_at:
+            cursor.last_full_at = run.started_at
 
 
 async def skip_if_disabled(services: Services, run_id: str) -> bool:
@@ -380,8 +395,6 @@ async def _evaluate(
     connection: Connection,
     limits: domain.Thresholds,
     c: _Counters,
-    *,
-    console_read: str | None = None,
 ) -> None:
     """Derive problems for every active endpoint (not only the changed ones: time-based checks
     cross their threshold without the endpoint changing), a chunk at a time."""
@@ -414,13 +427,7 @@ async def _evaluate(
                     )
                 )
             }
-            views = await consoles.console_views(
-                session,
-                connection.id,
-                connection.tenant_id,
-                rows,
-                read_completely=() if console_read is None else (console_read,),
-            )
+            views = await consoles.console_views(session, connection.id, connection.tenant_id, rows)
             changes: list[tuple[Endpoint, EndpointStatus, domain.Finding]] = []
             for row in rows:
                 view = views.get(row.id)

@@ -12,7 +12,7 @@ import httpx
 
 from connector import demo, runtime
 from connector.infra.context import Services
-from tests.support.vendors import VendorRouter
+from tests.support.vendors import VendorRouter, route_demo
 
 
 async def test_demo_nsight_clients_have_health_classes_and_are_billed(
@@ -23,8 +23,7 @@ async def test_demo_nsight_clients_have_health_classes_and_are_billed(
 ) -> None:
     headers = await make_key("admin")
     router = demo.Router()
-    for spec in services.registry.all():  # the demo answers every kind on its `.demo.invalid` host
-        vendors.add(httpx.URL(demo.demo_url(spec)).host, router)
+    route_demo(vendors, router, services.registry.all())
     world = await demo.seed(client, headers, router, services.registry, per_client=30)
     await runtime.worker(services, concurrency=4).run_until_idle()
     await demo.add_billing_rules(client, headers, world)

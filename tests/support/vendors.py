@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import httpx
+
+from adapters.base import AdapterSpec
+from adapters.testing.harness import installed_security_harnesses
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -34,3 +37,16 @@ class VendorRouter(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         """Shared across adapters; each adapter closing its client must not close the fakes."""
+
+
+def route_demo(vendors: VendorRouter, router: httpx.AsyncBaseTransport, specs: Sequence[AdapterSpec]) -> None:
+    """Every host `connector demo` serves, to its router: each kind's `.demo.invalid` host, and the
+    vendors' own hosts for the consoles, which the demo seeds at their real addresses (token and
+    regional hosts included)."""
+    from connector.demo import demo_url
+
+    for spec in specs:
+        vendors.add(httpx.URL(demo_url(spec)).host, router)
+    for harness in installed_security_harnesses(specs):
+        for host in harness.start(customers=["Any"], agents_per_customer=0).hosts:
+            vendors.add(host, router)
