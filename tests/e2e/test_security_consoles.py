@@ -277,3 +277,78 @@ async def test_vendor_threat_webhooks_open_and_close_a_ticket(
     assert await open_problems(client, headers) == []
     [ticket] = psa.tickets(company_of(psa, CLIENT))
     assert ticket.closed
+
+
+async def test_an_engineer_matches_an_agent_by_hand_and_the_gaps_follow(
+    client: httpx.AsyncClient,
+    services: Services,
+    vendors: VendorRouter,
+    make_key: Callable[..., Awaitable[Headers]],
+    fleet: tuple[str, FleetFake],
+) -> None:
+    """A device renamed in the console and without serial or MAC there: no rule can match it, so
+    it shows as one unmanaged agent plus one unprotected endpoint until an engineer says which
+    endpoint it is; then both gaps close at the next sync, and dropping the override reopens them."""
+    if not PSAS or not CONSOLES:
+        pytest.skip("needs a PSA and a console kind with a harness")
+    headers = await make_key("engineer")
+    host, rmm = fleet
+    for n in range(3):
+        rmm.put(rmm_status(device_name(CLIENT, n), n))
+    console = CONSOLES[0].start(customers=[CLIENT], agents_per_customer=2)
+    [customer] = console.customers
+    renamed = console.add_agent(customer, "FRONT-DESK-PC")
+    psa = PSAS[0].start(companies=[CLIENT], devices_per_company=0, configuration_fields=CONFIGURATION_FIELDS)
+    route(vendors, psa)
+    route(vendors, console)
+    psa_row = await _connect_psa(client, headers, psa)
+    rmm_row = await _post(
+        client,
+        headers,
+        "/api/v1/connections",
+        {"name": "Fleet", "kind": "fleet_rmm", "base_url": f"https://{host}", "credentials": {"token": "t"}},
+    )
+    console_row = await _connect(client, headers, console)
+    await _map_by_suggestion(client, headers, rmm_row["id"], psa_row["id"], expected=1)
+    await _map_by_suggestion(client, headers, console_row["id"], psa_row["id"], expected=1)
+    await _sync(client, headers, services, rmm_row["id"])
+    await _sync(client, headers, services, console_row["id"])
+    third = device_name(CLIENT, 2)
+    assert sorted((p["kind"], p["hostname"]) for p in await open_problems(client, headers)) == [
+        ("not_protected", third),
+        ("unmanaged_agent", "FRONT-DESK-PC"),
+    ]
+
+    [agent] = (
+        await client.get("/api/v1/console-agents", params={"matched": "false"}, headers=headers)
+    ).json()
+    assert agent["agent_id"] == renamed and agent["match_rule"] is None
+    endpoints = (await client.get("/api/v1/endpoints", headers=headers)).json()
+    target = next(e for e in endpoints if e["hostname"] == third)
+    refused = await client.put(
+        f"/api/v1/console-agents/{agent['id']}/match",
+        json={"endpoint_id": "no-such-endpoint"},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "endpoint_id", refused.text
+    matched = await client.put(
+        f"/api/v1/console-agents/{agent['id']}/match", json={"endpoint_id": target["id"]}, headers=headers
+    )
+    assert matched.status_code == 200, matched.text
+    assert (matched.json()["endpoint_id"], matched.json()["match_rule"]) == (target["id"], "manual")
+    await _sync(client, headers, services, console_row["id"])
+    assert await open_problems(client, headers) == []
+    detail = (await client.get(f"/api/v1/endpoints/{target['id']}", headers=headers)).json()
+    assert (
+        detail["console_agent"]["agent_id"] == renamed and detail["console_agent"]["match_rule"] == "manual"
+    )
+    audit = (await client.get("/api/v1/audit", params={"kind": "agent_match"}, headers=headers)).json()
+    assert [entry["kind"] for entry in audit["events"]] == ["agent_match.set"], audit
+
+    dropped = await client.delete(f"/api/v1/console-agents/{agent['id']}/match", headers=headers)
+    assert dropped.status_code == 200 and dropped.json()["endpoint_id"] is None, dropped.text
+    await _sync(client, headers, services, console_row["id"])
+    assert sorted(p["kind"] for p in await open_problems(client, headers)) == [
+        "not_protected",
+        "unmanaged_agent",
+    ]
