@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +20,8 @@ from adapters.errors import AdapterError
 from connector.audit import service as audit
 from connector.audit.domain import WORKER
 from connector.fleet import domain
+from connector.fleet.consoles import console_views
+from connector.fleet.coverage import ConsoleView, effective_status
 from connector.fleet.domain import Thresholds
 from connector.fleet.endpoints import thresholds_of, to_status
 from connector.infra import db
@@ -32,21 +34,28 @@ from mappings.resolution import configuration_rule
 PSA_CONCURRENCY = 8
 
 
-async def enqueue_configuration_pushes(session: AsyncSession, run: SyncRun, dirty: Iterable[str]) -> None:
-    """A push job for every mapped client that changed in the run, that has endpoints never pushed,
-    or — on a full pass — every mapped client (which repairs drift at the cost of a database read)."""
+async def enqueue_configuration_pushes(
+    session: AsyncSession, run: SyncRun, connection_id: str, dirty: Iterable[str]
+) -> None:
+    """A push job for every mapped client of the RMM connection that changed in the run, that has
+    endpoints never pushed, or — on a full pass of that connection — every mapped client (which
+    repairs drift at the cost of a database read). A console run passes the RMM connections whose
+    endpoints its agents changed; its own connection has no endpoints, so it queues nothing."""
     mapped = set(
         await session.scalars(
-            select(ClientMapping.rmm_client_id).where(ClientMapping.rmm_connection_id == run.connection_id)
+            select(ClientMapping.rmm_client_id).where(ClientMapping.rmm_connection_id == connection_id)
         )
     )
     if not mapped:
         return
-    wanted = mapped if run.full else mapped & set(dirty)
+    owns = await session.get(Connection, connection_id)
+    if owns is None or owns.role != "rmm":
+        return
+    wanted = mapped if run.full and connection_id == run.connection_id else mapped & set(dirty)
     never = await session.scalars(
         select(Endpoint.client_id)
         .where(
-            Endpoint.rmm_connection_id == run.connection_id,
+            Endpoint.rmm_connection_id == connection_id,
             Endpoint.retired_at.is_(None),
             Endpoint.pushed_fields_fingerprint.is_(None),
             Endpoint.client_id.in_(mapped),
@@ -57,7 +66,7 @@ async def enqueue_configuration_pushes(session: AsyncSession, run: SyncRun, dirt
         await enqueue(
             session,
             CONFIGURATIONS,
-            ConfigurationsJob(connection_id=run.connection_id, client_id=client_id, run_id=run.id),
+            ConfigurationsJob(connection_id=connection_id, client_id=client_id, run_id=run.id),
             tenant_id=run.tenant_id,
         )
 
@@ -72,6 +81,8 @@ class ClientTarget:
     create_missing: bool
     """Whether the PSA may create a configuration record it does not have (the catch-all rule)."""
     endpoints: list[Endpoint]
+    views: Mapping[str, ConsoleView] = field(default_factory=dict)
+    """Endpoint row id → what the console covering it says: the record shows the effective status."""
 
 
 @dataclass(frozen=True)
@@ -144,12 +155,14 @@ async def _load_client(services: Services, connection_id: str, client_id: str) -
                 Endpoint.retired_at.is_(None),
             )
         )
+        rows = list(endpoints)
         return ClientTarget(
             company_id=mapping.psa_company_id,
             psa=psa,
             limits=thresholds_of(tenant),
             create_missing=bool(rule and rule.create_configurations),
-            endpoints=list(endpoints),
+            endpoints=rows,
+            views=await console_views(session, connection_id, mapping.tenant_id, rows),
         )
 
 
@@ -157,7 +170,7 @@ def configuration_writes(target: ClientTarget, now: datetime) -> list[PendingWri
     """The endpoints whose configuration fields differ from what was last written. Pure."""
     work = []
     for row in target.endpoints:
-        status = to_status(row)
+        status, _ = effective_status(to_status(row), target.views.get(row.id))
         fields = domain.configuration_fields(status, domain.health(status, target.limits, now))
         fingerprint = domain.fields_fingerprint(fields)
         if fingerprint != row.pushed_fields_fingerprint:

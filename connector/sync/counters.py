@@ -18,5 +18,9 @@ class Counters:
     psa_calls: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, None] = field(default_factory=dict)
-    dirty_clients: set[str] = field(default_factory=set)
-    """Clients whose endpoints' PSA configuration fields may have changed in this run."""
+    dirty_clients: dict[str, set[str]] = field(default_factory=dict)
+    """RMM connection id → its clients whose endpoints' PSA configuration fields may have changed in
+    this run (a console run changes the status of other connections' endpoints)."""
+
+    def dirty(self, connection_id: str, client_id: str) -> None:
+        self.dirty_clients.setdefault(connection_id, set()).add(client_id)

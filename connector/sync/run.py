@@ -210,6 +210,14 @@ async def _console_run(
     await console.evaluate_agents(services, connection.tenant_id, limits, c)
     async with services.sessions() as session:
         rmms = await rmm_connections(session, connection.tenant_id)
+        scopes = await consoles.company_scopes(session, connection.tenant_id)
+    if run.full or c.changed:
+        # The records of every client this console covers may show new effective values; the
+        # pushes compare fingerprints, so an unchanged record costs a read, not a PSA write.
+        covered = {scope for (source, _), scope in scopes.items() if source == connection.id}
+        for (source, client_id), scope in scopes.items():
+            if scope in covered and any(r.id == source for r in rmms):
+                c.dirty(source, client_id)
     for rmm in rmms:
         await _evaluate(services, run, rmm, limits, c)
         await _record_health(services, rmm)
@@ -297,7 +305,7 @@ async def _store_page(
                 row.online, row.last_seen_at = status.online, status.last_seen_at
                 continue
             c.changed += 1
-            c.dirty_clients.add(status.client_id)
+            c.dirty(connection.id, status.client_id)
             for name in STATUS_FIELDS:
                 setattr(row, name, getattr(status, name))
             row.fingerprint = fingerprint
@@ -435,7 +443,7 @@ async def _evaluate(
                 health = domain.health(status, limits, now)
                 if health != row.health:
                     row.health = health
-                    c.dirty_clients.add(row.client_id)
+                    c.dirty(connection.id, row.client_id)
                 for finding in domain.findings(status, limits, now):
                     if view is not None and view.agent is None and finding.kind is ProblemKind.NOT_PROTECTED:
                         finding = domain.Finding(
@@ -604,7 +612,10 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
         if c.touched:
             await enqueue_reconciles(session, run.tenant_id, list(c.touched))
         if not failed:
-            await enqueue_configuration_pushes(session, run, c.dirty_clients)
+            for connection_id in sorted({run.connection_id, *c.dirty_clients} - {""}):
+                await enqueue_configuration_pushes(
+                    session, run, connection_id, c.dirty_clients.get(connection_id, set())
+                )
         row = await session.get(SyncRun, run.id)
         assert row is not None
         if failed:

@@ -109,7 +109,9 @@ async def test_coverage_gaps_become_tickets_and_close_when_the_devices_appear(
     [customer] = console.customers
     rogue_agents = [console.add_agent(customer, name) for name in ROGUES]
     console.set_licences(customer, KNOWN_AGENTS + len(ROGUES), 60)
-    psa = PSAS[0].start(companies=[CLIENT], devices_per_company=0, configuration_fields=CONFIGURATION_FIELDS)
+    psa = PSAS[0].start(
+        companies=[CLIENT], devices_per_company=ENDPOINTS, configuration_fields=CONFIGURATION_FIELDS
+    )
     route(vendors, psa)
     route(vendors, console)
     company = company_of(psa, CLIENT)
@@ -155,6 +157,9 @@ async def test_coverage_gaps_become_tickets_and_close_when_the_devices_appear(
     agent = detail["console_agent"]
     expected_rule = "serial" if console.reports_serials else "mac" if console.reports_macs else "hostname"
     assert agent is not None and agent["match_rule"] == expected_rule, agent
+    # ... and so does the device's configuration record in the PSA.
+    [record] = psa.configurations(company, device_name(CLIENT, 0))
+    assert detail["product"] in record and "RMM Antivirus" not in record, record
     unmatched = (
         await client.get("/api/v1/console-agents", params={"matched": "false"}, headers=headers)
     ).json()
