@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from adapters.base import EndpointStatus
 from adapters.errors import AdapterError
 from connector.alerts import service as alerts
 from connector.alerts.schemas import ProblemOut
@@ -27,8 +28,9 @@ from connector.audit.domain import KINDS, Actor, Category
 from connector.billing import domain as domain_billing
 from connector.billing.service import build_preview
 from connector.connections.service import list_connections
-from connector.fleet import consoles
+from connector.fleet import consoles, coverage
 from connector.fleet import stats as fleet_stats
+from connector.fleet.endpoints import to_status
 from connector.infra.errors import Conflict, FieldError, NotFound
 from connector.infra.logs import get_logger
 from connector.infra.security.apikeys import authenticate
@@ -204,6 +206,13 @@ async def problem_detail(problem_id: str, request: Request, session: Session, us
         found = await alerts.problem_context(session, user.principal.tenant_id, problem_id)
     except NotFound:
         raise WebError(404, "There is no such problem.") from None
+    effective: EndpointStatus | None = None
+    sources: dict[str, str] = {}
+    agent = None
+    if found.endpoint is not None:
+        view = await consoles.endpoint_view(session, found.endpoint)
+        effective, sources = coverage.effective_status(to_status(found.endpoint), view)
+        agent = await consoles.matched_agent(session, found.endpoint)
     return render(
         request,
         "problem.html",
@@ -211,6 +220,9 @@ async def problem_detail(problem_id: str, request: Request, session: Session, us
         problem=found.problem,
         link=found.link,
         endpoint=found.endpoint,
+        effective=effective,
+        sources=sources,
+        agent=agent,
         mapping=found.mapping,
         connection=found.connection,
         client_name=(found.endpoint.client_name if found.endpoint is not None else None)

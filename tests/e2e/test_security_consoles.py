@@ -181,6 +181,10 @@ async def test_coverage_gaps_become_tickets_and_close_when_the_devices_appear(
     row = page.split(f'data-company-id="{covered["company_id"]}"', 1)[1].split("</tr>", 1)[0]
     assert f'data-gap="without_agent">{ENDPOINTS - KNOWN_AGENTS}<' in row
     assert f'data-gap="unmanaged_agents">{len(ROGUES)}<' in row
+    # A problem's page shows each status field with its source: the console found this one.
+    problem_page = (await client.get(f"/problems/{not_protected[0]['id']}")).text
+    assert f'data-source="product">from {console_row["name"]}<' in problem_page, problem_page
+    assert 'data-source="online">from the RMM<' in problem_page
 
     # The console's seat count reaches the licence table and the billing reconciliation.
     async with services.sessions() as session:
