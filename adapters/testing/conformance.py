@@ -163,52 +163,47 @@ def polled_state(result: PolledAlerts) -> set[tuple[str, str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# RMM
+# Every role
 # ---------------------------------------------------------------------------------------------
 
 
-class RmmConformance:
-    """Inherit and set `harness`; every `test_*` here then runs against that vendor's fake."""
+class AdapterConformance:
+    """What every role's suite checks first: the spec declares the role and names this harness, the
+    adapter satisfies the role's Protocol, the connection test passes, and wrong credentials are a
+    `CredentialsError` that does not show them. A role's suite sets `ROLE` and `PROTOCOL` and
+    provides the `world` fixture."""
 
-    harness: ClassVar[RmmHarness]
+    harness: ClassVar[Any]
+    ROLE: ClassVar[Role]
+    PROTOCOL: ClassVar[type]
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
-    PAGE_SIZE: ClassVar[int] = 25
-    """Endpoint page size asked of vendors that page (3 clients x 20 endpoints = pages of 25, 25, 10)."""
-
-    @pytest.fixture
-    def world(self) -> RmmWorld:
-        return self.harness.start(page_size=self.PAGE_SIZE)
 
     @pytest.fixture
     def sleeps(self) -> RecordingSleep:
         return RecordingSleep()
 
     @pytest_asyncio.fixture
-    async def adapter(self, world: RmmWorld, sleeps: RecordingSleep) -> AsyncIterator[RmmAdapter]:
+    async def adapter(self, world: Any, sleeps: RecordingSleep) -> AsyncIterator[Any]:
         adapter = world.adapter(sleep=sleeps)
         yield adapter
         await adapter.aclose()
 
-    # -- declaration ----------------------------------------------------------------------------
-
-    async def test_spec_declares_an_rmm_adapter(self, world: RmmWorld) -> None:
+    async def test_spec_declares_its_role(self, world: Any) -> None:
         connection = world.connection
-        check_spec(self.harness.spec, Role.RMM, dict(connection.credentials), dict(connection.options))
+        check_spec(self.harness.spec, self.ROLE, dict(connection.credentials), dict(connection.options))
         assert connection.kind == self.harness.spec.kind
 
     async def test_spec_names_this_harness(self) -> None:
         check_names_harness(self.harness.spec, self.harness)
 
-    async def test_adapter_satisfies_the_protocol(self, adapter: RmmAdapter) -> None:
-        assert isinstance(adapter, RmmAdapter)
+    async def test_adapter_satisfies_the_protocol(self, adapter: Any) -> None:
+        assert isinstance(adapter, self.PROTOCOL)
 
-    # -- connection -----------------------------------------------------------------------------
-
-    async def test_connection_test_passes(self, adapter: RmmAdapter) -> None:
+    async def test_connection_test_passes(self, adapter: Any) -> None:
         await adapter.test_connection()
 
     async def test_wrong_credentials_are_a_credentials_error(
-        self, world: RmmWorld, sleeps: RecordingSleep
+        self, world: Any, sleeps: RecordingSleep
     ) -> None:
         wrong = world.wrong_credentials()
         adapter = world.adapter(sleep=sleeps, credentials=wrong)
@@ -219,6 +214,25 @@ class RmmConformance:
             await adapter.aclose()
         for secret in secrets_of(self.harness.spec, wrong):
             assert secret not in str(caught.value), "the error shows the credential"
+
+
+# ---------------------------------------------------------------------------------------------
+# RMM
+# ---------------------------------------------------------------------------------------------
+
+
+class RmmConformance(AdapterConformance):
+    """Inherit and set `harness`; every `test_*` here then runs against that vendor's fake."""
+
+    harness: ClassVar[RmmHarness]
+    ROLE: ClassVar[Role] = Role.RMM
+    PROTOCOL: ClassVar[type] = RmmAdapter
+    PAGE_SIZE: ClassVar[int] = 25
+    """Endpoint page size asked of vendors that page (3 clients x 20 endpoints = pages of 25, 25, 10)."""
+
+    @pytest.fixture
+    def world(self) -> RmmWorld:
+        return self.harness.start(page_size=self.PAGE_SIZE)
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -401,11 +415,12 @@ def inject(world: PsaWorld, operation: PsaOperation, fault: Fault) -> None:
         world.fail_next(operation, 500, after_apply=True)
 
 
-class PsaConformance:
+class PsaConformance(AdapterConformance):
     """Inherit and set `harness`; every `test_*` here then runs against that vendor's fake."""
 
     harness: ClassVar[PsaHarness]
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+    ROLE: ClassVar[Role] = Role.PSA
+    PROTOCOL: ClassVar[type] = PsaAdapter
     PAGE_SIZE: ClassVar[int] = 10
     """Company page size for the paging test."""
 
@@ -413,50 +428,11 @@ class PsaConformance:
     def world(self) -> PsaWorld:
         return self.harness.start(devices_per_company=2)
 
-    @pytest.fixture
-    def sleeps(self) -> RecordingSleep:
-        return RecordingSleep()
-
-    @pytest_asyncio.fixture
-    async def adapter(self, world: PsaWorld, sleeps: RecordingSleep) -> AsyncIterator[PsaAdapter]:
-        adapter = world.adapter(sleep=sleeps)
-        yield adapter
-        await adapter.aclose()
-
     @staticmethod
     def first_company(world: PsaWorld) -> str:
         return next(iter(world.companies))
 
-    # -- declaration ----------------------------------------------------------------------------
-
-    async def test_spec_declares_a_psa_adapter(self, world: PsaWorld) -> None:
-        connection = world.connection
-        check_spec(self.harness.spec, Role.PSA, dict(connection.credentials), dict(connection.options))
-        assert connection.kind == self.harness.spec.kind
-
-    async def test_spec_names_this_harness(self) -> None:
-        check_names_harness(self.harness.spec, self.harness)
-
-    async def test_adapter_satisfies_the_protocol(self, adapter: PsaAdapter) -> None:
-        assert isinstance(adapter, PsaAdapter)
-
-    # -- connection and reads -------------------------------------------------------------------
-
-    async def test_connection_test_passes(self, adapter: PsaAdapter) -> None:
-        await adapter.test_connection()
-
-    async def test_wrong_credentials_are_a_credentials_error(
-        self, world: PsaWorld, sleeps: RecordingSleep
-    ) -> None:
-        wrong = world.wrong_credentials()
-        adapter = world.adapter(sleep=sleeps, credentials=wrong)
-        try:
-            with pytest.raises(CredentialsError) as caught:
-                await adapter.test_connection()
-        finally:
-            await adapter.aclose()
-        for secret in secrets_of(self.harness.spec, wrong):
-            assert secret not in str(caught.value), "the error shows the credential"
+    # -- reads ----------------------------------------------------------------------------------
 
     async def test_list_companies_names_every_company_once(
         self, adapter: PsaAdapter, world: PsaWorld
@@ -779,56 +755,18 @@ def agents_of(pages: Sequence[AgentPage]) -> list[AgentStatus]:
     return [agent for page in pages for agent in page.agents]
 
 
-class SecurityConformance:
+class SecurityConformance(AdapterConformance):
     """Inherit and set `harness`; every `test_*` here then runs against that console's fake."""
 
     harness: ClassVar[SecurityHarness]
-    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.asyncio]
+    ROLE: ClassVar[Role] = Role.SECURITY
+    PROTOCOL: ClassVar[type] = SecurityAdapter
     PAGE_SIZE: ClassVar[int] = 25
     """Agent page size asked of vendors that page (3 customers x 20 agents)."""
 
     @pytest.fixture
     def world(self) -> SecurityWorld:
         return self.harness.start(page_size=self.PAGE_SIZE)
-
-    @pytest.fixture
-    def sleeps(self) -> RecordingSleep:
-        return RecordingSleep()
-
-    @pytest_asyncio.fixture
-    async def adapter(self, world: SecurityWorld, sleeps: RecordingSleep) -> AsyncIterator[SecurityAdapter]:
-        adapter = world.adapter(sleep=sleeps)
-        yield adapter
-        await adapter.aclose()
-
-    # -- declaration ----------------------------------------------------------------------------
-
-    async def test_spec_declares_a_security_adapter(self, world: SecurityWorld) -> None:
-        connection = world.connection
-        check_spec(self.harness.spec, Role.SECURITY, dict(connection.credentials), dict(connection.options))
-        assert connection.kind == self.harness.spec.kind
-
-    async def test_spec_names_this_harness(self) -> None:
-        check_names_harness(self.harness.spec, self.harness)
-
-    async def test_adapter_satisfies_the_protocol(self, adapter: SecurityAdapter) -> None:
-        assert isinstance(adapter, SecurityAdapter)
-
-    async def test_connection_test_passes(self, adapter: SecurityAdapter) -> None:
-        await adapter.test_connection()
-
-    async def test_wrong_credentials_are_a_credentials_error(
-        self, world: SecurityWorld, sleeps: RecordingSleep
-    ) -> None:
-        wrong = world.wrong_credentials()
-        adapter = world.adapter(sleep=sleeps, credentials=wrong)
-        try:
-            with pytest.raises(CredentialsError) as caught:
-                await adapter.test_connection()
-        finally:
-            await adapter.aclose()
-        for secret in secrets_of(self.harness.spec, wrong):
-            assert secret not in str(caught.value), "the error shows the credential"
 
     # -- customers and agents -------------------------------------------------------------------
 
