@@ -33,7 +33,8 @@ from adapters.base import BillingLine, BillingLineResult
 from adapters.errors import AdapterError
 from connector.audit import service as audit
 from connector.audit.domain import WORKER, Actor
-from connector.billing import domain
+from connector.billing import domain, reconciliation
+from connector.fleet.consoles import consoles_of
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.errors import Conflict
@@ -45,6 +46,8 @@ from connector.models import (
     BillingRule,
     ClientMapping,
     Connection,
+    ConsoleAgent,
+    Endpoint,
     LicenceDaily,
     UsageDaily,
     new_id,
@@ -133,6 +136,60 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
     return _assemble(period, closed, rules, usage, licences, mappings, states)
+
+
+@dataclass
+class Reconciliation:
+    period: str
+    rows: list[reconciliation.Row]
+
+
+async def build_reconciliation(session: AsyncSession, tenant_id: str, period: str) -> Reconciliation:
+    """The period's three numbers per company and product with their causes. The device lists are
+    the current ones (endpoints and agents not retired): a cause names what to fix now."""
+    first, last = domain.parse_period(period)
+    rules = list(
+        await session.scalars(
+            db.tenant_rows(BillingRule, tenant_id)
+            .where(BillingRule.enabled.is_(True))
+            .order_by(BillingRule.product)
+        )
+    )
+    mappings: dict[domain.MappingKey, ClientMapping] = {
+        (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
+        for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
+    }
+    recorded = {
+        (s.rule_id, s.company_id): reconciliation.Recorded(s.quantity, s.period, s.line_id)
+        for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
+    }
+    endpoints = await session.execute(
+        db.scoped(
+            select(Endpoint.id, Endpoint.rmm_connection_id, Endpoint.client_id, Endpoint.product),
+            Endpoint,
+            tenant_id,
+        ).where(Endpoint.retired_at.is_(None))
+    )
+    agents = await session.execute(
+        db.scoped(
+            select(
+                ConsoleAgent.id, ConsoleAgent.connection_id, ConsoleAgent.customer_id, ConsoleAgent.product
+            ),
+            ConsoleAgent,
+            tenant_id,
+        ).where(ConsoleAgent.retired_at.is_(None), ConsoleAgent.endpoint_ref.is_(None))
+    )
+    rows = reconciliation.reconcile(
+        rules,
+        await usage_rows(session, tenant_id, first, last),
+        await licence_rows(session, tenant_id, first, last),
+        mappings,
+        recorded,
+        [reconciliation.EndpointFact(*row) for row in endpoints.all()],
+        [reconciliation.AgentFact(*row) for row in agents.all()],
+        {console.id for console in await consoles_of(session, tenant_id)},
+    )
+    return Reconciliation(period, rows)
 
 
 async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: date) -> list[domain.UsageRow]:
