@@ -151,11 +151,14 @@ def reconcile(
     for (connection_id, client_id, psa_id), mapping in mappings.items():
         clients_of[(psa_id, mapping.psa_company_id)].append((connection_id, client_id))
         names[(psa_id, mapping.psa_company_id)] = mapping.psa_company_name
+    usage_by_name, licences_by_name = _by_product_name(usage), _by_product_name(licences)
+    billed_names: dict[tuple[str, str | None], bool] = {}
+    """(PSA connection, product name) → whether a rule of that PSA bills the product."""
     rows: list[Row] = []
     for rule in rules:
         siblings = [r for r in rules if r.psa_connection_id == rule.psa_connection_id]
-        rmm = lines_for_rule(_Scoped(rule, rmm_scope(rule)), usage, mappings)
-        console = lines_for_rule(_Scoped(rule, CONSOLE_SEATS), licences, mappings)
+        rmm = lines_for_rule(_Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings)
+        console = lines_for_rule(_Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings)
         rmm_counts = {line.company_id: line.quantity for line in rmm.lines}
         console_counts = {line.company_id: line.quantity for line in console.lines}
         recorded_companies = {company for rule_id, company in recorded if rule_id == rule.id}
@@ -164,11 +167,12 @@ def reconcile(
             clients = clients_of.get(key, [])
             has_console = any(connection in console_connection_ids for connection, _ in clients)
             devices = [e for client in clients for e in endpoints_by_client.get(client, [])]
+            bare = [e.id for e in devices if not _billed(billed_names, siblings, e.product)]
             agents = [
                 a
                 for connection, client in clients
                 for a in agents_by_customer.get((connection, client), [])
-                if _agent_bills(rule, a, licensed)
+                if _agent_bills(rule, a, licensed, siblings)
             ]
             row = Row(
                 rule.id,
@@ -181,7 +185,7 @@ def reconcile(
                 (),
                 rule.count_scope == CONSOLE_SEATS,
             )
-            causes = _company_causes(row, state, siblings, devices, agents)
+            causes = _company_causes(row, state, bare, bool(devices), agents)
             rows.append(_with(row, causes))
         unmapped = {(c.rmm_connection_id, c.client_id): c.seats for c in rmm.unmapped}
         unmapped_console = {(c.rmm_connection_id, c.client_id): c.seats for c in console.unmapped}
@@ -203,11 +207,39 @@ def reconcile(
     return rows
 
 
-def _agent_bills(rule: BillingTerms, agent: AgentFact, licensed: Mapping[tuple[str, str], set[str]]) -> bool:
-    """An agent is a seat of the rule when its own product matches, or its customer's licence rows
-    of a matching product are what the console counts."""
-    if agent.product and billing_rule_matches(rule, agent.product):
-        return True
+def _by_product_name(rows: Iterable[UsageRow]) -> dict[str, list[UsageRow]]:
+    groups: dict[str, list[UsageRow]] = defaultdict(list)
+    for row in rows:
+        groups[row.product].append(row)
+    return groups
+
+
+def _matching(rule: BillingTerms, by_name: Mapping[str, list[UsageRow]]) -> list[UsageRow]:
+    """The rows of the products the rule bills: each rule reads only its share of the period."""
+    return [row for name, rows in by_name.items() if billing_rule_matches(rule, name) for row in rows]
+
+
+def _billed(
+    memo: dict[tuple[str, str | None], bool], siblings: Sequence[BillingTerms], product: str | None
+) -> bool:
+    """Whether a rule of the PSA bills the product: a device billed under another rule of the same
+    PSA is not missing this one."""
+    key = (siblings[0].psa_connection_id, product)
+    if key not in memo:
+        memo[key] = any(billing_rule_matches(r, product or "") for r in siblings)
+    return memo[key]
+
+
+def _agent_bills(
+    rule: BillingTerms,
+    agent: AgentFact,
+    licensed: Mapping[tuple[str, str], set[str]],
+    siblings: Sequence[BillingTerms],
+) -> bool:
+    """An agent is a seat of the rule when its own product matches; an agent whose product no rule
+    of the PSA bills (or that reports none) is a seat of each product its customer is licensed for."""
+    if agent.product and any(billing_rule_matches(r, agent.product) for r in siblings):
+        return billing_rule_matches(rule, agent.product)
     wanted = rule.product.lower()
     return any(wanted in product for product in licensed.get((agent.connection_id, agent.customer_id), ()))
 
@@ -215,13 +247,11 @@ def _agent_bills(rule: BillingTerms, agent: AgentFact, licensed: Mapping[tuple[s
 def _company_causes(
     row: Row,
     state: Recorded | None,
-    siblings: Sequence[BillingTerms],
-    devices: Sequence[EndpointFact],
+    bare: Sequence[str],
+    has_devices: bool,
     agents: Sequence[AgentFact],
 ) -> list[Cause]:
     causes: list[Cause] = []
-    # A device billed under another rule of the same PSA is not missing this product.
-    bare = [e.id for e in devices if not any(billing_rule_matches(r, e.product or "") for r in siblings)]
     if bare:
         causes.append(cause(CauseCode.RMM_DEVICE_WITHOUT_PRODUCT, bare))
     if agents:
@@ -232,7 +262,7 @@ def _company_causes(
     if state is None:
         if billed > 0:
             causes.append(cause(CauseCode.AGREEMENT_LINE_MISSING, line_ids, billed))
-    elif billed == 0 and not devices and state.quantity > 0:
+    elif billed == 0 and not has_devices and state.quantity > 0:
         causes.append(cause(CauseCode.RETIRED_CLIENT_BILLED, line_ids, state.quantity))
     elif state.quantity != billed:
         causes.append(cause(CauseCode.PSA_QUANTITY_CHANGED, line_ids, billed - state.quantity))
