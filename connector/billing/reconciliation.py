@@ -108,7 +108,7 @@ def cause(code: CauseCode, ids: Sequence[str], count: int | None = None) -> Caus
 
 
 @dataclass(frozen=True)
-class _Scoped:
+class Scoped:
     """A rule counted in another scope (the RMM's or the consoles' column)."""
 
     rule: BillingTerms
@@ -157,8 +157,8 @@ def reconcile(
     rows: list[Row] = []
     for rule in rules:
         siblings = [r for r in rules if r.psa_connection_id == rule.psa_connection_id]
-        rmm = lines_for_rule(_Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings)
-        console = lines_for_rule(_Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings)
+        rmm = lines_for_rule(Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings)
+        console = lines_for_rule(Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings)
         rmm_counts = {line.company_id: line.quantity for line in rmm.lines}
         console_counts = {line.company_id: line.quantity for line in console.lines}
         recorded_companies = {company for rule_id, company in recorded if rule_id == rule.id}

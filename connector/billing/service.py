@@ -260,7 +260,9 @@ def _assemble(
         billed = domain.lines_for_rule(
             rule, licences if rule.count_scope == CONSOLE_SEATS else usage, mappings
         )
-        rmm_seats = _quantities(domain.lines_for_rule(_counting(rule, _rmm_scope(rule)), usage, mappings))
+        rmm_seats = _quantities(
+            domain.lines_for_rule(_counting(rule, reconciliation.rmm_scope(rule)), usage, mappings)
+        )
         console_seats = _quantities(domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings))
         for client in billed.unmapped:
             unmapped[(client.rmm_connection_id, client.client_id)] = client
@@ -284,27 +286,12 @@ def _assemble(
     return preview
 
 
-CONSOLE_SEATS = "console_seats"
-
-
-def _rmm_scope(rule: BillingRule) -> str:
-    """The RMM's view of a rule's seats: its own scope, or `installed` beside a console-counted rule."""
-    return "installed" if rule.count_scope == CONSOLE_SEATS else rule.count_scope
-
-
-@dataclass(frozen=True)
-class _Counting:
-    """A rule counted in another scope, for the reconciliation's other columns."""
-
-    rule: BillingRule
-    count_scope: str
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.rule, name)
+CONSOLE_SEATS = reconciliation.CONSOLE_SEATS
 
 
 def _counting(rule: BillingRule, scope: str) -> Any:
-    return _Counting(rule, scope)
+    """A rule counted in another scope, for the preview's RMM and console columns."""
+    return reconciliation.Scoped(rule, scope)
 
 
 def _quantities(lines: domain.RuleLines) -> dict[str, int]:
