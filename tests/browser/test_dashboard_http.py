@@ -281,3 +281,13 @@ async def test_maintenance_page_adds_lists_and_deletes_windows_and_tests_a_chann
     deleted = await client.post(f"/maintenance/{window['id']}/delete", data={"csrf_token": token})
     assert deleted.status_code == 303
     assert (await client.get("/api/v1/maintenance-windows", headers=headers)).json() == []
+
+
+async def test_reconciliation_page_names_a_bad_period_and_says_when_there_is_nothing(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    await sign_in(client, plaintext(await make_key("viewer")))
+    page = await client.get("/billing/reconciliation", params={"period": "2026-13"})
+    assert page.status_code == 200
+    assert "The period must look like YYYY-MM" in page.text
+    assert "Nothing to reconcile for" in page.text and 'id="reconciliation"' not in page.text
