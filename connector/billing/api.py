@@ -14,6 +14,7 @@ from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.audit.domain import Actor
 from connector.billing import domain
 from connector.billing.schemas import (
+    CauseOut,
     ClosedPeriodOut,
     PreviewLineOut,
     PreviewOut,
@@ -22,6 +23,8 @@ from connector.billing.schemas import (
     PushLineOut,
     PushOut,
     PushRequest,
+    ReconciliationOut,
+    ReconciliationRowOut,
     UnmappedClientOut,
 )
 from connector.billing.service import (
@@ -30,7 +33,9 @@ from connector.billing.service import (
     PreviewLine,
     PushResult,
     PushRunning,
+    Reconciliation,
     build_preview,
+    build_reconciliation,
     close_period,
     push,
 )
@@ -142,6 +147,80 @@ async def preview_period(
             _preview_csv(body),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="billing-{period}.csv"'},
+        )
+    return body
+
+
+def reconciliation_out(result: Reconciliation) -> ReconciliationOut:
+    counts: dict[str, int] = {}
+    rows = []
+    for row in result.rows:
+        for cause in row.causes:
+            counts[cause.code.value] = counts.get(cause.code.value, 0) + 1
+        rows.append(
+            ReconciliationRowOut(
+                rule_id=row.rule_id,
+                product=row.product,
+                company_id=row.company_id,
+                company_name=row.company_name,
+                rmm_count=row.rmm_count,
+                console_count=row.console_count,
+                psa_quantity=row.psa_quantity,
+                billed_count=row.billed_count,
+                differences=row.differences,
+                causes=[
+                    CauseOut(code=c.code.value, count=c.count, ids=list(c.ids), total=c.total)
+                    for c in row.causes
+                ],
+            )
+        )
+    return ReconciliationOut(period=result.period, rows=rows, causes=dict(sorted(counts.items())))
+
+
+def _reconciliation_csv(body: ReconciliationOut) -> str:
+    """One line per row and cause (a row without a cause has one line with an empty cause)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = "period company_id company_name product rmm_count console_count psa_quantity billed_count"
+    writer.writerow([*columns.split(), "cause", "cause_count", "ids_total", "ids"])
+    for row in body.rows:
+        head: list[Any] = [body.period, row.company_id or "", row.company_name or "", row.product]
+        head += [row.rmm_count, _blank(row.console_count), _blank(row.psa_quantity), row.billed_count]
+        causes: list[CauseOut | None] = [*row.causes] or [None]
+        for cause in causes:
+            tail = (
+                ["", "", "", ""]
+                if cause is None
+                else [cause.code, cause.count, cause.total, " ".join(cause.ids)]
+            )
+            writer.writerow([*head, *tail])
+    return out.getvalue()
+
+
+def _blank(value: int | None) -> int | str:
+    return "" if value is None else value
+
+
+@router.get(
+    "/reconciliation",
+    response_model=ReconciliationOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def reconciliation_period(
+    request: Request,
+    session: Session,
+    who: Viewer,
+    period: str = Query(pattern=PERIOD_PATTERN, description="YYYY-MM"),
+) -> ReconciliationOut | Response:
+    """Per PSA company and product: the RMM's count, the consoles' count and the PSA quantity last
+    written, each difference with its causes and the ids behind them. `Accept: text/csv` for a
+    spreadsheet."""
+    body = reconciliation_out(await build_reconciliation(session, who.tenant_id, period))
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            _reconciliation_csv(body),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="reconciliation-{period}.csv"'},
         )
     return body
 

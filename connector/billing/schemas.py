@@ -102,3 +102,40 @@ class PushOut(BaseModel):
 class ClosedPeriodOut(BaseModel):
     period: str
     closed: bool
+
+
+class CauseOut(BaseModel):
+    """Why the numbers differ, with the devices, clients or lines behind it."""
+
+    code: Literal[
+        "rmm_device_without_product",
+        "console_agent_without_rmm_device",
+        "unmapped_client",
+        "agreement_line_missing",
+        "psa_quantity_changed",
+        "retired_client_billed",
+    ]
+    count: int = Field(description="devices or clients; seats for the line causes (signed for a change)")
+    ids: list[str] = Field(description="up to 50 endpoint, agent, client (`connection:client`) or line ids")
+    total: int = Field(description="how many ids there are in all")
+
+
+class ReconciliationRowOut(BaseModel):
+    rule_id: str
+    product: str
+    company_id: str | None = Field(description="None for the rule's clients mapped to no company")
+    company_name: str | None
+    rmm_count: int = Field(description="seats the RMM counts, by the rule's scope and count method")
+    console_count: int | None = Field(description="seats the security consoles count; None without one")
+    psa_quantity: int | None = Field(description="the quantity connector last wrote to the PSA line")
+    billed_count: int = Field(description="the count the rule bills by")
+    differences: dict[str, int | None] = Field(
+        description="rmm_minus_psa, console_minus_psa, console_minus_rmm (None where a side is absent)"
+    )
+    causes: list[CauseOut]
+
+
+class ReconciliationOut(BaseModel):
+    period: str
+    rows: list[ReconciliationRowOut]
+    causes: dict[str, int] = Field(description="rows per cause code")

@@ -33,7 +33,8 @@ from adapters.base import BillingLine, BillingLineResult
 from adapters.errors import AdapterError
 from connector.audit import service as audit
 from connector.audit.domain import WORKER, Actor
-from connector.billing import domain
+from connector.billing import domain, reconciliation
+from connector.fleet.consoles import consoles_of
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.errors import Conflict
@@ -45,6 +46,8 @@ from connector.models import (
     BillingRule,
     ClientMapping,
     Connection,
+    ConsoleAgent,
+    Endpoint,
     LicenceDaily,
     UsageDaily,
     new_id,
@@ -135,6 +138,60 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     return _assemble(period, closed, rules, usage, licences, mappings, states)
 
 
+@dataclass
+class Reconciliation:
+    period: str
+    rows: list[reconciliation.Row]
+
+
+async def build_reconciliation(session: AsyncSession, tenant_id: str, period: str) -> Reconciliation:
+    """The period's three numbers per company and product with their causes. The device lists are
+    the current ones (endpoints and agents not retired): a cause names what to fix now."""
+    first, last = domain.parse_period(period)
+    rules = list(
+        await session.scalars(
+            db.tenant_rows(BillingRule, tenant_id)
+            .where(BillingRule.enabled.is_(True))
+            .order_by(BillingRule.product)
+        )
+    )
+    mappings: dict[domain.MappingKey, ClientMapping] = {
+        (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
+        for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
+    }
+    recorded = {
+        (s.rule_id, s.company_id): reconciliation.Recorded(s.quantity, s.period, s.line_id)
+        for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
+    }
+    endpoints = await session.execute(
+        db.scoped(
+            select(Endpoint.id, Endpoint.rmm_connection_id, Endpoint.client_id, Endpoint.product),
+            Endpoint,
+            tenant_id,
+        ).where(Endpoint.retired_at.is_(None))
+    )
+    agents = await session.execute(
+        db.scoped(
+            select(
+                ConsoleAgent.id, ConsoleAgent.connection_id, ConsoleAgent.customer_id, ConsoleAgent.product
+            ),
+            ConsoleAgent,
+            tenant_id,
+        ).where(ConsoleAgent.retired_at.is_(None), ConsoleAgent.endpoint_ref.is_(None))
+    )
+    rows = reconciliation.reconcile(
+        rules,
+        await usage_rows(session, tenant_id, first, last),
+        await licence_rows(session, tenant_id, first, last),
+        mappings,
+        recorded,
+        [reconciliation.EndpointFact(*row) for row in endpoints.all()],
+        [reconciliation.AgentFact(*row) for row in agents.all()],
+        {console.id for console in await consoles_of(session, tenant_id)},
+    )
+    return Reconciliation(period, rows)
+
+
 async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: date) -> list[domain.UsageRow]:
     """The tenant's daily usage from `first` to `last`, both included."""
     rows = await session.execute(
@@ -203,7 +260,9 @@ def _assemble(
         billed = domain.lines_for_rule(
             rule, licences if rule.count_scope == CONSOLE_SEATS else usage, mappings
         )
-        rmm_seats = _quantities(domain.lines_for_rule(_counting(rule, _rmm_scope(rule)), usage, mappings))
+        rmm_seats = _quantities(
+            domain.lines_for_rule(_counting(rule, reconciliation.rmm_scope(rule)), usage, mappings)
+        )
         console_seats = _quantities(domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings))
         for client in billed.unmapped:
             unmapped[(client.rmm_connection_id, client.client_id)] = client
@@ -227,27 +286,12 @@ def _assemble(
     return preview
 
 
-CONSOLE_SEATS = "console_seats"
-
-
-def _rmm_scope(rule: BillingRule) -> str:
-    """The RMM's view of a rule's seats: its own scope, or `installed` beside a console-counted rule."""
-    return "installed" if rule.count_scope == CONSOLE_SEATS else rule.count_scope
-
-
-@dataclass(frozen=True)
-class _Counting:
-    """A rule counted in another scope, for the reconciliation's other columns."""
-
-    rule: BillingRule
-    count_scope: str
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.rule, name)
+CONSOLE_SEATS = reconciliation.CONSOLE_SEATS
 
 
 def _counting(rule: BillingRule, scope: str) -> Any:
-    return _Counting(rule, scope)
+    """A rule counted in another scope, for the preview's RMM and console columns."""
+    return reconciliation.Scoped(rule, scope)
 
 
 def _quantities(lines: domain.RuleLines) -> dict[str, int]:

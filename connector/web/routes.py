@@ -26,7 +26,7 @@ from connector.api.deps import ServicesDep, Session
 from connector.audit import service as audit
 from connector.audit.domain import KINDS, Actor, Category
 from connector.billing import domain as domain_billing
-from connector.billing.service import build_preview
+from connector.billing.service import build_preview, build_reconciliation
 from connector.connections.service import list_connections
 from connector.fleet import consoles, coverage
 from connector.fleet import stats as fleet_stats
@@ -352,6 +352,37 @@ async def billing(request: Request, session: Session, user: User, period: str | 
         total=total,
         cost=cost,
         names=_client_names(clients),
+    )
+
+
+CAUSE_LABELS = {
+    "rmm_device_without_product": "RMM devices without the product",
+    "console_agent_without_rmm_device": "Console agents with no RMM device",
+    "unmapped_client": "Clients not mapped",
+    "agreement_line_missing": "New revenue found: no agreement line",
+    "psa_quantity_changed": "PSA quantity differs from the count",
+    "retired_client_billed": "Retired client still billed",
+}
+
+
+@router.get("/billing/reconciliation")
+async def billing_reconciliation(
+    request: Request, session: Session, user: User, period: str | None = None
+) -> Response:
+    """Read-only: the three numbers per company and product and what explains their differences."""
+    error = None
+    if period is None or not PERIOD.match(period):
+        error = None if period is None else "The period must look like YYYY-MM; showing this month."
+        period = datetime.now(UTC).strftime("%Y-%m")
+    result = await build_reconciliation(session, user.principal.tenant_id, period)
+    return render(
+        request,
+        "reconciliation.html",
+        user,
+        rows=result.rows,
+        period=period,
+        error=error,
+        labels=CAUSE_LABELS,
     )
 
 

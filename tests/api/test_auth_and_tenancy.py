@@ -112,6 +112,7 @@ ROUTES = [
     Route("GET", "/api/v1/fleet/summary", "viewer"),
     Route("GET", "/api/v1/audit", "viewer"),
     Route("GET", "/api/v1/billing/preview", "viewer", query=lambda w: {"period": "2026-10"}),
+    Route("GET", "/api/v1/billing/reconciliation", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("POST", "/api/v1/billing/push", "engineer", body=lambda w: {"period": "2026-10", "dry_run": True}),
     Route(
         "POST",

@@ -47,6 +47,7 @@ async def test_pages_redirect_to_sign_in_when_signed_out(client: httpx.AsyncClie
         "/problems/nope",
         "/activity",
         "/billing?period=2026-01",
+        "/billing/reconciliation?period=2026-01",
         "/mappings",
         "/audit",
     ):
@@ -87,7 +88,7 @@ async def test_sign_in_cookie_is_sealed_and_strict(client: httpx.AsyncClient, ma
     assert key not in cookie and prefix not in cookie and secret not in cookie
     assert value and value == client.cookies[SESSION_COOKIE]
 
-    for path in ("/", "/problems", "/activity", "/billing", "/mappings"):
+    for path in ("/", "/problems", "/activity", "/billing", "/billing/reconciliation", "/mappings"):
         page = await client.get(path)
         assert page.status_code == 200, (path, page.text)
         assert key not in page.text and secret not in page.text
@@ -280,3 +281,13 @@ async def test_maintenance_page_adds_lists_and_deletes_windows_and_tests_a_chann
     deleted = await client.post(f"/maintenance/{window['id']}/delete", data={"csrf_token": token})
     assert deleted.status_code == 303
     assert (await client.get("/api/v1/maintenance-windows", headers=headers)).json() == []
+
+
+async def test_reconciliation_page_names_a_bad_period_and_says_when_there_is_nothing(
+    client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    await sign_in(client, plaintext(await make_key("viewer")))
+    page = await client.get("/billing/reconciliation", params={"period": "2026-13"})
+    assert page.status_code == 200
+    assert "The period must look like YYYY-MM" in page.text
+    assert "Nothing to reconcile for" in page.text and 'id="reconciliation"' not in page.text
