@@ -298,7 +298,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
                     continue
                 counts: dict[str, int] = {}
                 for r in results:
-                    detail = f" - {r.error}" if r.error else ""
+                    detail = f" - {r.error or r.reason}" if r.error or r.reason else ""
                     print(
                         f"{tenant.name}: company {r.company_id} {r.product} x{r.quantity}: {r.action}{detail}"
                     )

@@ -675,6 +675,32 @@ class BillingLineState(Base):
     pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BillingDecision(Base):
+    """An engineer's answer to one proposed billing change: approve, adjust (to `quantity`, with a
+    reason) or dismiss. Keyed by the proposed quantity: a different count is a new proposal."""
+
+    __tablename__ = "billing_decisions"
+    __table_args__ = (
+        UniqueConstraint(
+            "rule_id", "company_id", "period", "proposed_quantity", name="uq_billing_decisions_proposal"
+        ),
+        Index("ix_billing_decisions_tenant_period", "tenant_id", "period"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    rule_id: Mapped[str] = mapped_column(ForeignKey("billing_rules.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(7))
+    current_quantity: Mapped[int | None] = mapped_column(Integer)
+    proposed_quantity: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(100))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class BillingPushLease(Base):
     """The one push of a tenant's billing lines that may write to the PSA right now. Held by one
     process (`owner`) until `expires_at` and renewed while the push runs, so a push that dies with its

@@ -33,6 +33,8 @@ KINDS: dict[str, Category] = {
     "agent_match.set": Category.CONFIG,
     "agent_match.cleared": Category.CONFIG,
     "billing_period.closed": Category.CONFIG,
+    "billing_review.updated": Category.CONFIG,
+    "billing_decision.recorded": Category.CONFIG,
     "ticket.created": Category.PSA,
     "ticket.noted": Category.PSA,
     "ticket.closed": Category.PSA,

@@ -1,4 +1,5 @@
-"""`/api/v1/billing`: preview a period's lines (JSON or CSV), push them into the PSA, close a period."""
+"""`/api/v1/billing`: preview a period's lines (JSON or CSV), review the proposed changes, push the
+approved ones into the PSA, close a period."""
 
 from __future__ import annotations
 
@@ -12,13 +13,18 @@ from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.audit.domain import Actor
-from connector.billing import domain
+from connector.billing import domain, service
+from connector.billing.review import ReviewSettings
 from connector.billing.schemas import (
     CauseOut,
     ClosedPeriodOut,
+    DecisionOut,
+    DecisionsIn,
     PreviewLineOut,
     PreviewOut,
     ProductTotalOut,
+    ProposalOut,
+    ProposalsOut,
     PushedOut,
     PushLineOut,
     PushOut,
@@ -276,3 +282,73 @@ async def close(
     except ValueError as exc:
         raise FieldError("period", str(exc)) from None
     return ClosedPeriodOut(period=row.period, closed=True)
+
+
+# -- review before money moves ---------------------------------------------------------------------
+
+
+@router.get("/review-settings", response_model=ReviewSettings)
+async def get_review_settings(session: Session, who: Viewer) -> ReviewSettings:
+    """The tolerance within which a change is written on its own, and the drop guard."""
+    return await service.get_review_settings(session, who.tenant_id)
+
+
+@router.put("/review-settings", response_model=ReviewSettings)
+async def put_review_settings(body: ReviewSettings, session: Session, who: Engineer) -> ReviewSettings:
+    """Replace the settings (omitted fields take their defaults); they apply to the next push."""
+    return await service.set_review_settings(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
+
+
+def _proposals_out(period: str, proposals: list[service.Proposal]) -> ProposalsOut:
+    out, summary = [], dict[str, int]()
+    for p in proposals:
+        line, row = p.item.line, p.decision
+        summary[p.status] = summary.get(p.status, 0) + 1
+        out.append(
+            ProposalOut(
+                rule_id=line.rule_id,
+                company_id=line.company_id,
+                company_name=line.company_name,
+                product=line.product,
+                current_quantity=p.current,
+                proposed_quantity=p.proposed,
+                difference=p.proposed - (p.current or 0),
+                status=p.status,
+                reason=p.reason,
+                write_quantity=p.write_quantity,
+                decision=None
+                if row is None
+                else DecisionOut(
+                    action=row.kind,
+                    quantity=row.quantity,
+                    reason=row.reason,
+                    decided_by=row.decided_by,
+                    decided_at=row.decided_at,
+                    period=row.period,
+                    reused=p.reused,
+                ),
+            )
+        )
+    return ProposalsOut(period=period, proposals=out, summary=dict(sorted(summary.items())))
+
+
+@router.get("/proposals", response_model=ProposalsOut)
+async def list_proposals(
+    session: Session, who: Viewer, period: str = Query(pattern=PERIOD_PATTERN, description="YYYY-MM")
+) -> ProposalsOut:
+    """Every line a push would create or change for the period: current and proposed quantity,
+    whether it is written on its own (`auto_approved`), waits (`awaiting_review`, `held` by a guard,
+    with why) or was decided on, and the decision."""
+    return _proposals_out(period, await service.build_proposals(session, who.tenant_id, period))
+
+
+@router.post("/decisions", response_model=ProposalsOut)
+async def record_decisions(body: DecisionsIn, session: Session, who: Engineer) -> ProposalsOut:
+    """Approve, adjust (a quantity and a reason) or dismiss proposals, one or many; each names the
+    proposed quantity it answers, so a proposal that changed since it was listed is refused (422).
+    Returns the period's proposals after the decisions."""
+    decisions = [service.DecisionIn(**d.model_dump()) for d in body.decisions]
+    proposals = await service.decide(
+        session, who.tenant_id, body.period, decisions, actor=Actor.key(who.api_key_id)
+    )
+    return _proposals_out(body.period, proposals)

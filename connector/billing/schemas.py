@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from connector.billing.domain import PERIOD_PATTERN
 
@@ -87,9 +88,12 @@ class PushLineOut(BaseModel):
     company_id: str
     product: str
     quantity: int
-    action: Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+    action: Literal[
+        "created", "updated", "unchanged", "error", "would_create", "would_update", "waiting", "dismissed"
+    ]
     line_id: str | None
     error: str | None
+    reason: str | None = Field(default=None, description="why the line waits or was not written")
 
 
 class PushOut(BaseModel):
@@ -139,3 +143,85 @@ class ReconciliationOut(BaseModel):
     period: str
     rows: list[ReconciliationRowOut]
     causes: dict[str, int] = Field(description="rows per cause code")
+
+
+Status = Literal["auto_approved", "awaiting_review", "held", "approved", "adjusted", "dismissed"]
+
+
+class DecisionOut(BaseModel):
+    action: Literal["approve", "adjust", "dismiss"]
+    quantity: int | None = Field(description="the quantity written instead (`adjust`)")
+    reason: str | None
+    decided_by: str = Field(description="the API key id (or `cli`) that decided")
+    decided_at: datetime
+    period: str = Field(description="the period it was made for (an earlier one when reused)")
+    reused: bool = Field(description="made for an earlier period on the same difference")
+
+
+class ProposalOut(BaseModel):
+    rule_id: str
+    company_id: str
+    company_name: str | None
+    product: str
+    current_quantity: int | None = Field(description="what connector last wrote; None for a new line")
+    proposed_quantity: int
+    difference: int
+    status: Status
+    reason: str | None = Field(description="why it waits or is held (the guard, the tolerance)")
+    write_quantity: int | None = Field(description="what a push writes; None while it waits or dismissed")
+    decision: DecisionOut | None
+
+
+class ProposalsOut(BaseModel):
+    period: str
+    proposals: list[ProposalOut]
+    summary: dict[str, int] = Field(description="proposals per status")
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rule_id: str = Field(min_length=1, max_length=32)
+    company_id: str = Field(min_length=1, max_length=100)
+    proposed_quantity: int = Field(ge=0, strict=True, description="the proposal decided on, as listed")
+    action: Literal["approve", "adjust", "dismiss"]
+    quantity: int | None = Field(
+        default=None, ge=0, le=1_000_000, strict=True, validate_default=True, description="for `adjust`"
+    )
+    reason: str | None = Field(
+        default=None, max_length=2000, validate_default=True, description="required for `adjust`"
+    )
+
+    @field_validator("quantity")
+    @classmethod
+    def _quantity_only_to_adjust(cls, value: int | None, info: ValidationInfo) -> int | None:
+        adjusting = info.data.get("action") == "adjust"
+        if adjusting and value is None:
+            raise ValueError("an adjustment needs the quantity to write")
+        if not adjusting and value is not None:
+            raise ValueError("only an adjustment takes a quantity")
+        return value
+
+    @field_validator("reason")
+    @classmethod
+    def _adjustment_has_a_reason(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("action") == "adjust" and not (value or "").strip():
+            raise ValueError("an adjustment needs a reason")
+        return value.strip() if value else None
+
+
+class DecisionsIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "period": "2026-01",
+                    "decisions": [
+                        {"rule_id": "…", "company_id": "19", "proposed_quantity": 40, "action": "approve"}
+                    ],
+                }
+            ]
+        },
+    )
+    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
+    decisions: list[DecisionIn] = Field(min_length=1, max_length=1000)

@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -32,14 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from adapters.base import BillingLine, BillingLineResult
 from adapters.errors import AdapterError
 from connector.audit import service as audit
-from connector.audit.domain import WORKER, Actor
-from connector.billing import domain, reconciliation
+from connector.audit.domain import WORKER, Actor, changed
+from connector.billing import domain, reconciliation, review
 from connector.fleet.consoles import consoles_of
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.errors import Conflict
+from connector.infra.errors import Conflict, FieldError
 from connector.infra.logs import get_logger
 from connector.models import (
+    BillingDecision,
     BillingLineState,
     BillingPeriod,
     BillingPushLease,
@@ -49,11 +50,16 @@ from connector.models import (
     ConsoleAgent,
     Endpoint,
     LicenceDaily,
+    SyncCursor,
+    SyncRun,
+    Tenant,
     UsageDaily,
     new_id,
 )
 from connector.notifications.domain import Event, EventKind
 from connector.notifications.service import notify
+from connector.statuses import SyncStatus
+from connector.tenants.service import get_tenant
 
 PSA_CONCURRENCY = 4
 
@@ -100,6 +106,8 @@ class PreviewLine:
     """The seats the RMM counts for the line (its scope; `installed` for a console-counted rule)."""
     console_seats: int | None = None
     """The seats the security consoles count for the line's company and product (their invoice)."""
+    reason: str | None = None
+    """Why the written quantity differs from the counted one (an engineer's adjustment)."""
 
 
 @dataclass
@@ -108,6 +116,8 @@ class Preview:
     closed: bool
     lines: list[PreviewLine]
     unmapped_clients: list[domain.UnmappedClient] = field(default_factory=list)
+    gone: list[PreviewLine] = field(default_factory=list)
+    """Lines connector wrote whose usage vanished this period: quantity 0, written only if approved."""
 
 
 def marker_for(rule_id: str, company_id: str) -> str:
@@ -283,6 +293,15 @@ def _assemble(
                 )
             )
     preview.unmapped_clients = list(unmapped.values())
+    present = {(p.line.rule_id, p.line.company_id) for p in preview.lines}
+    by_id = {rule.id: rule for rule in rules}
+    for (rule_id, company_id), state in sorted(states.items()):
+        rule_ = by_id.get(rule_id)
+        if rule_ is None or (rule_id, company_id) in present or not state.quantity or not state.line_id:
+            continue
+        pushed = _pushed(state)
+        zero = domain.Line(rule_id, company_id, None, rule_.product, 0, pushed.unit_price, pushed.unit_cost)
+        preview.gone.append(PreviewLine(zero, rule_, pushed, state.period, "update", [], state.agreement_id))
     return preview
 
 
@@ -302,7 +321,256 @@ def _pushed(state: BillingLineState) -> domain.Pushed:
     return domain.Pushed(state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id)
 
 
-PushAction = Literal["created", "updated", "unchanged", "error", "would_create", "would_update"]
+# -- review before money moves --------------------------------------------------------------------
+
+REVIEW_SETTINGS = "billing_review"
+"""The key of the review settings in `tenant.settings`."""
+STALE_AFTER = timedelta(days=1)
+
+
+def review_settings_of(tenant: Tenant) -> review.ReviewSettings:
+    return review.ReviewSettings.model_validate((tenant.settings or {}).get(REVIEW_SETTINGS, {}))
+
+
+async def get_review_settings(session: AsyncSession, tenant_id: str) -> review.ReviewSettings:
+    return review_settings_of(await get_tenant(session, tenant_id))
+
+
+async def set_review_settings(
+    session: AsyncSession, tenant_id: str, settings: review.ReviewSettings, *, actor: Actor
+) -> review.ReviewSettings:
+    """New settings apply to the next proposals and push; decisions already made stand."""
+    tenant = await get_tenant(session, tenant_id)
+    before = review_settings_of(tenant).model_dump(mode="json")
+    after = settings.model_dump(mode="json")
+    tenant.settings = {**(tenant.settings or {}), REVIEW_SETTINGS: after}
+    old, new = changed(before, after)
+    if new:
+        audit.record(
+            session,
+            tenant_id,
+            "billing_review.updated",
+            actor,
+            target_type="billing_review",
+            target_id=None,
+            summary=f"billing review settings changed: {', '.join(sorted(new))}",
+            before=old,
+            after=new,
+        )
+    return settings
+
+
+@dataclass
+class Proposal:
+    """One line a push would create or change, with its verdict and any decision on it."""
+
+    item: PreviewLine
+    current: int | None
+    """The quantity connector last wrote (None: it never wrote the line)."""
+    status: review.Status
+    reason: str | None
+    decision: BillingDecision | None = None
+    reused: bool = False
+    """The decision was made for an earlier period on the same difference."""
+
+    @property
+    def proposed(self) -> int:
+        return self.item.line.quantity
+
+    @property
+    def write_quantity(self) -> int | None:
+        return review.to_write(self.status, self.proposed, _decision(self.decision))
+
+
+def _decision(row: BillingDecision | None) -> review.Decision | None:
+    if row is None:
+        return None
+    kind: review.DecisionKind = row.kind  # type: ignore[assignment]
+    return review.Decision(kind, row.current_quantity, row.proposed_quantity, row.quantity)
+
+
+async def data_gaps(session: AsyncSession, tenant_id: str) -> dict[str, list[str]]:
+    """Per enabled RMM connection, why its counts may be incomplete: its latest sync failed or is
+    older than a day, or it never finished a full pass."""
+    now = datetime.now(UTC)
+    gaps: dict[str, list[str]] = {}
+    connections = await session.scalars(
+        db.tenant_rows(Connection, tenant_id).where(Connection.role == "rmm", Connection.enabled.is_(True))
+    )
+    for connection in connections:
+        run = await session.scalar(
+            db.tenant_rows(SyncRun, tenant_id)
+            .where(SyncRun.connection_id == connection.id, SyncRun.status != SyncStatus.RUNNING)
+            .order_by(SyncRun.started_at.desc())
+            .limit(1)
+        )
+        cursor = await session.get(SyncCursor, connection.id)
+        found: list[str] = []
+        if run is None:
+            found.append(f"no sync of {connection.name} has finished")
+        elif run.status != SyncStatus.SUCCEEDED:
+            found.append(f"the latest sync of {connection.name} {run.status.value}")
+        elif run.finished_at is None or run.finished_at < now - STALE_AFTER:
+            found.append(f"the latest sync of {connection.name} is older than a day")
+        if cursor is None or cursor.last_full_at is None:
+            found.append(f"{connection.name} has no full pass")
+        if found:
+            gaps[connection.id] = found
+    return gaps
+
+
+async def build_proposals(
+    session: AsyncSession, tenant_id: str, period: str, preview: Preview | None = None
+) -> list[Proposal]:
+    """Every line a push would create or change (and every written line that would drop to zero),
+    judged by the tenant's tolerance and guards, with the decision that answers it: one made for
+    this period and proposed quantity, or an approval/dismissal of the same difference before."""
+    preview = preview or await build_preview(session, tenant_id, period)
+    settings = await get_review_settings(session, tenant_id)
+    gaps = await data_gaps(session, tenant_id)
+    sources: dict[tuple[str, str], set[str]] = {}
+    for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id)):
+        sources.setdefault((m.psa_connection_id, m.psa_company_id), set()).add(m.rmm_connection_id)
+    decisions = list(
+        await session.scalars(db.tenant_rows(BillingDecision, tenant_id).order_by(BillingDecision.decided_at))
+    )
+    exact = {(d.rule_id, d.company_id, d.period, d.proposed_quantity): d for d in decisions}
+    earlier: dict[tuple[str, str], BillingDecision] = {}
+    for d in decisions:
+        if d.period < period:
+            earlier[(d.rule_id, d.company_id)] = d
+    proposals = []
+    for item in [*(p for p in preview.lines if p.action != "unchanged"), *preview.gone]:
+        line, rule = item.line, item.rule
+        current = item.pushed.quantity if item.pushed is not None and item.pushed.line_id else None
+        line_gaps: list[str] = []
+        if rule.count_scope != CONSOLE_SEATS:
+            for connection_id in sorted(sources.get((rule.psa_connection_id, line.company_id), ())):
+                line_gaps += gaps.get(connection_id, [])
+        verdict = review.judge(current, line.quantity, settings, line_gaps)
+        row = exact.get((rule.id, line.company_id, period, line.quantity))
+        reused = False
+        if row is None:
+            before = earlier.get((rule.id, line.company_id))
+            if before is not None and review.reusable(_decision(before), current, line.quantity):  # type: ignore[arg-type]
+                row, reused = before, True
+        status, reason = review.decided(verdict, _decision(row))
+        proposals.append(Proposal(item, current, status, reason, row, reused))
+    return proposals
+
+
+@dataclass(frozen=True)
+class DecisionIn:
+    rule_id: str
+    company_id: str
+    proposed_quantity: int
+    action: review.DecisionKind
+    quantity: int | None = None
+    reason: str | None = None
+
+
+async def decide(
+    session: AsyncSession, tenant_id: str, period: str, decisions: list[DecisionIn], *, actor: Actor
+) -> list[Proposal]:
+    """Record decisions on the period's current proposals (each with an audit entry); a decision on a
+    proposal that changed since it was read is refused, naming it. Returns the proposals after."""
+    domain.parse_period(period)
+    proposals = {
+        (p.item.rule.id, p.item.line.company_id): p for p in await build_proposals(session, tenant_id, period)
+    }
+    errors: list[dict[str, str]] = []
+    for n, wanted in enumerate(decisions):
+        proposal = proposals.get((wanted.rule_id, wanted.company_id))
+        if proposal is None:
+            errors.append(
+                {
+                    "field": f"decisions[{n}].company_id",
+                    "message": "no proposed change for this rule and company",
+                }
+            )
+        elif proposal.proposed != wanted.proposed_quantity:
+            errors.append(
+                {
+                    "field": f"decisions[{n}].proposed_quantity",
+                    "message": f"the proposal is now {proposal.proposed}; decide on that",
+                }
+            )
+    if errors:
+        raise FieldError.many(errors)
+    by = actor.api_key_id or actor.via
+    for wanted in decisions:
+        proposal = proposals[(wanted.rule_id, wanted.company_id)]
+        key = (wanted.rule_id, wanted.company_id, period, wanted.proposed_quantity)
+        row = await session.scalar(
+            db.tenant_rows(BillingDecision, tenant_id).where(
+                BillingDecision.rule_id == key[0],
+                BillingDecision.company_id == key[1],
+                BillingDecision.period == key[2],
+                BillingDecision.proposed_quantity == key[3],
+            )
+        )
+        if row is None:
+            row = BillingDecision(
+                tenant_id=tenant_id,
+                rule_id=key[0],
+                company_id=key[1],
+                period=period,
+                proposed_quantity=key[3],
+            )
+            session.add(row)
+        row.current_quantity, row.kind = proposal.current, wanted.action
+        row.quantity = wanted.quantity if wanted.action == "adjust" else None
+        row.reason, row.decided_by, row.decided_at = wanted.reason, by, datetime.now(UTC)
+        line = proposal.item.line
+        written = f" to {row.quantity}" if row.quantity is not None else ""
+        audit.record(
+            session,
+            tenant_id,
+            "billing_decision.recorded",
+            actor,
+            target_type="billing_line",
+            target_id=marker_for(line.rule_id, line.company_id),
+            connection_id=proposal.item.rule.psa_connection_id,
+            summary=f"{wanted.action}{written}: {line.product} {proposal.current} → {line.quantity} for "
+            f"company {line.company_name or line.company_id} ({period})"
+            + (f": {wanted.reason}" if wanted.reason else ""),
+            after={
+                "period": period,
+                "action": wanted.action,
+                "current_quantity": proposal.current,
+                "proposed_quantity": line.quantity,
+                "quantity": row.quantity,
+                "reason": wanted.reason,
+            },
+        )
+    await session.flush()
+    return await build_proposals(session, tenant_id, period)
+
+
+def reviewed(preview: Preview, proposals: list[Proposal]) -> tuple[Preview, list[PushResult]]:
+    """The preview a push may write (unchanged lines, and proposals approved on their own or by an
+    engineer at the quantity to write) and the results of the lines that wait or were dismissed."""
+    writable: list[PreviewLine] = [p for p in preview.lines if p.action == "unchanged"]
+    held: list[PushResult] = []
+    for proposal in proposals:
+        quantity, item = proposal.write_quantity, proposal.item
+        if quantity is None:
+            action: PushAction = "dismissed" if proposal.status == "dismissed" else "waiting"
+            held.append(
+                PushResult.of(
+                    item.line, action, reason=f"{proposal.status}: {proposal.reason or ''}".rstrip(": ")
+                )
+            )
+            continue
+        line = replace(item.line, quantity=quantity)
+        reason = proposal.decision.reason if proposal.status == "adjusted" and proposal.decision else None
+        writable.append(replace(item, line=line, action=domain.plan(line, item.pushed), reason=reason))
+    return replace(preview, lines=writable), held
+
+
+PushAction = Literal[
+    "created", "updated", "unchanged", "error", "would_create", "would_update", "waiting", "dismissed"
+]
 
 
 @dataclass
@@ -313,12 +581,20 @@ class PushResult:
     action: PushAction
     line_id: str | None = None
     error: str | None = None
+    reason: str | None = None
+    """Why the line waits (its review status and the guard's or tolerance's reason)."""
 
     @classmethod
     def of(
-        cls, line: domain.Line, action: PushAction, line_id: str | None = None, *, error: str | None = None
+        cls,
+        line: domain.Line,
+        action: PushAction,
+        line_id: str | None = None,
+        *,
+        error: str | None = None,
+        reason: str | None = None,
     ) -> PushResult:
-        return cls(line.company_id, line.product, line.quantity, action, line_id, error)
+        return cls(line.company_id, line.product, line.quantity, action, line_id, error, reason)
 
 
 PLANNED: dict[domain.Action, PushAction] = {
@@ -348,16 +624,18 @@ async def push(
     actor: Actor = WORKER,
 ) -> tuple[Preview, list[PushResult]]:
     """Reconcile the period's lines into the PSA under the tenant's push lease (`PushRunning` when
-    another push holds it). A dry run writes nothing, so it needs no lease."""
+    another push holds it). Only unchanged lines and approved proposals (on their own or by an engineer)
+    are written; the others come back as `waiting` or `dismissed` with why. A dry run writes nothing,
+    so it needs no lease."""
     if dry_run:
-        preview, _ = await _load(services, tenant_id, period)
-        return preview, planned(preview)
+        preview, held, _ = await _load(services, tenant_id, period)
+        return preview, [*planned(preview), *held]
     async with push_lease(services, tenant_id, period, trigger) as lease:
         # Read under the lease: a push that ran just before has recorded its lines by now.
-        preview, connections = await _load(services, tenant_id, period)
+        preview, held, connections = await _load(services, tenant_id, period)
         if preview.closed and not override:
             raise PeriodClosed(period)
-        results = await _write(services, tenant_id, period, preview, connections, lease, actor)
+        results = [*await _write(services, tenant_id, period, preview, connections, lease, actor), *held]
     async with db.transaction(services.sessions) as session:
         await notify(session, tenant_id, review_event(period, results))
     return preview, results
@@ -366,9 +644,14 @@ async def push(
 def review_event(period: str, results: list[PushResult]) -> Event:
     """After a push, the period waits for someone to review it (and its failed lines, if any)."""
     failed = [r for r in results if r.action == "error"]
+    waiting = [r for r in results if r.action == "waiting"]
     written = sum(1 for r in results if r.action in ("created", "updated"))
     data = {"period": period, "lines": len(results), "written": written, "failed": len(failed)}
-    if failed:
+    data["waiting"] = len(waiting)
+    if waiting and not failed:
+        subject = f"Billing period {period} needs review: {len(waiting)} line(s) wait for approval"
+        text = "; ".join(f"{r.product} for company {r.company_id}: {r.reason}" for r in waiting[:10])
+    elif failed:
         subject = f"Billing period {period} needs review: {len(failed)} line(s) failed"
         text = "; ".join(f"{r.product} for company {r.company_id}: {r.error}" for r in failed[:10])
     else:
@@ -377,16 +660,20 @@ def review_event(period: str, results: list[PushResult]) -> Event:
     return Event(EventKind.BILLING_REVIEW, subject, text, data)
 
 
-async def _load(services: Services, tenant_id: str, period: str) -> tuple[Preview, dict[str, Connection]]:
+async def _load(
+    services: Services, tenant_id: str, period: str
+) -> tuple[Preview, list[PushResult], dict[str, Connection]]:
+    """The lines a push may write, the results of those that wait, and the tenant's PSAs."""
     async with services.sessions() as session:
-        preview = await build_preview(session, tenant_id, period)
+        everything = await build_preview(session, tenant_id, period)
+        preview, held = reviewed(everything, await build_proposals(session, tenant_id, period, everything))
         connections = {
             c.id: c
             for c in await session.scalars(
                 db.tenant_rows(Connection, tenant_id).where(Connection.role == "psa")
             )
         }
-    return preview, connections
+    return preview, held, connections
 
 
 async def _write(
@@ -679,6 +966,7 @@ async def _record(
                 "quantity": line.quantity,
                 "unit_price": line.unit_price,
                 "unit_cost": line.unit_cost,
+                **({"reason": item.reason} if item.reason else {}),
             },
         )
         state.period = period

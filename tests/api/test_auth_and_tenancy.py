@@ -114,6 +114,19 @@ ROUTES = [
     Route("GET", "/api/v1/billing/preview", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("GET", "/api/v1/billing/reconciliation", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("POST", "/api/v1/billing/push", "engineer", body=lambda w: {"period": "2026-10", "dry_run": True}),
+    Route("GET", "/api/v1/billing/review-settings", "viewer"),
+    Route("PUT", "/api/v1/billing/review-settings", "engineer", body=lambda w: {"tolerance_seats": 3}),
+    Route("GET", "/api/v1/billing/proposals", "viewer", query=lambda w: {"period": "2026-10"}),
+    Route(
+        "POST",
+        "/api/v1/billing/decisions",
+        "engineer",
+        body=lambda w: {
+            "period": "2026-10",
+            "decisions": [{"rule_id": "r", "company_id": "c", "proposed_quantity": 1, "action": "approve"}],
+        },
+        answers=(200, 422),  # the world proposes nothing: the 422 names the missing proposal
+    ),
     Route(
         "POST",
         "/api/v1/billing/periods/{period}/close",

@@ -167,6 +167,9 @@ async def test_push_twice_makes_one_addition_per_company_and_product(stack: Stac
 
 
 async def test_changed_usage_updates_the_quantity_in_place(stack: Stack) -> None:
+    tolerance = {"tolerance_seats": 5}  # 10 → 15 is within it: written without review
+    settings = await stack.client.put("/api/v1/billing/review-settings", json=tolerance, headers=stack.headers)
+    assert settings.status_code == 200, settings.text
     await record_usage(stack, "c-0", [10])
     await record_usage(stack, "c-1", [8])
     await push(stack)
@@ -305,7 +308,7 @@ async def test_an_expired_push_lease_is_taken_over_and_its_holder_stops_writing(
             await session.execute(update(BillingPushLease).values(owner="another-push"))
         await lease.renew()
         assert not lease.held()
-        preview, connections = await billing._load(stack.services, tenant, PERIOD)
+        preview, _held, connections = await billing._load(stack.services, tenant, PERIOD)
         results = await billing._write(stack.services, tenant, PERIOD, preview, connections, lease, WORKER)
     assert [r.action for r in results] == ["error"] and "lease" in (results[0].error or "")
     assert additions(stack, 0) == []
