@@ -24,7 +24,12 @@ WRITABLE: frozenset[str] = frozenset({"auto_approved", "approved", "adjusted"})
 class ReviewSettings(BaseModel):
     """A tenant's tolerance and drop guard (kept in `tenant.settings["billing_review"]`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"tolerance_seats": 2, "tolerance_percent": "5", "max_drop_percent": "50"}]
+        },
+    )
     tolerance_seats: int = Field(default=2, ge=0, le=1_000_000, strict=True, description="± seats")
     tolerance_percent: Decimal = Field(default=Decimal(5), ge=0, le=1000, description="± % of the line")
     max_drop_percent: Decimal = Field(

@@ -154,6 +154,17 @@ async def test_billing_lines_written_have_one_entry_each_and_unchanged_ones_none
     assert len(await audit(stack, kind="billing_line")) == 2
 
     await billing.record_usage(stack, "c-0", [10, 12, 20])
+    approval = {
+        "rule_id": rule.json()["id"],
+        "company_id": str(stack.seed.company_ids[0]),
+        "proposed_quantity": 20,
+    }
+    decided = await stack.client.post(  # 12 → 20 is beyond the default tolerance
+        "/api/v1/billing/decisions",
+        json={"period": billing.PERIOD, "decisions": [{**approval, "action": "approve"}]},
+        headers=stack.headers,
+    )
+    assert decided.status_code == 200, decided.text
     status, third = await billing.push(stack)
     assert third["summary"] == {"updated": 1, "unchanged": 1}, third
     [updated, *_] = await audit(stack, kind="billing_line")

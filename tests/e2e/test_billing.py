@@ -168,7 +168,9 @@ async def test_push_twice_makes_one_addition_per_company_and_product(stack: Stac
 
 async def test_changed_usage_updates_the_quantity_in_place(stack: Stack) -> None:
     tolerance = {"tolerance_seats": 5}  # 10 → 15 is within it: written without review
-    settings = await stack.client.put("/api/v1/billing/review-settings", json=tolerance, headers=stack.headers)
+    settings = await stack.client.put(
+        "/api/v1/billing/review-settings", json=tolerance, headers=stack.headers
+    )
     assert settings.status_code == 200, settings.text
     await record_usage(stack, "c-0", [10])
     await record_usage(stack, "c-1", [8])
