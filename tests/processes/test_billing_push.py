@@ -41,10 +41,12 @@ class SlowCreateAnswers:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.delay = 0.0
+        self.methods = {"POST"}
+        """Which writes to additions are held (`PATCH` too: an update's answer)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         creates = (
-            scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/additions")
+            scope["type"] == "http" and scope["method"] in self.methods and "/additions" in scope["path"]
         )
         if not creates or not self.delay:
             await self.app(scope, receive, send)

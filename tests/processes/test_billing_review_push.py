@@ -1,0 +1,69 @@
+"""An approved billing change survives a crash: a `connector sync --billing` SIGKILLed while the PSA
+fake holds the answer to the approved write, then run again, leaves exactly one line with the
+approved quantity. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.processes.test_billing_push import EXIT_PUSH_RUNNING, PERIOD, World, execute, world
+from tests.support.processes import query, wait_until
+
+__all__ = ["world"]  # the fixture: twelve companies with usage and one billing rule
+pytestmark = pytest.mark.processes
+
+
+def _post(world: World, path: str, body: dict[str, object]) -> dict[str, object]:
+    response = httpx.post(f"{world.serve.url}{path}", json=body, headers=world.headers, timeout=120)
+    assert response.status_code == 200, response.text
+    answer: dict[str, object] = response.json()
+    return answer
+
+
+def test_a_crash_between_approval_and_write_writes_once(world: World) -> None:
+    world.manage.latency = 0
+    assert _post(world, "/api/v1/billing/push", {"period": PERIOD})["summary"] == {"created": 12}
+    company = world.seed.company_ids[0]
+    agreement = world.seed.agreement_ids[company]
+    execute(
+        world.deployment,
+        "UPDATE usage_daily SET peak_installed = 30, last_installed = 30 WHERE client_id = 'c-0'",
+        [{}],
+    )
+    waiting = _post(world, "/api/v1/billing/push", {"period": PERIOD})
+    assert waiting["summary"] == {"waiting": 1, "unchanged": 11}, waiting
+    [(rule_id,)] = query(world.deployment, "SELECT id FROM billing_rules")
+    decision = {"rule_id": rule_id, "company_id": str(company), "proposed_quantity": 30, "action": "approve"}
+    _post(world, "/api/v1/billing/decisions", {"period": PERIOD, "decisions": [decision]})
+
+    world.answers.methods, world.answers.delay = {"PATCH"}, 30.0
+    doomed = world.push_cli()
+    wait_until(
+        lambda: [a["quantity"] for a in world.manage.additions_for(agreement)] == [30],
+        timeout=60,
+        interval=0.02,
+        what="the approved quantity in the PSA",
+    )
+    doomed.kill()
+    [(recorded,)] = query(
+        world.deployment, "SELECT quantity FROM billing_line_states WHERE company_id = :c", c=str(company)
+    )
+    assert recorded == 10, "the kill did not land between the PSA write and its record"
+
+    world.answers.delay = 0
+    runs: list[tuple[int, str]] = []
+
+    def rerun_done() -> bool:  # refused (exit 3) while the dead push's lease is live
+        proc = world.push_cli()
+        runs.append((proc.wait(), proc.output()))
+        return runs[-1][0] != EXIT_PUSH_RUNNING
+
+    wait_until(rerun_done, timeout=60, interval=0.5, what="a push after the killed one's lease")
+    assert runs[-1][0] == 0, runs[-1][1]
+    assert [a["quantity"] for a in world.manage.additions_for(agreement)] == [30]
+    assert set(world.lines().values()) == {1}, world.lines()
+    [(recorded,)] = query(
+        world.deployment, "SELECT quantity FROM billing_line_states WHERE company_id = :c", c=str(company)
+    )
+    assert recorded == 30
