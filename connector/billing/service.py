@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -385,7 +385,7 @@ class Proposal:
 def _decision(row: BillingDecision | None) -> review.Decision | None:
     if row is None:
         return None
-    kind: review.DecisionKind = row.kind  # type: ignore[assignment]
+    kind = cast(review.DecisionKind, row.kind)
     return review.Decision(kind, row.current_quantity, row.proposed_quantity, row.quantity)
 
 
@@ -452,7 +452,8 @@ async def build_proposals(
         reused = False
         if row is None:
             before = earlier.get((rule.id, line.company_id))
-            if before is not None and review.reusable(_decision(before), current, line.quantity):  # type: ignore[arg-type]
+            answer = _decision(before)
+            if answer is not None and review.reusable(answer, current, line.quantity):
                 row, reused = before, True
         status, reason = review.decided(verdict, _decision(row))
         proposals.append(Proposal(item, current, status, reason, row, reused))

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from adapters.base import EndpointStatus
 from adapters.errors import AdapterError
@@ -18,6 +18,9 @@ from adapters.testing.harness import CLIENT_NAMES, PsaHarness, device_name
 from connector.infra import db
 from connector.infra.context import Services
 from connector.models import AuditEvent, UsageDaily
+from tests.e2e import test_billing as billing
+from tests.e2e.stack import Stack
+from tests.e2e.test_billing import stack as billing_stack
 from tests.e2e.test_vendor_matrix import (
     CONFIGURATION_FIELDS,
     PSAS,
@@ -34,7 +37,7 @@ from tests.e2e.test_vendor_matrix import (
 from tests.support.fleet_rmm import FleetFake
 from tests.support.vendors import VendorRouter
 
-__all__ = ["fleet"]  # the fixture, shared with the vendor matrix
+__all__ = ["billing_stack", "fleet"]  # fixtures shared with the billing and vendor matrix tests
 
 
 def _endpoint(client_name: str, n: int) -> EndpointStatus:
@@ -213,3 +216,17 @@ async def test_settings_and_decisions_are_validated_naming_the_field(
     decision.update(action="approve", quantity=None)
     unknown = await client.post("/api/v1/billing/decisions", json=body, headers=engineer)
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "decisions[0].company_id"
+
+
+async def test_a_line_whose_usage_vanished_is_held_at_zero_not_written(billing_stack: Stack) -> None:
+    stack = billing_stack
+    await billing.record_usage(stack, "c-0", [10])
+    assert (await billing.push(stack))[1]["summary"] == {"created": 1}
+    async with db.transaction(stack.services.sessions) as session:
+        await session.execute(delete(UsageDaily))
+    [proposal] = await _proposals(stack.client, stack.headers, billing.PERIOD)
+    assert (proposal["current_quantity"], proposal["proposed_quantity"]) == (10, 0)
+    assert (proposal["status"], proposal["reason"]) == ("held", "would go to zero")
+    _, body = await billing.push(stack)
+    assert body["summary"] == {"waiting": 1}, body
+    assert [a["quantity"] for a in billing.additions(stack, 0)] == [10]
