@@ -12,12 +12,15 @@ from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.audit.domain import Actor
-from connector.billing import domain
+from connector.billing import domain, snapshots, statement, trace
 from connector.billing.schemas import (
     CauseOut,
+    ChangesOut,
     ClosedPeriodOut,
+    LineDevicesOut,
     PreviewLineOut,
     PreviewOut,
+    ProductChangeOut,
     ProductTotalOut,
     PushedOut,
     PushLineOut,
@@ -25,6 +28,8 @@ from connector.billing.schemas import (
     PushRequest,
     ReconciliationOut,
     ReconciliationRowOut,
+    SnapshotDeviceOut,
+    SnapshotLineOut,
     UnmappedClientOut,
 )
 from connector.billing.service import (
@@ -36,10 +41,9 @@ from connector.billing.service import (
     Reconciliation,
     build_preview,
     build_reconciliation,
-    close_period,
     push,
 )
-from connector.infra.errors import FieldError
+from connector.infra.errors import FieldError, NotFound
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
@@ -271,8 +275,165 @@ async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -
 async def close(
     session: Session, who: Engineer, period: str = Path(pattern=PERIOD_PATTERN, description="YYYY-MM")
 ) -> ClosedPeriodOut:
+    """Close the period. The first close freezes each billed line with its devices (see
+    `/periods/{period}/lines`); closing again changes nothing."""
     try:
-        row = await close_period(session, who.tenant_id, period, actor=Actor.key(who.api_key_id))
+        row = await snapshots.close(session, who.tenant_id, period, actor=Actor.key(who.api_key_id))
     except ValueError as exc:
         raise FieldError("period", str(exc)) from None
     return ClosedPeriodOut(period=row.period, closed=True)
+
+
+PeriodPath = Path(pattern=PERIOD_PATTERN, description="YYYY-MM")
+
+
+def _snapshot_line_out(row: Any, devices: int) -> SnapshotLineOut:
+    return SnapshotLineOut(
+        id=row.id,
+        company_id=row.company_id,
+        company_name=row.company_name,
+        product=row.product,
+        rule_id=row.rule_id,
+        source=row.source,
+        quantity=row.quantity,
+        pushed_quantity=row.pushed_quantity,
+        unit_price=str(row.unit_price),
+        total=_money(row.unit_price * row.quantity),
+        devices=devices,
+    )
+
+
+def _device_out(device: trace.Counted) -> SnapshotDeviceOut:
+    return SnapshotDeviceOut.model_validate(device, from_attributes=True)
+
+
+async def _closed_or_404(session: Any, tenant_id: str, period: str) -> None:
+    if not await snapshots.closed(session, tenant_id, period):
+        raise NotFound("closed billing period")
+
+
+@router.get("/periods/{period}/lines", response_model=list[SnapshotLineOut])
+async def snapshot_lines(session: Session, who: Viewer, period: str = PeriodPath) -> list[SnapshotLineOut]:
+    """The lines a closed period billed, as frozen at its close, with how many devices each counted.
+    404 when the period is not closed."""
+    await _closed_or_404(session, who.tenant_id, period)
+    rows = await snapshots.lines(session, who.tenant_id, period)
+    listed = await snapshots.devices(session, who.tenant_id, [row.id for row in rows])
+    return [_snapshot_line_out(row, len(listed.get(row.id, []))) for row in rows]
+
+
+@router.get(
+    "/periods/{period}/lines/{line_id}/devices",
+    response_model=LineDevicesOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def snapshot_line_devices(
+    request: Request, session: Session, who: Viewer, line_id: str, period: str = PeriodPath
+) -> LineDevicesOut | Response:
+    """The devices that produced a closed line's count (endpoint or console agent row id, hostname,
+    serial, first and last seen within the period). `Accept: text/csv` for a spreadsheet to show
+    the client."""
+    row = await snapshots.line(session, who.tenant_id, period, line_id)
+    if row is None:
+        raise NotFound("billing line")
+    listed = (await snapshots.devices(session, who.tenant_id, [row.id])).get(row.id, [])
+    body = LineDevicesOut(
+        period=period,
+        line=_snapshot_line_out(row, len(listed)),
+        devices=[_device_out(device) for device in listed],
+    )
+    if "text/csv" in request.headers.get("accept", ""):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "period",
+                "company_id",
+                "product",
+                "device_id",
+                "hostname",
+                "serial_number",
+                "first_seen_at",
+                "last_seen_at",
+            ]
+        )
+        for device in body.devices:
+            writer.writerow(
+                [
+                    period,
+                    row.company_id,
+                    row.product,
+                    device.device_id,
+                    device.hostname,
+                    device.serial_number or "",
+                    device.first_seen_at.isoformat(),
+                    device.last_seen_at.isoformat(),
+                ]
+            )
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="devices-{period}-{line_id}.csv"'},
+        )
+    return body
+
+
+@router.get("/periods/{period}/changes", response_model=ChangesOut)
+async def snapshot_changes(
+    session: Session, who: Viewer, company_id: str = Query(min_length=1), period: str = PeriodPath
+) -> ChangesOut:
+    """Per product, the company's devices billed this closed period and not the closed period
+    before it (added), and the other way round (removed). 404 when the period is not closed."""
+    await _closed_or_404(session, who.tenant_id, period)
+    found = await snapshots.changes(session, who.tenant_id, period, company_id)
+    return ChangesOut(
+        period=found.period,
+        previous_period=found.previous_period,
+        company_id=found.company_id,
+        products=[
+            ProductChangeOut(
+                product=change.product,
+                previous_count=change.previous_count,
+                count=change.count,
+                added=[_device_out(d) for d in change.added],
+                removed=[_device_out(d) for d in change.removed],
+            )
+            for change in found.products
+        ],
+    )
+
+
+@router.get(
+    "/periods/{period}/statements/{company_id}",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+async def client_statement(
+    request: Request,
+    session: Session,
+    who: Viewer,
+    company_id: str,
+    period: str = PeriodPath,
+    format: str | None = Query(None, pattern="^(html|pdf)$"),
+) -> Response:
+    """One statement per client for a closed period: every product billed to its PSA company with
+    quantity, unit price and total, and the grand total. HTML, or PDF with `Accept:
+    application/pdf` or `?format=pdf`. 404 when the period is not closed or billed the company
+    nothing."""
+    await _closed_or_404(session, who.tenant_id, period)
+    rows = await snapshots.lines(session, who.tenant_id, period, company_id)
+    if not rows:
+        raise NotFound("statement")
+    document = statement.Statement(
+        period,
+        company_id,
+        next((row.company_name for row in rows if row.company_name), None),
+        [statement.StatementLine(row.product, row.quantity, Decimal(row.unit_price)) for row in rows],
+    )
+    if format == "pdf" or (format is None and "application/pdf" in request.headers.get("accept", "")):
+        return Response(
+            statement.pdf(document),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="statement-{period}-{company_id}.pdf"'},
+        )
+    return Response(statement.html(document), media_type="text/html")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -139,3 +140,48 @@ class ReconciliationOut(BaseModel):
     period: str
     rows: list[ReconciliationRowOut]
     causes: dict[str, int] = Field(description="rows per cause code")
+
+
+class SnapshotLineOut(BaseModel):
+    """A billed line of a closed period as frozen at the close."""
+
+    id: str
+    company_id: str
+    company_name: str | None
+    product: str
+    rule_id: str
+    source: str
+    quantity: int
+    pushed_quantity: int | None
+    unit_price: str
+    total: str
+    devices: int
+
+
+class SnapshotDeviceOut(BaseModel):
+    device_id: str
+    hostname: str
+    serial_number: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class LineDevicesOut(BaseModel):
+    period: str
+    line: SnapshotLineOut
+    devices: list[SnapshotDeviceOut]
+
+
+class ProductChangeOut(BaseModel):
+    product: str
+    previous_count: int | None
+    count: int | None
+    added: list[SnapshotDeviceOut]
+    removed: list[SnapshotDeviceOut]
+
+
+class ChangesOut(BaseModel):
+    period: str
+    previous_period: str | None
+    company_id: str
+    products: list[ProductChangeOut]
