@@ -50,7 +50,8 @@ async def take(session: AsyncSession, tenant_id: str, period: str) -> list[Billi
         for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
     }
     endpoints = agents = None
-    rows = []
+    rows: list[BillingSnapshotLine] = []
+    behind: list[tuple[str, trace.Counted]] = []
     for item in preview.lines:
         line, rule = item.line, item.rule
         console = rule.count_scope == CONSOLE_SEATS
@@ -77,18 +78,20 @@ async def take(session: AsyncSession, tenant_id: str, period: str) -> list[Billi
         )
         session.add(row)
         rows.append(row)
-        for device in trace.counted(rule, clients, devices, start, end):
-            session.add(
-                BillingSnapshotDevice(
-                    tenant_id=tenant_id,
-                    line_id=row.id,
-                    device_id=device.device_id,
-                    hostname=device.hostname,
-                    serial_number=device.serial_number,
-                    first_seen_at=device.first_seen_at,
-                    last_seen_at=device.last_seen_at,
-                )
-            )
+        behind.extend((row.id, device) for device in trace.counted(rule, clients, devices, start, end))
+    await session.flush()  # the lines first: no ORM relationship orders the inserts
+    session.add_all(
+        BillingSnapshotDevice(
+            tenant_id=tenant_id,
+            line_id=line_id,
+            device_id=device.device_id,
+            hostname=device.hostname,
+            serial_number=device.serial_number,
+            first_seen_at=device.first_seen_at,
+            last_seen_at=device.last_seen_at,
+        )
+        for line_id, device in behind
+    )
     await session.flush()
     return rows
 
