@@ -420,20 +420,19 @@ async def client_statement(
     quantity, unit price and total, and the grand total. HTML, or PDF with `Accept:
     application/pdf` or `?format=pdf`. 404 when the period is not closed or billed the company
     nothing."""
-    await _closed_or_404(session, who.tenant_id, period)
-    rows = await snapshots.lines(session, who.tenant_id, period, company_id)
-    if not rows:
+    document = await snapshots.statement_for(session, who.tenant_id, period, company_id)
+    if document is None:
         raise NotFound("statement")
-    document = statement.Statement(
-        period,
-        company_id,
-        next((row.company_name for row in rows if row.company_name), None),
-        [statement.StatementLine(row.product, row.quantity, Decimal(row.unit_price)) for row in rows],
-    )
-    if format == "pdf" or (format is None and "application/pdf" in request.headers.get("accept", "")):
+    return statement_response(document, format, request.headers.get("accept", ""))
+
+
+def statement_response(document: statement.Statement, format: str | None, accept: str) -> Response:
+    """PDF when asked by `format=pdf` or an `Accept` naming it (and no `format=html`), else HTML."""
+    if format == "pdf" or (format is None and "application/pdf" in accept):
+        name = f"statement-{document.period}-{document.company_id}.pdf"
         return Response(
             statement.pdf(document),
             media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="statement-{period}-{company_id}.pdf"'},
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
         )
     return Response(statement.html(document), media_type="text/html")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.audit.domain import Actor
-from connector.billing import domain, trace
+from connector.billing import domain, statement, trace
 from connector.billing.service import CONSOLE_SEATS, build_preview, close_period
 from connector.infra import db
 from connector.models import (
@@ -212,3 +212,30 @@ async def _by_product(
     for row in rows:
         by_product[row.product].extend(listed.get(row.id, []))
     return by_product
+
+
+async def statement_for(
+    session: AsyncSession, tenant_id: str, period: str, company_id: str
+) -> statement.Statement | None:
+    """The company's statement from the period's snapshot (None: not closed, or nothing billed)."""
+    if not await closed(session, tenant_id, period):
+        return None
+    rows = await lines(session, tenant_id, period, company_id)
+    if not rows:
+        return None
+    return statement.Statement(
+        period,
+        company_id,
+        next((row.company_name for row in rows if row.company_name), None),
+        [statement.StatementLine(row.product, row.quantity, row.unit_price) for row in rows],
+    )
+
+
+async def billed_companies(
+    session: AsyncSession, tenant_id: str, period: str
+) -> list[tuple[str, str | None]]:
+    """(company id, name) of every company the closed period billed, for links to statements."""
+    found: dict[str, str | None] = {}
+    for row in await lines(session, tenant_id, period):
+        found[row.company_id] = found.get(row.company_id) or row.company_name
+    return sorted(found.items(), key=lambda item: ((item[1] or item[0]).lower(), item[0]))

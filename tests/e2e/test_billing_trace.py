@@ -27,6 +27,7 @@ from connector.models import (
     SyncCursor,
     UsageDaily,
 )
+from tests.browser.test_dashboard_http import plaintext, sign_in
 from tests.e2e.test_billing_reconciliation import ACME, CLIENT_IDS, map_client, status
 from tests.e2e.test_vendor_matrix import (
     CONFIGURATION_FIELDS,
@@ -188,3 +189,14 @@ async def test_closed_lines_show_their_devices_changes_and_statement(
         assert document.content.startswith(b"%PDF")
     unknown = await client.get(f"/api/v1/billing/periods/{now}/statements/no-such-company", headers=headers)
     assert unknown.status_code == 404
+
+    # The dashboard's billing page links each billed client's statement of the closed period.
+    await sign_in(client, plaintext(headers))
+    page = await client.get("/billing", params={"period": now})
+    link = f'href="/billing/statements/{now}/{company}"'
+    assert page.status_code == 200 and link in page.text, page.text
+    shown = await client.get(f"/billing/statements/{now}/{company}")
+    assert shown.status_code == 200 and 'id="grand-total">12.75<' in shown.text
+    as_pdf = await client.get(f"/billing/statements/{now}/{company}", params={"format": "pdf"})
+    assert as_pdf.content.startswith(b"%PDF")
+    assert (await client.get(f"/billing/statements/{now}/nobody")).status_code == 404
