@@ -406,7 +406,14 @@ async def snapshot_changes(
 @router.get(
     "/periods/{period}/statements/{company_id}",
     response_class=Response,
-    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+    responses={
+        200: {
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
 )
 async def client_statement(
     request: Request,
