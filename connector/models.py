@@ -730,6 +730,58 @@ class BillingPeriod(Base):
     closed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BillingSnapshotLine(Base):
+    """One billed line of a closed period as it stood at the close: the count, what the PSA was last
+    given, and (in `billing_snapshot_devices`) the devices behind the count. Kept when the rule is
+    deleted, so a client can still be shown what it paid for."""
+
+    __tablename__ = "billing_snapshot_lines"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "period", "rule_id", "company_id", name="uq_billing_snapshot_lines_line"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    rule_id: Mapped[str] = mapped_column(String(32))
+    company_id: Mapped[str] = mapped_column(String(100))
+    company_name: Mapped[str | None] = mapped_column(String(255))
+    product: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))
+    """endpoint | console_agent: what the rule counts."""
+    quantity: Mapped[int] = mapped_column(Integer)
+    pushed_quantity: Mapped[int | None] = mapped_column(Integer)
+    """The quantity last written to the PSA for the line (None = never pushed)."""
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    unit_cost: Mapped[Decimal] = mapped_column(Money)
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BillingSnapshotDevice(Base):
+    """One device behind a snapshot line, copied at the close (its row may change or retire later)."""
+
+    __tablename__ = "billing_snapshot_devices"
+    __table_args__ = (
+        UniqueConstraint("line_id", "device_id", name="uq_billing_snapshot_devices_line_device"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_snapshot_lines.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[str] = mapped_column(String(32))
+    """`endpoints.id` or `console_agents.id`, by the line's source."""
+    hostname: Mapped[str] = mapped_column(String(255))
+    serial_number: Mapped[str | None] = mapped_column(String(100))
+    first_seen_at: Mapped[datetime]
+    """First seen within the period (the period's start when known before it)."""
+    last_seen_at: Mapped[datetime]
+    """Last seen within the period (the period's end when still there after it)."""
+
+
 class EndpointAction(Base):
     """A remote action requested on an endpoint and what the RMM answered."""
 

@@ -13,15 +13,18 @@ from fastapi.responses import JSONResponse, Response
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer
 from connector.audit.domain import Actor
-from connector.billing import domain, service
+from connector.billing import domain, service, snapshots, statement, trace
 from connector.billing.review import ReviewSettings
 from connector.billing.schemas import (
     CauseOut,
+    ChangesOut,
     ClosedPeriodOut,
     DecisionOut,
     DecisionsIn,
+    LineDevicesOut,
     PreviewLineOut,
     PreviewOut,
+    ProductChangeOut,
     ProductTotalOut,
     ProposalOut,
     ProposalsOut,
@@ -31,6 +34,8 @@ from connector.billing.schemas import (
     PushRequest,
     ReconciliationOut,
     ReconciliationRowOut,
+    SnapshotDeviceOut,
+    SnapshotLineOut,
     UnmappedClientOut,
 )
 from connector.billing.service import (
@@ -42,10 +47,9 @@ from connector.billing.service import (
     Reconciliation,
     build_preview,
     build_reconciliation,
-    close_period,
     push,
 )
-from connector.infra.errors import FieldError
+from connector.infra.errors import FieldError, NotFound
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
@@ -277,8 +281,10 @@ async def push_period(body: PushRequest, services: ServicesDep, who: Engineer) -
 async def close(
     session: Session, who: Engineer, period: str = Path(pattern=PERIOD_PATTERN, description="YYYY-MM")
 ) -> ClosedPeriodOut:
+    """Close the period. The first close freezes each billed line with its devices (see
+    `/periods/{period}/lines`); closing again changes nothing."""
     try:
-        row = await close_period(session, who.tenant_id, period, actor=Actor.key(who.api_key_id))
+        row = await snapshots.close(session, who.tenant_id, period, actor=Actor.key(who.api_key_id))
     except ValueError as exc:
         raise FieldError("period", str(exc)) from None
     return ClosedPeriodOut(period=row.period, closed=True)
@@ -352,3 +358,164 @@ async def record_decisions(body: DecisionsIn, session: Session, who: Engineer) -
         session, who.tenant_id, body.period, decisions, actor=Actor.key(who.api_key_id)
     )
     return _proposals_out(body.period, proposals)
+
+
+PeriodPath = Path(pattern=PERIOD_PATTERN, description="YYYY-MM")
+
+
+def _snapshot_line_out(row: Any, devices: int) -> SnapshotLineOut:
+    return SnapshotLineOut(
+        id=row.id,
+        company_id=row.company_id,
+        company_name=row.company_name,
+        product=row.product,
+        rule_id=row.rule_id,
+        source=row.source,
+        quantity=row.quantity,
+        pushed_quantity=row.pushed_quantity,
+        unit_price=str(row.unit_price),
+        total=_money(row.unit_price * row.quantity),
+        devices=devices,
+    )
+
+
+def _device_out(device: trace.Counted) -> SnapshotDeviceOut:
+    return SnapshotDeviceOut.model_validate(device, from_attributes=True)
+
+
+async def _closed_or_404(session: Any, tenant_id: str, period: str) -> None:
+    if not await snapshots.closed(session, tenant_id, period):
+        raise NotFound("closed billing period")
+
+
+@router.get("/periods/{period}/lines", response_model=list[SnapshotLineOut])
+async def snapshot_lines(session: Session, who: Viewer, period: str = PeriodPath) -> list[SnapshotLineOut]:
+    """The lines a closed period billed, as frozen at its close, with how many devices each counted.
+    404 when the period is not closed."""
+    await _closed_or_404(session, who.tenant_id, period)
+    rows = await snapshots.lines(session, who.tenant_id, period)
+    listed = await snapshots.devices(session, who.tenant_id, [row.id for row in rows])
+    return [_snapshot_line_out(row, len(listed.get(row.id, []))) for row in rows]
+
+
+@router.get(
+    "/periods/{period}/lines/{line_id}/devices",
+    response_model=LineDevicesOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def snapshot_line_devices(
+    request: Request, session: Session, who: Viewer, line_id: str, period: str = PeriodPath
+) -> LineDevicesOut | Response:
+    """The devices that produced a closed line's count (endpoint or console agent row id, hostname,
+    serial, first and last seen within the period). `Accept: text/csv` for a spreadsheet to show
+    the client."""
+    row = await snapshots.line(session, who.tenant_id, period, line_id)
+    if row is None:
+        raise NotFound("billing line")
+    listed = (await snapshots.devices(session, who.tenant_id, [row.id])).get(row.id, [])
+    body = LineDevicesOut(
+        period=period,
+        line=_snapshot_line_out(row, len(listed)),
+        devices=[_device_out(device) for device in listed],
+    )
+    if "text/csv" in request.headers.get("accept", ""):
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "period",
+                "company_id",
+                "product",
+                "device_id",
+                "hostname",
+                "serial_number",
+                "first_seen_at",
+                "last_seen_at",
+            ]
+        )
+        for device in body.devices:
+            writer.writerow(
+                [
+                    period,
+                    row.company_id,
+                    row.product,
+                    device.device_id,
+                    device.hostname,
+                    device.serial_number or "",
+                    device.first_seen_at.isoformat(),
+                    device.last_seen_at.isoformat(),
+                ]
+            )
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="devices-{period}-{line_id}.csv"'},
+        )
+    return body
+
+
+@router.get("/periods/{period}/changes", response_model=ChangesOut)
+async def snapshot_changes(
+    session: Session, who: Viewer, company_id: str = Query(min_length=1), period: str = PeriodPath
+) -> ChangesOut:
+    """Per product, the company's devices billed this closed period and not the closed period
+    before it (added), and the other way round (removed). 404 when the period is not closed."""
+    await _closed_or_404(session, who.tenant_id, period)
+    found = await snapshots.changes(session, who.tenant_id, period, company_id)
+    return ChangesOut(
+        period=found.period,
+        previous_period=found.previous_period,
+        company_id=found.company_id,
+        products=[
+            ProductChangeOut(
+                product=change.product,
+                previous_count=change.previous_count,
+                count=change.count,
+                added=[_device_out(d) for d in change.added],
+                removed=[_device_out(d) for d in change.removed],
+            )
+            for change in found.products
+        ],
+    )
+
+
+@router.get(
+    "/periods/{period}/statements/{company_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
+async def client_statement(
+    request: Request,
+    session: Session,
+    who: Viewer,
+    company_id: str,
+    period: str = PeriodPath,
+    format: str | None = Query(None, pattern="^(html|pdf)$"),
+) -> Response:
+    """One statement per client for a closed period: every product billed to its PSA company with
+    quantity, unit price and total, and the grand total. HTML, or PDF with `Accept:
+    application/pdf` or `?format=pdf`. 404 when the period is not closed or billed the company
+    nothing."""
+    document = await snapshots.statement_for(session, who.tenant_id, period, company_id)
+    if document is None:
+        raise NotFound("statement")
+    return statement_response(document, format, request.headers.get("accept", ""))
+
+
+def statement_response(document: statement.Statement, format: str | None, accept: str) -> Response:
+    """PDF when asked by `format=pdf` or an `Accept` naming it (and no `format=html`), else HTML."""
+    if format == "pdf" or (format is None and "application/pdf" in accept):
+        name = f"statement-{document.period}-{document.company_id}.pdf"
+        return Response(
+            statement.pdf(document),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
+    return Response(statement.html(document), media_type="text/html")

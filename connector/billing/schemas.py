@@ -225,3 +225,48 @@ class DecisionsIn(BaseModel):
     )
     period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
     decisions: list[DecisionIn] = Field(min_length=1, max_length=1000)
+
+
+class SnapshotLineOut(BaseModel):
+    """A billed line of a closed period as frozen at the close."""
+
+    id: str
+    company_id: str
+    company_name: str | None
+    product: str
+    rule_id: str
+    source: str
+    quantity: int
+    pushed_quantity: int | None
+    unit_price: str
+    total: str
+    devices: int
+
+
+class SnapshotDeviceOut(BaseModel):
+    device_id: str
+    hostname: str
+    serial_number: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class LineDevicesOut(BaseModel):
+    period: str
+    line: SnapshotLineOut
+    devices: list[SnapshotDeviceOut]
+
+
+class ProductChangeOut(BaseModel):
+    product: str
+    previous_count: int | None
+    count: int | None
+    added: list[SnapshotDeviceOut]
+    removed: list[SnapshotDeviceOut]
+
+
+class ChangesOut(BaseModel):
+    period: str
+    previous_period: str | None
+    company_id: str
+    products: list[ProductChangeOut]

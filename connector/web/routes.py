@@ -26,6 +26,8 @@ from connector.api.deps import ServicesDep, Session
 from connector.audit import service as audit
 from connector.audit.domain import KINDS, Actor, Category
 from connector.billing import domain as domain_billing
+from connector.billing import snapshots
+from connector.billing.api import statement_response
 from connector.billing.service import build_preview, build_reconciliation
 from connector.connections.service import list_connections
 from connector.fleet import consoles, coverage
@@ -352,7 +354,23 @@ async def billing(request: Request, session: Session, user: User, period: str | 
         total=total,
         cost=cost,
         names=_client_names(clients),
+        statements=await snapshots.billed_companies(session, user.principal.tenant_id, period)
+        if preview.closed
+        else [],
     )
+
+
+@router.get("/billing/statements/{period}/{company_id}")
+async def billing_statement(
+    request: Request, session: Session, user: User, period: str, company_id: str, format: str | None = None
+) -> Response:
+    """A client's statement of a closed period, as the API serves it (`?format=pdf` for the PDF)."""
+    document = None
+    if PERIOD.match(period):
+        document = await snapshots.statement_for(session, user.principal.tenant_id, period, company_id)
+    if document is None:
+        raise WebError(404, "There is no statement for this client and period: is the period closed?")
+    return statement_response(document, format if format in ("html", "pdf") else None, "")
 
 
 CAUSE_LABELS = {

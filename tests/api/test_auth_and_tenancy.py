@@ -5,15 +5,24 @@ entry here fails `test_every_route_is_in_the_matrix`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from connector.infra import db
 from connector.infra.context import Services
-from connector.models import AgentMatchOverride, Connection, ConsoleAgent, Endpoint
+from connector.models import (
+    AgentMatchOverride,
+    BillingPeriod,
+    BillingSnapshotLine,
+    Connection,
+    ConsoleAgent,
+    Endpoint,
+)
 from tests.api.world import (
     World,
     billing_rule_body,
@@ -23,6 +32,9 @@ from tests.api.world import (
     rmm_body,
     ticket_rule_body,
 )
+
+CLOSED = "2026-08"
+"""A period the world has closed, with one snapshot line (company 100)."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +56,8 @@ class Route:
         if "{" not in self.template:
             return self.template
         assert self.id_source is not None
-        prefix = self.template.split("{", 1)[0]
-        suffix = self.template.split("}", 1)[1]
-        return f"{prefix}{self.id_source(world)}{suffix}".replace("{kind}", "boards")
+        values = iter(self.id_source(world).split("|"))  # "a|b" fills two placeholders
+        return re.sub(r"\{[^}]+\}", lambda m: next(values, "boards"), self.template)
 
 
 def _conn(w: World) -> str:
@@ -133,6 +144,26 @@ ROUTES = [
         "engineer",
         id_source=lambda w: "2026-09",
         owned_id=False,
+    ),
+    Route("GET", "/api/v1/billing/periods/{period}/lines", "viewer", id_source=lambda w: CLOSED),
+    Route(
+        "GET",
+        "/api/v1/billing/periods/{period}/lines/{line_id}/devices",
+        "viewer",
+        id_source=lambda w: f"{CLOSED}|{w.ids['snapshot_line_id']}",
+    ),
+    Route(
+        "GET",
+        "/api/v1/billing/periods/{period}/changes",
+        "viewer",
+        query=lambda w: {"company_id": "100"},
+        id_source=lambda w: CLOSED,
+    ),
+    Route(
+        "GET",
+        "/api/v1/billing/periods/{period}/statements/{company_id}",
+        "viewer",
+        id_source=lambda w: f"{CLOSED}|100",
     ),
     Route(
         "PUT",
@@ -297,6 +328,21 @@ async def acme(client: Any, make_key: Any, services: Services) -> World:
         )
         await session.flush()
         world.ids["agent_id"] = agent.id
+        session.add(BillingPeriod(tenant_id=connection.tenant_id, period=CLOSED))
+        line = BillingSnapshotLine(
+            tenant_id=connection.tenant_id,
+            period=CLOSED,
+            rule_id="r-1",
+            company_id="100",
+            product="Acme EDR",
+            source="endpoint",
+            quantity=1,
+            unit_price=Decimal("4.50"),
+            unit_cost=Decimal("2.00"),
+        )
+        session.add(line)
+        await session.flush()
+        world.ids["snapshot_line_id"] = line.id
     return world
 
 

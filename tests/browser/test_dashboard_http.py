@@ -48,6 +48,7 @@ async def test_pages_redirect_to_sign_in_when_signed_out(client: httpx.AsyncClie
         "/activity",
         "/billing?period=2026-01",
         "/billing/reconciliation?period=2026-01",
+        "/billing/statements/2026-01/100?format=pdf",
         "/mappings",
         "/audit",
     ):
