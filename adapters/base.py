@@ -343,6 +343,17 @@ class BillingLineResult(_Record):
     previous_quantity: Decimal | None = None
 
 
+class BillingLineRead(_Record):
+    """A billed line as the PSA holds it now, read back before and after connector writes it."""
+
+    line_id: str
+    quantity: Decimal
+    unit_price: Decimal | None = None
+    marked: bool | None = None
+    """Whether the line carries connector's marker: False for a line of the product someone else
+    made; None where the PSA keeps one line per product by construction (nothing to mark)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands the core sends to PSAs
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +394,9 @@ class BillingLine(_Command):
     quantity: Decimal
     unit_price: Decimal
     unit_cost: Decimal
+    line_id: str | None = None
+    """The PSA line connector created or was linked to, when known: it is the one written, before any
+    line found by product."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +487,11 @@ class PsaAdapter(Adapter, Protocol):
 
     async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
         """Write status onto the configuration record; its id, or None when missing and not created."""
+        ...
+
+    async def read_billing_line(self, line: BillingLine) -> BillingLineRead | None:
+        """The line as the PSA holds it (found like `upsert_billing_line` finds it: by `line_id`,
+        the marker, then the product); None when the agreement has no such line. Writes nothing."""
         ...
 
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult: ...

@@ -675,6 +675,28 @@ class BillingLineState(Base):
     pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BillingPsaRead(Base):
+    """The PSA's own view of one rule × company line, read back before a push and after each write:
+    how a change made in the PSA by someone else is seen instead of overwritten."""
+
+    __tablename__ = "billing_psa_reads"
+    __table_args__ = (UniqueConstraint("rule_id", "company_id", name="uq_billing_psa_reads_rule_company"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("billing_rules.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(String(100))
+    agreement_id: Mapped[str | None] = mapped_column(String(100))
+    line_id: Mapped[str | None] = mapped_column(String(100))
+    """None: the agreement has no line of the product."""
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    marked: Mapped[bool | None]
+    """The line carries connector's marker (False: someone else made it; None: nothing to mark)."""
+    error: Mapped[str | None] = mapped_column(String(500))
+    """Why the latest read failed (the fields above are then from the read before)."""
+    read_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class BillingDecision(Base):
     """An engineer's answer to one proposed billing change: approve, adjust (to `quantity`, with a
     reason) or dismiss. Keyed by the proposed quantity: a different count is a new proposal."""

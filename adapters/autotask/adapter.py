@@ -90,6 +90,7 @@ from adapters.autotask.models import (
 from adapters.autotask.threshold import ThresholdGuard, ThresholdPolicy
 from adapters.base import (
     BillingLine,
+    BillingLineRead,
     BillingLineResult,
     CatalogKind,
     ConfigurationUpdate,
@@ -857,6 +858,19 @@ class AutotaskAdapter:
             return 0
         row = max(rows, key=lambda r: (r.startDate or "", r.id))
         return int(row.units or 0)
+
+    async def read_billing_line(self, line: BillingLine) -> BillingLineRead | None:
+        """A contract holds one service per catalog service: the rule that names the service names
+        the line, so there is no marker to look for (`marked` None)."""
+        contract_id = _as_int(line.agreement_id, "agreement_id")
+        service_id = _as_int(line.product_id, "product_id")
+        service = await self._contract_service(contract_id, service_id)
+        if service is None:
+            return None
+        units = await self.current_units(contract_id, service_id, autotask_date(self._today()))
+        return BillingLineRead(
+            line_id=str(service.id), quantity=Decimal(units), unit_price=service.unitPrice, marked=None
+        )
 
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult:
         contract_id = _as_int(line.agreement_id, "agreement_id")

@@ -56,6 +56,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.base import (
     BillingLine,
+    BillingLineRead,
     BillingLineResult,
     CatalogKind,
     ConfigurationUpdate,
@@ -871,6 +872,9 @@ class ConnectWiseManageAdapter:
         marked = [a for a in active if token in (a.description or "")]
         if marked:
             return marked[0]
+        linked = [a for a in active if line.line_id is not None and str(a.id) == line.line_id]
+        if linked:
+            return linked[0]
         same_product = [a for a in active if self._product_matches(a, line.product_id)]
         if len(same_product) > 1:
             log.warning(
@@ -880,6 +884,19 @@ class ConnectWiseManageAdapter:
                 line.product_id,
             )
         return same_product[0] if same_product else None
+
+    async def read_billing_line(self, line: BillingLine) -> BillingLineRead | None:
+        aid = _as_int(line.agreement_id, "agreement_id")
+        token = marker_token(line.marker)
+        found = await self._find_addition(aid, line, token)
+        if found is None:
+            return None
+        return BillingLineRead(
+            line_id=str(found.id),
+            quantity=Decimal(found.quantity or 0),
+            unit_price=found.unitPrice,
+            marked=token in (found.description or ""),
+        )
 
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult:
         aid = _as_int(line.agreement_id, "agreement_id")

@@ -68,6 +68,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.base import (
     BillingLine,
+    BillingLineRead,
     BillingLineResult,
     CatalogKind,
     ConfigurationUpdate,
@@ -832,11 +833,14 @@ class HaloPsaAdapter:
 
     @staticmethod
     def _find_line(
-        lines: list[dict[str, Any]], item_id: int, token: str
+        lines: list[dict[str, Any]], item_id: int, token: str, line_id: str | None = None
     ) -> tuple[int, InvoiceLineRead] | None:
         parsed = [(i, InvoiceLineRead.model_validate(line)) for i, line in enumerate(lines) if "id" in line]
         for index, line in parsed:
             if token in (line.item_internal_reference or ""):
+                return index, line
+        for index, line in parsed:
+            if line_id is not None and str(line.id) == line_id and not line.isinactive:
                 return index, line
         same = [(i, line) for i, line in parsed if line.item_id == item_id and not line.isinactive]
         if len(same) > 1:
@@ -845,6 +849,23 @@ class HaloPsaAdapter:
             )
         return same[0] if same else None
 
+    async def read_billing_line(self, line: BillingLine) -> BillingLineRead | None:
+        cid = _as_int(line.company_id, "company_id")
+        contract = _as_int(line.agreement_id, "agreement_id")
+        item = _as_int(line.product_id, "product_id")
+        token = marker_token(line.marker)
+        invoice = await self._recurring_invoice(cid, contract)
+        found = self._find_line([dict(raw) for raw in invoice.lines or []], item, token, line.line_id)
+        if found is None:
+            return None
+        current = found[1]
+        return BillingLineRead(
+            line_id=str(current.id),
+            quantity=Decimal(current.qty_order or 0),
+            unit_price=current.unit_price,
+            marked=token in (current.item_internal_reference or ""),
+        )
+
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult:
         cid = _as_int(line.company_id, "company_id")
         contract = _as_int(line.agreement_id, "agreement_id")
@@ -852,7 +873,7 @@ class HaloPsaAdapter:
         token = marker_token(line.marker)
         invoice = await self._recurring_invoice(cid, contract)
         lines = [dict(raw) for raw in invoice.lines or []]
-        existing = self._find_line(lines, item, token)
+        existing = self._find_line(lines, item, token, line.line_id)
         if existing is not None:
             index, current = existing
             if (

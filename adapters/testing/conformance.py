@@ -697,6 +697,47 @@ class PsaConformance(AdapterConformance):
         )
         assert [seen.quantity for seen in world.billing_lines(company)] == [Decimal(7)]
 
+    async def test_billing_read_back_sees_the_write_and_an_edit_by_someone_else(
+        self, adapter: PsaAdapter, world: PsaWorld
+    ) -> None:
+        company = self.first_company(world)
+        line = billing_line(world, 5, company)
+        if not world.billing_lines(company):
+            assert await adapter.read_billing_line(line) is None
+        written = await adapter.upsert_billing_line(line)
+        read = await adapter.read_billing_line(line)
+        assert read is not None
+        assert (read.line_id, read.quantity, read.marked in (True, None)) == (
+            written.line_id,
+            Decimal(5),
+            True,
+        )
+
+        world.human_set_billing_quantity(company, written.line_id, 9)
+        edited = await adapter.read_billing_line(line.model_copy(update={"line_id": written.line_id}))
+        assert edited is not None
+        assert (edited.line_id, edited.quantity) == (written.line_id, Decimal(9))
+        assert [seen.quantity for seen in world.billing_lines(company)] == [Decimal(9)]
+
+    async def test_billing_read_tells_a_line_someone_else_made_and_a_linked_write_adopts_it(
+        self, adapter: PsaAdapter, world: PsaWorld
+    ) -> None:
+        company = self.first_company(world)
+        theirs = world.human_billing_line(company, 4)
+        line = billing_line(world, 6, company)
+        read = await adapter.read_billing_line(line)
+        assert read is not None
+        assert (read.line_id, read.quantity, read.marked) in (
+            (theirs, Decimal(4), False),
+            (theirs, Decimal(4), None),
+        )
+
+        written = await adapter.upsert_billing_line(line.model_copy(update={"line_id": theirs}))
+        assert written.line_id == theirs
+        assert [seen.quantity for seen in world.billing_lines(company)] == [Decimal(6)]
+        after = await adapter.read_billing_line(line)
+        assert after is not None and after.line_id == theirs and after.marked in (True, None)
+
     @pytest.mark.parametrize("fault", MAYBE_APPLIED)
     async def test_billing_write_the_vendor_may_have_applied_adds_one_line(
         self, adapter: PsaAdapter, world: PsaWorld, fault: Fault

@@ -414,6 +414,16 @@ class PsaWorld(VendorWorld, Protocol):
         """The lines of the billed product on the company's agreement."""
         ...
 
+    # Billing edits made in the PSA by someone else, as the PSA records them.
+    def human_set_billing_quantity(self, company_id: str, line_id: str, quantity: int) -> None:
+        """Another user changes the quantity of a billed line."""
+        ...
+
+    def human_billing_line(self, company_id: str, quantity: int) -> str:
+        """Another user adds a line of the billed product to the company's agreement; its id.
+        (Where a contract holds one line per product, the existing line is set to `quantity`.)"""
+        ...
+
     def calls(self, operation: PsaOperation) -> int: ...
 
     def fail_next(

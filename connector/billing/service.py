@@ -33,7 +33,7 @@ from adapters.base import BillingLine, BillingLineResult
 from adapters.errors import AdapterError
 from connector.audit import service as audit
 from connector.audit.domain import WORKER, Actor, changed
-from connector.billing import domain, reconciliation, review
+from connector.billing import domain, readback, reconciliation, review
 from connector.fleet.consoles import consoles_of
 from connector.infra import db
 from connector.infra.context import Services
@@ -43,6 +43,7 @@ from connector.models import (
     BillingDecision,
     BillingLineState,
     BillingPeriod,
+    BillingPsaRead,
     BillingPushLease,
     BillingRule,
     ClientMapping,
@@ -108,6 +109,16 @@ class PreviewLine:
     """The seats the security consoles count for the line's company and product (their invoice)."""
     reason: str | None = None
     """Why the written quantity differs from the counted one (an engineer's adjustment)."""
+    psa: readback.PsaView | None = None
+    """The line as the PSA held it when last read back (None: never read)."""
+    write_line_id: str | None = None
+    """The PSA line a write goes to: the one connector wrote, or one an approval links it to."""
+
+    @property
+    def psa_finding(self) -> readback.Judged | None:
+        """How the PSA's copy differs from connector's record, if it does."""
+        written = None if self.pushed is None else readback.Written(self.pushed.line_id, self.pushed.quantity)
+        return readback.judge(written, self.psa)
 
 
 @dataclass
@@ -145,7 +156,20 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
         for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
-    return _assemble(period, closed, rules, usage, licences, mappings, states)
+    preview = _assemble(period, closed, rules, usage, licences, mappings, states)
+    views = await psa_views(session, tenant_id)
+    for item in [*preview.lines, *preview.gone]:
+        item.psa = views.get((item.rule.id, item.line.company_id))
+        item.write_line_id = item.pushed.line_id if item.pushed else None
+    return preview
+
+
+async def psa_views(session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], readback.PsaView]:
+    """Per rule × company, the line as the PSA held it when last read back."""
+    return {
+        (r.rule_id, r.company_id): readback.PsaView(r.line_id, r.quantity, r.marked, r.error)
+        for r in await session.scalars(db.tenant_rows(BillingPsaRead, tenant_id))
+    }
 
 
 @dataclass
@@ -390,12 +414,14 @@ def _decision(row: BillingDecision | None) -> review.Decision | None:
 
 
 async def data_gaps(session: AsyncSession, tenant_id: str) -> dict[str, list[str]]:
-    """Per enabled RMM connection, why its counts may be incomplete: its latest sync failed or is
-    older than a day, or it never finished a full pass."""
+    """Per enabled RMM and security-console connection, why its counts may be incomplete: its latest
+    sync failed or is older than a day, or it never finished a full pass."""
     now = datetime.now(UTC)
     gaps: dict[str, list[str]] = {}
     connections = await session.scalars(
-        db.tenant_rows(Connection, tenant_id).where(Connection.role == "rmm", Connection.enabled.is_(True))
+        db.tenant_rows(Connection, tenant_id).where(
+            Connection.role.in_(("rmm", "security")), Connection.enabled.is_(True)
+        )
     )
     for connection in connections:
         run = await session.scalar(
@@ -428,6 +454,9 @@ async def build_proposals(
     preview = preview or await build_preview(session, tenant_id, period)
     settings = await get_review_settings(session, tenant_id)
     gaps = await data_gaps(session, tenant_id)
+    roles = {c.id: c.role for c in await session.scalars(db.tenant_rows(Connection, tenant_id))}
+    rmms = {c for c, role in roles.items() if role == "rmm"}
+    consoles = {c for c, role in roles.items() if role == "security"}
     sources: dict[tuple[str, str], set[str]] = {}
     for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id)):
         sources.setdefault((m.psa_connection_id, m.psa_company_id), set()).add(m.rmm_connection_id)
@@ -440,14 +469,23 @@ async def build_proposals(
         if d.period < period:
             earlier[(d.rule_id, d.company_id)] = d
     proposals = []
-    for item in [*(p for p in preview.lines if p.action != "unchanged"), *preview.gone]:
+    changed = [p for p in preview.lines if p.action != "unchanged" or p.psa_finding is not None]
+    for item in [*changed, *preview.gone]:
         line, rule = item.line, item.rule
         current = item.pushed.quantity if item.pushed is not None and item.pushed.line_id else None
+        finding = item.psa_finding
+        if finding is not None and finding.psa_quantity is not None:
+            current = finding.psa_quantity  # what the write would change, as the PSA holds it
         line_gaps: list[str] = []
-        if rule.count_scope != CONSOLE_SEATS:
-            for connection_id in sorted(sources.get((rule.psa_connection_id, line.company_id), ())):
+        counting = consoles if rule.count_scope == CONSOLE_SEATS else rmms
+        for connection_id in sorted(sources.get((rule.psa_connection_id, line.company_id), ())):
+            if connection_id in counting:  # only the sources the rule counts can lower its line
                 line_gaps += gaps.get(connection_id, [])
-        verdict = review.judge(current, line.quantity, settings, line_gaps)
+        verdict = (
+            review.Verdict("held", finding.reason)
+            if finding is not None
+            else review.judge(current, line.quantity, settings, line_gaps)
+        )
         row = exact.get((rule.id, line.company_id, period, line.quantity))
         reused = False
         if row is None:
@@ -551,7 +589,9 @@ async def decide(
 def reviewed(preview: Preview, proposals: list[Proposal]) -> tuple[Preview, list[PushResult]]:
     """The preview a push may write (unchanged lines, and proposals approved on their own or by an
     engineer at the quantity to write) and the results of the lines that wait or were dismissed."""
-    writable: list[PreviewLine] = [p for p in preview.lines if p.action == "unchanged"]
+    writable: list[PreviewLine] = [
+        p for p in preview.lines if p.action == "unchanged" and p.psa_finding is None
+    ]
     held: list[PushResult] = []
     for proposal in proposals:
         quantity, item = proposal.write_quantity, proposal.item
@@ -565,7 +605,14 @@ def reviewed(preview: Preview, proposals: list[Proposal]) -> tuple[Preview, list
             continue
         line = replace(item.line, quantity=quantity)
         reason = proposal.decision.reason if proposal.status == "adjusted" and proposal.decision else None
-        writable.append(replace(item, line=line, action=domain.plan(line, item.pushed), reason=reason))
+        planned_action: domain.Action = domain.plan(line, item.pushed)
+        target = item.write_line_id
+        finding = item.psa_finding
+        if finding is not None:
+            # The PSA differs from the record: the approved quantity is written whatever the record says.
+            planned_action = "create" if finding.finding == readback.Finding.REMOVED_OUTSIDE else "update"
+            target = finding.link_line_id if finding.finding != readback.Finding.UNREADABLE else target
+        writable.append(replace(item, line=line, action=planned_action, reason=reason, write_line_id=target))
     return replace(preview, lines=writable), held
 
 
@@ -629,17 +676,102 @@ async def push(
     are written; the others come back as `waiting` or `dismissed` with why. A dry run writes nothing,
     so it needs no lease."""
     if dry_run:
+        await read_period_back(services, tenant_id, period)
         preview, held, _ = await _load(services, tenant_id, period)
         return preview, [*planned(preview), *held]
     async with push_lease(services, tenant_id, period, trigger) as lease:
-        # Read under the lease: a push that ran just before has recorded its lines by now.
-        preview, held, connections = await _load(services, tenant_id, period)
-        if preview.closed and not override:
+        # Read under the lease: a push that ran just before has recorded its lines by now; and the
+        # PSA's own copy first, so a line changed there is held for review, not overwritten.
+        if await read_period_back(services, tenant_id, period, refuse_closed=not override):
             raise PeriodClosed(period)
-        results = [*await _write(services, tenant_id, period, preview, connections, lease, actor), *held]
+        preview, held, connections = await _load(services, tenant_id, period)
+        written = await _write(services, tenant_id, period, preview, connections, lease, actor)
+        await read_back(
+            services,
+            tenant_id,
+            [
+                replace(item, write_line_id=result.line_id)
+                for item, result in zip(preview.lines, written, strict=True)
+                if result.action in ("created", "updated")
+            ],
+            connections,
+        )
+        results = [*written, *held]
     async with db.transaction(services.sessions) as session:
         await notify(session, tenant_id, review_event(period, results))
     return preview, results
+
+
+async def read_period_back(
+    services: Services, tenant_id: str, period: str, *, refuse_closed: bool = False
+) -> bool:
+    """Read every line of the period back from its PSA (see `read_back`). True, and nothing read,
+    when the period is closed and `refuse_closed` says a closed period is not to be pushed."""
+    async with services.sessions() as session:
+        preview = await build_preview(session, tenant_id, period)
+        connections = {
+            c.id: c
+            for c in await session.scalars(
+                db.tenant_rows(Connection, tenant_id).where(Connection.role == "psa")
+            )
+        }
+    if preview.closed and refuse_closed:
+        return True
+    await read_back(services, tenant_id, [*preview.lines, *preview.gone], connections)
+    return False
+
+
+async def read_back(
+    services: Services, tenant_id: str, items: list[PreviewLine], connections: dict[str, Connection]
+) -> None:
+    """Read each line as its PSA holds it and keep that (`billing_psa_reads`): the review compares
+    it with what connector wrote. A failed read is kept as the error, so the line waits."""
+    agreements: dict[tuple[str, str], list[Any]] = {}
+    slots = asyncio.Semaphore(PSA_CONCURRENCY)
+
+    async def one(item: PreviewLine) -> tuple[PreviewLine, str | None, Any, str | None] | None:
+        connection = connections.get(item.rule.psa_connection_id)
+        if connection is None or not connection.enabled:
+            return None
+        async with slots:
+            try:
+                adapter = await services.adapters.psa(connection)
+                agreement_id = (
+                    item.rule.agreement_id
+                    or item.agreement_id
+                    or await _agreement_for(adapter, agreements, item.rule, item.line.company_id)
+                )
+                if agreement_id is None:
+                    return None  # nothing to read; the write reports the missing agreement
+                found = await adapter.read_billing_line(_billing_line(item, agreement_id))
+            except AdapterError as exc:
+                return item, None, None, str(exc)[:500]
+        return item, agreement_id, found, None
+
+    reads = [r for r in await asyncio.gather(*(one(item) for item in items)) if r is not None]
+    if not reads:
+        return
+    async with db.transaction(services.sessions) as session:
+        for item, agreement_id, found, error in reads:
+            row = await session.scalar(
+                db.tenant_rows(BillingPsaRead, tenant_id).where(
+                    BillingPsaRead.rule_id == item.rule.id,
+                    BillingPsaRead.company_id == item.line.company_id,
+                )
+            )
+            if row is None:
+                row = BillingPsaRead(
+                    tenant_id=tenant_id, rule_id=item.rule.id, company_id=item.line.company_id
+                )
+                session.add(row)
+            row.read_at, row.error = datetime.now(UTC), error
+            if error is None:
+                row.agreement_id = agreement_id
+                row.line_id = None if found is None else found.line_id
+                row.quantity = None if found is None else int(found.quantity.to_integral_value())
+                row.marked = None if found is None else found.marked
+        if len(reads) > 1:
+            log.info("billing lines read back", tenant_id=tenant_id, lines=len(reads))
 
 
 def review_event(period: str, results: list[PushResult]) -> Event:
@@ -784,6 +916,7 @@ def _billing_line(item: PreviewLine, agreement_id: str) -> BillingLine:
         quantity=Decimal(line.quantity),
         unit_price=line.unit_price,
         unit_cost=line.unit_cost,
+        line_id=item.write_line_id,
     )
 
 

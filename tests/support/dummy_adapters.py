@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -14,6 +15,7 @@ from adapters.base import (
     AdapterSpec,
     AlertEvent,
     BillingLine,
+    BillingLineRead,
     BillingLineResult,
     CatalogKind,
     ConfigurationUpdate,
@@ -145,9 +147,17 @@ class DummyPsa(_Base):
     async def upsert_configuration(self, update: ConfigurationUpdate) -> str | None:
         return None
 
+    async def read_billing_line(self, line: BillingLine) -> BillingLineRead | None:
+        written = BILLED.get(line.marker)
+        return None if written is None else BillingLineRead(line_id="1", quantity=written, marked=True)
+
     async def upsert_billing_line(self, line: BillingLine) -> BillingLineResult:
+        BILLED[line.marker] = line.quantity
         return BillingLineResult(action="created", line_id="1")
 
+
+BILLED: dict[str, Decimal] = {}
+"""What the dummy PSA holds per billing-line marker (process-wide, like a real PSA)."""
 
 DUMMY_RMM = AdapterSpec(
     kind="dummy_rmm",

@@ -133,6 +133,32 @@ class AutotaskWorld(FakeWorld[AutotaskFake]):
             if s["contractID"] == contract and s["serviceID"] == service
         ]
 
+    def human_set_billing_quantity(self, company_id: str, line_id: str, quantity: int) -> None:
+        service = self.fake.data["ContractServices"][int(line_id)]
+        self._adjust(service, quantity)
+
+    def human_billing_line(self, company_id: str, quantity: int) -> str:
+        contract = self.seed.contract_ids[int(company_id)]
+        service = next(
+            s
+            for s in self.fake.data["ContractServices"].values()
+            if s["contractID"] == contract and s["serviceID"] == self.seed.service_ids["EDR"]
+        )
+        self._adjust(service, quantity)
+        return str(service["id"])
+
+    def _adjust(self, service: dict[str, Any], quantity: int) -> None:
+        """An adjustment posted by another resource, through the fake's own write path."""
+        self.fake._post_adjustment(
+            {
+                "contractID": service["contractID"],
+                "serviceID": service["serviceID"],
+                "contractServiceID": service["id"],
+                "effectiveDate": self.fake.now().strftime("%Y-%m-%dT00:00:00"),
+                "unitChange": quantity - self.fake.current_units(service["id"]),
+            }
+        )
+
     def calls(self, operation: PsaOperation) -> int:
         method, path = ROUTES[operation]
         pages = self.fake.call_count(method, path + "/next") if path.endswith("/query") else 0

@@ -129,6 +129,19 @@ class ManageWorld(FakeWorld[ManageFake]):
             if row["product"]["identifier"] == PRODUCT and not row.get("cancelledDate")
         ]
 
+    def human_set_billing_quantity(self, company_id: str, line_id: str, quantity: int) -> None:
+        agreement = self.seed.agreement_ids[int(company_id)]
+        row = next(r for r in self.fake.additions_for(agreement) if str(r["id"]) == line_id)
+        row["quantity"] = float(quantity)
+        row["_info"] = {**row.get("_info", {}), "updatedBy": "akumar"}
+
+    def human_billing_line(self, company_id: str, quantity: int) -> str:
+        agreement = self.seed.agreement_ids[int(company_id)]
+        row = self.fake.add_addition(
+            agreement, PRODUCT, float(quantity), unit_price=6.0, description="EDR seats (entered by hand)"
+        )
+        return str(row["id"])
+
     def calls(self, operation: PsaOperation) -> int:
         return self.fake.call_count(*ROUTES[operation])
 

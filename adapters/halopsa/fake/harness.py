@@ -128,6 +128,16 @@ class HaloWorld(FakeWorld[HaloFake]):
             if line.get("_itemid") == self.seed.item_ids[PRODUCT]
         ]
 
+    def human_set_billing_quantity(self, company_id: str, line_id: str, quantity: int) -> None:
+        invoice = self.fake.recurring_invoices[self.seed.recurring_invoice_ids[int(company_id)]]
+        line = next(x for x in invoice["lines"] if str(x["id"]) == line_id)
+        line["qty_order"] = float(quantity)
+
+    def human_billing_line(self, company_id: str, quantity: int) -> str:
+        invoice_id = self.seed.recurring_invoice_ids[int(company_id)]
+        line = self.fake.add_invoice_line(invoice_id, self.seed.item_ids[PRODUCT], float(quantity), 6.0)
+        return str(line["id"])
+
     def calls(self, operation: PsaOperation) -> int:
         return self.fake.call_count(*ROUTES[operation])
 
