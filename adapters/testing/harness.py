@@ -196,6 +196,8 @@ class BillingIds:
 
     agreement_type: str
     product_id: str
+    one_line_per_product: bool = False
+    """The agreement holds one line per product by construction (nothing marks whose it is)."""
 
     def rule_fields(self) -> dict[str, str]:
         return {"agreement_type": self.agreement_type, "psa_product_id": self.product_id}

@@ -32,6 +32,7 @@ from connector.billing.schemas import (
     PushLineOut,
     PushOut,
     PushRequest,
+    ReadBackRequest,
     ReconciliationOut,
     ReconciliationRowOut,
     SnapshotDeviceOut,
@@ -322,6 +323,8 @@ def _proposals_out(period: str, proposals: list[service.Proposal]) -> ProposalsO
                 status=p.status,
                 reason=p.reason,
                 write_quantity=p.write_quantity,
+                psa_quantity=None if p.item.psa is None else p.item.psa.quantity,
+                psa_finding=None if (found := p.item.psa_finding) is None else found.finding.value,
                 decision=None
                 if row is None
                 else DecisionOut(
@@ -346,6 +349,17 @@ async def list_proposals(
     whether it is written on its own (`auto_approved`), waits (`awaiting_review`, `held` by a guard,
     with why) or was decided on, and the decision."""
     return _proposals_out(period, await service.build_proposals(session, who.tenant_id, period))
+
+
+@router.post("/read-back", response_model=ProposalsOut)
+async def read_back(body: ReadBackRequest, services: ServicesDep, who: Engineer) -> ProposalsOut:
+    """Read every line of the period back from its PSA now (a push does it first on its own) and
+    return the proposals after: a line changed, removed or made there by someone else waits for
+    review with why. Writes nothing to the PSA."""
+    await service.read_period_back(services.work, who.tenant_id, body.period)
+    async with services.work.sessions() as session:
+        proposals = await service.build_proposals(session, who.tenant_id, body.period)
+    return _proposals_out(body.period, proposals)
 
 
 @router.post("/decisions", response_model=ProposalsOut)

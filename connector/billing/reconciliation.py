@@ -2,9 +2,11 @@
 the seats the security consoles count, and the quantity on the PSA line, with each difference
 explained by the devices and clients behind it. Pure: no I/O.
 
-The PSA quantity is the one connector last wrote and recorded (`billing_line_states`); reading the
-agreement line back from the PSA is not part of this step, so a line edited in the PSA by someone
-else is not seen here. Causes are derived from device lists, never inferred from the numbers alone.
+The PSA quantity is the agreement line as the PSA held it when last read back (before every push,
+after each write, and on `POST /billing/read-back`), else the quantity connector last wrote. A line
+changed or removed in the PSA by someone else, and a line of the product connector did not create,
+are causes of their own. Causes are derived from device lists and those reads, never inferred from
+the numbers alone.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from connector.billing.domain import BillingTerms, CompanyMapping, MappingKey, UsageRow, lines_for_rule
+from connector.billing.readback import Finding, PsaView, Written, judge
 from mappings.resolution import billing_rule_matches
 
 ID_CAP = 50
@@ -30,6 +33,11 @@ class CauseCode(StrEnum):
     UNMAPPED_CLIENT = "unmapped_client"
     AGREEMENT_LINE_MISSING = "agreement_line_missing"
     PSA_QUANTITY_CHANGED = "psa_quantity_changed"
+    """The PSA line was changed (or removed) in the PSA outside connector since connector wrote it."""
+    UNLINKED_AGREEMENT_LINE = "unlinked_agreement_line"
+    """The agreement has a line of the product that connector neither created nor was linked to."""
+    COUNT_CHANGED_SINCE_PUSH = "count_changed_since_push"
+    """The devices counted now differ from those behind the quantity connector last wrote."""
     RETIRED_CLIENT_BILLED = "retired_client_billed"
 
 
@@ -132,6 +140,7 @@ def reconcile(
     endpoints: Iterable[EndpointFact],
     unmatched_agents: Iterable[AgentFact],
     console_connection_ids: set[str],
+    psa_views: Mapping[tuple[str, str], PsaView] | None = None,
 ) -> list[Row]:
     """Rows per rule (in the order given) and company (sorted), each with its causes; a rule's
     unmapped clients come last as one row without a company."""
@@ -174,6 +183,8 @@ def reconcile(
                 for a in agents_by_customer.get((connection, client), [])
                 if _agent_bills(rule, a, licensed, siblings)
             ]
+            state = recorded.get((rule.id, company_id))
+            view = (psa_views or {}).get((rule.id, company_id))
             row = Row(
                 rule.id,
                 rule.product,
@@ -181,11 +192,11 @@ def reconcile(
                 names.get(key),
                 rmm_counts.get(company_id, 0),
                 console_counts.get(company_id, 0) if has_console else None,
-                None if (state := recorded.get((rule.id, company_id))) is None else state.quantity,
+                _psa_quantity(state, view),
                 (),
                 rule.count_scope == CONSOLE_SEATS,
             )
-            causes = _company_causes(row, state, bare, bool(devices), agents)
+            causes = _company_causes(row, state, view, bare, bool(devices), agents)
             rows.append(_with(row, causes))
         unmapped = {(c.rmm_connection_id, c.client_id): c.seats for c in rmm.unmapped}
         unmapped_console = {(c.rmm_connection_id, c.client_id): c.seats for c in console.unmapped}
@@ -244,9 +255,20 @@ def _agent_bills(
     return any(wanted in product for product in licensed.get((agent.connection_id, agent.customer_id), ()))
 
 
+def _psa_quantity(state: Recorded | None, view: PsaView | None) -> int | None:
+    """The agreement line's quantity: as last read back from the PSA when that read succeeded (0 for
+    a line no longer there), else as connector last wrote it; None when neither knows a line."""
+    if view is not None and view.error is None:
+        if view.line_id is not None:
+            return view.quantity
+        return 0 if state is not None and state.line_id else None
+    return None if state is None else state.quantity
+
+
 def _company_causes(
     row: Row,
     state: Recorded | None,
+    view: PsaView | None,
     bare: Sequence[str],
     has_devices: bool,
     agents: Sequence[AgentFact],
@@ -259,13 +281,21 @@ def _company_causes(
     billed = row.billed_count
     assert row.company_id is not None
     line_ids = [state.line_id or row.company_id] if state is not None else [row.company_id]
+    found = judge(None if state is None else Written(state.line_id, state.quantity), view)
+    finding = None if found is None else found.finding
     if state is None:
-        if billed > 0:
+        if found is not None and finding == Finding.UNLINKED:
+            causes.append(cause(CauseCode.UNLINKED_AGREEMENT_LINE, [found.link_line_id or row.company_id]))
+        elif billed > 0:
             causes.append(cause(CauseCode.AGREEMENT_LINE_MISSING, line_ids, billed))
-    elif billed == 0 and not has_devices and state.quantity > 0:
+        return causes
+    if finding in (Finding.EDITED_OUTSIDE, Finding.REMOVED_OUTSIDE):
+        changed_by = (row.psa_quantity or 0) - state.quantity
+        causes.append(cause(CauseCode.PSA_QUANTITY_CHANGED, line_ids, changed_by))
+    if billed == 0 and not has_devices and state.quantity > 0:
         causes.append(cause(CauseCode.RETIRED_CLIENT_BILLED, line_ids, state.quantity))
     elif state.quantity != billed:
-        causes.append(cause(CauseCode.PSA_QUANTITY_CHANGED, line_ids, billed - state.quantity))
+        causes.append(cause(CauseCode.COUNT_CHANGED_SINCE_PUSH, line_ids, billed - state.quantity))
     return causes
 
 

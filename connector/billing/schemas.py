@@ -117,6 +117,8 @@ class CauseOut(BaseModel):
         "unmapped_client",
         "agreement_line_missing",
         "psa_quantity_changed",
+        "unlinked_agreement_line",
+        "count_changed_since_push",
         "retired_client_billed",
     ]
     count: int = Field(description="devices or clients; seats for the line causes (signed for a change)")
@@ -131,7 +133,9 @@ class ReconciliationRowOut(BaseModel):
     company_name: str | None
     rmm_count: int = Field(description="seats the RMM counts, by the rule's scope and count method")
     console_count: int | None = Field(description="seats the security consoles count; None without one")
-    psa_quantity: int | None = Field(description="the quantity connector last wrote to the PSA line")
+    psa_quantity: int | None = Field(
+        description="the PSA line's quantity as last read back from the PSA (else as connector last wrote it)"
+    )
     billed_count: int = Field(description="the count the rule bills by")
     differences: dict[str, int | None] = Field(
         description="rmm_minus_psa, console_minus_psa, console_minus_rmm (None where a side is absent)"
@@ -163,13 +167,29 @@ class ProposalOut(BaseModel):
     company_id: str
     company_name: str | None
     product: str
-    current_quantity: int | None = Field(description="what connector last wrote; None for a new line")
+    current_quantity: int | None = Field(
+        description="what the line holds now: the PSA's quantity where it was changed there, else what "
+        "connector last wrote; None for a new line"
+    )
     proposed_quantity: int
     difference: int
     status: Status
     reason: str | None = Field(description="why it waits or is held (the guard, the tolerance)")
     write_quantity: int | None = Field(description="what a push writes; None while it waits or dismissed")
     decision: DecisionOut | None
+    psa_quantity: int | None = Field(
+        default=None, description="the quantity on the PSA's line when it was last read back"
+    )
+    psa_finding: Literal["edited_outside", "removed_outside", "unlinked", "unreadable"] | None = Field(
+        default=None,
+        description="how the PSA's line differs from what connector wrote: changed or removed there, a "
+        "line of the product connector did not create (approving links it), or not readable",
+    )
+
+
+class ReadBackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"period": "2026-01"}]})
+    period: str = Field(pattern=PERIOD_PATTERN, description="YYYY-MM")
 
 
 class ProposalsOut(BaseModel):

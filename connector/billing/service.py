@@ -222,6 +222,7 @@ async def build_reconciliation(session: AsyncSession, tenant_id: str, period: st
         [reconciliation.EndpointFact(*row) for row in endpoints.all()],
         [reconciliation.AgentFact(*row) for row in agents.all()],
         {console.id for console in await consoles_of(session, tenant_id)},
+        await psa_views(session, tenant_id),
     )
     return Reconciliation(period, rows)
 

@@ -378,7 +378,9 @@ CAUSE_LABELS = {
     "console_agent_without_rmm_device": "Console agents with no RMM device",
     "unmapped_client": "Clients not mapped",
     "agreement_line_missing": "New revenue found: no agreement line",
-    "psa_quantity_changed": "PSA quantity differs from the count",
+    "psa_quantity_changed": "PSA line changed outside connector",
+    "unlinked_agreement_line": "Agreement line connector did not create",
+    "count_changed_since_push": "Count changed since the last push",
     "retired_client_billed": "Retired client still billed",
 }
 

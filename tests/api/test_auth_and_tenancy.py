@@ -125,6 +125,7 @@ ROUTES = [
     Route("GET", "/api/v1/billing/preview", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("GET", "/api/v1/billing/reconciliation", "viewer", query=lambda w: {"period": "2026-10"}),
     Route("POST", "/api/v1/billing/push", "engineer", body=lambda w: {"period": "2026-10", "dry_run": True}),
+    Route("POST", "/api/v1/billing/read-back", "engineer", body=lambda w: {"period": "2026-10"}),
     Route("GET", "/api/v1/billing/review-settings", "viewer"),
     Route("PUT", "/api/v1/billing/review-settings", "engineer", body=lambda w: {"tolerance_seats": 3}),
     Route("GET", "/api/v1/billing/proposals", "viewer", query=lambda w: {"period": "2026-10"}),

@@ -4,10 +4,16 @@ dashboard page.
 
 - Acme: 6 endpoints with the product (one added after the push), one without a product, 5 console
   agents on its devices and one agent the RMM does not know; the PSA line says 5 → a device without
-  the product, an agent without a device, a quantity changed since the push.
+  the product, an agent without a device, a count changed since the push.
 - Blue Harbor: mapped after the push, 3 endpoints → no agreement line (new revenue).
 - Cedar: billed 2 at the push, its devices since gone from the RMM → a retired client still billed.
+- Delta: billed 3 at the push, then someone sets the line to 5 in the PSA → read back, a PSA line
+  changed outside connector.
+- Echo: someone had already put a line of the product on the agreement → the push leaves it alone,
+  an agreement line connector did not create (not where the PSA holds one line per product).
 - Zephyr: an RMM client with 2 endpoints and no mapping → unmapped.
+
+On every PSA's fake through its real adapter.
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from sqlalchemy import update
 
 from adapters.base import EndpointStatus
 from adapters.registry import discover
-from adapters.testing.harness import device_mac, device_name, device_serial, installed_security_harnesses
+from adapters.testing.harness import (
+    PsaHarness,
+    device_mac,
+    device_name,
+    device_serial,
+    installed_security_harnesses,
+)
 from connector.infra import db
 from connector.infra.context import Services
 from connector.models import SyncCursor
@@ -38,6 +50,7 @@ from tests.e2e.test_vendor_matrix import (
     _post,
     _sync,
     company_of,
+    kind_of,
     route,
 )
 from tests.support.fleet_rmm import FLEETS, FleetFake
@@ -46,7 +59,15 @@ from tests.support.vendors import VendorRouter
 Headers = dict[str, str]
 CONSOLES = installed_security_harnesses(discover().all())
 ACME, BLUE, CEDAR, ZEPHYR = "Acme Dental", "Blue Harbor Logistics", "Cedar Law Group", "Zephyr Unmapped"
-CLIENT_IDS = {ACME: "c-acme", BLUE: "c-blue", CEDAR: "c-cedar", ZEPHYR: "c-zephyr"}
+DELTA, ECHO = "Delta Dental Lab", "Echo Architects"
+CLIENT_IDS = {
+    ACME: "c-acme",
+    BLUE: "c-blue",
+    CEDAR: "c-cedar",
+    DELTA: "c-delta",
+    ECHO: "c-echo",
+    ZEPHYR: "c-zephyr",
+}
 
 
 def status(client: str, n: int, product: str | None) -> EndpointStatus:
@@ -95,7 +116,9 @@ async def map_client(
 
 
 @pytest.mark.skipif(not CONSOLES or not PSAS, reason="needs a security console and a PSA harness")
+@pytest.mark.parametrize("harness", PSAS, ids=kind_of)
 async def test_each_cause_is_found_once_from_the_device_lists(
+    harness: PsaHarness,
     client: httpx.AsyncClient,
     services: Services,
     vendors: VendorRouter,
@@ -109,9 +132,12 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     [customer] = console.customers
     rogue = console.add_agent(customer, "ROGUE-LAPTOP-1")
     console.set_licences(customer, 6, 10)
-    psa = PSAS[0].start(
-        companies=[ACME, BLUE, CEDAR], devices_per_company=1, configuration_fields=CONFIGURATION_FIELDS
+    psa = harness.start(
+        companies=[ACME, BLUE, CEDAR, DELTA, ECHO],
+        devices_per_company=1,
+        configuration_fields=CONFIGURATION_FIELDS,
     )
+    one_line = psa.billing_ids.one_line_per_product
     route(vendors, psa)
     route(vendors, console)
     for n in range(5):
@@ -120,6 +146,11 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     for n in range(2):
         rmm.put(status(CEDAR, n, product))
         rmm.put(status(ZEPHYR, n, product))
+    for n in range(3):
+        rmm.put(status(DELTA, n, product))
+    for n in range(4):
+        rmm.put(status(ECHO, n, product))
+    theirs = psa.human_billing_line(company_of(psa, ECHO), 7)
 
     psa_row = await _connect_psa(client, headers, psa)
     rmm_row = await _post(
@@ -129,7 +160,7 @@ async def test_each_cause_is_found_once_from_the_device_lists(
         {"name": "Fleet", "kind": "fleet_rmm", "base_url": f"https://{host}", "credentials": {"token": "t"}},
     )
     console_row = await _connect(client, headers, console)
-    for name in (ACME, CEDAR):
+    for name in (ACME, CEDAR, DELTA, ECHO):
         await map_client(
             client, headers, rmm_row["id"], psa_row["id"], CLIENT_IDS[name], company_of(psa, name)
         )
@@ -151,8 +182,12 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     )
     period = datetime.now(UTC).strftime("%Y-%m")
     pushed = await _post(client, headers, "/api/v1/billing/push", {"period": period})
-    assert sorted(line["quantity"] for line in pushed["lines"]) == [2, 5], pushed
-    assert all(line["action"] in ("created", "updated") for line in pushed["lines"]), pushed
+    assert sorted(line["quantity"] for line in pushed["lines"]) == [2, 3, 4, 5], pushed
+    actions = {line["quantity"]: line["action"] for line in pushed["lines"]}
+    assert actions[4] == ("updated" if one_line else "waiting"), pushed  # Echo's line is not connector's
+    assert {actions[q] for q in (2, 3, 5)} <= {"created", "updated"}, pushed
+    if not one_line:
+        assert [line.quantity for line in psa.billing_lines(company_of(psa, ECHO))] == [7]
 
     # After the push: Acme grows by one, Blue Harbor arrives, Cedar's devices leave the RMM.
     rmm.put(status(ACME, 6, product))
@@ -167,6 +202,10 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     after = await _sync(client, headers, services, rmm_row["id"])
     assert after["status"] == "succeeded" and after["endpoints_retired"] == 2, after
     await map_client(client, headers, rmm_row["id"], psa_row["id"], CLIENT_IDS[BLUE], company_of(psa, BLUE))
+    delta = company_of(psa, DELTA)
+    [delta_line] = psa.billing_lines(delta)
+    psa.human_set_billing_quantity(delta, delta_line.id, 5)  # someone else, in the PSA
+    await _post(client, headers, "/api/v1/billing/read-back", {"period": period})
 
     response = await client.get("/api/v1/billing/reconciliation", params={"period": period}, headers=headers)
     assert response.status_code == 200, response.text
@@ -175,10 +214,12 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     assert body["causes"] == {
         "agreement_line_missing": 1,
         "console_agent_without_rmm_device": 1,
+        "count_changed_since_push": 1,
         "psa_quantity_changed": 1,
         "retired_client_billed": 1,
         "rmm_device_without_product": 1,
         "unmapped_client": 1,
+        **({} if one_line else {"unlinked_agreement_line": 1}),
     }, body
     endpoints = (await client.get("/api/v1/endpoints", params={"limit": "500"}, headers=headers)).json()
     bare = next(e["id"] for e in endpoints if e["hostname"] == device_name(ACME, 5))
@@ -191,16 +232,32 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     assert {c["code"]: (c["count"], c["ids"]) for c in acme["causes"]} == {
         "rmm_device_without_product": (1, [bare]),
         "console_agent_without_rmm_device": (1, [unknown_agent]),
-        "psa_quantity_changed": (1, [pushed_line(pushed, 5)]),
+        "count_changed_since_push": (1, [pushed_line(pushed, 5)]),
     }
     blue = rows[company_of(psa, BLUE)]
-    assert (blue["rmm_count"], blue["console_count"], blue["psa_quantity"]) == (3, None, None)
+    # (Where a contract holds every product's line from the start, it reads 0 seats.)
+    assert (blue["rmm_count"], blue["console_count"], blue["psa_quantity"]) == (
+        3,
+        None,
+        0 if one_line else None,
+    )
     assert [(c["code"], c["count"]) for c in blue["causes"]] == [("agreement_line_missing", 3)]
     cedar = rows[company_of(psa, CEDAR)]
     assert (cedar["rmm_count"], cedar["psa_quantity"]) == (0, 2)
     assert [(c["code"], c["count"], c["ids"]) for c in cedar["causes"]] == [
         ("retired_client_billed", 2, [pushed_line(pushed, 2)])
     ]
+    changed_outside = rows[delta]
+    assert (changed_outside["rmm_count"], changed_outside["psa_quantity"]) == (3, 5)
+    assert [(c["code"], c["count"], c["ids"]) for c in changed_outside["causes"]] == [
+        ("psa_quantity_changed", 2, [pushed_line(pushed, 3)])
+    ]
+    echo = rows[company_of(psa, ECHO)]
+    if one_line:
+        assert (echo["psa_quantity"], echo["causes"]) == (4, [])
+    else:
+        assert (echo["rmm_count"], echo["psa_quantity"]) == (4, 7)  # what their line holds
+        assert [(c["code"], c["ids"]) for c in echo["causes"]] == [("unlinked_agreement_line", [theirs])]
     unmapped = rows[None]
     assert unmapped["rmm_count"] == 2
     assert [(c["code"], c["ids"]) for c in unmapped["causes"]] == [
@@ -214,8 +271,8 @@ async def test_each_cause_is_found_once_from_the_device_lists(
     )
     assert spreadsheet.status_code == 200 and spreadsheet.headers["content-type"].startswith("text/csv")
     table = list(csv.DictReader(io.StringIO(spreadsheet.text)))
-    assert sorted(r["cause"] for r in table) == sorted(body["causes"])
-    [changed] = [r for r in table if r["cause"] == "psa_quantity_changed"]
+    assert sorted(r["cause"] for r in table if r["cause"]) == sorted(body["causes"])  # '': a row in step
+    [changed] = [r for r in table if r["cause"] == "count_changed_since_push"]
     assert (
         changed["company_id"],
         changed["rmm_count"],
@@ -228,7 +285,11 @@ async def test_each_cause_is_found_once_from_the_device_lists(
         "5",
     )
     [missing] = [r for r in table if r["cause"] == "agreement_line_missing"]
-    assert (missing["console_count"], missing["psa_quantity"], missing["cause_count"]) == ("", "", "3")
+    assert (missing["console_count"], missing["psa_quantity"], missing["cause_count"]) == (
+        "",
+        "0" if one_line else "",
+        "3",
+    )
 
     viewer = await make_key("viewer")
     await sign_in(client, plaintext(viewer))

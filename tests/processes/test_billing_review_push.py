@@ -67,3 +67,38 @@ def test_a_crash_between_approval_and_write_writes_once(world: World) -> None:
         world.deployment, "SELECT quantity FROM billing_line_states WHERE company_id = :c", c=str(company)
     )
     assert recorded == 30
+
+
+def test_a_line_edited_in_the_psa_survives_pushes_racing_from_the_cli_and_the_api(world: World) -> None:
+    """Someone sets a line to 14 in the PSA; two CLI pushes and an API push then race. Each reads
+    the line back first: none overwrites it, every run that ran reports it waiting, and no line doubles."""
+    world.manage.latency = 0
+    assert _post(world, "/api/v1/billing/push", {"period": PERIOD})["summary"] == {"created": 12}
+    company = world.seed.company_ids[0]
+    [addition] = world.manage.additions_for(world.seed.agreement_ids[company])
+    addition["quantity"] = 14.0  # as a member saving the agreement in Manage
+    world.manage.latency = 0.05
+
+    clis = [world.push_cli(), world.push_cli()]
+    api = httpx.post(
+        f"{world.serve.url}/api/v1/billing/push", json={"period": PERIOD}, headers=world.headers, timeout=120
+    )
+    codes = [proc.wait() for proc in clis]
+    outputs = "\n---\n".join(proc.output() for proc in clis)
+    assert set(codes) <= {0, EXIT_PUSH_RUNNING}, outputs
+    assert api.status_code in (200, 409), api.text
+    ran = [proc.output() for proc, code in zip(clis, codes, strict=True) if code == 0]
+    if api.status_code == 200:
+        assert api.json()["summary"] == {"waiting": 1, "unchanged": 11}, api.text
+    assert ran or api.status_code == 200, outputs
+    for output in ran:
+        assert "changed in the PSA outside connector" in output, output
+    assert [a["quantity"] for a in world.manage.additions_for(world.seed.agreement_ids[company])] == [14]
+    assert set(world.lines().values()) == {1}, world.lines()
+    [(recorded,)] = query(
+        world.deployment, "SELECT quantity FROM billing_line_states WHERE company_id = :c", c=str(company)
+    )
+    [(read,)] = query(
+        world.deployment, "SELECT quantity FROM billing_psa_reads WHERE company_id = :c", c=str(company)
+    )
+    assert (recorded, read) == (10, 14)

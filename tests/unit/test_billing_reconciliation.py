@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from connector.billing import domain as b
+from connector.billing.readback import PsaView
 from connector.billing.reconciliation import (
     ID_CAP,
     AgentFact,
@@ -61,6 +62,7 @@ def run(
     agents: Sequence[AgentFact] = (),
     rules: Sequence[Rule] = (Rule(),),
     mappings: dict[b.MappingKey, Mapping] | None = None,
+    reads: dict[tuple[str, str], PsaView] | None = None,
 ) -> list[Row]:
     return reconcile(
         rules,
@@ -71,6 +73,7 @@ def run(
         endpoints,
         agents,
         {"console"},
+        reads,
     )
 
 
@@ -159,7 +162,7 @@ def test_a_recorded_quantity_different_from_the_count_is_a_change_since_the_last
         endpoints=devices("c-1", 7),
     )
     [cause] = row.causes
-    assert (cause.code, cause.count, cause.ids) == (CauseCode.PSA_QUANTITY_CHANGED, 2, ("L1",))
+    assert (cause.code, cause.count, cause.ids) == (CauseCode.COUNT_CHANGED_SINCE_PUSH, 2, ("L1",))
     assert row.differences["rmm_minus_psa"] == 2
 
 
@@ -172,7 +175,7 @@ def test_a_console_counted_rule_compares_the_line_with_the_consoles_seats() -> N
         endpoints=devices("c-1", 4),
     )
     assert (row.rmm_count, row.console_count, row.billed_count) == (4, 4, 4)
-    assert codes(row) == ["psa_quantity_changed"]
+    assert codes(row) == ["count_changed_since_push"]
 
 
 def test_a_line_still_recorded_for_a_client_with_no_devices_is_a_retired_client_billed() -> None:
@@ -190,3 +193,49 @@ def test_ids_are_capped_but_the_total_counts_them_all() -> None:
     )
     [cause] = row.causes
     assert (len(cause.ids), cause.total, cause.count) == (ID_CAP, ID_CAP + 5, ID_CAP + 5)
+
+
+def test_a_line_changed_in_the_psa_is_read_back_and_named() -> None:
+    [row] = run(
+        usage_rows=[usage("rmm", "c-1", 5)],
+        recorded={("rule-1", "1"): Recorded(5, "2026-09", "L1")},
+        endpoints=devices("c-1", 5),
+        reads={("rule-1", "1"): PsaView("L1", 8, True)},
+    )
+    [cause] = row.causes
+    assert (row.psa_quantity, cause.code, cause.count, cause.ids) == (
+        8,
+        CauseCode.PSA_QUANTITY_CHANGED,
+        3,
+        ("L1",),
+    )
+
+
+def test_a_line_removed_in_the_psa_reads_zero_and_is_a_change_outside() -> None:
+    [row] = run(
+        usage_rows=[usage("rmm", "c-1", 5)],
+        recorded={("rule-1", "1"): Recorded(5, "2026-09", "L1")},
+        endpoints=devices("c-1", 5),
+        reads={("rule-1", "1"): PsaView(None, None, None)},
+    )
+    assert (row.psa_quantity, codes(row)) == (0, ["psa_quantity_changed"])
+
+
+def test_a_line_someone_else_made_is_unlinked_not_missing() -> None:
+    [row] = run(
+        usage_rows=[usage("rmm", "c-1", 5)],
+        endpoints=devices("c-1", 5),
+        reads={("rule-1", "1"): PsaView("X9", 7, False)},
+    )
+    [cause] = row.causes
+    assert (row.psa_quantity, cause.code, cause.ids) == (7, CauseCode.UNLINKED_AGREEMENT_LINE, ("X9",))
+
+
+def test_a_failed_read_falls_back_to_what_connector_wrote() -> None:
+    [row] = run(
+        usage_rows=[usage("rmm", "c-1", 5)],
+        recorded={("rule-1", "1"): Recorded(5, "2026-09", "L1")},
+        endpoints=devices("c-1", 5),
+        reads={("rule-1", "1"): PsaView("L1", 9, True, error="timed out")},
+    )
+    assert (row.psa_quantity, row.causes) == (5, ())

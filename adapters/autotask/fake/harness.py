@@ -59,7 +59,11 @@ class AutotaskWorld(FakeWorld[AutotaskFake]):
 
     @property
     def billing_ids(self) -> BillingIds:
-        return BillingIds(agreement_type="Recurring Service", product_id=str(self.seed.service_ids["EDR"]))
+        return BillingIds(
+            agreement_type="Recurring Service",
+            product_id=str(self.seed.service_ids["EDR"]),
+            one_line_per_product=True,
+        )
 
     @property
     def configuration_type_id(self) -> str | None:
