@@ -18,6 +18,7 @@ from connector.billing.review import ReviewSettings
 from connector.billing.schemas import (
     CauseOut,
     ChangesOut,
+    ClientTotalOut,
     ClosedPeriodOut,
     DecisionOut,
     DecisionsIn,
@@ -93,6 +94,20 @@ def _line_out(item: PreviewLine) -> PreviewLineOut:
     )
 
 
+def _client_out(company_id: str, items: list[PreviewLine]) -> ClientTotalOut:
+    total = sum((item.line.total for item in items), Decimal(0))
+    cost = sum((item.line.cost for item in items), Decimal(0))
+    return ClientTotalOut(
+        company_id=company_id,
+        company_name=next((i.line.company_name for i in items if i.line.company_name), None),
+        products=sorted({item.line.product for item in items}),
+        agreement_ids=sorted({item.agreement_id for item in items if item.agreement_id}),
+        total=_money(total),
+        cost=_money(cost),
+        margin=_money(total - cost),
+    )
+
+
 def _preview_out(preview: Preview) -> PreviewOut:
     """Lines, totals per product (sums of the rounded line figures) and overall."""
     per_product: dict[str, tuple[int, Decimal, Decimal]] = {}
@@ -100,6 +115,9 @@ def _preview_out(preview: Preview) -> PreviewOut:
         line = item.line
         quantity, total, cost = per_product.get(line.product, (0, Decimal(0), Decimal(0)))
         per_product[line.product] = (quantity + line.quantity, total + line.total, cost + line.cost)
+    per_client: dict[str, list[PreviewLine]] = {}
+    for item in preview.lines:
+        per_client.setdefault(item.line.company_id, []).append(item)
     overall_total = sum((total for _, total, _ in per_product.values()), Decimal(0))
     overall_cost = sum((cost for _, _, cost in per_product.values()), Decimal(0))
     return PreviewOut(
@@ -116,6 +134,7 @@ def _preview_out(preview: Preview) -> PreviewOut:
             )
             for product, (quantity, total, cost) in sorted(per_product.items())
         ],
+        clients=[_client_out(company_id, items) for company_id, items in sorted(per_client.items())],
         total=_money(overall_total),
         cost=_money(overall_cost),
         margin=_money(overall_total - overall_cost),

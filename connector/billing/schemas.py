@@ -64,6 +64,20 @@ class ProductTotalOut(BaseModel):
     margin: Money
 
 
+class ClientTotalOut(BaseModel):
+    """One client's invoice: every product it is billed for this period, on its agreement."""
+
+    company_id: str
+    company_name: str | None
+    products: list[str]
+    agreement_ids: list[str] = Field(
+        description="the agreements its lines were last written to (one, when they share the invoice)"
+    )
+    total: Money
+    cost: Money
+    margin: Money
+
+
 class UnmappedClientOut(BaseModel):
     """An RMM client with seats of a billed product but no mapping to a company of the rule's PSA."""
 
@@ -78,6 +92,9 @@ class PreviewOut(BaseModel):
     closed: bool
     lines: list[PreviewLineOut]
     products: list[ProductTotalOut]
+    clients: list[ClientTotalOut] = Field(
+        default_factory=list, description="per client, its products and totals (its invoice)"
+    )
     total: Money
     cost: Money
     margin: Money

@@ -728,6 +728,7 @@ async def read_back(
     """Read each line as its PSA holds it and keep that (`billing_psa_reads`): the review compares
     it with what connector wrote. A failed read is kept as the error, so the line waits."""
     agreements: dict[tuple[str, str], list[Any]] = {}
+    in_use = agreements_in_use(items)
     slots = asyncio.Semaphore(PSA_CONCURRENCY)
 
     async def one(item: PreviewLine) -> tuple[PreviewLine, str | None, Any, str | None] | None:
@@ -740,7 +741,13 @@ async def read_back(
                 agreement_id = (
                     item.rule.agreement_id
                     or item.agreement_id
-                    or await _agreement_for(adapter, agreements, item.rule, item.line.company_id)
+                    or await _agreement_for(
+                        adapter,
+                        agreements,
+                        item.rule,
+                        item.line.company_id,
+                        in_use.get((item.rule.psa_connection_id, item.line.company_id), frozenset()),
+                    )
                 )
                 if agreement_id is None:
                     return None  # nothing to read; the write reports the missing agreement
@@ -821,7 +828,9 @@ async def _write(
 ) -> list[PushResult]:
     """Write the changed lines, at most PSA_CONCURRENCY at a time, each recorded as it succeeds;
     then mark the unchanged ones current for the period."""
-    writer = _LineWriter(services, tenant_id, period, connections, lease, actor)
+    writer = _LineWriter(
+        services, tenant_id, period, connections, lease, actor, in_use=agreements_in_use(preview.lines)
+    )
     tasks = [asyncio.ensure_future(writer.write(item)) for item in preview.lines]
     try:
         results = list(await asyncio.gather(*tasks))
@@ -846,6 +855,8 @@ class _LineWriter:
     lease: PushLease
     actor: Actor
     agreements: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    in_use: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    """Per PSA connection and company, the agreements its lines are already on."""
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PSA_CONCURRENCY))
 
     async def write(self, item: PreviewLine) -> PushResult:
@@ -884,7 +895,13 @@ class _LineWriter:
                 agreement_id = (
                     rule.agreement_id
                     or item.agreement_id
-                    or await _agreement_for(adapter, self.agreements, rule, line.company_id)
+                    or await _agreement_for(
+                        adapter,
+                        self.agreements,
+                        rule,
+                        line.company_id,
+                        self.in_use.get((rule.psa_connection_id, line.company_id), frozenset()),
+                    )
                 )
                 if agreement_id is None:
                     return PushResult.of(
@@ -1041,16 +1058,37 @@ async def _keep_renewed(lease: PushLease) -> None:
 
 
 async def _agreement_for(
-    adapter: Any, cache: dict[tuple[str, str], list[Any]], rule: BillingRule, company_id: str
+    adapter: Any,
+    cache: dict[tuple[str, str], list[Any]],
+    rule: BillingRule,
+    company_id: str,
+    in_use: frozenset[str] = frozenset(),
 ) -> str | None:
+    """The company's active agreement of the rule's type; of several, the one the company's other
+    products are already billed on (one agreement, so one invoice, for all of a client's services)."""
     key = (rule.psa_connection_id, company_id)
     if key not in cache:
         cache[key] = await adapter.list_agreements(company_id)
     wanted = (rule.agreement_type or "").lower()
-    for agreement in cache[key]:
-        if agreement.active and wanted in ((agreement.type_name or "").lower(), agreement.name.lower()):
-            return str(agreement.id)
-    return None
+    candidates = [
+        str(agreement.id)
+        for agreement in cache[key]
+        if agreement.active and wanted in ((agreement.type_name or "").lower(), agreement.name.lower())
+    ]
+    shared = [agreement_id for agreement_id in candidates if agreement_id in in_use]
+    chosen = shared or candidates
+    return chosen[0] if chosen else None
+
+
+def agreements_in_use(items: list[PreviewLine]) -> dict[tuple[str, str], frozenset[str]]:
+    """Per PSA connection and company, the agreements connector's lines are on."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for item in items:
+        if item.agreement_id:
+            found.setdefault((item.rule.psa_connection_id, item.line.company_id), set()).add(
+                item.agreement_id
+            )
+    return {key: frozenset(ids) for key, ids in found.items()}
 
 
 async def _record(

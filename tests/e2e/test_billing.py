@@ -340,3 +340,47 @@ async def test_a_push_leaves_the_period_waiting_for_review_with_a_notification(s
     [notification] = (await stack.client.get("/api/v1/notifications", headers=stack.headers)).json()
     assert notification["event"] == "billing.review"
     assert notification["subject"] == f"Billing period {PERIOD} pushed: 1 line(s) written, ready for review"
+
+
+async def test_every_product_of_a_client_goes_on_the_agreement_its_other_products_are_on(
+    stack: Stack,
+) -> None:
+    """A client with two active agreements of the rule's type: a new product's line joins the
+    agreement its other product is already billed on (one invoice), and the preview groups the
+    client's products with their totals."""
+    company = stack.seed.company_ids[0]
+    second = stack.manage.add_agreement(company, "Security Bundle", type_name="Managed Services")
+    rule = await stack.client.post(
+        "/api/v1/billing-rules",
+        json={
+            "psa_connection_id": stack.psa["id"],
+            "product": "acme av",
+            "count_scope": "installed",
+            "count_method": "peak",
+            "agreement_id": str(second["id"]),
+            "psa_product_id": "AV-SEAT",
+            "unit_price": "3.00",
+        },
+        headers=stack.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    await record_usage(stack, "c-0", [4], product="Acme AV 3")
+    status, first = await push(stack)
+    assert (status, first["summary"]) == (200, {"created": 1}), first
+
+    await record_usage(stack, "c-0", [6])  # EDR, under the rule of type "Managed Services"
+    await record_usage(stack, "c-1", [2])
+    status, second_push = await push(stack)
+    assert (status, second_push["summary"]) == (200, {"created": 2, "unchanged": 1}), second_push
+    on_second = stack.manage.additions_for(second["id"])
+    assert sorted(a["product"]["identifier"] for a in on_second) == ["AV-SEAT", "EDR-SEAT"]
+    assert additions(stack, 0) == []  # the client's first agreement got none of them
+    assert [a["quantity"] for a in additions(stack, 1)] == [2]  # a client with one agreement: on it
+
+    body = await preview(stack)
+    clients = {c["company_id"]: c for c in body["clients"]}
+    acme = clients[str(company)]
+    assert acme["products"] == ["acme av", "acme edr"]
+    assert acme["agreement_ids"] == [str(second["id"])]
+    assert Decimal(acme["total"]) == Decimal("4") * Decimal("3.00") + Decimal("6") * Decimal("4.50")
+    assert sum(Decimal(c["total"]) for c in body["clients"]) == Decimal(body["total"])
