@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from connector.api.deps import Engineer, Session, Viewer, configuration_changed
 from connector.api.schemas import Offset
+from connector.audit.domain import Actor
 from connector.maintenance import service
 from connector.maintenance.schemas import WindowIn, WindowOut
 
@@ -29,7 +30,7 @@ async def list_windows(
 
 @router.post("", response_model=WindowOut, status_code=201)
 async def create_window(session: Session, who: Engineer, body: WindowIn) -> WindowOut:
-    row = await service.create(session, who.tenant_id, body)
+    row = await service.create(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
     configuration_changed(session, who, ENTITY, "create", row.id, body.model_dump(mode="json"))
     return service.out(row, datetime.now(UTC))
 
@@ -57,13 +58,13 @@ async def patch_window(
     window_id: str, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
 ) -> WindowOut:
     """Merges the given fields into the stored ones, then validates the whole (422 naming a field)."""
-    row = await service.update(session, who.tenant_id, window_id, body)
+    row = await service.update(session, who.tenant_id, window_id, body, actor=Actor.key(who.api_key_id))
     configuration_changed(session, who, ENTITY, "update", window_id, body)
     return service.out(row, datetime.now(UTC))
 
 
 @router.delete("/{window_id}", status_code=204)
 async def delete_window(window_id: str, session: Session, who: Engineer) -> Response:
-    await service.delete(session, who.tenant_id, window_id)
+    await service.delete(session, who.tenant_id, window_id, actor=Actor.key(who.api_key_id))
     configuration_changed(session, who, ENTITY, "delete", window_id)
     return Response(status_code=204)

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connector.audit import service as audit
+from connector.audit.domain import Actor, changed
 from connector.infra import db
 from connector.infra.errors import FieldError, NotFound
 from connector.maintenance import domain
@@ -96,11 +98,43 @@ async def _apply(session: AsyncSession, tenant_id: str, row: MaintenanceWindow, 
     row.duration_minutes = body.duration_minutes if weekly else 0
 
 
-async def create(session: AsyncSession, tenant_id: str, body: WindowIn) -> MaintenanceWindow:
+def _values(row: MaintenanceWindow) -> dict[str, Any]:
+    """What an audit entry keeps of a window: its settings, not its timestamps."""
+    return WindowOut.model_validate(row, from_attributes=True).model_dump(
+        mode="json", include=set(WindowIn.model_fields)
+    )
+
+
+def _audit(
+    session: AsyncSession,
+    row: MaintenanceWindow,
+    verb: str,
+    actor: Actor,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
+    audit.record(
+        session,
+        row.tenant_id,
+        f"maintenance_window.{verb}",
+        actor,
+        target_type="maintenance_window",
+        target_id=row.id,
+        connection_id=row.rmm_connection_id,
+        client_id=row.client_id,
+        summary=f"maintenance window {row.name!r} {verb}{fields}",
+        before=before,
+        after=after,
+    )
+
+
+async def create(session: AsyncSession, tenant_id: str, body: WindowIn, *, actor: Actor) -> MaintenanceWindow:
     row = MaintenanceWindow(tenant_id=tenant_id)
     await _apply(session, tenant_id, row, body)
     session.add(row)
     await session.flush()
+    _audit(session, row, "created", actor, None, _values(row))
     return row
 
 
@@ -114,10 +148,11 @@ async def get(session: AsyncSession, tenant_id: str, window_id: str) -> Maintena
 
 
 async def update(
-    session: AsyncSession, tenant_id: str, window_id: str, changes: dict[str, Any]
+    session: AsyncSession, tenant_id: str, window_id: str, changes: dict[str, Any], *, actor: Actor
 ) -> MaintenanceWindow:
     """Merge the given fields into the stored ones, then validate the whole."""
     row = await get(session, tenant_id, window_id)
+    before = _values(row)
     current = WindowOut.model_validate(row, from_attributes=True).model_dump(
         include=set(WindowIn.model_fields)
     )
@@ -130,11 +165,16 @@ async def update(
         raise FieldError.many(errors) from exc
     await _apply(session, tenant_id, row, body)
     await session.flush()
+    old, new = changed(before, _values(row))
+    if new:
+        _audit(session, row, "updated", actor, old, new)
     return row
 
 
-async def delete(session: AsyncSession, tenant_id: str, window_id: str) -> None:
-    await session.delete(await get(session, tenant_id, window_id))
+async def delete(session: AsyncSession, tenant_id: str, window_id: str, *, actor: Actor) -> None:
+    row = await get(session, tenant_id, window_id)
+    _audit(session, row, "deleted", actor, _values(row), None)
+    await session.delete(row)
 
 
 async def list_rows(

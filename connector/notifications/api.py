@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit, configuration_changed
 from connector.api.schemas import Offset
+from connector.audit.domain import Actor
 from connector.notifications import service
 from connector.notifications.schemas import ChannelIn, ChannelOut, NotificationOut
 
@@ -35,7 +36,7 @@ async def list_channels(session: Session, who: Viewer) -> list[ChannelOut]:
 async def create_channel(
     services: ServicesDep, session: Session, who: Engineer, body: ChannelIn
 ) -> ChannelOut:
-    row = await service.create(services, session, who.tenant_id, body)
+    row = await service.create(services, session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
     configuration_changed(session, who, ENTITY, "create", row.id, body.model_fields_set)
     return service.out(row)
 
@@ -50,14 +51,16 @@ async def patch_channel(
     channel_id: str, services: ServicesDep, session: Session, who: Engineer, body: dict[str, Any] = Body(...)
 ) -> ChannelOut:
     """Merges the given fields into the stored ones; secrets left out are kept (422 naming a field)."""
-    row = await service.update(services, session, who.tenant_id, channel_id, body)
+    row = await service.update(
+        services, session, who.tenant_id, channel_id, body, actor=Actor.key(who.api_key_id)
+    )
     configuration_changed(session, who, ENTITY, "update", channel_id, body)
     return service.out(row)
 
 
 @router.delete("/notification-channels/{channel_id}", status_code=204)
 async def delete_channel(channel_id: str, session: Session, who: Engineer) -> Response:
-    await service.delete(session, who.tenant_id, channel_id)
+    await service.delete(session, who.tenant_id, channel_id, actor=Actor.key(who.api_key_id))
     configuration_changed(session, who, ENTITY, "delete", channel_id)
     return Response(status_code=204)
 

@@ -14,6 +14,8 @@ import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connector.audit import service as audit
+from connector.audit.domain import Actor, changed
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.errors import FieldError, NotFound
@@ -273,8 +275,36 @@ def _apply(
     row.secret_encrypted = cipher.encrypt_json(secrets) if secrets else None
 
 
+def _values(row: NotificationChannel) -> dict[str, Any]:
+    """What an audit entry keeps of a channel: its settings as the API shows them (the URL's host
+    only, whether a secret is set), never a secret."""
+    return out(row).model_dump(mode="json", exclude={"id", "created_at", "updated_at"})
+
+
+def _audit(
+    session: AsyncSession,
+    row: NotificationChannel,
+    verb: str,
+    actor: Actor,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
+    audit.record(
+        session,
+        row.tenant_id,
+        f"notification_channel.{verb}",
+        actor,
+        target_type="notification_channel",
+        target_id=row.id,
+        summary=f"notification channel {row.name!r} {verb}{fields}",
+        before=before,
+        after=after,
+    )
+
+
 async def create(
-    services: Services, session: AsyncSession, tenant_id: str, body: ChannelIn
+    services: Services, session: AsyncSession, tenant_id: str, body: ChannelIn, *, actor: Actor
 ) -> NotificationChannel:
     if await session.scalar(
         db.tenant_rows(NotificationChannel, tenant_id).where(NotificationChannel.name == body.name)
@@ -284,6 +314,7 @@ async def create(
     _apply(services.url_policy, services.cipher, row, body, {})
     session.add(row)
     await session.flush()
+    _audit(session, row, "created", actor, None, _values(row))
     return row
 
 
@@ -297,10 +328,18 @@ async def get(session: AsyncSession, tenant_id: str, channel_id: str) -> Notific
 
 
 async def update(
-    services: Services, session: AsyncSession, tenant_id: str, channel_id: str, changes: dict[str, Any]
+    services: Services,
+    session: AsyncSession,
+    tenant_id: str,
+    channel_id: str,
+    changes: dict[str, Any],
+    *,
+    actor: Actor,
 ) -> NotificationChannel:
     """Merge the given fields into the stored ones (secrets left out are kept), then validate."""
     row = await get(session, tenant_id, channel_id)
+    before = _values(row)
+    secrets_before = row.secret_encrypted
     current = out(row).model_dump(include=set(ChannelIn.model_fields) - {"url", "secret", "password"})
     current = {k: v for k, v in current.items() if v is not None}
     try:
@@ -315,11 +354,19 @@ async def update(
         keep = {}
     _apply(services.url_policy, services.cipher, row, body, keep)
     await session.flush()
+    old, new = changed(before, _values(row))
+    if "secret" in changes or "password" in changes or "url" in changes:
+        if row.secret_encrypted != secrets_before:  # which secret, never its value
+            old["secrets"], new["secrets"] = "…", "changed"
+    if new:
+        _audit(session, row, "updated", actor, old, new)
     return row
 
 
-async def delete(session: AsyncSession, tenant_id: str, channel_id: str) -> None:
-    await session.delete(await get(session, tenant_id, channel_id))
+async def delete(session: AsyncSession, tenant_id: str, channel_id: str, *, actor: Actor) -> None:
+    row = await get(session, tenant_id, channel_id)
+    _audit(session, row, "deleted", actor, _values(row), None)
+    await session.delete(row)
 
 
 async def list_channels(session: AsyncSession, tenant_id: str) -> list[NotificationChannel]:

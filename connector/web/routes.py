@@ -545,7 +545,12 @@ async def add_window(request: Request, session: Session, user: User) -> Response
         body |= {"start_local": form.get("start_local") or None, "end_local": form.get("end_local") or None}
     try:
         window = WindowIn.model_validate(body)
-        row = await maintenance.create(session, user.principal.tenant_id, window)
+        row = await maintenance.create(
+            session,
+            user.principal.tenant_id,
+            window,
+            actor=Actor.key(user.principal.api_key_id, dashboard=True),
+        )
     except FieldError as exc:
         raise WebError(422, "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors)) from None
     except ValueError as exc:  # pydantic's ValidationError
@@ -559,7 +564,12 @@ async def delete_window(window_id: str, request: Request, session: Session, user
     check_csrf(await read_form(request), user.csrf)
     require_engineer(user)
     try:
-        await maintenance.delete(session, user.principal.tenant_id, window_id)
+        await maintenance.delete(
+            session,
+            user.principal.tenant_id,
+            window_id,
+            actor=Actor.key(user.principal.api_key_id, dashboard=True),
+        )
     except NotFound:
         raise WebError(404, "There is no such maintenance window.") from None
     return redirect("/maintenance?done=window_deleted")
