@@ -494,6 +494,7 @@ async def _review_page(
         invalid=invalid,
         form=form or {},
         bulk_limit=BULK_LIMIT,
+        past={"approve": "approved", "adjust": "adjusted", "dismiss": "dismissed"},
     )
 
 

@@ -89,7 +89,7 @@ async def test_the_page_lists_proposals_and_an_approval_is_recorded_with_its_aud
     assert event["actor"] == "dashboard" and event["after"]["action"] == "approve", event
     after = await client.get(approved.headers["location"])
     assert "Decision recorded." in after.text
-    assert "approve" in _row(after.text, waiting) and "engineer test key" in _row(after.text, waiting)
+    assert "approved by" in _row(after.text, waiting) and "engineer test key" in _row(after.text, waiting)
     assert "Nothing waits for a decision." in after.text
 
 
@@ -136,7 +136,7 @@ async def test_an_adjustment_needs_a_whole_quantity_and_a_reason_shown_on_the_pa
     assert proposal["status"] == "adjusted" and proposal["write_quantity"] == 25
     assert proposal["decision"]["reason"] == "contract cap of 25 seats"
     row = _row((await client.get(PAGE)).text, waiting)
-    assert "adjust to 25" in row and "contract cap of 25 seats" in row
+    assert "adjusted to 25" in row and "contract cap of 25 seats" in row
 
 
 async def test_bulk_decisions_and_the_push_from_the_page(client: httpx.AsyncClient, stack: Stack) -> None:
