@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import select
 
-from adapters.base import AdapterSpec
+from adapters.base import AdapterSpec, BillingLine
 from adapters.registry import AdapterRegistry
 from adapters.testing.harness import (
     PsaWorld,
@@ -35,6 +35,7 @@ from adapters.testing.harness import (
     installed_security_harnesses,
 )
 from connector.app import create_app
+from connector.billing.service import marker_for
 from connector.infra import db
 from connector.infra.security.apikeys import ApiRole
 from connector.models import HealthDaily
@@ -279,6 +280,150 @@ async def add_billing_rules(client: httpx.AsyncClient, headers: dict[str, str], 
             )
 
 
+@dataclass
+class DemoBilling:
+    """What `seed_billing` did to the current period, by company name."""
+
+    period: str
+    merged: tuple[str, str] | None = None
+    """(client, company): a client whose seats moved onto another company's line after the push."""
+    unmapped: str | None = None
+    late: str | None = None
+    """The client mapped only after the first push (its line is not in the PSA yet)."""
+    edited: tuple[str, int, int] | None = None
+    """(company, quantity written, quantity set in the PSA by hand)."""
+
+
+async def seed_billing(client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld) -> DemoBilling:
+    """A billing month with something to reconcile and review, made the way it happens: one client
+    is not yet mapped when the period is first pushed into the PSA; after the push one client moves
+    onto another company's agreement (a merger: its old line still bills, the other line waits for
+    review as beyond the tolerance), one client's mapping is removed (unmapped, its line still bills)
+    and the late client is mapped (a new line, approved on its own). Then someone edits a pushed
+    line's quantity by hand in the PSA. Each console's licensed seats are billed too, so the agent
+    its RMM does not know shows. Devices reporting no product show as they are. Run after
+    `add_billing_rules`; deterministic."""
+    period = datetime.now(UTC).strftime("%Y-%m")
+    done = DemoBilling(period)
+    if not world.psas:
+        return done
+    psa = world.psas[0]
+    connections = (await client.get("/api/v1/connections", headers=headers)).json()
+    psa_id = next(c["id"] for c in connections if c["base_url"] == psa.connection.base_url)
+    mappings = [
+        m for m in await _get(client, headers, "/api/v1/client-mappings") if m["psa_connection_id"] == psa_id
+    ]
+    covered = {name for console in world.consoles for name in console.world.customers.values()}
+    # the PSA's companies that one RMM client maps to, in seeding order, leaving the consoles' alone
+    by_company: dict[str, list[dict[str, Any]]] = {}
+    for mapping in mappings:
+        by_company.setdefault(mapping["psa_company_id"], []).append(mapping)
+    single = [
+        by_company[company_id][0]
+        for company_id, name in psa.companies.items()
+        if len(by_company.get(company_id, [])) == 1 and name not in covered
+    ]
+    if len(single) < 4:
+        return done
+    target, merged, unmapped, late = single[:4]
+    await _bill_console_seats(client, headers, world, connections)
+    await _delete(client, headers, f"/api/v1/client-mappings/{late['id']}?force=true")
+    await _post(client, headers, "/api/v1/billing/push", {"period": period})
+
+    await _delete(client, headers, f"/api/v1/client-mappings/{merged['id']}?force=true")
+    await _post(client, headers, "/api/v1/client-mappings", {**_mapping_body(merged), **_company(target)})
+    await _delete(client, headers, f"/api/v1/client-mappings/{unmapped['id']}?force=true")
+    await _post(client, headers, "/api/v1/client-mappings", _mapping_body(late))
+    done.merged = (merged["rmm_client_name"], target["psa_company_name"])
+    done.unmapped, done.late = unmapped["rmm_client_name"], late["rmm_client_name"]
+    done.edited = await _edit_in_psa(client, headers, psa, period, target["psa_company_id"])
+    return done
+
+
+async def _bill_console_seats(
+    client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld, connections: list[dict[str, Any]]
+) -> None:
+    """A rule per console billing its licensed seats, on the PSA its customer's company is in: the
+    console's agent the RMM does not know is a seat of it."""
+    mappings = await _get(client, headers, "/api/v1/client-mappings")
+    for console in world.consoles:
+        psa_ids = {
+            m["psa_connection_id"] for m in mappings if m["rmm_connection_id"] == console.connection_id
+        }
+        for psa in world.psas:
+            psa_id = next(c["id"] for c in connections if c["base_url"] == psa.connection.base_url)
+            if psa_id not in psa_ids:
+                continue
+            product = console.world.licence_product
+            await _post(
+                client,
+                headers,
+                "/api/v1/billing-rules",
+                {
+                    "psa_connection_id": psa_id,
+                    "product": product,
+                    "count_scope": "console_seats",
+                    "count_method": "peak",
+                    "description": f"{product} (per licensed seat)",
+                    "unit_price": "5.00",
+                    "cost_tiers": [{"min_seats": 1, "unit_cost": "3.20"}],
+                    **psa.billing_ids.rule_fields(),
+                },
+            )
+
+
+def _mapping_body(mapping: dict[str, Any]) -> dict[str, Any]:
+    fields = ("rmm_connection_id", "rmm_client_id", "rmm_client_name", "psa_connection_id")
+    return {name: mapping[name] for name in fields} | _company(mapping)
+
+
+def _company(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {"psa_company_id": mapping["psa_company_id"], "psa_company_name": mapping["psa_company_name"]}
+
+
+async def _edit_in_psa(
+    client: httpx.AsyncClient, headers: dict[str, str], psa: PsaWorld, period: str, company_id: str
+) -> tuple[str, int, int] | None:
+    """Someone lowers a line connector wrote, by hand in the PSA: through the vendor's own API (the
+    adapter's find-by-marker-and-update, as any API user could), behind connector's back."""
+    preview = await _get(client, headers, "/api/v1/billing/preview", period=period)
+    rules = {r["id"]: r for r in await _get(client, headers, "/api/v1/billing-rules")}
+    for line in preview["lines"]:
+        pushed = line["pushed"]
+        if line["company_id"] != company_id or not pushed or not pushed["line_id"] or pushed["quantity"] < 2:
+            continue
+        rule = rules[line["rule_id"]]
+        written = int(pushed["quantity"])
+        edited = written - max(1, written // 10)
+        await psa.adapter().upsert_billing_line(
+            BillingLine(
+                marker=marker_for(rule["id"], company_id),
+                company_id=company_id,
+                agreement_id=rule.get("agreement_id") or psa.agreement_id(company_id),
+                product_id=rule["psa_product_id"],
+                description=rule.get("description") or rule["product"],
+                quantity=Decimal(edited),
+                unit_price=Decimal(pushed["unit_price"]),
+                unit_cost=Decimal(pushed["unit_cost"]),
+            )
+        )
+        return line["company_name"] or company_id, written, edited
+    return None
+
+
+async def _get(client: httpx.AsyncClient, headers: dict[str, str], path: str, **params: str) -> Any:
+    response = await client.get(path, params=params, headers=headers)
+    if response.status_code != 200:
+        raise RuntimeError(f"demo setup: GET {path} answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+async def _delete(client: httpx.AsyncClient, headers: dict[str, str], path: str) -> None:
+    response = await client.delete(path, headers=headers)
+    if response.status_code >= 300:
+        raise RuntimeError(f"demo setup: DELETE {path} answered {response.status_code}: {response.text}")
+
+
 def run(
     settings: Settings, *, host: str, port: int, per_client: int = 60, out: Callable[[str], Any] = print
 ) -> int:
@@ -334,25 +479,43 @@ def run(
             await sync_consoles(client, headers, world)
             await _wait_for_syncs(client, headers)
             await add_billing_rules(client, headers, world)
+            billing = await seed_billing(client, headers, world)
             await _replay_alerts(client, headers)
         await _sample_history(services)
-        endpoints = sum(r.endpoints for r in world.rmms)
-        psas = ", ".join(f"{p.spec.title} ({len(p.companies)} companies)" for p in world.psas)
-        out(
-            "\n  connector demo is running with simulated vendor systems:\n"
-            f"    RMMs: {', '.join(r.name for r in world.rmms) or 'none installed'} "
-            f"({endpoints} endpoints, {sum(r.in_trouble for r in world.rmms)} in trouble), "
-            f"PSA: {psas or 'none installed'}\n"
-            f"    Security consoles: {', '.join(c.name for c in world.consoles) or 'none installed'}\n\n"
-            f"    Dashboard: http://{host}:{port}/\n"
-            f"    API docs:  http://{host}:{port}/docs\n"
-            f"    Admin API key (sign in with it): {key}\n\n"
-            "  Stop with Ctrl+C. The demo database is rebuilt on every start.\n"
-        )
+        out(summary(world, billing, host=host, port=port, key=key))
         await serving
 
     asyncio.run(main())
     return 0
+
+
+def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key: str) -> str:
+    """What the demo prints once it is up: the simulated systems, the pages to open, the key."""
+    endpoints = sum(r.endpoints for r in world.rmms)
+    psas = ", ".join(f"{p.spec.title} ({len(p.companies)} companies)" for p in world.psas)
+    base = f"http://{host}:{port}"
+    billing_lines = ""
+    if billing.merged is not None:
+        billing_lines = (
+            f"    Billing {billing.period}: {billing.merged[0]} moved onto {billing.merged[1]}'s agreement "
+            f"(waits for review), {billing.unmapped} unmapped, {billing.late} mapped after the push"
+            + (f", {billing.edited[0]}'s line edited in the PSA" if billing.edited else "")
+            + "\n"
+        )
+    return (
+        "\n  connector demo is running with simulated vendor systems:\n"
+        f"    RMMs: {', '.join(r.name for r in world.rmms) or 'none installed'} "
+        f"({endpoints} endpoints, {sum(r.in_trouble for r in world.rmms)} in trouble), "
+        f"PSA: {psas or 'none installed'}\n"
+        f"    Security consoles: {', '.join(c.name for c in world.consoles) or 'none installed'}\n"
+        f"{billing_lines}\n"
+        f"    Dashboard: {base}/\n"
+        f"    Billing reconciliation: {base}/billing/reconciliation?period={billing.period}\n"
+        f"    Billing review:         {base}/billing/review?period={billing.period}\n"
+        f"    API docs:  {base}/docs\n"
+        f"    Admin API key (sign in with it): {key}\n\n"
+        "  Stop with Ctrl+C. The demo database is rebuilt on every start.\n"
+    )
 
 
 async def _wait_for_syncs(client: httpx.AsyncClient, headers: dict[str, str], limit: float = 120) -> None:

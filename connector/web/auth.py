@@ -149,18 +149,21 @@ def set_login_csrf(response: Response, request: Request, token: str) -> None:
     )
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """A small urlencoded form body (the dashboard's forms have no files), first value per name."""
+async def read_form(
+    request: Request, *, max_fields: int = 50, max_bytes: int = MAX_FORM_BYTES
+) -> dict[str, str]:
+    """A small urlencoded form body (the dashboard's forms have no files), first value per name.
+    A form listing many rows (a bulk decision) may allow more fields and bytes."""
     body = await request.body()
     if not body:
         return {}
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise WebError(415, "Forms must be posted as application/x-www-form-urlencoded.")
-    if len(body) > MAX_FORM_BYTES:
+    if len(body) > max_bytes:
         raise WebError(413, "The form is too large.")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=50)
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise WebError(400, "The form could not be read.") from None
     form: dict[str, str] = {}

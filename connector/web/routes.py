@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import EndpointStatus
@@ -26,9 +27,11 @@ from connector.api.deps import ServicesDep, Session
 from connector.audit import service as audit
 from connector.audit.domain import KINDS, Actor, Category
 from connector.billing import domain as domain_billing
+from connector.billing import service as billing_service
 from connector.billing import snapshots
 from connector.billing.api import statement_response
-from connector.billing.service import build_preview, build_reconciliation
+from connector.billing.schemas import DecisionIn
+from connector.billing.service import PeriodClosed, PushRunning, build_preview, build_reconciliation
 from connector.connections.service import list_connections
 from connector.fleet import consoles, coverage
 from connector.fleet import stats as fleet_stats
@@ -43,11 +46,13 @@ from connector.rules import service as rules
 from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
+from connector.tenants.service import list_api_keys
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,
     User,
     WebError,
+    WebUser,
     check_csrf,
     clear_session,
     current_user,
@@ -73,6 +78,7 @@ NOTICES = {
     "window_added": "Maintenance window saved.",
     "window_deleted": "Maintenance window deleted.",
     "tested": "Test notification queued; its outcome shows below.",
+    "decided": "Decision recorded.",
 }
 
 
@@ -404,6 +410,257 @@ async def billing_reconciliation(
         error=error,
         labels=CAUSE_LABELS,
     )
+
+
+# -- billing review -------------------------------------------------------------------------------
+
+REVIEW_STATUSES = {
+    "awaiting_review": "Waits for review",
+    "held": "Held by a guard",
+    "auto_approved": "Approved on its own",
+    "approved": "Approved",
+    "adjusted": "Adjusted",
+    "dismissed": "Dismissed",
+}
+WAITING = ("awaiting_review", "held")
+DECISION_ACTIONS = ("approve", "adjust", "dismiss")
+BULK_ACTIONS = ("approve", "dismiss")
+BULK_LIMIT = 500
+"""Lines one bulk form may decide on (each is one checkbox field)."""
+PUSH_ERRORS = {
+    "push_running": "Another billing push of this tenant is running; try again when it has finished.",
+    "push_closed": "The period is closed: nothing was pushed. Reopening a closed period is done "
+    "from the API (push with override).",
+}
+
+
+def _period_or_current(period: str | None) -> tuple[str, str | None]:
+    if period is None or not PERIOD.match(period):
+        error = None if period is None else "The period must look like YYYY-MM; showing this month."
+        return datetime.now(UTC).strftime("%Y-%m"), error
+    return period, None
+
+
+def _count(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) <= 7 else None
+
+
+def _push_notice(
+    done: str | None, written: str | None, waiting: str | None, failed: str | None
+) -> str | None:
+    if done == "decided_many" and (n := _count(written)) is not None:
+        return f"Decisions recorded for {n} line(s)."
+    if done != "pushed":
+        return NOTICES.get(done or "")
+    text = f"Pushed: {_count(written) or 0} line(s) written to the PSA"
+    if _count(failed):
+        text += f", {_count(failed)} failed (see the audit log)"
+    return text + f"; {_count(waiting) or 0} line(s) still wait."
+
+
+async def _review_page(
+    request: Request,
+    session: Session,
+    user: WebUser,
+    period: str,
+    *,
+    error: str | None = None,
+    notice: str | None = None,
+    invalid: tuple[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    tenant_id = user.principal.tenant_id
+    proposals = await billing_service.build_proposals(session, tenant_id, period)
+    summary = {status_: 0 for status_ in REVIEW_STATUSES}
+    for proposal in proposals:
+        summary[proposal.status] = summary.get(proposal.status, 0) + 1
+    # waiting lines first, then the rest in the preview's order
+    proposals.sort(key=lambda p: p.status not in WAITING)
+    keys = {key.id: key.name for key in await list_api_keys(session, tenant_id)}
+    return render(
+        request,
+        "review.html",
+        user,
+        status=status,
+        period=period,
+        proposals=proposals,
+        summary=summary,
+        waiting=sum(summary[s] for s in WAITING),
+        writable=sum(1 for p in proposals if p.write_quantity is not None),
+        statuses=REVIEW_STATUSES,
+        settings=await billing_service.get_review_settings(session, tenant_id),
+        keys=keys,
+        error=error,
+        notice=notice,
+        invalid=invalid,
+        form=form or {},
+        bulk_limit=BULK_LIMIT,
+        past={"approve": "approved", "adjust": "adjusted", "dismiss": "dismissed"},
+    )
+
+
+@router.get("/billing/review")
+async def billing_review(
+    request: Request,
+    session: Session,
+    user: User,
+    period: str | None = None,
+    done: str | None = None,
+    written: str | None = None,
+    waiting: str | None = None,
+    failed: str | None = None,
+) -> Response:
+    """The period's proposals (what a push would create or change), the decisions on them, and for
+    engineers the forms that decide and push."""
+    period, error = _period_or_current(period)
+    error = error or PUSH_ERRORS.get(done or "")
+    notice = _push_notice(done, written, waiting, failed)
+    return await _review_page(request, session, user, period, error=error, notice=notice)
+
+
+def _whole(value: str | None) -> int | str | None:
+    """A form's whole number, or the text as typed (pydantic then names the field); blank is None."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _decision_in(form: dict[str, str]) -> DecisionIn:
+    """One decision from a row's form, validated by the API's own schema."""
+    action = form.get("action", "")
+    return DecisionIn.model_validate(
+        {
+            "rule_id": form.get("rule_id", ""),
+            "company_id": form.get("company_id", ""),
+            "proposed_quantity": _whole(form.get("proposed_quantity")),
+            "action": action,
+            "quantity": _whole(form.get("quantity")) if action == "adjust" else None,
+            "reason": form.get("reason") or None,
+        }
+    )
+
+
+def _messages(exc: ValidationError | FieldError) -> str:
+    """`field: message` for each problem; the API's `decisions[n].` prefix is the form's field."""
+    if isinstance(exc, FieldError):
+        found = [(e["field"], e["message"]) for e in exc.errors]
+    else:
+        found = [
+            (".".join(str(part) for part in e["loc"]) or "form", str(e["msg"]).removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+    return "; ".join(f"{field.split('.')[-1]}: {message}" for field, message in found)
+
+
+async def _decide(
+    session: Session, user: WebUser, period: str, decisions: list[DecisionIn]
+) -> list[billing_service.Proposal]:
+    return await billing_service.decide(
+        session,
+        user.principal.tenant_id,
+        period,
+        [billing_service.DecisionIn(**d.model_dump()) for d in decisions],
+        actor=Actor.key(user.principal.api_key_id, dashboard=True),
+    )
+
+
+def _review_url(period: str, **query: str | int) -> str:
+    return "/billing/review?" + urlencode({"period": period, **query})
+
+
+@router.post("/billing/review/decisions")
+async def decide_one(request: Request, session: Session, user: User) -> Response:
+    """Approve, dismiss or adjust one proposal (a row's form); a bad field shows on the page."""
+    form = await read_form(request)
+    check_csrf(form, user.csrf)
+    require_engineer(user)
+    period, error = _period_or_current(form.get("period"))
+    if error:
+        raise WebError(422, "period: must look like YYYY-MM")
+    row = (form.get("rule_id", ""), form.get("company_id", ""))
+    try:
+        if form.get("action") not in DECISION_ACTIONS:
+            raise FieldError("action", "must be approve, adjust or dismiss")
+        decision = _decision_in(form)
+        await _decide(session, user, period, [decision])
+    except (ValidationError, FieldError) as exc:
+        message = f"Not recorded: {_messages(exc)}"
+        return await _review_page(
+            request, session, user, period, error=message, invalid=row, form=form, status=422
+        )
+    log.info("dashboard billing decision", action=decision.action, key_id=user.principal.api_key_id)
+    return redirect(_review_url(period, done="decided"))
+
+
+@router.post("/billing/review/bulk")
+async def decide_many(request: Request, session: Session, user: User) -> Response:
+    """Approve or dismiss every ticked line at once (`pick-N` = `rule_id:proposed:company_id`)."""
+    form = await read_form(request, max_fields=BULK_LIMIT + 4, max_bytes=BULK_LIMIT * 200)
+    check_csrf(form, user.csrf)
+    require_engineer(user)
+    period, error = _period_or_current(form.get("period"))
+    if error:
+        raise WebError(422, "period: must look like YYYY-MM")
+    action = form.get("action", "")
+    picks = [value for name, value in form.items() if name.startswith("pick-") and value]
+    try:
+        if action not in BULK_ACTIONS:
+            raise FieldError("action", "must be approve or dismiss")
+        if not picks:
+            raise FieldError("pick", "tick at least one line")
+        decisions = []
+        for value in picks:
+            rule_id, proposed, company_id = [*value.split(":", 2), "", ""][:3]
+            decisions.append(
+                _decision_in(
+                    {
+                        "rule_id": rule_id,
+                        "company_id": company_id,
+                        "proposed_quantity": proposed,
+                        "action": action,
+                        "reason": form.get("reason", ""),
+                    }
+                )
+            )
+        await _decide(session, user, period, decisions)
+    except (ValidationError, FieldError) as exc:
+        message = f"Nothing recorded: {_messages(exc)}"
+        return await _review_page(request, session, user, period, error=message, status=422)
+    log.info("dashboard billing decisions", action=action, lines=len(picks), key_id=user.principal.api_key_id)
+    return redirect(_review_url(period, done="decided_many", written=len(picks)))
+
+
+@router.post("/billing/review/push")
+async def push_reviewed(request: Request, services: ServicesDep, user: User) -> Response:
+    """Push the period: unchanged lines and approved proposals are written, the rest keep waiting."""
+    form = await read_form(request)
+    check_csrf(form, user.csrf)
+    require_engineer(user)
+    period, error = _period_or_current(form.get("period"))
+    if error:
+        raise WebError(422, "period: must look like YYYY-MM")
+    try:
+        _, results = await billing_service.push(
+            services.work,
+            user.principal.tenant_id,
+            period,
+            trigger="dashboard",
+            actor=Actor.key(user.principal.api_key_id, dashboard=True),
+        )
+    except PushRunning:
+        return redirect(_review_url(period, done="push_running"))
+    except PeriodClosed:
+        return redirect(_review_url(period, done="push_closed"))
+    written = sum(1 for r in results if r.action in ("created", "updated"))
+    waiting = sum(1 for r in results if r.action == "waiting")
+    failed = sum(1 for r in results if r.action == "error")
+    log.info("dashboard billing push", period=period, written=written, key_id=user.principal.api_key_id)
+    return redirect(_review_url(period, done="pushed", written=written, waiting=waiting, failed=failed))
 
 
 # -- mappings -------------------------------------------------------------------------------------

@@ -423,3 +423,47 @@ def test_replay_a_dead_delivery(page: Page, world: World, tmp_path: Path) -> Non
     assert len(world.stack.tickets()) == tickets_before + 1
     page.reload()
     expect(page.locator(f'#deliveries tr[data-delivery-id="{world.dead_delivery_id}"]')).to_have_count(0)
+
+
+def test_approve_a_billing_line_in_the_review(page: Page, world: World, tmp_path: Path) -> None:
+    period = datetime.now(UTC).strftime("%Y-%m")
+    with world.api as client:
+        settings = client.put("/api/v1/billing/review-settings", json={"review_new_lines": True})
+        assert settings.status_code == 200, settings.text
+    try:
+        proposals = world.get("/api/v1/billing/proposals", period=period)["proposals"]
+        waiting = [p for p in proposals if p["status"] == "awaiting_review"]
+        assert waiting, proposals
+        first = waiting[0]
+        sign_in(page, world.engineer_key, f"/billing/review?period={period}")
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"Billing review {period}")
+        expect(page.locator("#review-waiting")).to_contain_text(f"{len(waiting)} line(s) wait")
+        row = page.locator(f'#proposals tr[data-company-id="{first["company_id"]}"]')
+        expect(row).to_have_attribute("data-status", "awaiting_review")
+        shot(page, tmp_path, "review")
+
+        name = first["company_name"] or first["company_id"]
+        row.get_by_role(
+            "button", name=f"Approve {name}, {first['product']}: {first['proposed_quantity']}"
+        ).click()
+        expect(page.get_by_role("status")).to_contain_text("Decision recorded.")
+        row = page.locator(f'#proposals tr[data-company-id="{first["company_id"]}"]')
+        expect(row).to_have_attribute("data-status", "approved")
+        expect(row.locator("td.decision")).to_contain_text("browser engineer")
+        [after] = [
+            p
+            for p in world.get("/api/v1/billing/proposals", period=period)["proposals"]
+            if p["company_id"] == first["company_id"]
+        ]
+        assert after["status"] == "approved" and after["write_quantity"] == first["proposed_quantity"]
+        shot(page, tmp_path, "review-approved")
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"page scrolls sideways by {overflow}px at phone width"
+        expect(page.get_by_label("Reason (optional)")).to_be_visible()
+        shot(page, tmp_path, "review-phone")
+    finally:
+        with world.api as client:
+            assert client.put("/api/v1/billing/review-settings", json={}).status_code == 200

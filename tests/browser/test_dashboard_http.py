@@ -48,6 +48,7 @@ async def test_pages_redirect_to_sign_in_when_signed_out(client: httpx.AsyncClie
         "/activity",
         "/billing?period=2026-01",
         "/billing/reconciliation?period=2026-01",
+        "/billing/review?period=2026-01",
         "/billing/statements/2026-01/100?format=pdf",
         "/mappings",
         "/audit",
@@ -89,7 +90,15 @@ async def test_sign_in_cookie_is_sealed_and_strict(client: httpx.AsyncClient, ma
     assert key not in cookie and prefix not in cookie and secret not in cookie
     assert value and value == client.cookies[SESSION_COOKIE]
 
-    for path in ("/", "/problems", "/activity", "/billing", "/billing/reconciliation", "/mappings"):
+    for path in (
+        "/",
+        "/problems",
+        "/activity",
+        "/billing",
+        "/billing/reconciliation",
+        "/billing/review",
+        "/mappings",
+    ):
         page = await client.get(path)
         assert page.status_code == 200, (path, page.text)
         assert key not in page.text and secret not in page.text
