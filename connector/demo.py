@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import select
 
-from adapters.base import AdapterSpec, BillingLine
+from adapters.base import AdapterSpec
 from adapters.registry import AdapterRegistry
 from adapters.testing.harness import (
     PsaWorld,
@@ -35,7 +35,6 @@ from adapters.testing.harness import (
     installed_security_harnesses,
 )
 from connector.app import create_app
-from connector.billing.service import marker_for
 from connector.infra import db
 from connector.infra.security.apikeys import ApiRole
 from connector.models import HealthDaily
@@ -292,6 +291,8 @@ class DemoBilling:
     """The client mapped only after the first push (its line is not in the PSA yet)."""
     edited: tuple[str, int, int] | None = None
     """(company, quantity written, quantity set in the PSA by hand)."""
+    foreign: str | None = None
+    """The company whose agreement already had a line of the product, made by hand (not connector's)."""
 
 
 async def seed_billing(client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld) -> DemoBilling:
@@ -328,6 +329,10 @@ async def seed_billing(client: httpx.AsyncClient, headers: dict[str, str], world
     target, merged, unmapped, late = single[:4]
     await _bill_console_seats(client, headers, world, connections)
     await _delete(client, headers, f"/api/v1/client-mappings/{late['id']}?force=true")
+    if len(single) > 4 and not psa.billing_ids.one_line_per_product:
+        # Someone had put the product on this client's agreement by hand: connector leaves it alone.
+        psa.human_billing_line(single[4]["psa_company_id"], 3)
+        done.foreign = single[4]["psa_company_name"]
     await _post(client, headers, "/api/v1/billing/push", {"period": period})
 
     await _delete(client, headers, f"/api/v1/client-mappings/{merged['id']}?force=true")
@@ -336,7 +341,9 @@ async def seed_billing(client: httpx.AsyncClient, headers: dict[str, str], world
     await _post(client, headers, "/api/v1/client-mappings", _mapping_body(late))
     done.merged = (merged["rmm_client_name"], target["psa_company_name"])
     done.unmapped, done.late = unmapped["rmm_client_name"], late["rmm_client_name"]
-    done.edited = await _edit_in_psa(client, headers, psa, period, target["psa_company_id"])
+    if len(single) > 5:  # a client of its own, so the merged one still shows a plain review
+        done.edited = await _edit_in_psa(client, headers, psa, period, single[5]["psa_company_id"])
+    await _post(client, headers, "/api/v1/billing/read-back", {"period": period})
     return done
 
 
@@ -355,6 +362,12 @@ async def _bill_console_seats(
             if psa_id not in psa_ids:
                 continue
             product = console.world.licence_product
+            catalog = await _get(client, headers, f"/api/v1/connections/{psa_id}/catalog/products")
+            fields = psa.billing_ids.rule_fields()
+            # its own PSA product: two rules on one product would share (and fight over) one line
+            others = [item["id"] for item in catalog["items"] if item["id"] != fields["psa_product_id"]]
+            if others:
+                fields["psa_product_id"] = others[0]
             await _post(
                 client,
                 headers,
@@ -367,7 +380,7 @@ async def _bill_console_seats(
                     "description": f"{product} (per licensed seat)",
                     "unit_price": "5.00",
                     "cost_tiers": [{"min_seats": 1, "unit_cost": "3.20"}],
-                    **psa.billing_ids.rule_fields(),
+                    **fields,
                 },
             )
 
@@ -384,29 +397,15 @@ def _company(mapping: dict[str, Any]) -> dict[str, Any]:
 async def _edit_in_psa(
     client: httpx.AsyncClient, headers: dict[str, str], psa: PsaWorld, period: str, company_id: str
 ) -> tuple[str, int, int] | None:
-    """Someone lowers a line connector wrote, by hand in the PSA: through the vendor's own API (the
-    adapter's find-by-marker-and-update, as any API user could), behind connector's back."""
+    """Someone lowers a line connector wrote, by hand in the PSA, behind connector's back."""
     preview = await _get(client, headers, "/api/v1/billing/preview", period=period)
-    rules = {r["id"]: r for r in await _get(client, headers, "/api/v1/billing-rules")}
     for line in preview["lines"]:
         pushed = line["pushed"]
         if line["company_id"] != company_id or not pushed or not pushed["line_id"] or pushed["quantity"] < 2:
             continue
-        rule = rules[line["rule_id"]]
         written = int(pushed["quantity"])
         edited = written - max(1, written // 10)
-        await psa.adapter().upsert_billing_line(
-            BillingLine(
-                marker=marker_for(rule["id"], company_id),
-                company_id=company_id,
-                agreement_id=rule.get("agreement_id") or psa.agreement_id(company_id),
-                product_id=rule["psa_product_id"],
-                description=rule.get("description") or rule["product"],
-                quantity=Decimal(edited),
-                unit_price=Decimal(pushed["unit_price"]),
-                unit_cost=Decimal(pushed["unit_cost"]),
-            )
-        )
+        psa.human_set_billing_quantity(company_id, pushed["line_id"], edited)
         return line["company_name"] or company_id, written, edited
     return None
 

@@ -33,8 +33,10 @@ What is written where
 - Configuration status goes into a delimited block of the configuration's `notes` (default), or into
   configuration custom fields matched by caption (`customFields` is replaced as a whole array, the
   only way Manage accepts custom-field writes). `questions` are type-specific and not written.
-- Agreement additions are matched by product (identifier or id) or by the `[marker]` kept in the
-  addition's `description` (the customer-facing `invoiceDescription` stays clean); quantity,
+- Agreement additions are written only when they carry connector's `[marker]` (kept in the
+  addition's `description`; the customer-facing `invoiceDescription` stays clean) or are the line
+  connector was linked to; the read-back also reports an addition of the product (identifier or id)
+  without the marker, so someone else's line is held for review, not overwritten. Quantity,
   unitPrice and unitCost are patched only when they differ.
 """
 
@@ -861,7 +863,12 @@ class ConnectWiseManageAdapter:
             return str(addition.product.id) == product_id.strip()
         return (addition.product.identifier or "").casefold() == product_id.casefold()
 
-    async def _find_addition(self, agreement_id: int, line: BillingLine, token: str) -> AdditionRead | None:
+    async def _find_addition(
+        self, agreement_id: int, line: BillingLine, token: str, *, by_product: bool = True
+    ) -> AdditionRead | None:
+        """The line by marker, then by `line_id`; then (`by_product`) any active addition of the
+        product. Writes never fall back to the product: an addition of the product that is not
+        connector's is someone else's, and the read-back holds it for review instead."""
         _, product_condition = self._product_ref(line.product_id)
         params = {"conditions": cond.or_(product_condition, cond.contains("description", token))}
         additions = await self._collect(
@@ -875,6 +882,8 @@ class ConnectWiseManageAdapter:
         linked = [a for a in active if line.line_id is not None and str(a.id) == line.line_id]
         if linked:
             return linked[0]
+        if not by_product:
+            return None
         same_product = [a for a in active if self._product_matches(a, line.product_id)]
         if len(same_product) > 1:
             log.warning(
@@ -902,7 +911,7 @@ class ConnectWiseManageAdapter:
         aid = _as_int(line.agreement_id, "agreement_id")
         token = marker_token(line.marker)
         described = f"{line.description} {token}".strip()
-        existing = await self._find_addition(aid, line, token)
+        existing = await self._find_addition(aid, line, token, by_product=False)
         if existing is None:
             product, _ = self._product_ref(line.product_id)
             body = AdditionCreate(
@@ -921,7 +930,7 @@ class ConnectWiseManageAdapter:
                 return self._parse(AdditionRead, created, "agreement addition")
 
             async def created_earlier() -> AdditionRead | None:
-                found = await self._find_addition(aid, line, token)
+                found = await self._find_addition(aid, line, token, by_product=False)
                 if found is not None:  # as on the update path: it ends with the wanted values
                     await self._update_addition(aid, found, line, described)
                 return found

@@ -43,8 +43,10 @@ What is written where
 - Asset status goes into a delimited block of the asset's `notes` (default) or into asset custom
   fields matched by name/label. Assets are found by `inventory_number` within the client.
 - Billing: `BillingLine.agreement_id` is a client contract (`/ClientContract`), `product_id` a Halo
-  item id. The line lives on the contract's recurring invoice: it is found by the marker stored in
-  `item_internal_reference` (else by `_itemid`), its quantity/prices are changed only when different,
+  item id. The line lives on the contract's recurring invoice: it is written only when it carries the
+  marker stored in `item_internal_reference` or is the line connector was linked to (the read-back
+  also reports a line of the `_itemid` without it: someone else's), its quantity/prices are changed
+  only when different,
   and the invoice is posted back with every line, as Halo requires. Halo can also count assets or
   users itself (`calculate_price_from_assets`); this adapter writes explicit quantities.
 """
@@ -833,8 +835,14 @@ class HaloPsaAdapter:
 
     @staticmethod
     def _find_line(
-        lines: list[dict[str, Any]], item_id: int, token: str, line_id: str | None = None
+        lines: list[dict[str, Any]],
+        item_id: int,
+        token: str,
+        line_id: str | None = None,
+        *,
+        by_product: bool = True,
     ) -> tuple[int, InvoiceLineRead] | None:
+        """By marker, then `line_id`; then (`by_product`, reads only) an active line of the item."""
         parsed = [(i, InvoiceLineRead.model_validate(line)) for i, line in enumerate(lines) if "id" in line]
         for index, line in parsed:
             if token in (line.item_internal_reference or ""):
@@ -842,6 +850,8 @@ class HaloPsaAdapter:
         for index, line in parsed:
             if line_id is not None and str(line.id) == line_id and not line.isinactive:
                 return index, line
+        if not by_product:
+            return None
         same = [(i, line) for i, line in parsed if line.item_id == item_id and not line.isinactive]
         if len(same) > 1:
             log.warning(
@@ -873,7 +883,7 @@ class HaloPsaAdapter:
         token = marker_token(line.marker)
         invoice = await self._recurring_invoice(cid, contract)
         lines = [dict(raw) for raw in invoice.lines or []]
-        existing = self._find_line(lines, item, token, line.line_id)
+        existing = self._find_line(lines, item, token, line.line_id, by_product=False)
         if existing is not None:
             index, current = existing
             if (

@@ -51,7 +51,14 @@ async def test_demo_reconciliation_has_every_cause_and_its_review_waits(
     # The line was edited by hand in the PSA: the PSA's own quantity is not what connector wrote.
     assert billing.edited is not None
     company, written, edited = billing.edited
-    assert company == billing.merged[1] and edited < written
+    assert company != billing.merged[1] and edited < written
+    changed = [p for p in proposals if p["psa_finding"] == "edited_outside"]
+    assert len(changed) == 1, [(p["company_name"], p["product"], p["psa_quantity"], p["current_quantity"]) for p in changed]
+    changed = changed[0]
+    assert (changed["company_name"], changed["status"], changed["psa_quantity"]) == (company, "held", edited)
+    assert billing.foreign is not None  # a line of the product made by hand, left alone
+    [foreign] = [p for p in proposals if p["psa_finding"] == "unlinked"]
+    assert (foreign["company_name"], foreign["psa_quantity"]) == (billing.foreign, 3)
     psa = world.psas[0]
     [company_id] = [i for i, name in psa.companies.items() if name == company]
     assert sorted(int(line.quantity) for line in psa.billing_lines(company_id)) == [edited]

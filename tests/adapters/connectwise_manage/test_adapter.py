@@ -395,14 +395,17 @@ async def test_billing_line_is_an_agreement_addition_marked_in_its_description(
     assert fake.call_count("PATCH", "/finance/agreements/{parentId}/additions/{id}") == 1
 
 
-async def test_billing_adopts_existing_product_line(
+async def test_billing_reads_an_unmarked_product_line_and_adopts_it_only_once_linked(
     adapter: ConnectWiseManageAdapter, fake: ManageFake, seed: DemoSeed
 ) -> None:
     agreement = seed.agreement_ids[seed.company_ids[0]]
     fake.add_addition(agreement, "AV-SEAT", 3, unit_price=3, unit_cost=1)
     existing = fake.add_addition(agreement, "EDR-SEAT", 4, unit_price=6, unit_cost=2.5)
     fake.add_addition(agreement, "EDR-SEAT", 9, cancelledDate="2024-06-01T00:00:00Z")
-    result = await adapter.upsert_billing_line(line_for(seed, "12.5"))
+    read = await adapter.read_billing_line(line_for(seed, "12.5"))
+    assert read is not None and (read.line_id, read.quantity, read.marked) == (str(existing["id"]), 4, False)
+    linked = line_for(seed, "12.5").model_copy(update={"line_id": str(existing["id"])})
+    result = await adapter.upsert_billing_line(linked)
     assert (result.action, result.line_id, result.previous_quantity) == ("updated", str(existing["id"]), 4)
     assert fake.additions.rows[existing["id"]]["quantity"] == 12.5
     patch = [r for r in fake.requests if r.method == "PATCH"][-1]

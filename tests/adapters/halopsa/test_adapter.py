@@ -408,7 +408,7 @@ async def test_billing_line_is_marked_and_the_other_lines_go_back_untouched(
     assert fake.call_count("POST", "/RecurringInvoice") == 2
 
 
-async def test_billing_line_found_by_item_when_unmarked(
+async def test_billing_line_found_by_item_when_unmarked_is_read_and_written_once_linked(
     adapter: HaloPsaAdapter, fake: HaloFake, seed: DemoSeed
 ) -> None:
     client = seed.client_ids[1]
@@ -421,7 +421,9 @@ async def test_billing_line_found_by_item_when_unmarked(
         agreement_id=str(seed.contract_ids[client]),
         marker=f"bill:{client}:EDR-SEAT",
     )
-    result = await adapter.upsert_billing_line(line)
+    read = await adapter.read_billing_line(line)
+    assert read is not None and (read.line_id, read.quantity, read.marked) == (str(manual["id"]), 3, False)
+    result = await adapter.upsert_billing_line(line.model_copy(update={"line_id": str(manual["id"])}))
     assert (result.action, result.line_id) == ("updated", str(manual["id"]))
     assert len(fake.recurring_invoices[invoice_id]["lines"]) == 2
 
