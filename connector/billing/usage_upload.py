@@ -193,14 +193,19 @@ def match(
     companies: Sequence[Company],
     aliases: Mapping[str, str],
 ) -> list[Usage]:
-    """Each customer × product with its PSA company. An alias (customer → PSA company id, its
-    customer compared ignoring case and repeated spaces) wins over the column's own meaning."""
-    by_id = {c.id: c for c in companies}
+    """Each customer × product with its PSA company. A company may be listed more than once under
+    different names (the PSA's, a client mapping's): the first listing is the one returned for its
+    id. An alias (customer → PSA company id, its customer compared ignoring case and repeated
+    spaces) wins over the column's own meaning."""
+    by_id: dict[str, Company] = {}
+    for known in companies:
+        by_id.setdefault(known.id, known)
     by_name: dict[str, list[Company]] = {}
     for known in companies:
         if known.name:
             name = known.name.strip() if kind == "psa_company_name" else _key(known.name)
-            by_name.setdefault(name, []).append(known)
+            if all(other.id != known.id for other in by_name.get(name, [])):
+                by_name.setdefault(name, []).append(known)
     alias_of = {_key(customer): company_id for customer, company_id in aliases.items()}
     grouped: dict[tuple[str, str], Usage] = {}
     for row in rows:

@@ -380,6 +380,8 @@ CAUSE_LABELS = {
     "agreement_line_missing": "New revenue found: no agreement line",
     "psa_quantity_changed": "PSA quantity differs from the count",
     "retired_client_billed": "Retired client still billed",
+    "uploaded_seats_without_rmm_device": "Uploaded usage report counts more than the RMM",
+    "upload_customer_unmatched": "Uploaded usage report customers not matched",
 }
 
 
