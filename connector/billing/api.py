@@ -634,6 +634,7 @@ UPLOAD_BODY: dict[str, Any] = {
     }
 }
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "another upload of the same period and profile is being stored"},
     413: {"description": "the file is larger than `USAGE_UPLOAD_MAX_BYTES`"},
     415: {"description": "the body is JSON or a urlencoded form, not a CSV file"},
 }

@@ -235,7 +235,7 @@ def _company(
     named = by_name.get(customer.strip() if kind == "psa_company_name" else _key(customer), [])
     if len(named) > 1:
         return None, f"{len(named)} PSA companies have this name; add an alias"
-    return (named[0], None) if named else (None, "no PSA company has this name")
+    return (by_id[named[0].id], None) if named else (None, "no PSA company has this name")
 
 
 def multipart_file(content_type: str, body: bytes) -> tuple[str | None, bytes]:

@@ -178,3 +178,11 @@ def test_the_file_of_a_multipart_form() -> None:
     assert data == b"Customer,SKU,Seats\r\nAcme,EDR,1"
     with pytest.raises(ValueError):
         multipart_file(f"multipart/form-data; boundary={boundary}", f"--{boundary}--\r\n".encode())
+
+
+def test_a_company_listed_under_a_second_name_matches_either() -> None:
+    listed = [*COMPANIES, Company("200", "Blue Harbor")]  # a client mapping's name for it
+    found = match(
+        rows(("blue harbor", "EDR", 1), ("Blue Harbor Logistics", "EDR", 2)), "customer_name", listed, {}
+    )
+    assert [(u.company, u.quantity) for u in found] == [(Company("200", "Blue Harbor Logistics"), 3)]
