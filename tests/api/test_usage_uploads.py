@@ -4,6 +4,7 @@ the earlier one, and the reconciliation's console column from them."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
@@ -292,3 +293,48 @@ async def second_psa(client: Any, world: World) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def test_uploads_are_audited(client: Any, world: World) -> None:
+    profile = await make_profile(client, world)
+    first = (await upload(client, world, profile["id"], REPORT)).json()
+    second = (await upload(client, world, profile["id"], REPORT)).json()
+    gone = await client.delete(f"/api/v1/billing/usage-uploads/{first['id']}", headers=world.headers)
+    assert gone.status_code == 404  # replaced by the second
+    assert (
+        await client.delete(f"/api/v1/billing/usage-uploads/{second['id']}", headers=world.headers)
+    ).status_code == 204
+    audit = (await client.get("/api/v1/audit", params={"kind": "usage_upload"}, headers=world.headers)).json()
+    entries = [(e["kind"], e["summary"]) for e in reversed(audit["events"])]
+    assert [kind for kind, _ in entries] == [
+        "usage_upload.created",
+        "usage_upload.created",
+        "usage_upload.deleted",
+    ]
+    assert "2 row(s) matched, 1 unmatched, 1 rejected" in entries[0][1]
+    assert "replacing the earlier upload" in entries[1][1]
+
+
+async def test_uploads_at_once_store_one(client: Any, world: World) -> None:
+    """Two uploads of one period and profile racing: one is stored, the other replaces it or is
+    refused (409); never both."""
+    profile = await make_profile(client, world)
+    answers = await asyncio.gather(*(upload(client, world, profile["id"], REPORT) for _ in range(3)))
+    assert {a.status_code for a in answers} <= {201, 409}, [a.text for a in answers]
+    assert 201 in {a.status_code for a in answers}
+    listed = (await client.get("/api/v1/billing/usage-uploads", headers=world.headers)).json()
+    assert len(listed) == 1
+    rows = {r["company_id"]: r for r in await reconciliation(client, world)}
+    assert rows["250"]["console_count"] == 4
+
+
+async def test_removing_the_psa_connection_names_its_profiles(client: Any, world: World) -> None:
+    profile = await make_profile(client, world)
+    await upload(client, world, profile["id"], REPORT)
+    path = f"/api/v1/connections/{world.psa['id']}"
+    refused = await client.delete(path, headers=world.headers)
+    assert refused.status_code == 409, refused.text
+    assert {"kind": "usage_profile", "id": profile["id"], "label": "Vendor X"} in refused.json()["dependents"]
+    assert (await client.delete(path, params={"force": "true"}, headers=world.headers)).status_code == 200
+    assert (await client.get("/api/v1/billing/usage-profiles", headers=world.headers)).json() == []
+    assert (await client.get("/api/v1/billing/usage-uploads", headers=world.headers)).json() == []
