@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -843,7 +844,8 @@ class UsageUploadRow(Base):
     )
     customer: Mapped[str] = mapped_column(String(300))
     product: Mapped[str] = mapped_column(String(255))
-    quantity: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    """Summed over the customer's rows of the product (each at most `MAX_SEATS`)."""
     company_id: Mapped[str | None] = mapped_column(String(100))
     company_name: Mapped[str | None] = mapped_column(String(300))
     lines: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -39,6 +39,8 @@ from connector.infra.errors import Conflict, FieldError, NotFound, VendorUnavail
 from connector.models import ClientMapping, UsageProfile, UsageUpload, UsageUploadRow
 
 PROFILE_FIELDS = tuple(UsageProfileIn.model_fields)
+REJECTED_LISTED = 1000
+"""Rejected rows kept and answered per upload; a warning counts the rest."""
 
 
 def profile_values(row: UsageProfile) -> dict[str, Any]:
@@ -246,14 +248,20 @@ async def store_upload(
     )
     await _delete_uploads(session, tenant_id, earlier)
     await session.flush()
+    if len(report.rejected) > REJECTED_LISTED:
+        more = len(report.rejected) - REJECTED_LISTED
+        warnings = [*warnings, f"{more} more rejected rows are not listed"]
     upload = UsageUpload(
         tenant_id=tenant_id,
         profile_id=profile.id,
         psa_connection_id=profile.psa_connection_id,
         period=period,
-        filename=(filename or None) and filename[:255],
+        filename=(filename or "").replace("\0", "")[:255] or None,
         rows_read=len(report.rows) + len(report.rejected),
-        rejected=[{"line": r.line, "column": r.column, "reason": r.reason} for r in report.rejected],
+        rejected=[
+            {"line": r.line, "column": r.column, "reason": r.reason}
+            for r in report.rejected[:REJECTED_LISTED]
+        ],
         warnings=warnings,
     )
     session.add(upload)

@@ -23,6 +23,8 @@ CustomerKind = Literal["psa_company_id", "psa_company_name", "customer_name"]
 vendor's customer name (matched to PSA company names ignoring case and repeated spaces)."""
 DELIMITERS = (",", ";", "\t")
 WHOLE = re.compile(r"[+-]?\d+")
+MAX_SEATS = 1_000_000
+"""The most seats one row may give (a larger number is a mistake in the file, not a customer)."""
 
 
 class ReportError(ValueError):
@@ -157,6 +159,8 @@ def read_report(text: str, columns: Columns) -> Report:
                 problem = Rejection(line, named["quantity_column"], f"not a whole number: {raw!r}")
             elif int(raw) < 0:
                 problem = Rejection(line, named["quantity_column"], f"negative: {raw!r}")
+            elif int(raw) > MAX_SEATS:
+                problem = Rejection(line, named["quantity_column"], f"more than {MAX_SEATS} seats: {raw!r}")
         if problem is not None:
             rejected.append(problem)
             continue

@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("upload_id", sa.String(length=32), nullable=False),
         sa.Column("customer", sa.String(length=300), nullable=False),
         sa.Column("product", sa.String(length=255), nullable=False),
-        sa.Column("quantity", sa.Integer(), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
         sa.Column("company_id", sa.String(length=100), nullable=True),
         sa.Column("company_name", sa.String(length=300), nullable=True),
         sa.Column("lines", sa.JSON(), nullable=False),

@@ -338,3 +338,19 @@ async def test_removing_the_psa_connection_names_its_profiles(client: Any, world
     assert (await client.delete(path, params={"force": "true"}, headers=world.headers)).status_code == 200
     assert (await client.get("/api/v1/billing/usage-profiles", headers=world.headers)).json() == []
     assert (await client.get("/api/v1/billing/usage-uploads", headers=world.headers)).json() == []
+
+
+async def test_many_rejected_rows_are_listed_up_to_a_cap(client: Any, world: World) -> None:
+    profile = await make_profile(client, world)
+    text = "Kunde;Artikel;Anzahl\n" + f"Contoso Ltd;{PRODUCT};1\n" + f"Contoso Ltd;{PRODUCT};x\n" * 1005
+    response = await client.post(
+        "/api/v1/billing/usage-uploads",
+        params={"period": PERIOD, "profile": profile["id"]},
+        files={"file": ("many.csv", text.encode(), "text/csv")},
+        headers=world.headers,
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["rows_read"], body["rows_accepted"], len(body["rejected"])) == (1006, 1, 1000)
+    assert body["warnings"] == ["5 more rejected rows are not listed"]
+    assert body["filename"] == "many.csv"

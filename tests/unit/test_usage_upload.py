@@ -186,3 +186,11 @@ def test_a_company_listed_under_a_second_name_matches_either() -> None:
         rows(("blue harbor", "EDR", 1), ("Blue Harbor Logistics", "EDR", 2)), "customer_name", listed, {}
     )
     assert [(u.company, u.quantity) for u in found] == [(Company("200", "Blue Harbor Logistics"), 3)]
+
+
+def test_an_implausible_seat_count_is_rejected() -> None:
+    report = read_report(
+        "Customer,SKU,Seats\nAcme,EDR,1000001\nAcme,EDR,1000000\n", Columns("Customer", "SKU", "Seats")
+    )
+    assert report.rejected == [Rejection(2, "Seats", "more than 1000000 seats: '1000001'")]
+    assert [r.quantity for r in report.rows] == [1_000_000]
