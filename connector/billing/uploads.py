@@ -8,7 +8,7 @@ the companies its client mappings name, with a warning), so the reconciliation r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
@@ -319,7 +319,7 @@ async def upload(
         raise FieldError("profile", "no such usage profile")
     report = read_file(data, profile)
     companies, warnings = await psa_companies(services, session, tenant_id, profile.psa_connection_id)
-    kind: CustomerKind = profile.customer_kind  # type: ignore[assignment]
+    kind = cast(CustomerKind, profile.customer_kind)  # validated on save (`UsageProfileIn`)
     usages = match(report.rows, kind, companies, profile.aliases or {})
     return await store_upload(
         session, tenant_id, profile, period, filename, report, usages, warnings, actor=actor

@@ -354,3 +354,19 @@ async def test_many_rejected_rows_are_listed_up_to_a_cap(client: Any, world: Wor
     assert (body["rows_read"], body["rows_accepted"], len(body["rejected"])) == (1006, 1, 1000)
     assert body["warnings"] == ["5 more rejected rows are not listed"]
     assert body["filename"] == "many.csv"
+
+
+async def test_another_tenants_profile_cannot_be_uploaded_with(
+    client: Any, world: World, make_key: Any
+) -> None:
+    profile = await make_profile(client, world)
+    globex = await make_key("engineer", tenant="globex")
+    response = await client.post(
+        "/api/v1/billing/usage-uploads",
+        params={"period": PERIOD, "profile": profile["id"]},
+        content=REPORT.encode(),
+        headers={**globex, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {"field": "profile", "message": "no such usage profile"}
+    assert (await client.get("/api/v1/billing/usage-profiles", headers=globex)).json() == []
