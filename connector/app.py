@@ -107,6 +107,7 @@ def create_app(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         webhook_max_bytes=settings.webhook_max_body_bytes,
+        path_max_bytes={"/api/v1/billing/usage-uploads": settings.usage_upload_max_bytes},
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(

@@ -293,6 +293,8 @@ class DemoBilling:
     """(company, quantity written, quantity set in the PSA by hand)."""
     foreign: str | None = None
     """The company whose agreement already had a line of the product, made by hand (not connector's)."""
+    uploaded: str | None = None
+    """The company a vendor's uploaded usage report counts two seats more for than the RMM."""
 
 
 async def seed_billing(client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld) -> DemoBilling:
@@ -344,7 +346,47 @@ async def seed_billing(client: httpx.AsyncClient, headers: dict[str, str], world
     if len(single) > 5:  # a client of its own, so the merged one still shows a plain review
         done.edited = await _edit_in_psa(client, headers, psa, period, single[5]["psa_company_id"])
     await _post(client, headers, "/api/v1/billing/read-back", {"period": period})
+    if len(single) > 6:
+        done.uploaded = await _upload_usage(client, headers, psa_id, period, single[6]["psa_company_id"])
     return done
+
+
+async def _upload_usage(
+    client: httpx.AsyncClient, headers: dict[str, str], psa_id: str, period: str, company_id: str
+) -> str | None:
+    """A vendor with no adapter sends its monthly usage report: two seats more than the RMM sees for
+    one client, and a customer no PSA company is called."""
+    preview = await _get(client, headers, "/api/v1/billing/preview", period=period)
+    line = next((item for item in preview["lines"] if item["company_id"] == company_id), None)
+    if line is None or not line["company_name"]:
+        return None
+    profile = await _post(
+        client,
+        headers,
+        "/api/v1/billing/usage-profiles",
+        {
+            "name": "Vendor monthly usage",
+            "psa_connection_id": psa_id,
+            "customer_column": "Customer",
+            "customer_kind": "psa_company_name",
+            "product_column": "Edition",
+            "quantity_column": "Seats",
+        },
+    )
+    report = (
+        "Customer,Edition,Seats\n"
+        f"{line['company_name']},{line['product']} (vendor report),{line['quantity'] + 2}\n"
+        f"Quillfeather Unlisted Ltd,{line['product']} (vendor report),3\n"
+    )
+    response = await client.post(
+        "/api/v1/billing/usage-uploads",
+        params={"period": period, "profile": profile["id"]},
+        content=report.encode(),
+        headers={**headers, "Content-Type": "text/csv"},
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"demo usage upload: {response.status_code} {response.text}")
+    return str(line["company_name"])
 
 
 async def _bill_console_seats(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -802,6 +803,77 @@ class BillingSnapshotDevice(Base):
     """First seen within the period (the period's start when known before it)."""
     last_seen_at: Mapped[datetime]
     """Last seen within the period (the period's end when still there after it)."""
+
+
+class UsageProfile(Timestamped, Base):
+    """How one vendor's monthly usage report (CSV) is read: its columns, what its customer column
+    holds, the aliases of customers whose names differ from the PSA's, and the PSA it reconciles
+    against."""
+
+    __tablename__ = "billing_usage_profiles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    customer_column: Mapped[str] = mapped_column(String(200))
+    customer_kind: Mapped[str] = mapped_column(String(20))
+    """psa_company_id | psa_company_name | customer_name"""
+    aliases: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Customer (as the report names it) → PSA company id."""
+    product_column: Mapped[str] = mapped_column(String(200))
+    quantity_column: Mapped[str] = mapped_column(String(200))
+    delimiter: Mapped[str | None] = mapped_column(String(1))
+    """`,` `;` or a tab; None: the one the header line uses."""
+    header_row: Mapped[int] = mapped_column(Integer, default=0)
+    """Lines before the header."""
+
+
+class UsageUpload(Base):
+    """One period's usage report read with a profile; uploading again for the same period and
+    profile replaces it (its rows with it)."""
+
+    __tablename__ = "billing_usage_uploads"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "profile_id", "period", name="uq_billing_usage_uploads_key"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("billing_usage_profiles.id", ondelete="CASCADE"))
+    psa_connection_id: Mapped[str] = mapped_column(String(32))
+    """The profile's PSA connection when uploaded (the matches were made in it)."""
+    period: Mapped[str] = mapped_column(String(7))
+    filename: Mapped[str | None] = mapped_column(String(255))
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """[{line, column, reason}] of the rows not read."""
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class UsageUploadRow(Base):
+    """A customer's seats of one product in an upload; `company_id` NULL when the customer matched
+    no PSA company."""
+
+    __tablename__ = "billing_usage_upload_rows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_usage_uploads.id", ondelete="CASCADE"), index=True
+    )
+    customer: Mapped[str] = mapped_column(String(300))
+    product: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    """Summed over the customer's rows of the product (each at most `MAX_SEATS`)."""
+    company_id: Mapped[str | None] = mapped_column(String(100))
+    company_name: Mapped[str | None] = mapped_column(String(300))
+    lines: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The file's line numbers the seats were summed from."""
+    reason: Mapped[str | None] = mapped_column(String(200))
+    """Why the customer matched no PSA company."""
 
 
 class EndpointAction(Base):

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     max_body_bytes: int = 1_048_576
     webhook_max_body_bytes: int = 262_144
+    usage_upload_max_bytes: int = 5_242_880
+    """The largest vendor usage report `POST /api/v1/billing/usage-uploads` accepts (413 beyond)."""
     allow_private_networks: bool = False
     """Allow connections to private-range hosts (on-premises PSAs/RMMs)."""
     allow_insecure_loopback: bool = False

@@ -62,18 +62,29 @@ class BodyTooLarge(Exception):
 
 class BodyLimitMiddleware:
     """Refuses bodies over the limit with 413, by Content-Length up front or while streaming.
-    Webhook routes get their own (smaller) limit."""
+    Webhook routes get their own (smaller) limit, and the paths in `path_max_bytes` theirs (file
+    uploads)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, webhook_max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        webhook_max_bytes: int,
+        path_max_bytes: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.webhook_max_bytes = webhook_max_bytes
+        self.path_max_bytes = dict(path_max_bytes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.webhook_max_bytes if scope["path"].startswith("/webhooks/") else self.max_bytes
+        path = scope["path"]
+        limit = self.webhook_max_bytes if path.startswith("/webhooks/") else self.max_bytes
+        limit = self.path_max_bytes.get(path.rstrip("/"), limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:

@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from connector.api.deps import Engineer, ServicesDep, Session, Viewer
+from connector.api.deps import Engineer, ServicesDep, Session, Viewer, configuration_changed
 from connector.audit.domain import Actor
-from connector.billing import domain, service, snapshots, statement, trace
+from connector.billing import domain, service, snapshots, statement, trace, uploads
 from connector.billing.review import ReviewSettings
 from connector.billing.schemas import (
     CauseOut,
@@ -39,6 +39,10 @@ from connector.billing.schemas import (
     SnapshotDeviceOut,
     SnapshotLineOut,
     UnmappedClientOut,
+    UsageProfileIn,
+    UsageProfileOut,
+    UsageRowOut,
+    UsageUploadOut,
 )
 from connector.billing.service import (
     PeriodClosed,
@@ -51,6 +55,7 @@ from connector.billing.service import (
     build_reconciliation,
     push,
 )
+from connector.billing.usage_upload import multipart_file
 from connector.infra.errors import FieldError, NotFound
 
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
@@ -195,6 +200,7 @@ def reconciliation_out(result: Reconciliation) -> ReconciliationOut:
                 company_name=row.company_name,
                 rmm_count=row.rmm_count,
                 console_count=row.console_count,
+                console_source=row.console_source,
                 psa_quantity=row.psa_quantity,
                 billed_count=row.billed_count,
                 differences=row.differences,
@@ -211,11 +217,14 @@ def _reconciliation_csv(body: ReconciliationOut) -> str:
     """One line per row and cause (a row without a cause has one line with an empty cause)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = "period company_id company_name product rmm_count console_count psa_quantity billed_count"
-    writer.writerow([*columns.split(), "cause", "cause_count", "ids_total", "ids"])
+    columns = "period company_id company_name product rmm_count console_count console_source"
+    writer.writerow(
+        [*columns.split(), "psa_quantity", "billed_count", "cause", "cause_count", "ids_total", "ids"]
+    )
     for row in body.rows:
         head: list[Any] = [body.period, row.company_id or "", row.company_name or "", row.product]
-        head += [row.rmm_count, _blank(row.console_count), _blank(row.psa_quantity), row.billed_count]
+        head += [row.rmm_count, _blank(row.console_count), row.console_source or ""]
+        head += [_blank(row.psa_quantity), row.billed_count]
         causes: list[CauseOut | None] = [*row.causes] or [None]
         for cause in causes:
             tail = (
@@ -243,8 +252,9 @@ async def reconciliation_period(
     period: str = Query(pattern=PERIOD_PATTERN, description="YYYY-MM"),
 ) -> ReconciliationOut | Response:
     """Per PSA company and product: the RMM's count, the consoles' count and the PSA quantity last
-    written, each difference with its causes and the ids behind them. `Accept: text/csv` for a
-    spreadsheet."""
+    written, each difference with its causes and the ids behind them. A company no security console
+    is mapped to takes its console count from the period's uploaded usage reports
+    (`console_source`: `console`, `upload` or null). `Accept: text/csv` for a spreadsheet."""
     body = reconciliation_out(await build_reconciliation(session, who.tenant_id, period))
     if "text/csv" in request.headers.get("accept", ""):
         return Response(
@@ -552,3 +562,176 @@ def statement_response(document: statement.Statement, format: str | None, accept
             headers={"Content-Disposition": f'inline; filename="{name}"'},
         )
     return Response(statement.html(document), media_type="text/html")
+
+
+# -- vendors' usage reports for the reconciliation ---------------------------------------------------
+
+
+def _profile_out(row: Any) -> UsageProfileOut:
+    return UsageProfileOut(
+        id=row.id, created_at=row.created_at, updated_at=row.updated_at, **uploads.profile_values(row)
+    )
+
+
+@router.get("/usage-profiles", response_model=list[UsageProfileOut])
+async def list_usage_profiles(session: Session, who: Viewer) -> list[UsageProfileOut]:
+    """The saved column profiles of vendors' usage reports, by name."""
+    return [_profile_out(row) for row in await uploads.list_profiles(session, who.tenant_id)]
+
+
+@router.post("/usage-profiles", response_model=UsageProfileOut, status_code=201)
+async def create_usage_profile(body: UsageProfileIn, session: Session, who: Engineer) -> UsageProfileOut:
+    """A profile: which columns hold the customer, the product and the seats, what the customer
+    column holds, aliases for customers named differently in the PSA, the delimiter, the lines
+    before the header, and the PSA connection the report reconciles against."""
+    row = await uploads.create_profile(
+        session, who.tenant_id, body.model_dump(), actor=Actor.key(who.api_key_id)
+    )
+    configuration_changed(session, who, "usage profile", "create", row.id, body.model_fields_set)
+    return _profile_out(row)
+
+
+@router.get("/usage-profiles/{profile_id}", response_model=UsageProfileOut)
+async def get_usage_profile(profile_id: str, session: Session, who: Viewer) -> UsageProfileOut:
+    return _profile_out(await uploads.get_profile(session, who.tenant_id, profile_id))
+
+
+@router.put("/usage-profiles/{profile_id}", response_model=UsageProfileOut)
+async def put_usage_profile(
+    profile_id: str, body: UsageProfileIn, session: Session, who: Engineer
+) -> UsageProfileOut:
+    """Replaces the profile. Reports already uploaded keep how they were read: upload again."""
+    row = await uploads.update_profile(
+        session, who.tenant_id, profile_id, body.model_dump(), actor=Actor.key(who.api_key_id)
+    )
+    configuration_changed(session, who, "usage profile", "update", row.id, body.model_fields_set)
+    return _profile_out(row)
+
+
+@router.delete("/usage-profiles/{profile_id}", status_code=204)
+async def delete_usage_profile(profile_id: str, session: Session, who: Engineer) -> Response:
+    """The profile and the reports uploaded with it."""
+    await uploads.delete_profile(session, who.tenant_id, profile_id, actor=Actor.key(who.api_key_id))
+    configuration_changed(session, who, "usage profile", "delete", profile_id)
+    return Response(status_code=204)
+
+
+def _usage_row_out(row: Any) -> UsageRowOut:
+    return UsageRowOut(
+        customer=row.customer,
+        product=row.product,
+        quantity=row.quantity,
+        company_id=row.company_id,
+        company_name=row.company_name,
+        lines=list(row.lines or []),
+        reason=row.reason,
+    )
+
+
+def _upload_out(stored: uploads.Stored) -> UsageUploadOut:
+    upload = stored.upload
+    accepted = [_usage_row_out(r) for r in stored.rows if r.company_id is not None]
+    return UsageUploadOut(
+        id=upload.id,
+        profile_id=upload.profile_id,
+        psa_connection_id=upload.psa_connection_id,
+        period=upload.period,
+        filename=upload.filename,
+        uploaded_at=upload.uploaded_at,
+        rows_read=upload.rows_read,
+        rows_accepted=sum(len(r.lines) for r in accepted),
+        replaced=stored.replaced,
+        accepted=accepted,
+        unmatched=[_usage_row_out(r) for r in stored.rows if r.company_id is None],
+        rejected=list(upload.rejected or []),
+        warnings=list(upload.warnings or []),
+    )
+
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "Customer;SKU;Seats\nAcme Dental;EDR Complete;12\n",
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "another upload of the same period and profile is being stored"},
+    413: {"description": "the file is larger than `USAGE_UPLOAD_MAX_BYTES`"},
+    415: {"description": "the body is JSON or a urlencoded form, not a CSV file"},
+}
+
+
+@router.post(
+    "/usage-uploads",
+    response_model=UsageUploadOut,
+    status_code=201,
+    openapi_extra=UPLOAD_BODY,
+    responses=UPLOAD_ERRORS,
+)
+async def upload_usage(
+    request: Request,
+    session: Session,
+    services: ServicesDep,
+    who: Engineer,
+    period: str = Query(pattern=PERIOD_PATTERN, description="YYYY-MM"),
+    profile: str = Query(min_length=1, max_length=32, description="the usage profile's id"),
+) -> UsageUploadOut | JSONResponse:
+    """A vendor's usage report for the period (the CSV as the body, `text/csv`, or as the `file`
+    of a multipart form), read with the profile and stored; an upload for the same period and
+    profile replaces the earlier one. Lists the customers matched to PSA companies, those matched
+    to none, and the rows rejected (line, column, reason). 422 when no row can be read."""
+    content_type = request.headers.get("content-type", "")
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in ("application/json", "application/x-www-form-urlencoded"):
+        return JSONResponse(
+            {
+                "error": "unsupported_media_type",
+                "message": "post the CSV as text/csv or as a multipart form file",
+            },
+            status_code=415,
+        )
+    data = await request.body()
+    filename: str | None = None
+    if kind == "multipart/form-data":
+        try:
+            filename, data = multipart_file(content_type, data)
+        except ValueError as exc:
+            raise FieldError("file", str(exc)) from None
+    stored = await uploads.upload(
+        services, session, who.tenant_id, profile, period, data, filename, actor=Actor.key(who.api_key_id)
+    )
+    return _upload_out(stored)
+
+
+@router.get("/usage-uploads", response_model=list[UsageUploadOut])
+async def list_usage_uploads(
+    session: Session,
+    who: Viewer,
+    period: str | None = Query(None, pattern=PERIOD_PATTERN, description="YYYY-MM; all periods without"),
+) -> list[UsageUploadOut]:
+    """The uploaded usage reports (of the period), each with its rows."""
+    return [_upload_out(found) for found in await uploads.list_uploads(session, who.tenant_id, period)]
+
+
+@router.get("/usage-uploads/{upload_id}", response_model=UsageUploadOut)
+async def get_usage_upload(upload_id: str, session: Session, who: Viewer) -> UsageUploadOut:
+    return _upload_out(await uploads.get_upload(session, who.tenant_id, upload_id))
+
+
+@router.delete("/usage-uploads/{upload_id}", status_code=204)
+async def delete_usage_upload(upload_id: str, session: Session, who: Engineer) -> Response:
+    """The report and its rows: the reconciliation no longer counts them."""
+    await uploads.delete_upload(session, who.tenant_id, upload_id, actor=Actor.key(who.api_key_id))
+    return Response(status_code=204)

@@ -6,7 +6,13 @@ The PSA quantity is the agreement line as the PSA held it when last read back (b
 after each write, and on `POST /billing/read-back`), else the quantity connector last wrote. A line
 changed or removed in the PSA by someone else, and a line of the product connector did not create,
 are causes of their own. Causes are derived from device lists and those reads, never inferred from
-the numbers alone.
+the numbers alone, except for an uploaded usage report, which has no devices: its seats beyond the
+RMM's count are a cause naming the upload.
+
+The console count of a company comes from its security consoles when one is mapped to it; else from
+the vendors' usage reports uploaded for the period (`Uploaded`), where one lists the company and a
+product the rule bills; else there is none. `Row.console_source` says which. Uploaded counts only
+inform the reconciliation: a console-counted rule still bills the consoles' seats.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from connector.billing.domain import BillingTerms, CompanyMapping, MappingKey, UsageRow, lines_for_rule
 from connector.billing.readback import Finding, PsaView, Written, judge
@@ -39,6 +45,11 @@ class CauseCode(StrEnum):
     COUNT_CHANGED_SINCE_PUSH = "count_changed_since_push"
     """The devices counted now differ from those behind the quantity connector last wrote."""
     RETIRED_CLIENT_BILLED = "retired_client_billed"
+    UPLOADED_SEATS_WITHOUT_RMM_DEVICE = "uploaded_seats_without_rmm_device"
+    UPLOAD_CUSTOMER_UNMATCHED = "upload_customer_unmatched"
+
+
+ConsoleSource = Literal["console", "upload"]
 
 
 class EndpointFact(NamedTuple):
@@ -57,6 +68,19 @@ class AgentFact(NamedTuple):
     connection_id: str
     customer_id: str
     product: str | None
+
+
+class Uploaded(NamedTuple):
+    """A customer's seats of one product in a vendor's usage report uploaded for the period."""
+
+    upload_id: str
+    psa_connection_id: str
+    company_id: str | None
+    """None: the customer matched no PSA company."""
+    company_name: str | None
+    customer: str
+    product: str
+    quantity: int
 
 
 class Recorded(NamedTuple):
@@ -94,11 +118,17 @@ class Row:
     causes: tuple[Cause, ...]
     console_counted: bool = False
     """The rule bills the consoles' seats (`console_seats`), not the RMM's."""
+    console_source: ConsoleSource | None = None
+    """Where `console_count` comes from: a mapped security console, an uploaded usage report, or
+    nowhere (None, with `console_count` None)."""
 
     @property
     def billed_count(self) -> int:
-        """The count the rule bills by: the consoles' for a console-counted rule, else the RMM's."""
-        return (self.console_count or 0) if self.console_counted else self.rmm_count
+        """The count the rule bills by: the consoles' for a console-counted rule (an uploaded report
+        is not billed from), else the RMM's."""
+        if not self.console_counted:
+            return self.rmm_count
+        return (self.console_count or 0) if self.console_source == "console" else 0
 
     @property
     def differences(self) -> dict[str, int | None]:
@@ -140,10 +170,13 @@ def reconcile(
     endpoints: Iterable[EndpointFact],
     unmatched_agents: Iterable[AgentFact],
     console_connection_ids: set[str],
+    *,
     psa_views: Mapping[tuple[str, str], PsaView] | None = None,
+    uploaded: Sequence[Uploaded] = (),
 ) -> list[Row]:
     """Rows per rule (in the order given) and company (sorted), each with its causes; a rule's
-    unmapped clients come last as one row without a company."""
+    unmapped clients come next as one row without a company, then, as another, the customers of
+    uploaded reports that matched no PSA company."""
     endpoints_by_client: dict[tuple[str, str], list[EndpointFact]] = defaultdict(list)
     for endpoint in endpoints:
         endpoints_by_client[(endpoint.rmm_connection_id, endpoint.client_id)].append(endpoint)
@@ -171,10 +204,26 @@ def reconcile(
         rmm_counts = {line.company_id: line.quantity for line in rmm.lines}
         console_counts = {line.company_id: line.quantity for line in console.lines}
         recorded_companies = {company for rule_id, company in recorded if rule_id == rule.id}
-        for company_id in sorted(set(rmm_counts) | set(console_counts) | recorded_companies):
+        reports = [
+            u
+            for u in uploaded
+            if u.psa_connection_id == rule.psa_connection_id and billing_rule_matches(rule, u.product)
+        ]
+        upload_counts: dict[str, int] = defaultdict(int)
+        upload_ids: dict[str, set[str]] = defaultdict(set)
+        for report in reports:
+            if report.company_id is not None:
+                upload_counts[report.company_id] += report.quantity
+                upload_ids[report.company_id].add(report.upload_id)
+                names.setdefault((rule.psa_connection_id, report.company_id), report.company_name)
+        companies = set(rmm_counts) | set(console_counts) | recorded_companies | set(upload_counts)
+        for company_id in sorted(companies):
             key = (rule.psa_connection_id, company_id)
             clients = clients_of.get(key, [])
             has_console = any(connection in console_connection_ids for connection, _ in clients)
+            source: ConsoleSource | None = (
+                "console" if has_console else "upload" if company_id in upload_counts else None
+            )
             devices = [e for client in clients for e in endpoints_by_client.get(client, [])]
             bare = [e.id for e in devices if not _billed(billed_names, siblings, e.product)]
             agents = [
@@ -191,12 +240,22 @@ def reconcile(
                 company_id,
                 names.get(key),
                 rmm_counts.get(company_id, 0),
-                console_counts.get(company_id, 0) if has_console else None,
+                console_counts.get(company_id, 0)
+                if has_console
+                else upload_counts[company_id]
+                if source
+                else None,
                 _psa_quantity(state, view),
                 (),
                 rule.count_scope == CONSOLE_SEATS,
+                source,
             )
             causes = _company_causes(row, state, view, bare, bool(devices), agents)
+            if source == "upload" and row.console_count is not None and row.console_count > row.rmm_count:
+                beyond = row.console_count - row.rmm_count
+                causes.append(
+                    cause(CauseCode.UPLOADED_SEATS_WITHOUT_RMM_DEVICE, sorted(upload_ids[company_id]), beyond)
+                )
             rows.append(_with(row, causes))
         unmapped = {(c.rmm_connection_id, c.client_id): c.seats for c in rmm.unmapped}
         unmapped_console = {(c.rmm_connection_id, c.client_id): c.seats for c in console.unmapped}
@@ -213,6 +272,24 @@ def reconcile(
                     None,
                     (cause(CauseCode.UNMAPPED_CLIENT, ids),),
                     rule.count_scope == CONSOLE_SEATS,
+                    "console" if unmapped_console else None,
+                )
+            )
+        unmatched = [report for report in reports if report.company_id is None]
+        if unmatched:
+            customers = sorted({report.customer for report in unmatched})
+            rows.append(
+                Row(
+                    rule.id,
+                    rule.product,
+                    None,
+                    None,
+                    0,
+                    sum(report.quantity for report in unmatched),
+                    None,
+                    (cause(CauseCode.UPLOAD_CUSTOMER_UNMATCHED, customers),),
+                    rule.count_scope == CONSOLE_SEATS,
+                    "upload",
                 )
             )
     return rows

@@ -137,9 +137,17 @@ class CauseOut(BaseModel):
         "unlinked_agreement_line",
         "count_changed_since_push",
         "retired_client_billed",
+        "uploaded_seats_without_rmm_device",
+        "upload_customer_unmatched",
     ]
-    count: int = Field(description="devices or clients; seats for the line causes (signed for a change)")
-    ids: list[str] = Field(description="up to 50 endpoint, agent, client (`connection:client`) or line ids")
+    count: int = Field(
+        description="devices or clients; seats for the line causes (signed for a change) and for "
+        "uploaded seats beyond the RMM's count"
+    )
+    ids: list[str] = Field(
+        description="up to 50 endpoint, agent, client (`connection:client`) or line ids; usage "
+        "upload ids, or the customers of uploaded reports that matched no PSA company"
+    )
     total: int = Field(description="how many ids there are in all")
 
 
@@ -149,7 +157,13 @@ class ReconciliationRowOut(BaseModel):
     company_id: str | None = Field(description="None for the rule's clients mapped to no company")
     company_name: str | None
     rmm_count: int = Field(description="seats the RMM counts, by the rule's scope and count method")
-    console_count: int | None = Field(description="seats the security consoles count; None without one")
+    console_count: int | None = Field(
+        description="seats the security consoles count, or else an uploaded usage report; None without either"
+    )
+    console_source: Literal["console", "upload"] | None = Field(
+        description="where console_count comes from: a mapped security console (it wins), an "
+        "uploaded usage report, or none"
+    )
     psa_quantity: int | None = Field(
         description="the PSA line's quantity as last read back from the PSA (else as connector last wrote it)"
     )
@@ -307,3 +321,104 @@ class ChangesOut(BaseModel):
     previous_period: str | None
     company_id: str
     products: list[ProductChangeOut]
+
+
+CustomerKind = Literal["psa_company_id", "psa_company_name", "customer_name"]
+Column = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class UsageProfileIn(BaseModel):
+    """How one vendor's monthly usage report (CSV) is read."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Vendor X monthly",
+                    "psa_connection_id": "…",
+                    "customer_column": "Customer",
+                    "customer_kind": "customer_name",
+                    "aliases": {"ACME Dental Ltd": "100"},
+                    "product_column": "SKU",
+                    "quantity_column": "Seats",
+                    "delimiter": ";",
+                    "header_row": 0,
+                }
+            ]
+        },
+    )
+    name: str = Field(min_length=1, max_length=200)
+    psa_connection_id: str = Field(min_length=1, max_length=32)
+    customer_column: Column
+    customer_kind: CustomerKind = Field(
+        default="customer_name",
+        description="psa_company_id: the column holds PSA company ids; psa_company_name: the PSA's own "
+        "company names (exact); customer_name: the vendor's names, matched to PSA company names "
+        "ignoring case and repeated spaces",
+    )
+    aliases: dict[
+        Annotated[str, Field(min_length=1, max_length=300)],
+        Annotated[str, Field(min_length=1, max_length=100)],
+    ] = Field(
+        default_factory=dict,
+        description="customer (as the report names it) → PSA company id; wins over matching",
+    )
+    product_column: Column = Field(description="the SKU or product name, matched like billing rules")
+    quantity_column: Column = Field(description="whole seats")
+    delimiter: Literal[",", ";", "\t"] | None = Field(
+        default=None, description="`,` `;` or a tab (`tab` is accepted); None: the one the header line uses"
+    )
+    header_row: int = Field(default=0, ge=0, le=1000, description="lines before the header line")
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _tab(cls, value: object) -> object:
+        return "\t" if value == "tab" else value
+
+    @field_validator("aliases")
+    @classmethod
+    def _alias_count(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 5000:
+            raise ValueError("at most 5000 aliases")
+        return value
+
+
+class UsageProfileOut(UsageProfileIn):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class UsageRowOut(BaseModel):
+    customer: str
+    product: str
+    quantity: int
+    company_id: str | None
+    company_name: str | None
+    lines: list[int] = Field(description="the file's line numbers the seats add up from")
+    reason: str | None = Field(default=None, description="why the customer matched no PSA company")
+
+
+class RejectedRowOut(BaseModel):
+    line: int = Field(description="the file's line number (1 = the first line)")
+    column: str
+    reason: str
+
+
+class UsageUploadOut(BaseModel):
+    id: str
+    profile_id: str
+    psa_connection_id: str
+    period: str
+    filename: str | None
+    uploaded_at: datetime
+    rows_read: int = Field(description="data rows read from the file (accepted and rejected)")
+    rows_accepted: int
+    replaced: bool = Field(
+        default=False, description="it replaced an earlier upload of the period and profile"
+    )
+    accepted: list[UsageRowOut] = Field(description="customers matched to a PSA company, per product")
+    unmatched: list[UsageRowOut] = Field(description="customers matched to no PSA company, per product")
+    rejected: list[RejectedRowOut]
+    warnings: list[str]

@@ -33,7 +33,7 @@ from adapters.base import BillingLine, BillingLineResult
 from adapters.errors import AdapterError
 from connector.audit import service as audit
 from connector.audit.domain import WORKER, Actor, changed
-from connector.billing import domain, readback, reconciliation, review
+from connector.billing import domain, readback, reconciliation, review, uploads
 from connector.fleet.consoles import consoles_of
 from connector.infra import db
 from connector.infra.context import Services
@@ -180,7 +180,8 @@ class Reconciliation:
 
 async def build_reconciliation(session: AsyncSession, tenant_id: str, period: str) -> Reconciliation:
     """The period's three numbers per company and product with their causes. The device lists are
-    the current ones (endpoints and agents not retired): a cause names what to fix now."""
+    the current ones (endpoints and agents not retired): a cause names what to fix now. A company no
+    security console is mapped to takes its console count from the period's uploaded usage reports."""
     first, last = domain.parse_period(period)
     rules = list(
         await session.scalars(
@@ -222,7 +223,8 @@ async def build_reconciliation(session: AsyncSession, tenant_id: str, period: st
         [reconciliation.EndpointFact(*row) for row in endpoints.all()],
         [reconciliation.AgentFact(*row) for row in agents.all()],
         {console.id for console in await consoles_of(session, tenant_id)},
-        await psa_views(session, tenant_id),
+        psa_views=await psa_views(session, tenant_id),
+        uploaded=await uploads.uploaded_usage(session, tenant_id, period),
     )
     return Reconciliation(period, rows)
 

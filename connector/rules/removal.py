@@ -37,6 +37,7 @@ from connector.models import (
     Problem,
     TicketLink,
     TicketRule,
+    UsageProfile,
 )
 from connector.rules.service import RuleKind, get
 from connector.rules.service import snapshot as rule_snapshot
@@ -50,7 +51,7 @@ LISTED_PER_KIND = 200
 @dataclass(frozen=True)
 class Dependent:
     kind: str
-    """client_mapping | ticket_rule | billing_rule | billing_line | open_ticket"""
+    """client_mapping | ticket_rule | billing_rule | billing_line | usage_profile | open_ticket"""
     id: str
     label: str
 
@@ -135,6 +136,10 @@ async def connection_dependents(
         )
         out += [Dependent("billing_rule", rule.id, rule.product) for rule in billing]
         out += await _billing_lines(session, tenant_id, [rule.id for rule in billing])
+        for profile in await session.scalars(  # removed with the connection, its uploads with it
+            tenant_rows(UsageProfile, tenant_id).where(UsageProfile.psa_connection_id == row.id)
+        ):
+            out.append(Dependent("usage_profile", profile.id, profile.name))
         links = await _live_links(session, tenant_id, TicketLink.psa_connection_id == row.id)
     else:
         for deploy_rule in await session.scalars(

@@ -101,7 +101,8 @@ class BillingRuleOut(BaseModel):
 
 class DependentOut(BaseModel):
     kind: str
-    """client_mapping | ticket_rule | billing_rule | billing_line | deploy_rule | open_ticket"""
+    """client_mapping | ticket_rule | billing_rule | billing_line | deploy_rule | usage_profile |
+    open_ticket"""
     id: str
     label: str
 

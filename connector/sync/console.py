@@ -42,9 +42,10 @@ from connector.models import (
     ConsoleAgent,
     Endpoint,
     Problem,
+    SyncCursor,
     SyncRun,
 )
-from connector.statuses import ProblemSource, ProblemStatus
+from connector.statuses import ProblemSource, ProblemStatus, SyncStatus
 from connector.sync.counters import Counters
 
 RETIRE_GUARD_SHARE = 0.5
@@ -322,14 +323,53 @@ async def rematch(services: Services, tenant_id: str) -> None:
                     row.endpoint_ref, row.match_rule, row.match_note = found.endpoint, rule, note
 
 
-async def evaluate_agents(services: Services, tenant_id: str, limits: domain.Thresholds, c: Counters) -> None:
-    """The coverage problems of every console agent of the tenant (after `rematch`)."""
+async def _companies_not_read_completely(
+    session: AsyncSession, tenant_id: str, scopes: dict[tuple[str, str], str]
+) -> set[str]:
+    """The PSA companies with an RMM client whose connection never finished a full pass: an agent
+    there may be on a device the RMM has simply not listed yet."""
+    rmms = set(
+        await session.scalars(
+            db.scoped(select(Connection.id), Connection, tenant_id).where(Connection.role == "rmm")
+        )
+    )
+    read = set(
+        await session.scalars(
+            select(SyncCursor.connection_id).where(
+                SyncCursor.connection_id.in_(rmms), SyncCursor.last_full_at.is_not(None)
+            )
+        )
+    )
+    return {company for (source, _), company in scopes.items() if source in rmms and source not in read}
+
+
+async def evaluate_agents(
+    services: Services,
+    tenant_id: str,
+    limits: domain.Thresholds,
+    c: Counters,
+    *,
+    syncing: str | None = None,
+) -> None:
+    """The coverage problems of every console agent of the tenant (after `rematch`). `syncing`: the
+    console whose sync this is; another console that is syncing right now may have stored agents
+    its own `rematch` has not seen yet, so none of its agents is called unmanaged here (its own
+    evaluation, at the end of its sync, decides)."""
     now = datetime.now(UTC)
     async with db.transaction(services.sessions) as session:
         consoles = await consoles_of(session, tenant_id)
         if not consoles:
             return
         scopes = await company_scopes(session, tenant_id)
+        unread = await _companies_not_read_completely(session, tenant_id, scopes)
+        busy = set(
+            await session.scalars(
+                select(SyncRun.connection_id).where(
+                    SyncRun.connection_id.in_([console.id for console in consoles if console.id != syncing]),
+                    SyncRun.status == SyncStatus.RUNNING,
+                )
+            )
+        )
         for console in consoles:
             agents = list(
                 await session.scalars(
@@ -362,6 +402,12 @@ async def evaluate_agents(services: Services, tenant_id: str, limits: domain.Thr
                     now=now,
                 ):
                     is_open = (row.agent_id, finding.kind.value) in open_problems
+                    if (
+                        finding.kind == ProblemKind.UNMANAGED_AGENT
+                        and finding.present
+                        and (console.id in busy or scopes.get((console.id, row.customer_id)) in unread)
+                    ):
+                        continue  # "no RMM endpoint matches" means nothing until the RMM was read
                     if (finding.present and not is_open) or (finding.present is False and is_open):
                         changes.append((row, finding))
             changes.sort(key=lambda change: (change[0].agent_id, change[1].kind.value))

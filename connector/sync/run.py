@@ -207,7 +207,7 @@ async def _console_run(
     if run.full:
         await _mark_read_completely(services, run)
     await console.rematch(services, connection.tenant_id)
-    await console.evaluate_agents(services, connection.tenant_id, limits, c)
+    await console.evaluate_agents(services, connection.tenant_id, limits, c, syncing=connection.id)
     async with services.sessions() as session:
         rmms = await rmm_connections(session, connection.tenant_id)
         scopes = await consoles.company_scopes(session, connection.tenant_id)

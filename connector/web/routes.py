@@ -388,6 +388,8 @@ CAUSE_LABELS = {
     "unlinked_agreement_line": "Agreement line connector did not create",
     "count_changed_since_push": "Count changed since the last push",
     "retired_client_billed": "Retired client still billed",
+    "uploaded_seats_without_rmm_device": "Uploaded usage report counts more than the RMM",
+    "upload_customer_unmatched": "Uploaded usage report customers not matched",
 }
 
 

@@ -48,6 +48,8 @@ class Route:
     id_source: Callable[[World], str] | None = None
     owned_id: bool = True
     """False where the path parameter names something every tenant has (a billing period)."""
+    content: Callable[[World], str] | None = None
+    """A CSV body (sent as `text/csv`) instead of JSON."""
     answers: tuple[int, ...] = (200, 201, 202, 204)
     """What the role's request gets past authorization (the world's dummy RMM cannot register a
     webhook: that route's own 422 says the request reached it)."""
@@ -265,11 +267,59 @@ ROUTES += [
     ),
 ]
 
+
+def usage_profile_body(w: World, name: str = "Vendor report") -> dict[str, Any]:
+    return {
+        "name": name,
+        "psa_connection_id": w.psa["id"],
+        "customer_column": "Customer",
+        "product_column": "SKU",
+        "quantity_column": "Seats",
+    }
+
+
+USAGE_REPORT = "Customer,SKU,Seats\nContoso Ltd,Kaspersky Endpoint Security,3\n"
+_profile: Callable[[World], str] = lambda w: w.ids["usage_profile_id"]  # noqa: E731
+_upload: Callable[[World], str] = lambda w: w.ids["usage_upload_id"]  # noqa: E731
+ROUTES += [
+    Route("GET", "/api/v1/billing/usage-profiles", "viewer"),
+    Route(
+        "POST", "/api/v1/billing/usage-profiles", "engineer", body=lambda w: usage_profile_body(w, "Another")
+    ),
+    Route("GET", "/api/v1/billing/usage-profiles/{profile_id}", "viewer", id_source=_profile),
+    Route(
+        "PUT",
+        "/api/v1/billing/usage-profiles/{profile_id}",
+        "engineer",
+        body=lambda w: usage_profile_body(w, "Renamed"),
+        id_source=_profile,
+    ),
+    Route("DELETE", "/api/v1/billing/usage-profiles/{profile_id}", "engineer", id_source=_profile),
+    Route(
+        "POST",
+        "/api/v1/billing/usage-uploads",
+        "engineer",
+        query=lambda w: {"period": "2026-10", "profile": w.ids["usage_profile_id"]},
+        content=lambda w: USAGE_REPORT,
+    ),
+    Route("GET", "/api/v1/billing/usage-uploads", "viewer", query=lambda w: {"period": "2026-10"}),
+    Route("GET", "/api/v1/billing/usage-uploads/{upload_id}", "viewer", id_source=_upload),
+    Route("DELETE", "/api/v1/billing/usage-uploads/{upload_id}", "engineer", id_source=_upload),
+]
+
 ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 ROUTE_IDS = [f"{r.method} {r.template}" for r in ROUTES]
 
 
 async def _call(client: Any, route: Route, world: World, headers: dict[str, str]) -> Any:
+    if route.content is not None:
+        return await client.request(
+            route.method,
+            route.path(world),
+            content=route.content(world).encode(),
+            params=route.query(world) if route.query else None,
+            headers={**headers, "Content-Type": "text/csv"},
+        )
     return await client.request(
         route.method,
         route.path(world),
@@ -294,6 +344,19 @@ async def acme(client: Any, make_key: Any, services: Services) -> World:
         created = await client.post(path, json=body, headers=world.headers)
         assert created.status_code == 201, created.text
         world.ids[key] = created.json()["id"]
+    profile = await client.post(
+        "/api/v1/billing/usage-profiles", json=usage_profile_body(world), headers=world.headers
+    )
+    assert profile.status_code == 201, profile.text
+    world.ids["usage_profile_id"] = profile.json()["id"]
+    uploaded = await client.post(
+        "/api/v1/billing/usage-uploads",
+        params={"period": "2026-09", "profile": world.ids["usage_profile_id"]},
+        content=USAGE_REPORT.encode(),
+        headers={**world.headers, "Content-Type": "text/csv"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    world.ids["usage_upload_id"] = uploaded.json()["id"]
     async with db.transaction(services.sessions) as session:
         connection = await session.get(Connection, world.rmm["id"])
         assert connection is not None

@@ -81,7 +81,7 @@ async def test_billing_answers_are_described_in_openapi(client: Any) -> None:
     assert preview["application/json"]["schema"] == {"$ref": "#/components/schemas/PreviewOut"}
     assert "text/csv" in preview
     assert set(models["PreviewOut"]["properties"]) == {
-        "period", "closed", "lines", "products", "total", "cost", "margin", "unmapped_clients"
+        "period", "closed", "lines", "products", "clients", "total", "cost", "margin", "unmapped_clients"
     }  # fmt: skip
     assert "rmm_clients" in models["PreviewLineOut"]["properties"]
     push = answer("/api/v1/billing/push", "post")

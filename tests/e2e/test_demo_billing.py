@@ -53,7 +53,9 @@ async def test_demo_reconciliation_has_every_cause_and_its_review_waits(
     company, written, edited = billing.edited
     assert company != billing.merged[1] and edited < written
     changed = [p for p in proposals if p["psa_finding"] == "edited_outside"]
-    assert len(changed) == 1, [(p["company_name"], p["product"], p["psa_quantity"], p["current_quantity"]) for p in changed]
+    assert len(changed) == 1, [
+        (p["company_name"], p["product"], p["psa_quantity"], p["current_quantity"]) for p in changed
+    ]
     changed = changed[0]
     assert (changed["company_name"], changed["status"], changed["psa_quantity"]) == (company, "held", edited)
     assert billing.foreign is not None  # a line of the product made by hand, left alone

@@ -59,4 +59,5 @@ async def test_demo_consoles_cover_clients_with_a_gap_of_each_kind(
     closed = (
         await client.get("/api/v1/problems", params={"state": "cleared", "limit": "1000"}, headers=headers)
     ).json()
-    assert [p for p in closed if p["kind"] in ("not_protected", "unmanaged_agent")] == []  # no flapping
+    flapped = [p for p in closed if p["kind"] in ("not_protected", "unmanaged_agent")]
+    assert flapped == [], [(p["kind"], p["hostname"], p.get("message")) for p in flapped]  # no flapping

@@ -73,7 +73,7 @@ def run(
         endpoints,
         agents,
         {"console"},
-        reads,
+        psa_views=reads,
     )
 
 
