@@ -109,10 +109,22 @@ def cause(code: CauseCode, ids: Sequence[str], count: int | None = None) -> Caus
 
 @dataclass(frozen=True)
 class Scoped:
-    """A rule counted in another scope (the RMM's or the consoles' column)."""
+    """A rule counted in another scope (the RMM's or the consoles' column): the seats counted, of the
+    rule's device category (consoles report none: their column counts every category) and for the
+    month the rule's line counts, without included seats, minimum or proration."""
 
     rule: BillingTerms
     count_scope: str
+    included_seats = 0
+    minimum_quantity = 0
+
+    @property
+    def billing_timing(self) -> str:
+        return "arrears" if getattr(self.rule, "billing_timing", None) == "arrears" else "current"
+
+    @property
+    def device_category(self) -> str | None:
+        return None if self.count_scope == CONSOLE_SEATS else getattr(self.rule, "device_category", None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rule, name)

@@ -43,6 +43,7 @@ from connector.models import (
     BillingDecision,
     BillingLineState,
     BillingPeriod,
+    BillingPriceOverride,
     BillingPushLease,
     BillingRule,
     ClientMapping,
@@ -134,8 +135,15 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
             .order_by(BillingRule.product)
         )
     )
-    usage = await usage_rows(session, tenant_id, first, last)
-    licences = await licence_rows(session, tenant_id, first, last)
+    # A rule billed in arrears counts the previous month: its usage is read too.
+    since = (
+        min(domain.counted_window(domain.model_of(rule).billing_timing, first, last)[0] for rule in rules)
+        if rules
+        else first
+    )
+    usage = await usage_rows(session, tenant_id, since, last)
+    licences = await licence_rows(session, tenant_id, since, last)
+    overrides = await price_overrides(session, tenant_id)
     mappings = {
         (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
         for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
@@ -145,7 +153,15 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
         for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
-    return _assemble(period, closed, rules, usage, licences, mappings, states)
+    return _assemble(period, closed, rules, usage, licences, mappings, states, overrides)
+
+
+async def price_overrides(session: AsyncSession, tenant_id: str) -> dict[str, dict[str, Decimal]]:
+    """Per rule id: the companies' own unit prices."""
+    found: dict[str, dict[str, Decimal]] = {}
+    for row in await session.scalars(db.tenant_rows(BillingPriceOverride, tenant_id)):
+        found.setdefault(row.rule_id, {})[row.company_id] = Decimal(row.unit_price)
+    return found
 
 
 @dataclass
@@ -215,14 +231,15 @@ async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: d
                 UsageDaily.last_installed,
                 UsageDaily.peak_protected,
                 UsageDaily.last_protected,
+                UsageDaily.category,
             ),
             UsageDaily,
             tenant_id,
         ).where(UsageDaily.day >= first.isoformat(), UsageDaily.day <= last.isoformat())
     )
     return [
-        domain.UsageRow(connection_id, client_id, product, date.fromisoformat(day), *counts)
-        for connection_id, client_id, product, day, *counts in rows.all()
+        domain.UsageRow(connection_id, client_id, product, date.fromisoformat(day), pi, li, pp, lp, category)
+        for connection_id, client_id, product, day, pi, li, pp, lp, category in rows.all()
     ]
 
 
@@ -261,19 +278,29 @@ def _assemble(
     licences: list[domain.UsageRow],
     mappings: dict[domain.MappingKey, ClientMapping],
     states: dict[tuple[str, str], BillingLineState],
+    overrides: dict[str, dict[str, Decimal]] | None = None,
 ) -> Preview:
     """Each rule's lines with what was last pushed for them and what a push would do. A client
     unmapped for several rules is listed once, with the last such rule's seats."""
     preview = Preview(period=period, closed=closed, lines=[])
     unmapped: dict[tuple[str, str], domain.UnmappedClient] = {}
+    bounds = domain.parse_period(period)
     for rule in rules:
         billed = domain.lines_for_rule(
-            rule, licences if rule.count_scope == CONSOLE_SEATS else usage, mappings
+            rule,
+            licences if rule.count_scope == CONSOLE_SEATS else usage,
+            mappings,
+            period=bounds,
+            overrides=(overrides or {}).get(rule.id),
         )
         rmm_seats = _quantities(
-            domain.lines_for_rule(_counting(rule, reconciliation.rmm_scope(rule)), usage, mappings)
+            domain.lines_for_rule(
+                _counting(rule, reconciliation.rmm_scope(rule)), usage, mappings, period=bounds
+            )
         )
-        console_seats = _quantities(domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings))
+        console_seats = _quantities(
+            domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings, period=bounds)
+        )
         for client in billed.unmapped:
             unmapped[(client.rmm_connection_id, client.client_id)] = client
         for line in billed.lines:
@@ -318,7 +345,10 @@ def _quantities(lines: domain.RuleLines) -> dict[str, int]:
 
 
 def _pushed(state: BillingLineState) -> domain.Pushed:
-    return domain.Pushed(state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id)
+    billed = None if state.billed_quantity is None else Decimal(state.billed_quantity)
+    return domain.Pushed(
+        state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id, billed
+    )
 
 
 # -- review before money moves --------------------------------------------------------------------
@@ -563,7 +593,9 @@ def reviewed(preview: Preview, proposals: list[Proposal]) -> tuple[Preview, list
                 )
             )
             continue
-        line = replace(item.line, quantity=quantity)
+        # An adjustment names whole seats: it replaces a prorated quantity.
+        prorated = item.line.prorated if quantity == item.line.quantity else None
+        line = replace(item.line, quantity=quantity, prorated=prorated)
         reason = proposal.decision.reason if proposal.status == "adjusted" and proposal.decision else None
         writable.append(replace(item, line=line, action=domain.plan(line, item.pushed), reason=reason))
     return replace(preview, lines=writable), held
@@ -781,7 +813,7 @@ def _billing_line(item: PreviewLine, agreement_id: str) -> BillingLine:
         agreement_id=agreement_id,
         product_id=rule.psa_product_id,
         description=rule.description or rule.product,
-        quantity=Decimal(line.quantity),
+        quantity=line.billed,
         unit_price=line.unit_price,
         unit_cost=line.unit_cost,
     )
@@ -965,6 +997,7 @@ async def _record(
                 "agreement_id": agreement_id,
                 "period": period,
                 "quantity": line.quantity,
+                **({"billed_quantity": line.prorated} if line.prorated is not None else {}),
                 "unit_price": line.unit_price,
                 "unit_cost": line.unit_cost,
                 **({"reason": item.reason} if item.reason else {}),
@@ -974,6 +1007,7 @@ async def _record(
         state.pushed_at = datetime.now(UTC)
         state.agreement_id, state.line_id = agreement_id, line_id
         state.quantity, state.unit_price, state.unit_cost = line.quantity, line.unit_price, line.unit_cost
+        state.billed_quantity = line.prorated
 
 
 async def close_period(session: AsyncSession, tenant_id: str, period: str, *, actor: Actor) -> BillingPeriod:
