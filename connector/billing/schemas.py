@@ -54,6 +54,26 @@ class PreviewLineOut(BaseModel):
     console_seats: int | None = Field(
         default=None, description="seats the security consoles count (what the vendor invoices)"
     )
+    billed_quantity: str = Field(
+        description="the quantity priced and written to the PSA, as text: `quantity`, or a prorated "
+        "rule's seat-days / days of the period with 2 decimals (then `quantity` is it rounded up)"
+    )
+    counted_seats: int | None = Field(
+        default=None, description="the seats counted before the rule's included seats and minimum"
+    )
+    device_category: Literal["server", "workstation", "other"] | None = Field(
+        default=None, description="the device category the rule counts (None: all)"
+    )
+    included_seats: int = Field(default=0, description="seats the agreement's fixed fee includes")
+    minimum_quantity: int = Field(default=0, description="the least quantity the line bills")
+    billing_timing: Literal["current", "arrears", "prorated"] = Field(
+        default="current",
+        description="`current`: this period's count; `arrears`: the previous month's; `prorated`: "
+        "seat-days / days of the period",
+    )
+    price_override: bool = Field(
+        default=False, description="the unit price is the company's own override of the rule's price"
+    )
 
 
 class ProductTotalOut(BaseModel):
