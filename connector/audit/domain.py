@@ -23,7 +23,14 @@ class Category(enum.StrEnum):
 KINDS: dict[str, Category] = {
     **{
         f"{entity}.{verb}": Category.CONFIG
-        for entity in ("connection", "client_mapping", "ticket_rule", "billing_rule", "deploy_rule")
+        for entity in (
+            "connection",
+            "client_mapping",
+            "ticket_rule",
+            "billing_rule",
+            "billing_price_override",
+            "deploy_rule",
+        )
         for verb in ("created", "updated", "deleted")
     },
     "connection.webhook_secret_rotated": Category.CONFIG,
