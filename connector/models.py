@@ -798,6 +798,8 @@ class BillingSnapshotLine(Base):
     source: Mapped[str] = mapped_column(String(16))
     """endpoint | console_agent: what the rule counts."""
     quantity: Mapped[int] = mapped_column(Integer)
+    billed_quantity: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    """A prorated line's exact quantity, what was priced (None: `quantity` was)."""
     pushed_quantity: Mapped[int | None] = mapped_column(Integer)
     """The quantity last written to the PSA for the line (None = never pushed)."""
     unit_price: Mapped[Decimal] = mapped_column(Money)

@@ -379,9 +379,10 @@ def _snapshot_line_out(row: Any, devices: int) -> SnapshotLineOut:
         rule_id=row.rule_id,
         source=row.source,
         quantity=row.quantity,
+        billed_quantity=str(snapshots.billed(row)),
         pushed_quantity=row.pushed_quantity,
         unit_price=str(row.unit_price),
-        total=_money(row.unit_price * row.quantity),
+        total=_money(row.unit_price * snapshots.billed(row)),
         devices=devices,
     )
 

@@ -257,6 +257,9 @@ class SnapshotLineOut(BaseModel):
     rule_id: str
     source: str
     quantity: int
+    billed_quantity: str = Field(
+        description="the quantity priced: `quantity`, or a prorated line's exact one"
+    )
     pushed_quantity: int | None
     unit_price: str
     total: str

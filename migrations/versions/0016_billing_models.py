@@ -49,6 +49,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table("billing_line_states", schema=None) as batch_op:
         batch_op.add_column(sa.Column("billed_quantity", sa.Numeric(precision=14, scale=2), nullable=True))
+    with op.batch_alter_table("billing_snapshot_lines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("billed_quantity", sa.Numeric(precision=14, scale=2), nullable=True))
 
     op.create_table(
         "billing_price_overrides",
@@ -83,6 +85,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_billing_price_overrides_tenant_id"))
     op.drop_table("billing_price_overrides")
 
+    with op.batch_alter_table("billing_snapshot_lines", schema=None) as batch_op:
+        batch_op.drop_column("billed_quantity")
     with op.batch_alter_table("billing_line_states", schema=None) as batch_op:
         batch_op.drop_column("billed_quantity")
 

@@ -172,6 +172,17 @@ async def test_modelled_quantities_and_prices_are_previewed_and_pushed(stack: St
     again = await stack.client.post("/api/v1/billing/push", json={"period": PERIOD}, headers=stack.headers)
     assert again.json()["summary"] == {"unchanged": 4}  # the prorated quantity was recorded exactly
 
+    closed = await stack.client.post(f"/api/v1/billing/periods/{PERIOD}/close", headers=stack.headers)
+    assert closed.status_code == 200, closed.text
+    frozen = await stack.client.get(f"/api/v1/billing/periods/{PERIOD}/lines", headers=stack.headers)
+    assert frozen.status_code == 200, frozen.text
+    by_rule = {(line["rule_id"], line["company_id"]): line for line in frozen.json()}
+    assert (by_rule[(backup["id"], second)]["billed_quantity"], by_rule[(backup["id"], second)]["total"]) == (
+        "4.84",
+        "14.52",
+    )
+    assert by_rule[(servers["id"], first)]["devices"] == 0  # usage written directly: no endpoints behind it
+
 
 async def test_rule_fields_and_overrides_are_validated_naming_the_field(stack: Stack) -> None:
     for fields, name in (
