@@ -4,7 +4,9 @@ ConnectWise Manage adapter into its stateful fake."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +18,9 @@ from connector.infra import db
 from connector.infra.context import Services
 from connector.models import AuditEvent, Connection, UsageDaily
 from tests.e2e.stack import Stack, build_stack
+from tests.e2e.test_billing_reconciliation import ACME, CLIENT_IDS, status
+from tests.e2e.test_vendor_matrix import _sync
+from tests.support.fleet_rmm import FLEETS, FleetFake
 from tests.support.vendors import VendorRouter
 
 PERIOD = "2026-10"
@@ -219,3 +224,71 @@ async def test_rule_fields_and_overrides_are_validated_naming_the_field(stack: S
     async with stack.services.sessions() as session:
         kinds = set(await session.scalars(select(AuditEvent.kind)))
     assert "billing_price_override.created" in kinds and "billing_price_override.deleted" in kinds
+
+
+@pytest.fixture
+def fleet() -> Iterator[tuple[str, FleetFake]]:
+    fake = FleetFake(page_size=50)
+    host = f"fleet-{uuid.uuid4().hex[:8]}.example.com"
+    FLEETS[host] = fake
+    yield host, fake
+    FLEETS.pop(host, None)
+
+
+async def test_a_sync_records_usage_per_device_category(
+    client: httpx.AsyncClient,
+    services: Services,
+    make_key: Callable[..., Awaitable[dict[str, str]]],
+    fleet: tuple[str, FleetFake],
+) -> None:
+    headers = await make_key("engineer")
+    host, rmm = fleet
+    kinds = [
+        ("server", "Windows 11 Pro"),
+        (None, "Windows Server 2022"),
+        (None, "Windows 10 Pro"),
+        ("laptop", None),
+    ]
+    kinds += [(None, "Android 14")]
+    for n, (device_type, os_name) in enumerate(kinds):
+        rmm.put(
+            status(ACME, n, "Acme EDR 12").model_copy(update={"device_type": device_type, "os_name": os_name})
+        )
+    connection = await client.post(
+        "/api/v1/connections",
+        json={
+            "name": "Fleet",
+            "kind": "fleet_rmm",
+            "base_url": f"https://{host}",
+            "credentials": {"token": "t"},
+        },
+        headers=headers,
+    )
+    assert connection.status_code == 201, connection.text
+    rmm_id = connection.json()["id"]
+    today = datetime.now(UTC).date().isoformat()
+    async with db.transaction(services.sessions) as session:  # today's count from before categories
+        tenant_id = (await session.get(Connection, rmm_id)).tenant_id  # type: ignore[union-attr]
+        session.add(
+            UsageDaily(
+                tenant_id=tenant_id,
+                rmm_connection_id=rmm_id,
+                client_id=CLIENT_IDS[ACME],
+                product="Acme EDR 12",
+                day=today,
+                peak_installed=9,
+                last_installed=9,
+                peak_protected=9,
+                last_protected=9,
+            )
+        )
+
+    assert (await _sync(client, headers, services, rmm_id))["status"] == "succeeded"
+
+    async with services.sessions() as session:
+        rows = {
+            row.category: (row.peak_installed, row.last_installed)
+            for row in await session.scalars(select(UsageDaily).where(UsageDaily.rmm_connection_id == rmm_id))
+        }
+    # The RMM's type first (a "server" running Windows 11 is a server), then the OS name.
+    assert rows == {"server": (2, 2), "workstation": (2, 2), "other": (1, 1), "": (9, 0)}
