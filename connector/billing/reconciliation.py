@@ -13,6 +13,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -144,9 +145,11 @@ def reconcile(
     endpoints: Iterable[EndpointFact],
     unmatched_agents: Iterable[AgentFact],
     console_connection_ids: set[str],
+    period: tuple[date, date] | None = None,
 ) -> list[Row]:
     """Rows per rule (in the order given) and company (sorted), each with its causes; a rule's
-    unmapped clients come last as one row without a company."""
+    unmapped clients come last as one row without a company. With `period`, a rule billed in
+    arrears counts the previous month's rows (the caller passes them)."""
     endpoints_by_client: dict[tuple[str, str], list[EndpointFact]] = defaultdict(list)
     for endpoint in endpoints:
         endpoints_by_client[(endpoint.rmm_connection_id, endpoint.client_id)].append(endpoint)
@@ -169,8 +172,12 @@ def reconcile(
     rows: list[Row] = []
     for rule in rules:
         siblings = [r for r in rules if r.psa_connection_id == rule.psa_connection_id]
-        rmm = lines_for_rule(Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings)
-        console = lines_for_rule(Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings)
+        rmm = lines_for_rule(
+            Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings, period=period
+        )
+        console = lines_for_rule(
+            Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings, period=period
+        )
         rmm_counts = {line.company_id: line.quantity for line in rmm.lines}
         console_counts = {line.company_id: line.quantity for line in console.lines}
         recorded_companies = {company for rule_id, company in recorded if rule_id == rule.id}

@@ -135,12 +135,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
             .order_by(BillingRule.product)
         )
     )
-    # A rule billed in arrears counts the previous month: its usage is read too.
-    since = (
-        min(domain.counted_window(domain.model_of(rule).billing_timing, first, last)[0] for rule in rules)
-        if rules
-        else first
-    )
+    since = _since(rules, first, last)
     usage = await usage_rows(session, tenant_id, since, last)
     licences = await licence_rows(session, tenant_id, since, last)
     overrides = await price_overrides(session, tenant_id)
@@ -154,6 +149,12 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
     return _assemble(period, closed, rules, usage, licences, mappings, states, overrides)
+
+
+def _since(rules: list[BillingRule], first: date, last: date) -> date:
+    """The first day whose usage the rules count: a rule billed in arrears counts the previous month."""
+    windows = [domain.counted_window(domain.model_of(rule).billing_timing, first, last) for rule in rules]
+    return min([first, *(start for start, _ in windows)])
 
 
 async def price_overrides(session: AsyncSession, tenant_id: str) -> dict[str, dict[str, Decimal]]:
@@ -205,15 +206,17 @@ async def build_reconciliation(session: AsyncSession, tenant_id: str, period: st
             tenant_id,
         ).where(ConsoleAgent.retired_at.is_(None), ConsoleAgent.endpoint_ref.is_(None))
     )
+    since = _since(rules, first, last)
     rows = reconciliation.reconcile(
         rules,
-        await usage_rows(session, tenant_id, first, last),
-        await licence_rows(session, tenant_id, first, last),
+        await usage_rows(session, tenant_id, since, last),
+        await licence_rows(session, tenant_id, since, last),
         mappings,
         recorded,
         [reconciliation.EndpointFact(*row) for row in endpoints.all()],
         [reconciliation.AgentFact(*row) for row in agents.all()],
         {console.id for console in await consoles_of(session, tenant_id)},
+        (first, last),
     )
     return Reconciliation(period, rows)
 

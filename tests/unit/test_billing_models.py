@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from connector.billing import domain as b
+from connector.billing.reconciliation import reconcile
 
 
 @dataclass(frozen=True)
@@ -254,3 +255,29 @@ def test_a_rule_without_the_model_fields_bills_as_before() -> None:
     assert b.model_of(Plain()) == b.Model()
     billed = b.lines_for_rule(Plain(), usage("c-1", [5, 6]), MAPPINGS)
     assert [(line.quantity, line.billed, line.prorated) for line in billed.lines] == [(6, Decimal(6), None)]
+
+
+# -- reconciliation of modelled rules --------------------------------------------------------------
+
+
+def test_reconciliation_counts_a_category_rules_devices_without_its_pricing_model() -> None:
+    rule = Rule(device_category="server", included_seats=2, minimum_quantity=5)
+    rows = usage("c-1", [4], "server") + usage("c-1", [30], "workstation")
+    licences = [b.UsageRow("console", "cust-1", "Acme EDR 12", date(2026, 10, 1), 34, 34, 34, 34)]
+    mappings = {**MAPPINGS, ("console", "cust-1", "psa"): Mapping("1", "Company 1")}
+
+    [row] = reconcile([rule], rows, licences, mappings, {}, [], [], {"console"}, OCTOBER)
+
+    assert row.rmm_count == 4  # the servers, before included seats and minimum
+    assert row.console_count == 34  # consoles report no category: every seat of the product
+
+
+def test_reconciliation_of_an_arrears_rule_counts_the_previous_month() -> None:
+    september = usage("c-1", [6], start=date(2026, 9, 30))
+    october = usage("c-1", [9], start=date(2026, 10, 31))
+
+    [row] = reconcile(
+        [Rule(billing_timing="arrears")], september + october, [], MAPPINGS, {}, [], [], set(), OCTOBER
+    )
+
+    assert row.rmm_count == 6
