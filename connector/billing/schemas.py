@@ -114,6 +114,10 @@ class PushLineOut(BaseModel):
     line_id: str | None
     error: str | None
     reason: str | None = Field(default=None, description="why the line waits or was not written")
+    billed_quantity: str | None = Field(
+        default=None,
+        description="the quantity priced and written: `quantity`, or a prorated line's exact one",
+    )
 
 
 class PushOut(BaseModel):

@@ -619,6 +619,8 @@ class PushResult:
     error: str | None = None
     reason: str | None = None
     """Why the line waits (its review status and the guard's or tolerance's reason)."""
+    billed_quantity: str | None = None
+    """The quantity priced and written (a prorated line's exact one), as text."""
 
     @classmethod
     def of(
@@ -630,7 +632,9 @@ class PushResult:
         error: str | None = None,
         reason: str | None = None,
     ) -> PushResult:
-        return cls(line.company_id, line.product, line.quantity, action, line_id, error, reason)
+        return cls(
+            line.company_id, line.product, line.quantity, action, line_id, error, reason, str(line.billed)
+        )
 
 
 PLANNED: dict[domain.Action, PushAction] = {

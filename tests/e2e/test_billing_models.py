@@ -157,6 +157,7 @@ async def test_modelled_quantities_and_prices_are_previewed_and_pushed(stack: St
     pushed = await stack.client.post("/api/v1/billing/push", json={"period": PERIOD}, headers=stack.headers)
     assert pushed.status_code == 200, pushed.text
     assert pushed.json()["summary"] == {"created": 4}
+    assert sorted(line["billed_quantity"] for line in pushed.json()["lines"]) == ["10", "15", "2", "4.84"]
 
     def written(company_index: int) -> dict[str, tuple[Decimal, Decimal]]:
         agreement_id = stack.seed.agreement_ids[stack.seed.company_ids[company_index]]
