@@ -61,7 +61,12 @@ async def stack(
 
 
 async def record_usage(
-    stack: Stack, client_id: str, category: str, counts: list[int], product: str = "Acme EDR 12"
+    stack: Stack,
+    client_id: str,
+    category: str,
+    counts: list[int],
+    product: str = "Acme EDR 12",
+    month: str = PERIOD,
 ) -> None:
     async with db.transaction(stack.services.sessions) as session:
         connection = await session.get(Connection, stack.rmm["id"])
@@ -74,7 +79,7 @@ async def record_usage(
                     client_id=client_id,
                     product=product,
                     category=category,
-                    day=f"{PERIOD}-{day:02d}",
+                    day=f"{month}-{day:02d}",
                     peak_installed=count,
                     last_installed=count,
                     peak_protected=count,
@@ -188,6 +193,27 @@ async def test_modelled_quantities_and_prices_are_previewed_and_pushed(stack: St
         "14.52",
     )
     assert by_rule[(servers["id"], first)]["devices"] == 0  # usage written directly: no endpoints behind it
+
+
+async def test_a_rule_billed_in_arrears_writes_the_previous_months_count(stack: Stack) -> None:
+    rule = await create_rule(stack, unit_price="4.50", billing_timing="arrears")
+    await record_usage(stack, "c-0", "workstation", [7, 9], month="2026-09")
+    await record_usage(stack, "c-0", "workstation", [30])
+
+    response = await stack.client.get(
+        "/api/v1/billing/preview", params={"period": PERIOD}, headers=stack.headers
+    )
+    [line] = response.json()["lines"]
+    assert (line["rule_id"], line["quantity"], line["billing_timing"], line["total"]) == (
+        rule["id"],
+        9,
+        "arrears",
+        "40.50",
+    )
+    pushed = await stack.client.post("/api/v1/billing/push", json={"period": PERIOD}, headers=stack.headers)
+    assert pushed.json()["summary"] == {"created": 1}, pushed.text
+    [addition] = stack.manage.additions_for(stack.seed.agreement_ids[stack.seed.company_ids[0]])
+    assert addition["quantity"] == 9
 
 
 async def test_rule_fields_and_overrides_are_validated_naming_the_field(stack: Stack) -> None:
