@@ -221,7 +221,21 @@ class BillingRule(Timestamped, Base):
     """What one security product bills as in one PSA."""
 
     __tablename__ = "billing_rules"
-    __table_args__ = (UniqueConstraint("tenant_id", "psa_connection_id", "product"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "psa_connection_id", "product", "device_category", name="uq_billing_rules_category"
+        ),
+        # NULL categories are distinct in a unique constraint: one rule for all categories per product.
+        Index(
+            "uq_billing_rules_all_categories",
+            "tenant_id",
+            "psa_connection_id",
+            "product",
+            unique=True,
+            sqlite_where=text("device_category IS NULL"),
+            postgresql_where=text("device_category IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -239,6 +253,29 @@ class BillingRule(Timestamped, Base):
     unit_price: Mapped[Decimal] = mapped_column(Money)
     cost_tiers: Mapped[list[Any]] = mapped_column(default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    device_category: Mapped[str | None] = mapped_column(String(16))
+    """`server`, `workstation` or `other`: only endpoints of that category count; None: all."""
+    included_seats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Seats the agreement's fixed fee includes: the line bills only those beyond."""
+    minimum_quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The billed quantity (after included seats) is never below this."""
+    billing_timing: Mapped[str] = mapped_column(String(16), default="current", server_default="current")
+    """`current`: the period's count; `arrears`: the previous month's; `prorated`: seat-days / days."""
+
+
+class BillingPriceOverride(Timestamped, Base):
+    """One PSA company's own unit price for a billing rule (instead of the rule's)."""
+
+    __tablename__ = "billing_price_overrides"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "company_id", name="uq_billing_price_overrides_rule_company"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("billing_rules.id", ondelete="CASCADE"))
+    company_id: Mapped[str] = mapped_column(String(100))
+    unit_price: Mapped[Decimal] = mapped_column(Money)
 
 
 class Delivery(Base):
@@ -463,6 +500,8 @@ class Endpoint(Base):
     serial_number: Mapped[str | None] = mapped_column(String(100))
     mac_addresses: Mapped[list[str] | None] = mapped_column(JSON)
     os_name: Mapped[str | None] = mapped_column(String(255))
+    device_type: Mapped[str | None] = mapped_column(String(64))
+    """As the RMM reports it (server, workstation, laptop…): what the billing category comes from first."""
     product: Mapped[str | None] = mapped_column(String(255))
     protection_enabled: Mapped[bool | None]
     definitions_date: Mapped[datetime | None]
@@ -616,7 +655,9 @@ class UsageDaily(Base):
 
     __tablename__ = "usage_daily"
     __table_args__ = (
-        UniqueConstraint("rmm_connection_id", "client_id", "product", "day", name="uq_usage_daily_key"),
+        UniqueConstraint(
+            "rmm_connection_id", "client_id", "product", "category", "day", name="uq_usage_daily_key"
+        ),
         Index("ix_usage_daily_tenant_day", "tenant_id", "day"),
     )
 
@@ -627,6 +668,9 @@ class UsageDaily(Base):
     product: Mapped[str] = mapped_column(String(255))
     day: Mapped[str] = mapped_column(String(10))
     """YYYY-MM-DD (UTC)"""
+    category: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    """The endpoints' device category (server, workstation, other); "" on rows recorded before
+    categories were counted (they count for rules without a category only)."""
     peak_installed: Mapped[int] = mapped_column(Integer, default=0)
     last_installed: Mapped[int] = mapped_column(Integer, default=0)
     peak_protected: Mapped[int] = mapped_column(Integer, default=0)
@@ -671,6 +715,8 @@ class BillingLineState(Base):
     line_id: Mapped[str | None] = mapped_column(String(100))
     period: Mapped[str] = mapped_column(String(7))
     quantity: Mapped[int] = mapped_column(Integer, default=0)
+    billed_quantity: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    """The exact quantity written when it is not whole seats (a prorated rule); None otherwise."""
     unit_price: Mapped[Decimal] = mapped_column(Money)
     unit_cost: Mapped[Decimal] = mapped_column(Money)
     pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -690,7 +736,8 @@ class BillingPsaRead(Base):
     agreement_id: Mapped[str | None] = mapped_column(String(100))
     line_id: Mapped[str | None] = mapped_column(String(100))
     """None: the agreement has no line of the product."""
-    quantity: Mapped[int | None] = mapped_column(Integer)
+    quantity: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    """As the PSA holds it (a prorated line's is not whole seats)."""
     marked: Mapped[bool | None]
     """The line carries connector's marker (False: someone else made it; None: nothing to mark)."""
     error: Mapped[str | None] = mapped_column(String(500))
@@ -775,6 +822,8 @@ class BillingSnapshotLine(Base):
     source: Mapped[str] = mapped_column(String(16))
     """endpoint | console_agent: what the rule counts."""
     quantity: Mapped[int] = mapped_column(Integer)
+    billed_quantity: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    """A prorated line's exact quantity, what was priced (None: `quantity` was)."""
     pushed_quantity: Mapped[int | None] = mapped_column(Integer)
     """The quantity last written to the PSA for the line (None = never pushed)."""
     unit_price: Mapped[Decimal] = mapped_column(Money)

@@ -12,7 +12,7 @@ import string
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from adapters.base import ActionKind, ProblemKind
 
@@ -213,6 +213,23 @@ class BillingRuleIn(_Strict):
     unit_price: Decimal = Field(ge=0, max_digits=14, decimal_places=4)
     cost_tiers: list[CostTier] = Field(default_factory=list)
     enabled: bool = Field(default=True, strict=True)
+    device_category: Literal["server", "workstation", "other"] | None = None
+    """Only endpoints of this category count (from the RMM's device type, else the OS name); None:
+    all. One product can have a rule per category, with its own price and PSA product."""
+    included_seats: int = Field(default=0, ge=0, le=1_000_000, strict=True)
+    """Seats the agreement's fixed fee includes: the line bills only the seats beyond them."""
+    minimum_quantity: int = Field(default=0, ge=0, le=1_000_000, strict=True)
+    """The billed quantity (after included seats) is never below this for a company the rule bills."""
+    billing_timing: Literal["current", "arrears", "prorated"] = "current"
+    """`current`: the period's count; `arrears`: the previous month's count; `prorated`: seat-days
+    divided by the period's days (2 decimals)."""
+
+    @field_validator("device_category")
+    @classmethod
+    def _category_of_rmm_seats(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("count_scope") == "console_seats":
+            raise ValueError("console seats have no device category; leave it empty or count RMM seats")
+        return value
 
     @model_validator(mode="after")
     def _target_and_tiers(self) -> BillingRuleIn:

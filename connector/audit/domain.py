@@ -28,6 +28,7 @@ KINDS: dict[str, Category] = {
             "client_mapping",
             "ticket_rule",
             "billing_rule",
+            "billing_price_override",
             "deploy_rule",
             "maintenance_window",
             "notification_channel",

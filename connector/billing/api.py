@@ -71,7 +71,7 @@ def _money(value: Decimal) -> str:
 
 
 def _line_out(item: PreviewLine) -> PreviewLineOut:
-    line, pushed = item.line, item.pushed
+    line, pushed, model = item.line, item.pushed, domain.model_of(item.rule)
     return PreviewLineOut(
         company_id=line.company_id,
         company_name=line.company_name,
@@ -96,6 +96,13 @@ def _line_out(item: PreviewLine) -> PreviewLineOut:
         action=item.action,
         rmm_seats=item.rmm_seats,
         console_seats=item.console_seats,
+        billed_quantity=str(line.billed),
+        counted_seats=line.counted,
+        device_category=model.device_category,
+        included_seats=model.included_seats,
+        minimum_quantity=model.minimum_quantity,
+        billing_timing=model.billing_timing,
+        price_override=line.overridden,
     )
 
 
@@ -157,7 +164,7 @@ def _preview_csv(body: PreviewOut) -> str:
     writer.writerow([*columns.split(), "pushed_quantity", "action"])
     for line in body.lines:
         row: list[Any] = [body.period, line.company_id, line.company_name or "", line.product]
-        row += [line.quantity, line.unit_price, line.unit_cost, line.total, line.cost, line.margin]
+        row += [line.billed_quantity, line.unit_price, line.unit_cost, line.total, line.cost, line.margin]
         writer.writerow([*row, line.pushed.quantity if line.pushed else "", line.action])
     writer.writerow([body.period, "", "TOTAL", "", "", "", "", body.total, body.cost, body.margin, "", ""])
     return out.getvalue()
@@ -415,9 +422,10 @@ def _snapshot_line_out(row: Any, devices: int) -> SnapshotLineOut:
         rule_id=row.rule_id,
         source=row.source,
         quantity=row.quantity,
+        billed_quantity=str(snapshots.billed(row)),
         pushed_quantity=row.pushed_quantity,
         unit_price=str(row.unit_price),
-        total=_money(row.unit_price * row.quantity),
+        total=_money(row.unit_price * snapshots.billed(row)),
         devices=devices,
     )
 

@@ -10,7 +10,9 @@ someone else made, links connector to it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -30,7 +32,7 @@ class PsaView(NamedTuple):
     """A line as the PSA held it when last read (`line_id` None: the agreement has no such line)."""
 
     line_id: str | None
-    quantity: int | None
+    quantity: Decimal | None
     marked: bool | None
     error: str | None = None
 
@@ -39,7 +41,8 @@ class Written(NamedTuple):
     """What connector last wrote for a rule × company."""
 
     line_id: str | None
-    quantity: int
+    quantity: Decimal
+    """Exactly as written (a prorated line's is not whole seats)."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class Judged:
     finding: Finding
     reason: str
     psa_quantity: int | None
-    """What the PSA holds now (None when unknown or there is no line)."""
+    """What the PSA holds now, in whole seats (rounded up, like a line's quantity; None when unknown
+    or there is no line)."""
     link_line_id: str | None = None
     """The line an approval writes into (a line someone else made, adopted by the approval)."""
 
@@ -65,8 +69,8 @@ def judge(written: Written | None, view: PsaView | None) -> Judged | None:
         return Judged(
             Finding.UNLINKED,
             f"the agreement already has a line of this product that connector did not create "
-            f"(line {view.line_id}, quantity {view.quantity}); approving links connector to it",
-            view.quantity,
+            f"(line {view.line_id}, quantity {_shown(view.quantity)}); approving links connector to it",
+            _seats(view.quantity),
             view.line_id,
         )
     if view.line_id is None:
@@ -79,9 +83,22 @@ def judge(written: Written | None, view: PsaView | None) -> Judged | None:
     if view.quantity != written.quantity:
         return Judged(
             Finding.EDITED_OUTSIDE,
-            f"changed in the PSA outside connector: connector wrote {written.quantity}, the PSA has "
-            f"{view.quantity}",
-            view.quantity,
+            f"changed in the PSA outside connector: connector wrote {_shown(written.quantity)}, the PSA "
+            f"has {_shown(view.quantity)}",
+            _seats(view.quantity),
             view.line_id,
         )
     return None
+
+
+def _seats(quantity: Decimal | None) -> int | None:
+    return None if quantity is None else math.ceil(quantity)
+
+
+def _shown(quantity: Decimal | None) -> str:
+    """`12`, or `4.84` for a prorated line."""
+    if quantity is None:
+        return "none"
+    return str(
+        quantity.quantize(Decimal(1)) if quantity == quantity.to_integral_value() else quantity.normalize()
+    )

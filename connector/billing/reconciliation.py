@@ -18,9 +18,12 @@ inform the reconciliation: a console-counted rule still bills the consoles' seat
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
@@ -89,6 +92,12 @@ class Recorded(NamedTuple):
     quantity: int
     period: str | None
     line_id: str | None
+    billed: Decimal | None = None
+    """The exact quantity written when it was not whole seats (a prorated line)."""
+
+    @property
+    def written(self) -> Written:
+        return Written(self.line_id, self.billed if self.billed is not None else Decimal(self.quantity))
 
 
 @dataclass(frozen=True)
@@ -147,10 +156,22 @@ def cause(code: CauseCode, ids: Sequence[str], count: int | None = None) -> Caus
 
 @dataclass(frozen=True)
 class Scoped:
-    """A rule counted in another scope (the RMM's or the consoles' column)."""
+    """A rule counted in another scope (the RMM's or the consoles' column): the seats counted, of the
+    rule's device category (consoles report none: their column counts every category) and for the
+    month the rule's line counts, without included seats, minimum or proration."""
 
     rule: BillingTerms
     count_scope: str
+    included_seats = 0
+    minimum_quantity = 0
+
+    @property
+    def billing_timing(self) -> str:
+        return "arrears" if getattr(self.rule, "billing_timing", None) == "arrears" else "current"
+
+    @property
+    def device_category(self) -> str | None:
+        return None if self.count_scope == CONSOLE_SEATS else getattr(self.rule, "device_category", None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rule, name)
@@ -170,13 +191,15 @@ def reconcile(
     endpoints: Iterable[EndpointFact],
     unmatched_agents: Iterable[AgentFact],
     console_connection_ids: set[str],
+    period: tuple[date, date] | None = None,
     *,
     psa_views: Mapping[tuple[str, str], PsaView] | None = None,
     uploaded: Sequence[Uploaded] = (),
 ) -> list[Row]:
     """Rows per rule (in the order given) and company (sorted), each with its causes; a rule's
     unmapped clients come next as one row without a company, then, as another, the customers of
-    uploaded reports that matched no PSA company."""
+    uploaded reports that matched no PSA company. With `period`, a rule billed in arrears counts the
+    previous month's rows (the caller passes them)."""
     endpoints_by_client: dict[tuple[str, str], list[EndpointFact]] = defaultdict(list)
     for endpoint in endpoints:
         endpoints_by_client[(endpoint.rmm_connection_id, endpoint.client_id)].append(endpoint)
@@ -199,8 +222,12 @@ def reconcile(
     rows: list[Row] = []
     for rule in rules:
         siblings = [r for r in rules if r.psa_connection_id == rule.psa_connection_id]
-        rmm = lines_for_rule(Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings)
-        console = lines_for_rule(Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings)
+        rmm = lines_for_rule(
+            Scoped(rule, rmm_scope(rule)), _matching(rule, usage_by_name), mappings, period=period
+        )
+        console = lines_for_rule(
+            Scoped(rule, CONSOLE_SEATS), _matching(rule, licences_by_name), mappings, period=period
+        )
         rmm_counts = {line.company_id: line.quantity for line in rmm.lines}
         console_counts = {line.company_id: line.quantity for line in console.lines}
         recorded_companies = {company for rule_id, company in recorded if rule_id == rule.id}
@@ -337,7 +364,7 @@ def _psa_quantity(state: Recorded | None, view: PsaView | None) -> int | None:
     a line no longer there), else as connector last wrote it; None when neither knows a line."""
     if view is not None and view.error is None:
         if view.line_id is not None:
-            return view.quantity
+            return None if view.quantity is None else math.ceil(view.quantity)  # whole seats, as counted
         return 0 if state is not None and state.line_id else None
     return None if state is None else state.quantity
 
@@ -358,7 +385,7 @@ def _company_causes(
     billed = row.billed_count
     assert row.company_id is not None
     line_ids = [state.line_id or row.company_id] if state is not None else [row.company_id]
-    found = judge(None if state is None else Written(state.line_id, state.quantity), view)
+    found = judge(None if state is None else state.written, view)
     finding = None if found is None else found.finding
     if state is None:
         if found is not None and finding == Finding.UNLINKED:

@@ -54,6 +54,26 @@ class PreviewLineOut(BaseModel):
     console_seats: int | None = Field(
         default=None, description="seats the security consoles count (what the vendor invoices)"
     )
+    billed_quantity: str = Field(
+        description="the quantity priced and written to the PSA, as text: `quantity`, or a prorated "
+        "rule's seat-days / days of the period with 2 decimals (then `quantity` is it rounded up)"
+    )
+    counted_seats: int | None = Field(
+        default=None, description="the seats counted before the rule's included seats and minimum"
+    )
+    device_category: Literal["server", "workstation", "other"] | None = Field(
+        default=None, description="the device category the rule counts (None: all)"
+    )
+    included_seats: int = Field(default=0, description="seats the agreement's fixed fee includes")
+    minimum_quantity: int = Field(default=0, description="the least quantity the line bills")
+    billing_timing: Literal["current", "arrears", "prorated"] = Field(
+        default="current",
+        description="`current`: this period's count; `arrears`: the previous month's; `prorated`: "
+        "seat-days / days of the period",
+    )
+    price_override: bool = Field(
+        default=False, description="the unit price is the company's own override of the rule's price"
+    )
 
 
 class ProductTotalOut(BaseModel):
@@ -111,6 +131,10 @@ class PushLineOut(BaseModel):
     line_id: str | None
     error: str | None
     reason: str | None = Field(default=None, description="why the line waits or was not written")
+    billed_quantity: str | None = Field(
+        default=None,
+        description="the quantity priced and written: `quantity`, or a prorated line's exact one",
+    )
 
 
 class PushOut(BaseModel):
@@ -288,6 +312,9 @@ class SnapshotLineOut(BaseModel):
     rule_id: str
     source: str
     quantity: int
+    billed_quantity: str = Field(
+        description="the quantity priced: `quantity`, or a prorated line's exact one"
+    )
     pushed_quantity: int | None
     unit_price: str
     total: str

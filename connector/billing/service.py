@@ -43,6 +43,7 @@ from connector.models import (
     BillingDecision,
     BillingLineState,
     BillingPeriod,
+    BillingPriceOverride,
     BillingPsaRead,
     BillingPushLease,
     BillingRule,
@@ -117,7 +118,14 @@ class PreviewLine:
     @property
     def psa_finding(self) -> readback.Judged | None:
         """How the PSA's copy differs from connector's record, if it does."""
-        written = None if self.pushed is None else readback.Written(self.pushed.line_id, self.pushed.quantity)
+        pushed = self.pushed
+        written = (
+            None
+            if pushed is None
+            else readback.Written(
+                pushed.line_id, pushed.billed if pushed.billed is not None else Decimal(pushed.quantity)
+            )
+        )
         return readback.judge(written, self.psa)
 
 
@@ -145,8 +153,10 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
             .order_by(BillingRule.product)
         )
     )
-    usage = await usage_rows(session, tenant_id, first, last)
-    licences = await licence_rows(session, tenant_id, first, last)
+    since = _since(rules, first, last)
+    usage = await usage_rows(session, tenant_id, since, last)
+    licences = await licence_rows(session, tenant_id, since, last)
+    overrides = await price_overrides(session, tenant_id)
     mappings = {
         (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
         for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
@@ -156,7 +166,7 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
         for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     closed = await session.get(BillingPeriod, (tenant_id, period)) is not None
-    preview = _assemble(period, closed, rules, usage, licences, mappings, states)
+    preview = _assemble(period, closed, rules, usage, licences, mappings, states, overrides)
     views = await psa_views(session, tenant_id)
     for item in [*preview.lines, *preview.gone]:
         item.psa = views.get((item.rule.id, item.line.company_id))
@@ -167,9 +177,25 @@ async def build_preview(session: AsyncSession, tenant_id: str, period: str) -> P
 async def psa_views(session: AsyncSession, tenant_id: str) -> dict[tuple[str, str], readback.PsaView]:
     """Per rule × company, the line as the PSA held it when last read back."""
     return {
-        (r.rule_id, r.company_id): readback.PsaView(r.line_id, r.quantity, r.marked, r.error)
+        (r.rule_id, r.company_id): readback.PsaView(
+            r.line_id, None if r.quantity is None else Decimal(r.quantity), r.marked, r.error
+        )
         for r in await session.scalars(db.tenant_rows(BillingPsaRead, tenant_id))
     }
+
+
+def _since(rules: list[BillingRule], first: date, last: date) -> date:
+    """The first day whose usage the rules count: a rule billed in arrears counts the previous month."""
+    windows = [domain.counted_window(domain.model_of(rule).billing_timing, first, last) for rule in rules]
+    return min([first, *(start for start, _ in windows)])
+
+
+async def price_overrides(session: AsyncSession, tenant_id: str) -> dict[str, dict[str, Decimal]]:
+    """Per rule id: the companies' own unit prices."""
+    found: dict[str, dict[str, Decimal]] = {}
+    for row in await session.scalars(db.tenant_rows(BillingPriceOverride, tenant_id)):
+        found.setdefault(row.rule_id, {})[row.company_id] = Decimal(row.unit_price)
+    return found
 
 
 @dataclass
@@ -195,7 +221,9 @@ async def build_reconciliation(session: AsyncSession, tenant_id: str, period: st
         for m in await session.scalars(db.tenant_rows(ClientMapping, tenant_id))
     }
     recorded = {
-        (s.rule_id, s.company_id): reconciliation.Recorded(s.quantity, s.period, s.line_id)
+        (s.rule_id, s.company_id): reconciliation.Recorded(
+            s.quantity, s.period, s.line_id, None if s.billed_quantity is None else Decimal(s.billed_quantity)
+        )
         for s in await session.scalars(db.tenant_rows(BillingLineState, tenant_id))
     }
     endpoints = await session.execute(
@@ -214,15 +242,17 @@ async def build_reconciliation(session: AsyncSession, tenant_id: str, period: st
             tenant_id,
         ).where(ConsoleAgent.retired_at.is_(None), ConsoleAgent.endpoint_ref.is_(None))
     )
+    since = _since(rules, first, last)
     rows = reconciliation.reconcile(
         rules,
-        await usage_rows(session, tenant_id, first, last),
-        await licence_rows(session, tenant_id, first, last),
+        await usage_rows(session, tenant_id, since, last),
+        await licence_rows(session, tenant_id, since, last),
         mappings,
         recorded,
         [reconciliation.EndpointFact(*row) for row in endpoints.all()],
         [reconciliation.AgentFact(*row) for row in agents.all()],
         {console.id for console in await consoles_of(session, tenant_id)},
+        (first, last),
         psa_views=await psa_views(session, tenant_id),
         uploaded=await uploads.uploaded_usage(session, tenant_id, period),
     )
@@ -242,14 +272,15 @@ async def usage_rows(session: AsyncSession, tenant_id: str, first: date, last: d
                 UsageDaily.last_installed,
                 UsageDaily.peak_protected,
                 UsageDaily.last_protected,
+                UsageDaily.category,
             ),
             UsageDaily,
             tenant_id,
         ).where(UsageDaily.day >= first.isoformat(), UsageDaily.day <= last.isoformat())
     )
     return [
-        domain.UsageRow(connection_id, client_id, product, date.fromisoformat(day), *counts)
-        for connection_id, client_id, product, day, *counts in rows.all()
+        domain.UsageRow(connection_id, client_id, product, date.fromisoformat(day), pi, li, pp, lp, category)
+        for connection_id, client_id, product, day, pi, li, pp, lp, category in rows.all()
     ]
 
 
@@ -288,19 +319,29 @@ def _assemble(
     licences: list[domain.UsageRow],
     mappings: dict[domain.MappingKey, ClientMapping],
     states: dict[tuple[str, str], BillingLineState],
+    overrides: dict[str, dict[str, Decimal]] | None = None,
 ) -> Preview:
     """Each rule's lines with what was last pushed for them and what a push would do. A client
     unmapped for several rules is listed once, with the last such rule's seats."""
     preview = Preview(period=period, closed=closed, lines=[])
     unmapped: dict[tuple[str, str], domain.UnmappedClient] = {}
+    bounds = domain.parse_period(period)
     for rule in rules:
         billed = domain.lines_for_rule(
-            rule, licences if rule.count_scope == CONSOLE_SEATS else usage, mappings
+            rule,
+            licences if rule.count_scope == CONSOLE_SEATS else usage,
+            mappings,
+            period=bounds,
+            overrides=(overrides or {}).get(rule.id),
         )
         rmm_seats = _quantities(
-            domain.lines_for_rule(_counting(rule, reconciliation.rmm_scope(rule)), usage, mappings)
+            domain.lines_for_rule(
+                _counting(rule, reconciliation.rmm_scope(rule)), usage, mappings, period=bounds
+            )
         )
-        console_seats = _quantities(domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings))
+        console_seats = _quantities(
+            domain.lines_for_rule(_counting(rule, CONSOLE_SEATS), licences, mappings, period=bounds)
+        )
         for client in billed.unmapped:
             unmapped[(client.rmm_connection_id, client.client_id)] = client
         for line in billed.lines:
@@ -345,7 +386,10 @@ def _quantities(lines: domain.RuleLines) -> dict[str, int]:
 
 
 def _pushed(state: BillingLineState) -> domain.Pushed:
-    return domain.Pushed(state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id)
+    billed = None if state.billed_quantity is None else Decimal(state.billed_quantity)
+    return domain.Pushed(
+        state.quantity, Decimal(state.unit_price), Decimal(state.unit_cost), state.line_id, billed
+    )
 
 
 # -- review before money moves --------------------------------------------------------------------
@@ -606,7 +650,9 @@ def reviewed(preview: Preview, proposals: list[Proposal]) -> tuple[Preview, list
                 )
             )
             continue
-        line = replace(item.line, quantity=quantity)
+        # An adjustment names whole seats: it replaces a prorated quantity.
+        prorated = item.line.prorated if quantity == item.line.quantity else None
+        line = replace(item.line, quantity=quantity, prorated=prorated)
         reason = proposal.decision.reason if proposal.status == "adjusted" and proposal.decision else None
         planned_action: domain.Action = domain.plan(line, item.pushed)
         target = item.write_line_id
@@ -634,6 +680,8 @@ class PushResult:
     error: str | None = None
     reason: str | None = None
     """Why the line waits (its review status and the guard's or tolerance's reason)."""
+    billed_quantity: str | None = None
+    """The quantity priced and written (a prorated line's exact one), as text."""
 
     @classmethod
     def of(
@@ -645,7 +693,9 @@ class PushResult:
         error: str | None = None,
         reason: str | None = None,
     ) -> PushResult:
-        return cls(line.company_id, line.product, line.quantity, action, line_id, error, reason)
+        return cls(
+            line.company_id, line.product, line.quantity, action, line_id, error, reason, str(line.billed)
+        )
 
 
 PLANNED: dict[domain.Action, PushAction] = {
@@ -778,7 +828,7 @@ async def read_back(
             if error is None:
                 row.agreement_id = agreement_id
                 row.line_id = None if found is None else found.line_id
-                row.quantity = None if found is None else int(found.quantity.to_integral_value())
+                row.quantity = None if found is None else found.quantity
                 row.marked = None if found is None else found.marked
         if len(reads) > 1:
             log.info("billing lines read back", tenant_id=tenant_id, lines=len(reads))
@@ -933,7 +983,7 @@ def _billing_line(item: PreviewLine, agreement_id: str) -> BillingLine:
         agreement_id=agreement_id,
         product_id=rule.psa_product_id,
         description=rule.description or rule.product,
-        quantity=Decimal(line.quantity),
+        quantity=line.billed,
         unit_price=line.unit_price,
         unit_cost=line.unit_cost,
         line_id=item.write_line_id,
@@ -1139,6 +1189,7 @@ async def _record(
                 "agreement_id": agreement_id,
                 "period": period,
                 "quantity": line.quantity,
+                **({"billed_quantity": line.prorated} if line.prorated is not None else {}),
                 "unit_price": line.unit_price,
                 "unit_cost": line.unit_cost,
                 **({"reason": item.reason} if item.reason else {}),
@@ -1148,6 +1199,7 @@ async def _record(
         state.pushed_at = datetime.now(UTC)
         state.agreement_id, state.line_id = agreement_id, line_id
         state.quantity, state.unit_price, state.unit_cost = line.quantity, line.unit_price, line.unit_cost
+        state.billed_quantity = line.prorated
 
 
 async def close_period(session: AsyncSession, tenant_id: str, period: str, *, actor: Actor) -> BillingPeriod:

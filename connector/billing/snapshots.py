@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +44,6 @@ async def close(session: AsyncSession, tenant_id: str, period: str, *, actor: Ac
 async def take(session: AsyncSession, tenant_id: str, period: str) -> list[BillingSnapshotLine]:
     """Freeze the period's lines and their devices into the session (the caller commits)."""
     first, last = domain.parse_period(period)
-    start, end = trace.period_bounds(first, last)
     preview = await build_preview(session, tenant_id, period)
     mappings = {
         (m.rmm_connection_id, m.rmm_client_id, m.psa_connection_id): m
@@ -62,6 +62,9 @@ async def take(session: AsyncSession, tenant_id: str, period: str) -> list[Billi
             endpoints = endpoints if endpoints is not None else await _endpoints(session, tenant_id)
             devices = endpoints
         clients = trace.owners(rule, line.company_id, mappings)
+        start, end = trace.period_bounds(
+            *domain.counted_window(domain.model_of(rule).billing_timing, first, last)
+        )
         row = BillingSnapshotLine(
             id=new_id(),
             tenant_id=tenant_id,
@@ -72,6 +75,7 @@ async def take(session: AsyncSession, tenant_id: str, period: str) -> list[Billi
             product=line.product,
             source=CONSOLE_AGENT if console else ENDPOINT,
             quantity=line.quantity,
+            billed_quantity=line.prorated,
             pushed_quantity=None if item.pushed is None else item.pushed.quantity,
             unit_price=line.unit_price,
             unit_cost=line.unit_cost,
@@ -110,6 +114,7 @@ async def _endpoints(session: AsyncSession, tenant_id: str) -> list[trace.Device
             e.first_seen_at,
             e.last_seen_at,
             e.retired_at,
+            domain.device_category(e.device_type, e.os_name),
         )
         for e in rows
     ]
@@ -227,8 +232,13 @@ async def statement_for(
         period,
         company_id,
         next((row.company_name for row in rows if row.company_name), None),
-        [statement.StatementLine(row.product, row.quantity, row.unit_price) for row in rows],
+        [statement.StatementLine(row.product, billed(row), row.unit_price) for row in rows],
     )
+
+
+def billed(row: BillingSnapshotLine) -> Decimal:
+    """The quantity the line priced: a prorated line's exact one, else its whole seats."""
+    return Decimal(row.quantity) if row.billed_quantity is None else Decimal(row.billed_quantity)
 
 
 async def billed_companies(

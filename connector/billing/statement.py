@@ -18,7 +18,8 @@ from connector.billing.domain import money
 @dataclass(frozen=True)
 class StatementLine:
     product: str
-    quantity: int
+    quantity: Decimal | int
+    """Whole seats, or a prorated line's quantity with 2 decimals."""
     unit_price: Decimal
 
     @property

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from connector.billing.domain import BillingTerms, CompanyMapping, MappingKey
+from connector.billing.domain import BillingTerms, CompanyMapping, MappingKey, model_of
 from mappings.resolution import billing_rule_matches
 
 CONSOLE_SEATS = "console_seats"
@@ -31,6 +31,8 @@ class Device:
     first_seen_at: datetime
     last_seen_at: datetime | None
     retired_at: datetime | None
+    category: str | None = None
+    """The device category it bills in (`domain.device_category`); None for console agents."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,15 @@ def counted(
 ) -> list[Counted]:
     """The devices behind one line, by hostname: of the line's clients, with the rule's product (a
     console agent that reports no product counts: the console's seat is the product), in the rule's
-    scope, present during the period."""
+    scope and device category, present during the period (for a rule billed in arrears, the caller
+    passes the previous month)."""
     console = rule.count_scope == CONSOLE_SEATS
+    category = model_of(rule).device_category
     found = []
     for device in devices:
         if (device.connection_id, device.client_id) not in clients:
+            continue
+        if category is not None and device.category != category:
             continue
         if device.product is None:
             if not console:

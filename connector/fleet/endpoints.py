@@ -20,6 +20,7 @@ STATUS_FIELDS = (
     "serial_number",
     "mac_addresses",
     "os_name",
+    "device_type",
     "product",
     "protection_enabled",
     "definitions_date",

@@ -14,13 +14,14 @@ from adapters.registry import AdapterRegistry
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit, configuration_changed
 from connector.api.schemas import Offset
 from connector.audit.domain import Actor
-from connector.rules import deploy, removal
+from connector.rules import deploy, price_overrides, removal
 from connector.rules import service as rules
 from connector.rules.schemas import (
     BillingRuleOut,
     ClientMappingOut,
     DependentOut,
     DeployRuleOut,
+    PriceOverrideOut,
     RemovalOut,
     SuggestionOut,
     TicketOutcomeOut,
@@ -184,6 +185,47 @@ async def mapping_suggestions(
         services, session, who.tenant_id, rmm_connection_id, psa_connection_id, threshold=threshold
     )
     return [SuggestionOut.of(s) for s in suggestions]
+
+
+@router.get(
+    "/billing-rules/{rule_id}/price-overrides", response_model=list[PriceOverrideOut], tags=["billing"]
+)
+async def list_price_overrides(rule_id: str, session: Session, who: Viewer) -> list[PriceOverrideOut]:
+    """The companies that pay their own unit price for the rule's product."""
+    rows = await price_overrides.list_overrides(session, who.tenant_id, rule_id)
+    return [PriceOverrideOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.put(
+    "/billing-rules/{rule_id}/price-overrides/{company_id}",
+    response_model=PriceOverrideOut,
+    tags=["billing"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": price_overrides.PriceOverrideIn.model_json_schema()}},
+        }
+    },
+)
+async def put_price_override(
+    rule_id: str, company_id: str, session: Session, who: Engineer, body: Any = Body(...)
+) -> PriceOverrideOut:
+    """Set the PSA company's own unit price for the rule (its lines use it from the next preview)."""
+    row = await price_overrides.put_override(
+        session, who.tenant_id, rule_id, company_id, body, actor=Actor.key(who.api_key_id)
+    )
+    configuration_changed(session, who, "billing price override", "put", row.id, ["unit_price"])
+    return PriceOverrideOut.model_validate(row, from_attributes=True)
+
+
+@router.delete("/billing-rules/{rule_id}/price-overrides/{company_id}", status_code=204, tags=["billing"])
+async def delete_price_override(rule_id: str, company_id: str, session: Session, who: Engineer) -> Response:
+    """The company pays the rule's price again."""
+    await price_overrides.delete_override(
+        session, who.tenant_id, rule_id, company_id, actor=Actor.key(who.api_key_id)
+    )
+    configuration_changed(session, who, "billing price override", "delete", f"{rule_id}/{company_id}")
+    return Response(status_code=204)
 
 
 _register("/client-mappings", rules.CLIENT_MAPPINGS, ClientMappingOut)

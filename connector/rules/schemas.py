@@ -93,8 +93,20 @@ class BillingRuleOut(BaseModel):
     unit_price: Decimal
     cost_tiers: list[CostTier]
     enabled: bool
+    device_category: str | None
+    included_seats: int
+    minimum_quantity: int
+    billing_timing: str
     psa_check: str | None
     """As on client mappings."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class PriceOverrideOut(BaseModel):
+    rule_id: str
+    company_id: str
+    unit_price: Decimal
     created_at: datetime
     updated_at: datetime
 

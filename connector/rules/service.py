@@ -222,7 +222,7 @@ BILLING_RULES = RuleKind(
     "billing rule",
     BillingRule,
     BillingRuleIn,
-    ("psa_connection_id", "product"),
+    ("psa_connection_id", "device_category", "product"),
     _check_psa_rule,
     _billing_rule_refs,
 )

@@ -29,6 +29,7 @@ from connector.alerts.problems import (
     observe_active,
     observe_cleared,
 )
+from connector.billing.domain import device_category
 from connector.fleet import consoles, coverage, domain
 from connector.fleet.endpoints import STATUS_FIELDS, thresholds_of, to_status
 from connector.infra import db
@@ -303,6 +304,7 @@ async def _store_page(
             elif row.fingerprint == fingerprint and row.retired_at is None:
                 row.seen_in_run_id = run.id
                 row.online, row.last_seen_at = status.online, status.last_seen_at
+                row.device_type = status.device_type  # rows stored before the type was kept
                 continue
             c.changed += 1
             c.dirty(connection.id, status.client_id)
@@ -539,41 +541,50 @@ async def _record_health(services: Services, connection: Connection) -> None:
 
 
 async def _record_usage(services: Services, connection: Connection) -> None:
-    """Today's billable endpoints per client and product, for both scopes: `last_*` is overwritten,
-    `peak_*` only grows."""
+    """Today's billable endpoints per client, product and device category, for both scopes: `last_*`
+    is overwritten, `peak_*` only grows."""
     day = datetime.now(UTC).date().isoformat()
     protected = func.sum(case((Endpoint.protection_enabled.is_(True), 1), else_=0))
     async with db.transaction(services.sessions) as session:
-        counts = (
+        grouped = (
             await session.execute(
-                select(Endpoint.client_id, Endpoint.product, func.count(), protected)
+                select(
+                    Endpoint.client_id,
+                    Endpoint.product,
+                    Endpoint.device_type,
+                    Endpoint.os_name,
+                    func.count(),
+                    protected,
+                )
                 .where(
                     Endpoint.rmm_connection_id == connection.id,
                     Endpoint.retired_at.is_(None),
                     Endpoint.product.is_not(None),
                 )
-                .group_by(Endpoint.client_id, Endpoint.product)
+                .group_by(Endpoint.client_id, Endpoint.product, Endpoint.device_type, Endpoint.os_name)
             )
         ).all()
+        counts: dict[tuple[str, str, str], list[int]] = {}
+        for client_id, product, device_type, os_name, installed, on in grouped:
+            slot = counts.setdefault((client_id, str(product), device_category(device_type, os_name)), [0, 0])
+            slot[0] += int(installed)
+            slot[1] += int(on or 0)
         existing = {
-            (u.client_id, u.product): u
+            (u.client_id, u.product, u.category): u
             for u in await session.scalars(
                 select(UsageDaily).where(UsageDaily.rmm_connection_id == connection.id, UsageDaily.day == day)
             )
         }
-        seen = set()
-        for client_id, product, installed, on in counts:
-            key = (client_id, str(product))
-            seen.add(key)
-            on = int(on or 0)
+        for key, (installed, on) in counts.items():
             row = existing.get(key)
             if row is None:
                 session.add(
                     UsageDaily(
                         tenant_id=connection.tenant_id,
                         rmm_connection_id=connection.id,
-                        client_id=client_id,
-                        product=str(product),
+                        client_id=key[0],
+                        product=key[1],
+                        category=key[2],
                         day=day,
                         peak_installed=installed,
                         last_installed=installed,
@@ -584,8 +595,9 @@ async def _record_usage(services: Services, connection: Connection) -> None:
             else:
                 row.last_installed, row.peak_installed = installed, max(row.peak_installed, installed)
                 row.last_protected, row.peak_protected = on, max(row.peak_protected, on)
+        # Rows no longer counted (and today's row from before categories were counted) keep their peak.
         for key, row in existing.items():
-            if key not in seen:
+            if key not in counts:
                 row.last_installed = row.last_protected = 0
 
 

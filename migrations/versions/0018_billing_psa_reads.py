@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("company_id", sa.String(length=100), nullable=False),
         sa.Column("agreement_id", sa.String(length=100), nullable=True),
         sa.Column("line_id", sa.String(length=100), nullable=True),
-        sa.Column("quantity", sa.Integer(), nullable=True),
+        sa.Column("quantity", sa.Numeric(precision=14, scale=2), nullable=True),
         sa.Column("marked", sa.Boolean(), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),

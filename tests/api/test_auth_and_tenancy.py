@@ -18,6 +18,7 @@ from connector.infra.context import Services
 from connector.models import (
     AgentMatchOverride,
     BillingPeriod,
+    BillingPriceOverride,
     BillingSnapshotLine,
     Connection,
     ConsoleAgent,
@@ -306,6 +307,28 @@ ROUTES += [
     Route("GET", "/api/v1/billing/usage-uploads/{upload_id}", "viewer", id_source=_upload),
     Route("DELETE", "/api/v1/billing/usage-uploads/{upload_id}", "engineer", id_source=_upload),
 ]
+_override: Callable[[World], str] = lambda w: f"{w.billing_rule['id']}|100"  # noqa: E731
+ROUTES += [
+    Route(
+        "GET",
+        "/api/v1/billing-rules/{rule_id}/price-overrides",
+        "viewer",
+        id_source=lambda w: str(w.billing_rule["id"]),
+    ),
+    Route(
+        "PUT",
+        "/api/v1/billing-rules/{rule_id}/price-overrides/{company_id}",
+        "engineer",
+        body=lambda w: {"unit_price": "3.95"},
+        id_source=_override,
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/billing-rules/{rule_id}/price-overrides/{company_id}",
+        "engineer",
+        id_source=_override,
+    ),
+]
 
 ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 ROUTE_IDS = [f"{r.method} {r.template}" for r in ROUTES]
@@ -393,6 +416,14 @@ async def acme(client: Any, make_key: Any, services: Services) -> World:
         await session.flush()
         world.ids["agent_id"] = agent.id
         session.add(BillingPeriod(tenant_id=connection.tenant_id, period=CLOSED))
+        session.add(
+            BillingPriceOverride(
+                tenant_id=connection.tenant_id,
+                rule_id=world.billing_rule["id"],
+                company_id="100",
+                unit_price=Decimal("3.50"),
+            )
+        )
         line = BillingSnapshotLine(
             tenant_id=connection.tenant_id,
             period=CLOSED,

@@ -200,7 +200,7 @@ def test_a_line_changed_in_the_psa_is_read_back_and_named() -> None:
         usage_rows=[usage("rmm", "c-1", 5)],
         recorded={("rule-1", "1"): Recorded(5, "2026-09", "L1")},
         endpoints=devices("c-1", 5),
-        reads={("rule-1", "1"): PsaView("L1", 8, True)},
+        reads={("rule-1", "1"): PsaView("L1", Decimal(8), True)},
     )
     [cause] = row.causes
     assert (row.psa_quantity, cause.code, cause.count, cause.ids) == (
@@ -225,7 +225,7 @@ def test_a_line_someone_else_made_is_unlinked_not_missing() -> None:
     [row] = run(
         usage_rows=[usage("rmm", "c-1", 5)],
         endpoints=devices("c-1", 5),
-        reads={("rule-1", "1"): PsaView("X9", 7, False)},
+        reads={("rule-1", "1"): PsaView("X9", Decimal(7), False)},
     )
     [cause] = row.causes
     assert (row.psa_quantity, cause.code, cause.ids) == (7, CauseCode.UNLINKED_AGREEMENT_LINE, ("X9",))
@@ -236,6 +236,6 @@ def test_a_failed_read_falls_back_to_what_connector_wrote() -> None:
         usage_rows=[usage("rmm", "c-1", 5)],
         recorded={("rule-1", "1"): Recorded(5, "2026-09", "L1")},
         endpoints=devices("c-1", 5),
-        reads={("rule-1", "1"): PsaView("L1", 9, True, error="timed out")},
+        reads={("rule-1", "1"): PsaView("L1", Decimal(9), True, error="timed out")},
     )
     assert (row.psa_quantity, row.causes) == (5, ())
