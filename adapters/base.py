@@ -370,6 +370,10 @@ class TicketSpec(_Command):
     priority_id: str | None = None
     type_id: str | None = None
     status_id: str | None = None
+    configuration_id: str | None = None
+    """The PSA configuration record (configuration, configuration item, asset) of the problem's
+    endpoint, as `upsert_configuration` returned it: the adapter attaches the ticket to it where
+    the PSA can. A record the PSA refuses (deleted since) is left off; the ticket is still made."""
 
 
 class ConfigurationUpdate(_Command):
