@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +26,7 @@ from adapters.base import (
 from adapters.errors import AdapterError
 from connector.actions.service import accepted_action_for, request_action
 from connector.alerts import domain
+from connector.alerts.endpoint_links import rmm_links
 from connector.alerts.problems import enqueue_reconciles
 from connector.alerts.storms import service as storms
 from connector.audit import service as audit
@@ -478,18 +478,8 @@ async def _set_routing(services: Services, problem_id: str, routing: str) -> Non
 
 
 async def endpoint_url(services: Services, problem: Problem) -> str | None:
-    """The endpoint's page in its RMM's console, from the RMM connection's base URL and options,
-    where the RMM kind declares how (`AdapterSpec.endpoint_url`); None otherwise."""
-    async with services.sessions() as session:
-        rmm = await session.get(Connection, problem.rmm_connection_id)
-    spec = services.registry.get(rmm.kind) if rmm is not None else None
-    if rmm is None or spec is None or spec.endpoint_url is None:
-        return None
-    try:
-        options = spec.options_model.model_validate(rmm.options or {})
-    except ValidationError:
-        return None
-    return spec.endpoint_url(rmm.base_url, options, problem.endpoint_id)
+    """The endpoint's page in its RMM's console, where the RMM kind declares how to build it."""
+    return (await rmm_links(services, problem.rmm_connection_id))(problem.endpoint_id)
 
 
 async def configuration_of(services: Services, problem: Problem, psa_connection_id: str) -> str | None:

@@ -1,5 +1,6 @@
 """What a new ticket carries of its endpoint: the link to it in the RMM's console in the body
-(pure `describe` and the RMM kinds' URL builders). No I/O, no mocks."""
+(pure `describe`, the storm ticket's member list, and the RMM kinds' URL builders). No I/O, no
+mocks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from adapters.ninjaone.adapter import device_dashboard_url
 from adapters.ninjaone.models import NinjaOneOptions
 from adapters.registry import discover
 from connector.alerts import domain as d
+from connector.alerts.storms.domain import Member, storm_description
 
 SEEN = datetime(2026, 11, 20, 9, 14, tzinfo=UTC)
 PROBLEM = d.ProblemView(
@@ -68,3 +70,15 @@ def test_only_rmm_kinds_declare_endpoint_links_and_ninjaone_does() -> None:
     for spec in discover().all():
         if spec.endpoint_url is not None:
             assert spec.role.value == "rmm", spec.kind
+
+
+def test_a_storm_ticket_links_the_members_its_rmm_can_link() -> None:
+    seen = [Member("7", "PC-07", SEEN), Member("8", "PC-08", SEEN), Member("x", "PC-09", SEEN)]
+    links = {"7": "https://app.ninjarmm.com/#/deviceDashboard/7/overview"}
+    text = storm_description(ProblemKind.DEFINITIONS_OUTDATED, "Acme", seen, 10, links)
+    lines = text.splitlines()
+    [seven] = [line for line in lines if line.startswith("- PC-07")]
+    assert seven.endswith(": https://app.ninjarmm.com/#/deviceDashboard/7/overview")
+    [eight] = [line for line in lines if line.startswith("- PC-08")]
+    assert "http" not in eight
+    assert storm_description(ProblemKind.DEFINITIONS_OUTDATED, "Acme", seen, 10).count("http") == 0
