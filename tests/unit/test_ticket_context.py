@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.base import ProblemKind
+from adapters.datto_rmm.adapter import device_page_url
+from adapters.datto_rmm.models import DattoOptions
 from adapters.ninjaone import SPEC as NINJAONE
 from adapters.ninjaone.adapter import device_dashboard_url
 from adapters.ninjaone.models import NinjaOneOptions
@@ -82,3 +84,23 @@ def test_a_storm_ticket_links_the_members_its_rmm_can_link() -> None:
     [eight] = [line for line in lines if line.startswith("- PC-08")]
     assert "http" not in eight
     assert storm_description(ProblemKind.DEFINITIONS_OUTDATED, "Acme", seen, 10).count("http") == 0
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://concord-api.centrastage.net", "https://concord.centrastage.net/csm/search?qs=uid%3Aab-12"),
+        (
+            "https://merlot-api.centrastage.net/api/v2",
+            "https://merlot.centrastage.net/csm/search?qs=uid%3Aab-12",
+        ),
+        ("https://rmm.example.com", None),
+    ],
+)
+def test_datto_rmm_device_page_is_built_from_the_platform(base_url: str, expected: str | None) -> None:
+    assert device_page_url(base_url, DattoOptions(), "ab-12") == expected
+
+
+def test_datto_rmm_device_uid_is_quoted() -> None:
+    url = device_page_url("https://concord-api.centrastage.net", DattoOptions(), "a b&c")
+    assert url == "https://concord.centrastage.net/csm/search?qs=uid%3Aa%20b%26c"
