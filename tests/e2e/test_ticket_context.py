@@ -95,3 +95,11 @@ async def test_ticket_is_attached_to_the_endpoints_configuration_and_links_to_it
     assert len(tickets) == 2
     [new] = [t for t in tickets if t.id != ticket.id]
     assert psa.ticket_configurations(new.id) == []
+    # The status change was written again and the PSA had no record left: it is forgotten.
+    async with services.sessions() as session:
+        kept = await session.scalar(
+            select(EndpointConfiguration.configuration_id)
+            .join(Endpoint, Endpoint.id == EndpointConfiguration.endpoint_ref)
+            .where(Endpoint.rmm_connection_id == rmm_row["id"], Endpoint.endpoint_id == other)
+        )
+    assert kept is None
