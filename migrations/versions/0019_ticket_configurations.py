@@ -1,6 +1,10 @@
 """endpoint configurations: the PSA configuration record written for each endpoint, per PSA
 connection, so a ticket for the endpoint's problem can be attached to it
 
+Records were known only at write time until now, so every endpoint's written fingerprint is
+cleared: the next sync writes each endpoint's configuration once more (adapters send no field that
+is unchanged) and keeps the record it wrote.
+
 Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-03 10:20:00.000000
@@ -51,6 +55,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("endpoint_configurations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_endpoint_configurations_tenant_id"), ["tenant_id"], unique=False)
+    op.execute(sa.text("UPDATE endpoints SET pushed_fields_fingerprint = NULL"))
 
 
 def downgrade() -> None:
