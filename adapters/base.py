@@ -370,6 +370,10 @@ class TicketSpec(_Command):
     priority_id: str | None = None
     type_id: str | None = None
     status_id: str | None = None
+    configuration_id: str | None = None
+    """The PSA configuration record (configuration, configuration item, asset) of the problem's
+    endpoint, as `upsert_configuration` returned it: the adapter attaches the ticket to it where
+    the PSA can. A record the PSA refuses (deleted since) is left off; the ticket is still made."""
 
 
 class ConfigurationUpdate(_Command):
@@ -629,6 +633,11 @@ class AdapterSpec:
     any other before queuing it and show them without building an adapter."""
     refusals: Mapping[ActionKind, str] = field(default_factory=dict)
     """Why the RMM's API cannot run an action it does not declare: named in the refusal."""
+    endpoint_url: Callable[[str, BaseModel, str], str | None] | None = None
+    """For an RMM: the endpoint's page in the vendor's console, from the connection's base URL,
+    its options (an `options_model`) and the RMM's endpoint id, for a ticket's body to link to.
+    Pure (no call to the vendor). None: the console's address pattern is not known, and the ticket
+    names the endpoint without a link."""
     harness: str | None = None
     """Import path of the test harness over this kind's fake (`"package.module:Class"`), loaded only
     by `adapters.testing.harness.load_harness`; None = the package ships no fake."""

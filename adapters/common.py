@@ -187,6 +187,29 @@ async def create_or_recover(
         raise
 
 
+attach_log = logging.getLogger("adapters.tickets")
+
+
+async def attach_or_warn(
+    attach: Callable[[], Awaitable[None]], *, ticket_id: str, configuration_id: str
+) -> bool:
+    """Attach a new ticket to its configuration record; a refusal (the record was deleted, the
+    vendor rejects the reference) or an outage is logged as a warning and the ticket stands as
+    created: a ticket is never lost over its attachment. True when attached."""
+    try:
+        await attach()
+    except AdapterError as exc:
+        attach_log.warning(
+            "ticket %s not attached to configuration %s: %s: %s",
+            ticket_id,
+            configuration_id,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
 TICKET_CATALOG: dict[CatalogKind, str] = {
     CatalogKind.BOARDS: "boards",
     CatalogKind.STATUSES: "statuses",

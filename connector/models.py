@@ -519,6 +519,25 @@ class Endpoint(Base):
     retired_at: Mapped[datetime | None]
 
 
+class EndpointConfiguration(Base):
+    """The PSA configuration record a status sync wrote for one RMM endpoint, per PSA connection:
+    what a new ticket for the endpoint's problem is attached to. Written with the fingerprint of
+    the fields written, in the same transaction."""
+
+    __tablename__ = "endpoint_configurations"
+    __table_args__ = (
+        UniqueConstraint("endpoint_ref", "psa_connection_id", name="uq_endpoint_configurations_endpoint_psa"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    endpoint_ref: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    """The `endpoints` row (not the RMM's endpoint id)."""
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    configuration_id: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ConsoleAgent(Base):
     """The last observed status of one agent in a security console, stored beside the RMM's
     endpoints (never over them), and which RMM endpoint it is the same device as. Never deleted:

@@ -31,6 +31,12 @@ What is written where
 - Tickets carry the connector's marker in `externalID` (50 characters; longer markers are hashed);
   `find_ticket` queries `externalID eq marker and companyID eq N`. `create_ticket` looks the marker up
   before posting and again after a timeout or 5xx, so a retried create never makes a second ticket.
+- A ticket is attached to the endpoint's configuration item by the Ticket's own
+  `configurationItemID` on create (TicketModel in `specs/autotask/swagger.json`; vendor-notes §2.7
+  lists it among the core ticket fields). The attachment travels with the create, so a retried or
+  recovered create cannot attach twice. An item Autotask refuses ("Value does not reference an
+  existing entity for configurationItemID", the item deleted since the sync wrote it) is dropped
+  and the create sent again without it, with a warning: the ticket is never lost over it.
 - Notes are TicketNotes (`POST /Tickets/{id}/Notes`). Closing posts a resolution note (unless an
   identical one exists), then PATCHes the ticket's status to the mapped complete status.
 - Configuration status goes into the configuration item's user-defined fields; only changed UDFs are
@@ -46,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -146,6 +153,8 @@ TICKET_RULE_FIELD_OF = {
 
 R = TypeVar("R", bound=BaseModel)
 
+log = logging.getLogger("adapters.autotask")
+
 
 # ---------------------------------------------------------------------------------------------
 # Pure helpers (unit-tested directly)
@@ -245,6 +254,18 @@ def _as_int(value: str, field: str) -> int:
     if number < 0:
         raise VendorRequestError(f"Autotask ids are not negative, got {value!r}", field=field)
     return number
+
+
+def _configuration_item(configuration_id: str | None) -> int | None:
+    """`TicketSpec.configuration_id` as the ticket's `configurationItemID`; an id that is not one
+    (never written by this adapter) is left off rather than failing the ticket."""
+    if not configuration_id:
+        return None
+    try:
+        number = int(configuration_id.strip())
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def _same_money(current: Decimal | None, wanted: Decimal) -> bool:
@@ -635,10 +656,28 @@ class AutotaskAdapter:
             queueID=_as_int(spec.board_id, "board_id"),
             issueType=_as_int(spec.type_id, "type_id") if spec.type_id else None,
             externalID=marker_token(spec.marker),
+            configurationItemID=_configuration_item(spec.configuration_id),
         )
 
+        async def post() -> int:
+            nonlocal body
+            try:
+                return await self._create("/Tickets", body)
+            except VendorRequestError as exc:
+                if body.configurationItemID is None or exc.field != "configurationItemID":
+                    raise
+                # The item was deleted (or moved) since the sync wrote it: the ticket goes in without it.
+                log.warning(
+                    "ticket %s not attached to configuration item %s: %s",
+                    body.externalID,
+                    body.configurationItemID,
+                    exc,
+                )
+                body = body.model_copy(update={"configurationItemID": None})
+                return await self._create("/Tickets", body)
+
         async def create() -> TicketRef:
-            ticket_id = await self._create("/Tickets", body)
+            ticket_id = await post()
             try:
                 ticket = await self._get_item(TicketRead, f"/Tickets/{ticket_id}", "ticket")
             except TransientVendorError:

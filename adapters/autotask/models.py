@@ -180,6 +180,8 @@ class TicketCreate(SentModel):
     queueID: int | None = None
     issueType: int | None = None
     externalID: str | None = Field(default=None, max_length=50)
+    configurationItemID: int | None = None
+    """The endpoint's configuration item (TicketModel `configurationItemID`, int32)."""
 
 
 class TicketUpdate(SentModel):

@@ -30,6 +30,13 @@ What is written where
 ---------------------
 - Tickets carry a stable `[marker]` inside the 100-character summary (suffix or prefix) and the raw
   marker in `externalXRef`; `find_ticket` searches `summary contains "[[]marker]" and company/id = N`.
+- A ticket is attached to the endpoint's configuration (`TicketSpec.configuration_id`) after it is
+  created, by `POST /service/tickets/{parentId}/configurations` with a `ConfigurationReference`
+  (`{"id": n}`; All.json 2025.1 `PostServiceTicketsByParentIdConfigurations`, vendor-notes §1.7
+  "Tickets link to configurations via /service/tickets/{parentId}/configurations"). The ticket's
+  list (`GET` on the same path) is read first, so a retried create or one recovered by its marker
+  attaches once; a refused reference (the configuration deleted) leaves the ticket as created and
+  logs a warning.
 - Configuration status goes into a delimited block of the configuration's `notes` (default), or into
   configuration custom fields matched by caption (`customFields` is replaced as a whole array, the
   only way Manage accepts custom-field writes). `questions` are type-specific and not written.
@@ -72,6 +79,7 @@ from adapters.base import (
     TicketSpec,
 )
 from adapters.common import (
+    attach_or_warn,
     best_device_match,
     create_or_recover,
     json_body,
@@ -94,6 +102,7 @@ from adapters.connectwise_manage.models import (
     CompanyRead,
     ConfigurationCreate,
     ConfigurationRead,
+    ConfigurationRef,
     CustomFieldRead,
     CustomFieldValueWrite,
     ErrorResponseRead,
@@ -622,11 +631,45 @@ class ConnectWiseManageAdapter:
             created = await self._send("POST", "/service/tickets", body.wire(), idempotent=False)
             return self._ticket_ref(self._parse(TicketRead, created, "ticket"))
 
-        return await create_or_recover(
+        ref = await create_or_recover(
             create,
             lambda: self.find_ticket(spec.marker, spec.company_id),
             sleep=self._sleep,
             what=f"ticket create for {token}",
+        )
+        if spec.configuration_id:
+            configuration = spec.configuration_id
+            await attach_or_warn(
+                lambda: self._attach_configuration(int(ref.id), configuration),
+                ticket_id=ref.id,
+                configuration_id=configuration,
+            )
+        return ref
+
+    async def _ticket_configurations(self, ticket_id: int) -> set[int]:
+        data = await self._get(
+            f"/service/tickets/{ticket_id}/configurations", {"fields": "id", "pageSize": 1000, "page": 1}
+        )
+        return {c.id for c in self._parse_list(ConfigurationRef, data, "ticket configuration")}
+
+    async def _attach_configuration(self, ticket_id: int, configuration_id: str) -> None:
+        """`POST /service/tickets/{id}/configurations` with a ConfigurationReference `{"id": n}`,
+        unless the ticket already lists the record (a retried create, a ticket found by its
+        marker): attaching twice is a no-op."""
+        record = _as_int(configuration_id, "configuration_id")
+        if record in await self._ticket_configurations(ticket_id):
+            return
+
+        async def post() -> bool:
+            body = IdRef(id=record).wire()
+            await self._send("POST", f"/service/tickets/{ticket_id}/configurations", body, idempotent=False)
+            return True
+
+        async def attached() -> bool | None:
+            return True if record in await self._ticket_configurations(ticket_id) else None
+
+        await create_or_recover(
+            post, attached, sleep=self._sleep, what=f"configuration {record} on ticket {ticket_id}"
         )
 
     async def _recent_notes(self, ticket_id: int, *, resolution_only: bool) -> list[NoteRead]:

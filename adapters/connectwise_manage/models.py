@@ -350,6 +350,13 @@ class CustomFieldRead(_Read):
     connectWiseId: str | None = None
 
 
+class ConfigurationRef(_Read):
+    """A ticket's ConfigurationReference (`GET /service/tickets/{parentId}/configurations`)."""
+
+    id: int
+    deviceIdentifier: str | None = None
+
+
 class ConfigurationRead(_Read):
     id: int
     name: str | None = None

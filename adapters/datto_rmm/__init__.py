@@ -8,7 +8,7 @@ tests and demos.
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.datto_rmm.adapter import ACTIONS, DattoRmmAdapter, create_adapter
+from adapters.datto_rmm.adapter import ACTIONS, DattoRmmAdapter, create_adapter, device_page_url
 from adapters.datto_rmm.models import DattoCredentials, DattoOptions
 
 SPEC = AdapterSpec(
@@ -21,6 +21,7 @@ SPEC = AdapterSpec(
     webhook_scheme="generic",
     default_base_url=None,
     actions=ACTIONS,
+    endpoint_url=device_page_url,
     harness="adapters.datto_rmm.fake.harness:DattoHarness",
 )
 

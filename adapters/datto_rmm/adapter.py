@@ -27,6 +27,10 @@ Sources (vendor-notes/rmm.md §4.1, specs/datto-rmm/NOTES.md and what they cite)
 - Webhooks: monitor and global webhooks send an MSP-written body template with bracketed variables
   and no signature (https://rmm.datto.com/help/en/Content/3NEWUI/Monitors/Webhooks.htm; vendor-notes
   §4.1); connector's template is in `alerts.py` and docs/datto-rmm-webhooks.md.
+- Console links: a device's page in the web console is `https://{platform}.centrastage.net/csm/
+  search?qs=uid%3A{deviceUid}` (the form public Datto RMM scripts link devices with, found by code
+  search; the same form as the `portalUrl` the fake answers) [third-party, not from the vendor's
+  docs; the API's own `Device.portalUrl` is not kept].
 - Errors: Spring answers `{"message": …}` (or OAuth2's `{"error", "error_description"}` from the
   token route); the description publishes no error schema, so the texts are read leniently.
 
@@ -57,7 +61,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -89,7 +93,13 @@ from adapters.datto_rmm.models import (
     SiteRead,
     TokenRead,
 )
-from adapters.errors import CredentialsError, TransientVendorError, UnsupportedActionError, VendorRequestError
+from adapters.errors import (
+    AdapterError,
+    CredentialsError,
+    TransientVendorError,
+    UnsupportedActionError,
+    VendorRequestError,
+)
 from adapters.http import VendorHttpClient
 
 log = logging.getLogger("adapters.datto_rmm")
@@ -114,6 +124,23 @@ M = TypeVar("M", bound=BaseModel)
 def api_root(base_url: str) -> str:
     """The platform URL an engineer typed (with or without /api, /api/v2) → `https://host`."""
     return server_root(base_url, vendor="Datto RMM", suffixes=("/api/v2", "/api"))
+
+
+def device_page_url(base_url: str, options: BaseModel, endpoint_id: str) -> str | None:
+    """The device in the Datto RMM web console, `https://{platform}.centrastage.net/csm/search?qs=
+    uid%3A{deviceUid}`, from the platform API host `{platform}-api.centrastage.net`; None for any
+    other host (the console's host is not known then) or an empty uid."""
+    del options  # the platform is in the base URL
+    if not endpoint_id:
+        return None
+    try:
+        host = httpx.URL(api_root(base_url)).host
+    except AdapterError:
+        return None
+    platform, dash, domain = host.partition("-api.")
+    if not dash or domain != "centrastage.net" or not platform.isalnum():
+        return None
+    return f"https://{platform}.centrastage.net/csm/search?qs=uid%3A{quote(endpoint_id, safe='')}"
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -38,6 +38,13 @@ What is written where
   ticket custom field); `find_ticket` searches the client's tickets for the marker text and checks
   the summary. `TicketSpec.board_id` is the Halo team's id; the ticket names it the way Halo's
   ticket schema does (`team` by name, `team_department_id`).
+- A ticket is attached to the endpoint's asset (`TicketSpec.configuration_id`, the asset id
+  `upsert_configuration` returned) in the create itself: `Faults.assets`, an array of
+  `Device_List` objects, given by `id` (`specs/halopsa/swagger.json`, schema `Faults`; the
+  `assets` list of the HaloAPI ticket template). Being part of the create, a retried or recovered
+  create cannot attach twice. An asset Halo refuses (deleted since) is dropped and the create sent
+  again without it, with a warning [the refusal's wording is unverified; the fake answers a 400
+  naming the asset].
 - Notes and closes are Actions: a note is `{ticket_id, outcome, note, hiddenfromuser}`; a close is
   one Action with the resolution as its note and `new_status` = the closed status.
 - Asset status goes into a delimited block of the asset's `notes` (default) or into asset custom
@@ -103,6 +110,7 @@ from adapters.halopsa.models import (
     ActionRead,
     AgentRead,
     AssetRead,
+    AssetRef,
     AssetWrite,
     ClientRead,
     ContractRead,
@@ -136,6 +144,7 @@ _FIELD_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\boutcome", re.I), "outcome"),
     (re.compile(r"\bticket ?type", re.I), "tickettype_id"),
     (re.compile(r"\basset ?type", re.I), "assettype_id"),
+    (re.compile(r"\bassets?\b", re.I), "assets"),
     (re.compile(r"\bsummary\b", re.I), "summary"),
     (re.compile(r"\bclient\b", re.I), "client_id"),
     (re.compile(r"\bsite\b", re.I), "site_id"),
@@ -236,6 +245,16 @@ def _as_int(value: str | int, field: str, *, negative_ok: bool = False) -> int:
     if number == 0 or (number < 0 and not negative_ok):
         raise VendorRequestError(f"not a Halo record id: {value!r}", field=field)
     return number
+
+
+def _assets(configuration_id: str | None) -> list[AssetRef] | None:
+    """`TicketSpec.configuration_id` as the ticket's `assets`; an id that is not a Halo asset id
+    (never written by this adapter) is left off rather than failing the ticket."""
+    try:
+        number = int(configuration_id.strip()) if configuration_id else 0
+    except ValueError:
+        return None
+    return [AssetRef(id=number)] if number > 0 else None
 
 
 def _records(data: Any, key: str) -> list[Any]:
@@ -603,10 +622,23 @@ class HaloPsaAdapter:
             priority_id=_as_int(spec.priority_id, "priority_id") if spec.priority_id else None,
             status_id=_as_int(spec.status_id, "status_id") if spec.status_id else None,
             customfields=custom,
+            assets=_assets(spec.configuration_id),
         )
 
+        async def post() -> Any:
+            nonlocal body
+            try:
+                return await self._post("/Tickets", [body.wire()], idempotent=False)
+            except VendorRequestError as exc:
+                if body.assets is None or exc.field != "assets":
+                    raise
+                # The asset was deleted (or moved) since the sync wrote it: the ticket goes in without it.
+                log.warning("ticket %s not attached to asset %s: %s", token, spec.configuration_id, exc)
+                body = body.model_copy(update={"assets": None})
+                return await self._post("/Tickets", [body.wire()], idempotent=False)
+
         async def create() -> TicketRef:
-            created = await self._post("/Tickets", [body.wire()], idempotent=False)
+            created = await post()
             return self._ticket_ref(self._parse(TicketRead, self._single(created), "ticket"))
 
         return await create_or_recover(

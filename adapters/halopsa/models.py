@@ -121,6 +121,12 @@ class CustomFieldWrite(_Sent):
         return {"id": self.id, "value": self.value}
 
 
+class AssetRef(_Sent):
+    """An asset a ticket is about, as `Faults.assets` lists them (`Device_List`, by `id`)."""
+
+    id: int
+
+
 class TicketCreate(_Sent):
     """One element of the `POST /api/Tickets` array."""
 
@@ -136,6 +142,8 @@ class TicketCreate(_Sent):
     priority_id: int | None = None
     status_id: int | None = None
     customfields: list[CustomFieldWrite] | None = None
+    assets: list[AssetRef] | None = None
+    """The endpoint's asset (`Faults.assets`, an array of `Device_List`)."""
 
     def wire(self) -> dict[str, Any]:
         data = super().wire()

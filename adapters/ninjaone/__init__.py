@@ -7,7 +7,7 @@ stateful fake used by tests and demos.
 from __future__ import annotations
 
 from adapters.base import AdapterSpec, Role
-from adapters.ninjaone.adapter import ACTIONS, NinjaOneAdapter, create_adapter
+from adapters.ninjaone.adapter import ACTIONS, NinjaOneAdapter, create_adapter, device_dashboard_url
 from adapters.ninjaone.models import REGIONS, NinjaOneCredentials, NinjaOneOptions
 
 SPEC = AdapterSpec(
@@ -20,6 +20,7 @@ SPEC = AdapterSpec(
     webhook_scheme="header",
     default_base_url=REGIONS["us"],
     actions=ACTIONS,
+    endpoint_url=device_dashboard_url,
     harness="adapters.ninjaone.fake.harness:NinjaOneHarness",
 )
 

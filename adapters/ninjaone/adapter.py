@@ -32,6 +32,10 @@ Sources:
   the custom header of the registration authenticates deliveries (see `alerts.py`).
 - Scripts: `POST /v2/device/{id}/script/run` `RunScriptRequest{type: SCRIPT|ACTION, id|uid,
   parameters, runAs}`.
+- Console links: a device's page in the NinjaOne web console is
+  `https://{instance}/#/deviceDashboard/{device id}/overview`, the form public integrations build
+  and NinjaOne users copy from the address bar (third-party code and guides found by code search;
+  the API document has no console URLs) [third-party, not from the vendor's docs].
 - Rate limits: the document states none; a 429 is honoured through the shared HTTP layer
   (`Retry-After` waited, then `RateLimitedError` carrying it).
 
@@ -74,7 +78,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from adapters.base import (
     ActionKind,
@@ -90,6 +94,7 @@ from adapters.base import (
 )
 from adapters.common import BearerToken, TokenCache, server_root, settings_as
 from adapters.errors import (
+    AdapterError,
     CredentialsError,
     NotFoundError,
     TransientVendorError,
@@ -138,6 +143,20 @@ def api_base(base_url: str, region: str | None) -> str:
     if region:
         return REGIONS[region]
     return server_root(base_url, vendor="NinjaOne", suffixes=("/api/v2", "/v2", "/ws/oauth/token", "/ws"))
+
+
+def device_dashboard_url(base_url: str, options: BaseModel, endpoint_id: str) -> str | None:
+    """The device's page in the NinjaOne console, `{instance}/#/deviceDashboard/{id}/overview`
+    (the instance is the API host: the region's, or the connection's base URL). None for an id
+    that is not NinjaOne's numeric device id."""
+    region = getattr(options, "region", None)
+    if not endpoint_id.isdigit():
+        return None
+    try:
+        instance = api_base(base_url, region)
+    except AdapterError:
+        return None
+    return f"{instance.rstrip('/')}/#/deviceDashboard/{endpoint_id}/overview"
 
 
 def epoch(value: float | None) -> datetime | None:

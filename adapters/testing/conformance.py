@@ -673,6 +673,52 @@ class PsaConformance(AdapterConformance):
         assert record is not None
         assert len(world.configurations(company, "NEW-LAPTOP")) == 1
 
+    # -- a ticket's configuration record --------------------------------------------------------
+
+    async def _record(self, adapter: PsaAdapter, world: PsaWorld, company: str) -> str:
+        device = world.device_names(company)[0]
+        update = ConfigurationUpdate(company_id=company, device_name=device, fields=self.status_fields(world))
+        record = await adapter.upsert_configuration(update)
+        assert record is not None
+        return record
+
+    async def test_ticket_is_attached_to_its_configuration_record(
+        self, adapter: PsaAdapter, world: PsaWorld
+    ) -> None:
+        company = self.first_company(world)
+        record = await self._record(adapter, world, company)
+        spec = ticket_spec(world, MARKER, company).model_copy(update={"configuration_id": record})
+        ref = await adapter.create_ticket(spec)
+        assert world.ticket_configurations(ref.id) == [record]
+        plain = await adapter.create_ticket(ticket_spec(world, OTHER_MARKER, company))
+        assert world.ticket_configurations(plain.id) == []
+
+    @pytest.mark.parametrize("fault", MAYBE_APPLIED)
+    async def test_a_retried_create_attaches_its_configuration_once(
+        self, adapter: PsaAdapter, world: PsaWorld, fault: Fault
+    ) -> None:
+        company = self.first_company(world)
+        record = await self._record(adapter, world, company)
+        spec = ticket_spec(world, MARKER, company).model_copy(update={"configuration_id": record})
+        inject(world, PsaOperation.CREATE_TICKET, fault)
+        ref = await adapter.create_ticket(spec)
+        assert [t.id for t in world.tickets(company)] == [ref.id]
+        assert world.ticket_configurations(ref.id) == [record]
+        found = await adapter.find_ticket(MARKER, company)  # the core's retry after a crash
+        assert found is not None and found.id == ref.id
+        assert world.ticket_configurations(ref.id) == [record]
+
+    async def test_a_deleted_configuration_record_leaves_the_ticket_unattached(
+        self, adapter: PsaAdapter, world: PsaWorld
+    ) -> None:
+        company = self.first_company(world)
+        record = await self._record(adapter, world, company)
+        world.delete_configuration(record)
+        spec = ticket_spec(world, MARKER, company).model_copy(update={"configuration_id": record})
+        ref = await adapter.create_ticket(spec)
+        assert [t.id for t in world.tickets(company)] == [ref.id]
+        assert world.ticket_configurations(ref.id) == []
+
     # -- billing --------------------------------------------------------------------------------
 
     async def test_billing_upsert_is_idempotent(self, adapter: PsaAdapter, world: PsaWorld) -> None:

@@ -412,6 +412,15 @@ class PsaWorld(VendorWorld, Protocol):
         """Every configuration record of the company with this name, each as the text written on it."""
         ...
 
+    def ticket_configurations(self, ticket_id: str) -> list[str]:
+        """The configuration records the ticket is attached to, by the ids `upsert_configuration`
+        returns, in the order attached (a record attached twice shows twice)."""
+        ...
+
+    def delete_configuration(self, configuration_id: str) -> None:
+        """Someone deletes the configuration record in the PSA."""
+        ...
+
     def billing_lines(self, company_id: str) -> list[BillingLineSeen]:
         """The lines of the billed product on the company's agreement."""
         ...

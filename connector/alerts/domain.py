@@ -31,6 +31,8 @@ class ProblemView:
     first_seen_at: datetime
     last_seen_at: datetime
     clear_message: str | None = None
+    rmm_url: str | None = None
+    """The endpoint's page in the RMM's console, where the RMM's adapter can say it."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ def describe(problem: ProblemView) -> str:
         f"{PROBLEM_TITLES[problem.kind]} on {problem.hostname} ({problem.client}).",
         "",
         f"Endpoint: {problem.hostname} (RMM id {problem.endpoint_id})",
+    ]
+    if problem.rmm_url:
+        lines.append(f"In the RMM: {problem.rmm_url}")
+    lines += [
         f"Problem: {problem.kind.value}",
         f"First seen: {problem.first_seen_at.isoformat(timespec='seconds')}",
     ]

@@ -26,6 +26,7 @@ from adapters.base import (
 from adapters.errors import AdapterError
 from connector.actions.service import accepted_action_for, request_action
 from connector.alerts import domain
+from connector.alerts.endpoint_links import rmm_links
 from connector.alerts.problems import enqueue_reconciles
 from connector.alerts.storms import service as storms
 from connector.audit import service as audit
@@ -41,6 +42,7 @@ from connector.models import (
     DeployRule,
     Endpoint,
     EndpointAction,
+    EndpointConfiguration,
     Problem,
     TicketLink,
     TicketRule,
@@ -65,6 +67,8 @@ class Loaded:
     mapping: ClientMapping | None
     rule: TicketRule | None
     psa: Connection | None
+    rmm_url: str | None = None
+    """The endpoint's page in the RMM's console (`AdapterSpec.endpoint_url`), when known."""
 
 
 def marker_for(problem_id: str) -> str:
@@ -141,6 +145,7 @@ def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, 
         first_seen_at=p.first_seen_at,
         last_seen_at=p.last_seen_at,
         clear_message=p.clear_message,
+        rmm_url=loaded.rmm_url,
     )
     link = None
     if loaded.link is not None:
@@ -189,6 +194,8 @@ async def _step(services: Services, problem_id: str) -> str | None:
     handled = await storms.route(services, loaded, now)
     if handled is not None:
         return handled.step
+    if loaded.link is None or loaded.link.state == TicketState.PENDING:
+        loaded.rmm_url = await endpoint_url(services, loaded.problem)
     problem_view, link_view, routing = _views(loaded)
     action = domain.decide(problem_view, link_view, routing, now)
     writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket, domain.Reraise)
@@ -470,7 +477,30 @@ async def _set_routing(services: Services, problem_id: str, routing: str) -> Non
         await session.execute(update(Problem).where(Problem.id == problem_id).values(routing=routing))
 
 
-def _spec(loaded: Loaded, marker: str, summary: str, description: str) -> TicketSpec:
+async def endpoint_url(services: Services, problem: Problem) -> str | None:
+    """The endpoint's page in its RMM's console, where the RMM kind declares how to build it."""
+    return (await rmm_links(services, problem.rmm_connection_id))(problem.endpoint_id)
+
+
+async def configuration_of(services: Services, problem: Problem, psa_connection_id: str) -> str | None:
+    """The PSA configuration record the status sync wrote for the problem's endpoint on this PSA
+    connection; None when none was written (yet)."""
+    async with services.sessions() as session:
+        found = await session.scalar(
+            select(EndpointConfiguration.configuration_id)
+            .join(Endpoint, Endpoint.id == EndpointConfiguration.endpoint_ref)
+            .where(
+                Endpoint.rmm_connection_id == problem.rmm_connection_id,
+                Endpoint.endpoint_id == problem.endpoint_id,
+                EndpointConfiguration.psa_connection_id == psa_connection_id,
+            )
+        )
+    return str(found) if found is not None else None
+
+
+def _spec(
+    loaded: Loaded, marker: str, summary: str, description: str, configuration_id: str | None = None
+) -> TicketSpec:
     assert loaded.rule is not None and loaded.link is not None
     rule = loaded.rule
     return TicketSpec(
@@ -482,6 +512,7 @@ def _spec(loaded: Loaded, marker: str, summary: str, description: str) -> Ticket
         priority_id=storms.priority_of(rule, loaded.problem.kind),
         type_id=rule.type_id,
         status_id=rule.status_new_id,
+        configuration_id=configuration_id,
     )
 
 
@@ -501,7 +532,8 @@ async def _open(services: Services, loaded: Loaded, summary: str, description: s
         session.add(link)
     loaded.link = link
     psa = await services.adapters.psa(loaded.psa)
-    ref = await psa.create_ticket(_spec(loaded, link.marker, summary, description))
+    configuration = await configuration_of(services, problem, loaded.psa.id)
+    ref = await psa.create_ticket(_spec(loaded, link.marker, summary, description, configuration))
     await _record_open(services, loaded, ref)
 
 
@@ -520,7 +552,8 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
                 .values(state=TicketState.CLOSED, closed_at=datetime.now(UTC))
             )
         return "abandoned"
-    ref = await psa.create_ticket(_spec(loaded, loaded.link.marker, summary, description))
+    configuration = await configuration_of(services, loaded.problem, loaded.psa.id)
+    ref = await psa.create_ticket(_spec(loaded, loaded.link.marker, summary, description, configuration))
     await _record_open(services, loaded, ref)
     return "created"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ConfigurationUpdate, PsaAdapter
@@ -27,7 +27,15 @@ from connector.fleet.endpoints import thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import enqueue
-from connector.models import ClientMapping, Connection, Endpoint, SyncRun, Tenant, TicketRule
+from connector.models import (
+    ClientMapping,
+    Connection,
+    Endpoint,
+    EndpointConfiguration,
+    SyncRun,
+    Tenant,
+    TicketRule,
+)
 from connector.sync.jobs import CONFIGURATIONS, ConfigurationsJob
 from mappings.resolution import configuration_rule
 
@@ -232,6 +240,7 @@ async def _record(
             await session.execute(
                 update(Endpoint).where(Endpoint.id.in_(ids)).values(pushed_fields_fingerprint=fingerprint)
             )
+        await _remember_records(session, target, outcome)
         for write in outcome.written:
             record_id = outcome.record_ids.get(write.endpoint_row_id)
             if record_id is None:  # the PSA has no such record and may not create it: nothing written
@@ -254,3 +263,47 @@ async def _record(
                 run.psa_calls += calls
                 if outcome.errors:
                     run.errors = [*run.errors, *outcome.errors[: max(0, 50 - len(run.errors))]]
+
+
+async def _remember_records(session: AsyncSession, target: ClientTarget, outcome: Outcome) -> None:
+    """Each written endpoint's configuration record on this PSA connection, kept for the tickets of
+    its problems (`connector.alerts.tickets` attaches it); a record the PSA no longer has is
+    forgotten."""
+    if not outcome.written:
+        return
+    rows = [write.endpoint_row_id for write in outcome.written]
+    known = {
+        row.endpoint_ref: row
+        for row in await session.scalars(
+            select(EndpointConfiguration).where(
+                EndpointConfiguration.psa_connection_id == target.psa.id,
+                EndpointConfiguration.endpoint_ref.in_(rows),
+            )
+        )
+    }
+    gone = [ref for ref in rows if outcome.record_ids.get(ref) is None and ref in known]
+    if gone:
+        await session.execute(
+            delete(EndpointConfiguration).where(
+                EndpointConfiguration.psa_connection_id == target.psa.id,
+                EndpointConfiguration.endpoint_ref.in_(gone),
+            )
+        )
+    now = datetime.now(UTC)
+    for ref in rows:
+        record_id = outcome.record_ids.get(ref)
+        if record_id is None:
+            continue
+        row = known.get(ref)
+        if row is None:
+            session.add(
+                EndpointConfiguration(
+                    tenant_id=target.psa.tenant_id,
+                    endpoint_ref=ref,
+                    psa_connection_id=target.psa.id,
+                    configuration_id=record_id,
+                    updated_at=now,
+                )
+            )
+        elif row.configuration_id != record_id:
+            row.configuration_id, row.updated_at = record_id, now

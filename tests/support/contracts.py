@@ -729,9 +729,15 @@ async def drive_psa(
     await adapter.close_ticket(ref.id, world.ticket_ids.status_closed_id, "Protection is back on.")
     status = {name: "Protected" for name in world.configuration_fields}
     devices = world.device_names(company)
-    assert await adapter.upsert_configuration(
+    record = await adapter.upsert_configuration(
         ConfigurationUpdate(company_id=company, device_name=devices[0], fields=status)
     )
+    assert record
+    # A ticket attached to the endpoint's configuration record.
+    attached = await adapter.create_ticket(
+        spec.model_copy(update={"marker": marker + ":ci", "configuration_id": record})
+    )
+    assert world.ticket_configurations(attached.id) == [record]
     assert await adapter.upsert_configuration(
         ConfigurationUpdate(
             company_id=company,

@@ -121,6 +121,14 @@ class AutotaskWorld(FakeWorld[AutotaskFake]):
     def delete_ticket(self, ticket_id: str) -> None:
         self.fake.delete_ticket(int(ticket_id))
 
+    def ticket_configurations(self, ticket_id: str) -> list[str]:
+        ticket = self.fake.data["Tickets"].get(int(ticket_id))
+        item = ticket.get("configurationItemID") if ticket else None
+        return [] if item is None else [str(item)]
+
+    def delete_configuration(self, configuration_id: str) -> None:
+        del self.fake.data["ConfigurationItems"][int(configuration_id)]
+
     def configurations(self, company_id: str, device: str) -> list[str]:
         return [
             str(c)

@@ -98,6 +98,12 @@ class AutotaskWrites(AutotaskQueries):
                 "assignedResourceRoleID."
             )
         self._check_ref("Companies", data.get("companyID"), "companyID")
+        if data.get("configurationItemID") is not None:
+            # A ticket's configuration item is one of its company's items (a deleted or another
+            # company's item is refused as Autotask refuses any dangling reference).
+            item = self._check_ref("ConfigurationItems", data["configurationItemID"], "configurationItemID")
+            if item.get("companyID") != data.get("companyID"):
+                raise no_reference("configurationItemID")
         for name in ("status", "priority", "queueID", "issueType", "subIssueType"):
             self._check_picklist("Tickets", data, name)
         stamp = self.now()

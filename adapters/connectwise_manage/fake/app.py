@@ -121,6 +121,8 @@ class ManageFake(ManageSeeding, AsgiFake, TimeoutHooks[Fault]):
         r("POST", "/service/tickets", self._post_ticket)
         r("PATCH", "/service/tickets/{id}", self._patch_ticket)
         r("POST", "/service/tickets/{parentId}/notes", self._post_note)
+        r("GET", "/service/tickets/{parentId}/configurations", self._list_ticket_configurations)
+        r("POST", "/service/tickets/{parentId}/configurations", self._post_ticket_configuration)
         r("POST", "/company/configurations", self._post_configuration)
         r("PATCH", "/company/configurations/{id}", self._patch_configuration)
         r("POST", "/finance/agreements/{parentId}/additions", self._post_addition)

@@ -115,6 +115,12 @@ class ManageWorld(FakeWorld[ManageFake]):
     def delete_ticket(self, ticket_id: str) -> None:
         self.fake.delete_ticket(int(ticket_id))
 
+    def ticket_configurations(self, ticket_id: str) -> list[str]:
+        return [str(c) for c in self.fake.ticket_configurations.get(int(ticket_id), [])]
+
+    def delete_configuration(self, configuration_id: str) -> None:
+        self.fake.configurations.remove(int(configuration_id))
+
     def configurations(self, company_id: str, device: str) -> list[str]:
         return [
             str(c)

@@ -77,6 +77,8 @@ CONFIGURATION_FIELDS = _words(
     "activeFlag managementLink remoteLink sla mobileGuid displayVendorFlag companyLocationId "
     "showRemoteFlag showAutomateFlag needsRenewalFlag manufacturerPartNumber _info customFields"
 )
+CONFIGURATION_REFERENCE_FIELDS = _words("id deviceIdentifier _info")
+"""ConfigurationReference, the body of `POST /service/tickets/{parentId}/configurations`."""
 CONFIGURATION_REFS = _words(
     "type status company contact site location department installedBy vendor manufacturer sla"
 )

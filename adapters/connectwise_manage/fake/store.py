@@ -189,6 +189,8 @@ class ManageStore:
         self.configurations = Table("configuration", CONFIGURATION_FIELDS)
         self.configuration_types = Table("configurationType", CONFIGURATION_TYPE_FIELDS)
         self.configuration_custom_fields: list[Row] = []
+        self.ticket_configurations: dict[int, list[int]] = {}
+        """Ticket id → the configurations attached to it, in the order attached."""
         self.products = Table("catalogItem", CATALOG_FIELDS)
         self.additions = Table("addition", ADDITION_FIELDS, parent_field="agreementId")
 

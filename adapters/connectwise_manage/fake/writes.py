@@ -16,6 +16,7 @@ from adapters.connectwise_manage.fake.schema import (
     ADDITION_REFS,
     BILL_CUSTOMER,
     CONFIGURATION_FIELDS,
+    CONFIGURATION_REFERENCE_FIELDS,
     CONFIGURATION_REFS,
     NOTE_FIELDS,
     NOTE_REFS,
@@ -366,6 +367,42 @@ class ManageWrites(ManageStore):
         data.pop("ticketId", None)
         note = self._insert_note(ticket["id"], data)
         return JSONResponse(note, status_code=201)
+
+    # -- a ticket's configurations -----------------------------------------------------------
+
+    def _configuration_reference(self, config: Row) -> Row:
+        return {
+            "id": config["id"],
+            "deviceIdentifier": config.get("deviceIdentifier") or "",
+            "_info": {"configuration_href": f"company/configurations/{config['id']}"},
+        }
+
+    def _list_ticket_configurations(self, request: Request, params: dict[str, int]) -> Response:
+        ticket = self._require(self.tickets, params["parentId"])
+        attached = [self.configurations.get(i) for i in self.ticket_configurations.get(ticket["id"], [])]
+        return JSONResponse([self._configuration_reference(c) for c in attached if c is not None])
+
+    def _post_ticket_configuration(self, request: Request, params: dict[str, int]) -> Response:
+        ticket = self._require(self.tickets, params["parentId"])
+        body = request.state.json
+        data = self._check_body(
+            body, "configurationReference", CONFIGURATION_REFERENCE_FIELDS, frozenset(), ()
+        )
+        record = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(record, int) or isinstance(record, bool):
+            raise invalid("configurationReference", "id", "The id field is required.", "MissingRequiredField")
+        del data
+        config = self._require(self.configurations, record)
+        attached = self.ticket_configurations.setdefault(ticket["id"], [])
+        if record in attached:
+            raise invalid(
+                "configurationReference",
+                "id",
+                f"Configuration {record} is already on this ticket",
+                "Duplicate",
+            )
+        attached.append(record)
+        return JSONResponse(self._configuration_reference(config), status_code=201)
 
     # -- configurations ---------------------------------------------------------------------
 

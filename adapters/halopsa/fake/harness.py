@@ -117,6 +117,13 @@ class HaloWorld(FakeWorld[HaloFake]):
     def delete_ticket(self, ticket_id: str) -> None:
         self.fake.delete_ticket(int(ticket_id))
 
+    def ticket_configurations(self, ticket_id: str) -> list[str]:
+        ticket = self.fake.tickets.get(int(ticket_id))
+        return [str(a["id"]) for a in (ticket or {}).get("assets") or []]
+
+    def delete_configuration(self, configuration_id: str) -> None:
+        del self.fake.assets[int(configuration_id)]
+
     def configurations(self, company_id: str, device: str) -> list[str]:
         return [str(a) for a in self.fake.assets_for(int(company_id)) if a.get("inventory_number") == device]
 

@@ -16,10 +16,14 @@ from adapters.halopsa.fake.store import HaloStore
 
 TICKET_WRITE_FIELDS = frozenset(
     "id summary details client_id site_id user_id tickettype_id status_id priority_id team "
-    "team_department_id agent_id department_id customfields category_1 impact urgency".split()
+    "team_department_id agent_id department_id customfields category_1 impact urgency assets".split()
 )
 """The `Faults` properties (Halo's ticket schema) the fake takes; others are refused, as the schema
 is closed (`team_id`, for one, is not among them)."""
+
+
+DEVICE_LIST_WRITE_FIELDS = frozenset("id inventory_number key_field client_id site_id assettype_id".split())
+"""The `Device_List` properties the fake takes in a ticket's `assets` (the schema is closed)."""
 
 
 class HaloWrites(HaloStore):
@@ -92,6 +96,7 @@ class HaloWrites(HaloStore):
             "hasbeenclosed": False,
             "dateoccurred": now_text(),
             "customfields": [],
+            "assets": [],
         }
         self._apply_ticket_fields(row, data)
         self.tickets[row["id"]] = row
@@ -130,9 +135,27 @@ class HaloWrites(HaloStore):
                     raise invalid("Custom fields need an id")
                 row["customfields"] = [c for c in row["customfields"] if c["id"] != cf["id"]]
                 row["customfields"].append({"id": cf["id"], "value": cf.get("value")})
+        if data.get("assets") is not None:
+            row["assets"] = self._ticket_assets(row, data["assets"])
         for name in ("summary", "details"):
             if name in data and data[name] is not None and "id" in data:
                 row[name] = data[name]
+
+    def _ticket_assets(self, ticket: Row, assets: Any) -> list[Row]:
+        """`Faults.assets`: `Device_List` objects by id, each an asset of the ticket's client."""
+        if not isinstance(assets, list):
+            raise invalid("assets must be a list of assets")
+        listed: list[Row] = list(ticket.get("assets") or [])
+        for asset in assets:
+            if not isinstance(asset, dict) or "id" not in asset or set(asset) - DEVICE_LIST_WRITE_FIELDS:
+                raise invalid("Each asset is a Device_List object with its id")
+            aid = as_int(asset["id"], "Please select a valid Asset")
+            row = self.assets.get(aid)
+            if row is None or row["client_id"] != ticket["client_id"]:
+                raise invalid(f"Asset {aid} not found")
+            if all(a["id"] != aid for a in listed):
+                listed.append({"id": aid, "inventory_number": row.get("inventory_number")})
+        return listed
 
     def _set_status(self, ticket: Row, status_id: int) -> None:
         ticket["status_id"] = status_id

@@ -149,7 +149,14 @@ def storm_summary(kind: ProblemKind, client: str, count: int) -> str:
     return f"{PROBLEM_TITLES[kind]} on {count} endpoints of {client}"
 
 
-def storm_description(kind: ProblemKind, client: str, members: Sequence[Member], total: int) -> str:
+def storm_description(
+    kind: ProblemKind,
+    client: str,
+    members: Sequence[Member],
+    total: int,
+    links: Mapping[str, str] | None = None,
+) -> str:
+    """The storm ticket's body; `links` (endpoint id → its page in the RMM) are shown where known."""
     share = f" of {total}" if total else ""
     lines = [
         f"{PROBLEM_TITLES[kind]} on {len(members)}{share} endpoints of {client}.",
@@ -158,8 +165,10 @@ def storm_description(kind: ProblemKind, client: str, members: Sequence[Member],
         "recover are added as notes. Affected endpoints:",
         "",
     ]
+    links = links or {}
     lines += [
         f"- {m.hostname} (RMM id {m.endpoint_id}), first seen {m.first_seen_at.isoformat(timespec='seconds')}"
+        + (f": {links[m.endpoint_id]}" if m.endpoint_id in links else "")
         for m in sorted(members, key=lambda m: m.hostname)
     ]
     lines += ["", "This ticket is managed by connector and closes itself when the share falls back."]

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import ProblemKind, TicketSpec
+from connector.alerts.endpoint_links import rmm_links
 from connector.alerts.problems import enqueue_reconciles
 from connector.alerts.storms import domain
 from connector.audit import service as audit
@@ -280,13 +281,15 @@ async def _write(services: Services, loaded: Loaded, storm_id: str, now: datetim
             ref = await psa.find_ticket(storm.marker, storm.company_id)
             step = "storm recovered"
             if ref is None:
+                link = await rmm_links(services, problem.rmm_connection_id)
+                links = {m.endpoint_id: url for m in members if (url := link(m.endpoint_id))}
                 ref = await psa.create_ticket(
                     TicketSpec(
                         marker=storm.marker,
                         company_id=storm.company_id,
                         board_id=rule.board_id,
                         summary=domain.storm_summary(kind, client, len(members)),
-                        description=domain.storm_description(kind, client, members, seen.total),
+                        description=domain.storm_description(kind, client, members, seen.total, links),
                         priority_id=priority_of(rule, problem.kind),
                         type_id=rule.type_id,
                         status_id=rule.status_new_id,

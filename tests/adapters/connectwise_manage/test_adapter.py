@@ -455,3 +455,51 @@ async def test_catalog_reads_every_look_up_from_its_endpoint(
     assert [p.id for p in products] == seed.product_identifiers  # as billing lines name them
     companies = await adapter.list_catalog(CatalogKind.COMPANIES)
     assert [c.id for c in companies] == [str(i) for i in seed.company_ids]
+
+
+# -- a ticket's configuration ----------------------------------------------------------------------
+
+
+def _first_configuration(fake: ManageFake, seed: DemoSeed) -> int:
+    company = int(seed.company_ids[0])
+    return int(next(c["id"] for c in fake.configurations if c["company"]["id"] == company))
+
+
+async def test_ticket_configuration_is_attached_after_the_create(
+    adapter: ConnectWiseManageAdapter, fake: ManageFake, seed: DemoSeed
+) -> None:
+    config = _first_configuration(fake, seed)
+    ref = await adapter.create_ticket(spec_for(seed, configuration_id=str(config)))
+    assert fake.ticket_configurations[int(ref.id)] == [config]
+    posted = [r for r in fake.requests if r.template == "/service/tickets/{parentId}/configurations"]
+    assert [(r.method, r.body) for r in posted if r.method == "POST"] == [("POST", {"id": config})]
+
+
+async def test_ticket_configuration_post_that_timed_out_is_not_repeated(
+    fake: ManageFake, seed: DemoSeed
+) -> None:
+    config = _first_configuration(fake, seed)
+    adapter = make_adapter(fake, sleep=Sleeps())
+    try:
+        fake.fail_path(
+            "/service/tickets/{parentId}/configurations", 504, method="POST", times=1, after_apply=True
+        )
+        ref = await adapter.create_ticket(spec_for(seed, configuration_id=str(config)))
+    finally:
+        await adapter.aclose()
+    assert fake.ticket_configurations[int(ref.id)] == [config]
+    posts = [
+        r.status
+        for r in fake.requests
+        if r.method == "POST" and r.template == "/service/tickets/{parentId}/configurations"
+    ]
+    assert posts == [504]  # applied, answered with a timeout, looked up rather than posted again
+
+
+async def test_a_configuration_manage_refuses_leaves_the_ticket_created(
+    adapter: ConnectWiseManageAdapter, fake: ManageFake, seed: DemoSeed, caplog: pytest.LogCaptureFixture
+) -> None:
+    ref = await adapter.create_ticket(spec_for(seed, configuration_id="999999"))
+    assert [t["id"] for t in fake.tickets_for(int(seed.company_ids[0]))] == [int(ref.id)]
+    assert fake.ticket_configurations.get(int(ref.id), []) == []
+    assert any("not attached to configuration 999999" in r.getMessage() for r in caplog.records)
