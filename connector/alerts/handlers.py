@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import WebhookRequest
@@ -14,12 +14,14 @@ from connector.alerts.ingest import parse_delivery, webhook_adapter
 from connector.alerts.jobs import DELIVERIES, DELIVERY, RECONCILE, DeliveriesJob, DeliveryJob, ReconcileJob
 from connector.alerts.problems import apply_events, enqueue_reconciles
 from connector.alerts.tickets import reconcile_problem
+from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs import queue
 from connector.infra.jobs.kinds import JobContext, enqueue, handles
 from connector.infra.logs import get_logger
-from connector.models import Connection, Delivery
-from connector.statuses import DeliveryStatus
+from connector.maintenance.jobs import WINDOW_CHANGED, WindowChangedJob
+from connector.models import Connection, Delivery, Problem
+from connector.statuses import DeliveryStatus, ProblemStatus, Routing
 
 log = get_logger("connector.alerts.jobs")
 
@@ -131,8 +133,32 @@ async def reconcile(context: JobContext, job: ReconcileJob) -> None:
             )
 
 
+async def release_held(context: JobContext, job: WindowChangedJob) -> None:
+    """A window changed or went away: the problems held in maintenance in its scope are reconciled
+    now (their queued job moves forward: a job's earlier run time wins); one still inside a window
+    is held again until that window's end."""
+    tenant_id = context.job.tenant_id
+    async with context.services.sessions() as session, session.begin():
+        query = db.scoped(select(Problem.id), Problem, tenant_id).where(
+            Problem.state == ProblemStatus.OPEN, Problem.routing == Routing.MAINTENANCE
+        )
+        if job.rmm_connection_id is not None and job.client_id is not None:
+            query = query.where(
+                Problem.rmm_connection_id == job.rmm_connection_id, Problem.client_id == job.client_id
+            )
+        held = list(await session.scalars(query))
+        await enqueue_reconciles(session, tenant_id, held)
+        await context.complete(session)
+    if held:
+        log.info(
+            "maintenance window changed: held problems reconciled", tenant_id=tenant_id, problems=len(held)
+        )
+        context.services.wake_workers()
+
+
 HANDLERS = (
     handles(DELIVERY, process_delivery),
     handles(DELIVERIES, process_deliveries),
     handles(RECONCILE, reconcile),
+    handles(WINDOW_CHANGED, release_held),
 )

@@ -14,7 +14,9 @@ from connector.audit import service as audit
 from connector.audit.domain import Actor, changed
 from connector.infra import db
 from connector.infra.errors import FieldError, NotFound
+from connector.infra.jobs.kinds import enqueue
 from connector.maintenance import domain
+from connector.maintenance.jobs import WINDOW_CHANGED, WindowChangedJob
 from connector.maintenance.schemas import WindowIn, WindowOut
 from connector.models import Connection, MaintenanceWindow
 
@@ -153,6 +155,7 @@ async def update(
     """Merge the given fields into the stored ones, then validate the whole."""
     row = await get(session, tenant_id, window_id)
     before = _values(row)
+    held = WindowChangedJob(rmm_connection_id=row.rmm_connection_id, client_id=row.client_id)
     current = WindowOut.model_validate(row, from_attributes=True).model_dump(
         include=set(WindowIn.model_fields)
     )
@@ -168,12 +171,15 @@ async def update(
     old, new = changed(before, _values(row))
     if new:
         _audit(session, row, "updated", actor, old, new)
+        await enqueue(session, WINDOW_CHANGED, held, tenant_id=tenant_id)
     return row
 
 
 async def delete(session: AsyncSession, tenant_id: str, window_id: str, *, actor: Actor) -> None:
     row = await get(session, tenant_id, window_id)
     _audit(session, row, "deleted", actor, _values(row), None)
+    held = WindowChangedJob(rmm_connection_id=row.rmm_connection_id, client_id=row.client_id)
+    await enqueue(session, WINDOW_CHANGED, held, tenant_id=tenant_id)
     await session.delete(row)
 
 

@@ -156,3 +156,79 @@ async def test_bad_windows_are_422_naming_the_field(
     )
     assert response.status_code == 422, response.text
     assert field in response.text
+
+
+@pytest.mark.parametrize("change", ["shortened", "deleted", "disabled"])
+async def test_a_window_shortened_or_removed_releases_its_held_problems_at_once(
+    stack: Stack, change: str
+) -> None:
+    """The held job was due at the window's old end, hours away: changing the window brings it
+    forward, without waiting for that time."""
+    now = datetime.now(UTC)
+    created = await stack.client.post(
+        "/api/v1/maintenance-windows",
+        json={
+            "name": "patch night",
+            "rmm_connection_id": stack.rmm["id"],
+            "client_id": "c-1",
+            "timezone": "Europe/Berlin",
+            "kind": "once",
+            "start_local": _local(now - timedelta(hours=1)),
+            "end_local": _local(now + timedelta(hours=3)),
+        },
+        headers=stack.headers,
+    )
+    assert created.status_code == 201, created.text
+    window = created.json()
+    await stack.post_alert(canonical_alert("evt-1", endpoint_id="ep-1"))
+    await stack.work()
+    assert stack.tickets() == []
+
+    path = f"/api/v1/maintenance-windows/{window['id']}"
+    if change == "deleted":
+        answer = await stack.client.delete(path, headers=stack.headers)
+        assert answer.status_code == 204, answer.text
+    else:
+        body = (
+            {"end_local": _local(now - timedelta(minutes=1))} if change == "shortened" else {"enabled": False}
+        )
+        answer = await stack.client.patch(path, json=body, headers=stack.headers)
+        assert answer.status_code == 200, answer.text
+    await stack.work()  # no time passes
+
+    [ticket] = stack.tickets()
+    assert ticket["summary"].startswith("Threat detected on EP-1-PC")
+    [problem] = await stack.problems()
+    assert problem["routing"] == "ticketed"
+
+
+async def test_a_window_changed_but_still_open_holds_its_problems_until_its_new_end(stack: Stack) -> None:
+    now = datetime.now(UTC)
+    created = await stack.client.post(
+        "/api/v1/maintenance-windows",
+        json={
+            "name": "patch night",
+            "timezone": "UTC",
+            "kind": "once",
+            "start_local": _local(now - timedelta(hours=1), "UTC"),
+            "end_local": _local(now + timedelta(hours=3), "UTC"),
+        },
+        headers=stack.headers,
+    )
+    assert created.status_code == 201, created.text
+    await stack.post_alert(canonical_alert("evt-1", endpoint_id="ep-1"))
+    await stack.work()
+    later = _local(now + timedelta(hours=1), "UTC")
+    answer = await stack.client.patch(
+        f"/api/v1/maintenance-windows/{created.json()['id']}",
+        json={"end_local": later},
+        headers=stack.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    await stack.work()
+    assert stack.tickets() == []  # still in maintenance: held again, now until the new end
+    async with stack.services.sessions() as session:
+        [held] = list(
+            await session.scalars(select(Job).where(Job.kind == "reconcile", Job.status == "queued"))
+        )
+    assert now + timedelta(minutes=50) < held.run_after < now + timedelta(minutes=70)
