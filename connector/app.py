@@ -30,12 +30,12 @@ from connector.connections import api as connections
 from connector.fleet import api as fleet
 from connector.infra import db
 from connector.infra.context import Services
-from connector.infra.logs import get_logger
+from connector.infra.logs import configure_logging, get_logger
 from connector.infra.metrics import Metrics
 from connector.maintenance import api as maintenance
 from connector.notifications import api as notifications
 from connector.rules import api as rules
-from connector.runtime import BackgroundStarter, build_services
+from connector.runtime import BackgroundStarter, background_components, build_services
 from connector.settings import Settings
 from connector.sync import api as sync
 from connector.tenants import api as admin
@@ -115,3 +115,13 @@ def create_app(
     )  # the webhook hot path skips the API's middleware, router and dependencies
     app.add_middleware(RequestIdMiddleware)  # outermost: every request, webhooks included, has an id
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """One process of `connector serve --workers N` (or `uvicorn connector.app:app_from_environment
+    --factory`): an app object cannot cross into the worker processes, so each builds its own from
+    the environment, with logging — and its redaction of `?token=` and credentials — configured
+    exactly as `connector serve` configures it, and the same in-process worker and scheduler."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, background=background_components(settings, worker=True, scheduler=True))

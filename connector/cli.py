@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
@@ -118,20 +119,29 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             await services.engine.dispose()
 
     asyncio.run(prepare())
+    served: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "log_config": None,
+        "proxy_headers": True,
+        "server_header": False,
+    }
+    if args.workers > 1:
+        # Each process builds the app itself (`app_from_environment`) from this environment: the
+        # switches reach it there, so all N run the worker and scheduler as this command says.
+        if args.no_worker:
+            os.environ["CONNECTOR_RUN_WORKER"] = "false"
+        if args.no_scheduler:
+            os.environ["CONNECTOR_RUN_SCHEDULER"] = "false"
+        uvicorn.run("connector.app:app_from_environment", factory=True, workers=args.workers, **served)
+        return 0
     app = create_app(
         settings,
         background=background_components(
             settings, worker=not args.no_worker, scheduler=not args.no_scheduler
         ),
     )
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        proxy_headers=True,
-        server_header=False,
-    )
+    uvicorn.run(app, **served)
     return 0
 
 
@@ -403,6 +413,13 @@ def cmd_secrets_generate(_settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connector", description=__doc__)
     parser.add_argument("--version", action="version", version=f"connector {package_version()}")
@@ -413,6 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-worker", action="store_true", help="do not run the job worker in-process")
     serve.add_argument("--no-scheduler", action="store_true", help="do not run scheduled syncs in-process")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port, each with the API (and worker and scheduler unless "
+        "switched off); default 1",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only (scale-out next to `serve`)")
