@@ -52,6 +52,38 @@ def record(
     return row
 
 
+def record_config(
+    session: AsyncSession,
+    tenant_id: str,
+    entity: str,
+    verb: str,
+    actor: Actor,
+    *,
+    target_id: str,
+    label: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    connection_id: str | None = None,
+    client_id: str | None = None,
+) -> AuditEvent:
+    """One configuration change (`{entity}.{verb}`: created, updated or deleted), summarised as
+    "`label` updated: the fields" so the trail reads the same for every kind of setting."""
+    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
+    return record(
+        session,
+        tenant_id,
+        f"{entity}.{verb}",
+        actor,
+        target_type=entity,
+        target_id=target_id,
+        summary=f"{label} {verb}{fields}",
+        connection_id=connection_id,
+        client_id=client_id,
+        before=before,
+        after=after,
+    )
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     kind: str | None = None

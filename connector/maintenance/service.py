@@ -115,19 +115,18 @@ def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
-    audit.record(
+    audit.record_config(
         session,
         row.tenant_id,
-        f"maintenance_window.{verb}",
+        "maintenance_window",
+        verb,
         actor,
-        target_type="maintenance_window",
         target_id=row.id,
-        connection_id=row.rmm_connection_id,
-        client_id=row.client_id,
-        summary=f"maintenance window {row.name!r} {verb}{fields}",
+        label=f"maintenance window {row.name!r}",
         before=before,
         after=after,
+        connection_id=row.rmm_connection_id,
+        client_id=row.client_id,
     )
 
 

@@ -289,15 +289,14 @@ def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
-    audit.record(
+    audit.record_config(
         session,
         row.tenant_id,
-        f"notification_channel.{verb}",
+        "notification_channel",
+        verb,
         actor,
-        target_type="notification_channel",
         target_id=row.id,
-        summary=f"notification channel {row.name!r} {verb}{fields}",
+        label=f"notification channel {row.name!r}",
         before=before,
         after=after,
     )

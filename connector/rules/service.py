@@ -359,19 +359,18 @@ def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    fields = f": {', '.join(sorted(after))}" if verb == "updated" and after else ""
-    audit.record(
+    audit.record_config(
         session,
         row.tenant_id,
-        f"{kind.name}.{verb}",
+        kind.name,
+        verb,
         actor,
-        target_type=kind.name,
         target_id=row.id,
-        connection_id=getattr(row, "psa_connection_id", None),
-        client_id=getattr(row, "rmm_client_id", None),
-        summary=f"{kind.entity} {verb}{fields}",
+        label=kind.entity,
         before=before,
         after=after,
+        connection_id=getattr(row, "psa_connection_id", None),
+        client_id=getattr(row, "rmm_client_id", None),
     )
 
 
