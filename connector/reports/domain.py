@@ -60,7 +60,8 @@ class DayCounts:
 class ProblemRow:
     kind: str
     source: str
-    """`alert`, `status`, `poll` (from the RMM) or `console`."""
+    """`console` for a security console's problem (its threats included), else how the RMM's was
+    found (`alert`, `status`, `poll`)."""
     hostname: str | None
     opened_at: datetime
     cleared_at: datetime | None

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from sqlalchemy import or_
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.fleet import consoles
 from connector.infra import db
 from connector.infra.errors import FieldError, NotFound
-from connector.models import ClientMapping, Endpoint, HealthDaily, Problem
+from connector.models import ClientMapping, Connection, Endpoint, HealthDaily, Problem
 from connector.reports import domain
 
 
@@ -60,8 +60,24 @@ async def client_report(
             or_(Problem.cleared_at.is_(None), Problem.cleared_at >= start),
         )
     )
+    # A console's own findings (its threats, agents no RMM endpoint matches) are problems of the
+    # console connection, whichever way they were read.
+    console_ids = set(
+        await session.scalars(
+            db.scoped(select(Connection.id), Connection, tenant_id).where(
+                Connection.id.in_(connections), Connection.role == "security"
+            )
+        )
+    )
     problems = [
-        domain.ProblemRow(p.kind, p.source, p.hostname, p.first_seen_at, p.cleared_at, p.message)
+        domain.ProblemRow(
+            p.kind,
+            "console" if p.rmm_connection_id in console_ids else str(p.source),
+            p.hostname,
+            p.first_seen_at,
+            p.cleared_at,
+            p.message,
+        )
         for p in problem_rows
         if (p.rmm_connection_id, p.client_id) in sources
     ]
