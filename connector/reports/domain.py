@@ -35,9 +35,9 @@ def month(period: str, now: datetime) -> tuple[datetime, datetime]:
         raise ValueError("must look like YYYY-MM")
     year, number = int(period[:4]), int(period[5:])
     start = datetime(year, number, 1, tzinfo=UTC)
-    end = datetime(year + 1, 1, 1, tzinfo=UTC) if number == 12 else datetime(year, number + 1, 1, tzinfo=UTC)
-    if start > now:
+    if start > now:  # before computing the end: December 9999 has none
         raise ValueError("is in the future")
+    end = datetime(year + 1, 1, 1, tzinfo=UTC) if number == 12 else datetime(year, number + 1, 1, tzinfo=UTC)
     return start, end
 
 

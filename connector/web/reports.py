@@ -27,5 +27,7 @@ async def client_report(
     except NotFound as exc:
         raise WebError(404, "No client of this tenant is mapped to this PSA company.") from exc
     except FieldError as exc:
-        raise WebError(422, f"The period {exc.errors[0]['message']} (YYYY-MM, not in the future).") from exc
+        raise WebError(
+            422, f"The period {exc.errors[0]['message']}: give a month as YYYY-MM, not in the future."
+        ) from exc
     return report_response(report, format if format in ("html", "pdf") else None, "")

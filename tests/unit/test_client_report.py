@@ -38,8 +38,9 @@ def test_month_bounds_and_bad_periods() -> None:
     for bad in ("2026-13", "2026-1", "26-10", "2026-10-01", "", "0000-01"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             month(bad, NOW)
-    with pytest.raises(ValueError, match="future"):
-        month("2026-12", NOW)
+    for future in ("2026-12", "9999-12"):
+        with pytest.raises(ValueError, match="future"):
+            month(future, NOW)
 
 
 def test_trend_sums_clients_per_day_leaves_unknown_out_of_the_share_and_skips_other_months() -> None:
