@@ -189,6 +189,9 @@ async def test_client_report_of_the_month_as_json_html_and_pdf(
     dashboard = f"/reports/clients/{company}"
     assert (await client.get(dashboard, params={"period": period})).status_code in (302, 303)
     await sign_in(client, plaintext(headers))
+    overview = (await client.get("/")).text
+    row = overview.split(f'data-company-id="{company}"', 1)[1].split("</tr>", 1)[0]
+    assert f'<a href="{dashboard}"' in row  # the coverage table links each company's report
     html = await client.get(dashboard, params={"period": period})
     assert html.status_code == 200 and f'<span id="client-name">{CLIENT}</span>' in html.text
     assert 'id="pdf-link"' in html.text
