@@ -34,11 +34,13 @@ from connector.infra.logs import configure_logging, get_logger
 from connector.infra.metrics import Metrics
 from connector.maintenance import api as maintenance
 from connector.notifications import api as notifications
+from connector.reports import api as reports
 from connector.rules import api as rules
 from connector.runtime import BackgroundStarter, background_components, build_services
 from connector.settings import Settings
 from connector.sync import api as sync
 from connector.tenants import api as admin
+from connector.web import reports as web_reports
 from connector.web.routes import install as install_dashboard
 
 log = get_logger("connector.app")
@@ -98,9 +100,11 @@ def create_app(
         audit.router,
         maintenance.router,
         notifications.router,
+        reports.router,
     ):  # a mistyped filter is refused rather than ignored
         app.include_router(router, dependencies=[StrictQuery])
     app.include_router(webhooks.router)
+    app.include_router(web_reports.router)
     install_dashboard(app)
     app.add_middleware(NulRefusalMiddleware)  # inside the body limit: reads bodies already capped
     app.add_middleware(

@@ -170,6 +170,13 @@ ROUTES = [
         id_source=lambda w: f"{CLOSED}|100",
     ),
     Route(
+        "GET",
+        "/api/v1/reports/clients/{company_id}",
+        "viewer",
+        query=lambda w: {"period": CLOSED, "format": "json"},
+        id_source=lambda w: "250",
+    ),
+    Route(
         "PUT",
         "/api/v1/settings/thresholds",
         "engineer",

@@ -30,6 +30,7 @@ FEATURES = (
     "rules",
     "billing",
     "sync",
+    "reports",
     "web",
 )
 """Feature packages of `connector/`, lowest first: each may import only those before it."""
