@@ -356,11 +356,6 @@ async def _billing_rows(
 # -- endpoint -------------------------------------------------------------------------------------
 
 
-NOTICES = {
-    "queued": "The action is queued; it is sent to the RMM in a moment. Its result shows below.",
-}
-
-
 def _source_label(source: str, rmm_name: str) -> str:
     if source == coverage.RMM:
         return f"RMM ({rmm_name})"
@@ -502,7 +497,6 @@ async def _endpoint_page(
         latest=latest if request.query_params.get("done") == "queued" else None,
         error=error,
         back_url=client_url(row.rmm_connection_id, row.client_id),
-        notice=NOTICES.get(request.query_params.get("done") or ""),
         installed=spec is not None,
     )
 

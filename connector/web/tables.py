@@ -106,7 +106,7 @@ def parse_view(query: Mapping[str, str], name: str, columns: Sequence[Column], d
     return View(key or None, descending, q, max(page, 1))
 
 
-def text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A value as a cell's text: the filter matches it and the CSV writes it."""
     if value is None:
         return ""
@@ -118,7 +118,7 @@ def text(value: Any) -> str:
     if isinstance(value, Decimal):
         return f"{value:.2f}"
     if isinstance(value, (list, tuple)):
-        return ", ".join(text(v) for v in value)
+        return ", ".join(cell_text(v) for v in value)
     return str(value)
 
 
@@ -132,7 +132,7 @@ def _sort_key(value: Any) -> tuple[int, Any]:
         return (0, value)
     if isinstance(value, datetime):
         return (0, value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
-    return (0, text(value).casefold())
+    return (0, cell_text(value).casefold())
 
 
 def matching(rows: Sequence[dict[str, Any]], columns: Sequence[Column], view: View) -> list[dict[str, Any]]:
@@ -141,7 +141,7 @@ def matching(rows: Sequence[dict[str, Any]], columns: Sequence[Column], view: Vi
     kept = [
         row
         for row in rows
-        if all(any(word in text(row.get(c.key)).casefold() for c in columns) for word in words)
+        if all(any(word in cell_text(row.get(c.key)).casefold() for c in columns) for word in words)
     ]
     if view.sort is not None:
         key = view.sort
@@ -178,7 +178,7 @@ def to_csv(columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.label for c in columns])
     for row in rows:
-        cells = [text(row.get(c.key)) for c in columns]
+        cells = [cell_text(row.get(c.key)) for c in columns]
         writer.writerow(
             ["'" + cell if cell[:1] in ("=", "+", "-", "@") and not _number(cell) else cell for cell in cells]
         )
