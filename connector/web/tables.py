@@ -122,17 +122,18 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    """Blanks last whichever way round; text case-insensitively; times in UTC."""
-    if value is None or value == "":
-        return (1, "")
+def _sort_key(value: Any) -> tuple[int, int, Any]:
+    """Blanks last whichever way round; then numbers, times (in UTC) and text (case-insensitively),
+    each kind among its own, so a column holding several kinds still sorts."""
+    if value is None or value == "" or value == []:
+        return (1, 0, "")
     if isinstance(value, bool):
-        return (0, int(value))
+        return (0, 2, cell_text(value))
     if isinstance(value, (int, float, Decimal)):
-        return (0, value)
+        return (0, 0, value)
     if isinstance(value, datetime):
-        return (0, value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
-    return (0, cell_text(value).casefold())
+        return (0, 1, value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
+    return (0, 2, cell_text(value).casefold())
 
 
 def matching(rows: Sequence[dict[str, Any]], columns: Sequence[Column], view: View) -> list[dict[str, Any]]:

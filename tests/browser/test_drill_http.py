@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -148,6 +149,9 @@ async def test_client_page_lists_endpoints_problems_tickets_billing_and_mapping(
     # the overview and the problem pages link the client's name to it
     assert f'href="{drill.client_path}"' in (await client.get("/")).text
     assert f'href="{drill.client_path}"' in (await client.get("/problems")).text
+    [first_problem, *_] = re.findall(r'data-problem-id="([^"]+)"', problems)
+    problem_page = await client.get(f"/problems/{first_problem}")
+    assert f'href="{drill.client_path}"' in problem_page.text and 'href="/endpoints/' in problem_page.text
     assert (await client.get(f"/clients/{drill.stack.rmm['id']}/nope")).status_code == 404
     assert (await client.get(f"/clients/{drill.stack.psa['id']}/c-0")).status_code == 404
 
@@ -249,6 +253,8 @@ async def test_endpoint_page_shows_sources_and_runs_a_scan_for_engineers_only(
     assert bogus.status_code == 422 and "action: must be one of" in bogus.text
     assert drill.fleet.actions == [("ep-0-2", ActionKind.SCAN)]
 
+    by_value = await client.get(path, params={"table": "fields", "sort": "-value"})
+    assert by_value.status_code == 200 and 'aria-sort="descending"' in by_value.text
     fields_csv = await client.get(path, params={"table": "fields", "format": "csv"})
     parsed = list(csv.reader(io.StringIO(fields_csv.text)))
     assert parsed[0] == ["Field", "Value", "Source", "Value's time", "Source last changed"]
@@ -280,7 +286,7 @@ async def test_another_tenants_endpoint_and_client_are_not_found(
 
 def test_tables_sort_blanks_last_filter_every_word_and_quote_formulas() -> None:
     columns = (Column("name", "Name"), Column("seen", "Seen"), Column("n", "N", numeric=True))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": "beta", "seen": None, "n": 2},
         {"name": "Alpha", "seen": datetime(2026, 1, 2, tzinfo=UTC), "n": 10},
         {"name": "=cmd()", "seen": datetime(2026, 1, 1, tzinfo=UTC), "n": Decimal("-1.5")},
@@ -293,6 +299,18 @@ def test_tables_sort_blanks_last_filter_every_word_and_quote_formulas() -> None:
     ]
     assert [r["n"] for r in matching(rows, columns, View("n"))] == [Decimal("-1.5"), 2, 10]
     assert [r["name"] for r in matching(rows, columns, View(q="ALPHA 2026-01-02"))] == ["Alpha"]
+    values: tuple[Any, ...] = ("b", 3, None, datetime(2026, 1, 1), True, Decimal("1.5"), [], "A")
+    mixed = [{"name": v} for v in values]
+    assert [r["name"] for r in matching(mixed, columns, View("name"))] == [
+        Decimal("1.5"),
+        3,
+        datetime(2026, 1, 1),
+        "A",
+        "b",
+        True,
+        None,
+        [],
+    ]
     out = to_csv(columns, matching(rows, columns, View("n")))
     assert out.splitlines() == [
         "Name,Seen,N",
