@@ -25,6 +25,7 @@ from connector.connections.service import list_connections
 from connector.fleet import consoles, coverage
 from connector.fleet import service as fleet
 from connector.fleet.endpoints import to_status
+from connector.fleet.stats import HEALTH_CLASSES
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.logs import get_logger
 from connector.models import ClientMapping, Problem, TicketLink
@@ -292,9 +293,8 @@ async def client_page(
     )
     if download is not None:
         return download
-    counts: dict[str, int] = {}
-    for e in endpoints:
-        counts[e.health.value] = counts.get(e.health.value, 0) + 1
+    classes = [e.health.value for e in endpoints]
+    counts = [(h, classes.count(h)) for h in HEALTH_CLASSES if h in classes]
     return render(
         request,
         "client.html",
