@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import NotFound
-from connector.models import AgentDeployment, Endpoint, EndpointAction, Problem, TicketLink
+from connector.models import AgentDeployment, ClientMapping, Endpoint, EndpointAction, Problem, TicketLink
 from connector.statuses import ProblemStatus
 
 RECENT_PROBLEMS = 50
@@ -100,4 +100,15 @@ async def endpoint_history(session: AsyncSession, endpoint: Endpoint) -> Endpoin
         [(problem, link) for problem, link in problems.all()],
         list(actions),
         [(deployment, action) for deployment, action in deployments.all()],
+    )
+
+
+async def client_mapping(
+    session: AsyncSession, tenant_id: str, rmm_connection_id: str, client_id: str
+) -> ClientMapping | None:
+    """The PSA company an RMM client is mapped to, if it is."""
+    return await session.scalar(
+        tenant_rows(ClientMapping, tenant_id).where(
+            ClientMapping.rmm_connection_id == rmm_connection_id, ClientMapping.rmm_client_id == client_id
+        )
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from fastapi import Request
@@ -88,6 +89,11 @@ def external(url: str | None) -> str | None:
     return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
+def client_url(rmm_connection_id: str, client_id: str) -> str:
+    """The client drill-down page of one RMM client."""
+    return f"/clients/{quote(rmm_connection_id, safe='')}/{quote(client_id, safe='')}"
+
+
 def label(health: str) -> str:
     return HEALTH_LABELS.get(health, health.replace("_", " ").capitalize())
 
@@ -100,7 +106,7 @@ ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 ENV.filters.update(when=when, iso=iso, age=age, pct=pct, money=money, label=label, external=external)
-ENV.globals.update(nav=NAV, static=STATIC_URL)
+ENV.globals.update(nav=NAV, static=STATIC_URL, client_url=client_url)
 
 
 def render(

@@ -47,6 +47,7 @@ from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
+from connector.web import drill
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,
@@ -878,12 +879,15 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
     return handlers
 
 
-_DASHBOARD_ENDPOINTS = frozenset(getattr(route, "endpoint", None) for route in router.routes)
+_DASHBOARD_ENDPOINTS = frozenset(
+    getattr(route, "endpoint", None) for route in [*router.routes, *drill.router.routes]
+)
 
 
 def install(app: FastAPI) -> None:
     """Routes, static files and the HTML error handlers, on the given app."""
     app.include_router(router)
+    app.include_router(drill.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)

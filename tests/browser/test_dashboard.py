@@ -26,6 +26,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
+from adapters.base import ActionKind
 from connector.app import create_app
 from connector.infra import db
 from connector.infra.context import Services
@@ -467,3 +468,40 @@ def test_approve_a_billing_line_in_the_review(page: Page, world: World, tmp_path
     finally:
         with world.api as client:
             assert client.put("/api/v1/billing/review-settings", json={}).status_code == 200
+
+
+def test_drill_into_a_client_and_an_endpoint_and_run_a_scan(page: Page, world: World, tmp_path: Path) -> None:
+    sign_in(page, world.engineer_key)
+    page.locator('#clients-table tr[data-client-id="c-0"]').get_by_role("link", name="Acme Dental").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Acme Dental")
+    expect(page.locator("#endpoints-table tbody tr")).to_have_count(PER_CLIENT)
+    expect(page.locator("#client-company")).to_contain_text(
+        world.stack.manage.companies.rows[world.stack.seed.company_ids[0]]["name"]
+    )
+    row = page.locator("#endpoints-table tbody tr", has_text="WS-00-002")
+    expect(row).to_contain_text("Threat detected")
+    page.locator("#endpoints-table").get_by_role("link", name=re.compile("^Endpoint")).click()
+    expect(page.locator("#endpoints-table tbody tr").first).to_contain_text(f"WS-00-{PER_CLIENT - 1:03d}")
+    shot(page, tmp_path, "client")
+
+    page.get_by_label("Filter").first.fill("ws-00-002")
+    page.get_by_role("button", name="Filter").first.click()
+    expect(page.locator("#endpoints-table tbody tr")).to_have_count(1)
+    page.locator("#endpoints-table").get_by_role("link", name="WS-00-002").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("WS-00-002")
+    expect(page.locator('#fields-table tr[data-field="active_threats"]')).to_contain_text("RMM")
+    before = len(world.fleet.actions)
+    page.get_by_role("button", name="Run: Run a scan").click()
+    expect(page.locator("#action-result")).to_contain_text("Scan")
+    world.server.run(world.stack.work())
+    assert world.fleet.actions[before:] == [("ep-0-2", ActionKind.SCAN)]
+    page.reload()
+    expect(page.locator("#action-result")).to_contain_text("sent; the RMM accepted it")
+    expect(page.locator("#actions-table tbody tr").first).to_have_attribute("data-status", "accepted")
+    shot(page, tmp_path, "endpoint")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page scrolls sideways by {overflow}px at phone width"
+    shot(page, tmp_path, "endpoint-phone")
