@@ -369,7 +369,7 @@ def test_billing_preview_matches_the_api(page: Page, world: World, tmp_path: Pat
     assert preview["lines"], preview
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Billing preview {period}")
     expect(page.locator("#billing-lines tbody tr")).to_have_count(len(preview["lines"]))
-    expect(page.locator("#billing-total")).to_have_text(f"{float(preview['total']):,.2f}")
+    expect(page.locator("#billing-total")).to_have_text(f"${float(preview['total']):,.2f}")
     for line in preview["lines"]:
         row = page.locator("#billing-lines tbody tr", has_text=line["company_name"])
         expect(row).to_contain_text(str(line["quantity"]))
