@@ -38,11 +38,12 @@ def health_class(counts: Counts) -> str:
 
 def unbilled_clients(
     clients: Iterable[ClientCounts],
-    companies: Mapping[tuple[str, str], str],
-    billed: set[str],
+    companies: Mapping[tuple[str, str], tuple[str, str]],
+    billed: set[tuple[str, str]],
 ) -> list[ClientCounts]:
     """Mapped clients with endpoints whose PSA company has no billing line this period (no billing
-    rule counts their product). `companies`: (RMM connection, client) → PSA company id."""
+    rule counts their product). `companies`: (RMM connection, client) → (PSA connection, company
+    id); `billed` holds the same pairs (company ids are only unique within one PSA)."""
     found = []
     for client in clients:
         company = companies.get((client.rmm_connection_id, client.client_id))

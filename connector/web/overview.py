@@ -54,8 +54,14 @@ async def unbilled(
 ) -> list[ClientCounts]:
     """Mapped clients with endpoints that the period's preview bills nothing for."""
     mappings = await rules.list_rows(rules.CLIENT_MAPPINGS, session, tenant_id, limit=5000, offset=0)
-    companies = {(m.rmm_connection_id, m.rmm_client_id): m.psa_company_id for m in mappings}
-    billed = {item.line.company_id for item in preview.lines if item.line.quantity or item.line.total}
+    companies = {
+        (m.rmm_connection_id, m.rmm_client_id): (m.psa_connection_id, m.psa_company_id) for m in mappings
+    }
+    billed = {
+        (item.rule.psa_connection_id, item.line.company_id)
+        for item in preview.lines
+        if item.line.quantity or item.line.total
+    }
     return insights.unbilled_clients(clients, companies, billed)
 
 

@@ -33,9 +33,15 @@ def test_unbilled_clients_are_mapped_with_endpoints_and_no_line() -> None:
         _client("unmapped", None, protected=9),
         _client("empty", "Empty Co"),
     ]
-    companies = {("rmm", "billed"): "1", ("rmm", "unbilled"): "2", ("rmm", "empty"): "3"}
-    found = insights.unbilled_clients(clients, companies, billed={"1"})
-    assert [c.client_id for c in found] == ["unbilled"]
+    clients.append(_client("same-id", "Elsewhere Co", protected=1))
+    companies = {
+        ("rmm", "billed"): ("psa-a", "1"),
+        ("rmm", "unbilled"): ("psa-a", "2"),
+        ("rmm", "empty"): ("psa-a", "3"),
+        ("rmm", "same-id"): ("psa-b", "1"),  # company 1 of another PSA is another company
+    }
+    found = insights.unbilled_clients(clients, companies, billed={("psa-a", "1")})
+    assert [c.client_id for c in found] == ["unbilled", "same-id"]
 
 
 def test_problems_by_severity_follow_the_ticket_rules_mapping() -> None:
