@@ -102,6 +102,16 @@ async def count_problems(
     return int(await session.scalar(query) or 0)
 
 
+async def count_problems_by_kind(session: AsyncSession, tenant_id: str, *, state: str) -> dict[str, int]:
+    """Problems in this state per kind (kinds without any are left out)."""
+    query = (
+        scoped(select(Problem.kind, func.count()).select_from(Problem), Problem, tenant_id)
+        .where(Problem.state == state)
+        .group_by(Problem.kind)
+    )
+    return {str(kind): int(count) for kind, count in (await session.execute(query)).all()}
+
+
 @dataclass(frozen=True)
 class ProblemContext:
     """One problem with what a technician looks at next to it."""

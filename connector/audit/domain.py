@@ -43,6 +43,7 @@ KINDS: dict[str, Category] = {
     "agent_match.cleared": Category.CONFIG,
     "billing_period.closed": Category.CONFIG,
     "billing_review.updated": Category.CONFIG,
+    "currency.updated": Category.CONFIG,
     "billing_decision.recorded": Category.CONFIG,
     **{f"usage_profile.{verb}": Category.CONFIG for verb in ("created", "updated", "deleted")},
     "usage_upload.created": Category.CONFIG,

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.audit.domain import KINDS, Actor, Category, redact
-from connector.infra.db import tenant_rows
+from connector.infra.db import scoped, tenant_rows
 from connector.infra.logs import get_logger
 from connector.models import AuditEvent
 
@@ -127,3 +127,15 @@ async def list_events(
     if len(rows) > limit:
         return rows[:limit], rows[limit - 1].seq
     return rows, None
+
+
+async def entries_since(
+    session: AsyncSession, tenant_id: str, kinds: Sequence[str], since: datetime
+) -> list[tuple[datetime, str]]:
+    """(when, kind) of every entry of these kinds written since `since`, oldest first."""
+    query = (
+        scoped(select(AuditEvent.at, AuditEvent.kind), AuditEvent, tenant_id)
+        .where(AuditEvent.kind.in_(list(kinds)), AuditEvent.at >= since)
+        .order_by(AuditEvent.seq)
+    )
+    return [(at, str(kind)) for at, kind in (await session.execute(query)).all()]

@@ -1,14 +1,15 @@
-"""`/api/v1/api-keys` (admin only): keys of the caller's tenant."""
+"""`/api/v1/api-keys` (admin only): keys of the caller's tenant; `/api/v1/settings/currency`: how
+the dashboard shows money."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from connector.api.deps import Admin, Session, configuration_changed
+from connector.api.deps import Admin, Engineer, Session, Viewer, configuration_changed
 from connector.audit.domain import Actor
 from connector.infra.security.apikeys import ApiRole
 from connector.tenants import service
-from connector.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from connector.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, CurrencySettings
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -35,3 +36,15 @@ async def revoke_key(key_id: str, session: Session, who: Admin) -> Response:
     )
     configuration_changed(session, who, "api_key", "revoke", key_id)
     return Response(status_code=204)
+
+
+@router.get("/settings/currency", response_model=CurrencySettings, tags=["settings"])
+async def get_currency(session: Session, who: Viewer) -> CurrencySettings:
+    """The currency (ISO 4217) and locale the dashboard's billing pages format amounts with."""
+    return await service.get_currency(session, who.tenant_id)
+
+
+@router.put("/settings/currency", response_model=CurrencySettings, tags=["settings"])
+async def put_currency(body: CurrencySettings, session: Session, who: Engineer) -> CurrencySettings:
+    """Replace the settings (omitted fields take their defaults, USD and en_US); no amount is converted."""
+    return await service.set_currency(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))

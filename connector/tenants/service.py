@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.audit import service as audit
-from connector.audit.domain import CLI, Actor
+from connector.audit.domain import CLI, Actor, changed
 from connector.infra.db import tenant_rows
 from connector.infra.errors import FieldError, NotFound
 from connector.infra.security.apikeys import ApiRole, generate_api_key
 from connector.models import ApiKey, Tenant
+from connector.tenants.schemas import CurrencySettings
 
 DEFAULT_TENANT = "default"
 
@@ -101,3 +102,39 @@ async def has_active_admin_key(session: AsyncSession) -> bool:
 
 def revoke(row: ApiKey) -> None:
     row.revoked_at = datetime.now(UTC)
+
+
+CURRENCY_SETTINGS = "currency"
+"""The key of the money display settings in `tenant.settings`."""
+
+
+def currency_of(tenant: Tenant) -> CurrencySettings:
+    return CurrencySettings.model_validate((tenant.settings or {}).get(CURRENCY_SETTINGS, {}))
+
+
+async def get_currency(session: AsyncSession, tenant_id: str) -> CurrencySettings:
+    return currency_of(await get_tenant(session, tenant_id))
+
+
+async def set_currency(
+    session: AsyncSession, tenant_id: str, settings: CurrencySettings, *, actor: Actor
+) -> CurrencySettings:
+    """Only how amounts are shown changes; no amount is converted."""
+    tenant = await get_tenant(session, tenant_id)
+    before = currency_of(tenant).model_dump(mode="json")
+    after = settings.model_dump(mode="json")
+    tenant.settings = {**(tenant.settings or {}), CURRENCY_SETTINGS: after}
+    old, new = changed(before, after)
+    if new:
+        audit.record(
+            session,
+            tenant_id,
+            "currency.updated",
+            actor,
+            target_type="currency",
+            target_id=None,
+            summary=f"currency settings changed: {', '.join(sorted(new))}",
+            before=old,
+            after=new,
+        )
+    return settings

@@ -1,5 +1,5 @@
-"""The protected-share trend as inline SVG geometry, computed on the server so the dashboard needs no
-JavaScript or chart library; the template draws it and repeats the numbers in a table."""
+"""The protected-share and ticket trends as inline SVG geometry, computed on the server so the
+dashboard needs no JavaScript or chart library; the template draws it and repeats the numbers in a table."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from connector.fleet.stats import TrendPoint
+from connector.web.insights import TicketDay
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 60, 12, 12, 30
@@ -91,4 +92,66 @@ def trend_chart(points: list[TrendPoint], days: int, today: date) -> TrendChart:
         latest=shares[-1] if shares else None,
         lowest=min(shares) if shares else None,
         highest=max(shares) if shares else None,
+    )
+
+
+@dataclass(frozen=True)
+class TicketChart:
+    """Tickets opened and closed per day, every day of the window drawn (0 included)."""
+
+    width: int
+    height: int
+    days: list[TicketDay]
+    opened: str
+    """`points` of the opened polyline."""
+    closed: str
+    grid: list[tuple[float, str]]
+    x_labels: list[tuple[float, str, str]]
+    left: int
+    right: int
+    top: int
+    bottom: int
+    first_day: str
+    last_day: str
+    total_opened: int
+    total_closed: int
+    peak: int
+
+
+def ticket_chart(days: list[TicketDay]) -> TicketChart:
+    """The y axis runs from 0 to the busiest day (at least 1, so a quiet month is a flat line)."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    span = max(len(days) - 1, 1)
+    peak = max([1, *(d.opened for d in days), *(d.closed for d in days)])
+
+    def line(values: list[int]) -> str:
+        return " ".join(
+            f"{round(LEFT + plot_w * i / span, 1)},{round(TOP + plot_h * (1 - v / peak), 1)}"
+            for i, v in enumerate(values)
+        )
+
+    half = peak / 2
+    grid = [(float(TOP), str(peak)), (round(TOP + plot_h / 2, 1), f"{half:g}"), (float(TOP + plot_h), "0")]
+    first = date.fromisoformat(days[0].day) if days else None
+    last = date.fromisoformat(days[-1].day) if days else None
+    return TicketChart(
+        width=WIDTH,
+        height=HEIGHT,
+        days=days,
+        opened=line([d.opened for d in days]),
+        closed=line([d.closed for d in days]),
+        grid=grid,
+        x_labels=[
+            (LEFT, first.strftime("%d %b") if first else "", "start"),
+            (WIDTH - RIGHT, last.strftime("%d %b") if last else "", "end"),
+        ],
+        left=LEFT,
+        right=WIDTH - RIGHT,
+        top=TOP,
+        bottom=TOP + plot_h,
+        first_day=days[0].day if days else "",
+        last_day=days[-1].day if days else "",
+        total_opened=sum(d.opened for d in days),
+        total_closed=sum(d.closed for d in days),
+        peak=peak,
     )

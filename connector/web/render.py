@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+import jinja2.runtime
+from babel.numbers import format_currency
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -80,8 +82,22 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-def money(value: Decimal | int | float) -> str:
-    return f"{Decimal(value):,.2f}"
+DEFAULT_CURRENCY, DEFAULT_LOCALE = "USD", "en_US"
+
+
+def money(
+    value: Decimal | int | float, currency: str = DEFAULT_CURRENCY, locale: str = DEFAULT_LOCALE
+) -> str:
+    """In the currency's own style for the locale (`€1,234.50` for EUR in en_IE, `1.234,50 €` in
+    de_DE), by Babel's CLDR data; the amount is shown, never converted."""
+    return format_currency(Decimal(value), currency, locale=locale)
+
+
+@jinja2.pass_context
+def _money(context: jinja2.runtime.Context, value: Decimal | int | float) -> str:
+    """`|money` in the page's `money_in` (currency, locale), else USD in en_US."""
+    currency, locale = context.get("money_in") or (DEFAULT_CURRENCY, DEFAULT_LOCALE)
+    return money(value, currency, locale)
 
 
 def external(url: str | None) -> str | None:
@@ -105,7 +121,7 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(when=when, iso=iso, age=age, pct=pct, money=money, label=label, external=external)
+ENV.filters.update(when=when, iso=iso, age=age, pct=pct, money=_money, label=label, external=external)
 ENV.globals.update(nav=NAV, static=STATIC_URL, client_url=client_url)
 
 

@@ -48,6 +48,7 @@ from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatu
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
 from connector.web import drill
+from connector.web import overview as overview_page
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,
@@ -64,13 +65,11 @@ from connector.web.auth import (
     set_login_csrf,
     set_session,
 )
-from connector.web.charts import trend_chart
 from connector.web.render import HEADERS, STATIC, STATIC_URL, redirect, render
 
 log = get_logger("connector.web")
 router = APIRouter(include_in_schema=False)
 
-TREND_DAYS = 30
 PROBLEM_LIMIT = 500
 PERIOD = domain_billing.PERIOD
 NOTICES = {
@@ -146,38 +145,6 @@ async def _open_problems(session: AsyncSession, tenant_id: str, *, routing: str 
         session, tenant_id, state=ProblemStatus.OPEN, routing=routing, limit=PROBLEM_LIMIT
     )
     return sorted((ProblemOut.of(problem, link) for problem, link in rows), key=lambda p: p.first_seen_at)
-
-
-# -- overview -------------------------------------------------------------------------------------
-
-
-@router.get("/")
-async def overview(request: Request, session: Session, user: User) -> Response:
-    tenant_id = user.principal.tenant_id
-    overall, clients = await fleet_stats.summary(session, tenant_id)
-    points = await fleet_stats.trend(session, tenant_id, TREND_DAYS)
-    connections = {c.id: c.name for c in await list_connections(session, tenant_id)}
-    return render(
-        request,
-        "overview.html",
-        user,
-        classes=fleet_stats.HEALTH_CLASSES,
-        overall={h: getattr(overall, h) for h in fleet_stats.HEALTH_CLASSES},
-        total=overall.total,
-        share=overall.protected_share if overall.known else None,
-        clients=clients,
-        unmapped=[c for c in clients if c.mapped_company is None],
-        connections=connections,
-        several_rmms=len({c.rmm_connection_id for c in clients}) > 1,
-        chart=trend_chart(points, TREND_DAYS, datetime.now(UTC).date()),
-        days=TREND_DAYS,
-        open_problems=await alerts.count_problems(session, tenant_id, state=ProblemStatus.OPEN),
-        unmapped_problems=await alerts.count_problems(
-            session, tenant_id, state=ProblemStatus.OPEN, routing=Routing.UNMAPPED
-        ),
-        dead_deliveries=await alerts.count_deliveries(session, tenant_id, status=DeliveryStatus.DEAD),
-        coverage=await consoles.coverage_by_company(session, tenant_id),
-    )
 
 
 # -- problems -------------------------------------------------------------------------------------
@@ -354,6 +321,9 @@ async def billing(request: Request, session: Session, user: User, period: str | 
         request,
         "billing.html",
         user,
+        money_in=await overview_page.money_in(session, user.principal.tenant_id),
+        unbilled=await overview_page.unbilled(session, user.principal.tenant_id, preview, clients),
+        billing_rules_help=overview_page.BILLING_RULES_HELP,
         preview=preview,
         period=period,
         error=error,
@@ -880,7 +850,8 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
 
 
 _DASHBOARD_ENDPOINTS = frozenset(
-    getattr(route, "endpoint", None) for route in [*router.routes, *drill.router.routes]
+    getattr(route, "endpoint", None)
+    for route in (*router.routes, *drill.router.routes, *overview_page.router.routes)
 )
 
 
@@ -888,6 +859,7 @@ def install(app: FastAPI) -> None:
     """Routes, static files and the HTML error handlers, on the given app."""
     app.include_router(router)
     app.include_router(drill.router)
+    app.include_router(overview_page.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)

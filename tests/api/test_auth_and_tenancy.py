@@ -131,6 +131,10 @@ ROUTES = [
     Route("POST", "/api/v1/billing/read-back", "engineer", body=lambda w: {"period": "2026-10"}),
     Route("GET", "/api/v1/billing/review-settings", "viewer"),
     Route("PUT", "/api/v1/billing/review-settings", "engineer", body=lambda w: {"tolerance_seats": 3}),
+    Route("GET", "/api/v1/settings/currency", "viewer"),
+    Route(
+        "PUT", "/api/v1/settings/currency", "engineer", body=lambda w: {"currency": "EUR", "locale": "en_IE"}
+    ),
     Route("GET", "/api/v1/billing/proposals", "viewer", query=lambda w: {"period": "2026-10"}),
     Route(
         "POST",

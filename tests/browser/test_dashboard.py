@@ -319,9 +319,11 @@ def test_sign_in_and_overview_numbers_match_the_api(page: Page, world: World, tm
     expect(chart).to_be_visible()
     assert chart.locator("circle.dot").count() == len(summary["trend"]) == 30
     latest = summary["trend"][-1]
-    expect(page.locator("figure.chart figcaption")).to_contain_text(
+    expect(page.locator("figure.chart", has=chart).locator("figcaption")).to_contain_text(
         f"{round(100 * latest['protected'] / latest['total'])}%"
     )
+    expect(page.locator("svg.tickets")).to_be_visible()
+    expect(page.locator("#severity-counts li")).to_have_count(4)
     shot(page, tmp_path, "overview")
 
     page.set_viewport_size({"width": 390, "height": 844})
@@ -370,7 +372,7 @@ def test_billing_preview_matches_the_api(page: Page, world: World, tmp_path: Pat
     assert preview["lines"], preview
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Billing preview {period}")
     expect(page.locator("#billing-lines tbody tr")).to_have_count(len(preview["lines"]))
-    expect(page.locator("#billing-total")).to_have_text(f"{float(preview['total']):,.2f}")
+    expect(page.locator("#billing-total")).to_have_text(f"${float(preview['total']):,.2f}")
     for line in preview["lines"]:
         row = page.locator("#billing-lines tbody tr", has_text=line["company_name"])
         expect(row).to_contain_text(str(line["quantity"]))
