@@ -47,6 +47,7 @@ from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
+from connector.web import setup
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
     SignInRequired,
@@ -176,6 +177,7 @@ async def overview(request: Request, session: Session, user: User) -> Response:
         ),
         dead_deliveries=await alerts.count_deliveries(session, tenant_id, status=DeliveryStatus.DEAD),
         coverage=await consoles.coverage_by_company(session, tenant_id),
+        checklist=await setup.checklist(session, tenant_id),
     )
 
 
@@ -706,6 +708,7 @@ async def mappings(
         existing=existing,
         names={c.id: c.name for c in connections},
         notice=NOTICES.get(done or ""),
+        **await setup.manual_mapping_context(services, session, who.tenant_id, rmm_row, psa_row),
     )
 
 
@@ -884,6 +887,7 @@ _DASHBOARD_ENDPOINTS = frozenset(getattr(route, "endpoint", None) for route in r
 def install(app: FastAPI) -> None:
     """Routes, static files and the HTML error handlers, on the given app."""
     app.include_router(router)
+    app.include_router(setup.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)
