@@ -881,7 +881,9 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
     return handlers
 
 
-_DASHBOARD_ENDPOINTS = frozenset(getattr(route, "endpoint", None) for route in router.routes)
+_DASHBOARD_ENDPOINTS = frozenset(
+    getattr(route, "endpoint", None) for route in (*router.routes, *setup.router.routes)
+)
 
 
 def install(app: FastAPI) -> None:
