@@ -439,3 +439,12 @@ async def test_demo_banner_for_engineers_only(
             assert "demo-id" not in (await viewer.get("/setup/connections")).text
     finally:
         del app.state.demo_systems
+
+
+async def test_signed_out_and_forged_forms_are_refused(client: httpx.AsyncClient, make_key: KeyMaker) -> None:
+    for path in ("/setup", "/setup/connections", "/setup/rules", "/setup/api-keys"):
+        response = await client.get(path)
+        assert response.status_code == 303 and response.headers["location"].startswith("/login?next=/setup")
+    await signed_in(client, make_key, "admin")
+    for path in ("/setup/connections", "/setup/ticket-rules", "/setup/api-keys", "/mappings/bulk"):
+        assert (await client.post(path, data={"csrf_token": "forged"})).status_code == 403, path
