@@ -51,6 +51,8 @@ class FormField:
     description: str | None = None
     choices: tuple[str, ...] = ()
     default: Any = None
+    nullable: bool = False
+    """Optional with no value as its default (a flag then has three states: unset, true, false)."""
 
 
 def _resolve(schema: Mapping[str, Any], prop: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -93,6 +95,7 @@ def schema_fields(schema: Mapping[str, Any]) -> list[FormField]:
                 description=prop.get("description"),
                 choices=choices,
                 default=None if kind == "secret" else prop.get("default"),
+                nullable=any(p.get("type") == "null" for p in raw.get("anyOf", ())),
             )
         )
     return out
@@ -105,6 +108,10 @@ def form_values(fields: list[FormField], form: Mapping[str, str], prefix: str) -
     out: dict[str, Any] = {}
     for f in fields:
         raw = form.get(f"{prefix}.{f.name}")
+        if f.kind == "boolean" and f.nullable:
+            if raw:
+                out[f.name] = {"true": True, "false": False}.get(raw, raw)
+            continue
         if f.kind == "boolean":
             out[f.name] = raw is not None
             continue
@@ -384,14 +391,18 @@ def rule_body(
     integers: tuple[str, ...],
     choices: Mapping[str, tuple[str, ...]],
     required: tuple[str, ...],
+    clear_blanks: bool = False,
 ) -> dict[str, Any]:
-    """A rule's API body from its form: empty optional inputs left out, counts as integers (text
-    that does not parse is kept so validation names the field), the enabled box as a flag."""
+    """A rule's API body from its form: empty optional inputs left out (on an edit, `clear_blanks`:
+    set to none, so emptying a field clears it), counts as integers (text that does not parse is
+    kept so validation names the field), the enabled box as a flag."""
     body: dict[str, Any] = {"psa_connection_id": form.get("psa_connection_id", "")}
     for name in (*picks, *text, *choices):
         value = form.get(name, "").strip()
         if value or name in required:
             body[name] = value
+        elif clear_blanks:
+            body[name] = None
     for name in integers:
         value = form.get(name, "").strip()
         if value:
@@ -490,6 +501,7 @@ async def _rules_page(
         ticket_choices=TICKET_CHOICES,
         billing_choices=BILLING_CHOICES,
         lists=lists,
+        catalog_names={kind.value: {i.id: i.name for i in items} for kind, items in lists.items.items()},
         page=page,
         notice=page.notice,
     )
@@ -532,6 +544,7 @@ async def _save_rule(
             integers=TICKET_INTEGERS,
             choices=TICKET_CHOICES,
             required=("board_id", "summary_template"),
+            clear_blanks=rule_id is not None,
         )
     else:
         kind = rules.BILLING_RULES
@@ -542,6 +555,7 @@ async def _save_rule(
             integers=BILLING_INTEGERS,
             choices=BILLING_CHOICES,
             required=("product", "psa_product_id", "unit_price"),
+            clear_blanks=rule_id is not None,
         )
     checking = rules.PsaChecking(services, allow_unchecked="allow_unchecked" in form)
     tenant_id = user.principal.tenant_id

@@ -73,19 +73,22 @@ def test_generated_form_fields_follow_the_schema() -> None:
             "secret": {"type": "string", "format": "password", "writeOnly": True, "title": "Secret"},
             "page": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None, "title": "Page"},
             "verify": {"type": "boolean", "default": True, "title": "Verify"},
+            "cloud": {"anyOf": [{"type": "boolean"}, {"type": "null"}], "default": None},
             "region": {"$ref": "#/$defs/Region"},
         },
         "required": ["account", "secret"],
         "$defs": {"Region": {"enum": ["eu", "us"], "title": "Region", "type": "string"}},
     }
     fields = {f.name: f for f in schema_fields(schema)}
-    assert [f.kind for f in fields.values()] == ["string", "secret", "integer", "boolean", "enum"]
+    assert [f.kind for f in fields.values()] == ["string", "secret", "integer", "boolean", "boolean", "enum"]
+    assert fields["cloud"].nullable and not fields["verify"].nullable
     assert fields["account"].required and fields["account"].description == "the tenant"
     assert not fields["page"].required and fields["region"].choices == ("eu", "us")
     values = form_values(
         list(fields.values()), {"c.account": " acme ", "c.secret": "s3", "c.page": "x", "c.region": ""}, "c"
     )
-    assert values == {"account": "acme", "secret": "s3", "page": "x", "verify": False}
+    assert values == {"account": "acme", "secret": "s3", "page": "x", "verify": False}  # cloud: unset
+    assert form_values([fields["cloud"]], {"c.cloud": "false"}, "c") == {"cloud": False}
 
 
 async def test_pages_render_with_nav_and_checklist(client: httpx.AsyncClient, make_key: KeyMaker) -> None:
@@ -295,11 +298,12 @@ async def test_ticket_and_billing_rules_from_picked_lists(
     assert f'action="/setup/ticket-rules/{rule["id"]}"' in edit.text
     updated = await client.post(
         f"/setup/ticket-rules/{rule['id']}",
-        data={**ticket, "summary_template": "{problem_title}!", "enabled": ""},
+        data={**ticket, "summary_template": "{problem_title}!", "problem": "not_protected"},
     )
-    assert updated.status_code == 303
+    assert updated.status_code == 303, updated.text
     [rule] = (await client.get("/api/v1/ticket-rules", headers=headers)).json()
     assert rule["summary_template"] == "{problem_title}!"
+    assert rule["problem"] == "not_protected" and rule["board_id"] == ids.board_id
 
     bill = {
         "csrf_token": token,
@@ -309,6 +313,7 @@ async def test_ticket_and_billing_rules_from_picked_lists(
         "agreement_type": agreement_type,
         "psa_product_id": billing.product_id,
         "unit_price": "4.50",
+        "description": "Seats",
         "count_scope": "protected",
         "count_method": "peak",
         "billing_timing": "current",
@@ -322,6 +327,13 @@ async def test_ticket_and_billing_rules_from_picked_lists(
     assert billing_rule["psa_product_id"] == billing.product_id and billing_rule["unit_price"] == "4.5000"
     listing = await client.get(saved.headers["location"])
     assert "Billing rule saved" in listing.text and "Acme EDR" in listing.text
+    assert billing_rule["description"] == "Seats"
+    cleared = await client.post(
+        f"/setup/billing-rules/{billing_rule['id']}", data={**bill, "description": ""}
+    )
+    assert cleared.status_code == 303, cleared.text
+    [billing_rule] = (await client.get("/api/v1/billing-rules", headers=headers)).json()
+    assert billing_rule["description"] is None  # emptied on the form: cleared
 
 
 async def test_unreadable_psa_shows_the_error_and_takes_typed_ids(
