@@ -523,11 +523,31 @@ def run(
             billing = await seed_billing(client, headers, world)
             await _replay_alerts(client, headers)
         await _sample_history(services)
+        app.state.demo_systems = demo_systems(world)
         out(summary(world, billing, host=host, port=port, key=key))
         await serving
 
     asyncio.run(main())
     return 0
+
+
+def demo_systems(world: DemoWorld) -> list[dict[str, Any]]:
+    """The simulated vendors with what it takes to add a connection to one by hand: kind, base URL
+    and the fake's credentials (not a real vendor's secrets)."""
+    bodies = [
+        *((psa.spec.title, psa.connection) for psa in world.psas),
+        *((rmm.name, rmm.world.connection) for rmm in world.rmms),
+        *((console.name, console.world.connection) for console in world.consoles),
+    ]
+    return [
+        {
+            "title": title,
+            "kind": body.kind,
+            "base_url": body.base_url,
+            "credentials": {k: str(v) for k, v in body.credentials.items()},
+        }
+        for title, body in bodies
+    ]
 
 
 def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key: str) -> str:
@@ -555,6 +575,14 @@ def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key
         f"    Billing review:         {base}/billing/review?period={billing.period}\n"
         f"    API docs:  {base}/docs\n"
         f"    Admin API key (sign in with it): {key}\n\n"
+        "  To add a connection by hand (Set-up → Connections), the simulated systems answer at:\n"
+        + "".join(
+            f"    {s['title']} ({s['kind']}): {s['base_url']}  "
+            + " ".join(f"{k}={v}" for k, v in s["credentials"].items())
+            + "\n"
+            for s in demo_systems(world)
+        )
+        + "\n"
         "  Stop with Ctrl+C. The demo database is rebuilt on every start.\n"
     )
 

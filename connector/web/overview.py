@@ -26,7 +26,7 @@ from connector.fleet.stats import ClientCounts
 from connector.rules import service as rules
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing
 from connector.tenants.service import get_currency
-from connector.web import insights
+from connector.web import insights, setup
 from connector.web.auth import User
 from connector.web.charts import ticket_chart, trend_chart
 from connector.web.insights import Column
@@ -225,4 +225,5 @@ async def overview(
             session, tenant_id, state=ProblemStatus.OPEN, routing=Routing.UNMAPPED
         ),
         dead_deliveries=await alerts.count_deliveries(session, tenant_id, status=DeliveryStatus.DEAD),
+        checklist=await setup.checklist(session, tenant_id),
     )

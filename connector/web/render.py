@@ -40,6 +40,7 @@ NAV = (
     ("/mappings", "Mappings"),
     ("/maintenance", "Maintenance & notifications"),
     ("/audit", "Audit"),
+    ("/setup", "Set-up"),
 )
 
 HEALTH_LABELS = {

@@ -47,7 +47,7 @@ from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
-from connector.web import drill
+from connector.web import drill, setup
 from connector.web import overview as overview_page
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -677,6 +677,7 @@ async def mappings(
         existing=existing,
         names={c.id: c.name for c in connections},
         notice=NOTICES.get(done or ""),
+        **await setup.manual_mapping_context(services, session, who.tenant_id, rmm_row, psa_row),
     )
 
 
@@ -851,7 +852,7 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
 
 _DASHBOARD_ENDPOINTS = frozenset(
     getattr(route, "endpoint", None)
-    for route in (*router.routes, *drill.router.routes, *overview_page.router.routes)
+    for route in (*router.routes, *drill.router.routes, *overview_page.router.routes, *setup.router.routes)
 )
 
 
@@ -860,6 +861,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(drill.router)
     app.include_router(overview_page.router)
+    app.include_router(setup.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)

@@ -68,3 +68,9 @@ async def test_demo_reconciliation_has_every_cause_and_its_review_waits(
     text = demo.summary(world, billing, host="127.0.0.1", port=8000, key="ck_demo")
     assert f"/billing/reconciliation?period={billing.period}" in text
     assert f"/billing/review?period={billing.period}" in text
+    # what a newcomer needs to add a connection to a simulated vendor by hand
+    systems = demo.demo_systems(world)
+    assert {s["base_url"] for s in systems} >= {p.connection.base_url for p in world.psas}
+    for system in systems:
+        assert f"{system['title']} ({system['kind']}): {system['base_url']}" in text
+        assert all(f"{k}={v}" in text for k, v in system["credentials"].items())
