@@ -127,6 +127,8 @@ class AlertEvent(_Record):
     state: Literal["active", "cleared"]
     message: str = ""
     occurred_at: datetime
+    vendor_alert_id: str | None = None
+    """The RMM's own id of the alert, where the RMM can resolve it by that id (`ClearsAlerts`)."""
 
 
 class SkippedEndpoint(_Record):
@@ -561,12 +563,15 @@ class RegistersWebhook(Protocol):
 @runtime_checkable
 class ClearsAlerts(Protocol):
     """An RMM whose API can resolve or acknowledge the alert behind a problem. When a ticket rule
-    says so, the core calls it once a technician closes the problem's ticket. No RMM adapter here
-    implements it yet; of the RMM APIs in the vendor specs, Datto RMM can resolve an alert
-    (`POST /api/v2/alert/{alertUid}/resolve`) and NinjaOne can reset one (`/v2/alert/{uid}/reset`).
-    Both need the vendor's alert id kept with the problem, which problems do not record today."""
+    says so, the core calls it once a technician closes the problem's ticket, with the vendor's
+    alert id the problem kept from its latest active event (`AlertEvent.vendor_alert_id`). Datto
+    RMM implements it (`POST /api/v2/alert/{alertUid}/resolve`). NinjaOne's API can reset an alert
+    (`/v2/alert/{uid}/reset`), but its webhook names the condition's series, not that uid, so it
+    does not claim to."""
 
-    async def clear_alert(self, endpoint_id: str, problem: ProblemKind) -> None: ...
+    async def clear_alert(self, endpoint_id: str, problem: ProblemKind, alert_id: str | None) -> bool:
+        """Resolve the alert; False when there is nothing this RMM can resolve (no alert id)."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------

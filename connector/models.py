@@ -409,6 +409,9 @@ class Problem(Base):
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     cleared_at: Mapped[datetime | None]
     clear_message: Mapped[str | None] = mapped_column(Text)
+    vendor_alert_id: Mapped[str | None] = mapped_column(String(200))
+    """The RMM's id of the alert behind the problem (its latest active event), for RMMs that can
+    resolve an alert by it when a technician closes the ticket."""
     lock_owner: Mapped[str | None] = mapped_column(String(64))
     lock_expires_at: Mapped[datetime | None]
     storm_id: Mapped[str | None] = mapped_column(ForeignKey("storms.id", ondelete="SET NULL"))

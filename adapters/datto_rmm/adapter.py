@@ -74,6 +74,7 @@ from adapters.base import (
     EndpointPage,
     EndpointStatus,
     PolledAlerts,
+    ProblemKind,
     RmmClient,
     SkippedEndpoint,
     WebhookRequest,
@@ -445,6 +446,17 @@ class DattoRmmAdapter:
                 "  ", " "
             ),
         )
+
+    async def clear_alert(self, endpoint_id: str, problem: ProblemKind, alert_id: str | None) -> bool:
+        """Resolves the alert a technician's closed ticket answered (`POST /v2/alert/{alertUid}/resolve`;
+        resolving it again changes nothing, so a retry is safe)."""
+        uid = (alert_id or "").strip()
+        if not uid:
+            return False
+        if "/" in uid:
+            raise VendorRequestError(f"not a Datto alert uid: {alert_id!r}", field="alert_id")
+        await self._client.request("POST", f"{API}/alert/{uid}/resolve", idempotent=True)
+        return True
 
 
 def next_page(url: Any) -> int | None:

@@ -90,6 +90,7 @@ def polled_event(alert: AlertRead, parse_time: TimeParser, now: datetime) -> Ale
         state="active",
         message=(alert.diagnostics or "").strip()[:500],
         occurred_at=parse_time(alert.timestamp) or now,
+        vendor_alert_id=alert.alertUid,
     )
 
 
@@ -187,5 +188,6 @@ def parse_body(request: WebhookRequest, parse_time: TimeParser) -> list[AlertEve
             state=state,
             message=(_text(body, "message", required=False) or "")[:500],
             occurred_at=parse_time(body.get("timestamp")) or request.received_at,
+            vendor_alert_id=alert_uid,
         )
     ]

@@ -358,6 +358,8 @@ async def apply_events(
                 at=event.occurred_at,
                 source=ProblemSource.ALERT,
             )
+            if problem is not None and event.vendor_alert_id:
+                problem.vendor_alert_id = event.vendor_alert_id
         else:
             problem = await observe_cleared(
                 session,
@@ -397,6 +399,8 @@ async def apply_polled(
                 source=ProblemSource.POLL,
             )
             opened += problem is not None
+            if problem is not None and event.vendor_alert_id:
+                problem.vendor_alert_id = event.vendor_alert_id
         else:
             problem = await observe_cleared(
                 session,

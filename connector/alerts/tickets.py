@@ -394,7 +394,9 @@ async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
     if not isinstance(rmm, ClearsAlerts):
         return
     try:
-        await rmm.clear_alert(loaded.problem.endpoint_id, ProblemKind(loaded.problem.kind))
+        cleared = await rmm.clear_alert(
+            loaded.problem.endpoint_id, ProblemKind(loaded.problem.kind), loaded.problem.vendor_alert_id
+        )
     except AdapterError as exc:  # the acknowledgement is recorded; the RMM keeps its alert
         log.warning(
             "rmm alert not cleared",
@@ -402,6 +404,25 @@ async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
             rmm_connection_id=connection.id,
             error=f"{type(exc).__name__}: {exc}",
         )
+        return
+    if not cleared:
+        return
+    problem = loaded.problem
+    async with db.transaction(services.sessions) as session:
+        audit.record(
+            session,
+            problem.tenant_id,
+            "rmm_alert.cleared",
+            WORKER,
+            target_type="problem",
+            target_id=problem.id,
+            connection_id=connection.id,
+            client_id=problem.client_id,
+            summary=f"resolved alert {problem.vendor_alert_id} in the RMM: the ticket was closed by a "
+            f"technician ({problem.kind} on {problem.hostname})",
+            after={"alert_id": problem.vendor_alert_id, "endpoint_id": problem.endpoint_id},
+        )
+    log.info("rmm alert cleared", problem_id=problem.id, rmm_connection_id=connection.id)
 
 
 async def _in_maintenance(services: Services, problem: Problem, now: datetime) -> bool:

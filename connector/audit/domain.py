@@ -61,6 +61,7 @@ KINDS: dict[str, Category] = {
     "configuration.updated": Category.PSA,
     "billing_line.written": Category.PSA,
     "action.sent": Category.RMM,
+    "rmm_alert.cleared": Category.RMM,
 }
 """Every kind of entry and its category. A `kind` filter matches a kind exactly, or every kind of
 an entity (`ticket` → `ticket.created`, `ticket.noted`, …)."""

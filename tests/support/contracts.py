@@ -39,7 +39,7 @@ import httpx
 import jsonschema  # type: ignore[import-untyped]
 from openapi_schema_validator import OAS30Validator
 
-from adapters.base import AdapterSpec, ConfigurationUpdate, PsaAdapter, RmmAdapter
+from adapters.base import AdapterSpec, ClearsAlerts, ConfigurationUpdate, PsaAdapter, RmmAdapter
 from adapters.testing.harness import PsaOperation, PsaWorld, RmmWorld, billing_line, load_harness, ticket_spec
 
 JSON_PATCH_OPS = frozenset({"add", "remove", "replace", "move", "copy", "test"})
@@ -777,10 +777,13 @@ async def drive_rmm(world: RmmWorld, log: list[Exchange]) -> RmmAdapter:
     world.put_in_trouble(first)
     [e async for page in adapter.iter_endpoint_pages(cursor) for e in page.statuses]
     world.raise_polled_alert(first)
-    await adapter.poll_alerts(None)
+    polled = await adapter.poll_alerts(None)
     await adapter.poll_alerts(cursor)
     for action in sorted(world.spec.actions):
         await adapter.run_action(first, action)
+    if isinstance(adapter, ClearsAlerts):
+        for event in polled.events:
+            await adapter.clear_alert(event.endpoint_id, event.problem, event.vendor_alert_id)
     return adapter
 
 

@@ -146,8 +146,9 @@ class FleetRmm:
     async def poll_alerts(self, since: datetime | None) -> PolledAlerts:
         return PolledAlerts(events=list(self.fake.alerts), complete_for=self.fake.complete_for)
 
-    async def clear_alert(self, endpoint_id: str, problem: ProblemKind) -> None:
+    async def clear_alert(self, endpoint_id: str, problem: ProblemKind, alert_id: str | None) -> bool:
         self.fake.cleared_alerts.append((endpoint_id, problem))
+        return True
 
     async def run_action(self, endpoint_id: str, action: ActionKind) -> ActionResult:
         if action not in ACTIONS:

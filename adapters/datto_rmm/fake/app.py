@@ -38,6 +38,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/v2/account/alerts/open"),
     ("GET", "/v2/system/pagination"),
     ("PUT", "/v2/device/{deviceUid}/quickjob"),
+    ("POST", "/v2/alert/{alertUid}/resolve"),
 )
 _PATTERNS = [(m, t, re.compile("^" + re.sub(r"\{\w+\}", r"(?P<id>[^/]+)", t) + "$")) for m, t in ROUTES]
 
@@ -160,6 +161,12 @@ class DattoFake(Seeding):
             return JSONResponse({"max": MAX_PAGE_SIZE})
         if template == "/v2/device/{deviceUid}/quickjob":
             return self._quick_job(device_uid or "", raw, path)
+        if template == "/v2/alert/{alertUid}/resolve":
+            alert = self.alerts.get(device_uid or "")  # the path's id is the alert's uid here
+            if alert is None:
+                return _error(404, "Alert not found", path)
+            alert.resolved = True  # resolving a resolved alert changes nothing (the answer is the same)
+            return Response(status_code=200)
         paging = self._paging(request, path)
         if isinstance(paging, Response):
             return paging

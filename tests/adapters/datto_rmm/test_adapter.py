@@ -282,3 +282,20 @@ async def test_the_fake_refuses_an_unknown_component_and_device() -> None:
     with pytest.raises(Exception, match="Device was not found"):
         await datto(w).run_action("no-such-device", ActionKind.SCAN)
     await adapter.aclose()
+
+
+async def test_a_polled_alert_carries_its_uid_and_clear_alert_resolves_it_once() -> None:
+    w = world()
+    device = next(iter(w.fake.devices))
+    raised = w.fake.add_alert(device, {"@class": "antivirus_ctx", "status": "NOTRUNNING"}, "not running")
+    adapter = datto(w)
+    [event] = (await adapter.poll_alerts(None)).events
+    assert event.vendor_alert_id == raised.uid
+
+    assert await adapter.clear_alert(device, event.problem, event.vendor_alert_id) is True
+    assert w.fake.alerts[raised.uid].resolved is True
+    assert (await adapter.poll_alerts(None)).events == []
+    assert await adapter.clear_alert(device, event.problem, event.vendor_alert_id) is True  # a retry: no-op
+    assert w.fake.calls["POST /v2/alert/{alertUid}/resolve"] == 2
+    assert await adapter.clear_alert(device, event.problem, None) is False  # nothing to resolve by
+    await adapter.aclose()

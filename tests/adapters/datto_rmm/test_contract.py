@@ -138,6 +138,7 @@ async def test_every_request_the_adapter_sends_is_in_the_description(description
         "GET /v2/account/devices",
         "GET /v2/account/alerts/open",
         "PUT /v2/device/{deviceUid}/quickjob",
+        "POST /v2/alert/{alertUid}/resolve",
     }
     tokens = [e for e in log if is_token(e)]
     assert tokens
