@@ -354,7 +354,13 @@ def billing_table(rows: Sequence[tuple[str, dict[str, int]]]) -> str:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from connector import demo
 
-    return demo.run(settings, host=args.host or settings.host, port=args.port or settings.port)
+    return demo.run(
+        settings,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        per_client=args.per_client,
+        empty=args.empty,
+    )
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -456,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd = sub.add_parser("demo", help="the service with simulated vendor systems and sample data")
     demo_cmd.add_argument("--host")
     demo_cmd.add_argument("--port", type=int)
+    demo_cmd.add_argument(
+        "--empty",
+        action="store_true",
+        help="only the simulated vendor systems: no connections, mappings or rules yet (add them on the "
+        "dashboard's set-up pages from the printed details)",
+    )
+    demo_cmd.add_argument(
+        "--per-client", type=_positive, default=60, help="endpoints per simulated client (default 60)"
+    )
     demo_cmd.set_defaults(func=cmd_demo)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")

@@ -96,6 +96,7 @@ class DemoConsole:
     name: str
     world: SecurityWorld
     connection_id: str
+    """Empty when the demo was started without connections."""
     gaps: int = 0
     """Endpoints left without an agent, plus agents the RMM does not know."""
 
@@ -142,8 +143,11 @@ async def seed(
     registry: AdapterRegistry,
     *,
     per_client: int,
+    connect: bool = True,
 ) -> DemoWorld:
-    """Create the demo MSP through the HTTP API; returns what was built."""
+    """Create the demo MSP through the HTTP API; returns what was built. Without `connect` the
+    simulated systems are stood up and seeded the same way, but nothing is created in connector:
+    no connection, mapping, rule or sync (`connector demo --empty`, a first run by hand)."""
     rng = random.Random(20261122)  # noqa: S311 - reproducible demo data
     rmm_harnesses, psa_harnesses = installed_harnesses(registry.all())
     built = DemoWorld(settings=Settings(), api_key="")
@@ -155,13 +159,15 @@ async def seed(
         url = demo_url(psa_harness.spec)
         psa = psa_harness.start(companies=companies, devices_per_company=0, base_url=url)
         router.add(psa)
+        built.psas.append(psa)
+        if not connect:
+            continue
         created = await _post(client, headers, "/api/v1/connections", psa.connection.as_json())
         rule = {
             "summary_template": "{problem_title} on {hostname} ({client})",
             **psa.ticket_ids.rule_fields(),
         }
         await _post(client, headers, "/api/v1/ticket-rules", {"psa_connection_id": created["id"], **rule})
-        built.psas.append(psa)
         psa_ids.append(created["id"])
 
     rmms_in_demo = [h for h in rmm_harnesses if h.in_demo]
@@ -172,11 +178,13 @@ async def seed(
         world = rmm_harness.start(clients=clients, endpoints_per_client=per_client, base_url=url)
         rmm = DemoRmm(name=rmm_harness.spec.title, world=world, in_trouble=put_some_in_trouble(world, rng))
         router.add(world)
+        built.rmms.append(rmm)
+        if not connect:
+            continue
         created = await _post(client, headers, "/api/v1/connections", world.connection.as_json())
         for psa_id in psa_ids:
             await _map_by_name(client, headers, created["id"], psa_id)
         await _post(client, headers, "/api/v1/sync-runs", {"connection_id": created["id"]})
-        built.rmms.append(rmm)
 
     # Security consoles cover one client each, counted from the end of the list (the clients of the
     # RMMs seeded last): a few endpoints without an agent, an agent the RMM does not know, a silent
@@ -196,12 +204,15 @@ async def seed(
             console.raise_threat(agents[1], "Trojan.Win32.Agent (demo)")
         console.set_licences(customer_id, len(console.agents), per_client)
         router.add(console)
-        created = await _post(client, headers, "/api/v1/connections", console.connection.as_json())
-        for psa_id in psa_ids:
-            await _map_by_name(client, headers, created["id"], psa_id)
+        connection_id = ""
+        if connect:
+            created = await _post(client, headers, "/api/v1/connections", console.connection.as_json())
+            connection_id = created["id"]
+            for psa_id in psa_ids:
+                await _map_by_name(client, headers, connection_id, psa_id)
         built.consoles.append(
             DemoConsole(
-                console_harness.spec.title, console, created["id"], gaps=min(CONSOLE_GAPS, per_client) + 1
+                console_harness.spec.title, console, connection_id, gaps=min(CONSOLE_GAPS, per_client) + 1
             )
         )
     return built
@@ -466,8 +477,17 @@ async def _delete(client: httpx.AsyncClient, headers: dict[str, str], path: str)
 
 
 def run(
-    settings: Settings, *, host: str, port: int, per_client: int = 60, out: Callable[[str], Any] = print
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    per_client: int = 60,
+    empty: bool = False,
+    out: Callable[[str], Any] = print,
 ) -> int:
+    """Serve the demo until stopped. `empty`: the simulated systems only, for adding the
+    connections, mappings and rules by hand from the dashboard (their details are printed and
+    shown on the set-up pages)."""
     import uvicorn
 
     data_dir = Path(settings.data_dir) / "demo"
@@ -515,7 +535,14 @@ def run(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://demo"
         ) as client:
-            world = await seed(client, headers, router, services.registry, per_client=per_client)
+            world = await seed(
+                client, headers, router, services.registry, per_client=per_client, connect=not empty
+            )
+            if empty:
+                app.state.demo_systems = demo_systems(world)
+                out(empty_summary(world, host=host, port=port, key=key))
+                await serving
+                return
             await _wait_for_syncs(client, headers)
             await sync_consoles(client, headers, world)
             await _wait_for_syncs(client, headers)
@@ -532,8 +559,9 @@ def run(
 
 
 def demo_systems(world: DemoWorld) -> list[dict[str, Any]]:
-    """The simulated vendors with what it takes to add a connection to one by hand: kind, base URL
-    and the fake's credentials (not a real vendor's secrets)."""
+    """The simulated vendors with what it takes to add a connection to one by hand: kind, base URL,
+    the fake's credentials (not a real vendor's secrets) and the options it needs (e.g. the ids of
+    the RMM scripts the endpoint actions run)."""
     bodies = [
         *((psa.spec.title, psa.connection) for psa in world.psas),
         *((rmm.name, rmm.world.connection) for rmm in world.rmms),
@@ -545,9 +573,39 @@ def demo_systems(world: DemoWorld) -> list[dict[str, Any]]:
             "kind": body.kind,
             "base_url": body.base_url,
             "credentials": {k: str(v) for k, v in body.credentials.items()},
+            "options": {k: str(v) for k, v in body.options.items()},
         }
         for title, body in bodies
     ]
+
+
+def _systems_lines(world: DemoWorld) -> str:
+    lines = []
+    for s in demo_systems(world):
+        line = f"    {s['title']} ({s['kind']}): {s['base_url']}  " + " ".join(
+            f"{k}={v}" for k, v in s["credentials"].items()
+        )
+        if s["options"]:
+            line += "  options: " + " ".join(f"{k}={v}" for k, v in s["options"].items())
+        lines.append(line + "\n")
+    return "".join(lines)
+
+
+def empty_summary(world: DemoWorld, *, host: str, port: int, key: str) -> str:
+    """What `connector demo --empty` prints: the simulated systems to connect by hand, and the key."""
+    base = f"http://{host}:{port}"
+    return (
+        "\n  connector demo is running with simulated vendor systems and no connections yet:\n"
+        f"    RMMs: {', '.join(r.name for r in world.rmms) or 'none installed'} "
+        f"({sum(r.endpoints for r in world.rmms)} endpoints), "
+        f"PSA: {', '.join(p.spec.title for p in world.psas) or 'none installed'}\n\n"
+        f"    Set-up:    {base}/setup\n"
+        f"    API docs:  {base}/docs\n"
+        f"    Admin API key (sign in with it): {key}\n\n"
+        "  Add connections (Set-up → Connections); the simulated systems answer at:\n"
+        + _systems_lines(world)
+        + "\n  Stop with Ctrl+C. The demo database is rebuilt on every start.\n"
+    )
 
 
 def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key: str) -> str:
@@ -576,12 +634,7 @@ def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key
         f"    API docs:  {base}/docs\n"
         f"    Admin API key (sign in with it): {key}\n\n"
         "  To add a connection by hand (Set-up → Connections), the simulated systems answer at:\n"
-        + "".join(
-            f"    {s['title']} ({s['kind']}): {s['base_url']}  "
-            + " ".join(f"{k}={v}" for k, v in s["credentials"].items())
-            + "\n"
-            for s in demo_systems(world)
-        )
+        + _systems_lines(world)
         + "\n"
         "  Stop with Ctrl+C. The demo database is rebuilt on every start.\n"
     )

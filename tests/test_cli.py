@@ -334,3 +334,45 @@ def test_demo_starts_a_seeded_msp_and_prints_how_to_sign_in(tmp_path: Path) -> N
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def test_demo_empty_prints_the_systems_and_configures_nothing(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "demo", "--empty", "--per-client", "3", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Stop with Ctrl+C" in line:
+                break
+        output = "".join(lines)
+        assert "no connections yet" in output, output
+        [key] = KEY.findall(output.split("Admin API key", 1)[1])
+        systems = output.split("simulated systems answer at:", 1)[1]
+        rmms, psas = installed_harnesses(discover().all())
+        for harness in (h for h in [*rmms, *psas] if h.in_demo):
+            assert f"({harness.spec.kind}): https://" in systems, harness.spec.kind
+        # the options an action needs are printed with the credentials (Datto's script components)
+        assert re.search(
+            r"\(datto_rmm\): \S+  api_key=\S+ api_secret=\S+  options: scan_component_uid=", systems
+        )
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+        for path in ("/connections", "/client-mappings", "/ticket-rules", "/billing-rules", "/sync-runs"):
+            assert api.get(path).json() == [], path
+        assert api.get("/fleet/summary").json()["overall"]["total"] == 0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
