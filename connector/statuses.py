@@ -88,6 +88,7 @@ class SyncTrigger(enum.StrEnum):
     SCHEDULE = "schedule"
     API = "api"
     CLI = "cli"
+    DASHBOARD = "dashboard"
 
 
 class ActionStatus(enum.StrEnum):

@@ -17,9 +17,15 @@ from connector.statuses import SyncStatus, SyncTrigger
 from connector.sync.run import SyncConflict, enqueue_run, start_run, sync_sources
 
 
-async def start_syncs(session: AsyncSession, tenant_id: str, connection_id: str | None) -> list[SyncRun]:
+async def start_syncs(
+    session: AsyncSession,
+    tenant_id: str,
+    connection_id: str | None,
+    trigger: SyncTrigger = SyncTrigger.API,
+) -> list[SyncRun]:
     """Start and queue a run of one RMM or security connection (`SyncConflict` if one is running) or of every
-    enabled one (those already running are skipped), in the caller's transaction."""
+    enabled one (those already running are skipped), in the caller's transaction. `trigger` says
+    who asked: the API or the dashboard (the same request either way)."""
     if connection_id is not None:
         connection = await get_connection(session, tenant_id, connection_id)
         if connection.role == "psa":
@@ -32,7 +38,7 @@ async def start_syncs(session: AsyncSession, tenant_id: str, connection_id: str 
     runs = []
     for connection in connections:
         try:
-            run = await start_run(session, connection, SyncTrigger.API)
+            run = await start_run(session, connection, trigger)
         except SyncConflict:
             if connection_id is not None:
                 raise

@@ -47,7 +47,7 @@ from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
-from connector.web import drill, setup
+from connector.web import drill, setup, syncs
 from connector.web import overview as overview_page
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -852,7 +852,13 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
 
 _DASHBOARD_ENDPOINTS = frozenset(
     getattr(route, "endpoint", None)
-    for route in (*router.routes, *drill.router.routes, *overview_page.router.routes, *setup.router.routes)
+    for route in (
+        *router.routes,
+        *drill.router.routes,
+        *overview_page.router.routes,
+        *setup.router.routes,
+        *syncs.router.routes,
+    )
 )
 
 
@@ -862,6 +868,7 @@ def install(app: FastAPI) -> None:
     app.include_router(drill.router)
     app.include_router(overview_page.router)
     app.include_router(setup.router)
+    app.include_router(syncs.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)
