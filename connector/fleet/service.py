@@ -55,6 +55,15 @@ async def list_endpoints(
     return list(rows)
 
 
+async def reported_products(session: AsyncSession, tenant_id: str, limit: int = 200) -> list[str]:
+    """The product names the tenant's current endpoints report, as the RMMs spell them (what a
+    billing rule's product matches), alphabetically."""
+    query = scoped(select(Endpoint.product).distinct(), Endpoint, tenant_id).where(
+        Endpoint.product.is_not(None), Endpoint.retired_at.is_(None)
+    )
+    return sorted(str(p) for p in await session.scalars(query.limit(limit)) if p)
+
+
 async def get_endpoint(session: AsyncSession, tenant_id: str, endpoint_row_id: str) -> Endpoint:
     row = await session.scalar(tenant_rows(Endpoint, tenant_id).where(Endpoint.id == endpoint_row_id))
     if row is None:

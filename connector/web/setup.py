@@ -20,6 +20,7 @@ from connector.audit.domain import Actor
 from connector.connections import service as connections
 from connector.connections.api import webhook_url
 from connector.connections.catalog import read_catalog
+from connector.fleet import service as fleet
 from connector.fleet import stats as fleet_stats
 from connector.infra.context import Services
 from connector.infra.errors import Conflict, FieldError, NotFound, VendorUnavailable
@@ -185,6 +186,7 @@ class DemoSystem:
     kind: str
     base_url: str
     credentials: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def demo_systems(request: Request, user: WebUser | None) -> list[DemoSystem]:
@@ -194,7 +196,13 @@ def demo_systems(request: Request, user: WebUser | None) -> list[DemoSystem]:
         return []
     raw = getattr(request.app.state, "demo_systems", None) or []
     return [
-        DemoSystem(str(s["title"]), str(s["kind"]), str(s["base_url"]), dict(s.get("credentials", {})))
+        DemoSystem(
+            str(s["title"]),
+            str(s["kind"]),
+            str(s["base_url"]),
+            dict(s.get("credentials", {})),
+            dict(s.get("options", {})),
+        )
         for s in raw
     ]
 
@@ -501,6 +509,7 @@ async def _rules_page(
         ticket_choices=TICKET_CHOICES,
         billing_choices=BILLING_CHOICES,
         lists=lists,
+        products=await fleet.reported_products(session, tenant_id),
         catalog_names={kind.value: {i.id: i.name for i in items} for kind, items in lists.items.items()},
         page=page,
         notice=page.notice,
