@@ -3,11 +3,13 @@ uvicorn server on a free port. The tenant is seeded through the JSON API over HT
 fleet (`fleet_rmm`) synced into the ConnectWise Manage fake, a billing rule, an unmapped client, and
 a webhook delivery dead-lettered while the PSA refused tickets. SQLite only.
 
-Screenshots go to each test's tmp_path; their paths are printed (`pytest -s` shows them)."""
+Screenshots go to each test's tmp_path, or to `CONNECTOR_SCREENSHOTS_DIR` (tests/browser/screens.py);
+their paths are printed (`pytest -s` shows them)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import socket
@@ -36,6 +38,7 @@ from connector.runtime import build_services
 from connector.settings import Settings
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.api.world import canonical_alert
+from tests.browser import screens
 from tests.conftest import no_wait, test_registry
 from tests.e2e.stack import Stack, build_stack
 from tests.support.fleet_rmm import FLEETS, FleetFake
@@ -282,10 +285,8 @@ def sign_in(page: Page, key: str, path: str = "/") -> None:
 
 
 def shot(page: Page, folder: Path, name: str) -> Path:
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-    return path
+    """Into the test's tmp dir, or `CONNECTOR_SCREENSHOTS_DIR` as `dashboard-<name>.png`."""
+    return screens.save(page, folder, name, prefix="dashboard-" if os.environ.get(screens.ENV) else "")
 
 
 def test_sign_in_and_overview_numbers_match_the_api(page: Page, world: World, tmp_path: Path) -> None:
