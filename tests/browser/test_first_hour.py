@@ -28,24 +28,11 @@ from pathlib import Path
 import pytest
 
 from tests.browser import screens
+from tests.browser.test_dashboard import CHROMIUM, LAUNCH_ARGS  # skips this module without them
 from tests.support.pdf import text as pdf_text
 
-try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the environment
-    pytest.skip(
-        "playwright is not installed (pip install -e '.[test]'); browser tests skipped",
-        allow_module_level=True,
-    )
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # isort: skip
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():  # pragma: no cover - depends on the environment
-    pytest.skip(
-        f"{CHROMIUM} not found (apt-get install -y chromium); browser tests skipped",
-        allow_module_level=True,
-    )
-
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PER_CLIENT = 12
 """Endpoints per simulated client (`connector demo --per-client`)."""
 WAIT = 60_000
