@@ -47,7 +47,7 @@ from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
-from connector.web import drill, setup
+from connector.web import drill, settings, setup
 from connector.web import overview as overview_page
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -77,6 +77,8 @@ NOTICES = {
     "mapped": "Mapping saved; the client's waiting problems are being routed.",
     "window_added": "Maintenance window saved.",
     "window_deleted": "Maintenance window deleted.",
+    "window_saved": "Maintenance window saved.",
+    "rejected": "Rejected: the pair is not suggested again (undo it under rejected suggestions).",
     "tested": "Test notification queued; its outcome shows below.",
     "decided": "Decision recorded.",
 }
@@ -852,7 +854,13 @@ def _handlers() -> dict[type[Exception], Callable[[Request, Any], Awaitable[Resp
 
 _DASHBOARD_ENDPOINTS = frozenset(
     getattr(route, "endpoint", None)
-    for route in (*router.routes, *drill.router.routes, *overview_page.router.routes, *setup.router.routes)
+    for route in (
+        *router.routes,
+        *drill.router.routes,
+        *overview_page.router.routes,
+        *setup.router.routes,
+        *settings.router.routes,
+    )
 )
 
 
@@ -862,6 +870,7 @@ def install(app: FastAPI) -> None:
     app.include_router(drill.router)
     app.include_router(overview_page.router)
     app.include_router(setup.router)
+    app.include_router(settings.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)
