@@ -181,6 +181,35 @@ class ClientMapping(Timestamped, Base):
     PSA could not be read (`allow_unchecked`); None: saved before ids were checked."""
 
 
+class MappingRejection(Base):
+    """A client-mapping suggestion an engineer turned down: this RMM client is not this PSA
+    company, so it is not proposed again (a mapping made by hand to that company still may be)."""
+
+    __tablename__ = "mapping_rejections"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id",
+            "rmm_connection_id",
+            "rmm_client_id",
+            "psa_connection_id",
+            "psa_company_id",
+            name="uq_mapping_rejections_suggestion",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    rmm_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    rmm_client_id: Mapped[str] = mapped_column(String(100))
+    rmm_client_name: Mapped[str | None] = mapped_column(String(300))
+    psa_connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    psa_company_id: Mapped[str] = mapped_column(String(100))
+    psa_company_name: Mapped[str | None] = mapped_column(String(300))
+    rejected_by: Mapped[str | None] = mapped_column(String(32))
+    """The API key that rejected it (None: the CLI)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TicketRule(Timestamped, Base):
     """Where a problem's ticket goes in one PSA. `problem` NULL = the default for all problems."""
 

@@ -3,13 +3,15 @@
 Names are normalized (case, punctuation, legal suffixes such as "Inc" or "GmbH") and compared with
 rapidfuzz's `fuzz.ratio` (the normalized Indel similarity, computed in C++: 1,000 × 1,000 names take
 a fraction of a second); each client gets its best company above a threshold, and a company is
-proposed only once. CPU-bound: async callers run `suggest` in a worker thread.
+proposed only once. A pair an engineer rejected is never proposed again: the client gets its next
+best company instead, and the company stays free for another client. CPU-bound: async callers
+run `suggest` in a worker thread.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -67,10 +69,13 @@ def suggest(
     *,
     threshold: float = 0.75,
     linked: Mapping[str, str] | None = None,
+    rejected: Collection[tuple[str, str]] = (),
 ) -> list[Suggestion]:
     """Greedy best-first assignment of (id, name) clients to (id, name) companies. `linked` maps a
     client id to the company the RMM itself links it to: that pair is proposed with score 1.0
-    ahead of every name match, when the company is among `companies`."""
+    ahead of every name match, when the company is among `companies`. `rejected` holds (client id,
+    company id) pairs that are never proposed, however well they match."""
+    refused = set(rejected)
     candidates: list[Suggestion] = []
     names = dict(companies)
     for client_id, client_name in clients:
@@ -90,7 +95,7 @@ def suggest(
         normal = normalize(client_name)
         if not normal:
             continue
-        exact = by_normal.get(normal)
+        exact = [(cid, cname) for cid, cname in by_normal.get(normal, ()) if (client_id, cid) not in refused]
         if exact:  # the same normalized name: only those companies, at 1.0
             candidates += [Suggestion(client_id, client_name, cid, cname, 1.0) for cid, cname in exact]
             continue
@@ -109,6 +114,7 @@ def suggest(
             candidates.append(
                 Suggestion(client_id, client_name, company_id, company_name, round(score / 100, 3))
             )
+    candidates = [c for c in candidates if (c.client_id, c.company_id) not in refused]
     candidates.sort(key=lambda s: (not s.linked, -s.score, s.client_name))
     used_clients: set[str] = set()
     used_companies: set[str] = set()

@@ -44,6 +44,8 @@ KINDS: dict[str, Category] = {
     "billing_period.closed": Category.CONFIG,
     "billing_review.updated": Category.CONFIG,
     "currency.updated": Category.CONFIG,
+    "mapping_suggestion.rejected": Category.CONFIG,
+    "mapping_suggestion.restored": Category.CONFIG,
     "billing_decision.recorded": Category.CONFIG,
     **{f"usage_profile.{verb}": Category.CONFIG for verb in ("created", "updated", "deleted")},
     "usage_upload.created": Category.CONFIG,

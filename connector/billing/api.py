@@ -339,7 +339,11 @@ async def get_review_settings(session: Session, who: Viewer) -> ReviewSettings:
 @router.put("/review-settings", response_model=ReviewSettings)
 async def put_review_settings(body: ReviewSettings, session: Session, who: Engineer) -> ReviewSettings:
     """Replace the settings (omitted fields take their defaults); they apply to the next push."""
-    return await service.set_review_settings(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
+    settings = await service.set_review_settings(
+        session, who.tenant_id, body, actor=Actor.key(who.api_key_id)
+    )
+    configuration_changed(session, who, "billing_review", "update", who.tenant_id, body.model_fields_set)
+    return settings
 
 
 def _proposals_out(period: str, proposals: list[service.Proposal]) -> ProposalsOut:

@@ -28,6 +28,7 @@ from connector.models import (
     Endpoint,
     new_id,
 )
+from connector.tenants.service import get_currency
 
 ENDPOINT, CONSOLE_AGENT = "endpoint", "console_agent"
 
@@ -222,17 +223,21 @@ async def _by_product(
 async def statement_for(
     session: AsyncSession, tenant_id: str, period: str, company_id: str
 ) -> statement.Statement | None:
-    """The company's statement from the period's snapshot (None: not closed, or nothing billed)."""
+    """The company's statement from the period's snapshot (None: not closed, or nothing billed), in
+    the tenant's currency."""
     if not await closed(session, tenant_id, period):
         return None
     rows = await lines(session, tenant_id, period, company_id)
     if not rows:
         return None
+    money_in = await get_currency(session, tenant_id)
     return statement.Statement(
         period,
         company_id,
         next((row.company_name for row in rows if row.company_name), None),
         [statement.StatementLine(row.product, billed(row), row.unit_price) for row in rows],
+        currency=money_in.currency,
+        locale=money_in.locale,
     )
 
 

@@ -14,7 +14,7 @@ from adapters.registry import AdapterRegistry
 from connector.api.deps import Engineer, ServicesDep, Session, Viewer, after_commit, configuration_changed
 from connector.api.schemas import Offset
 from connector.audit.domain import Actor
-from connector.rules import deploy, price_overrides, removal
+from connector.rules import deploy, price_overrides, rejections, removal
 from connector.rules import service as rules
 from connector.rules.schemas import (
     BillingRuleOut,
@@ -22,6 +22,8 @@ from connector.rules.schemas import (
     DependentOut,
     DeployRuleOut,
     PriceOverrideOut,
+    RejectionOut,
+    RejectionsIn,
     RemovalOut,
     SuggestionOut,
     TicketOutcomeOut,
@@ -185,6 +187,59 @@ async def mapping_suggestions(
         services, session, who.tenant_id, rmm_connection_id, psa_connection_id, threshold=threshold
     )
     return [SuggestionOut.of(s) for s in suggestions]
+
+
+# -- rejected suggestions -------------------------------------------------------------------------
+
+
+def rejection_out(row: Any, created: bool = False) -> RejectionOut:
+    return RejectionOut.model_validate(
+        {
+            **{name: getattr(row, name) for name in RejectionOut.model_fields if name != "created"},
+            "created": created,
+        }
+    )
+
+
+@router.post("/mapping-suggestions/rejections", response_model=list[RejectionOut])
+async def reject_suggestions(body: RejectionsIn, session: Session, who: Engineer) -> list[RejectionOut]:
+    """Reject suggestions (one or many): the pair is not suggested again; a mapping to that company
+    made by hand is still accepted. Rejecting again changes nothing (`created: false`)."""
+    items = [rejections.Rejection(**item.model_dump()) for item in body.rejections]
+    stored = await rejections.reject(session, who.tenant_id, items, actor=Actor.key(who.api_key_id))
+    for row, created in stored:
+        if created:
+            configuration_changed(session, who, "mapping_suggestion", "reject", row.id)
+    return [rejection_out(row, created) for row, created in stored]
+
+
+@router.get("/mapping-suggestions/rejections", response_model=list[RejectionOut])
+async def list_rejections(
+    session: Session,
+    who: Viewer,
+    offset: Offset = 0,
+    rmm_connection_id: str | None = Query(None, max_length=32),
+    psa_connection_id: str | None = Query(None, max_length=32),
+    limit: int = Query(500, ge=1, le=5000),
+) -> list[RejectionOut]:
+    """Rejected suggestions, newest first."""
+    rows = await rejections.list_rejections(
+        session,
+        who.tenant_id,
+        rmm_connection_id=rmm_connection_id,
+        psa_connection_id=psa_connection_id,
+        limit=limit,
+        offset=offset,
+    )
+    return [rejection_out(row) for row in rows]
+
+
+@router.delete("/mapping-suggestions/rejections/{rejection_id}", status_code=204)
+async def undo_rejection(rejection_id: str, session: Session, who: Engineer) -> Response:
+    """Undo a rejection: the pair may be suggested again."""
+    await rejections.undo(session, who.tenant_id, rejection_id, actor=Actor.key(who.api_key_id))
+    configuration_changed(session, who, "mapping_suggestion", "restore", rejection_id)
+    return Response(status_code=204)
 
 
 @router.get(

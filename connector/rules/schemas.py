@@ -7,8 +7,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
+from connector.api.schemas import RequestBody
 from mappings.matching import Suggestion
 from mappings.rules import CostTier
 
@@ -47,6 +48,53 @@ class SuggestionOut(BaseModel):
             score=suggestion.score,
             linked=suggestion.linked,
         )
+
+
+class RejectionIn(RequestBody):
+    """A suggestion to reject: this RMM client is not this PSA company."""
+
+    rmm_connection_id: str = Field(min_length=1, max_length=32)
+    rmm_client_id: str = Field(min_length=1, max_length=100)
+    rmm_client_name: str | None = Field(default=None, max_length=300)
+    psa_connection_id: str = Field(min_length=1, max_length=32)
+    psa_company_id: str = Field(min_length=1, max_length=100)
+    psa_company_name: str | None = Field(default=None, max_length=300)
+
+
+class RejectionsIn(RequestBody):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "rejections": [
+                        {
+                            "rmm_connection_id": "c_0123abcd",
+                            "rmm_client_id": "42",
+                            "psa_connection_id": "c_4567ef01",
+                            "psa_company_id": "250",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+    rejections: list[RejectionIn] = Field(min_length=1, max_length=500)
+
+
+class RejectionOut(BaseModel):
+    id: str
+    rmm_connection_id: str
+    rmm_client_id: str
+    rmm_client_name: str | None
+    psa_connection_id: str
+    psa_company_id: str
+    psa_company_name: str | None
+    rejected_by: str | None
+    created_at: datetime
+    created: bool = False
+    """True when this request stored the rejection; false when it was already stored."""
 
 
 class TicketRuleOut(BaseModel):

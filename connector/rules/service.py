@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +35,7 @@ from connector.infra.context import Services
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.errors import FieldError, NotFound, VendorUnavailable
 from connector.models import BillingRule, ClientMapping, Connection, DeployRule, TicketRule
+from connector.rules.rejections import rejected_pairs
 from connector.statuses import PsaCheck
 from mappings.matching import Suggestion, suggest
 from mappings.rules import BillingRuleIn, ClientMappingIn, DeployRuleIn, TicketRuleIn
@@ -426,7 +427,7 @@ async def suggest_mappings(
     threshold: float = 0.75,
 ) -> list[Suggestion]:
     """Unmapped RMM clients paired with PSA companies (the RMM's own links first, then by name
-    similarity), read live from both."""
+    similarity), read live from both; pairs an engineer rejected are left out."""
     rmm_row = await connection_of_role(
         session, tenant_id, rmm_connection_id, SOURCE_ROLES, "rmm_connection_id"
     )
@@ -449,7 +450,8 @@ async def suggest_mappings(
         await psa.aclose()
     clients = [(c.id, c.name) for c in unmapped]
     linked = {c.id: c.psa_company_ids[psa_row.kind] for c in unmapped if psa_row.kind in c.psa_company_ids}
-    return await run_suggest(clients, companies, threshold=threshold, linked=linked)
+    rejected = await rejected_pairs(session, tenant_id, rmm_row.id, psa_row.id)
+    return await run_suggest(clients, companies, threshold=threshold, linked=linked, rejected=rejected)
 
 
 async def run_suggest(
@@ -458,7 +460,10 @@ async def run_suggest(
     *,
     threshold: float,
     linked: Mapping[str, str] | None = None,
+    rejected: Collection[tuple[str, str]] = (),
 ) -> list[Suggestion]:
     """`suggest` in a worker thread: CPU-bound (a million name comparisons for 1,000 × 1,000), so
     it runs off the event loop, and webhooks, the API and the worker of this process go on."""
-    return await asyncio.to_thread(suggest, clients, companies, threshold=threshold, linked=linked)
+    return await asyncio.to_thread(
+        suggest, clients, companies, threshold=threshold, linked=linked, rejected=rejected
+    )

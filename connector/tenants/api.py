@@ -47,4 +47,6 @@ async def get_currency(session: Session, who: Viewer) -> CurrencySettings:
 @router.put("/settings/currency", response_model=CurrencySettings, tags=["settings"])
 async def put_currency(body: CurrencySettings, session: Session, who: Engineer) -> CurrencySettings:
     """Replace the settings (omitted fields take their defaults, USD and en_US); no amount is converted."""
-    return await service.set_currency(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
+    settings = await service.set_currency(session, who.tenant_id, body, actor=Actor.key(who.api_key_id))
+    configuration_changed(session, who, "currency", "update", who.tenant_id, body.model_fields_set)
+    return settings

@@ -30,6 +30,8 @@ from connector.infra.errors import FieldError, NotFound
 from connector.infra.logs import get_logger
 from connector.models import ClientMapping, Problem, TicketLink
 from connector.statuses import ProblemStatus
+from connector.tenants.schemas import CurrencySettings
+from connector.tenants.service import get_currency
 from connector.web.auth import User, WebError, WebUser, check_csrf, read_form, require_engineer
 from connector.web.render import HEADERS, client_url, render
 from connector.web.tables import Column, Table, all_rows, build, to_csv
@@ -314,7 +316,12 @@ async def client_page(
         period=period,
         unbilled=unbilled,
         days=HISTORY_DAYS,
+        money_in=_money_in(await get_currency(session, user.principal.tenant_id)),
     )
+
+
+def _money_in(settings: CurrencySettings) -> tuple[str, str]:
+    return settings.currency, settings.locale
 
 
 async def _billing_rows(

@@ -47,7 +47,7 @@ from connector.rules.schemas import SuggestionOut
 from connector.statuses import DeliveryStatus, ProblemStatus, Routing, SyncStatus
 from connector.sync import service as sync
 from connector.tenants.service import list_api_keys
-from connector.web import drill, setup, syncs
+from connector.web import drill, settings, setup, syncs
 from connector.web import overview as overview_page
 from connector.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -77,6 +77,8 @@ NOTICES = {
     "mapped": "Mapping saved; the client's waiting problems are being routed.",
     "window_added": "Maintenance window saved.",
     "window_deleted": "Maintenance window deleted.",
+    "window_saved": "Maintenance window saved.",
+    "rejected": "Rejected: the pair is not suggested again (undo it under rejected suggestions).",
     "tested": "Test notification queued; its outcome shows below.",
     "decided": "Decision recorded.",
 }
@@ -858,6 +860,7 @@ _DASHBOARD_ENDPOINTS = frozenset(
         *overview_page.router.routes,
         *setup.router.routes,
         *syncs.router.routes,
+        *settings.router.routes,
     )
 )
 
@@ -869,6 +872,7 @@ def install(app: FastAPI) -> None:
     app.include_router(overview_page.router)
     app.include_router(setup.router)
     app.include_router(syncs.router)
+    app.include_router(settings.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="dashboard-static")
     for exc_class, handler in _handlers().items():
         app.add_exception_handler(exc_class, handler)

@@ -490,6 +490,7 @@ async def _rules_page(
     elif page.form == "billing":
         billing_values = page.values
     lists = await picklists(services, psa_row, {*TICKET_PICKS.values(), *BILLING_PICKS.values()})
+    currency = await tenants.get_currency(session, tenant_id)
     return render(
         request,
         "setup_rules.html",
@@ -513,6 +514,7 @@ async def _rules_page(
         catalog_names={kind.value: {i.id: i.name for i in items} for kind, items in lists.items.items()},
         page=page,
         notice=page.notice,
+        money_in=(currency.currency, currency.locale),
     )
 
 

@@ -30,6 +30,7 @@ from tests.api.world import (
     build_world,
     mapping_body,
     psa_body,
+    rejection_body,
     rmm_body,
     ticket_rule_body,
 )
@@ -191,6 +192,19 @@ ROUTES = [
         "/api/v1/client-mappings/suggestions",
         "viewer",
         query=lambda w: {"rmm_connection_id": w.rmm["id"], "psa_connection_id": w.psa["id"]},
+    ),
+    Route(
+        "POST",
+        "/api/v1/mapping-suggestions/rejections",
+        "engineer",
+        body=lambda w: {"rejections": [rejection_body(w.rmm["id"], w.psa["id"], "c-7")]},
+    ),
+    Route("GET", "/api/v1/mapping-suggestions/rejections", "viewer"),
+    Route(
+        "DELETE",
+        "/api/v1/mapping-suggestions/rejections/{rejection_id}",
+        "engineer",
+        id_source=lambda w: w.ids["rejection_id"],
     ),
 ]
 for _path, _attr, _body, _patch in (
@@ -378,6 +392,13 @@ async def acme(client: Any, make_key: Any, services: Services) -> World:
         created = await client.post(path, json=body, headers=world.headers)
         assert created.status_code == 201, created.text
         world.ids[key] = created.json()["id"]
+    rejected = await client.post(
+        "/api/v1/mapping-suggestions/rejections",
+        json={"rejections": [rejection_body(world.rmm["id"], world.psa["id"])]},
+        headers=world.headers,
+    )
+    assert rejected.status_code == 200, rejected.text
+    world.ids["rejection_id"] = rejected.json()[0]["id"]
     profile = await client.post(
         "/api/v1/billing/usage-profiles", json=usage_profile_body(world), headers=world.headers
     )
@@ -528,6 +549,11 @@ async def test_references_to_another_tenants_connections_are_refused(
         ("/api/v1/ticket-rules", ticket_rule_body(acme.psa["id"]), "psa_connection_id"),
         ("/api/v1/billing-rules", billing_rule_body(acme.psa["id"]), "psa_connection_id"),
         ("/api/v1/deploy-rules", {"rmm_connection_id": acme.rmm["id"]}, "rmm_connection_id"),
+        (
+            "/api/v1/mapping-suggestions/rejections",
+            {"rejections": [rejection_body(acme.rmm["id"], own_psa["id"])]},
+            "rmm_connection_id",
+        ),
     ]
     for path, body, field in cases:
         response = await client.post(path, json=body, headers=globex)

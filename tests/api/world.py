@@ -75,6 +75,20 @@ def mapping_body(rmm_id: str, psa_id: str, client_id: str = "c-1") -> dict[str, 
     }
 
 
+def rejection_body(
+    rmm_id: str, psa_id: str, client_id: str = "c-1", company_id: str = "251"
+) -> dict[str, Any]:
+    """A rejected suggestion: the RMM client is not this PSA company."""
+    return {
+        "rmm_connection_id": rmm_id,
+        "rmm_client_id": client_id,
+        "rmm_client_name": "Contoso",
+        "psa_connection_id": psa_id,
+        "psa_company_id": company_id,
+        "psa_company_name": "Contoso Holdings",
+    }
+
+
 def ticket_rule_body(psa_id: str, problem: str | None = "threat_detected") -> dict[str, Any]:
     return {
         "psa_connection_id": psa_id,

@@ -181,7 +181,7 @@ async def test_closed_lines_show_their_devices_changes_and_statement(
     statement_path = f"/api/v1/billing/periods/{now}/statements/{company}"
     page = await client.get(statement_path, headers=headers)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '<th class=num id="grand-total">12.75</th>' in page.text and "acme edr" in page.text
+    assert '<th class=num id="grand-total">$12.75</th>' in page.text and "acme edr" in page.text
     for extra in ({"params": {"format": "pdf"}}, {"headers": {**headers, "Accept": "application/pdf"}}):
         options: dict[str, Any] = {"headers": headers, **extra}
         document = await client.get(statement_path, **options)
@@ -196,7 +196,7 @@ async def test_closed_lines_show_their_devices_changes_and_statement(
     link = f'href="/billing/statements/{now}/{company}"'
     assert page.status_code == 200 and link in page.text, page.text
     shown = await client.get(f"/billing/statements/{now}/{company}")
-    assert shown.status_code == 200 and 'id="grand-total">12.75<' in shown.text
+    assert shown.status_code == 200 and 'id="grand-total">$12.75<' in shown.text
     as_pdf = await client.get(f"/billing/statements/{now}/{company}", params={"format": "pdf"})
     assert as_pdf.content.startswith(b"%PDF")
     assert (await client.get(f"/billing/statements/{now}/nobody")).status_code == 404

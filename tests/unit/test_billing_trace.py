@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from connector.billing import statement, trace
+from tests.support import pdf
 
 START, END = trace.period_bounds(date(2026, 10, 1), date(2026, 10, 31))
 
@@ -139,5 +140,22 @@ def test_statement_totals_round_per_line_and_add_up() -> None:
     assert [line.total for line in document.lines] == [Decimal("13.01"), Decimal("2.01")]
     assert document.total == Decimal("15.02")
     page = statement.html(document)
-    assert "Acme &amp; Sons" in page and '<th class=num id="grand-total">15.02</th>' in page
+    assert "Acme &amp; Sons" in page and '<th class=num id="grand-total">$15.02</th>' in page
+    assert "<td class=num>$4.335</td>" in page  # a unit price keeps its digits
     assert statement.pdf(document).startswith(b"%PDF")
+
+
+def test_statement_amounts_are_in_the_tenants_currency() -> None:
+    lines = [statement.StatementLine("acme edr", 300, Decimal("4.335"))]
+    euros = statement.Statement("2026-10", "100", "Acme", lines, currency="EUR", locale="de_DE")
+    page = statement.html(euros)
+    assert '<th class=num id="grand-total">1.300,50\xa0€</th>' in page and "Amounts in EUR." in page
+    assert "4,335\xa0€" in page and "$" not in page
+    # the PDF's core fonts speak Windows-1252: the euro sign is kept
+    shown = pdf.text(statement.pdf(euros)).encode("latin-1").decode("cp1252")
+    assert "1.300,50\xa0€" in shown and "4,335\xa0€" in shown
+    # a symbol those fonts lack is written as the currency's code, not as "?"
+    rupees = statement.Statement("2026-10", "100", "Acme", lines, currency="INR", locale="en_IN")
+    assert "₹" in statement.html(rupees)
+    shown = pdf.text(statement.pdf(rupees))
+    assert "INR\xa01,300.50" in shown and "?" not in shown

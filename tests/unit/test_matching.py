@@ -90,3 +90,21 @@ async def test_suggestions_leave_the_event_loop_free_while_they_run() -> None:
     await task
     assert len(chosen) == 300
     assert during > 0  # the loop ran the heartbeat while the matcher worked
+
+
+def test_a_rejected_pair_is_never_proposed_and_frees_the_company() -> None:
+    clients = [("c-1", "Contoso"), ("c-2", "Contoso West"), ("c-3", "Fabrikam")]
+    companies = [("250", "Contoso Ltd"), ("251", "Contoso Wes"), ("252", "Fabrikam")]
+    before = {(s.client_id, s.company_id) for s in suggest(clients, companies, threshold=0.6)}
+    assert before == {("c-1", "250"), ("c-2", "251"), ("c-3", "252")}
+    # c-1's exact match is rejected: it gets its next best company by name instead
+    after = suggest(clients, companies, threshold=0.6, rejected={("c-1", "250"), ("c-2", "251")})
+    pairs = {(s.client_id, s.company_id) for s in after}
+    assert ("c-1", "250") not in pairs and ("c-2", "251") not in pairs
+    assert ("c-3", "252") in pairs
+    # with 251 rejected for c-2, the freed company 250 can go to c-2, and c-1 takes 251
+    assert pairs == {("c-1", "251"), ("c-2", "250"), ("c-3", "252")}
+    # a link the RMM itself holds is dropped too when rejected
+    linked = suggest(clients, companies, linked={"c-3": "250"}, rejected={("c-3", "250")})
+    assert all(s.linked is False for s in linked)
+    assert {(s.client_id, s.company_id) for s in linked} >= {("c-3", "252")}
