@@ -414,3 +414,23 @@ def test_a_newcomers_first_hour_on_the_empty_demo(page: Page, demo: Demo, tmp_pa
     page.goto("/setup")  # the report is a document of its own, without the dashboard's navigation
     expect(page.locator('#first-run li[data-done="yes"]')).to_have_count(4, timeout=WAIT)
     walk.shot("setup-done")
+
+    # Every change of the hour is in the audit trail, made from the dashboard.
+    walk.nav("Audit")
+    audit = page.locator("#audit-table tbody")
+    for kind in (
+        "connection.created",
+        "client_mapping.created",
+        "ticket_rule.created",
+        "billing_rule.created",
+        "action.sent",
+        "billing_decision.recorded",
+        "billing_line.written",
+        "ticket.created",
+    ):
+        expect(audit.locator(f'tr[data-kind="{kind}"]').first).to_be_visible(timeout=WAIT)
+    made = audit.locator('tr[data-kind="connection.created"]')
+    expect(made).to_have_count(2)
+    for n in range(2):
+        expect(made.nth(n)).to_contain_text("dashboard")
+    walk.shot("audit")
