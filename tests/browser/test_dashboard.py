@@ -508,3 +508,33 @@ def test_drill_into_a_client_and_an_endpoint_and_run_a_scan(page: Page, world: W
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"page scrolls sideways by {overflow}px at phone width"
     shot(page, tmp_path, "endpoint-phone")
+
+
+def test_set_the_currency_on_a_phone(browser: Browser, world: World, tmp_path: Path) -> None:
+    context = browser.new_context(base_url=world.server.url, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, world.engineer_key, "/setup/settings")
+        expect(page.locator("#currency-sample")).to_have_text("$1,234.50")
+        page.get_by_label("Currency (ISO 4217 code)").fill("EUR")
+        page.get_by_label("Locale").fill("de_DE")
+        page.get_by_role("button", name="Save currency").click()
+        expect(page.get_by_role("status")).to_contain_text("Currency saved")
+        expect(page.locator("#currency-sample")).to_have_text("1.234,50\xa0€")
+        assert world.get("/api/v1/settings/currency") == {"currency": "EUR", "locale": "de_DE"}
+        shot(page, tmp_path, "settings-phone")
+        page.goto("/billing")
+        expect(page.locator("#billing-total")).to_have_text(re.compile(r"^[\d.]+,\d\d\s€$"))
+        # a bad code is named on the form, and nothing changes
+        page.goto("/setup/settings")
+        page.get_by_label("Currency (ISO 4217 code)").fill("ZZZ")
+        page.get_by_role("button", name="Save currency").click()
+        expect(page.get_by_role("alert")).to_contain_text("currency")
+        expect(page.get_by_label("Currency (ISO 4217 code)")).to_have_attribute("aria-invalid", "true")
+    finally:
+        page.goto("/setup/settings")
+        page.get_by_label("Currency (ISO 4217 code)").fill("USD")
+        page.get_by_label("Locale").fill("en_US")
+        page.get_by_role("button", name="Save currency").click()
+        context.close()
+    assert world.get("/api/v1/settings/currency") == {"currency": "USD", "locale": "en_US"}
