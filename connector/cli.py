@@ -123,6 +123,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "host": args.host or settings.host,
         "port": args.port or settings.port,
         "log_config": None,
+        "access_log": False,  # the app's own (`connector.infra.access`)
         "proxy_headers": True,
         "server_header": False,
     }
