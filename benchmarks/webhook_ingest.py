@@ -156,7 +156,17 @@ class Target:
     label: str
     port: int
     path: str
+    pid: int
     results: list[Result] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    """Server CPU time (user + system) per request, each round: unlike req/s, barely moved by
+    what else runs on a shared machine."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux `/proc/<pid>/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -175,12 +185,15 @@ def connector_server(backend: str, args: argparse.Namespace) -> Iterator[Target]
             serve = [sys.executable, "-m", "connector.cli", "serve", "--port", str(port), "--no-scheduler"]
             if not args.with_worker:
                 serve.append("--no-worker")
-            with process(serve, env):
+            with process(serve, env) as server:
                 base = f"http://{HOST}:{port}"
                 wait_ready(f"{base}/readyz")
                 connection_id, secret = create_rmm_connection(base, {"Authorization": f"Bearer {key}"})
                 yield Target(
-                    f"connector serve on {backend}", port, f"/webhooks/{connection_id}?token={secret}"
+                    f"connector serve on {backend}",
+                    port,
+                    f"/webhooks/{connection_id}?token={secret}",
+                    server.pid,
                 )
         finally:
             drop_schema(env)
@@ -193,9 +206,9 @@ def bare_server() -> Iterator[Target]:
         sys.executable, "-m", "uvicorn", "benchmarks.bare_app:app", "--host", HOST, "--port", str(port),
         "--no-access-log", "--log-level", "warning", "--no-server-header",
     ]  # fmt: skip
-    with process(command, dict(os.environ)):
+    with process(command, dict(os.environ)) as server:
         wait_ready(f"http://{HOST}:{port}/docs")
-        yield Target("bare FastAPI (parse, no storage)", port, "/webhooks/bare")
+        yield Target("bare FastAPI (parse, no storage)", port, "/webhooks/bare", server.pid)
 
 
 LUA = Path(__file__).with_name("webhook_ingest.lua")
@@ -267,12 +280,21 @@ def main() -> None:
         # Interleaved rounds: whatever else the machine does hits every target alike.
         for number in range(1, args.rounds + 1):
             for target in targets:
+                before = cpu_seconds(target.pid)
                 result = load(target, args.seconds, args.connections)
+                target.cpu_us.append((cpu_seconds(target.pid) - before) / max(result.requests, 1) * 1e6)
                 target.results.append(result)
-                print(f"round {number}  {result.line(target.label)}", flush=True)
+                print(
+                    f"round {number}  {result.line(target.label)}   "
+                    f"server CPU {target.cpu_us[-1]:.0f} us/request",
+                    flush=True,
+                )
     print()
     bare = targets[0].results
-    print(f"{targets[0].label:<34} {_range([r.rps for r in bare], '{:.0f}')} req/s")
+    print(
+        f"{targets[0].label:<34} {_range([r.rps for r in bare], '{:.0f}')} req/s   "
+        f"server CPU {_range(targets[0].cpu_us, '{:.0f}')} us/request"
+    )
     for target in targets[1:]:
         ratios = [r.rps / b.rps for r, b in zip(target.results, bare, strict=True)]
         p99s = [r.percentile(99) for r in target.results]
@@ -281,6 +303,11 @@ def main() -> None:
             f"= {statistics.median(ratios):.0%} of bare "
             f"(per-round ratios {min(ratios):.0%}-{max(ratios):.0%})"
             f"   p99 {min(p99s):.1f}-{max(p99s):.1f} ms"
+        )
+        cpu = [c / b for c, b in zip(target.cpu_us, targets[0].cpu_us, strict=True)]
+        print(
+            f"{'':34} server CPU {_range(target.cpu_us, '{:.0f}')} us/request"
+            f" = {statistics.median(cpu):.2f}x bare's (per round {min(cpu):.2f}-{max(cpu):.2f}x)"
         )
 
 
