@@ -21,22 +21,34 @@ class Result:
     seconds: float
     latencies_ms: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    """Percentiles measured elsewhere (wrk's histogram) when there are no `latencies_ms`."""
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
+        given = {50: self.p50_ms, 99: self.p99_ms}.get(int(p))
+        if given is not None and not self.latencies_ms:
+            return given
         if not self.latencies_ms:
             return 0.0
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
+    def mean(self) -> float:
+        if self.mean_ms is not None and not self.latencies_ms:
+            return self.mean_ms
+        return statistics.fmean(self.latencies_ms or [0])
+
     def line(self, label: str) -> str:
         return (
             f"{label:<34} {self.rps:8.0f} req/s   p50 {self.percentile(50):6.1f} ms   "
             f"p99 {self.percentile(99):6.1f} ms   "
-            f"mean {statistics.fmean(self.latencies_ms or [0]):6.1f} ms   "
+            f"mean {self.mean():6.1f} ms   "
             f"statuses {dict(self.statuses)}"
         )
 
@@ -53,13 +65,14 @@ async def _one_client(
     make_request: Callable[[int], bytes],
     counter: list[int],
     total: int,
+    until: float,
     result: Result,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
             n = counter[0]
-            if n >= total:
+            if n >= total or time.perf_counter() >= until:
                 return
             counter[0] += 1
             started = time.perf_counter()
@@ -82,14 +95,24 @@ async def _one_client(
 
 
 async def run_load(
-    host: str, port: int, make_request: Callable[[int], bytes], *, total: int, concurrency: int
+    host: str,
+    port: int,
+    make_request: Callable[[int], bytes],
+    *,
+    concurrency: int,
+    total: int | None = None,
+    seconds: float | None = None,
 ) -> Result:
-    """`total` requests from `concurrency` keep-alive connections; request n is `make_request(n)`."""
-    result = Result(requests=total, seconds=0.0)
+    """`total` requests, or as many as `seconds` allow, from `concurrency` keep-alive connections;
+    request n is `make_request(n)`."""
+    result = Result(requests=0, seconds=0.0)
     counter = [0]
     started = time.perf_counter()
+    until = started + seconds if seconds is not None else float("inf")
+    limit = total if total is not None else 2**62
     await asyncio.gather(
-        *(_one_client(host, port, make_request, counter, total, result) for _ in range(concurrency))
+        *(_one_client(host, port, make_request, counter, limit, until, result) for _ in range(concurrency))
     )
     result.seconds = time.perf_counter() - started
+    result.requests = len(result.latencies_ms)
     return result

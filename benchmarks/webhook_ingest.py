@@ -2,11 +2,14 @@
 delivery row is committed) next to a bare FastAPI endpoint that parses the same body and stores
 nothing, measured in the same run, on SQLite and on PostgreSQL.
 
-    .venv/bin/python -m benchmarks.webhook_ingest [--requests 20000] [--concurrency 32]
-        [--backends sqlite,postgresql] [--with-worker]
+    .venv/bin/python -m benchmarks.webhook_ingest [--rounds 3] [--seconds 10] [--connections 32]
+        [--backends sqlite,postgresql] [--with-worker] [--loadgen auto|wrk|python]
 
-Both servers are single uvicorn processes on 127.0.0.1; the load comes from one client process with
-`--concurrency` keep-alive connections sending ~1 KB canonical alerts with distinct event ids.
+Every server is a single uvicorn process on 127.0.0.1. The load comes from wrk (one thread,
+`--connections` keep-alive connections, `benchmarks/webhook_ingest.lua`: ~1 KB canonical alerts,
+each with its own event id) or, where wrk is not installed, from `benchmarks/loadgen.py`. Rounds of
+`--seconds` each are interleaved (bare, SQLite, PostgreSQL, bare, ...), so whatever else the machine
+does hits every target alike; each round's ratio is to the bare round just before it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -56,7 +62,9 @@ def wait_ready(url: str, timeout: float = 60) -> None:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """The server with its log written to a file (a pipe nobody reads would block it once full)."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         yield proc
     finally:
@@ -65,6 +73,7 @@ def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[b
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def alert_body(n: int, run: str) -> bytes:
@@ -83,12 +92,12 @@ def alert_body(n: int, run: str) -> bytes:
     return json.dumps(alert).encode()
 
 
-def connector_env(backend: str, data_dir: Path) -> dict[str, str]:
+def connector_env(backend: str, data_dir: Path, log_level: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     env.update(
         CONNECTOR_DATA_DIR=str(data_dir),
         CONNECTOR_SECRET_KEY=Fernet.generate_key().decode(),
-        CONNECTOR_LOG_LEVEL="WARNING",
+        CONNECTOR_LOG_LEVEL=log_level,
         CONNECTOR_RUN_SCHEDULER="false",
     )
     if backend == "postgresql":
@@ -147,13 +156,23 @@ class Target:
     label: str
     port: int
     path: str
+    pid: int
     results: list[Result] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    """Server CPU time (user + system) per request, each round: unlike req/s, barely moved by
+    what else runs on a shared machine."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux `/proc/<pid>/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
 def connector_server(backend: str, args: argparse.Namespace) -> Iterator[Target]:
     with tempfile.TemporaryDirectory() as tmp:
-        env = connector_env(backend, Path(tmp))
+        env = connector_env(backend, Path(tmp), args.log_level)
         try:
             key = subprocess.run(
                 [sys.executable, "-m", "connector.cli", "apikey", "create", "--role", "engineer"],
@@ -166,12 +185,15 @@ def connector_server(backend: str, args: argparse.Namespace) -> Iterator[Target]
             serve = [sys.executable, "-m", "connector.cli", "serve", "--port", str(port), "--no-scheduler"]
             if not args.with_worker:
                 serve.append("--no-worker")
-            with process(serve, env):
+            with process(serve, env) as server:
                 base = f"http://{HOST}:{port}"
                 wait_ready(f"{base}/readyz")
                 connection_id, secret = create_rmm_connection(base, {"Authorization": f"Bearer {key}"})
                 yield Target(
-                    f"connector serve on {backend}", port, f"/webhooks/{connection_id}?token={secret}"
+                    f"connector serve on {backend}",
+                    port,
+                    f"/webhooks/{connection_id}?token={secret}",
+                    server.pid,
                 )
         finally:
             drop_schema(env)
@@ -184,41 +206,67 @@ def bare_server() -> Iterator[Target]:
         sys.executable, "-m", "uvicorn", "benchmarks.bare_app:app", "--host", HOST, "--port", str(port),
         "--no-access-log", "--log-level", "warning", "--no-server-header",
     ]  # fmt: skip
-    with process(command, dict(os.environ)):
+    with process(command, dict(os.environ)) as server:
         wait_ready(f"http://{HOST}:{port}/docs")
-        yield Target("bare FastAPI (parse, no storage)", port, "/webhooks/bare")
+        yield Target("bare FastAPI (parse, no storage)", port, "/webhooks/bare", server.pid)
 
 
-def load(target: Target, total: int, concurrency: int) -> Result:
+LUA = Path(__file__).with_name("webhook_ingest.lua")
+
+
+def load_wrk(target: Target, seconds: float, connections: int) -> Result:
+    """One round of wrk against the target; its figures come from the Lua script's last line."""
+    env = {**os.environ, "BENCH_RUN": uuid.uuid4().hex[:8], "BENCH_PATH": target.path}
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+        "-s", str(LUA), f"http://{HOST}:{target.port}",
+    ]  # fmt: skip
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    figures = json.loads(line.removeprefix("BENCH "))
+    statuses = Counter({int(k): int(v) for k, v in figures["statuses"].items()})
+    if figures["socket_errors"]:
+        statuses[0] += int(figures["socket_errors"])  # 0: connect/read/write errors and timeouts
+    return Result(
+        requests=int(figures["requests"]),
+        seconds=float(figures["seconds"]),
+        statuses=statuses,
+        p50_ms=float(figures["p50_ms"]),
+        p99_ms=float(figures["p99_ms"]),
+        mean_ms=float(figures["mean_ms"]),
+    )
+
+
+def load_python(target: Target, seconds: float, connections: int) -> Result:
     run = uuid.uuid4().hex[:8]
     headers = {"Content-Type": "application/json"}
 
     def request(n: int) -> bytes:
         return build_request(HOST, target.port, target.path, alert_body(n, run), headers)
 
-    return asyncio.run(run_load(HOST, target.port, request, total=total, concurrency=concurrency))
-
-
-def median_result(results: list[Result]) -> Result:
-    """The round with the median throughput (its latencies are that round's)."""
-    return sorted(results, key=lambda r: r.rps)[len(results) // 2]
+    return asyncio.run(run_load(HOST, target.port, request, seconds=seconds, concurrency=connections))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=20_000, help="per target, over all rounds")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1_000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of one round per target")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load per target first")
+    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--with-worker", action="store_true", help="run the job worker inside serve too")
+    parser.add_argument("--log-level", default="INFO", help="connector's (INFO is its default)")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
+    use_wrk = args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk") is not None)
+    load = load_wrk if use_wrk else load_python
+    generator = "wrk -t1" if use_wrk else "benchmarks/loadgen.py (wrk not installed)"
 
     print(
-        f"{args.requests} requests of ~1 KB per target in {args.rounds} interleaved rounds, "
-        f"{args.concurrency} concurrent keep-alive clients, 1 server process each; median round shown"
+        f"~1 KB canonical alerts, {args.connections} keep-alive connections from {generator}, "
+        f"{args.rounds} interleaved rounds of {args.seconds:g} s per target, 1 server process each"
     )
     with ExitStack() as stack:
         targets = [stack.enter_context(bare_server())]
@@ -228,21 +276,44 @@ def main() -> None:
             except Exception as exc:  # e.g. PostgreSQL unreachable: say so, keep the other figures
                 print(f"connector serve on {backend:<10}  skipped: {type(exc).__name__}: {exc}")
         for target in targets:
-            load(target, args.warmup, args.concurrency)
+            load(target, args.warmup, args.connections)
         # Interleaved rounds: whatever else the machine does hits every target alike.
-        for _ in range(args.rounds):
+        for number in range(1, args.rounds + 1):
             for target in targets:
-                target.results.append(load(target, args.requests // args.rounds, args.concurrency))
-    bare = median_result(targets[0].results)
-    print(bare.line(targets[0].label))
+                before = cpu_seconds(target.pid)
+                result = load(target, args.seconds, args.connections)
+                target.cpu_us.append((cpu_seconds(target.pid) - before) / max(result.requests, 1) * 1e6)
+                target.results.append(result)
+                print(
+                    f"round {number}  {result.line(target.label)}   "
+                    f"server CPU {target.cpu_us[-1]:.0f} us/request",
+                    flush=True,
+                )
+    print()
+    bare = targets[0].results
+    print(
+        f"{targets[0].label:<34} {_range([r.rps for r in bare], '{:.0f}')} req/s   "
+        f"server CPU {_range(targets[0].cpu_us, '{:.0f}')} us/request"
+    )
     for target in targets[1:]:
-        result = median_result(target.results)
-        print(result.line(target.label))
-        ratios = sorted(r.rps / b.rps for r, b in zip(target.results, targets[0].results, strict=True))
+        ratios = [r.rps / b.rps for r, b in zip(target.results, bare, strict=True)]
+        p99s = [r.percentile(99) for r in target.results]
         print(
-            f"{'':34} = {result.rps / bare.rps:.0%} of the bare endpoint's throughput "
-            f"(per-round ratios {ratios[0]:.0%}-{ratios[-1]:.0%})"
+            f"{target.label:<34} {_range([r.rps for r in target.results], '{:.0f}')} req/s   "
+            f"= {statistics.median(ratios):.0%} of bare "
+            f"(per-round ratios {min(ratios):.0%}-{max(ratios):.0%})"
+            f"   p99 {min(p99s):.1f}-{max(p99s):.1f} ms"
         )
+        cpu = [c / b for c, b in zip(target.cpu_us, targets[0].cpu_us, strict=True)]
+        print(
+            f"{'':34} server CPU {_range(target.cpu_us, '{:.0f}')} us/request"
+            f" = {statistics.median(cpu):.2f}x bare's (per round {min(cpu):.2f}-{max(cpu):.2f}x)"
+        )
+
+
+def _range(values: list[float], fmt: str) -> str:
+    low, middle, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+    return f"median {middle} ({low}-{high})"
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from connector.billing import api as billing
 from connector.connections import api as connections
 from connector.fleet import api as fleet
 from connector.infra import db
+from connector.infra.access import AccessLog
 from connector.infra.context import Services
 from connector.infra.logs import configure_logging, get_logger
 from connector.infra.metrics import Metrics
@@ -55,6 +56,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or (services.settings if services else Settings())
     metrics = services.metrics if services is not None else Metrics()
+    access = AccessLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +75,7 @@ def create_app(
             for stop in reversed(stops):
                 await stop()
             await ingest.stop()
+            access.flush()
             await (current.aclose() if owned else current.close_work())
 
     # `/docs` and `/redoc` load their scripts and styles from the installed package, not a CDN.
@@ -113,9 +116,9 @@ def create_app(
         webhook_max_bytes=settings.webhook_max_body_bytes,
         path_max_bytes={"/api/v1/billing/usage-uploads": settings.usage_upload_max_bytes},
     )
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
     app.add_middleware(
-        webhooks.WebhookFastPath, max_bytes=settings.webhook_max_body_bytes, metrics=metrics
+        webhooks.WebhookFastPath, max_bytes=settings.webhook_max_body_bytes, metrics=metrics, access=access
     )  # the webhook hot path skips the API's middleware, router and dependencies
     app.add_middleware(RequestIdMiddleware)  # outermost: every request, webhooks included, has an id
     return app

@@ -123,6 +123,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "host": args.host or settings.host,
         "port": args.port or settings.port,
         "log_config": None,
+        "access_log": False,  # the app's own (`connector.infra.access`)
         "proxy_headers": True,
         "server_header": False,
     }
@@ -133,7 +134,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             os.environ["CONNECTOR_RUN_WORKER"] = "false"
         if args.no_scheduler:
             os.environ["CONNECTOR_RUN_SCHEDULER"] = "false"
-        uvicorn.run("connector.app:app_from_environment", factory=True, workers=args.workers, **served)
+        # Each worker imports the whole app before it answers uvicorn's health check; uvicorn's 5 s
+        # default kills and restarts workers for ever on a busy host where that import takes longer.
+        uvicorn.run(
+            "connector.app:app_from_environment",
+            factory=True,
+            workers=args.workers,
+            timeout_worker_healthcheck=60,
+            **served,
+        )
         return 0
     app = create_app(
         settings,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.base import AlertEvent, ProblemKind
@@ -79,6 +81,10 @@ def parse_canonical(document: Any) -> list[AlertEvent]:
     if not items:
         raise WebhookParseError("no alerts in body", field="alerts")
     for index, item in enumerate(items):
+        event = plain_canonical(item)
+        if event is not None:
+            events.append(event)
+            continue
         prefix = f"alerts[{index}]." if len(items) > 1 else ""
         try:
             alert = CanonicalAlert.model_validate(item)
@@ -102,9 +108,75 @@ def parse_canonical(document: Any) -> list[AlertEvent]:
     return events
 
 
+_PROBLEMS = {kind.value: kind for kind in ProblemKind}
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?")
+_TEXT_LIMITS = (("event_id", 200, True), ("client_id", 100, True), ("endpoint_id", 100, True))
+
+
+def _plain_text(value: Any, limit: int, required: bool) -> bool:
+    """A string `CanonicalAlert` would keep exactly as it is: no surrounding whitespace to strip,
+    within its length, storable."""
+    if not isinstance(value, str):
+        return False
+    if not value:
+        return not required
+    return (
+        len(value) <= limit
+        and not value[0].isspace()
+        and not value[-1].isspace()
+        and unstorable(value) is None
+    )
+
+
+def plain_canonical(item: Any) -> AlertEvent | None:
+    """The event `CanonicalAlert` makes of `item`, for the alerts senders actually send (string
+    fields with nothing to strip, a known problem, an ISO 8601 timestamp), in a fraction of its
+    time; None for anything else, which `CanonicalAlert` then validates (and names what is wrong).
+    tests/unit/test_canonical_plain.py checks that both give the same event."""
+    if not isinstance(item, dict):
+        return None
+    for name, limit, required in _TEXT_LIMITS:
+        if not _plain_text(item.get(name), limit, required):
+            return None
+    hostname = item.get("hostname")
+    message = item.get("message", "")
+    if hostname is not None and not _plain_text(hostname, 255, False):
+        return None
+    if not _plain_text(message, 4000, False):
+        return None
+    problem = item.get("problem")
+    kind = _PROBLEMS.get(problem) if isinstance(problem, str) else None
+    state = item.get("state")
+    occurred = item.get("occurred_at")
+    if kind is None or state not in ("active", "cleared") or not isinstance(occurred, str):
+        return None
+    if _TIMESTAMP.fullmatch(occurred) is None:
+        return None
+    try:
+        when = datetime.fromisoformat(occurred)
+    except ValueError:
+        return None
+    return AlertEvent.model_construct(
+        event_id=item["event_id"],
+        client_id=item["client_id"],
+        endpoint_id=item["endpoint_id"],
+        hostname=hostname,
+        problem=kind,
+        state=state,
+        message=message,
+        occurred_at=when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC),
+    )
+
+
 def load_json(body: bytes) -> Any:
     """The body's JSON; anything json.loads refuses (including nesting deeper than the interpreter's
-    recursion limit and integers beyond its digit limit) is a `WebhookParseError` naming the body."""
+    recursion limit and integers beyond its digit limit) is a `WebhookParseError` naming the body.
+    orjson parses it first (several times faster); what orjson refuses (NaN, integers past 64 bits,
+    lone surrogates, deep nesting) goes to json.loads, whose answer — a value or the error — stands."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except UnicodeDecodeError as exc:

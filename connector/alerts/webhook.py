@@ -7,13 +7,14 @@ and the FastAPI route below documents the same handler in the OpenAPI descriptio
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -24,11 +25,14 @@ from adapters.errors import WebhookParseError
 from connector.alerts.canonical import CanonicalAlert
 from connector.alerts.ingest import Ingest, delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
+from connector.api.middleware import request_target
+from connector.infra.access import AccessLog
 from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
 from connector.statuses import DeliveryStatus
 
 log = get_logger("connector.alerts.webhook")
+_debug = logging.getLogger("connector.alerts.webhook")
 router = APIRouter(tags=["webhooks"])
 
 TEMPLATE = "/webhooks/{connection_id}"
@@ -93,14 +97,15 @@ async def receive(
     delivery_id, duplicate = await ingest.writer.submit(
         delivery_values(owner, incoming, status=DeliveryStatus.QUEUED, source_ip=source_ip, events=events)
     )
-    log.info(
-        "webhook accepted",
-        tenant_id=target.tenant_id,
-        connection_id=connection_id,
-        delivery_id=delivery_id,
-        duplicate=duplicate,
-        events=len(events),
-    )
+    if _debug.isEnabledFor(logging.DEBUG):  # one line per delivery: the access log counts them
+        log.debug(
+            "webhook accepted",
+            tenant_id=target.tenant_id,
+            connection_id=connection_id,
+            delivery_id=delivery_id,
+            duplicate=duplicate,
+            events=len(events),
+        )
     return 202, {"delivery_id": delivery_id, "duplicate": duplicate}
 
 
@@ -191,10 +196,13 @@ class WebhookFastPath:
     """Serves `POST /webhooks/{id}` before the API's middleware and router, with its own body
     limit and metrics; everything else passes through."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, metrics: Metrics, access: AccessLog | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.metrics = metrics
+        self.access = access
         # Labelled children looked up once, not per request.
         self._counters: dict[int, Any] = {}
         self._latency = metrics.latency.labels("POST", TEMPLATE)
@@ -210,7 +218,7 @@ class WebhookFastPath:
             status, body = await self._handle(scope, receive_, match.group(1))
         except Exception as exc:  # a JSON answer (503 + Retry-After when the database is away), and
             status, body, extra = database_error(exc, TEMPLATE)  # the keep-alive connection stays open
-        payload = json.dumps(body).encode()
+        payload = orjson.dumps(body)
         await send(
             {
                 "type": "http.response.start",
@@ -227,7 +235,18 @@ class WebhookFastPath:
         if counter is None:
             counter = self._counters[status] = self.metrics.requests.labels("POST", TEMPLATE, str(status))
         counter.inc()
-        self._latency.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._latency.observe(elapsed)
+        if self.access is not None:
+            self.access.record(
+                method="POST",
+                route=TEMPLATE,
+                target=request_target(scope),
+                status=status,
+                seconds=elapsed,
+                client=scope.get("client"),
+                http_version=scope.get("http_version", "1.1"),
+            )
 
     async def _handle(
         self, scope: Scope, receive_: Receive, connection_id: str

@@ -14,6 +14,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connector.api.errors import validation_body
+from connector.infra.access import AccessLog
 from connector.infra.metrics import Metrics
 
 NUL = "\x00"
@@ -235,11 +236,13 @@ async def _refuse(send: Send, fields: list[str]) -> None:
 
 
 class MetricsMiddleware:
-    """Counts requests and latency by route template (never by raw path, which holds ids)."""
+    """Counts requests and latency by route template (never by raw path, which holds ids), and
+    writes the access log (`AccessLog`: failures in full, successes summarised)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, access: AccessLog | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -257,8 +260,26 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
+            elapsed = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            if self.access is not None:
+                self.access.record(
+                    method=method,
+                    route=template,
+                    target=request_target(scope),
+                    status=status,
+                    seconds=elapsed,
+                    client=scope.get("client"),
+                    http_version=scope.get("http_version", "1.1"),
+                )
+
+
+def request_target(scope: Scope) -> str:
+    """The path and query string as the client sent them (for the access log, which redacts)."""
+    query: bytes = scope.get("query_string", b"")
+    path: str = scope.get("root_path", "") + scope["path"]
+    return f"{path}?{query.decode('latin-1')}" if query else path

@@ -1,7 +1,7 @@
 """Structured logging (JSON or console) with secrets redacted before anything is written.
 
 Three leaks are closed here: httpx logs full request URLs at INFO (API keys in query strings),
-uvicorn's access log prints query strings (webhook `?token=`), and any log call may carry a
+an access line prints the query string (webhook `?token=`), and any log call may carry a
 credential-looking key.
 """
 
@@ -94,10 +94,16 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     # httpx/httpcore log every URL at INFO/DEBUG; vendor keys can sit in query strings.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uv = logging.getLogger(name)
         uv.handlers[:] = []
         uv.propagate = True
+    # The app writes the access log itself (`connector.infra.access`: failures in full, successes
+    # summarised); a logger without handlers is how uvicorn, also when run as `uvicorn --factory`,
+    # is told to skip its own line per request.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
 
 
 def get_logger(name: str) -> Any:

@@ -1,7 +1,9 @@
-"""Logs of a real `connector serve` in JSON mode: every line it writes is one JSON object (uvicorn's
-access lines included); a webhook's lines carry the request id the sender gave in `X-Request-ID`,
-which comes back in the response; a request without one gets a generated id; a configuration change
-is one INFO event naming the API key that made it. SQLite."""
+"""Logs of a real `connector serve` in JSON mode: every line it writes is one JSON object (access
+lines included); a webhook's lines carry the request id the sender gave in `X-Request-ID`, which
+comes back in the response; a request without one gets a generated id; a configuration change is
+one INFO event naming the API key that made it; successful requests are summarised (a sample line,
+then one "requests served" line per interval, written at the latest on shutdown) while every refused
+request has its own access line. SQLite."""
 
 from __future__ import annotations
 
@@ -78,24 +80,35 @@ def test_json_lines_with_request_ids(tmp_path: Path) -> None:
             def logged() -> list[dict[str, Any]]:
                 records = _lines(serve.output())
                 done = [
-                    r for r in records if r.get("request_id") == replaced and r["logger"] == "uvicorn.access"
+                    r
+                    for r in records
+                    if r.get("request_id") == replaced and r["logger"] == "connector.access"
                 ]
                 return records if done else []
 
             records = wait_until(logged, what="the refused webhook's access line")
+        serve.terminate()  # SIGTERM: the summary of the interval is written on the way out
     finally:
         deployment.close()
 
+    records = _lines(serve.output())  # with what the shutdown wrote
     mine = [r for r in records if r.get("request_id") == "rmm-delivery-4711"]
-    assert {r["logger"] for r in mine} >= {"connector.alerts.webhook", "uvicorn.access"}, mine
-    event = next(r for r in mine if r["event"] == "webhook accepted")
-    assert event["level"] == "info" and event["connection_id"] == rmm["id"] and event["delivery_id"]
-    access = next(r for r in mine if r["logger"] == "uvicorn.access")
-    assert "/webhooks/" in access["event"] and "202" in access["event"]
+    access = next(r for r in mine if r["logger"] == "connector.access")  # the route's first success
+    assert "/webhooks/" in access["event"] and access["status"] == 202 and access["sample"] is True
+    assert "token=[redacted]" in access["event"]
     assert rmm["webhook_secret"] not in json.dumps(records)  # the ?token= is redacted
 
     refusal = [r for r in records if r.get("request_id") == replaced]
     assert any(r["event"] == "webhook refused" and r["level"] == "warning" for r in refusal), refusal
+    refused_line = next(r for r in refusal if r["logger"] == "connector.access")
+    assert refused_line["status"] == 401 and "sample" not in refused_line
+
+    summaries = [r for r in records if r["event"] == "requests served"]
+    assert summaries and all("request_id" not in r for r in summaries)
+    routes = {(route["method"], route["route"]): route for s in summaries for route in s["routes"]}
+    webhook = routes["POST", "/webhooks/{connection_id}"]
+    assert webhook["count"] == 1 and webhook["statuses"] == {"202": 1}  # the 401 is not a success
+    assert webhook["p99_ms"] >= webhook["p50_ms"] > 0
 
     change = next(r for r in records if r["event"] == "configuration changed")
     assert change["request_id"] == generated
