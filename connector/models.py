@@ -314,10 +314,9 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_claim", "status", "run_after"),
-        # Fair claims read each tenant's oldest runnable jobs (and its oldest queued one) here; it
-        # also serves the tenant foreign key.
-        Index("ix_jobs_tenant_claim", "tenant_id", "status", "run_after", "id"),
+        # Claims read each tenant's oldest queued job, and its jobs in due order, here; every read
+        # by status (the running jobs, the queued ones) starts with it too.
+        Index("ix_jobs_tenant_claim", "status", "tenant_id", "run_after", "id"),
         Index(
             "uq_jobs_queued_unique_key",
             "unique_key",
@@ -328,7 +327,7 @@ class Job(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[JobStatus] = status_column(JobStatus, JobStatus.QUEUED)

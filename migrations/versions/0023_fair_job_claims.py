@@ -1,5 +1,5 @@
-"""jobs are claimed fairly between tenants: an index on each tenant's runnable jobs in due order
-(it replaces the plain tenant index, which it covers)
+"""jobs are claimed fairly between tenants: an index on each tenant's jobs by status in due order
+(it replaces the index on status and due time, which only served the oldest-first claim)
 
 Revision ID: 0023
 Revises: 0020
@@ -19,12 +19,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_jobs_tenant_claim", ["tenant_id", "status", "run_after", "id"], unique=False
+            "ix_jobs_tenant_claim", ["status", "tenant_id", "run_after", "id"], unique=False
         )
-        batch_op.drop_index("ix_jobs_tenant_id")
+        batch_op.drop_index("ix_jobs_claim")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index("ix_jobs_tenant_id", ["tenant_id"], unique=False)
+        batch_op.create_index("ix_jobs_claim", ["status", "run_after"], unique=False)
         batch_op.drop_index("ix_jobs_tenant_claim")
