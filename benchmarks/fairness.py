@@ -110,6 +110,7 @@ class Bench:
         async with db.transaction(self.services.sessions) as session:
             finished = [JobStatus.DONE] if backlog else [JobStatus.DONE, JobStatus.QUEUED]
             await session.execute(delete(Job).where(Job.kind == BACKFILL.name, Job.status.in_(finished)))
+        async with self.services.sessions() as session:
             queued = await session.scalar(
                 select(func.count()).where(Job.kind == BACKFILL.name, Job.status == JobStatus.QUEUED)
             )
@@ -202,17 +203,17 @@ class Bench:
             await asyncio.sleep(BETWEEN_ALERTS_SECONDS)
         self.services.wake_listeners.remove(worker.wake)
         await worker.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await asyncio.wait_for(task, 60)  # its claim in flight ends, then the loop sees the stop
         seconds = time.perf_counter() - started
         result = Round(order, seconds, await self.backfill_done() - done_before, alerts)
-        async with db.transaction(self.services.sessions) as session:
+        async with self.services.sessions() as session:
             result.ahead = int(
                 await session.scalar(
                     select(func.count()).where(Job.kind == BACKFILL.name, Job.status == JobStatus.QUEUED)
                 )
                 or 0
             )
+        async with db.transaction(self.services.sessions) as session:
             # B's unhandled alert does not carry over into the next round.
             await session.execute(
                 delete(Job).where(
