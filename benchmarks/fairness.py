@@ -9,7 +9,10 @@ handled by the end of its round is shown with the number of A's jobs still queue
 the time the worker would need for them at the throughput it showed.
 
     .venv/bin/python -m benchmarks.fairness [--backend sqlite|postgresql ...] [--backlog 100000]
-        [--rounds 3] [--round-seconds 10] [--concurrency 4] [--psa connectwise_manage]
+        [--rounds 3] [--round-seconds 10] [--concurrency 4] [--claims 20] [--psa connectwise_manage]
+
+Before the rounds, `--claims` claims of one job are timed in each order with the backlog queued
+(`--rounds 0`: only those).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from benchmarks.tenant import Tenant, build_tenant, psa_harnesses
 from connector.app import create_app
 from connector.infra import db
 from connector.infra.context import Services
+from connector.infra.jobs import queue
 from connector.infra.jobs.kinds import HandlerTable, JobContext, JobKind, JobPayload, handles
 from connector.infra.jobs.worker import Worker
 from connector.infra.logs import configure_logging
@@ -172,6 +176,28 @@ class Bench:
                 return
             await asyncio.sleep(POLL_SECONDS)
 
+    async def claim_costs(self, backlog: int, samples: int) -> dict[str, list[float]]:
+        """The time one claim of one job takes (its commit included) with `backlog` jobs queued,
+        in each order, alternating."""
+        await self.top_up(backlog)
+        kinds = [*JOB_HANDLERS.names(), BACKFILL.name]
+        costs: dict[str, list[float]] = {FAIR: [], OLDEST: []}
+        for n in range(samples):
+            for order in (FAIR, OLDEST) if n % 2 == 0 else (OLDEST, FAIR):
+                started = time.perf_counter()
+                [job] = await queue.claim(
+                    self.services.sessions,
+                    "bench",
+                    limit=1,
+                    lease=timedelta(minutes=5),
+                    kinds=kinds,
+                    fair=order == FAIR,
+                )
+                costs[order].append(time.perf_counter() - started)
+                async with db.transaction(self.services.sessions) as session:
+                    await queue.complete(session, job)
+        return costs
+
     async def one_round(self, order: str, args: argparse.Namespace) -> Round:
         """A round of one claim order; `IDLE`: the fair order with no backlog at all (what an alert
         takes on this machine when nothing else waits)."""
@@ -229,11 +255,21 @@ def _figure(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:7.0f} ms (max {max(values) * 1000:.0f} ms, n={len(values)})"
 
 
-def report(backend: str, args: argparse.Namespace, rounds: list[Round]) -> None:
+def report(
+    backend: str, args: argparse.Namespace, rounds: list[Round], costs: dict[str, list[float]]
+) -> None:
     print(
         f"\n{backend}: tenant A's backfill of {args.backlog:,} queued jobs, tenant B's alerts through the "
         f"webhook, worker concurrency {args.concurrency}, PSA answering at once"
     )
+    for order, times in costs.items():
+        print(
+            f"claim of one job with {args.backlog:,} queued, {order:<12}: median "
+            f"{statistics.median(times) * 1000:6.1f} ms ({min(times) * 1000:.1f}–{max(times) * 1000:.1f} ms, "
+            f"n={len(times)}, commit included)"
+        )
+    if not rounds:
+        return
     print(
         f"{'round':>5}  {'claim order':<12} {'B: delivery processed':<36} {'B: ticket exists':<36} A jobs/s"
     )
@@ -308,11 +344,12 @@ async def one_backend(backend: str, harness: PsaHarness, args: argparse.Namespac
                 await stack.map_client("c-0", company)
                 psa.set_latency(0.0)
                 bench = Bench(services, stack, psa, company, backfill_tenant)
+                costs = await bench.claim_costs(args.backlog, args.claims)
                 rounds = []
                 for n in range(args.rounds):
                     for k in range(len(ORDERS)):  # rotated, so no order always runs first
                         rounds.append(await bench.one_round(ORDERS[(n + k) % len(ORDERS)], args))
-                report(backend, args, rounds)
+                report(backend, args, rounds, costs)
         finally:
             await services.aclose()
             if backend == "postgresql":
@@ -337,6 +374,7 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each claim order")
     parser.add_argument("--round-seconds", type=float, default=10.0)
+    parser.add_argument("--claims", type=int, default=20, help="claims timed in each order before the rounds")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
         "--psa", action="append", metavar="KIND", help="the PSA kind (default connectwise_manage)"
