@@ -343,7 +343,9 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_claim", "status", "run_after"),
+        # Claims read each tenant's oldest queued job, and its jobs in due order, here; every read
+        # by status (the running jobs, the queued ones) starts with it too.
+        Index("ix_jobs_tenant_claim", "status", "tenant_id", "run_after", "id"),
         Index(
             "uq_jobs_queued_unique_key",
             "unique_key",

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 import migrations
 from connector.infra.logs import get_logger
@@ -249,10 +250,11 @@ Statement = TypeVar("Statement", bound=Select[*tuple[Any, ...]] | Update | Delet
 Row = TypeVar("Row", bound=Base)
 
 
-def scoped(statement: Statement, model: type[Base], tenant_id: str) -> Statement:
+def scoped(statement: Statement, model: type[Base], tenant_id: str | ColumnElement[str]) -> Statement:
     """The one place a tenant filter is written. Every read of a tenant-owned table goes through
     it, so no query can forget whose rows it returns (tests/architecture fails on a tenant filter
-    written by hand anywhere else)."""
+    written by hand anywhere else). `tenant_id` may be a column: a subquery correlated with an
+    outer query's tenant (one tenant's rows per row of `tenants`)."""
     column = cast(Table, model.__table__).c.tenant_id
     return cast(Statement, statement.where(column == tenant_id))
 

@@ -3,15 +3,18 @@
 Claiming: candidates are read (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so concurrent workers
 pass over each other's rows) and each is taken with a conditional UPDATE that only succeeds while the
 job is still claimable — on SQLite, where row locks do not exist, that condition alone makes claims
-exclusive. A claim is a lease: a worker that dies stops renewing it and the job is claimed again
-once it expires. Completion and failure check the lease *and* the attempt they hold, so a worker
-presumed dead that finishes late cannot overwrite its successor's outcome.
+exclusive. Candidates are chosen per tenant (`fairness.shares` decides how many slots each tenant
+with runnable jobs gets; each tenant's oldest jobs are read through `ix_jobs_tenant_claim`), so a
+tenant's long backlog holds another tenant's job back only until the next slot frees, never for
+the length of the backlog. A claim is a lease: a worker that dies stops renewing it and the job is
+claimed again once it expires. Completion and failure check the lease *and* the attempt they hold,
+so a worker presumed dead that finishes late cannot overwrite its successor's outcome.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connector.infra import db
-from connector.models import Job, UTCDateTime
+from connector.infra.jobs.fairness import NEVER_SERVED, DueTenant, shares
+from connector.models import Job, Tenant, UTCDateTime
 from connector.statuses import JobStatus
 
 UNIQUE_WHERE = text("status = 'queued' AND unique_key IS NOT NULL")
@@ -84,23 +88,23 @@ async def claim(
     limit: int,
     lease: timedelta,
     kinds: list[str] | None = None,
+    fair: bool = True,
+    served: Mapping[str, int] | None = None,
 ) -> list[ClaimedJob]:
+    """Claim up to `limit` runnable jobs. Fair (the default): the slots are shared out between the
+    tenants with runnable jobs (`fairness.shares`; `served` is this worker's claim number per tenant
+    it last served) and each tenant's oldest jobs are taken, so one tenant's backlog cannot hold
+    another's job back. `fair=False`: the oldest runnable jobs whoever they belong to."""
     now = datetime.now(UTC)
-    claimable = _claimable(now)
     if kinds is not None and not kinds:
         return []
-    conditions = [claimable] + ([Job.kind.in_(kinds)] if kinds else [])
     claimed: list[ClaimedJob] = []
     async with sessions() as session, session.begin():
-        candidates = (
-            await session.execute(
-                select(Job.id, Job.attempts)
-                .where(*conditions)
-                .order_by(Job.run_after, Job.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        if fair:
+            candidates = await _fair_candidates(session, now, limit, kinds, served or {})
+        else:
+            candidates = await _oldest_candidates(session, now, limit, kinds)
+        claimable = _claimable(now)
         for job_id, attempts in candidates:
             result = await session.execute(
                 update(Job)
@@ -129,6 +133,135 @@ async def claim(
                 )
             )
     return claimed
+
+
+Candidate = tuple[int, int]
+"""(job id, attempts) of a job read as claimable, locked on PostgreSQL until the claim commits."""
+
+
+def _of_kinds(kinds: list[str] | None) -> list[Any]:
+    return [Job.kind.in_(kinds)] if kinds else []
+
+
+async def _oldest_candidates(
+    session: AsyncSession, now: datetime, limit: int, kinds: list[str] | None
+) -> list[Candidate]:
+    rows = await session.execute(
+        select(Job.id, Job.attempts)
+        .where(_claimable(now), *_of_kinds(kinds))
+        .order_by(Job.run_after, Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [(job_id, attempts) for job_id, attempts in rows.all()]
+
+
+async def _due_tenants(
+    session: AsyncSession, now: datetime, kinds: list[str] | None, served: Mapping[str, int]
+) -> tuple[list[DueTenant], set[str]]:
+    """The tenants with claimable jobs, and those among them with a job whose lease expired. One
+    index probe per tenant (`ix_jobs_tenant_claim`: its oldest queued job) and one read of the
+    running jobs, so the cost does not grow with the length of anyone's backlog."""
+    oldest_queued = type_coerce(
+        db.scoped(select(Job.run_after), Job, Tenant.id.expression)
+        .where(Job.status == JobStatus.QUEUED, *_of_kinds(kinds))
+        .order_by(Job.run_after)
+        .limit(1)
+        .scalar_subquery(),
+        UTCDateTime(),
+    )
+    queued = {
+        tenant_id: since
+        for tenant_id, since in (await session.execute(select(Tenant.id, oldest_queued))).all()
+        if since is not None and since <= now
+    }
+    running: dict[str, int] = {}
+    expired: dict[str, datetime] = {}
+    wanted = set(kinds) if kinds else None
+    leases = await session.execute(
+        select(Job.tenant_id, Job.kind, Job.lease_expires_at).where(Job.status == JobStatus.RUNNING)
+    )
+    for tenant_id, kind, expires in leases.all():
+        if expires is not None and expires < now:
+            if wanted is None or kind in wanted:
+                expired[tenant_id] = min(expires, expired.get(tenant_id, expires))
+        else:
+            running[tenant_id] = running.get(tenant_id, 0) + 1
+    due = [
+        DueTenant(
+            tenant_id,
+            running.get(tenant_id, 0),
+            min(since for since in (queued.get(tenant_id), expired.get(tenant_id)) if since is not None),
+            served.get(tenant_id, NEVER_SERVED),
+        )
+        for tenant_id in queued.keys() | expired.keys()
+    ]
+    return due, set(expired)
+
+
+async def _tenant_candidates(
+    session: AsyncSession,
+    tenant_id: str,
+    quota: int,
+    now: datetime,
+    kinds: list[str] | None,
+    *,
+    expired: bool,
+    exclude: list[int],
+) -> list[Candidate]:
+    """A tenant's `quota` oldest claimable jobs not locked by another worker: jobs whose lease
+    expired first (their worker died; they were due before anything queued), then queued jobs in
+    the order they fell due. Each is an index range scan on `ix_jobs_tenant_claim`."""
+    found: list[Candidate] = []
+    states = [(JobStatus.RUNNING, Job.lease_expires_at < now)] if expired else []
+    states.append((JobStatus.QUEUED, Job.run_after <= now))
+    for status, due in states:
+        if len(found) >= quota:
+            break
+        taken = exclude + [job_id for job_id, _ in found]
+        statement = (
+            db.scoped(select(Job.id, Job.attempts), Job, tenant_id)
+            .where(Job.status == status, due, *_of_kinds(kinds))
+            .order_by(Job.run_after, Job.id)
+            .limit(quota - len(found))
+            .with_for_update(skip_locked=True)
+        )
+        if taken:
+            statement = statement.where(Job.id.not_in(taken))
+        found += [(job_id, attempts) for job_id, attempts in (await session.execute(statement)).all()]
+    return found
+
+
+async def _fair_candidates(
+    session: AsyncSession, now: datetime, limit: int, kinds: list[str] | None, served: Mapping[str, int]
+) -> list[Candidate]:
+    """Shares out `limit` slots between the tenants with claimable jobs, and takes each tenant's
+    share of its oldest jobs. A tenant with fewer jobs than its share (or whose jobs other workers
+    hold) leaves its slots to the others in the next round, so no slot stays empty while any tenant
+    has work."""
+    due, with_expired = await _due_tenants(session, now, kinds, served)
+    picked: dict[str, list[Candidate]] = {}
+    exhausted: set[str] = set()
+    while (free := limit - sum(map(len, picked.values()))) > 0:
+        open_tenants = [t for t in due if t.tenant not in exhausted]
+        if not open_tenants:
+            break
+        taken = {tenant_id: len(rows) for tenant_id, rows in picked.items()}
+        for tenant_id, quota in shares(open_tenants, free, taken).items():
+            already = picked.setdefault(tenant_id, [])
+            rows = await _tenant_candidates(
+                session,
+                tenant_id,
+                quota,
+                now,
+                kinds,
+                expired=tenant_id in with_expired,
+                exclude=[job_id for job_id, _ in already],
+            )
+            if len(rows) < quota:
+                exhausted.add(tenant_id)
+            already += rows
+    return [candidate for rows in picked.values() for candidate in rows]
 
 
 def _held(job: ClaimedJob) -> Any:

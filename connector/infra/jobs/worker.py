@@ -48,8 +48,13 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         poll_interval: float = 1.0,
         handlers: HandlerTable,
+        fair: bool = True,
     ) -> None:
+        """`fair=False` claims the oldest runnable jobs whoever they belong to (see `queue.claim`)."""
         self.services = services
+        self.fair = fair
+        self._claims = 0
+        self._served: dict[str, int] = {}
         self.concurrency = concurrency
         self.lease = lease
         self.poll_interval = poll_interval
@@ -94,13 +99,7 @@ class Worker:
                 free = self.concurrency - len(running)
                 jobs = []
                 if free > 0:
-                    jobs = await queue.claim(
-                        self.services.sessions,
-                        self.owner,
-                        limit=min(free, max_jobs - total),
-                        lease=self.lease,
-                        kinds=self.handlers.names(),
-                    )
+                    jobs = await self._claim(min(free, max_jobs - total))
                 for job in jobs:
                     running.add(asyncio.create_task(self._execute(job)))
                 total += len(jobs)
@@ -115,15 +114,30 @@ class Worker:
                 await asyncio.gather(*running, return_exceptions=True)
         return total
 
+    async def _claim(self, limit: int) -> list[ClaimedJob]:
+        """Claims up to `limit` jobs, remembering which tenants this worker served last: among
+        tenants with as many jobs running, the one served longest ago goes first."""
+        jobs = await queue.claim(
+            self.services.sessions,
+            self.owner,
+            limit=limit,
+            lease=self.lease,
+            kinds=self.handlers.names(),
+            fair=self.fair,
+            served=self._served,
+        )
+        for job in jobs:
+            self._claims += 1
+            self._served[job.tenant_id] = self._claims
+        return jobs
+
     async def _claim_and_start(self) -> bool:
         free = self.concurrency - len(self._running)
         if free <= 0:
             await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
             return True
         try:
-            jobs = await queue.claim(
-                self.services.sessions, self.owner, limit=free, lease=self.lease, kinds=self.handlers.names()
-            )
+            jobs = await self._claim(free)
         except Exception as exc:  # database briefly unavailable: keep the worker alive
             self._claim_failures += 1
             log.warning(
