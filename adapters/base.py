@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from adapters.budgets import RequestBudget
+
 
 class Role(enum.StrEnum):
     RMM = "rmm"
@@ -618,6 +620,9 @@ class ConnectionContext:
     transport_factory: TransportFactory = field(default=lambda _url: None)
     sleep: Callable[[float], Awaitable[None]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    budget: RequestBudget | None = None
+    """The connection's request budget, shared by every process of the deployment; an adapter hands
+    it to the clients that carry its `max_concurrency`. None: each client limits this process alone."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""The shared outbound HTTP client every adapter uses.
-
-One `VendorHttpClient` per connection gives: explicit timeouts; a per-connection concurrency limit
-(vendors count parallel requests per integration); retries with exponential backoff and full jitter
-on connection errors, timeouts, 5xx and 429 (tenacity), waiting at least what `Retry-After` asks (both
+"""The shared outbound HTTP client every adapter uses. One `VendorHttpClient` per connection gives:
+explicit timeouts; a per-connection concurrency limit (vendors count parallel requests per
+integration) and optional requests-per-minute limit, held in a `RequestBudget` the caller may share
+between processes (`adapters.budgets`); retries with exponential backoff and full jitter on
+connection errors, timeouts, 5xx and 429 (tenacity), waiting at least what `Retry-After` asks (both
 the seconds and the HTTP-date form, capped); a single re-authentication on 401 for token-based auth;
 and vendor error bodies turned into `AdapterError`s naming the field.
 
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from adapters.budgets import Limits, LocalBudget, RequestBudget, slot
 from adapters.errors import (
     ConfigurationError,
     CredentialsError,
@@ -118,6 +119,8 @@ class VendorHttpClient:
         auth_headers: AuthHeaders | None = None,
         error_parser: ErrorParser = default_error_parser,
         max_concurrency: int = 4,
+        max_requests_per_minute: int | None = None,
+        budget: RequestBudget | None = None,
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -131,7 +134,9 @@ class VendorHttpClient:
             raise ConfigurationError("the connection's URL is not valid", field="base_url") from exc
         self._auth_headers = auth_headers
         self._error_parser = error_parser
-        self._limit = asyncio.Semaphore(max_concurrency)
+        self.limits = Limits(max_concurrency, max_requests_per_minute)
+        self.budget: RequestBudget = budget if budget is not None else LocalBudget()
+        """Where a call's slot comes from: the connection's shared budget, else this client's own."""
         self.retry = retry or RetryPolicy()
         self._sleep = sleep or asyncio.sleep
         self.request_count = 0
@@ -212,7 +217,7 @@ class VendorHttpClient:
         while True:
             if authenticated and self._auth_headers is not None:
                 merged.update(await self._auth_headers(refreshed))
-            async with self._limit:
+            async with slot(self.budget, self.limits):
                 self.request_count += 1
                 try:
                     response = await self._client.request(

@@ -1131,3 +1131,32 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+class VendorSlot(Base):
+    """One of a connection's concurrent-call slots, shared by every process of the deployment
+    (`connector.infra.budgets`): free while `holder` is NULL or its lease has expired. A holding
+    process renews its leases while it runs, so the slots of a process that died come back once
+    `expires_at` passes. Rows `0 … max_concurrency-1` are created on first use; no foreign key, so a
+    claim never waits on the connection's row."""
+
+    __tablename__ = "vendor_slots"
+
+    connection_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    slot_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    """The call holding it (a fresh id per claim), so a late release never frees someone else's."""
+    owner: Mapped[str | None] = mapped_column(String(32))
+    """The process holding it, which renews all of its slots in one statement."""
+    expires_at: Mapped[datetime | None]
+
+
+class VendorRateWindow(Base):
+    """Calls started on a connection in one minute (`window` = minutes since the epoch, UTC), shared
+    by every process of the deployment: a call starts only if it can count itself below the limit."""
+
+    __tablename__ = "vendor_rate_windows"
+
+    connection_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)

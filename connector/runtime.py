@@ -17,6 +17,7 @@ from connector.actions.jobs import ACTION
 from connector.alerts import handlers as alert_handlers
 from connector.alerts.jobs import RECONCILE
 from connector.connections.adapters import AdapterCache
+from connector.infra.budgets import budget_store
 from connector.infra.context import Purpose, Services, base_services
 from connector.infra.jobs import queue
 from connector.infra.jobs.kinds import HandlerTable
@@ -61,6 +62,7 @@ def build_services(
         settings, registry=registry, transport_factory=transport_factory, metrics=metrics, purpose=purpose
     )
     services.adapters = AdapterCache(services)
+    services.budgets = budget_store(settings, settings.resolved_database_url(), settings.database_schema)
     return services
 
 

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     billing_push_lease_seconds: float = Field(default=60, gt=0)
     """How long a billing push holds its tenant's lease between renewals (renewed every third of it):
     a push whose process died blocks the next push for at most this long."""
+    redis_url: str = ""
+    """Where vendor request budgets are kept (redis://host:6379/0); empty: in the database. Either
+    way every process of the deployment shares each connection's `max_concurrency` and
+    `max_requests_per_minute`."""
+    vendor_slot_lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a vendor call's concurrency slot is leased between renewals (renewed every third of
+    it): the slots of a process that died come back after at most this long."""
+    vendor_budget_wait_seconds: float = Field(default=3.0, gt=0)
+    """How long one statement of the database budget may wait (a pooled connection, a lock); past
+    it the call goes ahead under this process's own limit."""
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     """Opening a PostgreSQL connection."""
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)

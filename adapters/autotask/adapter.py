@@ -381,6 +381,8 @@ class AutotaskAdapter:
                     headers={**self._headers(), "Content-Type": "application/json"},
                     error_parser=parse_autotask_error,
                     max_concurrency=self._options.max_concurrency,
+                    max_requests_per_minute=self._options.max_requests_per_minute,
+                    budget=self._ctx.budget,
                     transport=self._ctx.transport_factory(api_base),
                     sleep=self._sleep,
                 )

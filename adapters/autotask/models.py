@@ -74,6 +74,15 @@ class AutotaskOptions(BaseModel):
     max_concurrency: int = Field(
         default=3, ge=1, le=3, description="Parallel requests; Autotask allows 3 threads per endpoint."
     )
+    max_requests_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description=(
+            "Calls started per minute, shared by every process of the deployment (the hourly "
+            "threshold is watched separately). None: no limit beyond max_concurrency."
+        ),
+    )
     threshold_check_every: int = Field(
         default=100, ge=1, description="Re-read ThresholdInformation after this many requests."
     )

@@ -240,6 +240,7 @@ class ConnectWiseAutomateAdapter:
             auth_headers=lambda force: self._tokens.headers(force),
             error_parser=parse_automate_error,
             max_concurrency=options.max_concurrency,
+            budget=ctx.budget,
             transport=ctx.transport_factory(self.api_base),
             sleep=self._sleep,
         )

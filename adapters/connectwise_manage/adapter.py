@@ -376,6 +376,8 @@ class ConnectWiseManageAdapter:
                     headers=self._headers(),
                     error_parser=parse_manage_error,
                     max_concurrency=self._options.max_concurrency,
+                    max_requests_per_minute=self._options.max_requests_per_minute,
+                    budget=self._ctx.budget,
                     transport=self._ctx.transport_factory(endpoint.api_base),
                     sleep=self._sleep,
                 )

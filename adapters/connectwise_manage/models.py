@@ -77,6 +77,15 @@ class ManageOptions(BaseModel):
     )
     page_size: int = Field(default=1000, ge=1, le=1000)
     max_concurrency: int = Field(default=4, ge=1, le=16)
+    max_requests_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description=(
+            "Calls started per minute, shared by every process of the deployment; ConnectWise "
+            "rate-limits integrations near 1,000 a minute. None: no limit beyond max_concurrency."
+        ),
+    )
     configuration_fields_target: Literal["notes", "custom_fields"] = Field(
         default="notes",
         description="Where ConfigurationUpdate.fields are written: a delimited block inside the "

@@ -221,6 +221,7 @@ class DattoRmmAdapter:
             auth_headers=lambda force: self._tokens.headers(force),
             error_parser=parse_datto_error,
             max_concurrency=self._options.max_concurrency,
+            budget=ctx.budget,
             transport=BudgetTransport(inner, self.budget),
             sleep=self._sleep,
         )

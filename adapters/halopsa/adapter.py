@@ -415,6 +415,8 @@ class HaloPsaAdapter:
             auth_headers=self._tokens.headers,
             error_parser=parse_halo_error,
             max_concurrency=options.max_concurrency,
+            max_requests_per_minute=options.max_requests_per_minute,
+            budget=ctx.budget,
             transport=ctx.transport_factory(self.api_base),
             sleep=self._sleep,
         )

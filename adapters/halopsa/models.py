@@ -62,6 +62,15 @@ class HaloOptions(BaseModel):
     )
     page_size: int = Field(default=100, ge=1, le=1000)
     max_concurrency: int = Field(default=4, ge=1, le=16)
+    max_requests_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description=(
+            "Calls started per minute, shared by every process of the deployment. None: no limit "
+            "beyond max_concurrency."
+        ),
+    )
     token_refresh_margin: float = Field(
         default=60.0, ge=0, le=600, description="Refresh the token this many seconds before expiry."
     )

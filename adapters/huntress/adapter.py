@@ -207,6 +207,7 @@ class HuntressAdapter:
             },
             error_parser=parse_huntress_error,
             max_concurrency=self._options.max_concurrency,
+            budget=ctx.budget,
             transport=PacedTransport(inner, self.window),
             sleep=self._sleep,
         )

@@ -203,6 +203,7 @@ class _Scope:
             auth_headers=self._headers,
             error_parser=parse_ksc_error,
             max_concurrency=adapter.options.max_concurrency,
+            budget=adapter.budget,
             transport=adapter.transport_factory(adapter.api_base),
             sleep=adapter.sleep,
         )
@@ -275,6 +276,7 @@ class KscAdapter:
         self.clock: Callable[[], datetime] = clock if callable(clock) else (lambda: datetime.now(UTC))
         self.api_base = api_base(ctx.base_url)
         self.transport_factory = ctx.transport_factory
+        self.budget = ctx.budget
         self._scopes: dict[str | None, _Scope] = {}
 
     def scope(self, vserver: str | None) -> _Scope:

@@ -297,6 +297,7 @@ class NcentralAdapter:
             auth_headers=self._auth_headers,
             error_parser=parse_ncentral_error,
             max_concurrency=options.max_concurrency,
+            budget=ctx.budget,
             transport=ctx.transport_factory(self.base_url),
             sleep=self._sleep,
         )

@@ -219,6 +219,7 @@ class NinjaOneAdapter:
             auth_headers=lambda force: self._tokens.headers(force),
             error_parser=parse_ninja_error,
             max_concurrency=self._options.max_concurrency,
+            budget=ctx.budget,
             transport=ctx.transport_factory(self.api_base),
             sleep=self._sleep,
         )

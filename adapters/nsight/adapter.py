@@ -222,6 +222,7 @@ class NsightAdapter:
             headers={"Accept": "text/xml, application/xml"},
             error_parser=parse_http_error,
             max_concurrency=options.max_concurrency,
+            budget=ctx.budget,
             transport=ctx.transport_factory(base),
             sleep=self._sleep,
         )

@@ -164,6 +164,7 @@ class SentinelOneAdapter:
             headers={"Accept": "application/json", "Authorization": f"ApiToken {token}"},
             error_parser=parse_s1_error,
             max_concurrency=self._options.max_concurrency,
+            budget=ctx.budget,
             transport=ctx.transport_factory(self.api_base),
             sleep=self._sleep,
         )

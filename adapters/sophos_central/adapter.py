@@ -274,6 +274,7 @@ class SophosCentralAdapter:
         clock = ctx.extra.get("clock")
         self._clock: Callable[[], datetime] = clock if callable(clock) else (lambda: datetime.now(UTC))
         self._transport_factory = ctx.transport_factory
+        self._budget = ctx.budget
         self.global_base = server_root(
             ctx.base_url or GLOBAL_API, vendor="Sophos Central", suffixes=(WHOAMI,)
         )
@@ -298,6 +299,7 @@ class SophosCentralAdapter:
             auth_headers=(lambda force: self._tokens.headers(force)) if authenticated else None,
             error_parser=parse_sophos_error,
             max_concurrency=self._options.max_concurrency,
+            budget=self._budget,
             transport=self._transport_factory(base),
             sleep=self._sleep,
         )

@@ -316,6 +316,7 @@ def build_adapter(services: Services, row: Connection) -> Adapter:
         options=spec.options_model.model_validate(row.options),
         transport_factory=metered(services.transport_factory, services.metrics, row.kind),
         sleep=services.adapter_sleep,
+        budget=services.budgets.for_connection(row.id),
     )
     try:
         adapter = spec.factory(context)

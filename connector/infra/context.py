@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from adapters.base import Adapter, PsaAdapter, RmmAdapter, SecurityAdapter, TransportFactory
 from adapters.registry import AdapterRegistry, discover
 from connector.infra import db
+from connector.infra.budgets import BudgetStore, LocalBudgets
 from connector.infra.metrics import Metrics
 from connector.infra.security.crypto import CredentialCipher, load_or_create_key_file
 from connector.infra.security.urls import GuardedTransport, UrlPolicy
@@ -108,6 +109,9 @@ class Services:
     """Caches of connection-derived state register here; told after a change is committed."""
     adapters: AdapterSource = field(default_factory=NoAdapters)
     """Set by the composition root; shared with the `work` services."""
+    budgets: BudgetStore = field(default_factory=LocalBudgets)
+    """Each connection's vendor request budget (set by the composition root to the deployment's
+    shared store); shared with the `work` services."""
     purpose: Purpose = "requests"
 
     @functools.cached_property
@@ -133,6 +137,7 @@ class Services:
             wake_listeners=self.wake_listeners,
             connection_listeners=self.connection_listeners,
             adapters=self.adapters,
+            budgets=self.budgets,
             purpose="work",
         )
 
@@ -160,6 +165,7 @@ class Services:
         await self.close_work()
         if self.purpose == "requests":  # the work services share the adapters: closed once, here
             await self.adapters.aclose()
+            await self.budgets.aclose()
         await self.engine.dispose()
 
 

@@ -26,7 +26,8 @@ Use it in-process with `httpx.ASGITransport(app=fake.app)` (any host routes to i
 
 Test and benchmark hooks: seeding helpers (`add_*`, `seed_demo`), fault injection (`fail_next`,
 `rate_limit`, `fail_path`, `clear_faults`, `latency`), and a call counter (`calls`, `call_count`,
-`requests`, `reset_calls`). Stores are indexed by id, company and parent so 50k-record tenants stay fast.
+`requests`, `reset_calls`), and an in-flight gauge (`in_flight`, `max_in_flight`: requests answered at
+once). Stores are indexed by id, company and parent so 50k-record tenants stay fast.
 
 Files: `schema.py` (All.json field lists, Manage's error body, scripted faults), `query.py` (the
 `conditions` language), `store.py` (tables and seeding helpers), `writes.py` (validated creates and

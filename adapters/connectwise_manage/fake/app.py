@@ -91,6 +91,7 @@ class ManageFake(ManageSeeding, AsgiFake, TimeoutHooks[Fault]):
     def reset_calls(self) -> None:
         self.calls.clear()
         self.requests.clear()
+        self.max_in_flight = self.in_flight
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -129,6 +130,14 @@ class ManageFake(ManageSeeding, AsgiFake, TimeoutHooks[Fault]):
         r("PATCH", "/finance/agreements/{parentId}/additions/{id}", self._patch_addition)
 
     async def _dispatch(self, request: Request) -> Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: Request) -> Response:
         if self.latency:
             await asyncio.sleep(self.latency)
         path = "/" + request.path_params["path"]

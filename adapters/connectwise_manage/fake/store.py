@@ -169,6 +169,10 @@ class ManageStore:
         self.company_name = company_name
         self.version = version
         self.latency = 0.0
+        self.in_flight = 0
+        """Requests being answered right now (latency included)."""
+        self.max_in_flight = 0
+        """The most requests it was answering at once since created (or `reset_calls`)."""
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
         self.requests: deque[RecordedRequest] = deque(maxlen=10_000)

@@ -1,0 +1,410 @@
+"""Vendor request budgets shared by every process of a deployment (`adapters.budgets` defines the
+interface `VendorHttpClient` uses).
+
+A connection's `max_concurrency` is the vendor's limit for the integration, not for one process: two
+`connector worker` processes with a semaphore each would put twice as many calls in flight. Here the
+slots live in the deployment's shared store:
+
+- `DatabaseBudgets` (the default): the `vendor_slots` table holds rows `0 … limit-1` per connection;
+  a call claims a free row with one conditional `UPDATE` (on PostgreSQL the row is chosen with
+  `FOR UPDATE SKIP LOCKED`, so concurrent claimers take different rows), each in its own short
+  transaction on an engine of its own — never inside the caller's transaction or pool. A claim is a
+  lease: the holding process renews its leases every third of `vendor_slot_lease_seconds`, so the
+  slots of a process that was killed come back once their lease runs out. When all slots are busy
+  the caller polls again with a small jittered backoff.
+- `RedisBudgets` (when `redis_url` is set): a sorted set per connection (member = the call, score =
+  its lease expiry by the Redis server's clock) managed by Lua scripts, and per-minute counters.
+
+Both count calls started per minute per connection when the connection sets
+`max_requests_per_minute` (fixed one-minute windows). Each process first passes its own semaphore of
+the same size, so it never has more calls waiting on the store than the limit. If the store cannot be
+reached, a call goes ahead under that process-local limit alone (logged): a vendor call is never
+refused because the budget could not be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import redis.asyncio as redis
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.budgets import Limits, LocalBudget, RequestBudget
+from connector.infra import db
+from connector.infra.logs import get_logger
+from connector.models import VendorRateWindow, VendorSlot, new_id
+from connector.settings import Settings
+
+log = get_logger("connector.budgets")
+
+POLL_MIN = 0.01
+POLL_MAX = 0.25
+"""Seconds between claims while every slot is busy: doubling from POLL_MIN, jittered, capped."""
+
+
+class BudgetStore(Protocol):
+    """Where a deployment's connection budgets live."""
+
+    def for_connection(self, connection_id: str) -> RequestBudget: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalBudgets:
+    """Budgets of this process alone (services built without a shared store)."""
+
+    def __init__(self) -> None:
+        self._budgets: dict[str, LocalBudget] = {}
+
+    def for_connection(self, connection_id: str) -> RequestBudget:
+        return self._budgets.setdefault(connection_id, LocalBudget())
+
+    async def aclose(self) -> None:
+        self._budgets.clear()
+
+
+@dataclass
+class _Token:
+    local: object
+    connection_id: str
+    holder: str | None
+    """None: no shared slot was taken (the store was unreachable)."""
+    slot_no: int = -1
+
+
+class _SharedBudget:
+    """One connection's budget over a shared store: the process's own gate, then the store's slot."""
+
+    def __init__(self, store: _Shared, connection_id: str) -> None:
+        self._store = store
+        self._connection_id = connection_id
+        self._local = LocalBudget()
+
+    async def acquire(self, limits: Limits) -> object:
+        local = await self._local.acquire(Limits(limits.concurrency))
+        try:
+            token = await self._store.claim(self._connection_id, limits)
+        except BaseException:
+            await self._local.release(local)
+            raise
+        token.local = local
+        return token
+
+    async def release(self, token: object) -> None:
+        assert isinstance(token, _Token)
+        try:
+            if token.holder is not None:
+                await self._store.give_back(token)
+        finally:
+            await self._local.release(token.local)
+
+
+class _Shared:
+    """What the database and Redis stores share: the budgets per connection, the set of held
+    tokens, the renewal task and the claim loop with its backoff."""
+
+    def __init__(self, lease_seconds: float) -> None:
+        self.lease_seconds = lease_seconds
+        self.owner = new_id()
+        self._budgets: dict[str, _SharedBudget] = {}
+        self._held: dict[str, _Token] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._warned = 0.0
+
+    def for_connection(self, connection_id: str) -> RequestBudget:
+        budget = self._budgets.get(connection_id)
+        if budget is None:
+            budget = self._budgets[connection_id] = _SharedBudget(self, connection_id)
+        return budget
+
+    async def claim(self, connection_id: str, limits: Limits) -> _Token:
+        try:
+            if limits.per_minute is not None:
+                await self._wait_rate(connection_id, limits.per_minute)
+            wait = POLL_MIN
+            while True:
+                token = await self._try_claim(connection_id, limits.concurrency)
+                if token is not None:
+                    self._held[token.holder or ""] = token
+                    self._ensure_renewer()
+                    return token
+                await asyncio.sleep(random.uniform(wait / 2, wait))  # noqa: S311 - jitter
+                wait = min(POLL_MAX, wait * 2)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store is unreachable: this process's own limit still holds
+            self._warn("vendor budget unavailable; limiting this process alone", exc)
+            return _Token(None, connection_id, None)
+
+    async def give_back(self, token: _Token) -> None:
+        self._held.pop(token.holder or "", None)
+        try:
+            await self._release(token)
+        except Exception as exc:  # its lease runs out on its own
+            self._warn("vendor budget slot not released; it frees when its lease ends", exc)
+
+    def _warn(self, message: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._warned > 60:
+            self._warned = now
+            log.warning(message, error=f"{type(exc).__name__}: {exc}"[:300])
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._keep_renewed(), name="vendor-budget-renewer")
+
+    async def _keep_renewed(self) -> None:
+        while self._held:
+            await asyncio.sleep(self.lease_seconds / 3)
+            held = list(self._held.values())
+            if not held:
+                break
+            try:
+                await self._renew(held)
+            except Exception as exc:
+                self._warn("vendor budget leases not renewed", exc)
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+        self._renewer = None
+
+    # -- per store ----------------------------------------------------------------------------
+
+    async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
+        raise NotImplementedError
+
+    async def _release(self, token: _Token) -> None:
+        raise NotImplementedError
+
+    async def _renew(self, held: list[_Token]) -> None:
+        raise NotImplementedError
+
+    async def _wait_rate(self, connection_id: str, per_minute: int) -> None:
+        raise NotImplementedError
+
+
+class DatabaseBudgets(_Shared):
+    """Slots as leased rows of `vendor_slots`, calls per minute in `vendor_rate_windows`."""
+
+    def __init__(self, engine: AsyncEngine, *, lease_seconds: float) -> None:
+        super().__init__(lease_seconds)
+        self.engine = engine
+        self._rows: dict[str, int] = {}
+        """connection → how many slot rows are known to exist."""
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def _ensure_rows(self, connection_id: str, limit: int) -> None:
+        if self._rows.get(connection_id, 0) >= limit:
+            return
+        async with self.engine.begin() as conn:
+            insert = db.dialect_insert(conn, VendorSlot)
+            await conn.execute(
+                insert.values(
+                    [{"connection_id": connection_id, "slot_no": n} for n in range(limit)]
+                ).on_conflict_do_nothing()
+            )
+        self._rows[connection_id] = limit
+
+    async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
+        await self._ensure_rows(connection_id, limit)
+        now = self._now()
+        holder = new_id()
+        free = or_(VendorSlot.holder.is_(None), VendorSlot.expires_at < now)
+        pick = (
+            select(VendorSlot.slot_no)
+            .where(VendorSlot.connection_id == connection_id, VendorSlot.slot_no < limit, free)
+            .order_by(VendorSlot.slot_no)
+            .limit(1)
+        )
+        async with self.engine.begin() as conn:
+            if db.backend(conn) == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            claimed = (
+                await conn.execute(
+                    update(VendorSlot)
+                    .where(
+                        VendorSlot.connection_id == connection_id,
+                        VendorSlot.slot_no == pick.scalar_subquery(),
+                        free,
+                    )
+                    .values(
+                        holder=holder,
+                        owner=self.owner,
+                        expires_at=now + timedelta(seconds=self.lease_seconds),
+                    )
+                    .returning(VendorSlot.slot_no)
+                )
+            ).scalar_one_or_none()
+        if claimed is None:
+            return None
+        return _Token(None, connection_id, holder, claimed)
+
+    async def _release(self, token: _Token) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(VendorSlot)
+                .where(
+                    VendorSlot.connection_id == token.connection_id,
+                    VendorSlot.slot_no == token.slot_no,
+                    VendorSlot.holder == token.holder,
+                )
+                .values(holder=None, owner=None, expires_at=None)
+            )
+
+    async def _renew(self, held: list[_Token]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(VendorSlot)
+                .where(VendorSlot.owner == self.owner, VendorSlot.holder.is_not(None))
+                .values(expires_at=self._now() + timedelta(seconds=self.lease_seconds))
+            )
+
+    async def _wait_rate(self, connection_id: str, per_minute: int) -> None:
+        while True:
+            now = time.time()
+            window = int(now // 60)
+            async with self.engine.begin() as conn:
+                insert = db.dialect_insert(conn, VendorRateWindow).values(
+                    connection_id=connection_id, window=window, calls=1
+                )
+                counted = (
+                    await conn.execute(
+                        insert.on_conflict_do_update(
+                            index_elements=["connection_id", "window"],
+                            set_={"calls": VendorRateWindow.calls + 1},
+                            where=VendorRateWindow.calls < per_minute,
+                        ).returning(VendorRateWindow.calls)
+                    )
+                ).scalar_one_or_none()
+                if counted == 1:  # a new window: the old ones are done with
+                    await conn.execute(
+                        delete(VendorRateWindow).where(
+                            and_(
+                                VendorRateWindow.connection_id == connection_id,
+                                VendorRateWindow.window < window - 1,
+                            )
+                        )
+                    )
+            if counted is not None:
+                return
+            await asyncio.sleep((window + 1) * 60 - now + random.uniform(0, 0.05))  # noqa: S311
+
+
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+  return 1
+end
+return 0
+"""
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
+return 1
+"""
+_RATE = """
+local t = redis.call('TIME')
+local window = math.floor(tonumber(t[1]) / 60)
+local key = KEYS[1] .. ':' .. window
+local n = redis.call('INCR', key)
+if n == 1 then redis.call('EXPIRE', key, 120) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', key)
+  return (window + 1) * 60000 - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+return 0
+"""
+
+
+class RedisBudgets(_Shared):
+    """Slots as members of a sorted set per connection scored by lease expiry (the Redis server's
+    clock, so the processes' clocks need not agree), claimed and renewed by Lua scripts."""
+
+    def __init__(self, url: str, *, lease_seconds: float, prefix: str = "connector:budget:") -> None:
+        super().__init__(lease_seconds)
+        self.prefix = prefix
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._scripts: dict[str, Any] = {
+            name: self._client.register_script(body)
+            for name, body in (("acquire", _ACQUIRE), ("renew", _RENEW), ("rate", _RATE))
+        }
+
+    def _key(self, connection_id: str) -> str:
+        return f"{self.prefix}{connection_id}:slots"
+
+    async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
+        holder = new_id()
+        lease_ms = int(self.lease_seconds * 1000)
+        got = await self._scripts["acquire"](keys=[self._key(connection_id)], args=[limit, holder, lease_ms])
+        return _Token(None, connection_id, holder) if int(got) == 1 else None
+
+    async def _release(self, token: _Token) -> None:
+        await self._client.zrem(self._key(token.connection_id), token.holder)
+
+    async def _renew(self, held: list[_Token]) -> None:
+        by_connection: dict[str, list[str]] = {}
+        for token in held:
+            by_connection.setdefault(token.connection_id, []).append(token.holder or "")
+        lease_ms = int(self.lease_seconds * 1000)
+        for connection_id, holders in by_connection.items():
+            await self._scripts["renew"](keys=[self._key(connection_id)], args=[lease_ms, *holders])
+
+    async def _wait_rate(self, connection_id: str, per_minute: int) -> None:
+        while True:
+            wait_ms = int(
+                await self._scripts["rate"](keys=[f"{self.prefix}{connection_id}:rate"], args=[per_minute])
+            )
+            if wait_ms <= 0:
+                return
+            await asyncio.sleep(wait_ms / 1000 + random.uniform(0, 0.05))  # noqa: S311
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._client.aclose()
+
+
+def budget_store(settings: Settings, url: str, schema: str) -> BudgetStore:
+    """The deployment's store: Redis when `redis_url` is set, else the database (an engine of its
+    own with short statement limits, so a claim never waits on the caller's pool or transaction for
+    longer than a few seconds)."""
+    lease = float(settings.vendor_slot_lease_seconds)
+    if settings.redis_url:
+        return RedisBudgets(settings.redis_url, lease_seconds=lease)
+    engine = db.create_engine(
+        url,
+        pool_size=4,
+        schema=schema,
+        timeouts=db.Timeouts(
+            connect=settings.db_connect_timeout_seconds,
+            statement=settings.vendor_budget_wait_seconds,
+            pool=settings.vendor_budget_wait_seconds,
+        ),
+    )
+    return _OwningDatabaseBudgets(engine, lease_seconds=lease)
+
+
+class _OwningDatabaseBudgets(DatabaseBudgets):
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.engine.dispose()
+
+
+__all__ = ["BudgetStore", "DatabaseBudgets", "LocalBudgets", "RedisBudgets", "budget_store"]
