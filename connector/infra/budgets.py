@@ -12,6 +12,8 @@ slots live in the deployment's shared store:
   lease: the holding process renews its leases every third of `vendor_slot_lease_seconds`, so the
   slots of a process that was killed come back once their lease runs out. When all slots are busy
   the caller polls again with a small jittered backoff.
+  On SQLite the slots live in a file of their own beside the database (`<database>-budgets`,
+  created on first use), so a claim never waits on the database's single write lock.
 - `RedisBudgets` (when `redis_url` is set): a sorted set per connection (member = the call, score =
   its lease expiry by the Redis server's clock) managed by Lua scripts, and per-minute counters.
 
@@ -38,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.budgets import Limits, LocalBudget, RequestBudget
 from connector.infra import db
 from connector.infra.logs import get_logger
-from connector.models import VendorRateWindow, VendorSlot, new_id
+from connector.models import Base, VendorRateWindow, VendorSlot, new_id
 from connector.settings import Settings
 
 log = get_logger("connector.budgets")
@@ -388,6 +390,9 @@ def budget_store(settings: Settings, url: str, schema: str) -> BudgetStore:
     lease = float(settings.vendor_slot_lease_seconds)
     if settings.redis_url:
         return RedisBudgets(settings.redis_url, lease_seconds=lease)
+    sidecar = db.is_sqlite(url) and not url.endswith(":memory:")
+    if sidecar:
+        url = sidecar_url(url)
     engine = db.create_engine(
         url,
         pool_size=4,
@@ -398,10 +403,32 @@ def budget_store(settings: Settings, url: str, schema: str) -> BudgetStore:
             pool=settings.vendor_budget_wait_seconds,
         ),
     )
-    return _OwningDatabaseBudgets(engine, lease_seconds=lease)
+    return _OwningDatabaseBudgets(engine, lease_seconds=lease, create_tables=sidecar)
+
+
+def sidecar_url(url: str) -> str:
+    """The file beside an SQLite database that holds its budgets: SQLite has one writer per file,
+    and a caller that calls a vendor inside its own write transaction holds that file's lock, so
+    slots kept in the same file could not be claimed until the caller's own timeout."""
+    return f"{url}-budgets"
 
 
 class _OwningDatabaseBudgets(DatabaseBudgets):
+    def __init__(self, engine: AsyncEngine, *, lease_seconds: float, create_tables: bool) -> None:
+        super().__init__(engine, lease_seconds=lease_seconds)
+        self._create_tables = create_tables
+        self._tables_ready = asyncio.Lock()
+
+    async def _ensure_rows(self, connection_id: str, limit: int) -> None:
+        if self._create_tables:
+            async with self._tables_ready:
+                if self._create_tables:
+                    tables = [Base.metadata.tables[m.__tablename__] for m in (VendorSlot, VendorRateWindow)]
+                    async with self.engine.begin() as conn:
+                        await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=tables))
+                    self._create_tables = False
+        await super()._ensure_rows(connection_id, limit)
+
     async def aclose(self) -> None:
         await super().aclose()
         await self.engine.dispose()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,8 +20,9 @@ import pytest
 from adapters.budgets import Limits, LocalBudget, RequestBudget
 from adapters.http import VendorHttpClient
 from connector.infra import db
-from connector.infra.budgets import DatabaseBudgets, RedisBudgets
+from connector.infra.budgets import DatabaseBudgets, RedisBudgets, budget_store, sidecar_url
 from connector.infra.context import Services
+from connector.settings import Settings
 
 REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -221,3 +224,36 @@ async def test_an_unreachable_store_limits_the_process_alone(services: Services)
         await engine.dispose()
     assert gauge.done == 6
     assert gauge.peak == 2
+
+
+async def test_sqlite_budgets_are_claimed_while_the_database_is_write_locked(
+    backend: str, settings: Settings
+) -> None:
+    """A caller may call a vendor inside its own write transaction; on SQLite that holds the
+    database file's one write lock, so the slots live in a file of their own beside it: two stores
+    (two processes) still share them, without waiting for the lock."""
+    if backend != "sqlite":
+        pytest.skip("the side file is SQLite's")
+    url = settings.resolved_database_url()
+    database = url.split(":///", 1)[1]
+    locker = sqlite3.connect(database, timeout=0.1)
+    locker.execute("BEGIN IMMEDIATE")
+    first = budget_store(settings, url, "")
+    second = budget_store(settings, url, "")
+    try:
+        assert isinstance(first, DatabaseBudgets)
+        limits = Limits(concurrency=1)
+        held = await asyncio.wait_for(first.for_connection(CONNECTION).acquire(limits), 10)
+        waiting = asyncio.ensure_future(second.for_connection(CONNECTION).acquire(limits))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the second process took a slot the first one holds"
+        await first.for_connection(CONNECTION).release(held)
+        token = await asyncio.wait_for(waiting, 10)
+        assert getattr(token, "holder", None) is not None, "the claim fell back to the process limit"
+        await second.for_connection(CONNECTION).release(token)
+    finally:
+        locker.rollback()
+        locker.close()
+        await first.aclose()
+        await second.aclose()
+    assert Path(sidecar_url(url).split(":///", 1)[1]).exists()
