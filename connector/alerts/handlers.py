@@ -120,17 +120,24 @@ async def reconcile(context: JobContext, job: ReconcileJob) -> None:
     # The lock owner is this job run, not the worker: two runs for one problem in one worker must
     # exclude each other too.
     owner = f"job:{context.job.id}:{context.job.attempt}"
-    await reconcile_problem(context.services, job.problem_id, owner=owner)
-    if context.job.delivery_id is not None:
-        async with context.services.sessions() as session, session.begin():
+    delivery_id = context.job.delivery_id
+
+    async def finish(session: AsyncSession) -> None:
+        """With the lock's release: the delivery that queued this job no longer shows a failure,
+        and the job is done."""
+        if delivery_id is not None:
             await session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == context.job.delivery_id,
+                    Delivery.id == delivery_id,
                     Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.DEAD)),
                 )
                 .values(status=DeliveryStatus.PROCESSED, error=None)
+                .execution_options(synchronize_session=False)
             )
+        await context.complete(session)
+
+    await reconcile_problem(context.services, job.problem_id, owner=owner, finish=finish)
 
 
 async def release_held(context: JobContext, job: WindowChangedJob) -> None:
