@@ -93,7 +93,7 @@ async def one_psa(harness: PsaHarness, args: argparse.Namespace) -> None:
                     response = await stack.post_alert(alert)
                     assert response.status_code == 202, response.text
                 ingested = time.perf_counter() - started
-                profiler = cProfile.Profile() if args.profile else None
+                profiler = cProfile.Profile(time.process_time) if args.profile else None
                 cpu = time.process_time()
                 if profiler is not None:
                     profiler.enable()

@@ -9,6 +9,10 @@ drain, divided by the tickets created, is the CPU per ticket: delivery parsing, 
 job claims and reconciliations with their PSA calls and log lines, everything a worker does.
 
     .venv/bin/python -m benchmarks.worker_scaling [--alerts 2000] [--pairs 3] [--concurrency 4]
+        [--baseline origin/main]
+
+With `--baseline REF`, each cycle also drains with one worker of that git revision (a worktree),
+so the CPU per ticket is compared side by side in one run.
 
 The machine's load average is printed with each round: other work on the same cores slows the
 rounds down and flattens the speed-up.
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -138,15 +143,29 @@ def ingest(
 RUNNABLE = "SELECT count(*) FROM jobs WHERE status = 'running' OR (status = 'queued' AND run_after <= now())"
 
 
-def drain(deployment: Deployment, workers: int, concurrency: int) -> tuple[float, float]:
+def start_worker(deployment: Deployment, concurrency: int, source: Path | None) -> Proc:
+    """A `connector worker` of this source tree, or of `source` (the baseline's checkout: `-m`
+    imports from the working directory first)."""
+    argv = ["worker", "--concurrency", str(concurrency), "--poll-interval", "0.1"]
+    log_path = deployment.folder / f"proc-{len(deployment.processes)}-worker.log"
+    with log_path.open("wb") as handle:
+        popen = subprocess.Popen(
+            deployment.command(*argv),
+            env=deployment.env(CONNECTOR_LOG_LEVEL="INFO", CONNECTOR_LOG_FORMAT="json"),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=source,
+        )
+    proc = Proc(argv, popen, log_path)
+    deployment.processes.append(proc)
+    return proc
+
+
+def drain(deployment: Deployment, workers: int, concurrency: int, source: Path | None) -> tuple[float, float]:
     """Start `workers` processes with the backlog held back, release it, wait until it is gone.
     Returns (seconds, CPU seconds of the workers over the drain)."""
     execute(deployment, "UPDATE jobs SET run_after = run_after + interval '1 day' WHERE status = 'queued'")
-    env = deployment.env(CONNECTOR_LOG_LEVEL="INFO", CONNECTOR_LOG_FORMAT="json")
-    procs = [
-        deployment.start("worker", "--concurrency", str(concurrency), "--poll-interval", "0.1", env=env)
-        for _ in range(workers)
-    ]
+    procs = [start_worker(deployment, concurrency, source) for _ in range(workers)]
     try:
         for proc in procs:
             wait_until(lambda p=proc: "worker started" in p.output(), timeout=180, what="a worker to start")
@@ -164,6 +183,13 @@ def drain(deployment: Deployment, workers: int, concurrency: int) -> tuple[float
     return elapsed, used
 
 
+def checkout(ref: str, folder: Path) -> Path:
+    """A worktree of `ref` (e.g. `origin/main`) whose workers are the baseline."""
+    path = folder / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), ref], check=True, capture_output=True)
+    return path
+
+
 def main(args: argparse.Namespace) -> None:
     lazy = LazyApp()
     with (
@@ -175,42 +201,57 @@ def main(args: argparse.Namespace) -> None:
             companies=[f"Client {c}" for c in CLIENTS], devices_per_company=0, base_url=served.url
         )
         lazy.world = world
+        baseline = checkout(args.baseline, Path(tmp)) if args.baseline else None
         deployment = Deployment.create("postgresql", Path(tmp) / "deployment")
         deployment.migrate()
         try:
             serve, rmm = setup(deployment, world, http)
-            results: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             print(
                 f"{args.alerts} alerts (each a new problem) per round, PSA fake at 0 ms, PostgreSQL, "
                 f"worker concurrency {args.concurrency}, {os.cpu_count()} CPUs"
             )
-            order = [w for _ in range(args.pairs) for w in (1, 2)]
-            for round_, workers in enumerate(order):
+            runs: list[tuple[str, int, Path | None]] = [("current", 1, None), ("current", 2, None)]
+            if baseline is not None:
+                runs.insert(0, (f"baseline {args.baseline}", 1, baseline))
+            results: dict[tuple[str, int], list[tuple[float, float]]] = {(n, w): [] for n, w, _ in runs}
+            order = [run for _ in range(args.pairs) for run in runs]
+            for round_, (name, workers, source) in enumerate(order):
                 ingest(deployment, serve, rmm, http, round_, args.alerts)
                 before = tickets(world)
-                elapsed, cpu = drain(deployment, workers, args.concurrency)
+                elapsed, cpu = drain(deployment, workers, args.concurrency, source)
                 made = tickets(world) - before
-                results[workers].append((elapsed, cpu / max(made, 1)))
+                results[name, workers].append((elapsed, cpu / max(made, 1)))
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 check = "OK" if made == args.alerts else "MISMATCH"
                 print(
-                    f"round {round_ + 1}: {workers} worker(s) drained {made} tickets ({check}) in "
+                    f"round {round_ + 1}: {name}, {workers} worker(s) drained {made} tickets ({check}) in "
                     f"{elapsed:6.2f} s, {made / elapsed:6.1f} tickets/s, worker CPU "
                     f"{cpu * 1000 / max(made, 1):5.1f} ms/ticket; load average {load}",
                     flush=True,
                 )
         finally:
             deployment.close()
-    ratios = [one[0] / two[0] for one, two in zip(results[1], results[2], strict=True)]
-    cpu = [per for runs in results.values() for _, per in runs]
+            if baseline is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], check=False)
+    one, two = results["current", 1], results["current", 2]
+    ratios = [a[0] / b[0] for a, b in zip(one, two, strict=True)]
     print(
         f"speed-up of 2 workers over 1: {statistics.median(ratios):.2f}x "
         f"(range {min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} interleaved pairs)"
     )
-    print(
-        f"worker CPU per ticket: median {statistics.median(cpu) * 1000:.1f} ms "
-        f"(range {min(cpu) * 1000:.1f}-{max(cpu) * 1000:.1f} over {len(cpu)} rounds)"
-    )
+    for (name, workers), measured in results.items():
+        cpu = [per * 1000 for _, per in measured]
+        print(
+            f"worker CPU per ticket, {name}, {workers} worker(s): median {statistics.median(cpu):.1f} ms "
+            f"(range {min(cpu):.1f}-{max(cpu):.1f} over {len(cpu)} rounds)"
+        )
+    if args.baseline:
+        old = results[f"baseline {args.baseline}", 1]
+        cpu_ratios = [b[1] / c[1] for b, c in zip(old, one, strict=True)]
+        print(
+            f"CPU per ticket, baseline over current (1 worker): {statistics.median(cpu_ratios):.2f}x "
+            f"(range {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})"
+        )
 
 
 if __name__ == "__main__":
@@ -220,4 +261,9 @@ if __name__ == "__main__":
     parser.add_argument("--alerts", type=int, default=2000)
     parser.add_argument("--pairs", type=int, default=3, help="interleaved rounds of 1 and of 2 workers")
     parser.add_argument("--concurrency", type=int, default=4, help="jobs run at once in each worker")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also drain with one worker of this git revision (e.g. origin/main), interleaved",
+    )
     main(parser.parse_args())

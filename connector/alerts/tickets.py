@@ -45,6 +45,7 @@ from connector.models import (
     Endpoint,
     EndpointAction,
     EndpointConfiguration,
+    MaintenanceWindow,
     Problem,
     TicketLink,
     TicketRule,
@@ -83,6 +84,8 @@ class Loaded:
     """The problem's endpoint as the last status sync saw it (None: never synced)."""
     configuration_id: str | None = None
     """The PSA configuration record the status sync wrote for the endpoint on this PSA connection."""
+    windows: bool = True
+    """Whether a maintenance window of the problem's client or tenant exists (open now or not)."""
     rmm_url: str | None = None
     """The endpoint's page in the RMM's console (`AdapterSpec.endpoint_url`), when known."""
 
@@ -96,8 +99,36 @@ _RMM = aliased(Connection, name="rmm_connection")
 _PSA_ID = func.coalesce(TicketLink.psa_connection_id, ClientMapping.psa_connection_id)
 """The PSA connection of the problem's ticket: its link's, else its client mapping's."""
 
+_WINDOWS = (
+    select(MaintenanceWindow.id)
+    .where(
+        MaintenanceWindow.enabled.is_(True),
+        or_(
+            MaintenanceWindow.client_id.is_(None),
+            and_(
+                MaintenanceWindow.rmm_connection_id == Problem.rmm_connection_id,
+                MaintenanceWindow.client_id == Problem.client_id,
+            ),
+        ),
+        db.same_tenant(MaintenanceWindow, Problem),
+    )
+    .exists()
+)
+"""Whether any maintenance window could hold the problem (most tenants have none: then a new
+ticket costs no read of the windows)."""
+
 LOAD = (
-    select(Problem, TicketLink, ClientMapping, _PSA, TicketRule, _RMM, Endpoint, EndpointConfiguration)
+    select(
+        Problem,
+        TicketLink,
+        ClientMapping,
+        _PSA,
+        TicketRule,
+        _RMM,
+        Endpoint,
+        EndpointConfiguration,
+        _WINDOWS,
+    )
     .select_from(Problem)
     .outerjoin(TicketLink, TicketLink.problem_id == Problem.id)
     .outerjoin(
@@ -181,7 +212,7 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
     rows = (await session.execute(LOAD, {"problem_id": problem_id})).all()
     if not rows:
         return None
-    problem, link, mapping, psa, _, rmm, endpoint, configuration = rows[0]
+    problem, link, mapping, psa, _, rmm, endpoint, configuration, windows = rows[0]
     rules = {row[4].id: row[4] for row in rows if row[4] is not None}
     rule = ticket_rule_for(rules.values(), problem.kind)
     return Loaded(
@@ -193,6 +224,7 @@ async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
         rmm=rmm,
         endpoint=endpoint,
         configuration_id=configuration.configuration_id if configuration is not None else None,
+        windows=bool(windows),
     )
 
 
@@ -612,7 +644,7 @@ async def _open(services: Services, loaded: Loaded, summary: str, description: s
         reopened=0,
     )
     async with db.transaction(services.sessions) as session:
-        if await _held(session, problem, now):
+        if loaded.windows and await _held(session, problem, now):
             return False
         await session.execute(
             insert(LINKS).values(
