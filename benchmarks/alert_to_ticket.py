@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import tempfile
 import time
 import uuid
@@ -92,7 +93,15 @@ async def one_psa(harness: PsaHarness, args: argparse.Namespace) -> None:
                     response = await stack.post_alert(alert)
                     assert response.status_code == 202, response.text
                 ingested = time.perf_counter() - started
+                profiler = cProfile.Profile(time.process_time) if args.profile else None
+                cpu = time.process_time()
+                if profiler is not None:
+                    profiler.enable()
                 jobs = await runtime.worker(services, concurrency=args.concurrency).run_until_idle()
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(args.profile)
+                worker_cpu = time.process_time() - cpu
                 elapsed = time.perf_counter() - started
         finally:
             await services.aclose()
@@ -113,6 +122,10 @@ async def one_psa(harness: PsaHarness, args: argparse.Namespace) -> None:
     print(
         f"tickets created                   {tickets:7d}   {'OK' if tickets == len(problems) else 'MISMATCH'}"
     )
+    print(
+        f"worker CPU per ticket             {worker_cpu * 1000 / max(tickets, 1):7.1f} ms "
+        f"({worker_cpu:.2f} s of process CPU for {jobs} jobs)"
+    )
     print(f"PSA calls                         {psa.request_count():7d}   {calls_by_method(psa)}")
 
 
@@ -125,5 +138,6 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the worker phase to FILE")
     add_psa_argument(parser)
     asyncio.run(main(parser.parse_args()))

@@ -32,6 +32,7 @@ from connector.infra import db
 from connector.infra.access import AccessLog
 from connector.infra.context import Services
 from connector.infra.logs import configure_logging, get_logger
+from connector.infra.loop import loop_name
 from connector.infra.metrics import Metrics
 from connector.maintenance import api as maintenance
 from connector.notifications import api as notifications
@@ -69,6 +70,7 @@ def create_app(
         # Background work runs over its own engine: statement timeouts fit for jobs, not requests.
         work = current.work if background else current
         stops = [await start(work) for start in (background or [])]
+        log.info("service started", loop=loop_name(), background=len(stops))
         try:
             yield
         finally:

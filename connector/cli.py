@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from adapters.registry import AdapterRegistry
 from connector.infra import db
+from connector.infra import loop as aio
 from connector.infra.context import Services
 from connector.infra.logs import configure_logging, get_logger
 from connector.infra.security.apikeys import ApiRole
@@ -118,7 +119,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         finally:  # in the same event loop as the connections (another loop cannot close them)
             await services.engine.dispose()
 
-    asyncio.run(prepare())
+    aio.run(prepare())
     served: dict[str, Any] = {
         "host": args.host or settings.host,
         "port": args.port or settings.port,
@@ -126,6 +127,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "access_log": False,  # the app's own (`connector.infra.access`)
         "proxy_headers": True,
         "server_header": False,
+        "loop": aio.uvicorn_loop(),
     }
     if args.workers > 1:
         # Each process builds the app itself (`app_from_environment`) from this environment: the
@@ -174,7 +176,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stopping.set)
             task = asyncio.create_task(worker.run(), name="job-worker")
-            log.info("worker started", owner=worker.owner, concurrency=args.concurrency)
+            log.info("worker started", owner=worker.owner, concurrency=args.concurrency, loop=aio.loop_name())
             await stopping.wait()
             log.info("worker stopping: finishing running jobs")
             await worker.stop()
@@ -183,7 +185,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await services.aclose()
 
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
@@ -262,7 +264,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await services.aclose()
 
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
@@ -332,7 +334,7 @@ def cmd_billing(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await services.aclose()
 
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 SPINNER = "|/-\\"
@@ -375,9 +377,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_database_url()
     if args.downgrade:
-        asyncio.run(db.downgrade(url, args.revision, schema=settings.database_schema))
+        aio.run(db.downgrade(url, args.revision, schema=settings.database_schema))
     else:
-        asyncio.run(db.migrate(url, args.revision, schema=settings.database_schema))
+        aio.run(db.migrate(url, args.revision, schema=settings.database_schema))
     print(f"database at {args.revision}")
     return 0
 
@@ -394,7 +396,7 @@ def cmd_apikey_create(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await services.aclose()
 
-    key = asyncio.run(run())
+    key = aio.run(run())
     print(key)
     print(
         f"# {args.role} key for tenant {args.tenant!r}; shown once, only its hash is stored", file=sys.stderr
@@ -418,7 +420,7 @@ def cmd_secrets_rotate(settings: Settings, _args: argparse.Namespace) -> int:
         finally:
             await services.aclose()
 
-    count = asyncio.run(run())
+    count = aio.run(run())
     print(f"re-encrypted secrets of {count} connection(s) with the primary key")
     return 0
 

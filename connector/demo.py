@@ -36,6 +36,7 @@ from adapters.testing.harness import (
 )
 from connector.app import create_app
 from connector.infra import db
+from connector.infra import loop as aio
 from connector.infra.security.apikeys import ApiRole
 from connector.models import HealthDaily
 from connector.runtime import background_components, build_services
@@ -523,7 +524,14 @@ def run(
             tenant = await get_or_create_tenant(session, "default")
             _, key = await create_api_key(session, tenant, ApiRole.ADMIN, "demo admin")
         server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False)
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                server_header=False,
+                loop=aio.uvicorn_loop(),
+            )
         )
         serving = asyncio.create_task(server.serve())
         while not server.started:
@@ -554,7 +562,7 @@ def run(
         out(summary(world, billing, host=host, port=port, key=key))
         await serving
 
-    asyncio.run(main())
+    aio.run(main())
     return 0
 
 

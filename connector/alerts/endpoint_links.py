@@ -23,6 +23,11 @@ async def rmm_links(services: Services, rmm_connection_id: str) -> Link:
     console address is not known, a connection gone, or options that no longer validate."""
     async with services.sessions() as session:
         rmm = await session.get(Connection, rmm_connection_id)
+    return link_for(services, rmm)
+
+
+def link_for(services: Services, rmm: Connection | None) -> Link:
+    """`rmm_links` for a connection row already read."""
     spec = services.registry.get(rmm.kind) if rmm is not None else None
     if rmm is None or spec is None or spec.endpoint_url is None:
         return _none

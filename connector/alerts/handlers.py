@@ -4,8 +4,9 @@ ticket actions. `HANDLERS` is what the composition root gives the worker."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import WebhookRequest
@@ -94,12 +95,21 @@ async def _mark_unparseable(
     )
 
 
+DELIVERIES_TABLE = cast(Table, Delivery.__table__)
+_DELIVERY = (
+    select(Delivery, Connection)
+    .join(Connection, Connection.id == Delivery.connection_id)
+    .where(Delivery.id == bindparam("delivery_id"))
+)
+"""A stored delivery with the connection it came in on, in one round trip."""
+
+
 async def _apply_delivery(services: Services, session: AsyncSession, delivery_id: str, attempt: int) -> None:
-    delivery = await session.get(Delivery, delivery_id)
-    if delivery is None or delivery.body is None or delivery.status == DeliveryStatus.PROCESSED:
+    found = (await session.execute(_DELIVERY, {"delivery_id": delivery_id})).first()
+    if found is None:
         return
-    connection = await session.get(Connection, delivery.connection_id)
-    if connection is None:
+    delivery, connection = found
+    if delivery.body is None or delivery.status == DeliveryStatus.PROCESSED:
         return
     adapter = await webhook_adapter(services, connection)
     request = WebhookRequest(
@@ -110,27 +120,35 @@ async def _apply_delivery(services: Services, session: AsyncSession, delivery_id
     events = parse_delivery(adapter, request)
     problem_ids = await apply_events(session, connection, events)
     await enqueue_reconciles(session, delivery.tenant_id, problem_ids, delivery_id=delivery.id)
-    delivery.status = DeliveryStatus.PROCESSED
-    delivery.processed_at = datetime.now(UTC)
-    delivery.attempts = attempt
-    delivery.error = None
+    await session.execute(
+        update(DELIVERIES_TABLE)
+        .where(DELIVERIES_TABLE.c.id == delivery.id)
+        .values(status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), attempts=attempt, error=None)
+    )
 
 
 async def reconcile(context: JobContext, job: ReconcileJob) -> None:
     # The lock owner is this job run, not the worker: two runs for one problem in one worker must
     # exclude each other too.
     owner = f"job:{context.job.id}:{context.job.attempt}"
-    await reconcile_problem(context.services, job.problem_id, owner=owner)
-    if context.job.delivery_id is not None:
-        async with context.services.sessions() as session, session.begin():
+    delivery_id = context.job.delivery_id
+
+    async def finish(session: AsyncSession) -> None:
+        """With the lock's release: the delivery that queued this job no longer shows a failure,
+        and the job is done."""
+        if delivery_id is not None:
             await session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == context.job.delivery_id,
+                    Delivery.id == delivery_id,
                     Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.DEAD)),
                 )
                 .values(status=DeliveryStatus.PROCESSED, error=None)
+                .execution_options(synchronize_session=False)
             )
+        await context.complete(session)
+
+    await reconcile_problem(context.services, job.problem_id, owner=owner, finish=finish)
 
 
 async def release_held(context: JobContext, job: WindowChangedJob) -> None:

@@ -8,11 +8,14 @@ the adapter's `find_ticket(marker)` on the way back in after a crash or an ambig
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from adapters.base import (
     ActionKind,
@@ -25,8 +28,7 @@ from adapters.base import (
 )
 from adapters.errors import AdapterError
 from connector.actions.service import accepted_action_for, request_action
-from connector.alerts import domain
-from connector.alerts.endpoint_links import rmm_links
+from connector.alerts import domain, endpoint_links
 from connector.alerts.problems import enqueue_reconciles
 from connector.alerts.storms import service as storms
 from connector.audit import service as audit
@@ -43,9 +45,12 @@ from connector.models import (
     Endpoint,
     EndpointAction,
     EndpointConfiguration,
+    MaintenanceWindow,
     Problem,
     TicketLink,
     TicketRule,
+    new_id,
+    utcnow,
 )
 from connector.statuses import ProblemStatus, Routing, TicketState
 from mappings.resolution import ticket_rule_for
@@ -60,6 +65,12 @@ DISABLED_PSA_RETRY = timedelta(minutes=5)
 written to a disabled connection, and the work resumes once it is enabled."""
 
 
+PROBLEMS = cast(Table, Problem.__table__)
+LINKS = cast(Table, TicketLink.__table__)
+"""The hot path's writes go to the tables (Core statements): no ORM unit of work, no session
+synchronisation of loaded objects for an UPDATE that names its row by id."""
+
+
 @dataclass
 class Loaded:
     problem: Problem
@@ -67,6 +78,14 @@ class Loaded:
     mapping: ClientMapping | None
     rule: TicketRule | None
     psa: Connection | None
+    rmm: Connection | None = None
+    """The RMM connection that reported the problem."""
+    endpoint: Endpoint | None = None
+    """The problem's endpoint as the last status sync saw it (None: never synced)."""
+    configuration_id: str | None = None
+    """The PSA configuration record the status sync wrote for the endpoint on this PSA connection."""
+    windows: bool = True
+    """Whether a maintenance window of the problem's client or tenant exists (open now or not)."""
     rmm_url: str | None = None
     """The endpoint's page in the RMM's console (`AdapterSpec.endpoint_url`), when known."""
 
@@ -75,58 +94,138 @@ def marker_for(problem_id: str) -> str:
     return f"CN-{problem_id[:12]}"
 
 
-async def _lock(services: Services, problem_id: str, owner: str) -> bool:
+_PSA = aliased(Connection, name="psa_connection")
+_RMM = aliased(Connection, name="rmm_connection")
+_PSA_ID = func.coalesce(TicketLink.psa_connection_id, ClientMapping.psa_connection_id)
+"""The PSA connection of the problem's ticket: its link's, else its client mapping's."""
+
+_WINDOWS = (
+    select(MaintenanceWindow.id)
+    .where(
+        MaintenanceWindow.enabled.is_(True),
+        or_(
+            MaintenanceWindow.client_id.is_(None),
+            and_(
+                MaintenanceWindow.rmm_connection_id == Problem.rmm_connection_id,
+                MaintenanceWindow.client_id == Problem.client_id,
+            ),
+        ),
+        db.same_tenant(MaintenanceWindow, Problem),
+    )
+    .exists()
+)
+"""Whether any maintenance window could hold the problem (most tenants have none: then a new
+ticket costs no read of the windows)."""
+
+LOAD = (
+    select(
+        Problem,
+        TicketLink,
+        ClientMapping,
+        _PSA,
+        TicketRule,
+        _RMM,
+        Endpoint,
+        EndpointConfiguration,
+        _WINDOWS,
+    )
+    .select_from(Problem)
+    .outerjoin(TicketLink, TicketLink.problem_id == Problem.id)
+    .outerjoin(
+        ClientMapping,
+        and_(
+            ClientMapping.rmm_connection_id == Problem.rmm_connection_id,
+            ClientMapping.rmm_client_id == Problem.client_id,
+            db.same_tenant(ClientMapping, Problem),
+        ),
+    )
+    .outerjoin(_PSA, _PSA.id == _PSA_ID)
+    .outerjoin(
+        TicketRule,
+        and_(
+            TicketRule.psa_connection_id == _PSA_ID,
+            TicketRule.enabled.is_(True),
+            or_(TicketRule.problem == Problem.kind, TicketRule.problem.is_(None)),
+            db.same_tenant(TicketRule, Problem),
+        ),
+    )
+    .outerjoin(_RMM, _RMM.id == Problem.rmm_connection_id)
+    .outerjoin(
+        Endpoint,
+        and_(
+            Endpoint.rmm_connection_id == Problem.rmm_connection_id,
+            Endpoint.endpoint_id == Problem.endpoint_id,
+        ),
+    )
+    .outerjoin(
+        EndpointConfiguration,
+        and_(
+            EndpointConfiguration.endpoint_ref == Endpoint.id,
+            EndpointConfiguration.psa_connection_id == _PSA_ID,
+        ),
+    )
+    .where(Problem.id == bindparam("problem_id"))
+    .execution_options(populate_existing=True)
+)
+"""Everything one reconciliation step reads, in one round trip: the problem, its ticket link, its
+client's mapping, the PSA connection and its candidate rules (one row each: a rule for the
+problem's kind and the catch-all), the RMM connection, the endpoint and its configuration record.
+Built once: each step only binds the problem's id."""
+
+_LOCK = (
+    update(PROBLEMS)
+    .where(
+        PROBLEMS.c.id == bindparam("problem_id"),
+        or_(
+            PROBLEMS.c.lock_owner.is_(None),
+            PROBLEMS.c.lock_owner == bindparam("owner"),
+            PROBLEMS.c.lock_expires_at < bindparam("now"),
+        ),
+    )
+    .values(lock_owner=bindparam("owner"), lock_expires_at=bindparam("until"))
+)
+_UNLOCK = (
+    update(PROBLEMS)
+    .where(PROBLEMS.c.id == bindparam("problem_id"), PROBLEMS.c.lock_owner == bindparam("owner"))
+    .values(lock_owner=None, lock_expires_at=None)
+)
+
+
+async def _lock_and_load(services: Services, problem_id: str, owner: str) -> Loaded | None:
+    """Take the problem's lock and read what the first step needs in the same transaction; raises
+    RetryLater when another run holds the lock."""
     now = datetime.now(UTC)
     async with db.transaction(services.sessions) as session:
         result = await session.execute(
-            update(Problem)
-            .where(
-                Problem.id == problem_id,
-                or_(Problem.lock_owner.is_(None), Problem.lock_owner == owner, Problem.lock_expires_at < now),
-            )
-            .values(lock_owner=owner, lock_expires_at=now + LOCK_TTL)
+            _LOCK, {"problem_id": problem_id, "owner": owner, "now": now, "until": now + LOCK_TTL}
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if db.affected(result) != 1:
+            raise RetryLater(now + timedelta(seconds=2))
+        return await _load(session, problem_id)
 
 
-async def _unlock(services: Services, problem_id: str, owner: str) -> None:
-    async with db.transaction(services.sessions) as session:
-        await session.execute(
-            update(Problem)
-            .where(Problem.id == problem_id, Problem.lock_owner == owner)
-            .values(lock_owner=None, lock_expires_at=None)
-        )
+async def _unlock(session: AsyncSession, problem_id: str, owner: str) -> None:
+    await session.execute(_UNLOCK, {"problem_id": problem_id, "owner": owner})
 
 
 async def _load(session: AsyncSession, problem_id: str) -> Loaded | None:
-    problem = await session.get(Problem, problem_id)
-    if problem is None:
+    rows = (await session.execute(LOAD, {"problem_id": problem_id})).all()
+    if not rows:
         return None
-    link = await session.scalar(select(TicketLink).where(TicketLink.problem_id == problem_id))
-    mapping = await session.scalar(
-        db.tenant_rows(ClientMapping, problem.tenant_id).where(
-            ClientMapping.rmm_connection_id == problem.rmm_connection_id,
-            ClientMapping.rmm_client_id == problem.client_id,
-        )
+    problem, link, mapping, psa, _, rmm, endpoint, configuration, windows = rows[0]
+    rules = {row[4].id: row[4] for row in rows if row[4] is not None}
+    rule = ticket_rule_for(rules.values(), problem.kind)
+    return Loaded(
+        problem,
+        link,
+        mapping,
+        rule,
+        psa,
+        rmm=rmm,
+        endpoint=endpoint,
+        configuration_id=configuration.configuration_id if configuration is not None else None,
+        windows=bool(windows),
     )
-    psa_connection_id = (
-        link.psa_connection_id if link is not None else (mapping.psa_connection_id if mapping else None)
-    )
-    rule = None
-    psa = None
-    if psa_connection_id is not None:
-        psa = await session.get(Connection, psa_connection_id)
-        candidates = list(
-            await session.scalars(
-                db.tenant_rows(TicketRule, problem.tenant_id).where(
-                    TicketRule.psa_connection_id == psa_connection_id,
-                    TicketRule.enabled.is_(True),
-                    or_(TicketRule.problem == problem.kind, TicketRule.problem.is_(None)),
-                )
-            )
-        )
-        rule = ticket_rule_for(candidates, problem.kind)
-    return Loaded(problem, link, mapping, rule, psa)
 
 
 def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, domain.Routing]:
@@ -169,40 +268,53 @@ def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, 
     return problem, link, domain.Routing(company_id=company, rule=rule)
 
 
-async def reconcile_problem(services: Services, problem_id: str, *, owner: str) -> list[str]:
+Finish = Callable[[AsyncSession], Awaitable[None]]
+"""What the caller records when every step succeeded, in the transaction that releases the lock
+(the job's completion): one commit ends the reconciliation."""
+
+
+async def reconcile_problem(
+    services: Services, problem_id: str, *, owner: str, finish: Finish | None = None
+) -> list[str]:
     """Bring the problem's ticket in line with the problem. Returns the steps taken (for logs/tests)."""
-    if not await _lock(services, problem_id, owner):
-        raise RetryLater(datetime.now(UTC) + timedelta(seconds=2))
+    loaded = await _lock_and_load(services, problem_id, owner)
     steps: list[str] = []
+    finished = False
     try:
-        for _ in range(MAX_STEPS):
-            step = await _step(services, problem_id)
+        for n in range(MAX_STEPS):
+            if n:
+                async with services.sessions() as session:
+                    loaded = await _load(session, problem_id)
+            step = await _step(services, problem_id, loaded)
             if step is None:
                 break
             steps.append(step)
+        if finish is not None:  # a failure here (the lease was lost) rolls the release back too
+            async with db.transaction(services.sessions) as session:
+                await _unlock(session, problem_id, owner)
+                await finish(session)
+            finished = True
     finally:
-        await _unlock(services, problem_id, owner)
+        if not finished:
+            async with db.transaction(services.sessions) as session:
+                await _unlock(session, problem_id, owner)
     return steps
 
 
-async def _step(services: Services, problem_id: str) -> str | None:
+async def _step(services: Services, problem_id: str, loaded: Loaded | None) -> str | None:
     now = datetime.now(UTC)
-    async with services.sessions() as session:
-        loaded = await _load(session, problem_id)
     if loaded is None:
         return None
     handled = await storms.route(services, loaded, now)
     if handled is not None:
         return handled.step
     if loaded.link is None or loaded.link.state == TicketState.PENDING:
-        loaded.rmm_url = await endpoint_url(services, loaded.problem)
+        loaded.rmm_url = endpoint_links.link_for(services, loaded.rmm)(loaded.problem.endpoint_id)
     problem_view, link_view, routing = _views(loaded)
     action = domain.decide(problem_view, link_view, routing, now)
     writes = (domain.ResumeCreate, domain.AddNote, domain.CloseTicket, domain.Reraise)
     if isinstance(action, writes) and loaded.psa is not None and not loaded.psa.enabled:
         raise RetryLater(now + DISABLED_PSA_RETRY)  # the lock is released by the caller
-    if isinstance(action, domain.OpenTicket) and await _in_maintenance(services, loaded.problem, now):
-        return None
     match action:
         case domain.Nothing():
             return None
@@ -214,8 +326,9 @@ async def _step(services: Services, problem_id: str) -> str | None:
                 await enqueue_reconciles(session, loaded.problem.tenant_id, [problem_id], run_after=at)
             return None
         case domain.OpenTicket(summary=summary, description=description):
-            description += await storms.evidence(services, loaded.problem)
-            await _open(services, loaded, summary, description)
+            description += storms.evidence(services, loaded.problem, loaded.endpoint)
+            if not await _open(services, loaded, summary, description, now):
+                return None  # held in a maintenance window
             await _auto_action(services, loaded)
             return _done(services, loaded, "created")
         case domain.ResumeCreate(summary=summary, description=description, create_if_missing=create):
@@ -425,19 +538,16 @@ async def _clear_rmm_alert(services: Services, loaded: Loaded) -> None:
     log.info("rmm alert cleared", problem_id=problem.id, rmm_connection_id=connection.id)
 
 
-async def _in_maintenance(services: Services, problem: Problem, now: datetime) -> bool:
+async def _held(session: AsyncSession, problem: Problem, now: datetime) -> bool:
     """No ticket opens while a maintenance window of the problem's client or tenant is open: the
     problem is held and reconciled again (a queued job, so a restart loses nothing) when it ends."""
-    async with db.transaction(services.sessions) as session:
-        until = await held_until(
-            session, problem.tenant_id, problem.rmm_connection_id, problem.client_id, now
-        )
-        if until is None:
-            return False
-        await session.execute(
-            update(Problem).where(Problem.id == problem.id).values(routing=Routing.MAINTENANCE)
-        )
-        await enqueue_reconciles(session, problem.tenant_id, [problem.id], run_after=until)
+    until = await held_until(session, problem.tenant_id, problem.rmm_connection_id, problem.client_id, now)
+    if until is None:
+        return False
+    await session.execute(
+        update(PROBLEMS).where(PROBLEMS.c.id == problem.id).values(routing=Routing.MAINTENANCE)
+    )
+    await enqueue_reconciles(session, problem.tenant_id, [problem.id], run_after=until)
     return True
 
 
@@ -498,27 +608,6 @@ async def _set_routing(services: Services, problem_id: str, routing: str) -> Non
         await session.execute(update(Problem).where(Problem.id == problem_id).values(routing=routing))
 
 
-async def endpoint_url(services: Services, problem: Problem) -> str | None:
-    """The endpoint's page in its RMM's console, where the RMM kind declares how to build it."""
-    return (await rmm_links(services, problem.rmm_connection_id))(problem.endpoint_id)
-
-
-async def configuration_of(services: Services, problem: Problem, psa_connection_id: str) -> str | None:
-    """The PSA configuration record the status sync wrote for the problem's endpoint on this PSA
-    connection; None when none was written (yet)."""
-    async with services.sessions() as session:
-        found = await session.scalar(
-            select(EndpointConfiguration.configuration_id)
-            .join(Endpoint, Endpoint.id == EndpointConfiguration.endpoint_ref)
-            .where(
-                Endpoint.rmm_connection_id == problem.rmm_connection_id,
-                Endpoint.endpoint_id == problem.endpoint_id,
-                EndpointConfiguration.psa_connection_id == psa_connection_id,
-            )
-        )
-    return str(found) if found is not None else None
-
-
 def _spec(
     loaded: Loaded, marker: str, summary: str, description: str, configuration_id: str | None = None
 ) -> TicketSpec:
@@ -537,25 +626,45 @@ def _spec(
     )
 
 
-async def _open(services: Services, loaded: Loaded, summary: str, description: str) -> None:
-    """Record the intent (pending link with marker) first, then create, then record the ticket."""
+async def _open(services: Services, loaded: Loaded, summary: str, description: str, now: datetime) -> bool:
+    """Record the intent (pending link with marker) first, then create, then record the ticket;
+    False (nothing written to the PSA) when a maintenance window holds the problem."""
     assert loaded.mapping is not None and loaded.psa is not None
     problem = loaded.problem
     link = TicketLink(
+        id=new_id(),
         tenant_id=problem.tenant_id,
         problem_id=problem.id,
         psa_connection_id=loaded.psa.id,
         company_id=loaded.mapping.psa_company_id,
         marker=marker_for(problem.id),
         state=TicketState.PENDING,
+        created_at=utcnow(),
+        notes_added=0,
+        reopened=0,
     )
     async with db.transaction(services.sessions) as session:
-        session.add(link)
+        if loaded.windows and await _held(session, problem, now):
+            return False
+        await session.execute(
+            insert(LINKS).values(
+                id=link.id,
+                tenant_id=link.tenant_id,
+                problem_id=link.problem_id,
+                psa_connection_id=link.psa_connection_id,
+                company_id=link.company_id,
+                marker=link.marker,
+                state=link.state,
+                created_at=link.created_at,
+                notes_added=0,
+                reopened=0,
+            )
+        )
     loaded.link = link
     psa = await services.adapters.psa(loaded.psa)
-    configuration = await configuration_of(services, problem, loaded.psa.id)
-    ref = await psa.create_ticket(_spec(loaded, link.marker, summary, description, configuration))
+    ref = await psa.create_ticket(_spec(loaded, link.marker, summary, description, loaded.configuration_id))
     await _record_open(services, loaded, ref)
+    return True
 
 
 async def _resume(services: Services, loaded: Loaded, summary: str, description: str, create: bool) -> str:
@@ -573,8 +682,9 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
                 .values(state=TicketState.CLOSED, closed_at=datetime.now(UTC))
             )
         return "abandoned"
-    configuration = await configuration_of(services, loaded.problem, loaded.psa.id)
-    ref = await psa.create_ticket(_spec(loaded, loaded.link.marker, summary, description, configuration))
+    ref = await psa.create_ticket(
+        _spec(loaded, loaded.link.marker, summary, description, loaded.configuration_id)
+    )
     await _record_open(services, loaded, ref)
     return "created"
 
@@ -589,8 +699,8 @@ async def _record_open(services: Services, loaded: Loaded, ref: TicketRef, *, fo
             session, loaded, "ticket.created", f"{how} for {loaded.problem.kind} on {loaded.problem.hostname}"
         )
         await session.execute(
-            update(TicketLink)
-            .where(TicketLink.id == loaded.link.id)
+            update(LINKS)
+            .where(LINKS.c.id == loaded.link.id)
             .values(
                 state=TicketState.CLOSED if ref.closed else TicketState.OPEN,
                 ticket_id=ref.id,
@@ -600,7 +710,7 @@ async def _record_open(services: Services, loaded: Loaded, ref: TicketRef, *, fo
             )
         )
         await session.execute(
-            update(Problem).where(Problem.id == loaded.problem.id).values(routing=Routing.TICKETED)
+            update(PROBLEMS).where(PROBLEMS.c.id == loaded.problem.id).values(routing=Routing.TICKETED)
         )
 
 

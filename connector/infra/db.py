@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from asyncpg.exceptions import ConnectionDoesNotExistError  # type: ignore[import-untyped]
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
-from sqlalchemy import CursorResult, Delete, Result, Select, Table, Update, event, select, text
+from sqlalchemy import ColumnElement, CursorResult, Delete, Result, Select, Table, Update, event, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
@@ -257,6 +257,12 @@ def scoped(statement: Statement, model: type[Base], tenant_id: str | ColumnEleme
     outer query's tenant (one tenant's rows per row of `tenants`)."""
     column = cast(Table, model.__table__).c.tenant_id
     return cast(Statement, statement.where(column == tenant_id))
+
+
+def same_tenant(model: Any, owner: Any) -> ColumnElement[bool]:
+    """The tenant condition of a join: `model`'s rows of the tenant that owns the row of `owner`
+    (an ON clause, so one statement can read a tenant's rows beside the row that names the tenant)."""
+    return cast(ColumnElement[bool], model.tenant_id == owner.tenant_id)
 
 
 def tenant_rows(model: type[Row], tenant_id: str) -> Select[Row]:

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +18,8 @@ from sqlalchemy import func, select
 from adapters.base import TicketRef, TicketSpec
 from adapters.connectwise_manage.adapter import ConnectWiseManageAdapter
 from connector.infra.context import Services
-from connector.models import Delivery, Job
+from connector.models import Delivery, Job, Problem
+from connector.statuses import JobStatus
 from tests.api.world import canonical_alert
 from tests.e2e.stack import Stack, build_stack
 from tests.support.vendors import VendorRouter
@@ -359,8 +361,23 @@ async def test_two_reconciles_of_one_problem_in_one_worker_exclude_each_other(st
     await worker.run_until_idle()
     [problem] = await stack.problems()
     stack.manage.set_latency(0.2)  # both runs are inside the PSA call at once
+    async with stack.services.sessions() as session, session.begin():
+        tenant_id = await session.scalar(select(Problem.tenant_id).where(Problem.id == problem["id"]))
+        for n in range(2):  # two claimed runs of the job (a run completes its own row)
+            session.add(
+                Job(
+                    id=9000 + n,
+                    tenant_id=tenant_id,
+                    kind=RECONCILE.name,
+                    payload={"problem_id": problem["id"]},
+                    status=JobStatus.RUNNING,
+                    attempts=1,
+                    lease_owner=worker.owner,
+                    lease_expires_at=datetime.now(UTC) + timedelta(minutes=5),
+                )
+            )
     runs = [
-        ClaimedJob(9000 + n, "t", "reconcile", {"problem_id": problem["id"]}, 1, 8, None, worker.owner)
+        ClaimedJob(9000 + n, tenant_id, "reconcile", {"problem_id": problem["id"]}, 1, 8, None, worker.owner)
         for n in range(2)
     ]
     results = await asyncio.gather(
@@ -370,3 +387,8 @@ async def test_two_reconciles_of_one_problem_in_one_worker_exclude_each_other(st
     assert sum(isinstance(r, RetryLater) for r in results) == 1, results
     assert sum(r is None for r in results) == 1, results
     assert len(stack.tickets()) == 1
+    async with stack.services.sessions() as session:
+        statuses = sorted((await session.scalars(select(Job.status).where(Job.id >= 9000))).all())
+        lock = await session.scalar(select(Problem.lock_owner).where(Problem.id == problem["id"]))
+    assert statuses == [JobStatus.DONE, JobStatus.RUNNING]  # done with the lock's release, in one commit
+    assert lock is None

@@ -56,6 +56,7 @@ class Loaded(Protocol):
     mapping: ClientMapping | None
     rule: TicketRule | None
     psa: Connection | None
+    endpoint: Endpoint | None
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,7 @@ async def _excluded(services: Services, loaded: Loaded) -> str | None:
     assert rule is not None
     if not rule.disabled_problems and not rule.exclusions:
         return None
-    async with services.sessions() as session:
-        os_name = await session.scalar(
-            select(Endpoint.os_name).where(
-                Endpoint.rmm_connection_id == problem.rmm_connection_id,
-                Endpoint.endpoint_id == problem.endpoint_id,
-            )
-        )
+    os_name = loaded.endpoint.os_name if loaded.endpoint is not None else None
     subject = domain.Subject(
         kind=ProblemKind(problem.kind),
         endpoint_id=problem.endpoint_id,
@@ -347,16 +342,10 @@ async def _write(services: Services, loaded: Loaded, storm_id: str, now: datetim
     return Handled(step)
 
 
-async def evidence(services: Services, problem: Problem) -> str:
-    """The endpoint's reported status and the problem's page in the dashboard, for a new ticket's
-    description (empty when the endpoint was never synced and no public address is known)."""
-    async with services.sessions() as session:
-        row = await session.scalar(
-            select(Endpoint).where(
-                Endpoint.rmm_connection_id == problem.rmm_connection_id,
-                Endpoint.endpoint_id == problem.endpoint_id,
-            )
-        )
+def evidence(services: Services, problem: Problem, row: Endpoint | None) -> str:
+    """The endpoint's reported status (`row`, as the last status sync saw it) and the problem's
+    page in the dashboard, for a new ticket's description (empty when the endpoint was never
+    synced and no public address is known)."""
     base = services.settings.resolved_public_url()
     if row is None:
         return f"\n\nIn connector: {base}/problems/{problem.id}" if base else ""
