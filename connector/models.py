@@ -491,6 +491,27 @@ class Endpoint(Base):
     __table_args__ = (
         UniqueConstraint("rmm_connection_id", "endpoint_id", name="uq_endpoints_connection_endpoint"),
         Index("ix_endpoints_tenant_client", "tenant_id", "client_id"),
+        # Cover the daily health and usage counts of a sync, which read the whole active fleet
+        # even when nothing changed: index-only instead of a table scan.
+        Index(
+            "ix_endpoints_health_counts",
+            "rmm_connection_id",
+            "client_id",
+            "health",
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+        Index(
+            "ix_endpoints_usage_counts",
+            "rmm_connection_id",
+            "client_id",
+            "product",
+            "device_type",
+            "os_name",
+            "protection_enabled",
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
