@@ -14,6 +14,14 @@ the adapter made (token, reports, lists).
 
 `--map-share` is the share of clients mapped to a PSA company (their endpoints' configurations are
 written to the PSA); the rest are synced and evaluated but have no PSA side.
+
+`--compare` measures, after the first full sync, unchanged re-syncs that evaluate every endpoint (as
+the sync did before endpoints kept their evaluation) against the incremental evaluation, in
+`--rounds` interleaved rounds of at least `--round-seconds` each, and prints the median per round,
+the ratio with its range, and the peak RSS over the fakes' baseline:
+
+    .venv/bin/python -m benchmarks.status_sync --compare --sizes 50000,100000 --psa connectwise_manage \
+        --map-share 0.01
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import statistics
 import tempfile
 import time
 import uuid
@@ -50,7 +59,7 @@ from connector.infra.security.apikeys import ApiRole
 from connector.models import Connection
 from connector.runtime import build_services
 from connector.settings import Settings
-from connector.sync.run import execute_run, start_run
+from connector.sync.run import Evaluating, execute_run, start_run
 from connector.tenants.service import create_api_key, get_or_create_tenant
 from tests.support.fleet_rmm import FLEET_RMM, FLEETS, FleetFake
 
@@ -281,6 +290,10 @@ async def one_size(
                         f"problems +{done.problems_opened} ({jobs} jobs)"
                     )
 
+                if args.compare:
+                    await run("first full sync")
+                    await compare(services, connection, size, baseline, args)
+                    return
                 await run("first full sync")
                 await run("nothing changed")
                 side.change(side.endpoint_ids[::100])
@@ -293,6 +306,45 @@ async def one_size(
                 async with engine.begin() as conn:
                     await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
                 await engine.dispose()
+
+
+async def compare(
+    services: Any, connection: Connection, size: int, baseline: float, args: argparse.Namespace
+) -> None:
+    """Unchanged re-syncs evaluating every endpoint (as before evaluations were stored) against the
+    incremental evaluation, in interleaved rounds of at least `--round-seconds` each."""
+    variants = {"every endpoint": Evaluating(everything=True), "incremental": Evaluating()}
+    times: dict[str, list[list[float]]] = {name: [] for name in variants}
+    peaks: dict[str, float] = dict.fromkeys(variants, 0.0)
+    evaluated: dict[str, int] = {}
+    for _ in range(args.rounds):
+        for name, how in variants.items():
+            runs: list[float] = []
+            round_started = time.perf_counter()
+            while not runs or time.perf_counter() - round_started < args.round_seconds:
+                started = time.perf_counter()
+                with PeakRss() as peak:
+                    async with db.transaction(services.sessions) as session:
+                        row = await start_run(session, connection, "cli")
+                    done = await execute_run(services, row.id, how=how)
+                runs.append(time.perf_counter() - started)
+                peaks[name] = max(peaks[name], peak.peak - baseline)
+                evaluated[name] = done.endpoints_evaluated
+                assert done.status == "succeeded" and done.endpoints_changed == 0, done.errors
+            times[name].append(runs)
+    medians = {name: [statistics.median(r) for r in rounds] for name, rounds in times.items()}
+    for name in variants:
+        per_round = ", ".join(f"{m:.2f}" for m in medians[name])
+        print(
+            f"{size:>7} unchanged re-sync, {name:<15} median per round {per_round} s "
+            f"({sum(len(r) for r in times[name])} runs)   evaluated {evaluated[name]:6d}   "
+            f"peak RSS +{peaks[name]:4.0f} MB over baseline"
+        )
+    ratios = [old / new for old, new in zip(medians["every endpoint"], medians["incremental"], strict=True)]
+    print(
+        f"{size:>7} ratio every endpoint / incremental: {statistics.median(ratios):.1f}x "
+        f"(range {min(ratios):.1f}-{max(ratios):.1f}x over {len(ratios)} rounds)"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -313,6 +365,14 @@ if __name__ == "__main__":
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--map-share", type=float, default=0.1)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="after the first full sync, unchanged re-syncs evaluating every endpoint vs only those "
+        "that can have changed, in interleaved rounds",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--round-seconds", type=float, default=10.0)
     add_psa_argument(parser)
     parser.add_argument(
         "--rmm",

@@ -522,6 +522,27 @@ class Endpoint(Base):
     __table_args__ = (
         UniqueConstraint("rmm_connection_id", "endpoint_id", name="uq_endpoints_connection_endpoint"),
         Index("ix_endpoints_tenant_client", "tenant_id", "client_id"),
+        # Cover the daily health and usage counts of a sync, which read the whole active fleet
+        # even when nothing changed: index-only instead of a table scan.
+        Index(
+            "ix_endpoints_health_counts",
+            "rmm_connection_id",
+            "client_id",
+            "health",
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+        Index(
+            "ix_endpoints_usage_counts",
+            "rmm_connection_id",
+            "client_id",
+            "product",
+            "device_type",
+            "os_name",
+            "protection_enabled",
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -551,6 +572,16 @@ class Endpoint(Base):
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     retired_at: Mapped[datetime | None]
+    evaluated_key: Mapped[str | None] = mapped_column(String(32))
+    """`fleet.domain.evaluation_key` of the last evaluation; None: evaluate at the next sync (new or
+    changed data)."""
+    checks_due_at: Mapped[datetime | None]
+    """When a time-based check of the stored status can next change its answer (None: never)."""
+    present_kinds: Mapped[str | None] = mapped_column(String(200))
+    """Problem kinds the last evaluation found present (`fleet.domain.kinds_text`)."""
+    present_count: Mapped[int] = mapped_column(Integer, default=0)
+    absent_kinds: Mapped[str | None] = mapped_column(String(200))
+    """Problem kinds the last evaluation found absent."""
 
 
 class EndpointConfiguration(Base):
@@ -683,6 +714,8 @@ class SyncRun(Base):
     endpoints_seen: Mapped[int] = mapped_column(Integer, default=0)
     endpoints_changed: Mapped[int] = mapped_column(Integer, default=0)
     endpoints_retired: Mapped[int] = mapped_column(Integer, default=0)
+    endpoints_evaluated: Mapped[int] = mapped_column(Integer, default=0)
+    """Endpoints whose problems and health the run derived again (the others could not have changed)."""
     problems_opened: Mapped[int] = mapped_column(Integer, default=0)
     problems_closed: Mapped[int] = mapped_column(Integer, default=0)
     psa_calls: Mapped[int] = mapped_column(Integer, default=0)

@@ -76,6 +76,45 @@ async def consoles_of(session: AsyncSession, tenant_id: str) -> list[Connection]
     return list(await session.scalars(query.order_by(Connection.name)))
 
 
+async def _read_consoles(session: AsyncSession, tenant_id: str) -> dict[str, Connection]:
+    """The tenant's enabled consoles that have been read completely once."""
+    return {
+        c.id: c
+        for c in await consoles_of(session, tenant_id)
+        if (cursor := await session.get(SyncCursor, c.id)) is not None and cursor.last_full_at is not None
+    }
+
+
+def _covering(consoles: dict[str, Connection], scopes: dict[tuple[str, str], str]) -> dict[str, str]:
+    """PSA company scope → the name of the console covering it."""
+    covering: dict[str, str] = {}
+    for (conn, _customer), scope in scopes.items():
+        if conn in consoles:
+            covering.setdefault(scope, consoles[conn].name)
+    return covering
+
+
+@dataclass(frozen=True)
+class ConsoleReach:
+    """Which of an RMM connection's endpoints a console may speak for: those of the clients a
+    console covers, and any endpoint one of `consoles`' agents is matched to."""
+
+    consoles: list[str]
+    clients: list[str]
+
+
+async def console_reach(session: AsyncSession, rmm_connection_id: str, tenant_id: str) -> ConsoleReach:
+    consoles = await _read_consoles(session, tenant_id)
+    if not consoles:
+        return ConsoleReach([], [])
+    scopes = await company_scopes(session, tenant_id)
+    covering = _covering(consoles, scopes)
+    clients = sorted(
+        client for (conn, client), scope in scopes.items() if conn == rmm_connection_id and scope in covering
+    )
+    return ConsoleReach(sorted(consoles), clients)
+
+
 async def console_views(
     session: AsyncSession,
     rmm_connection_id: str,
@@ -85,18 +124,11 @@ async def console_views(
     """Endpoint row id → what the console covering its client says (absent: no console covers it).
     A console covers the PSA companies its customers are mapped to once it has been read completely
     once (a console run marks that before it evaluates): before that, missing agents mean nothing."""
-    consoles = {
-        c.id: c
-        for c in await consoles_of(session, tenant_id)
-        if (cursor := await session.get(SyncCursor, c.id)) is not None and cursor.last_full_at is not None
-    }
+    consoles = await _read_consoles(session, tenant_id)
     if not consoles or not rows:
         return {}
     scopes = await company_scopes(session, tenant_id)
-    covering: dict[str, str] = {}
-    for (conn, _customer), scope in scopes.items():
-        if conn in consoles:
-            covering.setdefault(scope, consoles[conn].name)
+    covering = _covering(consoles, scopes)
     agents: dict[str, ConsoleAgent] = {}
     for agent in await session.scalars(
         select(ConsoleAgent)

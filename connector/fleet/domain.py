@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,6 +123,122 @@ def health(status: EndpointStatus, limits: Thresholds, now: datetime) -> Health:
     if status.product is None or ProblemKind.NOT_PROTECTED in present:
         return Health.UNPROTECTED
     return Health.AT_RISK if present else Health.PROTECTED
+
+
+# ---------------------------------------------------------------------------------------------
+# Incremental evaluation: which endpoints a sync must evaluate again
+# ---------------------------------------------------------------------------------------------
+
+EVALUATION_VERSION = 1
+"""Bumped when `findings` or `health` change meaning: every endpoint is evaluated again once."""
+
+STATUS_KINDS = (
+    ProblemKind.NOT_PROTECTED,
+    ProblemKind.PROTECTION_DISABLED,
+    ProblemKind.DEFINITIONS_OUTDATED,
+    ProblemKind.SCAN_OVERDUE,
+    ProblemKind.THREAT_DETECTED,
+    ProblemKind.AGENT_OFFLINE,
+)
+"""The problem kinds `findings` decides."""
+
+
+def evaluation_key(limits: Thresholds) -> str:
+    """What every endpoint's evaluation was made with besides its own data: the thresholds (and the
+    rules' version). An endpoint evaluated under another key is evaluated again."""
+    return _digest({"version": EVALUATION_VERSION, "thresholds": limits.model_dump()})
+
+
+def checks_due_at(status: EndpointStatus, limits: Thresholds, now: datetime) -> datetime | None:
+    """The earliest instant after which a time-based check of `status`, evaluated at `now`, can
+    change its answer with nothing else changing (None: none can). An age check is present once the
+    age is *more* than its limit, so it flips at the first moment after `moment + limit`; one already
+    present at `now` stays present, and an unknown one stays unknown, as time goes on. Evaluating at
+    any time from `now` up to and including the returned instant gives the same findings and health."""
+    candidates: list[datetime | None] = [_flips_at(status.last_seen_at, limits.offline_after_days)]
+    if status.product is not None:
+        candidates += [
+            _flips_at(status.definitions_date, limits.definitions_max_age_days),
+            _flips_at(status.last_scan_at, limits.scan_max_age_days),
+        ]
+    return min((moment for moment in candidates if moment is not None and moment >= now), default=None)
+
+
+def _flips_at(moment: datetime | None, limit_days: int) -> datetime | None:
+    return None if moment is None else moment + timedelta(days=limit_days)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the last evaluation of an endpoint settled, stored with the endpoint: the key it was made
+    with, when its time-based checks are next due, and the problem kinds it found present (they
+    should be open) and absent (they should not be). Kinds it could not decide are in neither: their
+    open problems are not its business."""
+
+    key: str
+    due_at: datetime | None
+    present: frozenset[str]
+    absent: frozenset[str]
+
+
+def evaluation(findings_: list[Finding], key: str, due_at: datetime | None) -> Evaluation:
+    return Evaluation(
+        key,
+        due_at,
+        frozenset(f.kind.value for f in findings_ if f.present is True),
+        frozenset(f.kind.value for f in findings_ if f.present is False),
+    )
+
+
+def needs_evaluation(
+    stored: Evaluation | None, key: str, now: datetime, open_kinds: frozenset[str], *, console: bool = False
+) -> bool:
+    """Whether evaluating the endpoint now could change anything a full evaluation would: it was
+    never evaluated (or its data changed since: `stored` None), under another key, its checks are
+    due, its open problems are not what the evaluation left (an alert opened or cleared one of the
+    kinds it decided, or an observation of it was refused as older than a recorded event), or a
+    security console speaks for it (the console's view is evaluated every time). The sync's SQL
+    (`connector.sync.run`) asks exactly this."""
+    if console or stored is None or stored.key != key:
+        return True
+    if stored.due_at is not None and stored.due_at <= now:
+        return True
+    return bool(stored.absent & open_kinds) or not stored.present <= open_kinds
+
+
+class CheckIn(NamedTuple):
+    """The status fields the fingerprint leaves out: they move on every check-in."""
+
+    online: bool | None
+    last_seen_at: datetime | None
+
+
+def check_in_keeps_evaluation(before: CheckIn, after: CheckIn, absent: frozenset[str]) -> bool:
+    """An endpoint whose fingerprint did not change may still have checked in. Its stored
+    evaluation (which found the kinds `absent` absent) still holds when `online` is the same and
+    `last_seen_at` is the same or later while the offline check was absent: the device is then no
+    closer to its offline limit than when it was evaluated, so the stored due time is, if anything,
+    early. Anything else (online flips, an earlier or missing check-in, an offline device checking
+    in) calls for an evaluation."""
+    if before.online != after.online:
+        return False
+    if before.last_seen_at == after.last_seen_at:
+        return True
+    return (
+        before.last_seen_at is not None
+        and after.last_seen_at is not None
+        and after.last_seen_at > before.last_seen_at
+        and ProblemKind.AGENT_OFFLINE.value in absent
+    )
+
+
+def kinds_text(kinds: frozenset[str]) -> str:
+    """Kinds as stored for the sync's SQL to match with `LIKE '%,kind,%'`."""
+    return "," + "".join(f"{kind}," for kind in sorted(kinds))
+
+
+def kinds_of(text: str | None) -> frozenset[str]:
+    return frozenset(part for part in (text or "").split(",") if part)
 
 
 def fingerprint(status: EndpointStatus) -> str:

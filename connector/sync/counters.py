@@ -13,6 +13,7 @@ class Counters:
     skipped: int = 0
     changed: int = 0
     retired: int = 0
+    evaluated: int = 0
     opened: int = 0
     closed: int = 0
     psa_calls: int = 0

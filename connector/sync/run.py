@@ -13,10 +13,23 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +51,7 @@ from connector.infra.jobs.kinds import enqueue
 from connector.infra.logs import get_logger
 from connector.models import (
     Connection,
+    ConsoleAgent,
     Endpoint,
     HealthDaily,
     Problem,
@@ -71,6 +85,15 @@ SKIPPED_REPORTED = 50
 PSA_CONCURRENCY = 8
 
 Progress = Callable[[SyncRun], None]
+
+
+@dataclass(frozen=True)
+class Evaluating:
+    """How a run evaluates: `everything` evaluates every active endpoint (as before evaluations were
+    stored; the benchmark's baseline and the tests' reference), `clock` is the evaluation's time."""
+
+    everything: bool = False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 class SyncConflict(Exception):
@@ -142,7 +165,10 @@ async def enqueue_run(session: AsyncSession, run: SyncRun) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-async def execute_run(services: Services, run_id: str, *, progress: Progress | None = None) -> SyncRun:
+async def execute_run(
+    services: Services, run_id: str, *, progress: Progress | None = None, how: Evaluating | None = None
+) -> SyncRun:
+    how = how or Evaluating()
     async with services.sessions() as session:
         run = await session.get(SyncRun, run_id)
         assert run is not None, run_id
@@ -164,7 +190,7 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
     )
     try:
         if connection.role == Role.SECURITY.value:
-            await _console_run(services, run, connection, limits, counters)
+            await _console_run(services, run, connection, limits, counters, how)
             return await _finish(services, run, counters, failed)
         adapter = await services.adapters.rmm(connection)
         async for page in adapter.iter_endpoint_pages(run.changed_since):
@@ -178,7 +204,7 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
             await _retire_missing(services, run, connection, counters)
         await console.rematch(services, connection.tenant_id)
         await console.evaluate_agents(services, connection.tenant_id, limits, counters)
-        await _evaluate(services, run, connection, limits, counters)
+        await _evaluate(services, run, connection, limits, counters, how)
         await _record_usage(services, connection)
         await _record_health(services, connection)
         await deploy_unprotected(services, connection)
@@ -195,7 +221,12 @@ async def execute_run(services: Services, run_id: str, *, progress: Progress | N
 
 
 async def _console_run(
-    services: Services, run: SyncRun, connection: Connection, limits: domain.Thresholds, c: _Counters
+    services: Services,
+    run: SyncRun,
+    connection: Connection,
+    limits: domain.Thresholds,
+    c: _Counters,
+    how: Evaluating,
 ) -> None:
     """Read the console, match its agents, and re-evaluate the tenant's RMM endpoints, whose
     protection the console's agents (or their absence) now speak for."""
@@ -220,7 +251,7 @@ async def _console_run(
             if scope in covered and any(r.id == source for r in rmms):
                 c.dirty(source, client_id)
     for rmm in rmms:
-        await _evaluate(services, run, rmm, limits, c)
+        await _evaluate(services, run, rmm, limits, c, how)
         await _record_health(services, rmm)
 
 
@@ -303,6 +334,12 @@ async def _store_page(
                 existing[status.endpoint_id] = row
             elif row.fingerprint == fingerprint and row.retired_at is None:
                 row.seen_in_run_id = run.id
+                if row.evaluated_key is not None and not domain.check_in_keeps_evaluation(
+                    domain.CheckIn(row.online, row.last_seen_at),
+                    domain.CheckIn(status.online, status.last_seen_at),
+                    domain.kinds_of(row.absent_kinds),
+                ):
+                    row.evaluated_key = None
                 row.online, row.last_seen_at = status.online, status.last_seen_at
                 row.device_type = status.device_type  # rows stored before the type was kept
                 continue
@@ -311,6 +348,7 @@ async def _store_page(
             for name in STATUS_FIELDS:
                 setattr(row, name, getattr(status, name))
             row.fingerprint = fingerprint
+            row.evaluated_key = None  # evaluated at this run's end
             row.retired_at = None
             row.updated_at = now
             row.seen_in_run_id = run.id
@@ -399,16 +437,62 @@ async def _retire_missing(services: Services, run: SyncRun, connection: Connecti
                 c.touched[problem.id] = None
 
 
+def _listed(kinds: Any) -> ColumnElement[bool]:
+    """The open problem's kind is in the endpoint's stored kinds text (`,a,b,`)."""
+    return cast(ColumnElement[bool], kinds.like(literal("%,") + Problem.kind + literal(",%")))
+
+
+def _needs_evaluation(key: str, now: datetime, reach: consoles.ConsoleReach) -> ColumnElement[bool]:
+    """`fleet.domain.needs_evaluation` in SQL, so endpoints that need nothing are never loaded."""
+    open_problem = (
+        Problem.rmm_connection_id == Endpoint.rmm_connection_id,
+        Problem.endpoint_id == Endpoint.endpoint_id,
+        Problem.state == literal_column("'open'"),  # a literal, so the partial index on open ones serves
+    )
+    present_open = (
+        select(func.count())
+        .select_from(Problem)
+        .where(*open_problem, _listed(Endpoint.present_kinds))
+        .correlate(Endpoint)
+        .scalar_subquery()
+    )
+    conditions: list[ColumnElement[bool]] = [
+        Endpoint.evaluated_key.is_(None),
+        Endpoint.evaluated_key != key,
+        Endpoint.checks_due_at <= now,
+        exists().where(*open_problem, _listed(Endpoint.absent_kinds)),
+        and_(Endpoint.present_count > 0, present_open < Endpoint.present_count),
+    ]
+    if reach.clients:
+        conditions.append(Endpoint.client_id.in_(reach.clients))
+    if reach.consoles:
+        conditions.append(
+            exists().where(
+                ConsoleAgent.endpoint_ref == Endpoint.id,
+                ConsoleAgent.retired_at.is_(None),
+                ConsoleAgent.connection_id.in_(reach.consoles),
+            )
+        )
+    return or_(*conditions)
+
+
 async def _evaluate(
     services: Services,
     run: SyncRun,
     connection: Connection,
     limits: domain.Thresholds,
     c: _Counters,
+    how: Evaluating,
 ) -> None:
-    """Derive problems for every active endpoint (not only the changed ones: time-based checks
-    cross their threshold without the endpoint changing), a chunk at a time."""
-    now = datetime.now(UTC)
+    """Derive problems for the active endpoints that can have changed since their last evaluation
+    (`fleet.domain.needs_evaluation`: new or changed data, other thresholds, time-based checks due,
+    open problems that are not what the evaluation left, a console speaking for them), a chunk at a
+    time; each evaluated endpoint stores what it settled and when its checks are next due."""
+    now = how.clock()
+    key = domain.evaluation_key(limits)
+    async with services.sessions() as session:
+        reach = await consoles.console_reach(session, connection.id, connection.tenant_id)
+    wanted = true() if how.everything else _needs_evaluation(key, now, reach)
     last_id = ""
     while True:
         async with db.transaction(services.sessions) as session:
@@ -419,6 +503,7 @@ async def _evaluate(
                         Endpoint.rmm_connection_id == connection.id,
                         Endpoint.retired_at.is_(None),
                         Endpoint.id > last_id,
+                        wanted,
                     )
                     .order_by(Endpoint.id)
                     .limit(EVALUATE_CHUNK)
@@ -427,6 +512,7 @@ async def _evaluate(
             if not rows:
                 return
             last_id = rows[-1].id
+            c.evaluated += len(rows)
             open_problems: dict[tuple[str, str], Problem] = {
                 (p.endpoint_id, p.kind): p
                 for p in await session.scalars(
@@ -442,11 +528,23 @@ async def _evaluate(
             for row in rows:
                 view = views.get(row.id)
                 status, _ = coverage.effective_status(to_status(row), view)
+                found = domain.findings(status, limits, now)
                 health = domain.health(status, limits, now)
                 if health != row.health:
                     row.health = health
                     c.dirty(connection.id, row.client_id)
-                for finding in domain.findings(status, limits, now):
+                settled = domain.evaluation(found, key, domain.checks_due_at(status, limits, now))
+                present, absent = domain.kinds_text(settled.present), domain.kinds_text(settled.absent)
+                if (row.evaluated_key, row.checks_due_at, row.present_kinds, row.absent_kinds) != (
+                    key,
+                    settled.due_at,
+                    present,
+                    absent,
+                ):
+                    row.evaluated_key, row.checks_due_at = key, settled.due_at
+                    row.present_kinds, row.absent_kinds = present, absent
+                    row.present_count = len(settled.present)
+                for finding in found:
                     if view is not None and view.agent is None and finding.kind is ProblemKind.NOT_PROTECTED:
                         finding = domain.Finding(
                             finding.kind, finding.present, coverage.coverage_message(view)
@@ -637,6 +735,7 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
         row.heartbeat_at = now
         row.pages, row.endpoints_seen, row.endpoints_changed = c.pages, c.seen, c.changed
         row.endpoints_retired, row.problems_opened, row.problems_closed = c.retired, c.opened, c.closed
+        row.endpoints_evaluated = c.evaluated
         row.psa_calls, row.errors = c.psa_calls, c.errors
         if not failed:
             cursor = await session.get(SyncCursor, run.connection_id)
@@ -660,6 +759,7 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
         endpoints_skipped=c.skipped,
         endpoints_changed=c.changed,
         endpoints_retired=c.retired,
+        endpoints_evaluated=c.evaluated,
         problems_opened=c.opened,
         problems_closed=c.closed,
         psa_calls=c.psa_calls,

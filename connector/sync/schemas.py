@@ -21,6 +21,7 @@ class SyncRunOut(BaseModel):
     endpoints_seen: int
     endpoints_changed: int
     endpoints_retired: int
+    endpoints_evaluated: int
     problems_opened: int
     problems_closed: int
     psa_calls: int
