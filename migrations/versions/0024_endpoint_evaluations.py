@@ -3,7 +3,7 @@ the problem kinds found present and absent), so a sync evaluates only what can h
 runs count the endpoints they evaluated; the daily health and usage counts read covering indexes
 
 Revision ID: 0024
-Revises: 0020
+Revises: 0023
 Create Date: 2026-12-03 14:20:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024"
-down_revision: str | None = "0020"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
