@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql.elements import ColumnElement
 
 import migrations
 from connector.infra.logs import get_logger
