@@ -557,9 +557,10 @@ def run(
             await add_billing_rules(client, headers, world)
             billing = await seed_billing(client, headers, world)
             await _replay_alerts(client, headers)
+            examples = await seed_examples(client, headers, world)
         await _sample_history(services)
         app.state.demo_systems = demo_systems(world)
-        out(summary(world, billing, host=host, port=port, key=key))
+        out(summary(world, billing, examples, host=host, port=port, key=key))
         await serving
 
     aio.run(main())
@@ -616,8 +617,17 @@ def empty_summary(world: DemoWorld, *, host: str, port: int, key: str) -> str:
     )
 
 
-def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key: str) -> str:
+def summary(
+    world: DemoWorld,
+    billing: DemoBilling,
+    examples: DemoExamples | None = None,
+    *,
+    host: str,
+    port: int,
+    key: str,
+) -> str:
     """What the demo prints once it is up: the simulated systems, the pages to open, the key."""
+    examples = examples or DemoExamples()
     endpoints = sum(r.endpoints for r in world.rmms)
     psas = ", ".join(f"{p.spec.title} ({len(p.companies)} companies)" for p in world.psas)
     base = f"http://{host}:{port}"
@@ -635,7 +645,18 @@ def summary(world: DemoWorld, billing: DemoBilling, *, host: str, port: int, key
         f"({endpoints} endpoints, {sum(r.in_trouble for r in world.rmms)} in trouble), "
         f"PSA: {psas or 'none installed'}\n"
         f"    Security consoles: {', '.join(c.name for c in world.consoles) or 'none installed'}\n"
-        f"{billing_lines}\n"
+        f"{billing_lines}"
+        + (
+            f"    Maintenance window: {examples.window_client}, Fridays 22:00 UTC for 4 h\n"
+            if examples.window_client
+            else ""
+        )
+        + (
+            f"    Alert storm: {examples.storm_client}, one client ticket for {STORM_ENDPOINTS} endpoints\n"
+            if examples.storm_client
+            else ""
+        )
+        + "\n"
         f"    Dashboard: {base}/\n"
         f"    Billing reconciliation: {base}/billing/reconciliation?period={billing.period}\n"
         f"    Billing review:         {base}/billing/review?period={billing.period}\n"
@@ -680,6 +701,79 @@ async def _sample_history(services: Any, days: int = 29) -> None:
                         unknown=row.unknown,
                     )
                 )
+
+
+STORM_ENDPOINTS = 6
+"""Endpoints of one client the demo's storm puts in trouble: above the storm threshold it sets (5)."""
+
+
+@dataclass
+class DemoExamples:
+    """What `seed_examples` made: the client with a maintenance window and the one with a storm."""
+
+    window_client: str = ""
+    storm_client: str = ""
+
+
+async def seed_examples(client: httpx.AsyncClient, headers: dict[str, str], world: DemoWorld) -> DemoExamples:
+    """A weekly maintenance window on the first RMM's first client, and an alert storm on its last:
+    the ticket rules group five or more endpoints of one client with one problem into one client
+    ticket, and six of that client's protected endpoints develop the same problem before the RMM
+    syncs again.
+    Run after the first sync."""
+    made = DemoExamples()
+    if not world.rmms:
+        return made
+    rmm = world.rmms[0].world
+    kind = rmm.connection.as_json()["kind"]
+    connections = await _get(client, headers, "/api/v1/connections")
+    connection = next((c for c in connections if c["kind"] == kind), None)
+    clients = list(rmm.clients.items())
+    if connection is None or not clients:
+        return made
+    first_id, first_name = clients[0]
+    await _post(
+        client,
+        headers,
+        "/api/v1/maintenance-windows",
+        {
+            "name": "Patch night (demo)",
+            "rmm_connection_id": connection["id"],
+            "client_id": first_id,
+            "timezone": "UTC",
+            "kind": "weekly",
+            "weekdays": [5],
+            "start_time": "22:00",
+            "duration_minutes": 240,
+        },
+    )
+    made.window_client = first_name
+    last_id, last_name = clients[-1]
+    healthy = await _get(
+        client,
+        headers,
+        "/api/v1/endpoints",
+        connection_id=connection["id"],
+        client_id=last_id,
+        status="protected",
+    )
+    stormy = [e["endpoint_id"] for e in healthy][:STORM_ENDPOINTS]
+    if len(stormy) < STORM_ENDPOINTS or len(clients) < 2:
+        return made
+    for rule in await _get(client, headers, "/api/v1/ticket-rules"):
+        await _patch(client, headers, f"/api/v1/ticket-rules/{rule['id']}", {"storm_min_endpoints": 5})
+    for endpoint_id in stormy:
+        rmm.put_in_trouble(endpoint_id, rmm.trouble_kinds[0])
+    await _post(client, headers, "/api/v1/sync-runs", {"connection_id": connection["id"]})
+    made.storm_client = last_name
+    return made
+
+
+async def _patch(client: httpx.AsyncClient, headers: dict[str, str], path: str, body: dict[str, Any]) -> Any:
+    response = await client.patch(path, json=body, headers=headers)
+    if response.status_code >= 400:
+        raise RuntimeError(f"demo setup: PATCH {path} answered {response.status_code}: {response.text}")
+    return response.json()
 
 
 async def _replay_alerts(client: httpx.AsyncClient, headers: dict[str, str]) -> None:

@@ -321,6 +321,7 @@ def test_demo_starts_a_seeded_msp_and_prints_how_to_sign_in(tmp_path: Path) -> N
         output = "".join(lines)
         [key] = KEY.findall(output.split("Admin API key", 1)[1])
         assert f"Dashboard: http://127.0.0.1:{port}/" in output
+        assert "Maintenance window: " in output and "Alert storm: " in output, output
         api = httpx.Client(
             base_url=f"http://127.0.0.1:{port}/api/v1", headers={"Authorization": f"Bearer {key}"}, timeout=10
         )
