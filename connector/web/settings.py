@@ -6,7 +6,7 @@ a bad value re-renders the page with a 422 naming the field; viewers see the val
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -136,58 +136,71 @@ async def settings_page(request: Request, session: Session, user: User, done: st
     return await _settings_page(request, session, user, notice=NOTICES.get(done or ""))
 
 
-@router.post("/setup/settings/thresholds")
-async def save_thresholds(request: Request, session: Session, user: User) -> Response:
+SaveSetting = Callable[[AsyncSession, str, Any, Actor], Awaitable[object]]
+"""A settings service call: (session, tenant, validated body, actor); the API's own function."""
+
+
+async def _save_setting(
+    request: Request,
+    session: AsyncSession,
+    user: WebUser,
+    *,
+    section: str,
+    model: type[BaseModel],
+    save: SaveSetting,
+    entity: str,
+) -> Response:
+    """One settings form: the API's request model built from the fields, the API's service call and
+    its `configuration changed` line; a bad value re-renders the page with 422 naming the field."""
     form = await read_form(request)
     check_csrf(form, user.csrf)
     require_engineer(user)
+    tenant_id = user.principal.tenant_id
     try:
-        body = Thresholds.model_validate(submitted(form, Thresholds))
-        await fleet_endpoints.set_thresholds(session, user.principal.tenant_id, body, actor=_actor(user))
+        body = model.model_validate(submitted(form, model))
+        await save(session, tenant_id, body, _actor(user))
     except ValidationError as exc:
         return await _settings_page(
-            request, session, user, section="thresholds", errors=problems(exc), form=form, status=422
+            request, session, user, section=section, errors=problems(exc), form=form, status=422
         )
-    configuration_changed(
-        session, user.principal, "thresholds", "update", user.principal.tenant_id, body.model_fields_set
+    configuration_changed(session, user.principal, entity, "update", tenant_id, body.model_fields_set)
+    return redirect(f"/setup/settings?done={section}#{section}")
+
+
+@router.post("/setup/settings/thresholds")
+async def save_thresholds(request: Request, session: Session, user: User) -> Response:
+    async def save(session: AsyncSession, tenant_id: str, body: Any, actor: Actor) -> object:
+        return await fleet_endpoints.set_thresholds(session, tenant_id, body, actor=actor)
+
+    return await _save_setting(
+        request, session, user, section="thresholds", model=Thresholds, save=save, entity="thresholds"
     )
-    return redirect("/setup/settings?done=thresholds#thresholds")
 
 
 @router.post("/setup/settings/currency")
 async def save_currency(request: Request, session: Session, user: User) -> Response:
-    form = await read_form(request)
-    check_csrf(form, user.csrf)
-    require_engineer(user)
-    try:
-        body = CurrencySettings.model_validate(submitted(form, CurrencySettings))
-        await tenants.set_currency(session, user.principal.tenant_id, body, actor=_actor(user))
-    except ValidationError as exc:
-        return await _settings_page(
-            request, session, user, section="currency", errors=problems(exc), form=form, status=422
-        )
-    configuration_changed(
-        session, user.principal, "currency", "update", user.principal.tenant_id, body.model_fields_set
+    async def save(session: AsyncSession, tenant_id: str, body: Any, actor: Actor) -> object:
+        return await tenants.set_currency(session, tenant_id, body, actor=actor)
+
+    return await _save_setting(
+        request, session, user, section="currency", model=CurrencySettings, save=save, entity="currency"
     )
-    return redirect("/setup/settings?done=currency#currency")
 
 
 @router.post("/setup/settings/billing-review")
 async def save_review_settings(request: Request, session: Session, user: User) -> Response:
-    form = await read_form(request)
-    check_csrf(form, user.csrf)
-    require_engineer(user)
-    try:
-        body = review.ReviewSettings.model_validate(submitted(form, review.ReviewSettings))
-        await billing_service.set_review_settings(session, user.principal.tenant_id, body, actor=_actor(user))
-    except ValidationError as exc:
-        return await _settings_page(
-            request, session, user, section="review", errors=problems(exc), form=form, status=422
-        )
-    configuration_changed(
-        session, user.principal, "billing_review", "update", user.principal.tenant_id, body.model_fields_set
+    async def save(session: AsyncSession, tenant_id: str, body: Any, actor: Actor) -> object:
+        return await billing_service.set_review_settings(session, tenant_id, body, actor=actor)
+
+    return await _save_setting(
+        request,
+        session,
+        user,
+        section="review",
+        model=review.ReviewSettings,
+        save=save,
+        entity="billing_review",
     )
-    return redirect("/setup/settings?done=review#review")
 
 
 # -- rejected mapping suggestions -----------------------------------------------------------------
