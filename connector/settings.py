@@ -54,8 +54,11 @@ class Settings(BaseSettings):
     """How long a vendor call's concurrency slot is leased between renewals (renewed every third of
     it): the slots of a process that died come back after at most this long."""
     vendor_budget_wait_seconds: float = Field(default=3.0, gt=0)
-    """How long one statement of the database budget may wait (a pooled connection, a lock); past
-    it the call goes ahead under this process's own limit."""
+    """How long one statement of the database budget may wait (a pooled connection, a lock) before
+    it is tried again."""
+    vendor_budget_outage_seconds: float = Field(default=30.0, gt=0)
+    """How long a vendor call keeps asking a budget store that fails or times out before it goes
+    ahead under this process's own limit (then, for as long again, calls try the store once)."""
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     """Opening a PostgreSQL connection."""
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -19,9 +19,11 @@ slots live in the deployment's shared store:
 
 Both count calls started per minute per connection when the connection sets
 `max_requests_per_minute` (fixed one-minute windows). Each process first passes its own semaphore of
-the same size, so it never has more calls waiting on the store than the limit. If the store cannot be
-reached, a call goes ahead under that process-local limit alone (logged): a vendor call is never
-refused because the budget could not be read.
+the same size, so it never has more calls waiting on the store than the limit. A busy store (a lock
+wait, a pool timeout) is asked again: only a store that has not answered for
+`vendor_budget_outage_seconds` lets a call go ahead under that process-local limit alone (logged), so
+a vendor call is never stopped for good because the budget could not be read, and contention never
+lets calls past the shared limit.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import redis.asyncio as redis
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.budgets import Limits, LocalBudget, RequestBudget
@@ -111,8 +113,10 @@ class _Shared:
     """What the database and Redis stores share: the budgets per connection, the set of held
     tokens, the renewal task and the claim loop with its backoff."""
 
-    def __init__(self, lease_seconds: float) -> None:
+    def __init__(self, lease_seconds: float, outage_seconds: float = 30.0) -> None:
         self.lease_seconds = lease_seconds
+        self.outage_seconds = outage_seconds
+        self._down_until = 0.0
         self.owner = new_id()
         self._budgets: dict[str, _SharedBudget] = {}
         self._held: dict[str, _Token] = {}
@@ -126,23 +130,39 @@ class _Shared:
         return budget
 
     async def claim(self, connection_id: str, limits: Limits) -> _Token:
-        try:
-            if limits.per_minute is not None:
-                await self._wait_rate(connection_id, limits.per_minute)
-            wait = POLL_MIN
-            while True:
+        """A slot of the shared store. A store that is busy or briefly unreachable (a lock wait, a
+        pool timeout, a dropped connection) is asked again until `outage_seconds` have passed:
+        only then does the call go ahead under this process's own limit, and for the next
+        `outage_seconds` further calls go ahead after a single failed try."""
+        deadline = time.monotonic() + (0.0 if self._store_down() else self.outage_seconds)
+        rate_counted = limits.per_minute is None
+        wait = POLL_MIN
+        while True:
+            token: _Token | None = None
+            try:
+                if not rate_counted:
+                    assert limits.per_minute is not None
+                    await self._wait_rate(connection_id, limits.per_minute)
+                    rate_counted = True
                 token = await self._try_claim(connection_id, limits.concurrency)
-                if token is not None:
-                    self._held[token.holder or ""] = token
-                    self._ensure_renewer()
-                    return token
-                await asyncio.sleep(random.uniform(wait / 2, wait))  # noqa: S311 - jitter
-                wait = min(POLL_MAX, wait * 2)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the store is unreachable: this process's own limit still holds
-            self._warn("vendor budget unavailable; limiting this process alone", exc)
-            return _Token(None, connection_id, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    self._down_until = time.monotonic() + self.outage_seconds
+                    self._warn("vendor budget unavailable; limiting this process alone", exc)
+                    return _Token(None, connection_id, None)
+            else:
+                self._down_until = 0.0
+            if token is not None:
+                self._held[token.holder or ""] = token
+                self._ensure_renewer()
+                return token
+            await asyncio.sleep(random.uniform(wait / 2, wait))  # noqa: S311 - jitter
+            wait = min(POLL_MAX, wait * 2)
+
+    def _store_down(self) -> bool:
+        return time.monotonic() < self._down_until
 
     async def give_back(self, token: _Token) -> None:
         self._held.pop(token.holder or "", None)
@@ -196,8 +216,8 @@ class _Shared:
 class DatabaseBudgets(_Shared):
     """Slots as leased rows of `vendor_slots`, calls per minute in `vendor_rate_windows`."""
 
-    def __init__(self, engine: AsyncEngine, *, lease_seconds: float) -> None:
-        super().__init__(lease_seconds)
+    def __init__(self, engine: AsyncEngine, *, lease_seconds: float, outage_seconds: float = 30.0) -> None:
+        super().__init__(lease_seconds, outage_seconds)
         self.engine = engine
         self._rows: dict[str, int] = {}
         """connection → how many slot rows are known to exist."""
@@ -219,16 +239,26 @@ class DatabaseBudgets(_Shared):
 
     async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
         await self._ensure_rows(connection_id, limit)
-        now = self._now()
+
+        def free_at(now: datetime) -> tuple[ColumnElement[bool], Select[int]]:
+            free = or_(VendorSlot.holder.is_(None), VendorSlot.expires_at < now)
+            pick = (
+                select(VendorSlot.slot_no)
+                .where(VendorSlot.connection_id == connection_id, VendorSlot.slot_no < limit, free)
+                .order_by(VendorSlot.slot_no)
+                .limit(1)
+            )
+            return free, pick
+
+        # A read first: while every slot is busy, polling takes no write lock (SQLite has one).
+        async with self.engine.connect() as conn:
+            if (await conn.execute(free_at(self._now())[1])).first() is None:
+                return None
         holder = new_id()
-        free = or_(VendorSlot.holder.is_(None), VendorSlot.expires_at < now)
-        pick = (
-            select(VendorSlot.slot_no)
-            .where(VendorSlot.connection_id == connection_id, VendorSlot.slot_no < limit, free)
-            .order_by(VendorSlot.slot_no)
-            .limit(1)
-        )
+        started = time.monotonic()
         async with self.engine.begin() as conn:
+            now = self._now()  # once a connection is had: the lease starts no earlier than the claim
+            free, pick = free_at(now)
             if db.backend(conn) == "postgresql":
                 pick = pick.with_for_update(skip_locked=True)
             claimed = (
@@ -249,7 +279,25 @@ class DatabaseBudgets(_Shared):
             ).scalar_one_or_none()
         if claimed is None:
             return None
-        return _Token(None, connection_id, holder, claimed)
+        token = _Token(None, connection_id, holder, claimed)
+        if time.monotonic() - started > self.lease_seconds / 3 and not await self._still_held(token):
+            return None  # the claim waited so long (a lock) that its lease ran out and another took it
+        return token
+
+    async def _still_held(self, token: _Token) -> bool:
+        """Renew one slot if it is still this call's: after this, nobody else can take it before
+        the lease that starts now runs out."""
+        async with self.engine.begin() as conn:
+            renewed = await conn.execute(
+                update(VendorSlot)
+                .where(
+                    VendorSlot.connection_id == token.connection_id,
+                    VendorSlot.slot_no == token.slot_no,
+                    VendorSlot.holder == token.holder,
+                )
+                .values(expires_at=self._now() + timedelta(seconds=self.lease_seconds))
+            )
+        return db.affected(renewed) == 1
 
     async def _release(self, token: _Token) -> None:
         async with self.engine.begin() as conn:
@@ -340,8 +388,15 @@ class RedisBudgets(_Shared):
     """Slots as members of a sorted set per connection scored by lease expiry (the Redis server's
     clock, so the processes' clocks need not agree), claimed and renewed by Lua scripts."""
 
-    def __init__(self, url: str, *, lease_seconds: float, prefix: str = "connector:budget:") -> None:
-        super().__init__(lease_seconds)
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease_seconds: float,
+        outage_seconds: float = 30.0,
+        prefix: str = "connector:budget:",
+    ) -> None:
+        super().__init__(lease_seconds, outage_seconds)
         self.prefix = prefix
         self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._scripts: dict[str, Any] = {
@@ -388,8 +443,9 @@ def budget_store(settings: Settings, url: str, schema: str) -> BudgetStore:
     own with short statement limits, so a claim never waits on the caller's pool or transaction for
     longer than a few seconds)."""
     lease = float(settings.vendor_slot_lease_seconds)
+    outage = float(settings.vendor_budget_outage_seconds)
     if settings.redis_url:
-        return RedisBudgets(settings.redis_url, lease_seconds=lease)
+        return RedisBudgets(settings.redis_url, lease_seconds=lease, outage_seconds=outage)
     sidecar = db.is_sqlite(url) and not url.endswith(":memory:")
     if sidecar:
         url = sidecar_url(url)
@@ -403,7 +459,7 @@ def budget_store(settings: Settings, url: str, schema: str) -> BudgetStore:
             pool=settings.vendor_budget_wait_seconds,
         ),
     )
-    return _OwningDatabaseBudgets(engine, lease_seconds=lease, create_tables=sidecar)
+    return _OwningDatabaseBudgets(engine, lease_seconds=lease, outage_seconds=outage, create_tables=sidecar)
 
 
 def sidecar_url(url: str) -> str:
@@ -414,8 +470,10 @@ def sidecar_url(url: str) -> str:
 
 
 class _OwningDatabaseBudgets(DatabaseBudgets):
-    def __init__(self, engine: AsyncEngine, *, lease_seconds: float, create_tables: bool) -> None:
-        super().__init__(engine, lease_seconds=lease_seconds)
+    def __init__(
+        self, engine: AsyncEngine, *, lease_seconds: float, outage_seconds: float, create_tables: bool
+    ) -> None:
+        super().__init__(engine, lease_seconds=lease_seconds, outage_seconds=outage_seconds)
         self._create_tables = create_tables
         self._tables_ready = asyncio.Lock()
 

@@ -214,16 +214,63 @@ async def test_an_unreachable_store_limits_the_process_alone(services: Services)
     engine = db.create_engine(
         "postgresql+asyncpg://nobody@127.0.0.1:9/none", timeouts=db.Timeouts(connect=1, pool=1)
     )
-    store = DatabaseBudgets(engine, lease_seconds=30)
+    store = DatabaseBudgets(engine, lease_seconds=30, outage_seconds=1.5)
     gauge = Gauge()
     try:
         budget = store.for_connection(CONNECTION)
-        await asyncio.wait_for(asyncio.gather(*(gauge.hold(budget, Limits(2)) for _ in range(6))), 60)
+        started = time.monotonic()
+        await asyncio.wait_for(asyncio.gather(*(gauge.hold(budget, Limits(2), 0.6) for _ in range(6))), 60)
+        waited = time.monotonic() - started
     finally:
         await store.aclose()
         await engine.dispose()
     assert gauge.done == 6
     assert gauge.peak == 2
+    assert waited >= 1.5, "went ahead before the store had been unreachable for outage_seconds"
+
+
+async def test_a_busy_store_is_asked_again_never_bypassed(backend: str, settings: Settings) -> None:
+    """A store that answers slowly is busy, not gone: while the SQLite side file is write-locked for
+    longer than one statement may wait, two processes' calls keep asking, and once it is free they
+    still take the one slot in turn (going ahead unshared would have put both in flight)."""
+    if backend != "sqlite":
+        pytest.skip("the side file is SQLite's")
+    settings = settings.model_copy(update={"vendor_budget_wait_seconds": 0.2})
+    url = settings.resolved_database_url()
+    first = budget_store(settings, url, "")
+    second = budget_store(settings, url, "")
+    limits = Limits(concurrency=1)
+    side_file = sidecar_url(url).split(":///", 1)[1]
+    try:
+        warm = await first.for_connection(CONNECTION).acquire(limits)  # creates the file and its rows
+        await first.for_connection(CONNECTION).release(warm)
+        locker = sqlite3.connect(side_file, timeout=5)
+        locker.execute("BEGIN IMMEDIATE")
+        try:
+            calls = [
+                asyncio.ensure_future(store.for_connection(CONNECTION).acquire(limits))
+                for store in (first, second)
+            ]
+            await asyncio.sleep(1.0)  # five times what one statement may wait
+            assert not any(call.done() for call in calls), "a call went ahead while the store was busy"
+        finally:
+            locker.rollback()
+            locker.close()
+        done, pending = await asyncio.wait(calls, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1 and len(pending) == 1, "both calls took the one slot"
+        [winner] = done
+        token = winner.result()
+        assert getattr(token, "holder", None) is not None, "the claim fell back to the process limit"
+        owner = first if winner is calls[0] else second
+        await asyncio.sleep(0.3)
+        assert not pending.pop().done(), "the second call took the slot the first one holds"
+        await owner.for_connection(CONNECTION).release(token)
+        last = await asyncio.wait_for(calls[1] if winner is calls[0] else calls[0], 10)
+        assert getattr(last, "holder", None) is not None
+        await (second if owner is first else first).for_connection(CONNECTION).release(last)
+    finally:
+        await first.aclose()
+        await second.aclose()
 
 
 async def test_sqlite_budgets_are_claimed_while_the_database_is_write_locked(
