@@ -333,10 +333,13 @@ class AutotaskAdapter:
     async def _discover(self) -> ZoneInfo:
         if self._options.zone_url:
             return ZoneInfo(url=self._options.zone_url, webUrl=self._options.web_url)
-        client = VendorHttpClient(
+        client = VendorHttpClient(  # a call to the vendor like any other: it takes a budget slot
             self.discovery_base,
             headers=self._headers(),
             error_parser=parse_autotask_error,
+            max_concurrency=self._options.max_concurrency,
+            max_requests_per_minute=self._options.max_requests_per_minute,
+            budget=self._ctx.budget,
             transport=self._ctx.transport_factory(self.discovery_base),
             sleep=self._sleep,
         )

@@ -314,10 +314,13 @@ class ConnectWiseManageAdapter:
 
     async def _discover(self) -> CompanyInfo:
         site = self.site_url
-        client = VendorHttpClient(
+        client = VendorHttpClient(  # a call to the vendor like any other: it takes a budget slot
             site,
             headers={"Accept": "application/json"},
             error_parser=parse_manage_error,
+            max_concurrency=self._options.max_concurrency,
+            max_requests_per_minute=self._options.max_requests_per_minute,
+            budget=self._ctx.budget,
             transport=self._ctx.transport_factory(site),
             sleep=self._sleep,
         )

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from adapters.base import AdapterSpec, BillingLine, ConnectionContext, TicketSpec, WebhookRequest
+from adapters.budgets import Limits, RequestBudget
 
 A = TypeVar("A")
 
@@ -60,6 +61,7 @@ def build_adapter(
     transport_factory: Callable[[str], httpx.AsyncBaseTransport],
     sleep: Sleeps | None = None,
     extra: dict[str, Any] | None = None,
+    budget: RequestBudget | None = None,
 ) -> A:
     """`spec.factory` over a context of these parts (a fresh `Sleeps` unless given), checked to be `kind`."""
     ctx = ConnectionContext(
@@ -70,10 +72,26 @@ def build_adapter(
         transport_factory=transport_factory,
         sleep=sleep or Sleeps(),
         extra=extra or {},
+        budget=budget,
     )
     adapter = spec.factory(ctx)
     assert isinstance(adapter, kind)
     return adapter
+
+
+class CountingBudget:
+    """A connection budget that counts the slots taken (and their limits), to show that every
+    request an adapter makes goes through the connection's budget."""
+
+    def __init__(self) -> None:
+        self.taken: list[Limits] = []
+
+    async def acquire(self, limits: Limits) -> object:
+        self.taken.append(limits)
+        return len(self.taken)
+
+    async def release(self, token: object) -> None:
+        return None
 
 
 def ticket_spec(marker: str, ids: Mapping[str, object], extra: Mapping[str, Any]) -> TicketSpec:

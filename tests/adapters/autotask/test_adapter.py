@@ -26,6 +26,7 @@ from adapters.errors import (
 )
 from tests.support.adapter_helpers import (
     Clock,
+    CountingBudget,
     Sleeps,
     asgi_transports,
     billing_line,
@@ -45,6 +46,7 @@ def make_adapter(
     sleep: Sleeps | None = None,
     clock: Clock | None = None,
     urls: list[str] | None = None,
+    budget: CountingBudget | None = None,
 ) -> AutotaskAdapter:
     extra: dict[str, Any] = {"now": lambda: NOW}
     if clock is not None:
@@ -59,6 +61,7 @@ def make_adapter(
         transport_factory=asgi_transports(fake.app, urls),
         sleep=sleep,
         extra=extra,
+        budget=budget,
     )
 
 
@@ -126,6 +129,18 @@ async def test_zone_discovery_then_calls_go_to_the_zone(fake: AutotaskFake, seed
         assert recorded.headers["username"] == fake.username
         assert recorded.headers["secret"] == fake.secret
     assert adapter.guard.usage is not None
+
+
+async def test_zone_discovery_takes_a_slot_of_the_connections_budget(
+    fake: AutotaskFake, seed: DemoSeed
+) -> None:
+    """Every request to the vendor counts against the connection's limit, the discovery too."""
+    budget = CountingBudget()
+    adapter = make_adapter(fake, options={"max_concurrency": 2}, budget=budget)
+    await adapter.test_connection()
+    await adapter.aclose()
+    assert len(budget.taken) == len(fake.requests) == 2
+    assert {limits.concurrency for limits in budget.taken} == {2}
 
 
 async def test_zone_url_option_skips_discovery(fake: AutotaskFake, seed: DemoSeed) -> None:

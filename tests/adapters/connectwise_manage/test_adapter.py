@@ -25,7 +25,14 @@ from adapters.errors import (
     CredentialsError,
     VendorRequestError,
 )
-from tests.support.adapter_helpers import Sleeps, asgi_transports, billing_line, build_adapter, ticket_spec
+from tests.support.adapter_helpers import (
+    CountingBudget,
+    Sleeps,
+    asgi_transports,
+    billing_line,
+    build_adapter,
+    ticket_spec,
+)
 
 SITE = "https://na.myconnectwise.net"
 
@@ -38,6 +45,7 @@ def make_adapter(
     credentials: dict[str, str] | None = None,
     sleep: Sleeps | None = None,
     urls: list[str] | None = None,
+    budget: CountingBudget | None = None,
 ) -> ConnectWiseManageAdapter:
     return build_adapter(
         SPEC,
@@ -48,6 +56,7 @@ def make_adapter(
         options=ManageOptions(**(options or {})),
         transport_factory=asgi_transports(fake.app, urls),
         sleep=sleep,
+        budget=budget,
     )
 
 
@@ -114,6 +123,20 @@ async def test_cloud_site_discovers_codebase_and_uses_api_prefix(fake: ManageFak
     assert fake.call_count("GET", "/system/info") == 1
     assert fake.api_versions == {"2025.1": 1}
     await adapter.aclose()
+
+
+async def test_codebase_discovery_takes_a_slot_of_the_connections_budget(
+    fake: ManageFake, seed: DemoSeed
+) -> None:
+    """Every request to the vendor counts against the connection's limit, the discovery too: a
+    second process's first call would otherwise be one more in flight than the limit."""
+    budget = CountingBudget()
+    adapter = make_adapter(fake, options={"max_concurrency": 3}, budget=budget)
+    await adapter.test_connection()
+    await adapter.aclose()
+    assert fake.call_count("GET", "/login/companyinfo/{companyId}") == 1
+    assert len(budget.taken) == sum(fake.calls.values()) == 2
+    assert {limits.concurrency for limits in budget.taken} == {3}
 
 
 async def test_on_premises_site_keeps_its_host(seed: DemoSeed) -> None:
