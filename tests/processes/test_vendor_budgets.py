@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from adapters.connectwise_manage.fake import DemoSeed, ManageFake
+from connector.infra.budgets import sidecar_url
 from tests.api.world import canonical_alert
 from tests.conftest import _RAN, _postgres_reachable
 from tests.support.processes import PG_URL, Deployment, Proc, ServedApp, query, wait_until
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.processes
 LIMIT = 4
 PROBLEMS = 24
 CLIENT = "c-1"
-LEASE_SECONDS = 2.0
+LEASE_SECONDS = 4.0
 """The slots' lease: short, so a killed worker's slots come back within the test."""
 
 
@@ -78,7 +79,7 @@ class World:
 
     def state(self) -> str:
         jobs = query(self.deployment, "SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
-        slots = query(self.deployment, "SELECT slot_no, holder, owner, expires_at FROM vendor_slots")
+        slots = self.slots("SELECT slot_no, holder, owner, expires_at FROM vendor_slots")
         return f"jobs {jobs}; slots {slots}; tickets {len(self.manage.tickets_for(self.company))}"
 
     def jobs(self, status: str, kind: str | None = None) -> int:
@@ -88,10 +89,12 @@ class World:
 
     def held(self) -> list[tuple[Any, ...]]:
         """(owner, slots) of the slots held now, by any process."""
-        return query(
-            self.deployment,
-            "SELECT owner, count(*) FROM vendor_slots WHERE holder IS NOT NULL GROUP BY owner",
-        )
+        return self.slots("SELECT owner, count(*) FROM vendor_slots WHERE holder IS NOT NULL GROUP BY owner")
+
+    def slots(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """A query on the slots table: on SQLite it lives in the file beside the database."""
+        url = sidecar_url(self.deployment.database_url) if self.deployment.backend == "sqlite" else ""
+        return query(self.deployment, sql, url=url, **params)
 
 
 @pytest.fixture
@@ -173,6 +176,8 @@ def test_two_workers_together_stay_within_the_connections_limit(world: World) ->
     assert world.manage.max_in_flight > 1, "the calls never overlapped: the test shows nothing"
     assert all(w.alive() for w in workers), outputs
     assert world.held() == []  # every slot was given back
+    assert world.slots("SELECT count(*) FROM vendor_slots") == [(LIMIT,)], "the shared slots were never used"
+    assert "vendor budget unavailable" not in outputs, "a call went ahead under its process's own limit"
 
 
 def test_a_killed_worker_leaks_no_slot(world: World) -> None:
@@ -205,8 +210,7 @@ def test_a_killed_worker_leaks_no_slot(world: World) -> None:
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {world.state()}\n{survivor.output()}") from None
     assert survivor.alive(), survivor.output()
-    [(live,)] = query(
-        world.deployment,
+    [(live,)] = world.slots(
         "SELECT count(*) FROM vendor_slots WHERE owner = :o AND holder IS NOT NULL AND expires_at > :now",
         o=dead_owner,
         now=datetime.now(UTC) if world.deployment.backend == "postgresql" else _sqlite_now(),

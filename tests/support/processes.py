@@ -213,15 +213,16 @@ async def _drop_schema(schema: str) -> None:
         await engine.dispose()
 
 
-def query(deployment: Deployment, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    """Run one SQL statement against the deployment's database (for assertions) and return the rows."""
+def query(deployment: Deployment, sql: str, *, url: str = "", **params: Any) -> list[tuple[Any, ...]]:
+    """Run one SQL statement against the deployment's database (or another `url` in its schema, for
+    assertions) and return the rows."""
 
     async def run() -> list[tuple[Any, ...]]:
         from sqlalchemy import text
 
         from connector.infra import db
 
-        engine = db.create_engine(deployment.database_url, schema=deployment.schema)
+        engine = db.create_engine(url or deployment.database_url, schema=deployment.schema)
         try:
             async with engine.connect() as conn:
                 return [tuple(row) for row in await conn.execute(text(sql), params)]
