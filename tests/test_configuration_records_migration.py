@@ -6,15 +6,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import column, insert, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connector.infra import db
 from connector.models import Connection, Endpoint, Tenant
 from tests.conftest import _RAN, PG_URL, _postgres_reachable
+
+# The endpoints table as revision 0018 has it: the model's later columns do not exist yet.
+ENDPOINTS_AT_0018 = table(
+    "endpoints",
+    *(
+        column(name)
+        for name in (
+            "id",
+            "tenant_id",
+            "rmm_connection_id",
+            "endpoint_id",
+            "client_id",
+            "hostname",
+            "health",
+            "fingerprint",
+            "pushed_fields_fingerprint",
+            "first_seen_at",
+            "updated_at",
+        )
+    ),
+)
 
 
 @pytest.fixture
@@ -67,14 +89,18 @@ async def test_every_endpoint_is_written_once_more_after_the_upgrade(
         )
         for n, fingerprint in enumerate(["abc", None]):
             await conn.execute(
-                insert(Endpoint).values(
+                insert(ENDPOINTS_AT_0018).values(
                     id=f"e{n}",
                     tenant_id="t",
                     rmm_connection_id="rmm",
                     endpoint_id=f"ep-{n}",
                     client_id="c",
                     hostname=f"PC-{n}",
+                    health="unprotected",
+                    fingerprint="",
                     pushed_fields_fingerprint=fingerprint,
+                    first_seen_at=datetime.now(UTC),
+                    updated_at=datetime.now(UTC),
                 )
             )
     await db.migrate(url, "head", schema=schema)
