@@ -173,6 +173,23 @@ def make_key(services: Services) -> KeyMaker:
     return make
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist each worker hands its counts to the controller, which prints the summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["connector_ran"] = dict(_RAN)
+        workeroutput["connector_postgres"] = _PG_STATE.get("checked")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    output = getattr(node, "workeroutput", {})
+    for name, count in output.get("connector_ran", {}).items():
+        _RAN[name] += count
+    if output.get("connector_postgres"):
+        _PG_STATE.setdefault("checked", output["connector_postgres"])
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     lines = []
     for name in ("sqlite", "postgresql"):
