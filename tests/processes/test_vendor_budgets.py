@@ -3,11 +3,12 @@ job runs each) open tickets for 24 problems in the ConnectWise Manage fake on a 
 concurrent calls; the fake, which counts the requests it is answering, never sees more than 4 at
 once — and sees more than 1, so the calls really overlapped. A worker SIGKILLed while holding every
 slot leaks none of them: once their lease runs out another worker takes them and does the work
-(the killed worker's own jobs wait for their job lease, which is the queue's business). On SQLite and
-PostgreSQL."""
+(the killed worker's own jobs wait for their job lease, which is the queue's business). With the slots
+in the database (SQLite, PostgreSQL) and, for the limit, in Redis."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from adapters.connectwise_manage.fake import DemoSeed, ManageFake
 from connector.infra.budgets import sidecar_url
@@ -25,6 +27,7 @@ from tests.support.processes import PG_URL, Deployment, Proc, ServedApp, query, 
 
 pytestmark = pytest.mark.processes
 
+REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LIMIT = 4
 PROBLEMS = 24
 CLIENT = "c-1"
@@ -32,19 +35,37 @@ LEASE_SECONDS = 4.0
 """The slots' lease: short, so a killed worker's slots come back within the test."""
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    """The budgets in the database (SQLite's side file, PostgreSQL), or in Redis over SQLite."""
     backend = str(request.param)
     if backend == "postgresql" and (reason := _postgres_reachable()) is not None:
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {reason}")
+    if backend == "redis":
+        if request.node.get_closest_marker("database_budgets"):
+            pytest.skip("a test of the database store")
+        if (reason := _redis_reachable()) is not None:
+            pytest.skip(f"Redis unreachable at {REDIS_URL}: {reason}")
+        backend = "sqlite"
     _RAN[backend] += 1
     deployed = Deployment.create(backend, tmp_path / "deployment")
     deployed.extra_env["CONNECTOR_VENDOR_SLOT_LEASE_SECONDS"] = str(LEASE_SECONDS)
+    if request.param == "redis":
+        deployed.extra_env["CONNECTOR_REDIS_URL"] = REDIS_URL
     deployed.migrate()
     try:
         yield deployed
     finally:
         deployed.close()
+
+
+def _redis_reachable() -> str | None:
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass
@@ -54,7 +75,19 @@ class World:
     seed: DemoSeed
     serve: Proc
     rmm: dict[str, Any]
+    psa: dict[str, Any]
     http: httpx.Client
+
+    @property
+    def in_redis(self) -> bool:
+        return "CONNECTOR_REDIS_URL" in self.deployment.extra_env
+
+    def live_in_redis(self) -> int:
+        """Slots held now in Redis (members whose lease, by the server's clock, has not run out)."""
+        with redis.Redis.from_url(REDIS_URL) as client:
+            seconds, micros = client.time()
+            key = f"connector:budget:{self.psa['id']}:slots"
+            return int(client.zcount(key, seconds * 1000 + micros // 1000, "+inf"))
 
     @property
     def company(self) -> int:
@@ -88,7 +121,10 @@ class World:
         return int(count)
 
     def held(self) -> list[tuple[Any, ...]]:
-        """(owner, slots) of the slots held now, by any process."""
+        """(owner, slots) of the slots held now, by any process (Redis keeps no owner)."""
+        if self.in_redis:
+            live = self.live_in_redis()
+            return [("redis", live)] if live else []
         return self.slots("SELECT owner, count(*) FROM vendor_slots WHERE holder IS NOT NULL GROUP BY owner")
 
     def slots(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -149,7 +185,7 @@ def world(deployment: Deployment) -> Iterator[World]:
                 "note_interval_minutes": 0,
             },
         )
-        yield World(deployment, manage, seed, serve, rmm, http)
+        yield World(deployment, manage, seed, serve, rmm, psa, http)
 
 
 def _drained(world: World, timeout: float = 180) -> None:
@@ -176,10 +212,14 @@ def test_two_workers_together_stay_within_the_connections_limit(world: World) ->
     assert world.manage.max_in_flight > 1, "the calls never overlapped: the test shows nothing"
     assert all(w.alive() for w in workers), outputs
     assert world.held() == []  # every slot was given back
-    assert world.slots("SELECT count(*) FROM vendor_slots") == [(LIMIT,)], "the shared slots were never used"
+    if not world.in_redis:
+        assert world.slots("SELECT count(*) FROM vendor_slots") == [(LIMIT,)], (
+            "the shared slots were never used"
+        )
     assert "vendor budget unavailable" not in outputs, "a call went ahead under its process's own limit"
 
 
+@pytest.mark.database_budgets  # Redis expires a dead holder's slots by its own clock (unit-tested)
 def test_a_killed_worker_leaks_no_slot(world: World) -> None:
     world.manage.latency = 1.5  # each call holds its slot long enough to kill the worker mid-call
     doomed = world.worker(concurrency=LIMIT)  # each of its job runs holds a slot when it dies
