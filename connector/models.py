@@ -1184,12 +1184,16 @@ class VendorSlot(Base):
     expires_at: Mapped[datetime | None]
 
 
-class VendorRateWindow(Base):
-    """Calls started on a connection in one minute (`window` = minutes since the epoch, UTC), shared
-    by every process of the deployment: a call starts only if it can count itself below the limit."""
+class VendorRateSlot(Base):
+    """One of a connection's `max_requests_per_minute` starts, shared by every process of the
+    deployment: a call starts only by taking a row last used a full window ago, so no window of
+    that length ever holds more starts than there are rows (a sliding log with a fixed number of
+    entries, unlike fixed minutes, which let twice the limit through across a boundary). Rows
+    `0 … limit-1` are created on first use."""
 
-    __tablename__ = "vendor_rate_windows"
+    __tablename__ = "vendor_rate_slots"
 
     connection_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    calls: Mapped[int] = mapped_column(Integer, default=0)
+    slot_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    used_at: Mapped[datetime | None]
+    """When the call that last took it started (NULL: never)."""

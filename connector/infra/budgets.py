@@ -15,15 +15,17 @@ slots live in the deployment's shared store:
   On SQLite the slots live in a file of their own beside the database (`<database>-budgets`,
   created on first use), so a claim never waits on the database's single write lock.
 - `RedisBudgets` (when `redis_url` is set): a sorted set per connection (member = the call, score =
-  its lease expiry by the Redis server's clock) managed by Lua scripts, and per-minute counters.
+  its lease expiry by the Redis server's clock) managed by Lua scripts, and a sorted set of the last
+  minute's call starts.
 
-Both count calls started per minute per connection when the connection sets
-`max_requests_per_minute` (fixed one-minute windows). Each process first passes its own semaphore of
-the same size, so it never has more calls waiting on the store than the limit. A busy store (a lock
-wait, a pool timeout) is asked again: only a store that has not answered for
-`vendor_budget_outage_seconds` lets a call go ahead under that process-local limit alone (logged), so
-a vendor call is never stopped for good because the budget could not be read, and contention never
-lets calls past the shared limit.
+Both count the calls started on a connection that sets `max_requests_per_minute` over a sliding
+minute: a call starts only when fewer than the limit started in the 60 s before it (the database
+keeps one row per call the limit allows, each taken once per minute). Each process first passes its
+own semaphore of the same size, so it never has more calls waiting on the store than the limit. A
+busy store (a lock wait, a pool timeout) is asked again: only a store that has not answered for
+`vendor_budget_outage_seconds` lets a call go ahead under that process-local limit alone (logged),
+so a vendor call is never stopped for good because the budget could not be read, and contention
+never lets calls past the shared limit.
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import redis.asyncio as redis
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.budgets import Limits, LocalBudget, RequestBudget
 from connector.infra import db
 from connector.infra.logs import get_logger
-from connector.models import Base, VendorRateWindow, VendorSlot, new_id
+from connector.models import Base, VendorRateSlot, VendorSlot, new_id
 from connector.settings import Settings
 
 log = get_logger("connector.budgets")
@@ -50,6 +52,11 @@ log = get_logger("connector.budgets")
 POLL_MIN = 0.01
 POLL_MAX = 0.25
 """Seconds between claims while every slot is busy: doubling from POLL_MIN, jittered, capped."""
+RATE_MARGIN = 0.25
+"""Seconds added to the rate window: a call goes out moments after its start is counted, and those
+moments differ between calls, so each row waits a little longer than the window before its reuse."""
+RESTAMP_AFTER = 0.2
+"""A rate claim that took longer than this (seconds) stamps its row again when it is through."""
 
 
 class BudgetStore(Protocol):
@@ -109,13 +116,40 @@ class _SharedBudget:
             await self._local.release(token.local)
 
 
+class _Failing:
+    """How long a store has been failing one caller in a row, and whether to stop asking it."""
+
+    def __init__(self, store: _Shared) -> None:
+        self._store = store
+        self._since: float | None = None
+
+    def answered(self) -> None:
+        self._since = None
+        self._store._down_until = 0.0
+
+    def give_up(self, exc: BaseException) -> bool:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if not self._store._store_down() and now - self._since < self._store.outage_seconds:
+            return False
+        self._store._down_until = now + self._store.outage_seconds
+        self._store._warn("vendor budget unavailable; limiting this process alone", exc)
+        return True
+
+
 class _Shared:
     """What the database and Redis stores share: the budgets per connection, the set of held
     tokens, the renewal task and the claim loop with its backoff."""
 
-    def __init__(self, lease_seconds: float, outage_seconds: float = 30.0) -> None:
+    def __init__(
+        self, lease_seconds: float, outage_seconds: float = 30.0, rate_window_seconds: float = 60.0
+    ) -> None:
         self.lease_seconds = lease_seconds
         self.outage_seconds = outage_seconds
+        self.rate_window_seconds = rate_window_seconds
+        """The window `max_requests_per_minute` counts over (a minute; shorter in tests)."""
+        self.rate_margin_seconds = RATE_MARGIN
         self._down_until = 0.0
         self.owner = new_id()
         self._budgets: dict[str, _SharedBudget] = {}
@@ -130,36 +164,53 @@ class _Shared:
         return budget
 
     async def claim(self, connection_id: str, limits: Limits) -> _Token:
-        """A slot of the shared store. A store that is busy or briefly unreachable (a lock wait, a
-        pool timeout, a dropped connection) is asked again until `outage_seconds` have passed:
-        only then does the call go ahead under this process's own limit, and for the next
-        `outage_seconds` further calls go ahead after a single failed try."""
-        deadline = time.monotonic() + (0.0 if self._store_down() else self.outage_seconds)
-        rate_counted = limits.per_minute is None
+        """A slot of the shared store, then (with `per_minute`) a start counted in its sliding
+        minute: counted last, so the count is taken moments before the call goes out. A store that
+        is busy or briefly unreachable (a lock wait, a pool timeout, a dropped connection) is asked
+        again until it has failed for `outage_seconds` in a row: only then does the call go ahead
+        under this process's own limit, and for the next `outage_seconds` further calls go ahead
+        after a single failed try."""
+        failing = _Failing(self)
         wait = POLL_MIN
         while True:
-            token: _Token | None = None
             try:
-                if not rate_counted:
-                    assert limits.per_minute is not None
-                    await self._wait_rate(connection_id, limits.per_minute)
-                    rate_counted = True
                 token = await self._try_claim(connection_id, limits.concurrency)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if time.monotonic() >= deadline:
-                    self._down_until = time.monotonic() + self.outage_seconds
-                    self._warn("vendor budget unavailable; limiting this process alone", exc)
-                    return _Token(None, connection_id, None)
+                if failing.give_up(exc):
+                    token = _Token(None, connection_id, None)
+                    break
             else:
-                self._down_until = 0.0
-            if token is not None:
-                self._held[token.holder or ""] = token
-                self._ensure_renewer()
-                return token
+                failing.answered()
+                if token is not None:
+                    self._held[token.holder or ""] = token
+                    self._ensure_renewer()
+                    break
             await asyncio.sleep(random.uniform(wait / 2, wait))  # noqa: S311 - jitter
             wait = min(POLL_MAX, wait * 2)
+        if limits.per_minute is not None:
+            try:
+                await self._count_start(connection_id, limits.per_minute, failing)
+            except BaseException:
+                if token.holder is not None:
+                    await self.give_back(token)
+                raise
+        return token
+
+    async def _count_start(self, connection_id: str, per_minute: int, failing: _Failing) -> None:
+        while True:
+            try:
+                await self._wait_rate(connection_id, per_minute)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if failing.give_up(exc):
+                    return
+                await asyncio.sleep(random.uniform(POLL_MAX / 2, POLL_MAX))  # noqa: S311 - jitter
+            else:
+                failing.answered()
+                return
 
     def _store_down(self) -> bool:
         return time.monotonic() < self._down_until
@@ -214,13 +265,22 @@ class _Shared:
 
 
 class DatabaseBudgets(_Shared):
-    """Slots as leased rows of `vendor_slots`, calls per minute in `vendor_rate_windows`."""
+    """Slots as leased rows of `vendor_slots`, calls per minute as the rows of `vendor_rate_slots`."""
 
-    def __init__(self, engine: AsyncEngine, *, lease_seconds: float, outage_seconds: float = 30.0) -> None:
-        super().__init__(lease_seconds, outage_seconds)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        lease_seconds: float,
+        outage_seconds: float = 30.0,
+        rate_window_seconds: float = 60.0,
+    ) -> None:
+        super().__init__(lease_seconds, outage_seconds, rate_window_seconds)
         self.engine = engine
         self._rows: dict[str, int] = {}
         """connection → how many slot rows are known to exist."""
+        self._rate_rows: dict[str, int] = {}
+        """connection → how many rate rows are known to exist."""
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -319,35 +379,66 @@ class DatabaseBudgets(_Shared):
                 .values(expires_at=self._now() + timedelta(seconds=self.lease_seconds))
             )
 
+    async def _ensure_rate_rows(self, connection_id: str, limit: int) -> None:
+        if self._rate_rows.get(connection_id, 0) >= limit:
+            return
+        async with self.engine.begin() as conn:
+            insert = db.dialect_insert(conn, VendorRateSlot)
+            await conn.execute(
+                insert.values(
+                    [{"connection_id": connection_id, "slot_no": n} for n in range(limit)]
+                ).on_conflict_do_nothing()
+            )
+        self._rate_rows[connection_id] = limit
+
     async def _wait_rate(self, connection_id: str, per_minute: int) -> None:
+        """Start a call by taking one of the connection's `per_minute` rate rows that was last used
+        a whole window ago; while none is, wait until the oldest will be."""
+        await self._ensure_rate_rows(connection_id, per_minute)
+        window = timedelta(seconds=self.rate_window_seconds + self.rate_margin_seconds)
+        mine = and_(VendorRateSlot.connection_id == connection_id, VendorRateSlot.slot_no < per_minute)
+        oldest_first = (VendorRateSlot.used_at.asc().nulls_first(), VendorRateSlot.slot_no)
         while True:
-            now = time.time()
-            window = int(now // 60)
-            async with self.engine.begin() as conn:
-                insert = db.dialect_insert(conn, VendorRateWindow).values(
-                    connection_id=connection_id, window=window, calls=1
-                )
-                counted = (
+            async with self.engine.connect() as conn:  # a read first: no write lock while waiting
+                [oldest] = (
                     await conn.execute(
-                        insert.on_conflict_do_update(
-                            index_elements=["connection_id", "window"],
-                            set_={"calls": VendorRateWindow.calls + 1},
-                            where=VendorRateWindow.calls < per_minute,
-                        ).returning(VendorRateWindow.calls)
+                        select(VendorRateSlot.used_at).where(mine).order_by(*oldest_first).limit(1)
+                    )
+                ).one()
+            now = self._now()
+            if oldest is not None and oldest > now - window:
+                await asyncio.sleep((oldest + window - now).total_seconds() + random.uniform(0, 0.05))  # noqa: S311
+                continue
+            started = time.monotonic()
+            async with self.engine.begin() as conn:
+                now = self._now()
+                free = or_(VendorRateSlot.used_at.is_(None), VendorRateSlot.used_at <= now - window)
+                pick = select(VendorRateSlot.slot_no).where(mine, free).order_by(*oldest_first).limit(1)
+                if db.backend(conn) == "postgresql":
+                    pick = pick.with_for_update(skip_locked=True)
+                taken = (
+                    await conn.execute(
+                        update(VendorRateSlot)
+                        .where(mine, VendorRateSlot.slot_no == pick.scalar_subquery(), free)
+                        .values(used_at=now)
+                        .returning(VendorRateSlot.slot_no)
                     )
                 ).scalar_one_or_none()
-                if counted == 1:  # a new window: the old ones are done with
+            if taken is None:
+                continue  # another process took the last free row first
+            if time.monotonic() - started > RESTAMP_AFTER:
+                # The claim waited (a lock): the call starts now, so its window does too.
+                async with self.engine.begin() as conn:
                     await conn.execute(
-                        delete(VendorRateWindow).where(
-                            and_(
-                                VendorRateWindow.connection_id == connection_id,
-                                VendorRateWindow.window < window - 1,
-                            )
+                        update(VendorRateSlot)
+                        .where(
+                            VendorRateSlot.connection_id == connection_id,
+                            VendorRateSlot.slot_no == taken,
+                            VendorRateSlot.used_at == now,
                         )
+                        .values(used_at=self._now())
                     )
-            if counted is not None:
-                return
-            await asyncio.sleep((window + 1) * 60 - now + random.uniform(0, 0.05))  # noqa: S311
+            return
 
 
 _ACQUIRE = """
@@ -372,15 +463,16 @@ return 1
 """
 _RATE = """
 local t = redis.call('TIME')
-local window = math.floor(tonumber(t[1]) / 60)
-local key = KEYS[1] .. ':' .. window
-local n = redis.call('INCR', key)
-if n == 1 then redis.call('EXPIRE', key, 120) end
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', key)
-  return (window + 1) * 60000 - (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window * 2)
+  return 0
 end
-return 0
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
 """
 
 
@@ -394,9 +486,10 @@ class RedisBudgets(_Shared):
         *,
         lease_seconds: float,
         outage_seconds: float = 30.0,
+        rate_window_seconds: float = 60.0,
         prefix: str = "connector:budget:",
     ) -> None:
-        super().__init__(lease_seconds, outage_seconds)
+        super().__init__(lease_seconds, outage_seconds, rate_window_seconds)
         self.prefix = prefix
         self._client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._scripts: dict[str, Any] = {
@@ -427,7 +520,14 @@ class RedisBudgets(_Shared):
     async def _wait_rate(self, connection_id: str, per_minute: int) -> None:
         while True:
             wait_ms = int(
-                await self._scripts["rate"](keys=[f"{self.prefix}{connection_id}:rate"], args=[per_minute])
+                await self._scripts["rate"](
+                    keys=[f"{self.prefix}{connection_id}:starts"],
+                    args=[
+                        per_minute,
+                        int((self.rate_window_seconds + self.rate_margin_seconds) * 1000),
+                        new_id(),
+                    ],
+                )
             )
             if wait_ms <= 0:
                 return
@@ -481,7 +581,7 @@ class _OwningDatabaseBudgets(DatabaseBudgets):
         if self._create_tables:
             async with self._tables_ready:
                 if self._create_tables:
-                    tables = [Base.metadata.tables[m.__tablename__] for m in (VendorSlot, VendorRateWindow)]
+                    tables = [Base.metadata.tables[m.__tablename__] for m in (VendorSlot, VendorRateSlot)]
                     async with self.engine.begin() as conn:
                         await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=tables))
                     self._create_tables = False

@@ -27,7 +27,7 @@ from connector.settings import Settings
 REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 Store = DatabaseBudgets | RedisBudgets
-StoreMaker = Callable[[float], Store]
+StoreMaker = Callable[..., Store]
 
 
 async def _redis_reachable() -> str | None:
@@ -52,12 +52,16 @@ async def make_store(request: pytest.FixtureRequest, services: Services) -> Asyn
     if request.param == "redis" and (reason := await _redis_reachable()) is not None:
         pytest.skip(f"Redis unreachable at {REDIS_URL}: {reason}")
 
-    def make(lease_seconds: float = 30.0) -> Store:
+    def make(lease_seconds: float = 30.0, rate_window_seconds: float = 60.0) -> Store:
         store: Store
         if request.param == "redis":
-            store = RedisBudgets(REDIS_URL, lease_seconds=lease_seconds, prefix=prefix)
+            store = RedisBudgets(
+                REDIS_URL, lease_seconds=lease_seconds, rate_window_seconds=rate_window_seconds, prefix=prefix
+            )
         else:
-            store = DatabaseBudgets(services.engine, lease_seconds=lease_seconds)
+            store = DatabaseBudgets(
+                services.engine, lease_seconds=lease_seconds, rate_window_seconds=rate_window_seconds
+            )
         stores.append(store)
         return store
 
@@ -143,8 +147,6 @@ async def test_released_slots_are_reused_at_once(make_store: StoreMaker) -> None
 async def test_the_calls_per_minute_are_counted_across_processes(make_store: StoreMaker) -> None:
     first, second = make_store(30.0), make_store(30.0)
     limits = Limits(concurrency=10, per_minute=4)
-    if time.time() % 60 > 50:  # start in a fresh minute, so all five calls fall in one window
-        await asyncio.sleep(61 - time.time() % 60)
     tokens: list[tuple[RequestBudget, object]] = []
     for store in (first, second, first, second):
         budget = store.for_connection(CONNECTION)
@@ -156,6 +158,29 @@ async def test_the_calls_per_minute_are_counted_across_processes(make_store: Sto
     assert not fifth.done(), "a fifth call started within the minute"
     fifth.cancel()
     await asyncio.gather(fifth, return_exceptions=True)
+
+
+async def test_no_window_of_a_minute_holds_more_starts_than_the_limit(make_store: StoreMaker) -> None:
+    """A sliding minute (here shortened to 1.5 s): two processes asking at once for 9 calls at 3
+    per window start them in three waves a full window apart. Fixed minutes would let a wave
+    start just before a boundary and the next just after it: twice the limit within moments."""
+    window, per_window = 1.5, 3
+    stores = [make_store(30.0, window), make_store(30.0, window)]
+    for store in stores:
+        store.rate_margin_seconds = 0.5  # a loaded machine's commits vary by more than a vendor's clock
+    limits = Limits(concurrency=10, per_minute=per_window)
+    starts: list[float] = []
+
+    async def call(store: Store) -> None:
+        budget = store.for_connection(CONNECTION)
+        token = await budget.acquire(limits)
+        starts.append(time.monotonic())
+        await budget.release(token)
+
+    await asyncio.wait_for(asyncio.gather(*(call(stores[n % 2]) for n in range(9))), 30)
+    starts.sort()
+    gaps = [later - earlier for earlier, later in zip(starts, starts[per_window:], strict=False)]
+    assert min(gaps) >= window, f"{per_window + 1} starts within {min(gaps):.2f} s"
 
 
 class InFlight:
