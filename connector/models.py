@@ -26,6 +26,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -343,9 +344,9 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        # Claims read each tenant's oldest queued job, and its jobs in due order, here; every read
-        # by status (the running jobs, the queued ones) starts with it too.
-        Index("ix_jobs_tenant_claim", "status", "tenant_id", "run_after", "id"),
+        # Claims read each tenant's oldest queued job of each priority, and its jobs by priority in
+        # due order, here; every read by status (the running jobs, the queued ones) starts with it.
+        Index("ix_jobs_tenant_claim", "status", "tenant_id", "priority", "run_after", "id"),
         Index(
             "uq_jobs_queued_unique_key",
             "unique_key",
@@ -364,6 +365,9 @@ class Job(Base):
     delivery_id: Mapped[str | None] = mapped_column(String(32), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    """0: urgent (a live alert's, a person's work); 1: bulk (a sweep's). Within a tenant, claims take
+    every due urgent job before any bulk one (`connector.infra.jobs.queue`)."""
     run_after: Mapped[datetime] = mapped_column(default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]

@@ -27,13 +27,22 @@ async def _tenant(services: Services, name: str = "queue-test") -> str:
         return (await get_or_create_tenant(session, name)).id
 
 
-async def _backlog(services: Services, tenant: str, n: int, *, since: datetime, kind_of: int = 0) -> None:
+async def _backlog(
+    services: Services,
+    tenant: str,
+    n: int,
+    *,
+    since: datetime,
+    kind_of: int = 0,
+    priority: int | None = None,
+) -> None:
     """`n` due jobs of `tenant`, the first due at `since` and each a millisecond after the other."""
     rows = [
         WINDOW_CHANGED.row(
             WindowChangedJob(client_id=f"c-{kind_of}-{i}"),
             tenant_id=tenant,
             run_after=since + timedelta(milliseconds=i),
+            priority=priority,
         )
         for i in range(n)
     ]
@@ -112,6 +121,37 @@ async def test_a_backlog_does_not_hold_back_another_tenants_job(services: Servic
     backfill_ids = sorted(job.id for job in batch if job.tenant_id == backfill)
     after = max(job.id for job in oldest_first)  # ids follow the due order in this backlog
     assert backfill_ids == [after + 1, after + 2, after + 3]
+
+
+async def test_a_tenants_urgent_job_goes_before_its_own_older_bulk_backlog(services: Services) -> None:
+    tenant = await _tenant(services)
+    await _backlog(services, tenant, 300, since=datetime.now(UTC) - timedelta(hours=1), priority=queue.BULK)
+    await _backlog(services, tenant, 1, since=datetime.now(UTC) - timedelta(seconds=1), kind_of=1)
+    await _backlog(services, tenant, 1, since=datetime.now(UTC) + timedelta(hours=1), kind_of=2)
+
+    [first] = await queue.claim(services.sessions, "w1", limit=1, lease=LEASE)
+    assert first.payload["client_id"] == "c-1-0"  # due a second ago, urgent: before the hour-old bulk
+    batch = await queue.claim(services.sessions, "w2", limit=3, lease=LEASE)
+    # The urgent job due in an hour is not due: the bulk backlog gets every slot, oldest first.
+    assert [job.payload["client_id"] for job in batch] == ["c-0-0", "c-0-1", "c-0-2"]
+
+
+async def test_an_urgent_twin_makes_a_queued_bulk_job_urgent(services: Services) -> None:
+    tenant = await _tenant(services)
+    async with db.transaction(services.sessions) as session:
+        await enqueue(
+            session, RECONCILE, ReconcileJob(problem_id="p1"), tenant_id=tenant, priority=queue.BULK
+        )
+        await enqueue(
+            session, RECONCILE, ReconcileJob(problem_id="p2"), tenant_id=tenant, priority=queue.BULK
+        )
+    async with db.transaction(services.sessions) as session:
+        await enqueue(session, RECONCILE, ReconcileJob(problem_id="p2"), tenant_id=tenant)
+        await enqueue(
+            session, RECONCILE, ReconcileJob(problem_id="p1"), tenant_id=tenant, priority=queue.BULK
+        )
+    jobs = {job.payload["problem_id"]: job.priority for job in await _jobs(services)}
+    assert jobs == {"p1": queue.BULK, "p2": queue.URGENT}
 
 
 async def test_a_single_free_slot_goes_to_the_tenant_with_nothing_running(services: Services) -> None:

@@ -23,6 +23,7 @@ from connector.alerts.canonical import fitted_key
 from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra import db
 from connector.infra.jobs.kinds import enqueue
+from connector.infra.jobs.queue import BULK, URGENT
 from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
 from connector.statuses import EventState, ProblemSource, ProblemStatus, Routing
 
@@ -455,7 +456,10 @@ async def enqueue_reconciles(
     *,
     delivery_id: str | None = None,
     run_after: datetime | None = None,
+    priority: int = URGENT,
 ) -> None:
+    """`priority=BULK` for a sweep's reconciliations (a sync's, a new mapping's): a live alert's
+    go first."""
     for problem_id in problem_ids:
         await enqueue(
             session,
@@ -464,6 +468,7 @@ async def enqueue_reconciles(
             tenant_id=tenant_id,
             delivery_id=delivery_id,
             run_after=run_after,
+            priority=priority,
         )
 
 
@@ -481,7 +486,7 @@ async def reroute_unmapped(
             )
         )
     )
-    await enqueue_reconciles(session, tenant_id, ids)
+    await enqueue_reconciles(session, tenant_id, ids, priority=BULK)
     return len(ids)
 
 
@@ -494,5 +499,5 @@ async def reroute_waiting(session: AsyncSession, tenant_id: str) -> int:
             )
         )
     )
-    await enqueue_reconciles(session, tenant_id, ids)
+    await enqueue_reconciles(session, tenant_id, ids, priority=BULK)
     return len(ids)

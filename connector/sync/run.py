@@ -48,6 +48,7 @@ from connector.fleet.endpoints import STATUS_FIELDS, thresholds_of, to_status
 from connector.infra import db
 from connector.infra.context import Services
 from connector.infra.jobs.kinds import enqueue
+from connector.infra.jobs.queue import BULK
 from connector.infra.logs import get_logger
 from connector.models import (
     Connection,
@@ -720,7 +721,7 @@ async def _finish(services: Services, run: SyncRun, c: _Counters, failed: bool) 
     now = datetime.now(UTC)
     async with db.transaction(services.sessions) as session:
         if c.touched:
-            await enqueue_reconciles(session, run.tenant_id, list(c.touched))
+            await enqueue_reconciles(session, run.tenant_id, list(c.touched), priority=BULK)
         if not failed:
             for connection_id in sorted({run.connection_id, *c.dirty_clients} - {""}):
                 await enqueue_configuration_pushes(

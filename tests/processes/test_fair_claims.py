@@ -1,8 +1,8 @@
-"""Fairness between tenants across real processes: tenant A has a backfill of 2,000 queued jobs
-(due an hour ago) and two `connector worker` processes are busy with it; tenant B's RMM then sends
-an alert to a `connector serve --no-worker`. B's delivery is processed while most of A's backlog
-is still queued — in the oldest-first order it would have waited for every one of A's jobs — and
-no job is ever claimed twice by the two workers."""
+"""Fairness across real processes: tenant A has a backfill of 2,000 queued bulk jobs (due an hour
+ago) and two `connector worker` processes are busy with it; tenant B's RMM — or A's own — then sends
+an alert to a `connector serve --no-worker`. The alert's delivery is processed while most of A's
+backlog is still queued — in the oldest-first order it would have waited for every one of A's jobs —
+and no job is ever claimed twice by the two workers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import insert
 
 from connector.infra import db
+from connector.infra.jobs.queue import BULK
 from connector.maintenance.jobs import WINDOW_CHANGED, WindowChangedJob
 from connector.models import Job
 from tests.api.world import canonical_alert
@@ -42,13 +43,15 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
 
 
 def _queue_backlog(deployment: Deployment, tenant_id: str) -> None:
-    """A's backfill: maintenance-window jobs (each reads the tenant's held problems: it has none)."""
+    """A's backfill: maintenance-window jobs (each reads the tenant's held problems: it has none),
+    queued as a sweep's (bulk)."""
     since = datetime.now(UTC) - timedelta(hours=1)
     rows = [
         WINDOW_CHANGED.row(
             WindowChangedJob(client_id=f"c-{n}"),
             tenant_id=tenant_id,
             run_after=since + timedelta(milliseconds=n),
+            priority=BULK,
         )
         for n in range(BACKLOG)
     ]
@@ -75,9 +78,14 @@ def _backfill(deployment: Deployment, tenant_id: str, status: str) -> int:
     return int(count)
 
 
-def test_one_tenants_backlog_does_not_hold_back_another_tenants_alert(deployment: Deployment) -> None:
+@pytest.mark.parametrize("alerting", ["another tenant", "the same tenant"])
+def test_a_backlog_does_not_hold_back_an_alert(deployment: Deployment, alerting: str) -> None:
+    """The alert comes from another tenant (fair shares between tenants), or from the tenant with
+    the backlog itself (its urgent jobs go before its bulk ones)."""
     deployment.api_key("engineer", tenant="backfill")
-    headers = deployment.api_key("engineer", tenant="alerting")
+    headers = deployment.api_key(
+        "engineer", tenant="backfill" if alerting == "the same tenant" else "alerting"
+    )
     [(backfill_tenant,)] = query(deployment, "SELECT id FROM tenants WHERE name = 'backfill'")
     _queue_backlog(deployment, backfill_tenant)
     serve = deployment.start("serve", "--no-worker")

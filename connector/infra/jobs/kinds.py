@@ -45,6 +45,8 @@ class JobKind(Generic[P]):
     """Jobs queued under the same key are one job (the earlier run time wins)."""
     max_attempts: int = 8
     on_failure: FailureHook | None = None
+    priority: int = queue.URGENT
+    """Its jobs' priority unless the enqueuer says otherwise (`queue.BULK` for sweeps)."""
 
     def parse(self, raw: dict[str, Any]) -> P:
         return self.payload.model_validate(raw)
@@ -56,6 +58,7 @@ class JobKind(Generic[P]):
         tenant_id: str,
         run_after: datetime | None = None,
         delivery_id: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
         """The `jobs` row for this kind and payload (for bulk inserts that bypass `enqueue`)."""
         now = datetime.now(UTC)
@@ -68,6 +71,7 @@ class JobKind(Generic[P]):
             "delivery_id": delivery_id,
             "attempts": 0,
             "max_attempts": self.max_attempts,
+            "priority": self.priority if priority is None else priority,
             "run_after": run_after or now,
             "created_at": now,
         }
@@ -81,10 +85,14 @@ async def enqueue(
     tenant_id: str,
     run_after: datetime | None = None,
     delivery_id: str | None = None,
+    priority: int | None = None,
 ) -> None:
     """Add a job in the caller's transaction (a queued twin under the same unique key absorbs it)."""
     await queue.insert(
-        session, kind.row(payload, tenant_id=tenant_id, run_after=run_after, delivery_id=delivery_id)
+        session,
+        kind.row(
+            payload, tenant_id=tenant_id, run_after=run_after, delivery_id=delivery_id, priority=priority
+        ),
     )
 
 

@@ -6,9 +6,11 @@ job is still claimable — on SQLite, where row locks do not exist, that conditi
 exclusive. Candidates are chosen per tenant (`fairness.shares` decides how many slots each tenant
 with runnable jobs gets; each tenant's oldest jobs are read through `ix_jobs_tenant_claim`), so a
 tenant's long backlog holds another tenant's job back only until the next slot frees, never for
-the length of the backlog. A claim is a lease: a worker that dies stops renewing it and the job is
-claimed again once it expires. Completion and failure check the lease *and* the attempt they hold,
-so a worker presumed dead that finishes late cannot overwrite its successor's outcome.
+the length of the backlog. Within a tenant, due `URGENT` jobs (a live alert's, a person's) are taken
+before any `BULK` one (a sweep's), so a tenant's alert does not wait behind its own backfill either.
+A claim is a lease: a worker that dies stops renewing it and the job is claimed again once it
+expires. Completion and failure check the lease *and* the attempt they hold, so a worker presumed
+dead that finishes late cannot overwrite its successor's outcome.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from connector.models import Job, Tenant, UTCDateTime
 from connector.statuses import JobStatus
 
 UNIQUE_WHERE = text("status = 'queued' AND unique_key IS NOT NULL")
+
+URGENT = 0
+"""A job someone is waiting for: a live alert's delivery and reconciliations, a person's action."""
+BULK = 1
+"""A job of a sweep (a status sync's reconciliations, configuration pushes): it yields to urgent ones."""
+PRIORITIES = (URGENT, BULK)
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ def backoff_delay(attempt: int, *, base: float = 2.0, cap: float = 600.0) -> flo
 async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
     """Add a job row in the caller's transaction (`kinds.enqueue` builds it from a typed kind). With
     a unique key, a job already queued under the same key absorbs this one (it keeps the earlier of
-    the two run times)."""
+    the two run times and the more urgent priority)."""
     unique_key = values.get("unique_key")
     if unique_key is None:
         session.add(Job(**values))
@@ -68,6 +76,7 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
         index_where=UNIQUE_WHERE,
         set_={
             "run_after": earlier(Job.run_after, upsert.excluded.run_after),
+            "priority": earlier(Job.priority, upsert.excluded.priority),
             "delivery_id": func.coalesce(upsert.excluded.delivery_id, Job.delivery_id),
         },
     )
@@ -160,21 +169,26 @@ async def _due_tenants(
     session: AsyncSession, now: datetime, kinds: list[str] | None, served: Mapping[str, int]
 ) -> tuple[list[DueTenant], set[str]]:
     """The tenants with claimable jobs, and those among them with a job whose lease expired. One
-    index probe per tenant (`ix_jobs_tenant_claim`: its oldest queued job) and one read of the
-    running jobs, so the cost does not grow with the length of anyone's backlog."""
-    oldest_queued = type_coerce(
-        db.scoped(select(Job.run_after), Job, Tenant.id.expression)
-        .where(Job.status == JobStatus.QUEUED, *_of_kinds(kinds))
-        .order_by(Job.run_after)
-        .limit(1)
-        .scalar_subquery(),
-        UTCDateTime(),
-    )
-    queued = {
-        tenant_id: since
-        for tenant_id, since in (await session.execute(select(Tenant.id, oldest_queued))).all()
-        if since is not None and since <= now
-    }
+    index probe per tenant and priority (`ix_jobs_tenant_claim`: its oldest queued job) and one read
+    of the running jobs, so the cost does not grow with the length of anyone's backlog."""
+
+    def oldest_queued(priority: int) -> Any:
+        return type_coerce(
+            db.scoped(select(Job.run_after), Job, Tenant.id.expression)
+            .where(Job.status == JobStatus.QUEUED, Job.priority == priority, *_of_kinds(kinds))
+            .order_by(Job.run_after)
+            .limit(1)
+            .scalar_subquery(),
+            UTCDateTime(),
+        )
+
+    queued: dict[str, datetime] = {}
+    for tenant_id, *oldest in (
+        await session.execute(select(Tenant.id, *(oldest_queued(p) for p in PRIORITIES)))
+    ).all():
+        due_since = [since for since in oldest if since is not None and since <= now]
+        if due_since:
+            queued[tenant_id] = min(due_since)
     running: dict[str, int] = {}
     expired: dict[str, datetime] = {}
     wanted = set(kinds) if kinds else None
@@ -209,19 +223,22 @@ async def _tenant_candidates(
     expired: bool,
     exclude: list[int],
 ) -> list[Candidate]:
-    """A tenant's `quota` oldest claimable jobs not locked by another worker: jobs whose lease
-    expired first (their worker died; they were due before anything queued), then queued jobs in
-    the order they fell due. Each is an index range scan on `ix_jobs_tenant_claim`."""
+    """A tenant's `quota` first claimable jobs not locked by another worker: jobs whose lease
+    expired first (their worker died; they were due before anything queued), then queued urgent
+    jobs, then queued bulk ones, each in the order they fell due. Each is an index range scan on
+    `ix_jobs_tenant_claim`."""
     found: list[Candidate] = []
-    states = [(JobStatus.RUNNING, Job.lease_expires_at < now)] if expired else []
-    states.append((JobStatus.QUEUED, Job.run_after <= now))
-    for status, due in states:
+    ranges: list[tuple[Any, ...]] = (
+        [(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)] if expired else []
+    )
+    ranges += [(Job.status == JobStatus.QUEUED, Job.priority == p, Job.run_after <= now) for p in PRIORITIES]
+    for conditions in ranges:
         if len(found) >= quota:
             break
         taken = exclude + [job_id for job_id, _ in found]
         statement = (
             db.scoped(select(Job.id, Job.attempts), Job, tenant_id)
-            .where(Job.status == status, due, *_of_kinds(kinds))
+            .where(*conditions, *_of_kinds(kinds))
             .order_by(Job.run_after, Job.id)
             .limit(quota - len(found))
             .with_for_update(skip_locked=True)
