@@ -285,17 +285,21 @@ class DatabaseBudgets(_Shared):
     def _now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def _ensure_rows(self, connection_id: str, limit: int) -> None:
-        if self._rows.get(connection_id, 0) >= limit:
+    async def _ensure_rows(
+        self, connection_id: str, limit: int, model: type[VendorSlot | VendorRateSlot] = VendorSlot
+    ) -> None:
+        """Rows `0 … limit-1` of the connection in `model`'s table (inserted once per process)."""
+        known = self._rows if model is VendorSlot else self._rate_rows
+        if known.get(connection_id, 0) >= limit:
             return
         async with self.engine.begin() as conn:
-            insert = db.dialect_insert(conn, VendorSlot)
+            insert = db.dialect_insert(conn, model)
             await conn.execute(
                 insert.values(
                     [{"connection_id": connection_id, "slot_no": n} for n in range(limit)]
                 ).on_conflict_do_nothing()
             )
-        self._rows[connection_id] = limit
+        known[connection_id] = limit
 
     async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
         await self._ensure_rows(connection_id, limit)
@@ -379,22 +383,10 @@ class DatabaseBudgets(_Shared):
                 .values(expires_at=self._now() + timedelta(seconds=self.lease_seconds))
             )
 
-    async def _ensure_rate_rows(self, connection_id: str, limit: int) -> None:
-        if self._rate_rows.get(connection_id, 0) >= limit:
-            return
-        async with self.engine.begin() as conn:
-            insert = db.dialect_insert(conn, VendorRateSlot)
-            await conn.execute(
-                insert.values(
-                    [{"connection_id": connection_id, "slot_no": n} for n in range(limit)]
-                ).on_conflict_do_nothing()
-            )
-        self._rate_rows[connection_id] = limit
-
     async def _wait_rate(self, connection_id: str, per_minute: int) -> None:
         """Start a call by taking one of the connection's `per_minute` rate rows that was last used
         a whole window ago; while none is, wait until the oldest will be."""
-        await self._ensure_rate_rows(connection_id, per_minute)
+        await self._ensure_rows(connection_id, per_minute, VendorRateSlot)
         window = timedelta(seconds=self.rate_window_seconds + self.rate_margin_seconds)
         mine = and_(VendorRateSlot.connection_id == connection_id, VendorRateSlot.slot_no < per_minute)
         oldest_first = (VendorRateSlot.used_at.asc().nulls_first(), VendorRateSlot.slot_no)
@@ -577,7 +569,9 @@ class _OwningDatabaseBudgets(DatabaseBudgets):
         self._create_tables = create_tables
         self._tables_ready = asyncio.Lock()
 
-    async def _ensure_rows(self, connection_id: str, limit: int) -> None:
+    async def _ensure_rows(
+        self, connection_id: str, limit: int, model: type[VendorSlot | VendorRateSlot] = VendorSlot
+    ) -> None:
         if self._create_tables:
             async with self._tables_ready:
                 if self._create_tables:
@@ -585,7 +579,7 @@ class _OwningDatabaseBudgets(DatabaseBudgets):
                     async with self.engine.begin() as conn:
                         await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=tables))
                     self._create_tables = False
-        await super()._ensure_rows(connection_id, limit)
+        await super()._ensure_rows(connection_id, limit, model)
 
     async def aclose(self) -> None:
         await super().aclose()
