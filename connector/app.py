@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.actions import api as actions
 from connector.alerts import api as alerts
@@ -46,6 +47,45 @@ from connector.web import reports as web_reports
 from connector.web.routes import install as install_dashboard
 
 log = get_logger("connector.app")
+
+
+class WebhooksFirst:
+    """Hands a webhook delivery to `WebhookFastPath` before anything else runs. At alert-storm
+    rates the layers every other request passes through (FastAPI's telemetry check, error pages,
+    request ids, body limits, NUL refusal, metrics) cost more than storing the delivery; the fast
+    path does what of theirs a webhook needs itself.
+
+    It stands twice: around the app's middleware stack (so in-process callers of the app take the
+    same path) and, as `served(app)`, in front of the app itself for the HTTP server."""
+
+    def __init__(self, app: ASGIApp, fast_path: webhooks.WebhookFastPath, owner: FastAPI) -> None:
+        self.app = app
+        self.fast_path = fast_path
+        self.owner = owner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection_id = self.fast_path.connection_of(scope)
+        if connection_id is None:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.owner
+        await self.fast_path.serve(scope, receive, send, connection_id)
+
+
+def put_webhooks_first(app: FastAPI, fast_path: webhooks.WebhookFastPath) -> None:
+    """Starlette builds the middleware stack on the first request; wrap what it builds."""
+    build = app.build_middleware_stack
+
+    def build_with_webhooks_first() -> ASGIApp:
+        return WebhooksFirst(build(), fast_path, app)
+
+    app.build_middleware_stack = build_with_webhooks_first  # type: ignore[method-assign]
+    app.state.webhook_fast_path = fast_path
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """What the HTTP server runs: the app, with webhook deliveries taken before it is entered."""
+    return WebhooksFirst(app, app.state.webhook_fast_path, app)
 
 
 def create_app(
@@ -119,18 +159,21 @@ def create_app(
         path_max_bytes={"/api/v1/billing/usage-uploads": settings.usage_upload_max_bytes},
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, access=access)
-    app.add_middleware(
-        webhooks.WebhookFastPath, max_bytes=settings.webhook_max_body_bytes, metrics=metrics, access=access
-    )  # the webhook hot path skips the API's middleware, router and dependencies
-    app.add_middleware(RequestIdMiddleware)  # outermost: every request, webhooks included, has an id
+    app.add_middleware(RequestIdMiddleware)  # outermost: every request has an id
+    fast_path = webhooks.WebhookFastPath(
+        max_bytes=settings.webhook_max_body_bytes, metrics=metrics, access=access
+    )
+    put_webhooks_first(app, fast_path)  # the hot path skips the API's middleware and router
     return app
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> ASGIApp:
     """One process of `connector serve --workers N` (or `uvicorn connector.app:app_from_environment
     --factory`): an app object cannot cross into the worker processes, so each builds its own from
     the environment, with logging — and its redaction of `?token=` and credentials — configured
     exactly as `connector serve` configures it, and the same in-process worker and scheduler."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, background=background_components(settings, worker=True, scheduler=True))
+    return served(
+        create_app(settings, background=background_components(settings, worker=True, scheduler=True))
+    )

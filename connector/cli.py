@@ -108,7 +108,7 @@ async def bootstrap(services: Services, *, terminal: Callable[[str], Any] | None
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from connector.app import create_app
+    from connector.app import create_app, served
     from connector.runtime import background_components
 
     services = build_services(settings, registry=AdapterRegistry(), purpose="work")
@@ -120,7 +120,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             await services.engine.dispose()
 
     aio.run(prepare())
-    served: dict[str, Any] = {
+    options: dict[str, Any] = {
         "host": args.host or settings.host,
         "port": args.port or settings.port,
         "log_config": None,
@@ -143,7 +143,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             factory=True,
             workers=args.workers,
             timeout_worker_healthcheck=60,
-            **served,
+            **options,
         )
         return 0
     app = create_app(
@@ -152,7 +152,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             settings, worker=not args.no_worker, scheduler=not args.no_scheduler
         ),
     )
-    uvicorn.run(app, **served)
+    uvicorn.run(served(app), **options)
     return 0
 
 

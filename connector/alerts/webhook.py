@@ -15,17 +15,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from adapters.base import WebhookRequest
 from adapters.errors import WebhookParseError
 from connector.alerts.canonical import CanonicalAlert
 from connector.alerts.ingest import Ingest, delivery_values, parse_delivery, verify
 from connector.api.errors import database_error
-from connector.api.middleware import request_target
+from connector.api.middleware import REQUEST_ID_HEADER, request_id_of, request_target
 from connector.infra.access import AccessLog
 from connector.infra.logs import get_logger
 from connector.infra.metrics import Metrics
@@ -193,13 +194,11 @@ def declared_length(value: str | None) -> int | None:
 
 
 class WebhookFastPath:
-    """Serves `POST /webhooks/{id}` before the API's middleware and router, with its own body
-    limit and metrics; everything else passes through."""
+    """Serves `POST /webhooks/{id}` ahead of everything else in the app (`ConnectorApp` asks it
+    first): no middleware stack, router or dependency resolution, its own body limit, metrics,
+    request id and access-log record. Everything else goes to the API as usual."""
 
-    def __init__(
-        self, app: ASGIApp, *, max_bytes: int, metrics: Metrics, access: AccessLog | None = None
-    ) -> None:
-        self.app = app
+    def __init__(self, *, max_bytes: int, metrics: Metrics, access: AccessLog | None = None) -> None:
         self.max_bytes = max_bytes
         self.metrics = metrics
         self.access = access
@@ -207,46 +206,57 @@ class WebhookFastPath:
         self._counters: dict[int, Any] = {}
         self._latency = metrics.latency.labels("POST", TEMPLATE)
 
-    async def __call__(self, scope: Scope, receive_: Receive, send: Send) -> None:
-        match = PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if match is None:
-            await self.app(scope, receive_, send)
-            return
+    @staticmethod
+    def connection_of(scope: Scope) -> str | None:
+        """The connection id when the request is a webhook delivery, else None."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        match = PATH.match(scope["path"])
+        return match.group(1) if match is not None else None
+
+    async def serve(self, scope: Scope, receive_: Receive, send: Send, connection_id: str) -> None:
         started = time.perf_counter()
-        extra: dict[str, str] = {}
+        request_id = request_id_of(scope)
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            status, body = await self._handle(scope, receive_, match.group(1))
-        except Exception as exc:  # a JSON answer (503 + Retry-After when the database is away), and
-            status, body, extra = database_error(exc, TEMPLATE)  # the keep-alive connection stays open
-        payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    *((name.lower().encode(), value.encode()) for name, value in extra.items()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
-        counter = self._counters.get(status)
-        if counter is None:
-            counter = self._counters[status] = self.metrics.requests.labels("POST", TEMPLATE, str(status))
-        counter.inc()
-        elapsed = time.perf_counter() - started
-        self._latency.observe(elapsed)
-        if self.access is not None:
-            self.access.record(
-                method="POST",
-                route=TEMPLATE,
-                target=request_target(scope),
-                status=status,
-                seconds=elapsed,
-                client=scope.get("client"),
-                http_version=scope.get("http_version", "1.1"),
+            extra: list[tuple[bytes, bytes]] = []
+            try:
+                status, body = await self._handle(scope, receive_, connection_id)
+            except Exception as exc:  # a JSON answer (503 + Retry-After when the database is away),
+                status, body, headers = database_error(exc, TEMPLATE)  # the connection stays open
+                extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+            payload = orjson.dumps(body)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode()),
+                        (REQUEST_ID_HEADER, request_id.encode("ascii")),
+                        *extra,
+                    ],
+                }
             )
+            await send({"type": "http.response.body", "body": payload})
+            counter = self._counters.get(status)
+            if counter is None:
+                counter = self._counters[status] = self.metrics.requests.labels("POST", TEMPLATE, str(status))
+            counter.inc()
+            elapsed = time.perf_counter() - started
+            self._latency.observe(elapsed)
+            if self.access is not None:
+                self.access.record(
+                    method="POST",
+                    route=TEMPLATE,
+                    target=request_target(scope),
+                    status=status,
+                    seconds=elapsed,
+                    client=scope.get("client"),
+                    http_version=scope.get("http_version", "1.1"),
+                )
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
 
     async def _handle(
         self, scope: Scope, receive_: Receive, connection_id: str

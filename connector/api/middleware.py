@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,12 +15,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from connector.api.errors import validation_body
 from connector.infra.access import AccessLog
 from connector.infra.metrics import Metrics
+from connector.models import new_id
 
 NUL = "\x00"
 REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 """An `X-Request-ID` a caller (or a proxy) sends is kept when it is this shape; anything else (too
 long, spaces, control characters that could forge log lines) is replaced by a generated one."""
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when usable, else a new random one."""
+    given = next((v for k, v in scope.get("headers", []) if k == REQUEST_ID_HEADER), b"")
+    return given.decode("ascii") if REQUEST_ID.match(given) else new_id()
 
 
 class RequestIdMiddleware:
@@ -36,8 +42,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope.get("headers", []) if k == REQUEST_ID_HEADER), b"")
-        request_id = given.decode("ascii") if REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
 
