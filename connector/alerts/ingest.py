@@ -11,26 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import String, Table, insert, select
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import String, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from adapters.base import AlertEvent, RmmAdapter, SecurityAdapter, WebhookRequest
 from adapters.common import unstorable
 from adapters.errors import WebhookParseError
 from connector.alerts.canonical import fitted_key, load_json, looks_canonical, parse_canonical
-from connector.alerts.jobs import DELIVERIES, DeliveriesJob
-from connector.infra import db
+from connector.alerts.delivery_store import store_for
 from connector.infra.context import Services
 from connector.infra.db import DatabaseUnavailable, is_unavailable
 from connector.infra.logs import get_logger
 from connector.infra.security.webhooks import verify_generic
-from connector.models import Connection, Delivery, Job, Problem, new_id
+from connector.models import Connection, Delivery, Problem, new_id
 from connector.statuses import DeliveryStatus
 
 log = get_logger("connector.alerts.ingest")
@@ -205,6 +206,9 @@ class DeliveryWriter:
         self._writers = writers or 1
         self._deadline = deadline or services.settings.db_command_timeout_seconds
         """How long one batch's transaction may take before its requests answer 503."""
+        self._store = store_for(
+            services.engine, sqlite_busy_seconds=services.settings.db_command_timeout_seconds
+        )
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._abandoned: set[asyncio.Future[list[tuple[str, bool]]]] = set()
@@ -223,6 +227,7 @@ class DeliveryWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._store.close()
 
     async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
         """Stores the delivery; returns (delivery id, whether it was a redelivery)."""
@@ -319,50 +324,23 @@ class DeliveryWriter:
 
     async def _write(self, batch: list[_Pending]) -> list[tuple[str, bool]]:
         """One transaction for the batch: insert every new delivery, skipping those whose dedupe key
-        is already stored (`ON CONFLICT DO NOTHING ... RETURNING` tells which went in), look up the
-        ids of the redeliveries, and queue one job per tenant for the stored deliveries."""
+        is already stored, find the ids of the redeliveries, and queue one job per tenant for the
+        stored deliveries (`DeliveryStore`)."""
         fresh: dict[tuple[str, str | None], dict[str, Any]] = {}
         for pending in batch:
             values = pending.values
             key = (values["connection_id"], values["dedupe_key"] or values["id"])
             fresh.setdefault(key, values)  # a redelivery inside the batch collapses onto the first
-        statement = (
-            db.dialect_insert(self._services.engine, DELIVERY_TABLE)
-            .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
-            .returning(DELIVERY_TABLE.c.id)
-        )
-        async with self._services.engine.begin() as conn:
-            inserted = set((await conn.execute(statement, list(fresh.values()))).scalars())
-            missing = [v for v in fresh.values() if v["id"] not in inserted and v["dedupe_key"]]
-            known: dict[tuple[str, str], str] = {}
-            if missing:
-                rows = await conn.execute(
-                    select(
-                        DELIVERY_TABLE.c.connection_id, DELIVERY_TABLE.c.dedupe_key, DELIVERY_TABLE.c.id
-                    ).where(
-                        DELIVERY_TABLE.c.connection_id.in_({v["connection_id"] for v in missing}),
-                        DELIVERY_TABLE.c.dedupe_key.in_({v["dedupe_key"] for v in missing}),
-                    )
-                )
-                known = {(c, k): i for c, k, i in rows.all() if k is not None}
-            stored: dict[str, list[str]] = {}
-            for v in fresh.values():
-                if v["id"] in inserted and v["status"] == DeliveryStatus.QUEUED:
-                    stored.setdefault(v["tenant_id"], []).append(v["id"])
-            jobs = [
-                DELIVERIES.row(DeliveriesJob(delivery_ids=ids), tenant_id=tenant_id)
-                for tenant_id, ids in stored.items()
-            ]
-            if jobs:
-                await conn.execute(insert(JOB_TABLE), jobs)
+        rows = list(fresh.values())
+        written = await self._store.write(rows)
         results: list[tuple[str, bool]] = []
         for pending in batch:
             values = pending.values
             first = fresh[(values["connection_id"], values["dedupe_key"] or values["id"])]
-            if first["id"] in inserted:
+            if first["id"] in written.inserted:
                 results.append((first["id"], first is not values))
             else:
-                results.append((known[(values["connection_id"], values["dedupe_key"])], True))
+                results.append((written.known[(values["connection_id"], values["dedupe_key"])], True))
         return results
 
 
@@ -370,8 +348,10 @@ def refused_row(exc: BaseException) -> bool:
     """Whether a failed write was refused for something in its rows — a value a column cannot
     hold, a constraint — rather than because the database is unavailable (connection lost,
     timeout, locked): only a refused row is worth writing the others apart for."""
-    if isinstance(exc, IntegrityError | DataError):
+    if isinstance(exc, IntegrityError | DataError | sqlite3.IntegrityError | sqlite3.DataError):
         return True
+    if isinstance(exc, asyncpg.PostgresError):  # the driver's own error (the driver-level writer)
+        return isinstance(exc.sqlstate, str) and exc.sqlstate[:2] in ("22", "23")
     if isinstance(exc, DBAPIError):  # asyncpg's data errors arrive as plain DBAPIError: read the SQLSTATE
         if exc.connection_invalidated:
             return False
@@ -397,10 +377,6 @@ def _forget(tasks: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], 
             task.exception()
 
     return done
-
-
-DELIVERY_TABLE = cast(Table, Delivery.__table__)
-JOB_TABLE = cast(Table, Job.__table__)
 
 
 def delivery_values(
