@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]
@@ -183,9 +183,7 @@ def dedupe_key(events: list[AlertEvent], body_sha256: str) -> str:
 @dataclass
 class _Pending:
     values: dict[str, Any]
-    future: asyncio.Future[tuple[str, bool]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    future: asyncio.Future[tuple[str, bool]]
 
 
 class DeliveryWriter:
@@ -211,13 +209,18 @@ class DeliveryWriter:
         )
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._abandoned: set[asyncio.Future[list[tuple[str, bool]]]] = set()
 
-    def start(self) -> None:
-        if not self._tasks:
+    def start(self) -> asyncio.AbstractEventLoop:
+        """Starts the writer tasks if they are not running; returns their loop. The loop is kept:
+        `asyncio.get_running_loop()` costs a system call (a fork check) on every call."""
+        if self._loop is None or not self._tasks:
+            self._loop = asyncio.get_running_loop()
             self._tasks = [
                 asyncio.create_task(self._run(), name=f"delivery-writer-{n}") for n in range(self._writers)
             ]
+        return self._loop
 
     async def stop(self) -> None:
         running: list[asyncio.Future[Any]] = [*self._tasks, *self._abandoned]
@@ -231,9 +234,9 @@ class DeliveryWriter:
 
     async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
         """Stores the delivery; returns (delivery id, whether it was a redelivery)."""
-        self.start()
-        pending = _Pending(values)
-        await self._queue.put(pending)
+        loop = self._loop if self._loop is not None and self._tasks else self.start()
+        pending = _Pending(values, loop.create_future())
+        self._queue.put_nowait(pending)  # unbounded: never waits
         return await pending.future
 
     async def _run(self) -> None:
