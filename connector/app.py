@@ -4,8 +4,6 @@ created at import time."""
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,7 +33,7 @@ from connector.infra import db
 from connector.infra.access import AccessLog
 from connector.infra.context import Services
 from connector.infra.logs import configure_logging, get_logger
-from connector.infra.loop import loop_name
+from connector.infra.loop import loop_name, settle_after_startup
 from connector.infra.metrics import Metrics
 from connector.maintenance import api as maintenance
 from connector.notifications import api as notifications
@@ -80,24 +78,12 @@ class WebhooksFirst:
         await self.fast_path.serve(scope, receive, send, connection_id)
 
 
-SWITCH_INTERVAL_SECONDS = 0.0005
-"""How long a thread may hold the interpreter while another waits for it (Python's default is
-5 ms). The SQLite writer thread takes it back after every statement; at 5 ms a group commit of
-four statements could wait 20 ms for the event loop to let go, and the loop for it."""
-
-
 def _tuned_after_startup(send: Send) -> Send:
-    """Once the app has started, everything built so far (modules, the app, its services) lives
-    as long as the process: `gc.freeze()` moves it out of the cycle collector's reach, so a full
-    collection walks only what requests allocate rather than every object of the service — such
-    a collection had been tens of milliseconds with requests waiting (the ingest p99). And threads
-    hand the interpreter over sooner (`SWITCH_INTERVAL_SECONDS`)."""
+    """Settles the process (`loop.settle_after_startup`) once the app has started."""
 
     async def send_after(message: Message) -> None:
         if message["type"] == "lifespan.startup.complete":
-            gc.collect()
-            gc.freeze()
-            sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+            settle_after_startup()
         await send(message)
 
     return send_after

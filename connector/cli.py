@@ -176,6 +176,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stopping.set)
             task = asyncio.create_task(worker.run(), name="job-worker")
+            aio.settle_after_startup()
             log.info("worker started", owner=worker.owner, concurrency=args.concurrency, loop=aio.loop_name())
             await stopping.wait()
             log.info("worker stopping: finishing running jobs")

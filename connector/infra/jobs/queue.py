@@ -15,13 +15,14 @@ dead that finishes late cannot overwrite its successor's outcome.
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text, type_coerce, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -83,7 +84,8 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
     await session.execute(statement)
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: Any) -> Any:
+    """Queued and due by `now`, or running with a lease expired by `now` (a value or a bind)."""
     return or_(
         and_(Job.status == JobStatus.QUEUED, Job.run_after <= now),
         and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
@@ -113,18 +115,17 @@ async def claim(
             candidates = await _fair_candidates(session, now, limit, kinds, served or {})
         else:
             candidates = await _oldest_candidates(session, now, limit, kinds)
-        claimable = _claimable(now)
         for job_id, attempts in candidates:
             result = await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.attempts == attempts, claimable)
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=attempts + 1,
-                    lease_owner=owner,
-                    lease_expires_at=now + lease,
-                )
-                .returning(Job.tenant_id, Job.kind, Job.payload, Job.max_attempts, Job.delivery_id)
+                _TAKE,
+                {
+                    "job_id": job_id,
+                    "seen_attempts": attempts,
+                    "now": now,
+                    "next_attempt": attempts + 1,
+                    "owner": owner,
+                    "expires": now + lease,
+                },
             )
             row = result.first()
             if row is None:
@@ -144,11 +145,74 @@ async def claim(
     return claimed
 
 
+# The claim's statements are built once and bound per call: building and keying a statement costs
+# more CPU than running it, and a worker claims for every job it runs.
+_TAKE = (
+    update(Job)
+    .where(
+        Job.id == bindparam("job_id"),
+        Job.attempts == bindparam("seen_attempts"),
+        _claimable(bindparam("now", type_=UTCDateTime())),
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=bindparam("next_attempt"),
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires", type_=UTCDateTime()),
+    )
+    .returning(Job.tenant_id, Job.kind, Job.payload, Job.max_attempts, Job.delivery_id)
+)
+_RUNNING_LEASES = select(Job.tenant_id, Job.kind, Job.lease_expires_at).where(Job.status == JobStatus.RUNNING)
+
+
+@functools.cache
+def _oldest_queued_per_tenant(kinds: tuple[str, ...] | None) -> Any:
+    """Each tenant's oldest queued job per priority (one index probe each)."""
+
+    def oldest_queued(priority: int) -> Any:
+        return type_coerce(
+            db.scoped(select(Job.run_after), Job, Tenant.id.expression)
+            .where(Job.status == JobStatus.QUEUED, Job.priority == priority, *_of_kinds(kinds))
+            .order_by(Job.run_after)
+            .limit(1)
+            .scalar_subquery(),
+            UTCDateTime(),
+        )
+
+    return select(Tenant.id, *(oldest_queued(p) for p in PRIORITIES))
+
+
+@functools.cache
+def _tenant_range(kinds: tuple[str, ...] | None, priority: int | None, excluding: bool) -> Any:
+    """A tenant's first claimable jobs of one range: expired leases (`priority` None) or queued
+    jobs of one priority, due by `now`; `excluding` leaves out the ids in `taken`."""
+    now = bindparam("now", type_=UTCDateTime())
+    conditions: tuple[Any, ...] = (
+        (Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+        if priority is None
+        else (Job.status == JobStatus.QUEUED, Job.priority == priority, Job.run_after <= now)
+    )
+    statement = (
+        db.scoped(select(Job.id, Job.attempts), Job, bindparam("tenant_id"))
+        .where(*conditions, *_of_kinds(kinds))
+        .order_by(Job.run_after, Job.id)
+        .limit(bindparam("quota"))
+        .with_for_update(skip_locked=True)
+    )
+    if excluding:
+        statement = statement.where(Job.id.not_in(bindparam("taken", expanding=True)))
+    return statement
+
+
+def _kinds_key(kinds: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(sorted(kinds)) if kinds else None
+
+
 Candidate = tuple[int, int]
 """(job id, attempts) of a job read as claimable, locked on PostgreSQL until the claim commits."""
 
 
-def _of_kinds(kinds: list[str] | None) -> list[Any]:
+def _of_kinds(kinds: Sequence[str] | None) -> list[Any]:
     return [Job.kind.in_(kinds)] if kinds else []
 
 
@@ -172,29 +236,15 @@ async def _due_tenants(
     index probe per tenant and priority (`ix_jobs_tenant_claim`: its oldest queued job) and one read
     of the running jobs, so the cost does not grow with the length of anyone's backlog."""
 
-    def oldest_queued(priority: int) -> Any:
-        return type_coerce(
-            db.scoped(select(Job.run_after), Job, Tenant.id.expression)
-            .where(Job.status == JobStatus.QUEUED, Job.priority == priority, *_of_kinds(kinds))
-            .order_by(Job.run_after)
-            .limit(1)
-            .scalar_subquery(),
-            UTCDateTime(),
-        )
-
     queued: dict[str, datetime] = {}
-    for tenant_id, *oldest in (
-        await session.execute(select(Tenant.id, *(oldest_queued(p) for p in PRIORITIES)))
-    ).all():
+    for tenant_id, *oldest in (await session.execute(_oldest_queued_per_tenant(_kinds_key(kinds)))).all():
         due_since = [since for since in oldest if since is not None and since <= now]
         if due_since:
             queued[tenant_id] = min(due_since)
     running: dict[str, int] = {}
     expired: dict[str, datetime] = {}
     wanted = set(kinds) if kinds else None
-    leases = await session.execute(
-        select(Job.tenant_id, Job.kind, Job.lease_expires_at).where(Job.status == JobStatus.RUNNING)
-    )
+    leases = await session.execute(_RUNNING_LEASES)
     for tenant_id, kind, expires in leases.all():
         if expires is not None and expires < now:
             if wanted is None or kind in wanted:
@@ -228,24 +278,18 @@ async def _tenant_candidates(
     jobs, then queued bulk ones, each in the order they fell due. Each is an index range scan on
     `ix_jobs_tenant_claim`."""
     found: list[Candidate] = []
-    ranges: list[tuple[Any, ...]] = (
-        [(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)] if expired else []
-    )
-    ranges += [(Job.status == JobStatus.QUEUED, Job.priority == p, Job.run_after <= now) for p in PRIORITIES]
-    for conditions in ranges:
+    ranges: list[int | None] = [None] if expired else []
+    ranges += PRIORITIES
+    key = _kinds_key(kinds)
+    for priority in ranges:
         if len(found) >= quota:
             break
         taken = exclude + [job_id for job_id, _ in found]
-        statement = (
-            db.scoped(select(Job.id, Job.attempts), Job, tenant_id)
-            .where(*conditions, *_of_kinds(kinds))
-            .order_by(Job.run_after, Job.id)
-            .limit(quota - len(found))
-            .with_for_update(skip_locked=True)
-        )
+        statement = _tenant_range(key, priority, bool(taken))
+        params: dict[str, Any] = {"now": now, "tenant_id": tenant_id, "quota": quota - len(found)}
         if taken:
-            statement = statement.where(Job.id.not_in(taken))
-        found += [(job_id, attempts) for job_id, attempts in (await session.execute(statement)).all()]
+            params["taken"] = taken
+        found += [(job_id, attempts) for job_id, attempts in (await session.execute(statement, params)).all()]
     return found
 
 
@@ -290,12 +334,24 @@ def _held(job: ClaimedJob) -> Any:
     )
 
 
+_COMPLETE = (
+    update(Job)
+    .where(
+        Job.id == bindparam("job_id"),
+        Job.status == JobStatus.RUNNING,
+        Job.lease_owner == bindparam("owner"),
+        Job.attempts == bindparam("attempt"),
+    )
+    .values(status=JobStatus.DONE, finished_at=bindparam("finished", type_=UTCDateTime()), lease_owner=None)
+)
+"""`complete` with `_held`'s conditions, built once."""
+
+
 async def complete(session: AsyncSession, job: ClaimedJob) -> None:
     """Mark done inside the caller's transaction; raises LeaseLost (roll back!) if no longer held."""
     result = await session.execute(
-        update(Job)
-        .where(_held(job))
-        .values(status=JobStatus.DONE, finished_at=datetime.now(UTC), lease_owner=None)
+        _COMPLETE,
+        {"job_id": job.id, "owner": job.owner, "attempt": job.attempt, "finished": datetime.now(UTC)},
     )
     if db.affected(result) != 1:
         raise LeaseLost(f"job {job.id} attempt {job.attempt}")
