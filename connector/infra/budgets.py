@@ -38,13 +38,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import redis.asyncio as redis
-from sqlalchemy import ColumnElement, Select, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.budgets import Limits, LocalBudget, RequestBudget
 from connector.infra import db
 from connector.infra.logs import get_logger
-from connector.models import Base, VendorRateSlot, VendorSlot, new_id
+from connector.models import Base, UTCDateTime, VendorRateSlot, VendorSlot, new_id
 from connector.settings import Settings
 
 log = get_logger("connector.budgets")
@@ -264,6 +264,52 @@ class _Shared:
         raise NotImplementedError
 
 
+def _free_slot_pick() -> tuple[ColumnElement[bool], Select[int]]:
+    now = bindparam("b_now", type_=UTCDateTime())
+    free = or_(VendorSlot.holder.is_(None), VendorSlot.expires_at < now)
+    mine = and_(
+        VendorSlot.connection_id == bindparam("b_connection_id"), VendorSlot.slot_no < bindparam("b_limit")
+    )
+    return free, select(VendorSlot.slot_no).where(mine, free).order_by(VendorSlot.slot_no).limit(1)
+
+
+def _claim_slot(*, locking: bool) -> Any:
+    free, pick = _free_slot_pick()
+    if locking:
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        update(VendorSlot)
+        .where(
+            VendorSlot.connection_id == bindparam("b_connection_id"),
+            VendorSlot.slot_no == pick.scalar_subquery(),
+            free,
+        )
+        .values(
+            holder=bindparam("b_holder"),
+            owner=bindparam("b_owner"),
+            expires_at=bindparam("b_expires", type_=UTCDateTime()),
+        )
+        .returning(VendorSlot.slot_no)
+    )
+
+
+# Built once, bound per call: every call to a budgeted vendor claims and releases a slot. (A bind
+# is not named after a column: SQLAlchemy reserves those names in UPDATE statements.)
+_FREE_SLOT = _free_slot_pick()[1]
+_CLAIM_SLOT = _claim_slot(locking=False)
+_CLAIM_SLOT_LOCKING = _claim_slot(locking=True)
+"""PostgreSQL: the free slot is picked `FOR UPDATE SKIP LOCKED`, so concurrent claims take different rows."""
+_RELEASE_SLOT = (
+    update(VendorSlot)
+    .where(
+        VendorSlot.connection_id == bindparam("b_connection_id"),
+        VendorSlot.slot_no == bindparam("b_slot_no"),
+        VendorSlot.holder == bindparam("b_holder"),
+    )
+    .values(holder=None, owner=None, expires_at=None)
+)
+
+
 class DatabaseBudgets(_Shared):
     """Slots as leased rows of `vendor_slots`, calls per minute as the rows of `vendor_rate_slots`."""
 
@@ -303,44 +349,25 @@ class DatabaseBudgets(_Shared):
 
     async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
         await self._ensure_rows(connection_id, limit)
-
-        def free_at(now: datetime) -> tuple[ColumnElement[bool], Select[int]]:
-            free = or_(VendorSlot.holder.is_(None), VendorSlot.expires_at < now)
-            pick = (
-                select(VendorSlot.slot_no)
-                .where(VendorSlot.connection_id == connection_id, VendorSlot.slot_no < limit, free)
-                .order_by(VendorSlot.slot_no)
-                .limit(1)
-            )
-            return free, pick
-
-        # A read first: while every slot is busy, polling takes no write lock (SQLite has one).
-        async with self.engine.connect() as conn:
-            if (await conn.execute(free_at(self._now())[1])).first() is None:
-                return None
+        postgresql = self.engine.dialect.name == "postgresql"
+        which = {"b_connection_id": connection_id, "b_limit": limit}
+        if not postgresql:
+            # A read first: while every slot is busy, polling takes no write lock (SQLite has one
+            # for the whole database; PostgreSQL's claim skips the rows other claims lock).
+            async with self.engine.connect() as conn:
+                if (await conn.execute(_FREE_SLOT, {**which, "b_now": self._now()})).first() is None:
+                    return None
         holder = new_id()
         started = time.monotonic()
         async with self.engine.begin() as conn:
             now = self._now()  # once a connection is had: the lease starts no earlier than the claim
-            free, pick = free_at(now)
-            if db.backend(conn) == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            claimed = (
-                await conn.execute(
-                    update(VendorSlot)
-                    .where(
-                        VendorSlot.connection_id == connection_id,
-                        VendorSlot.slot_no == pick.scalar_subquery(),
-                        free,
-                    )
-                    .values(
-                        holder=holder,
-                        owner=self.owner,
-                        expires_at=now + timedelta(seconds=self.lease_seconds),
-                    )
-                    .returning(VendorSlot.slot_no)
-                )
-            ).scalar_one_or_none()
+            lease = {
+                "b_holder": holder,
+                "b_owner": self.owner,
+                "b_expires": now + timedelta(seconds=self.lease_seconds),
+            }
+            statement = _CLAIM_SLOT_LOCKING if postgresql else _CLAIM_SLOT
+            claimed = (await conn.execute(statement, {**which, "b_now": now, **lease})).scalar_one_or_none()
         if claimed is None:
             return None
         token = _Token(None, connection_id, holder, claimed)
@@ -366,13 +393,12 @@ class DatabaseBudgets(_Shared):
     async def _release(self, token: _Token) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(VendorSlot)
-                .where(
-                    VendorSlot.connection_id == token.connection_id,
-                    VendorSlot.slot_no == token.slot_no,
-                    VendorSlot.holder == token.holder,
-                )
-                .values(holder=None, owner=None, expires_at=None)
+                _RELEASE_SLOT,
+                {
+                    "b_connection_id": token.connection_id,
+                    "b_slot_no": token.slot_no,
+                    "b_holder": token.holder,
+                },
             )
 
     async def _renew(self, held: list[_Token]) -> None:
