@@ -121,10 +121,30 @@ async def _apply_delivery(services: Services, session: AsyncSession, delivery_id
     problem_ids = await apply_events(session, connection, events)
     await enqueue_reconciles(session, delivery.tenant_id, problem_ids, delivery_id=delivery.id)
     await session.execute(
-        update(DELIVERIES_TABLE)
-        .where(DELIVERIES_TABLE.c.id == delivery.id)
-        .values(status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), attempts=attempt, error=None)
+        _PROCESSED, {"b_delivery": delivery.id, "b_at": datetime.now(UTC), "b_attempts": attempt}
     )
+
+
+# Built once, bound per call (every delivery and reconciliation runs them).
+_PROCESSED = (
+    update(DELIVERIES_TABLE)
+    .where(DELIVERIES_TABLE.c.id == bindparam("b_delivery"))
+    .values(
+        status=DeliveryStatus.PROCESSED,
+        processed_at=bindparam("b_at", type_=DELIVERIES_TABLE.c.processed_at.type),
+        attempts=bindparam("b_attempts"),
+        error=None,
+    )
+)
+_NO_LONGER_FAILED = (
+    update(DELIVERIES_TABLE)
+    .where(
+        DELIVERIES_TABLE.c.id == bindparam("b_delivery"),
+        DELIVERIES_TABLE.c.status.in_((DeliveryStatus.FAILED, DeliveryStatus.DEAD)),
+    )
+    .values(status=DeliveryStatus.PROCESSED, error=None)
+)
+"""A delivery that failed and was retried no longer shows the failure once its problem is reconciled."""
 
 
 async def reconcile(context: JobContext, job: ReconcileJob) -> None:
@@ -137,15 +157,7 @@ async def reconcile(context: JobContext, job: ReconcileJob) -> None:
         """With the lock's release: the delivery that queued this job no longer shows a failure,
         and the job is done."""
         if delivery_id is not None:
-            await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery_id,
-                    Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.DEAD)),
-                )
-                .values(status=DeliveryStatus.PROCESSED, error=None)
-                .execution_options(synchronize_session=False)
-            )
+            await session.execute(_NO_LONGER_FAILED, {"b_delivery": delivery_id})
         await context.complete(session)
 
     await reconcile_problem(context.services, job.problem_id, owner=owner, finish=finish)

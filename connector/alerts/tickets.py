@@ -647,18 +647,19 @@ async def _open(services: Services, loaded: Loaded, summary: str, description: s
         if loaded.windows and await _held(session, problem, now):
             return False
         await session.execute(
-            insert(LINKS).values(
-                id=link.id,
-                tenant_id=link.tenant_id,
-                problem_id=link.problem_id,
-                psa_connection_id=link.psa_connection_id,
-                company_id=link.company_id,
-                marker=link.marker,
-                state=link.state,
-                created_at=link.created_at,
-                notes_added=0,
-                reopened=0,
-            )
+            _INSERT_LINK,
+            {
+                "id": link.id,
+                "tenant_id": link.tenant_id,
+                "problem_id": link.problem_id,
+                "psa_connection_id": link.psa_connection_id,
+                "company_id": link.company_id,
+                "marker": link.marker,
+                "state": link.state,
+                "created_at": link.created_at,
+                "notes_added": 0,
+                "reopened": 0,
+            },
         )
     loaded.link = link
     psa = await services.adapters.psa(loaded.psa)
@@ -699,19 +700,35 @@ async def _record_open(services: Services, loaded: Loaded, ref: TicketRef, *, fo
             session, loaded, "ticket.created", f"{how} for {loaded.problem.kind} on {loaded.problem.hostname}"
         )
         await session.execute(
-            update(LINKS)
-            .where(LINKS.c.id == loaded.link.id)
-            .values(
-                state=TicketState.CLOSED if ref.closed else TicketState.OPEN,
-                ticket_id=ref.id,
-                ticket_number=ref.number,
-                ticket_url=ref.url,
-                last_note_at=now,
-            )
+            _LINK_OPENED,
+            {
+                "b_link": loaded.link.id,
+                "b_state": TicketState.CLOSED if ref.closed else TicketState.OPEN,
+                "b_ticket_id": ref.id,
+                "b_ticket_number": ref.number,
+                "b_ticket_url": ref.url,
+                "b_at": now,
+            },
         )
-        await session.execute(
-            update(PROBLEMS).where(PROBLEMS.c.id == loaded.problem.id).values(routing=Routing.TICKETED)
-        )
+        await session.execute(_PROBLEM_TICKETED, {"b_problem": loaded.problem.id})
+
+
+# Built once, bound per call (every ticket opened runs them); binds are not named after columns.
+_INSERT_LINK = insert(LINKS)
+_LINK_OPENED = (
+    update(LINKS)
+    .where(LINKS.c.id == bindparam("b_link"))
+    .values(
+        state=bindparam("b_state", type_=LINKS.c.state.type),
+        ticket_id=bindparam("b_ticket_id"),
+        ticket_number=bindparam("b_ticket_number"),
+        ticket_url=bindparam("b_ticket_url"),
+        last_note_at=bindparam("b_at", type_=LINKS.c.last_note_at.type),
+    )
+)
+_PROBLEM_TICKETED = (
+    update(PROBLEMS).where(PROBLEMS.c.id == bindparam("b_problem")).values(routing=Routing.TICKETED)
+)
 
 
 def _audit(

@@ -20,9 +20,10 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, text, type_coerce, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text, type_coerce, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -70,18 +71,27 @@ async def insert(session: AsyncSession, values: dict[str, Any]) -> None:
     if unique_key is None:
         session.add(Job(**values))
         return
-    upsert = db.dialect_insert(session, Job)
-    earlier = func.least if db.backend(session) == "postgresql" else func.min
-    statement = upsert.values(**values).on_conflict_do_update(
+    await session.execute(_coalescing_insert(db.backend(session), tuple(sorted(values))), values)
+
+
+JOB_TABLE = cast(Table, Job.__table__)
+
+
+@functools.cache
+def _coalescing_insert(backend: str, columns: tuple[str, ...]) -> Any:
+    """`insert`'s statement for a backend and a set of columns, built once (a worker enqueues a
+    reconciliation for every problem an alert touches)."""
+    upsert = (postgresql.insert if backend == "postgresql" else sqlite.insert)(JOB_TABLE)
+    earlier = func.least if backend == "postgresql" else func.min
+    return upsert.values({name: bindparam(name) for name in columns}).on_conflict_do_update(
         index_elements=["unique_key"],
         index_where=UNIQUE_WHERE,
         set_={
-            "run_after": earlier(Job.run_after, upsert.excluded.run_after),
-            "priority": earlier(Job.priority, upsert.excluded.priority),
-            "delivery_id": func.coalesce(upsert.excluded.delivery_id, Job.delivery_id),
+            "run_after": earlier(JOB_TABLE.c.run_after, upsert.excluded.run_after),
+            "priority": earlier(JOB_TABLE.c.priority, upsert.excluded.priority),
+            "delivery_id": func.coalesce(upsert.excluded.delivery_id, JOB_TABLE.c.delivery_id),
         },
     )
-    await session.execute(statement)
 
 
 def _claimable(now: Any) -> Any:
