@@ -9,11 +9,12 @@ problem apply one at a time on both backends."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, select
+from sqlalchemy import String, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,7 @@ from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra import db
 from connector.infra.jobs.kinds import enqueue
 from connector.infra.jobs.queue import BULK, URGENT
-from connector.models import AppliedEvent, Connection, Problem, ProblemState, utcnow
+from connector.models import AppliedEvent, Base, Connection, Problem, ProblemState, utcnow
 from connector.statuses import EventState, ProblemSource, ProblemStatus, Routing
 
 OCCURRENCE_SOURCES = frozenset({ProblemSource.ALERT})
@@ -32,20 +33,45 @@ OCCURRENCE_SOURCES = frozenset({ProblemSource.ALERT})
 observations of the current state (see `domain.event_order`)."""
 
 
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
-
-
 # Longer vendor event ids are hashed to fit `applied_events.event_id`, never cut into a collision.
 APPLIED_EVENT_ID_LENGTH = cast(String, cast(Table, AppliedEvent.__table__).c.event_id.type).length or 200
 
 
+@functools.cache
+def _insert_if_missing(backend: str, table: str) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` into a table, built once per backend (every alert runs it)."""
+    insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+    return insert(Base.metadata.tables[table]).on_conflict_do_nothing()
+
+
+# Built once, bound per call (every alert runs them).
+_NEWEST = (
+    select(ProblemState)
+    .where(
+        ProblemState.rmm_connection_id == bindparam("b_connection"),
+        ProblemState.endpoint_id == bindparam("b_endpoint"),
+        ProblemState.kind == bindparam("b_kind"),
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_OPEN_PROBLEM = (
+    select(Problem)
+    .where(
+        Problem.rmm_connection_id == bindparam("b_connection"),
+        Problem.endpoint_id == bindparam("b_endpoint"),
+        Problem.kind == bindparam("b_kind"),
+        Problem.state == ProblemStatus.OPEN,
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 async def _first_application(session: AsyncSession, connection_id: str, event_id: str) -> bool:
     result = await session.execute(
-        _insert(session, AppliedEvent)
-        .values(connection_id=connection_id, event_id=fitted_key(event_id, APPLIED_EVENT_ID_LENGTH))
-        .on_conflict_do_nothing()
+        _insert_if_missing(db.backend(session), "applied_events"),
+        {"connection_id": connection_id, "event_id": fitted_key(event_id, APPLIED_EVENT_ID_LENGTH)},
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -62,29 +88,21 @@ async def _lock_newest(
     that write takes the database's write lock before anything is read, on PostgreSQL it waits for
     a concurrent inserter to commit, and the row lock then orders everyone else."""
     inserted = await session.execute(
-        _insert(session, ProblemState)
-        .values(
-            rmm_connection_id=connection.id,
-            endpoint_id=endpoint_id,
-            kind=kind.value,
-            tenant_id=connection.tenant_id,
-            state=first.state,
-            event_at=first.at,
-            updated_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
+        _insert_if_missing(db.backend(session), "problem_states"),
+        {
+            "rmm_connection_id": connection.id,
+            "endpoint_id": endpoint_id,
+            "kind": kind.value,
+            "tenant_id": connection.tenant_id,
+            "state": first.state,
+            "event_at": first.at,
+            "updated_at": utcnow(),
+        },
     )
     if inserted.rowcount == 1:  # type: ignore[attr-defined]
         return None
     row = await session.scalar(
-        select(ProblemState)
-        .where(
-            ProblemState.rmm_connection_id == connection.id,
-            ProblemState.endpoint_id == endpoint_id,
-            ProblemState.kind == kind.value,
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _NEWEST, {"b_connection": connection.id, "b_endpoint": endpoint_id, "b_kind": kind.value}
     )
     assert row is not None, "the insert conflicted with this row"
     return row
@@ -94,15 +112,7 @@ async def open_problem(
     session: AsyncSession, connection_id: str, endpoint_id: str, kind: ProblemKind
 ) -> Problem | None:
     return await session.scalar(
-        select(Problem)
-        .where(
-            Problem.rmm_connection_id == connection_id,
-            Problem.endpoint_id == endpoint_id,
-            Problem.kind == kind.value,
-            Problem.state == ProblemStatus.OPEN,
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        _OPEN_PROBLEM, {"b_connection": connection_id, "b_endpoint": endpoint_id, "b_kind": kind.value}
     )
 
 
