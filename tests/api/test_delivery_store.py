@@ -20,22 +20,9 @@ from connector.alerts.delivery_store import (
 from connector.alerts.ingest import delivery_values
 from connector.alerts.jobs import DELIVERIES
 from connector.infra.context import Services
-from connector.models import Connection, Delivery, Job, Tenant, new_id
+from connector.models import Delivery, Job, new_id
 from connector.statuses import DeliveryStatus, JobStatus
-
-
-async def _owner(services: Services) -> tuple[str, str]:
-    async with services.sessions() as session, session.begin():
-        tenant = Tenant(name=f"tenant-{new_id()[:8]}")
-        session.add(tenant)
-        await session.flush()
-        connection = Connection(
-            tenant_id=tenant.id, name="rmm", kind="dummy_rmm", role="rmm", base_url="https://rmm.example.com",
-            credentials_encrypted=b"x",
-        )  # fmt: skip
-        session.add(connection)
-        await session.flush()
-        return connection.id, tenant.id
+from tests.support.deliveries import delivery_owner
 
 
 def _row(owner: tuple[str, str], event_id: str, *, status: str = DeliveryStatus.QUEUED) -> dict[str, Any]:
@@ -66,7 +53,7 @@ async def _stored(services: Services, ids: list[str]) -> dict[str, dict[str, Any
 
 
 async def test_the_driver_store_stores_what_the_core_store_stores(services: Services) -> None:
-    owner = await _owner(services)
+    owner = await delivery_owner(services)
     driver, core = _driver_store(services), CoreDeliveryStore(services.engine)
     by_driver = [_row(owner, "d-1"), _row(owner, "d-2", status=DeliveryStatus.REJECTED)]
     by_core = [_row(owner, "c-1"), _row(owner, "c-2", status=DeliveryStatus.REJECTED)]
@@ -101,7 +88,7 @@ async def test_the_driver_store_stores_what_the_core_store_stores(services: Serv
 async def test_one_job_per_tenant_keeps_the_order_received_and_redeliveries_find_their_row(
     services: Services,
 ) -> None:
-    first, second = await _owner(services), await _owner(services)
+    first, second = await delivery_owner(services), await delivery_owner(services)
     store = _driver_store(services)
     try:
         earlier = _row(first, "seen-before")

@@ -16,21 +16,8 @@ from sqlalchemy.exc import OperationalError
 from adapters.base import WebhookRequest
 from connector.alerts.ingest import DeliveryWriter, delivery_values, refused_row
 from connector.infra.context import Services
-from connector.models import Connection, Delivery, Job, Tenant, new_id
-
-
-async def _owner(services: Services) -> tuple[str, str]:
-    async with services.sessions() as session, session.begin():
-        tenant = Tenant(name=f"tenant-{new_id()[:8]}")
-        session.add(tenant)
-        await session.flush()
-        connection = Connection(
-            tenant_id=tenant.id, name="rmm", kind="dummy_rmm", role="rmm", base_url="https://rmm.example.com",
-            credentials_encrypted=b"x",
-        )  # fmt: skip
-        session.add(connection)
-        await session.flush()
-        return connection.id, tenant.id
+from connector.models import Delivery, Job
+from tests.support.deliveries import delivery_owner
 
 
 def _values(owner: tuple[str, str], event_id: str, **overrides: Any) -> dict[str, Any]:
@@ -57,7 +44,7 @@ POISON = {
 async def test_a_row_the_database_refuses_fails_alone_and_its_batch_commits(
     services: Services, poison: str
 ) -> None:
-    owner = await _owner(services)
+    owner = await delivery_owner(services)
     writer = DeliveryWriter(services)
     try:
         good = [_values(owner, f"good-{n}") for n in range(40)]
@@ -78,7 +65,7 @@ async def test_a_row_the_database_refuses_fails_alone_and_its_batch_commits(
 
 
 async def test_a_nul_in_a_text_column_fails_alone_on_postgresql(services: Services) -> None:
-    owner = await _owner(services)
+    owner = await delivery_owner(services)
     writer = DeliveryWriter(services)
     try:
         rows = [_values(owner, "a"), _values(owner, "b", user_agent="x\x00y"), _values(owner, "c")]
@@ -91,7 +78,7 @@ async def test_a_nul_in_a_text_column_fails_alone_on_postgresql(services: Servic
 
 
 async def test_redeliveries_split_from_their_first_delivery_still_answer_its_id(services: Services) -> None:
-    owner = await _owner(services)
+    owner = await delivery_owner(services)
     writer = DeliveryWriter(services)
     try:
         first = _values(owner, "same")
@@ -108,7 +95,7 @@ async def test_redeliveries_split_from_their_first_delivery_still_answer_its_id(
 async def test_an_unavailable_database_fails_the_batch_without_writing_rows_apart(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner = await _owner(services)
+    owner = await delivery_owner(services)
     writer = DeliveryWriter(services)
     calls: list[int] = []
 

@@ -51,3 +51,20 @@ def mapping_form(csrf: str, rmm: str, psa: str, n: int) -> dict[str, str]:
         "psa_connection_id": psa,
         "psa_company_id": f"company-{n}",
     }
+
+
+def webhook_receiver(base_url: str, headers: dict[str, str]) -> tuple[str, str]:
+    """A ConnectWise Automate connection created through the API: (its id, its webhook secret)."""
+    created = httpx.post(
+        f"{base_url}/api/v1/connections",
+        json={
+            "name": "Automate",
+            "kind": "connectwise_automate",
+            "base_url": "http://127.0.0.1:9",
+            "credentials": {"username": "svc", "password": "pw", "client_id": "cid"},
+        },
+        headers=headers,
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["id"], created.json()["webhook_secret"]

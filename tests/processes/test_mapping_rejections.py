@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PG_URL, _postgres_reachable
 from tests.processes.helpers import psa_connection, rmm_connection
-from tests.support.processes import Deployment, query
+from tests.support.processes import Deployment, migrated, query
 
 pytestmark = pytest.mark.processes
 
@@ -23,14 +22,8 @@ ROUNDS = 5
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
-    if request.param == "postgresql" and (reason := _postgres_reachable()) is not None:
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {reason}")
-    deployment = Deployment.create(request.param, tmp_path)
-    deployment.migrate()
-    try:
+    with migrated(request.param, tmp_path) as deployment:
         yield deployment
-    finally:
-        deployment.close()
 
 
 def test_concurrent_identical_rejections_store_one_row(deployment: Deployment) -> None:

@@ -11,13 +11,13 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PG_URL, _postgres_reachable
-from tests.support.processes import Deployment, query
+from tests.api.world import canonical_alert
+from tests.processes.helpers import webhook_receiver
+from tests.support.processes import Deployment, migrated, query
 
 pytestmark = pytest.mark.processes
 
@@ -28,27 +28,8 @@ KILL_AFTER = 600
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
-    if request.param == "postgresql" and (reason := _postgres_reachable()) is not None:
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {reason}")
-    deployment = Deployment.create(request.param, tmp_path)
-    deployment.migrate()
-    try:
+    with migrated(request.param, tmp_path) as deployment:
         yield deployment
-    finally:
-        deployment.close()
-
-
-def alert(event_id: str, sender: int) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "client_id": f"client-{sender}",
-        "endpoint_id": f"ep-{sender}",
-        "hostname": f"PC-{sender}",
-        "problem": "threat_detected",
-        "state": "active",
-        "message": "Trojan found",
-        "occurred_at": "2026-11-20T10:00:00Z",
-    }
 
 
 async def storm(
@@ -61,7 +42,13 @@ async def storm(
             for n in range(100_000):
                 event_id = f"s{number}-{n}"
                 try:
-                    answer = await client.post(path, params={"token": secret}, json=alert(event_id, number))
+                    answer = await client.post(
+                        path,
+                        params={"token": secret},
+                        json=canonical_alert(
+                            event_id, endpoint_id=f"ep-{number}", client_id=f"client-{number}"
+                        ),
+                    )
                 except httpx.TransportError:
                     return  # the server is gone
                 if answer.status_code == 202:
@@ -75,19 +62,7 @@ async def storm(
 def test_every_acknowledged_delivery_survives_a_sigkill_with_its_job(deployment: Deployment) -> None:
     engineer = deployment.api_key("engineer")
     serve = deployment.start("serve", env=deployment.env(CONNECTOR_RUN_WORKER="false"))
-    created = httpx.post(
-        f"{serve.url}/api/v1/connections",
-        json={
-            "name": "Automate",
-            "kind": "connectwise_automate",
-            "base_url": "http://127.0.0.1:9",
-            "credentials": {"username": "svc", "password": "pw", "client_id": "cid"},
-        },
-        headers=engineer,
-        timeout=30,
-    )
-    assert created.status_code == 201, created.text
-    connection_id, secret = created.json()["id"], created.json()["webhook_secret"]
+    connection_id, secret = webhook_receiver(serve.url, engineer)
     acknowledged: dict[str, str] = {}
     enough = threading.Event()
     senders = threading.Thread(

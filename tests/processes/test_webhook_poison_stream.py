@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PG_URL, _postgres_reachable
-from tests.support.processes import HOST, Deployment, query
+from tests.processes.helpers import webhook_receiver
+from tests.support.processes import HOST, Deployment, migrated, query
 
 pytestmark = pytest.mark.processes
 
@@ -32,14 +32,8 @@ POISON_CLIENTS = 2
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
-    if request.param == "postgresql" and (reason := _postgres_reachable()) is not None:
-        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {reason}")
-    deployment = Deployment.create(request.param, tmp_path)
-    deployment.migrate()
-    try:
+    with migrated(request.param, tmp_path) as deployment:
         yield deployment
-    finally:
-        deployment.close()
 
 
 @dataclass(frozen=True)
@@ -194,20 +188,8 @@ async def storm(target: Target) -> tuple[Counter[int], Counter[tuple[str, int]],
 def test_poison_requests_beside_valid_senders_cost_no_valid_delivery(deployment: Deployment) -> None:
     engineer = deployment.api_key("engineer")
     serve = deployment.start("serve", env=deployment.env(CONNECTOR_RUN_WORKER="false"))
-    created = httpx.post(
-        f"{serve.url}/api/v1/connections",
-        json={
-            "name": "Automate",
-            "kind": "connectwise_automate",
-            "base_url": "http://127.0.0.1:9",
-            "credentials": {"username": "svc", "password": "pw", "client_id": "cid"},
-        },
-        headers=engineer,
-        timeout=30,
-    )
-    assert created.status_code == 201, created.text
     assert serve.port is not None
-    target = Target(serve.url, serve.port, created.json()["id"], created.json()["webhook_secret"])
+    target = Target(serve.url, serve.port, *webhook_receiver(serve.url, engineer))
 
     valid, poison, sent = asyncio.run(storm(target))
 

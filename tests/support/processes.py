@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,24 @@ class Deployment:
                 proc.kill()
         if self.schema:
             asyncio.run(_drop_schema(self.schema))
+
+
+@contextlib.contextmanager
+def migrated(backend: str, folder: Path) -> Iterator[Deployment]:
+    """A migrated deployment on `backend` (the test is skipped when PostgreSQL is unreachable),
+    closed afterwards: the body of every real-process test's `deployment` fixture."""
+    from tests.conftest import _postgres_reachable
+
+    if backend == "postgresql" and (reason := _postgres_reachable()) is not None:
+        import pytest
+
+        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {reason}")
+    deployment = Deployment.create(backend, folder)
+    deployment.migrate()
+    try:
+        yield deployment
+    finally:
+        deployment.close()
 
 
 async def _drop_schema(schema: str) -> None:
