@@ -2,19 +2,21 @@
 
 The ingest writer commits every batch of deliveries (and the jobs that process them) in one
 transaction. Through SQLAlchemy's Core that transaction cost more CPU than everything else a
-delivery needs (compiling, result set-up, the greenlet hop per statement); the work itself is three
+delivery needs (compiling, result set-up, the greenlet hop per statement); the work itself is a few
 fixed statements. So on the two backends connector runs on, the batch goes to the driver directly:
 
-- PostgreSQL (asyncpg): one prepared `INSERT ... SELECT FROM unnest(...)` for the whole batch, on a
-  connection checked out of the engine's pool (so its search path, timeouts and pre-ping are the
-  engine's own), invalidated on any failure or cancellation.
-- SQLite: a connection of its own, on a thread of its own, opened with the engine's pragmas (WAL,
-  `synchronous=FULL`, foreign keys, busy timeout); the batch is one function call into that thread
-  (`BEGIN IMMEDIATE` ... `COMMIT`) instead of a thread hop per statement, and a batch past its
-  deadline is interrupted (`sqlite3.Connection.interrupt`) rather than left running.
+- PostgreSQL (asyncpg): one statement for the whole batch, its own transaction — the rows as
+  arrays through `unnest`, `INSERT ... ON CONFLICT DO NOTHING RETURNING`, and in a CTE one job per
+  tenant — on a connection checked out of the engine's pool (its search path and timeouts are the
+  engine's), held while batches keep coming and pinged after `db.PING_AFTER_IDLE_SECONDS` idle.
+  Any failure but a refused row, and any cancellation, closes the connection.
+- SQLite: a connection of its own, on a thread of its own, with the engine's pragmas
+  (`db.apply_sqlite_pragmas`); the batch is one function call into that thread (`BEGIN IMMEDIATE`
+  ... `COMMIT`) instead of a thread hop per statement, and a batch past its deadline is
+  interrupted (`sqlite3.Connection.interrupt`) rather than left running.
 
 Values are converted with the columns' own SQLAlchemy bind processors, so a row written here is
-byte for byte the row the ORM would have written. Any other database (an in-memory SQLite, another
+the row the SQLAlchemy path would have written. Any other database (an in-memory SQLite, another
 driver) keeps the SQLAlchemy path, `CoreDeliveryStore`.
 """
 
@@ -33,6 +35,7 @@ from typing import Any, Protocol, cast
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connector.alerts.jobs import DELIVERIES, DeliveriesJob
@@ -130,6 +133,24 @@ def _converted(
     return converted
 
 
+def refused_row(exc: BaseException) -> bool:
+    """Whether a failed write was refused for something in its rows — a value a column cannot
+    hold, a constraint — rather than because the database is unavailable (connection lost,
+    timeout, locked): only a refused row is worth writing the others apart for."""
+    if isinstance(exc, IntegrityError | DataError | sqlite3.IntegrityError | sqlite3.DataError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):  # the driver's own error (the driver-level writer)
+        return isinstance(exc.sqlstate, str) and exc.sqlstate[:2] in ("22", "23")
+    if isinstance(exc, DBAPIError):  # asyncpg's data errors arrive as plain DBAPIError: read the SQLSTATE
+        if exc.connection_invalidated:
+            return False
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(code, str) and code[:2] in ("22", "23")  # data exception, integrity violation
+    if isinstance(exc, StatementError):  # a parameter the driver could not convert
+        return isinstance(exc.orig, ValueError | TypeError | OverflowError)
+    return isinstance(exc, ValueError | TypeError | OverflowError)  # sqlite3 raises these unwrapped
+
+
 class CoreDeliveryStore:
     """Through SQLAlchemy Core: any database SQLAlchemy speaks."""
 
@@ -174,10 +195,6 @@ class PostgresDeliveryStore:
     statement is its own transaction: one round trip per batch), on a connection held while
     batches keep coming."""
 
-    IDLE_SECONDS = 1.0
-    """A connection unused this long goes back to the pool, and the next batch checks one out
-    (with the pool's pre-ping): a restarted server costs no batch its write."""
-
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
@@ -188,9 +205,7 @@ class PostgresDeliveryStore:
         arrays = ", ".join(
             f"${n}::{_pg_type(dialect, DELIVERY_TABLE, name)}[]" for n, name in enumerate(DELIVERY_COLUMNS, 1)
         )
-        job = job_template()
         first = len(DELIVERY_COLUMNS) + 1
-        self._job_values = [job[name] for name in JOB_TEMPLATE_COLUMNS]
         job_params = ", ".join(
             f"${n}::{_pg_type(dialect, JOB_TABLE, name)}"
             for n, name in enumerate(JOB_TEMPLATE_COLUMNS, first)
@@ -212,17 +227,20 @@ class PostgresDeliveryStore:
             "WHERE connection_id = ANY($1::varchar[]) AND dedupe_key = ANY($2::varchar[])"
         )
         self._delivery_processors = _processors(dialect, DELIVERY_TABLE, DELIVERY_COLUMNS)
-        self._job_values = [
-            value if process is None or value is None else process(value)
-            for value, process in zip(
-                self._job_values, _processors(dialect, JOB_TABLE, JOB_TEMPLATE_COLUMNS), strict=True
-            )
-        ]
+        [self._job_values] = _converted(
+            [job_template()], JOB_TEMPLATE_COLUMNS, _processors(dialect, JOB_TABLE, JOB_TEMPLATE_COLUMNS)
+        )
 
     async def _connection(self) -> Any:
+        """The held connection; after `db.PING_AFTER_IDLE_SECONDS` unused it is pinged first, as
+        the pool pings its idle ones, and replaced if it fails: a restarted server costs no batch
+        its write."""
         now = time.monotonic()
-        if self._conn is not None and now - self._last_used > self.IDLE_SECONDS:
-            await self._release()
+        if self._raw is not None and now - self._last_used > db.PING_AFTER_IDLE_SECONDS:
+            try:
+                await self._raw.execute(";")
+            except Exception:
+                await self._release(invalidate=True)
         if self._conn is None:
             conn = await self._engine.connect()
             try:
@@ -259,7 +277,7 @@ class PostgresDeliveryStore:
         except BaseException as exc:
             # Cancelled by the deadline or failed: the connection's state is not known, so it is
             # closed rather than used again. A refused row leaves the connection as it was.
-            if not isinstance(exc, asyncpg.PostgresError) or exc.sqlstate[:2] not in ("22", "23"):
+            if not refused_row(exc):
                 await self._release(invalidate=True)
             raise
         return Written(inserted, known)
@@ -321,10 +339,7 @@ class SqliteDeliveryStore:
             connection = sqlite3.connect(
                 self._path, timeout=self._busy_seconds, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute(f"PRAGMA busy_timeout={int(self._busy_seconds * 1000)}")
+            db.apply_sqlite_pragmas(connection, self._busy_seconds)
             with self._lock:
                 self._connection = connection
         return self._connection

@@ -11,22 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import String, Table
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import StatementError
 
 from adapters.base import AlertEvent, RmmAdapter, SecurityAdapter, WebhookRequest
 from adapters.common import unstorable
 from adapters.errors import WebhookParseError
 from connector.alerts.canonical import fitted_key, load_json, looks_canonical, parse_canonical
-from connector.alerts.delivery_store import store_for
+from connector.alerts.delivery_store import refused_row, store_for
 from connector.infra.context import Services
 from connector.infra.db import DatabaseUnavailable, is_unavailable
 from connector.infra.logs import get_logger
@@ -234,8 +232,7 @@ class DeliveryWriter:
 
     async def submit(self, values: dict[str, Any]) -> tuple[str, bool]:
         """Stores the delivery; returns (delivery id, whether it was a redelivery)."""
-        loop = self._loop if self._loop is not None and self._tasks else self.start()
-        pending = _Pending(values, loop.create_future())
+        pending = _Pending(values, self.start().create_future())
         self._queue.put_nowait(pending)  # unbounded: never waits
         return await pending.future
 
@@ -345,24 +342,6 @@ class DeliveryWriter:
             else:
                 results.append((written.known[(values["connection_id"], values["dedupe_key"])], True))
         return results
-
-
-def refused_row(exc: BaseException) -> bool:
-    """Whether a failed write was refused for something in its rows — a value a column cannot
-    hold, a constraint — rather than because the database is unavailable (connection lost,
-    timeout, locked): only a refused row is worth writing the others apart for."""
-    if isinstance(exc, IntegrityError | DataError | sqlite3.IntegrityError | sqlite3.DataError):
-        return True
-    if isinstance(exc, asyncpg.PostgresError):  # the driver's own error (the driver-level writer)
-        return isinstance(exc.sqlstate, str) and exc.sqlstate[:2] in ("22", "23")
-    if isinstance(exc, DBAPIError):  # asyncpg's data errors arrive as plain DBAPIError: read the SQLSTATE
-        if exc.connection_invalidated:
-            return False
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return isinstance(code, str) and code[:2] in ("22", "23")  # data exception, integrity violation
-    if isinstance(exc, StatementError):  # a parameter the driver could not convert
-        return isinstance(exc.orig, ValueError | TypeError | OverflowError)
-    return isinstance(exc, ValueError | TypeError | OverflowError)  # sqlite3 raises these unwrapped
 
 
 def _reason(exc: BaseException) -> str:

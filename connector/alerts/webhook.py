@@ -194,9 +194,9 @@ def declared_length(value: str | None) -> int | None:
 
 
 class WebhookFastPath:
-    """Serves `POST /webhooks/{id}` ahead of everything else in the app (`ConnectorApp` asks it
-    first): no middleware stack, router or dependency resolution, its own body limit, metrics,
-    request id and access-log record. Everything else goes to the API as usual."""
+    """Serves `POST /webhooks/{id}` ahead of everything else in the app (`connector.app.WebhooksFirst`
+    asks it first): no middleware stack, router or dependency resolution, its own body limit,
+    metrics, request id and access-log record. Everything else goes to the API as usual."""
 
     def __init__(self, *, max_bytes: int, metrics: Metrics, access: AccessLog | None = None) -> None:
         self.max_bytes = max_bytes

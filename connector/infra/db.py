@@ -65,14 +65,20 @@ class Timeouts:
 SQLITE_DEFAULT_BUSY_SECONDS = 10.0
 
 
+def apply_sqlite_pragmas(dbapi_connection: Any, busy_seconds: float) -> None:
+    """The pragmas every connection to the SQLite file runs with (the engine's, and the webhook
+    writer's own connection)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+    cursor.close()
+
+
 def _sqlite_pragmas(busy_seconds: float) -> Any:
     def apply(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
-        cursor.close()
+        apply_sqlite_pragmas(dbapi_connection, busy_seconds)
 
     return apply
 

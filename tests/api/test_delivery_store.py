@@ -4,9 +4,11 @@ tenant whose delivery ids keep the order received, and the ids of earlier rows f
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, text
 
 from adapters.base import WebhookRequest
@@ -19,6 +21,7 @@ from connector.alerts.delivery_store import (
 )
 from connector.alerts.ingest import delivery_values
 from connector.alerts.jobs import DELIVERIES
+from connector.infra import db
 from connector.infra.context import Services
 from connector.models import Delivery, Job, new_id
 from connector.statuses import DeliveryStatus, JobStatus
@@ -111,3 +114,25 @@ async def test_one_job_per_tenant_keeps_the_order_received_and_redeliveries_find
         assert job.status == JobStatus.QUEUED and job.priority == DELIVERIES.priority
         assert job.max_attempts == DELIVERIES.max_attempts and job.attempts == 0
         assert job.run_after is not None and job.run_after.tzinfo is not None
+
+
+async def test_the_postgresql_store_replaces_its_held_connection_after_the_server_dropped_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("the held connection is PostgreSQL's")
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.3)
+    owner = await delivery_owner(services)
+    store = _driver_store(services)
+    try:
+        await store.write([_row(owner, "before")])
+        assert isinstance(store, PostgresDeliveryStore)
+        held = await (await store._connection()).fetchval("SELECT pg_backend_pid()")
+        async with services.engine.connect() as conn:  # the server ends the store's session
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": held})
+        await asyncio.sleep(0.5)
+        after = _row(owner, "after")
+        written = await store.write([after])  # pinged, found dead, replaced: no error
+    finally:
+        await store.close()
+    assert written.inserted == {after["id"]}
