@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from adapters.registry import discover
 from adapters.testing.harness import installed_harnesses
+from tests.support.processes import free_port
 
 KEY = re.compile(r"ck_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
@@ -34,12 +34,6 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(tmp_path: Path, port: int) -> tuple[str, int]:
@@ -67,7 +61,7 @@ def _serve(tmp_path: Path, port: int) -> tuple[str, int]:
 
 
 def test_first_serve_writes_an_admin_key_once_to_a_private_file_and_it_works(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     first, status = _serve(tmp_path, port)
     assert status == 200, first
     key_file = tmp_path / "data" / "initial-admin.key"
@@ -115,7 +109,7 @@ def test_first_serve_writes_an_admin_key_once_to_a_private_file_and_it_works(tmp
 def test_the_first_admin_key_is_shown_on_an_interactive_terminal(tmp_path: Path) -> None:
     import pty
 
-    port = _free_port()
+    port = free_port()
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector.cli", "serve", "--port", str(port)],
@@ -299,7 +293,7 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_demo_starts_a_seeded_msp_and_prints_how_to_sign_in(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector.cli", "demo", "--port", str(port)],
         env=_env(tmp_path),
@@ -338,7 +332,7 @@ def test_demo_starts_a_seeded_msp_and_prints_how_to_sign_in(tmp_path: Path) -> N
 
 
 def test_demo_empty_prints_the_systems_and_configures_nothing(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "connector.cli", "demo", "--empty", "--per-client", "3", "--port", str(port)],
         env=_env(tmp_path),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import pytest
 from tests.browser import screens
 from tests.browser.test_dashboard import CHROMIUM, LAUNCH_ARGS  # skips this module without them
 from tests.support.pdf import text as pdf_text
+from tests.support.processes import free_port
 
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # isort: skip
 
@@ -53,16 +53,10 @@ class Demo:
     output: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`connector demo --empty` as its own process, on a free port; its printed details parsed."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     env["CONNECTOR_DATA_DIR"] = str(tmp_path_factory.mktemp("first-hour"))
     proc = subprocess.Popen(

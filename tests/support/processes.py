@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,10 +36,30 @@ HOST = "127.0.0.1"
 PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
+# Listening ports come from below the kernel's ephemeral range (32768+ by default), one block per
+# xdist worker: a port the kernel hands out as "free" can be taken by any outgoing connection (a
+# database client, an HTTP call) before the process under test binds it.
+_PORT_BLOCK = 1000
+_FIRST_PORT = 20000
+_worker_index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 12
+_next_ports = itertools.cycle(
+    range(_FIRST_PORT + _worker_index * _PORT_BLOCK, _FIRST_PORT + (_worker_index + 1) * _PORT_BLOCK)
+)
+for _ in range(random.randrange(_PORT_BLOCK)):
+    next(_next_ports)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, that no outgoing connection can take before it is bound."""
+    for _ in range(_PORT_BLOCK):
+        port = next(_next_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 def wait_until(
