@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -268,6 +268,11 @@ def _views(loaded: Loaded) -> tuple[domain.ProblemView, domain.LinkView | None, 
     return problem, link, domain.Routing(company_id=company, rule=rule)
 
 
+_LEAVES_LOADED_CURRENT = frozenset({"created"})
+"""Steps after which `loaded` is what a reload would read (`_record_open` mirrors its writes into
+it), so the next step decides without one: a change anyone else made meanwhile queued a
+reconciliation of its own, which runs once this run's lock is released."""
+
 Finish = Callable[[AsyncSession], Awaitable[None]]
 """What the caller records when every step succeeded, in the transaction that releases the lock
 (the job's completion): one commit ends the reconciliation."""
@@ -282,7 +287,7 @@ async def reconcile_problem(
     finished = False
     try:
         for n in range(MAX_STEPS):
-            if n:
+            if n and steps[-1] not in _LEAVES_LOADED_CURRENT:
                 async with services.sessions() as session:
                     loaded = await _load(session, problem_id)
             step = await _step(services, problem_id, loaded)
@@ -343,14 +348,14 @@ async def _step(services: Services, problem_id: str, loaded: Loaded | None) -> s
             async with db.transaction(services.sessions) as session:
                 _audit(session, loaded, "ticket.noted", f"note added ({covered} more occurrence(s))", text)
                 await session.execute(
-                    update(TicketLink)
-                    .where(TicketLink.id == loaded.link.id)
-                    .values(last_note_at=now, notes_added=TicketLink.notes_added + 1)
+                    update(LINKS)
+                    .where(LINKS.c.id == loaded.link.id)
+                    .values(last_note_at=now, notes_added=LINKS.c.notes_added + 1)
                 )
                 await session.execute(
-                    update(Problem)
-                    .where(Problem.id == problem_id)
-                    .values(noted_occurrences=Problem.noted_occurrences + covered)
+                    update(PROBLEMS)
+                    .where(PROBLEMS.c.id == problem_id)
+                    .values(noted_occurrences=PROBLEMS.c.noted_occurrences + covered)
                 )
             return _done(services, loaded, "noted")
         case domain.Reraise():
@@ -379,8 +384,8 @@ async def _step(services: Services, problem_id: str, loaded: Loaded | None) -> s
             async with db.transaction(services.sessions) as session:
                 _audit(session, loaded, "ticket.closed", "closed: the problem cleared", resolution, status)
                 await session.execute(
-                    update(TicketLink)
-                    .where(TicketLink.id == loaded.link.id)
+                    update(LINKS)
+                    .where(LINKS.c.id == loaded.link.id)
                     .values(state=TicketState.CLOSED, closed_at=now)
                 )
             return _done(services, loaded, "closed")
@@ -401,8 +406,8 @@ async def _read_back(
         async with db.transaction(services.sessions) as session:
             _audit(session, loaded, "ticket.relinked", f"merged into ticket {back.merged_into}; following it")
             await session.execute(
-                update(TicketLink)
-                .where(TicketLink.id == link.id)
+                update(LINKS)
+                .where(LINKS.c.id == link.id)
                 .values(ticket_id=back.merged_into, ticket_number=back.merged_into, ticket_url=None)
             )
         return "relinked", back
@@ -412,9 +417,7 @@ async def _read_back(
         async with db.transaction(services.sessions) as session:
             _audit(session, loaded, "ticket.gone", "deleted in the PSA; not replaced")
             await session.execute(
-                update(TicketLink)
-                .where(TicketLink.id == link.id)
-                .values(state=TicketState.CLOSED, closed_at=now)
+                update(LINKS).where(LINKS.c.id == link.id).values(state=TicketState.CLOSED, closed_at=now)
             )
         return "gone", None
     if back.closed:
@@ -424,7 +427,7 @@ async def _read_back(
         async with db.transaction(services.sessions) as session:
             _audit(session, loaded, "ticket.acknowledged" if active else "ticket.closed", what)
             await session.execute(
-                update(TicketLink).where(TicketLink.id == link.id).values(state=state, closed_at=now)
+                update(LINKS).where(LINKS.c.id == link.id).values(state=state, closed_at=now)
             )
         if active:
             await _clear_rmm_alert(services, loaded)
@@ -447,8 +450,8 @@ async def _reopen(services: Services, loaded: Loaded, why: str) -> str:
             f"a new ticket follows ticket {link.ticket_number or link.ticket_id}",
         )
         await session.execute(
-            update(TicketLink)
-            .where(TicketLink.id == link.id)
+            update(LINKS)
+            .where(LINKS.c.id == link.id)
             .values(
                 state=TicketState.PENDING,
                 marker=marker,
@@ -460,9 +463,9 @@ async def _reopen(services: Services, loaded: Loaded, why: str) -> str:
             )
         )
         await session.execute(
-            update(Problem)
-            .where(Problem.id == loaded.problem.id)
-            .values(noted_occurrences=Problem.occurrences)
+            update(PROBLEMS)
+            .where(PROBLEMS.c.id == loaded.problem.id)
+            .values(noted_occurrences=PROBLEMS.c.occurrences)
         )
     return why
 
@@ -483,12 +486,12 @@ async def _leave_open(
     async with db.transaction(services.sessions) as session:
         _audit(session, loaded, "ticket.left_open", f"resolved; left open ({work})", text)
         await session.execute(
-            update(TicketLink)
-            .where(TicketLink.id == link.id)
+            update(LINKS)
+            .where(LINKS.c.id == link.id)
             .values(
                 state=TicketState.LEFT_OPEN,
                 last_note_at=datetime.now(UTC),
-                notes_added=TicketLink.notes_added + 1,
+                notes_added=LINKS.c.notes_added + 1,
             )
         )
     return "left_open"
@@ -605,7 +608,7 @@ async def _auto_action(services: Services, loaded: Loaded) -> None:
 
 async def _set_routing(services: Services, problem_id: str, routing: str) -> None:
     async with db.transaction(services.sessions) as session:
-        await session.execute(update(Problem).where(Problem.id == problem_id).values(routing=routing))
+        await session.execute(update(PROBLEMS).where(PROBLEMS.c.id == problem_id).values(routing=routing))
 
 
 def _spec(
@@ -678,8 +681,8 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
     if not create or loaded.rule is None:
         async with db.transaction(services.sessions) as session:
             await session.execute(
-                update(TicketLink)
-                .where(TicketLink.id == loaded.link.id)
+                update(LINKS)
+                .where(LINKS.c.id == loaded.link.id)
                 .values(state=TicketState.CLOSED, closed_at=datetime.now(UTC))
             )
         return "abandoned"
@@ -693,24 +696,26 @@ async def _resume(services: Services, loaded: Loaded, summary: str, description:
 async def _record_open(services: Services, loaded: Loaded, ref: TicketRef, *, found: bool = False) -> None:
     assert loaded.link is not None
     now = datetime.now(UTC)
-    loaded.link.ticket_id, loaded.link.ticket_number = ref.id, ref.number
+    link, problem = loaded.link, loaded.problem
+    link.ticket_id, link.ticket_number = ref.id, ref.number
+    state = TicketState.CLOSED if ref.closed else TicketState.OPEN
     async with db.transaction(services.sessions) as session:
         how = "found by its marker after an interrupted create" if found else "created"
-        _audit(
-            session, loaded, "ticket.created", f"{how} for {loaded.problem.kind} on {loaded.problem.hostname}"
-        )
+        await _audit_now(session, loaded, "ticket.created", f"{how} for {problem.kind} on {problem.hostname}")
         await session.execute(
             _LINK_OPENED,
             {
-                "b_link": loaded.link.id,
-                "b_state": TicketState.CLOSED if ref.closed else TicketState.OPEN,
+                "b_link": link.id,
+                "b_state": state,
                 "b_ticket_id": ref.id,
                 "b_ticket_number": ref.number,
                 "b_ticket_url": ref.url,
                 "b_at": now,
             },
         )
-        await session.execute(_PROBLEM_TICKETED, {"b_problem": loaded.problem.id})
+        await session.execute(_PROBLEM_TICKETED, {"b_problem": problem.id})
+    link.state, link.ticket_url, link.last_note_at = state, ref.url, now  # as a reload would read them
+    problem.routing = Routing.TICKETED
 
 
 # Built once, bound per call (every ticket opened runs them); binds are not named after columns.
@@ -740,6 +745,18 @@ def _audit(
     status_id: str | None = None,
 ) -> None:
     """The PSA write just made, in the transaction that records it."""
+    audit.record(session, **_audit_entry(loaded, kind, what, text, status_id))
+
+
+async def _audit_now(session: AsyncSession, loaded: Loaded, kind: str, what: str) -> None:
+    """`_audit` as a statement run at once: every ticket created writes one, and an ORM object
+    costs a flush."""
+    await audit.insert(session, **_audit_entry(loaded, kind, what))
+
+
+def _audit_entry(
+    loaded: Loaded, kind: str, what: str, text: str | None = None, status_id: str | None = None
+) -> dict[str, Any]:
     link, problem = loaded.link, loaded.problem
     assert link is not None
     after: dict[str, str | None] = {"problem_id": problem.id, "company_id": link.company_id}
@@ -747,11 +764,10 @@ def _audit(
         after["text"] = text
     if status_id is not None:
         after["status_id"] = status_id
-    audit.record(
-        session,
-        problem.tenant_id,
-        kind,
-        WORKER,
+    return dict(
+        tenant_id=problem.tenant_id,
+        kind=kind,
+        actor=WORKER,
         target_type="ticket",
         target_id=link.ticket_id,
         connection_id=link.psa_connection_id,

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Table, or_, select
+from sqlalchemy import insert as sql_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connector.audit.domain import KINDS, Actor, Category, redact
 from connector.infra.db import scoped, tenant_rows
 from connector.infra.logs import get_logger
-from connector.models import AuditEvent
+from connector.models import AuditEvent, utcnow
 
 log = get_logger("connector.audit")
 
@@ -33,23 +34,66 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Add one entry to the session: it is committed, or rolled back, with the change it records."""
-    category = KINDS[kind]
     row = AuditEvent(
-        tenant_id=tenant_id,
-        category=category.value,
-        kind=kind,
-        actor=actor.via,
-        api_key_id=actor.api_key_id,
-        connection_id=connection_id,
-        client_id=client_id,
-        target_type=target_type,
-        target_id=target_id,
-        summary=summary[:500],
-        before=redact(before) if before is not None else None,
-        after=redact(after) if after is not None else None,
+        **_entry(
+            tenant_id, kind, actor, target_type, target_id, summary, connection_id, client_id, before, after
+        )
     )
     session.add(row)  # (the API logs each configuration change once its transaction commits)
     return row
+
+
+async def insert(
+    session: AsyncSession,
+    tenant_id: str,
+    kind: str,
+    actor: Actor,
+    *,
+    target_type: str,
+    target_id: str | None,
+    summary: str,
+    connection_id: str | None = None,
+    client_id: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """`record` as one INSERT run now, in the caller's transaction: no ORM object to flush (for the
+    paths that write an entry per ticket)."""
+    entry = _entry(
+        tenant_id, kind, actor, target_type, target_id, summary, connection_id, client_id, before, after
+    )
+    await session.execute(_INSERT, {**entry, "at": utcnow()})
+
+
+_INSERT = sql_insert(cast(Table, AuditEvent.__table__))
+
+
+def _entry(
+    tenant_id: str,
+    kind: str,
+    actor: Actor,
+    target_type: str,
+    target_id: str | None,
+    summary: str,
+    connection_id: str | None,
+    client_id: str | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "category": KINDS[kind].value,
+        "kind": kind,
+        "actor": actor.via,
+        "api_key_id": actor.api_key_id,
+        "connection_id": connection_id,
+        "client_id": client_id,
+        "target_type": target_type,
+        "target_id": target_id,
+        "summary": summary[:500],
+        "before": redact(before) if before is not None else None,
+        "after": redact(after) if after is not None else None,
+    }
 
 
 def record_config(
