@@ -25,7 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from connector.infra import db
 from connector.infra.jobs.fairness import NEVER_SERVED, DueTenant, shares
@@ -116,18 +116,42 @@ async def claim(
     """Claim up to `limit` runnable jobs. Fair (the default): the slots are shared out between the
     tenants with runnable jobs (`fairness.shares`; `served` is this worker's claim number per tenant
     it last served) and each tenant's oldest jobs are taken, so one tenant's backlog cannot hold
-    another's job back. `fair=False`: the oldest runnable jobs whoever they belong to."""
+    another's job back. `fair=False`: the oldest runnable jobs whoever they belong to.
+
+    On PostgreSQL each range of a tenant's jobs is claimed by one `UPDATE … WHERE id IN (SELECT …
+    FOR UPDATE SKIP LOCKED)` in autocommit: a claim is a read and a write, with no transaction
+    around them (the read only says which tenants to look at). Elsewhere the claimable jobs are
+    read, then taken one by one, in one transaction."""
     now = datetime.now(UTC)
     if kinds is not None and not kinds:
         return []
+    engine = sessions.kw["bind"]
+    if fair and engine.dialect.name == "postgresql":
+        take = _Take(owner, now + lease)
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = await _fair_candidates(conn, now, limit, kinds, served or {}, take)
+        return [
+            ClaimedJob(
+                row.id,
+                row.tenant_id,
+                row.kind,
+                dict(row.payload),
+                row.attempts,
+                row.max_attempts,
+                row.delivery_id,
+                owner,
+            )
+            for row in rows
+        ]
     claimed: list[ClaimedJob] = []
-    async with sessions() as session, session.begin():
+    async with engine.begin() as conn:
         if fair:
-            candidates = await _fair_candidates(session, now, limit, kinds, served or {})
+            candidates = await _fair_candidates(conn, now, limit, kinds, served or {}, None)
         else:
-            candidates = await _oldest_candidates(session, now, limit, kinds)
+            candidates = await _oldest_candidates(conn, now, limit, kinds)
         for job_id, attempts in candidates:
-            result = await session.execute(
+            result = await conn.execute(
                 _TAKE,
                 {
                     "job_id": job_id,
@@ -154,6 +178,14 @@ async def claim(
                 )
             )
     return claimed
+
+
+@dataclass(frozen=True)
+class _Take:
+    """Who takes the jobs a PostgreSQL claim reads, and until when."""
+
+    owner: str
+    expires: datetime
 
 
 # The claim's statements are built once and bound per call: building and keying a statement costs
@@ -204,23 +236,51 @@ def _oldest_queued_per_tenant(kinds: tuple[str, ...] | None) -> Any:
 @functools.cache
 def _tenant_range(kinds: tuple[str, ...] | None, priority: int | None, excluding: bool) -> Any:
     """A tenant's first claimable jobs of one range: expired leases (`priority` None) or queued
-    jobs of one priority, due by `now`; `excluding` leaves out the ids in `taken`."""
-    now = bindparam("now", type_=UTCDateTime())
+    jobs of one priority, due by `b_now`; `excluding` leaves out the ids in `b_taken`. (The binds
+    are not named after columns: `_tenant_take` uses this in an UPDATE.)"""
+    now = bindparam("b_now", type_=UTCDateTime())
     conditions: tuple[Any, ...] = (
         (Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
         if priority is None
         else (Job.status == JobStatus.QUEUED, Job.priority == priority, Job.run_after <= now)
     )
     statement = (
-        db.scoped(select(Job.id, Job.attempts), Job, bindparam("tenant_id"))
+        db.scoped(select(Job.id, Job.attempts), Job, bindparam("b_tenant"))
         .where(*conditions, *_of_kinds(kinds))
         .order_by(Job.run_after, Job.id)
-        .limit(bindparam("quota"))
+        .limit(bindparam("b_quota"))
         .with_for_update(skip_locked=True)
     )
     if excluding:
-        statement = statement.where(Job.id.not_in(bindparam("taken", expanding=True)))
+        statement = statement.where(Job.id.not_in(bindparam("b_taken", expanding=True)))
     return statement
+
+
+@functools.cache
+def _tenant_take(kinds: tuple[str, ...] | None, priority: int | None, excluding: bool) -> Any:
+    """`_tenant_range`'s jobs, taken in the same statement: the rows its subquery locks (skipping
+    those another claim holds) are leased to `b_owner` and returned, attempt counted."""
+    chosen = _tenant_range(kinds, priority, excluding).with_only_columns(Job.id)
+    return (
+        update(JOB_TABLE)
+        .where(JOB_TABLE.c.id.in_(chosen))
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=JOB_TABLE.c.attempts + 1,
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=bindparam("b_expires", type_=UTCDateTime()),
+        )
+        .returning(
+            JOB_TABLE.c.id,
+            JOB_TABLE.c.attempts,
+            JOB_TABLE.c.tenant_id,
+            JOB_TABLE.c.kind,
+            JOB_TABLE.c.payload,
+            JOB_TABLE.c.max_attempts,
+            JOB_TABLE.c.delivery_id,
+            JOB_TABLE.c.run_after,
+        )
+    )
 
 
 def _kinds_key(kinds: list[str] | None) -> tuple[str, ...] | None:
@@ -236,9 +296,9 @@ def _of_kinds(kinds: Sequence[str] | None) -> list[Any]:
 
 
 async def _oldest_candidates(
-    session: AsyncSession, now: datetime, limit: int, kinds: list[str] | None
+    conn: AsyncConnection, now: datetime, limit: int, kinds: list[str] | None
 ) -> list[Candidate]:
-    rows = await session.execute(
+    rows = await conn.execute(
         select(Job.id, Job.attempts)
         .where(_claimable(now), *_of_kinds(kinds))
         .order_by(Job.run_after, Job.id)
@@ -249,21 +309,21 @@ async def _oldest_candidates(
 
 
 async def _due_tenants(
-    session: AsyncSession, now: datetime, kinds: list[str] | None, served: Mapping[str, int]
+    conn: AsyncConnection, now: datetime, kinds: list[str] | None, served: Mapping[str, int]
 ) -> tuple[list[DueTenant], set[str]]:
     """The tenants with claimable jobs, and those among them with a job whose lease expired. One
     index probe per tenant and priority (`ix_jobs_tenant_claim`: its oldest queued job) and one read
     of the running jobs, so the cost does not grow with the length of anyone's backlog."""
 
     queued: dict[str, datetime] = {}
-    for tenant_id, *oldest in (await session.execute(_oldest_queued_per_tenant(_kinds_key(kinds)))).all():
+    for tenant_id, *oldest in (await conn.execute(_oldest_queued_per_tenant(_kinds_key(kinds)))).all():
         due_since = [since for since in oldest if since is not None and since <= now]
         if due_since:
             queued[tenant_id] = min(due_since)
     running: dict[str, int] = {}
     expired: dict[str, datetime] = {}
     wanted = set(kinds) if kinds else None
-    leases = await session.execute(_RUNNING_LEASES)
+    leases = await conn.execute(_RUNNING_LEASES)
     for tenant_id, kind, expires in leases.all():
         if expires is not None and expires < now:
             if wanted is None or kind in wanted:
@@ -283,44 +343,54 @@ async def _due_tenants(
 
 
 async def _tenant_candidates(
-    session: AsyncSession,
+    conn: AsyncConnection,
     tenant_id: str,
     quota: int,
     now: datetime,
     kinds: list[str] | None,
+    take: _Take | None,
     *,
     expired: bool,
     exclude: list[int],
-) -> list[Candidate]:
+) -> list[Any]:
     """A tenant's `quota` first claimable jobs not locked by another worker: jobs whose lease
     expired first (their worker died; they were due before anything queued), then queued urgent
     jobs, then queued bulk ones, each in the order they fell due. Each is an index range scan on
-    `ix_jobs_tenant_claim`."""
-    found: list[Candidate] = []
+    `ix_jobs_tenant_claim`. Rows of (id, attempts, …): with `take`, the jobs already taken."""
+    found: list[Any] = []
     ranges: list[int | None] = [None] if expired else []
     ranges += PRIORITIES
     key = _kinds_key(kinds)
     for priority in ranges:
         if len(found) >= quota:
             break
-        taken = exclude + [job_id for job_id, _ in found]
-        statement = _tenant_range(key, priority, bool(taken))
-        params: dict[str, Any] = {"now": now, "tenant_id": tenant_id, "quota": quota - len(found)}
+        taken = exclude + [row[0] for row in found]
+        params: dict[str, Any] = {"b_now": now, "b_tenant": tenant_id, "b_quota": quota - len(found)}
         if taken:
-            params["taken"] = taken
-        found += [(job_id, attempts) for job_id, attempts in (await session.execute(statement, params)).all()]
+            params["b_taken"] = taken
+        if take is None:
+            found += (await conn.execute(_tenant_range(key, priority, bool(taken)), params)).all()
+        else:
+            params |= {"b_owner": take.owner, "b_expires": take.expires}
+            rows = (await conn.execute(_tenant_take(key, priority, bool(taken)), params)).all()
+            found += sorted(rows, key=lambda row: (row.run_after, row.id))  # RETURNING has no order
     return found
 
 
 async def _fair_candidates(
-    session: AsyncSession, now: datetime, limit: int, kinds: list[str] | None, served: Mapping[str, int]
-) -> list[Candidate]:
+    conn: AsyncConnection,
+    now: datetime,
+    limit: int,
+    kinds: list[str] | None,
+    served: Mapping[str, int],
+    take: _Take | None,
+) -> list[Any]:
     """Shares out `limit` slots between the tenants with claimable jobs, and takes each tenant's
     share of its oldest jobs. A tenant with fewer jobs than its share (or whose jobs other workers
     hold) leaves its slots to the others in the next round, so no slot stays empty while any tenant
     has work."""
-    due, with_expired = await _due_tenants(session, now, kinds, served)
-    picked: dict[str, list[Candidate]] = {}
+    due, with_expired = await _due_tenants(conn, now, kinds, served)
+    picked: dict[str, list[Any]] = {}
     exhausted: set[str] = set()
     while (free := limit - sum(map(len, picked.values()))) > 0:
         open_tenants = [t for t in due if t.tenant not in exhausted]
@@ -330,13 +400,14 @@ async def _fair_candidates(
         for tenant_id, quota in shares(open_tenants, free, taken).items():
             already = picked.setdefault(tenant_id, [])
             rows = await _tenant_candidates(
-                session,
+                conn,
                 tenant_id,
                 quota,
                 now,
                 kinds,
+                take,
                 expired=tenant_id in with_expired,
-                exclude=[job_id for job_id, _ in already],
+                exclude=[row[0] for row in already],
             )
             if len(rows) < quota:
                 exhausted.add(tenant_id)
