@@ -50,6 +50,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def database_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL server process (one per connection) on the machine."""
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, tail = stat.read_text().rpartition(")")
+        except OSError:
+            continue  # gone meanwhile
+        if head.endswith("(postgres"):
+            fields = tail.split()
+            used[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return used
+
+
+def database_cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds the PostgreSQL processes used since `before` (new processes count from zero)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in database_cpu().items())
+
+
 class LazyApp:
     """The PSA fake's ASGI app, looked up per request: the server needs its port before the fake
     (whose connection body names that port) exists."""
@@ -161,26 +180,30 @@ def start_worker(deployment: Deployment, concurrency: int, source: Path | None) 
     return proc
 
 
-def drain(deployment: Deployment, workers: int, concurrency: int, source: Path | None) -> tuple[float, float]:
+def drain(
+    deployment: Deployment, workers: int, concurrency: int, source: Path | None
+) -> tuple[float, float, float]:
     """Start `workers` processes with the backlog held back, release it, wait until it is gone.
-    Returns (seconds, CPU seconds of the workers over the drain)."""
+    Returns (seconds, CPU seconds of the workers over the drain, of PostgreSQL over the drain)."""
     execute(deployment, "UPDATE jobs SET run_after = run_after + interval '1 day' WHERE status = 'queued'")
     procs = [start_worker(deployment, concurrency, source) for _ in range(workers)]
     try:
         for proc in procs:
             wait_until(lambda p=proc: "worker started" in p.output(), timeout=180, what="a worker to start")
         cpu = [cpu_seconds(p.popen.pid) for p in procs]
+        database = database_cpu()
         started = time.perf_counter()
         execute(deployment, "UPDATE jobs SET run_after = now() WHERE status = 'queued'")
         wait_until(lambda: query(deployment, RUNNABLE)[0][0] == 0, timeout=1800, interval=0.1, what="drain")
         elapsed = time.perf_counter() - started
         used = sum(cpu_seconds(p.popen.pid) - before for p, before in zip(procs, cpu, strict=True))
+        database_used = database_cpu_since(database)
     finally:
         for proc in procs:
             proc.terminate()
     dead = query(deployment, "SELECT count(*) FROM jobs WHERE status = 'dead'")[0][0]
     assert dead == 0, f"{dead} dead job(s): {procs[0].output()[-3000:]}"
-    return elapsed, used
+    return elapsed, used, database_used
 
 
 def checkout(ref: str, folder: Path) -> Path:
@@ -214,19 +237,22 @@ def main(args: argparse.Namespace) -> None:
             if baseline is not None:
                 runs.insert(0, (f"baseline {args.baseline}", 1, baseline))
             results: dict[tuple[str, int], list[tuple[float, float]]] = {(n, w): [] for n, w, _ in runs}
+            database_per_ticket: dict[tuple[str, int], list[float]] = {(n, w): [] for n, w, _ in runs}
             order = [run for _ in range(args.pairs) for run in runs]
             for round_, (name, workers, source) in enumerate(order):
                 ingest(deployment, serve, rmm, http, round_, args.alerts)
                 before = tickets(world)
-                elapsed, cpu = drain(deployment, workers, args.concurrency, source)
+                elapsed, cpu, database = drain(deployment, workers, args.concurrency, source)
                 made = tickets(world) - before
                 results[name, workers].append((elapsed, cpu / max(made, 1)))
+                database_per_ticket[name, workers].append(database / max(made, 1))
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 check = "OK" if made == args.alerts else "MISMATCH"
                 print(
                     f"round {round_ + 1}: {name}, {workers} worker(s) drained {made} tickets ({check}) in "
                     f"{elapsed:6.2f} s, {made / elapsed:6.1f} tickets/s, worker CPU "
-                    f"{cpu * 1000 / max(made, 1):5.1f} ms/ticket; load average {load}",
+                    f"{cpu * 1000 / max(made, 1):5.1f} ms/ticket, PostgreSQL CPU "
+                    f"{database * 1000 / max(made, 1):5.1f} ms/ticket; load average {load}",
                     flush=True,
                 )
         finally:
@@ -245,6 +271,23 @@ def main(args: argparse.Namespace) -> None:
             f"worker CPU per ticket, {name}, {workers} worker(s): median {statistics.median(cpu):.1f} ms "
             f"(range {min(cpu):.1f}-{max(cpu):.1f} over {len(cpu)} rounds)"
         )
+    for (name, workers), measured_db in database_per_ticket.items():
+        cpu = [per * 1000 for per in measured_db]
+        print(
+            f"PostgreSQL CPU per ticket, {name}, {workers} worker(s): median {statistics.median(cpu):.1f} ms "
+            f"(range {min(cpu):.1f}-{max(cpu):.1f})"
+        )
+    # However many workers run, the machine's cores bound the rate at cores / (CPU per ticket of
+    # the workers and the database), not counting the PSA fake and this script.
+    cores = os.cpu_count() or 1
+    ceilings = [
+        cores / (per + database) / (args.alerts / elapsed)
+        for (elapsed, per), database in zip(one, database_per_ticket["current", 1], strict=True)
+    ]
+    print(
+        f"CPU ceiling: {cores} cores allow at most {statistics.median(ceilings):.2f}x the 1-worker rate "
+        f"(range {min(ceilings):.2f}-{max(ceilings):.2f}) at the measured worker + PostgreSQL CPU per ticket"
+    )
     if args.baseline:
         old = results[f"baseline {args.baseline}", 1]
         cpu_ratios = [b[1] / c[1] for b, c in zip(old, one, strict=True)]

@@ -195,7 +195,7 @@ async def _lock_and_load(services: Services, problem_id: str, owner: str) -> Loa
     """Take the problem's lock and read what the first step needs in the same transaction; raises
     RetryLater when another run holds the lock."""
     now = datetime.now(UTC)
-    async with db.transaction(services.sessions) as session:
+    async with db.autocommit(services.sessions) as session:  # the lock is taken by its statement
         result = await session.execute(
             _LOCK, {"problem_id": problem_id, "owner": owner, "now": now, "until": now + LOCK_TTL}
         )
@@ -646,7 +646,9 @@ async def _open(services: Services, loaded: Loaded, summary: str, description: s
         notes_added=0,
         reopened=0,
     )
-    async with db.transaction(services.sessions) as session:
+    # Without maintenance windows to check, the link's intent is one INSERT committing on its own.
+    opening = db.transaction if loaded.windows else db.autocommit
+    async with opening(services.sessions) as session:
         if loaded.windows and await _held(session, problem, now):
             return False
         await session.execute(

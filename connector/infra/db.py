@@ -190,6 +190,22 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
+@asynccontextmanager
+async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose every statement commits on its own, for work that needs no atomicity
+    beyond one statement's: on PostgreSQL no BEGIN and COMMIT round trips; on SQLite (whose
+    driver begins before every write anyway) `transaction`."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        async with transaction(sessions) as session:
+            yield session
+        return
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with sessions(bind=conn) as session:
+            yield session
+
+
 def alembic_config(url: str, schema: str = "") -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
