@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text, type_coerce, update
+from sqlalchemy import Table, and_, bindparam, case, func, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -292,7 +292,9 @@ Candidate = tuple[int, int]
 
 
 def _of_kinds(kinds: Sequence[str] | None) -> list[Any]:
-    return [Job.kind.in_(kinds)] if kinds else []
+    """One bound value per kind, not an expanding IN: an expanding parameter is rewritten into the
+    SQL on every execution, and the claim's statements are built once per set of kinds."""
+    return [or_(*(Job.kind == literal(kind) for kind in kinds))] if kinds else []
 
 
 async def _oldest_candidates(
