@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, select
+from sqlalchemy import String, Table, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,7 @@ from connector.alerts.jobs import RECONCILE, ReconcileJob
 from connector.infra import db
 from connector.infra.jobs.kinds import enqueue
 from connector.infra.jobs.queue import BULK, URGENT
-from connector.models import AppliedEvent, Base, Connection, Problem, ProblemState, utcnow
+from connector.models import AppliedEvent, Base, Connection, Problem, ProblemState, new_id, utcnow
 from connector.statuses import EventState, ProblemSource, ProblemStatus, Routing
 
 OCCURRENCE_SOURCES = frozenset({ProblemSource.ALERT})
@@ -142,10 +142,12 @@ async def observe_active(
     message: str,
     at: datetime,
     source: str,
+    vendor_alert_id: str | None = None,
 ) -> Problem | None:
     """Open a problem or continue the open one (an alert counts a repeat). Returns the problem when
     it was opened or counted, None when nothing needs a reconciliation (an observation of a problem
-    already open, a stale observation, or an alert older than the newest clear, kept as history)."""
+    already open, a stale observation, or an alert older than the newest clear, kept as history).
+    `vendor_alert_id` (the RMM's id of the alert) is kept on a problem opened or counted."""
     incoming = event_order.Incoming(EventState.ACTIVE, at, occurrence=source in OCCURRENCE_SOURCES)
     row = await _lock_newest(
         session, connection, endpoint_id, kind, event_order.Newest(EventState.ACTIVE, at)
@@ -156,10 +158,22 @@ async def observe_active(
             current = await open_problem(session, connection.id, endpoint_id, kind)
             if current is None:
                 return await _open(
-                    session, connection, endpoint_id, client_id, hostname, kind, message, at, source
+                    session,
+                    connection,
+                    endpoint_id,
+                    client_id,
+                    hostname,
+                    kind,
+                    message,
+                    at,
+                    source,
+                    vendor_alert_id,
                 )
             if isinstance(decision.effect, event_order.Continue) and decision.effect.count:
-                return _repeat(current, hostname=hostname, message=message, at=at)
+                repeated = _repeat(current, hostname=hostname, message=message, at=at)
+                if vendor_alert_id:
+                    repeated.vendor_alert_id = vendor_alert_id
+                return repeated
             return None
         case event_order.History(cleared_at=cleared_at):
             await _record_history(
@@ -238,26 +252,34 @@ async def _open(
     message: str,
     at: datetime,
     source: str,
+    vendor_alert_id: str | None,
 ) -> Problem:
-    problem = Problem(
-        tenant_id=connection.tenant_id,
-        rmm_connection_id=connection.id,
-        endpoint_id=endpoint_id,
-        client_id=client_id,
-        hostname=hostname,
-        kind=kind.value,
-        source=source,
-        state=ProblemStatus.OPEN,
-        routing=Routing.PENDING,
-        message=message,
-        occurrences=1,
-        noted_occurrences=1,
-        first_seen_at=at,
-        last_seen_at=at,
-    )
-    session.add(problem)
-    await session.flush()
-    return problem
+    """Insert the new episode with one statement (every first alert of a problem runs it; an object
+    for the unit of work cost a flush) and return it as an unattached object: callers read it,
+    they do not change it."""
+    values = {
+        "id": new_id(),
+        "tenant_id": connection.tenant_id,
+        "rmm_connection_id": connection.id,
+        "endpoint_id": endpoint_id,
+        "client_id": client_id,
+        "hostname": hostname,
+        "kind": kind.value,
+        "source": source,
+        "state": ProblemStatus.OPEN,
+        "routing": Routing.PENDING,
+        "message": message,
+        "occurrences": 1,
+        "noted_occurrences": 1,
+        "first_seen_at": at,
+        "last_seen_at": at,
+        "vendor_alert_id": vendor_alert_id or None,
+    }
+    await session.execute(_INSERT_PROBLEM, values)
+    return Problem(**values)
+
+
+_INSERT_PROBLEM = insert(cast(Table, Problem.__table__))
 
 
 def _repeat(current: Problem, *, hostname: str | None, message: str, at: datetime) -> Problem:
@@ -368,9 +390,8 @@ async def apply_events(
                 message=event.message,
                 at=event.occurred_at,
                 source=ProblemSource.ALERT,
+                vendor_alert_id=event.vendor_alert_id,
             )
-            if problem is not None and event.vendor_alert_id:
-                problem.vendor_alert_id = event.vendor_alert_id
         else:
             problem = await observe_cleared(
                 session,
@@ -408,10 +429,9 @@ async def apply_polled(
                 message=event.message,
                 at=event.occurred_at,
                 source=ProblemSource.POLL,
+                vendor_alert_id=event.vendor_alert_id,
             )
             opened += problem is not None
-            if problem is not None and event.vendor_alert_id:
-                problem.vendor_alert_id = event.vendor_alert_id
         else:
             problem = await observe_cleared(
                 session,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from adapters.testing.harness import CLIENT_NAMES
 from connector.infra.context import Services
-from connector.models import AuditEvent
+from connector.models import AuditEvent, Problem
 from tests.e2e.test_vendor_matrix import (
     CONFIGURATION_FIELDS,
     PSAS,
@@ -87,6 +87,9 @@ async def test_a_technicians_close_resolves_the_alert_in_datto_rmm(
         await _work(services)
 
     await deliver("active", alert.uid)
+    async with services.sessions() as session:
+        opened = await session.scalar(select(Problem.vendor_alert_id).where(Problem.endpoint_id == endpoint))
+    assert opened == alert.uid  # kept from the alert that opened the problem
     company = company_of(psa, client_name)
     tickets = psa.tickets(company)
     assert len(tickets) == 1 and not tickets[0].closed and not alert.resolved
