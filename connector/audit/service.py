@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NotRequired, TypedDict, Unpack, cast
 
 from sqlalchemy import ColumnElement, Table, or_, select
 from sqlalchemy import insert as sql_insert
@@ -19,78 +19,51 @@ from connector.models import AuditEvent, utcnow
 log = get_logger("connector.audit")
 
 
+class Details(TypedDict):
+    """What an entry says about its target, beside tenant, kind and actor."""
+
+    target_type: str
+    target_id: str | None
+    summary: str
+    connection_id: NotRequired[str | None]
+    client_id: NotRequired[str | None]
+    before: NotRequired[dict[str, Any] | None]
+    after: NotRequired[dict[str, Any] | None]
+
+
 def record(
-    session: AsyncSession,
-    tenant_id: str,
-    kind: str,
-    actor: Actor,
-    *,
-    target_type: str,
-    target_id: str | None,
-    summary: str,
-    connection_id: str | None = None,
-    client_id: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
+    session: AsyncSession, tenant_id: str, kind: str, actor: Actor, **details: Unpack[Details]
 ) -> AuditEvent:
     """Add one entry to the session: it is committed, or rolled back, with the change it records."""
-    row = AuditEvent(
-        **_entry(
-            tenant_id, kind, actor, target_type, target_id, summary, connection_id, client_id, before, after
-        )
-    )
+    row = AuditEvent(**_entry(tenant_id, kind, actor, details))
     session.add(row)  # (the API logs each configuration change once its transaction commits)
     return row
 
 
 async def insert(
-    session: AsyncSession,
-    tenant_id: str,
-    kind: str,
-    actor: Actor,
-    *,
-    target_type: str,
-    target_id: str | None,
-    summary: str,
-    connection_id: str | None = None,
-    client_id: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
+    session: AsyncSession, tenant_id: str, kind: str, actor: Actor, **details: Unpack[Details]
 ) -> None:
     """`record` as one INSERT run now, in the caller's transaction: no ORM object to flush (for the
     paths that write an entry per ticket)."""
-    entry = _entry(
-        tenant_id, kind, actor, target_type, target_id, summary, connection_id, client_id, before, after
-    )
-    await session.execute(_INSERT, {**entry, "at": utcnow()})
+    await session.execute(_INSERT, {**_entry(tenant_id, kind, actor, details), "at": utcnow()})
 
 
 _INSERT = sql_insert(cast(Table, AuditEvent.__table__))
 
 
-def _entry(
-    tenant_id: str,
-    kind: str,
-    actor: Actor,
-    target_type: str,
-    target_id: str | None,
-    summary: str,
-    connection_id: str | None,
-    client_id: str | None,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-) -> dict[str, Any]:
+def _entry(tenant_id: str, kind: str, actor: Actor, details: Details) -> dict[str, Any]:
+    before, after = details.get("before"), details.get("after")
     return {
         "tenant_id": tenant_id,
         "category": KINDS[kind].value,
         "kind": kind,
         "actor": actor.via,
         "api_key_id": actor.api_key_id,
-        "connection_id": connection_id,
-        "client_id": client_id,
-        "target_type": target_type,
-        "target_id": target_id,
-        "summary": summary[:500],
+        "connection_id": details.get("connection_id"),
+        "client_id": details.get("client_id"),
+        "target_type": details["target_type"],
+        "target_id": details["target_id"],
+        "summary": details["summary"][:500],
         "before": redact(before) if before is not None else None,
         "after": redact(after) if after is not None else None,
     }

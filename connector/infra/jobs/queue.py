@@ -192,26 +192,32 @@ class _Take:
 # more CPU than running it, and a worker claims for every job it runs. The updates are of the table,
 # not the mapped class: an ORM update run in a session first evaluates its WHERE against every
 # object the session holds (`synchronize_session`), which cost more than the statement itself.
-_TAKE = (
-    update(JOB_TABLE)
-    .where(
-        JOB_TABLE.c.id == bindparam("job_id"),
-        JOB_TABLE.c.attempts == bindparam("seen_attempts"),
-        _claimable(bindparam("now", type_=UTCDateTime()), JOB_TABLE.c),
-    )
-    .values(
+def _leasing(statement: Any, attempts: Any, owner: str, expires: str) -> Any:
+    """A claim's UPDATE: running, `attempts` counted, leased to the bind `owner` until the bind
+    `expires`; returning what a `ClaimedJob` needs."""
+    return statement.values(
         status=JobStatus.RUNNING,
-        attempts=bindparam("next_attempt"),
-        lease_owner=bindparam("owner"),
-        lease_expires_at=bindparam("expires", type_=UTCDateTime()),
-    )
-    .returning(
+        attempts=attempts,
+        lease_owner=bindparam(owner),
+        lease_expires_at=bindparam(expires, type_=UTCDateTime()),
+    ).returning(
         JOB_TABLE.c.tenant_id,
         JOB_TABLE.c.kind,
         JOB_TABLE.c.payload,
         JOB_TABLE.c.max_attempts,
         JOB_TABLE.c.delivery_id,
     )
+
+
+_TAKE = _leasing(
+    update(JOB_TABLE).where(
+        JOB_TABLE.c.id == bindparam("job_id"),
+        JOB_TABLE.c.attempts == bindparam("seen_attempts"),
+        _claimable(bindparam("now", type_=UTCDateTime()), JOB_TABLE.c),
+    ),
+    bindparam("next_attempt"),
+    "owner",
+    "expires",
 )
 _RUNNING_LEASES = select(Job.tenant_id, Job.kind, Job.lease_expires_at).where(Job.status == JobStatus.RUNNING)
 
@@ -261,25 +267,9 @@ def _tenant_take(kinds: tuple[str, ...] | None, priority: int | None, excluding:
     """`_tenant_range`'s jobs, taken in the same statement: the rows its subquery locks (skipping
     those another claim holds) are leased to `b_owner` and returned, attempt counted."""
     chosen = _tenant_range(kinds, priority, excluding).with_only_columns(Job.id)
-    return (
-        update(JOB_TABLE)
-        .where(JOB_TABLE.c.id.in_(chosen))
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=JOB_TABLE.c.attempts + 1,
-            lease_owner=bindparam("b_owner"),
-            lease_expires_at=bindparam("b_expires", type_=UTCDateTime()),
-        )
-        .returning(
-            JOB_TABLE.c.id,
-            JOB_TABLE.c.attempts,
-            JOB_TABLE.c.tenant_id,
-            JOB_TABLE.c.kind,
-            JOB_TABLE.c.payload,
-            JOB_TABLE.c.max_attempts,
-            JOB_TABLE.c.delivery_id,
-            JOB_TABLE.c.run_after,
-        )
+    taking = update(JOB_TABLE).where(JOB_TABLE.c.id.in_(chosen))
+    return _leasing(taking, JOB_TABLE.c.attempts + 1, "b_owner", "b_expires").returning(
+        JOB_TABLE.c.id, JOB_TABLE.c.attempts, JOB_TABLE.c.run_after
     )
 
 
@@ -366,7 +356,7 @@ async def _tenant_candidates(
     for priority in ranges:
         if len(found) >= quota:
             break
-        taken = exclude + [row[0] for row in found]
+        taken = exclude + [row.id for row in found]
         params: dict[str, Any] = {"b_now": now, "b_tenant": tenant_id, "b_quota": quota - len(found)}
         if taken:
             params["b_taken"] = taken
@@ -409,7 +399,7 @@ async def _fair_candidates(
                 kinds,
                 take,
                 expired=tenant_id in with_expired,
-                exclude=[row[0] for row in already],
+                exclude=[row.id for row in already],
             )
             if len(rows) < quota:
                 exhausted.add(tenant_id)
