@@ -33,15 +33,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import redis.asyncio as redis
 from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.budgets import Limits, LocalBudget, RequestBudget
 from connector.infra import db
@@ -325,13 +323,6 @@ class DatabaseBudgets(_Shared):
     ) -> None:
         super().__init__(lease_seconds, outage_seconds, rate_window_seconds)
         self.engine = engine
-        self._autocommit = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "postgresql"
-            else None
-        )
-        """PostgreSQL runs a claim or a release (one statement each, around every vendor call)
-        without BEGIN and COMMIT: two round trips fewer each."""
         self._rows: dict[str, int] = {}
         """connection → how many slot rows are known to exist."""
         self._rate_rows: dict[str, int] = {}
@@ -356,16 +347,6 @@ class DatabaseBudgets(_Shared):
             )
         known[connection_id] = limit
 
-    @asynccontextmanager
-    async def _one_statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose one statement commits on its own."""
-        if self._autocommit is None:
-            async with self.engine.begin() as conn:
-                yield conn
-        else:
-            async with self._autocommit.connect() as conn:
-                yield conn
-
     async def _try_claim(self, connection_id: str, limit: int) -> _Token | None:
         await self._ensure_rows(connection_id, limit)
         postgresql = self.engine.dialect.name == "postgresql"
@@ -378,7 +359,8 @@ class DatabaseBudgets(_Shared):
                     return None
         holder = new_id()
         started = time.monotonic()
-        async with self._one_statement() as conn:
+        # One statement, around every vendor call: on PostgreSQL without BEGIN and COMMIT.
+        async with db.autocommit_connection(self.engine) as conn:
             now = self._now()  # once a connection is had: the lease starts no earlier than the claim
             lease = {
                 "b_holder": holder,
@@ -410,7 +392,7 @@ class DatabaseBudgets(_Shared):
         return db.affected(renewed) == 1
 
     async def _release(self, token: _Token) -> None:
-        async with self._one_statement() as conn:
+        async with db.autocommit_connection(self.engine) as conn:
             await conn.execute(
                 _RELEASE_SLOT,
                 {

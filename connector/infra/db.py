@@ -200,10 +200,21 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
         async with transaction(sessions) as session:
             yield session
         return
+    async with autocommit_connection(engine) as conn, sessions(bind=conn) as session:
+        yield session
+
+
+@asynccontextmanager
+async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """`autocommit` for Core statements: a connection in autocommit on PostgreSQL, elsewhere one
+    transaction committed at the end."""
+    if engine.dialect.name != "postgresql":
+        async with engine.begin() as conn:
+            yield conn
+        return
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        async with sessions(bind=conn) as session:
-            yield session
+        yield conn
 
 
 def alembic_config(url: str, schema: str = "") -> Config:

@@ -127,23 +127,9 @@ async def claim(
         return []
     engine = sessions.kw["bind"]
     if fair and engine.dialect.name == "postgresql":
-        take = _Take(owner, now + lease)
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            rows = await _fair_candidates(conn, now, limit, kinds, served or {}, take)
-        return [
-            ClaimedJob(
-                row.id,
-                row.tenant_id,
-                row.kind,
-                dict(row.payload),
-                row.attempts,
-                row.max_attempts,
-                row.delivery_id,
-                owner,
-            )
-            for row in rows
-        ]
+        async with db.autocommit_connection(engine) as conn:
+            rows = await _fair_candidates(conn, now, limit, kinds, served or {}, _Take(owner, now + lease))
+        return [_claimed(row, owner) for row in rows]
     claimed: list[ClaimedJob] = []
     async with engine.begin() as conn:
         if fair:
@@ -162,22 +148,23 @@ async def claim(
                     "expires": now + lease,
                 },
             )
-            row = result.first()
-            if row is None:
-                continue
-            claimed.append(
-                ClaimedJob(
-                    job_id,
-                    row.tenant_id,
-                    row.kind,
-                    dict(row.payload),
-                    attempts + 1,
-                    row.max_attempts,
-                    row.delivery_id,
-                    owner,
-                )
-            )
+            if (row := result.first()) is not None:
+                claimed.append(_claimed(row, owner))
     return claimed
+
+
+def _claimed(row: Any, owner: str) -> ClaimedJob:
+    """A job as a claim's UPDATE returned it (`_leasing`: the attempt already counted)."""
+    return ClaimedJob(
+        row.id,
+        row.tenant_id,
+        row.kind,
+        dict(row.payload),
+        row.attempts,
+        row.max_attempts,
+        row.delivery_id,
+        owner,
+    )
 
 
 @dataclass(frozen=True)
@@ -201,6 +188,8 @@ def _leasing(statement: Any, attempts: Any, owner: str, expires: str) -> Any:
         lease_owner=bindparam(owner),
         lease_expires_at=bindparam(expires, type_=UTCDateTime()),
     ).returning(
+        JOB_TABLE.c.id,
+        JOB_TABLE.c.attempts,
         JOB_TABLE.c.tenant_id,
         JOB_TABLE.c.kind,
         JOB_TABLE.c.payload,
@@ -268,9 +257,7 @@ def _tenant_take(kinds: tuple[str, ...] | None, priority: int | None, excluding:
     those another claim holds) are leased to `b_owner` and returned, attempt counted."""
     chosen = _tenant_range(kinds, priority, excluding).with_only_columns(Job.id)
     taking = update(JOB_TABLE).where(JOB_TABLE.c.id.in_(chosen))
-    return _leasing(taking, JOB_TABLE.c.attempts + 1, "b_owner", "b_expires").returning(
-        JOB_TABLE.c.id, JOB_TABLE.c.attempts, JOB_TABLE.c.run_after
-    )
+    return _leasing(taking, JOB_TABLE.c.attempts + 1, "b_owner", "b_expires").returning(JOB_TABLE.c.run_after)
 
 
 def _kinds_key(kinds: list[str] | None) -> tuple[str, ...] | None:
